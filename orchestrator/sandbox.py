@@ -1,0 +1,336 @@
+"""Sandboxes: hardened containers with a resident supervisor, driven through an async API.
+
+A ``SandboxRuntime`` starts sandboxes; a ``Sandbox`` runs executes (one at a time) and moves files
+as tar archives. Verdicts come back as data (``Meta``); exceptions mean the judge itself failed.
+The wire format spoken with the supervisor is ``images/supervisor/PROTOCOL.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import posixpath
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.docker_adapter import BOX_PATH, ContainerHandle, ContainerSpec, DockerAdapter
+from orchestrator.errors import JudgeError, SandboxError
+from orchestrator.tarutil import build_tar, check_relative_path, vet_archive
+
+log = logging.getLogger(__name__)
+
+# Time the supervisor may take beyond an execute's real-time limit to kill, reap and answer.
+_ANSWER_MARGIN_S = 15.0
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Engine-wide sandbox settings (not per execute)."""
+
+    owner: str = "judge"
+    box_kib: int = 256 * 1024
+    tmp_kib: int = 64 * 1024
+    pids_limit: int = 128
+    cpus: float = 1.0
+    fence_slack_kib: int = 16 * 1024
+    start_timeout_s: float = 30.0
+    runtime: str | None = None
+
+    def fence_bytes(self, memory_kib: int) -> int:
+        """The container's hard memory fence for an execute limited to ``memory_kib``.
+
+        The supervisor enforces ``memory_kib`` on the command's anonymous memory; the cgroup also
+        charges the sandbox's tmpfs files, so the fence leaves room for them.
+        """
+        return (memory_kib + self.box_kib + self.tmp_kib + self.fence_slack_kib) * 1024
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    """One command under limits. Paths are relative to the sandbox root; "" = no redirection."""
+
+    argv: tuple[str, ...]
+    cpu_time_ms: int = 60000
+    memory_kib: int = 65536
+    output_kib: int = 262144
+    stdin: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    record_stdout_bytes: int = 0
+    record_stderr_bytes: int = 0
+
+    @property
+    def wall_time_ms(self) -> int:
+        """Real time allowed: 1.5 x the CPU time limit."""
+        return math.ceil(self.cpu_time_ms * 3 / 2)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "op": "exec",
+            "argv": list(self.argv),
+            "cpu_time_ms": self.cpu_time_ms,
+            "wall_time_ms": self.wall_time_ms,
+            "memory_kib": self.memory_kib,
+            "output_kib": self.output_kib,
+            "stdin": self.stdin,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "record_stdout": self.record_stdout_bytes if self.stdout else 0,
+            "record_stderr": self.record_stderr_bytes if self.stderr else 0,
+        }
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What happened to one execute; ``status`` "" means all went well."""
+
+    status: str = ""
+    message: str = ""
+    memory_kib: int = 0
+    cpu_time_ms: int = 0
+    real_time_ms: int = 0
+    exit_code: int = 0
+    signal: int = 0
+
+    @classmethod
+    def system_error(cls, message: str) -> Meta:
+        """An ``SE`` meta: the judge could not run the execute."""
+        return cls(status="SE", message=message)
+
+    @classmethod
+    def from_wire(cls, doc: Mapping[str, Any]) -> Meta:
+        """Build from the supervisor's meta object; raises ``ValueError`` when malformed."""
+        try:
+            return cls(
+                status=str(doc["status"]),
+                message=str(doc["message"]),
+                memory_kib=int(doc["memory-usage"]),
+                cpu_time_ms=int(doc["cpu-time-usage"]),
+                real_time_ms=int(doc["real-time-usage"]),
+                exit_code=int(doc.get("exit-code", 0)),
+                signal=int(doc.get("signal", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"malformed meta from the supervisor: {e!r}") from e
+
+    def to_dict(self) -> dict[str, Any]:
+        """The meta as the seed shows it (plus ``exit-code`` and ``signal``)."""
+        return {
+            "status": self.status,
+            "message": self.message,
+            "memory-usage": self.memory_kib,
+            "cpu-time-usage": self.cpu_time_ms,
+            "real-time-usage": self.real_time_ms,
+            "exit-code": self.exit_code,
+            "signal": self.signal,
+        }
+
+
+@dataclass(frozen=True)
+class ExecOutcome:
+    """An execute's meta and the base64 records of its redirected stdout/stderr."""
+
+    meta: Meta
+    stdout_b64: str = ""
+    stderr_b64: str = ""
+
+    @property
+    def stdout(self) -> bytes:
+        return base64.b64decode(self.stdout_b64)
+
+    @property
+    def stderr(self) -> bytes:
+        return base64.b64decode(self.stderr_b64)
+
+
+class Sandbox:
+    """One running sandbox container. Not safe for concurrent executes; close it when done."""
+
+    def __init__(
+        self, runtime: SandboxRuntime, handle: ContainerHandle, image: str, fence_bytes: int
+    ) -> None:
+        self._runtime = runtime
+        self._handle = handle
+        self.image = image
+        self._fence_bytes = fence_bytes
+        self._broken: str | None = None
+        self.closed = False
+
+    @property
+    def container_id(self) -> str:
+        return self._handle.container_id
+
+    async def _request(self, doc: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        if self.closed:
+            raise SandboxError("the sandbox is closed", container_id=self.container_id)
+        if self._broken is not None:
+            raise SandboxError(self._broken, container_id=self.container_id)
+        line = json.dumps(doc, separators=(",", ":")).encode()
+        try:
+            raw = await self._runtime.adapter.exchange(self._handle, line, timeout_s)
+        except BaseException as e:
+            # A cancelled or failed exchange leaves the stream mid-conversation: never reuse it.
+            self._broken = f"the sandbox failed earlier: {e}" if str(e) else "the sandbox failed"
+            raise
+        try:
+            answer = json.loads(raw)
+        except ValueError as e:
+            self._broken = "the sandbox supervisor answered garbage"
+            raise SandboxError(self._broken, container_id=self.container_id) from e
+        if not isinstance(answer, dict):
+            self._broken = "the sandbox supervisor answered garbage"
+            raise SandboxError(self._broken, container_id=self.container_id)
+        return answer
+
+    async def run(self, req: ExecRequest) -> ExecOutcome:
+        """Run one execute and return its verdict and records.
+
+        Verdicts (TLE/MLE/OLE/RE/SE) are data. Raises ``SandboxError`` (or another
+        ``JudgeError``) only when the sandbox itself failed; the sandbox is then unusable.
+        """
+        fence = self._runtime.config.fence_bytes(req.memory_kib)
+        if fence != self._fence_bytes:
+            await self._runtime.adapter.update_memory(self.container_id, fence)
+            self._fence_bytes = fence
+        answer = await self._request(req.to_wire(), req.wall_time_ms / 1000 + _ANSWER_MARGIN_S)
+        if not answer.get("ok"):
+            # A refused request (bad argv, protocol error) is the judge's failure, not a verdict.
+            raise SandboxError(
+                f"the supervisor refused the execute: {answer.get('error', '?')}",
+                container_id=self.container_id,
+            )
+        try:
+            meta = Meta.from_wire(answer["meta"])
+            record = answer.get("record") or {}
+            return ExecOutcome(meta, str(record.get("stdout", "")), str(record.get("stderr", "")))
+        except (KeyError, ValueError, TypeError) as e:
+            self._broken = "the sandbox supervisor answered garbage"
+            raise SandboxError(self._broken, container_id=self.container_id) from e
+
+    async def ping(self) -> None:
+        """Round-trip the supervisor; raises ``SandboxError`` when it does not answer."""
+        answer = await self._request({"op": "ping"}, 10.0)
+        if answer.get("op") != "pong":
+            raise SandboxError("the sandbox supervisor did not answer ping")
+
+    async def write_file(self, path: str, data: bytes) -> str:
+        """Write a small file as the sandbox user; returns "" or the reason it failed.
+
+        Raises ``SandboxError`` when the sandbox itself failed.
+        """
+        check_relative_path(path)
+        answer = await self._request(
+            {"op": "write", "path": path, "data": base64.b64encode(data).decode()}, 10.0
+        )
+        return "" if answer.get("ok") else str(answer.get("error", "write failed"))
+
+    async def put_files(self, files: Mapping[str, bytes]) -> None:
+        """Place files (relative path -> content) in the sandbox, owned by the sandbox user.
+
+        Parent directories are created. Raises ``ValueError`` for an unsafe path and
+        ``JudgeError`` when the copy fails.
+        """
+        if files:
+            await self.put_archive("", build_tar(files))
+
+    async def put_archive(self, directory: str, data: bytes) -> None:
+        """Unpack a (vetted) tar into ``directory`` ("" = the root), which must exist.
+
+        Raises ``PathNotFound`` when the directory is missing.
+        """
+        target = BOX_PATH if not directory else posixpath.join(BOX_PATH, directory)
+        await self._runtime.adapter.put_archive(self.container_id, target, data)
+
+    async def get_archive(self, path: str) -> bytes:
+        """Return a vetted tar of ``path`` whose top member is its last component.
+
+        Raises ``PathNotFound``, ``TransferRefused`` (a link, a device, too large) or
+        ``SandboxError``.
+        """
+        rel = check_relative_path(path)
+        cap = self._runtime.config.box_kib * 1024
+        # The raw tar carries 512-byte headers and padding beyond the files' own bytes.
+        raw = await self._runtime.adapter.get_archive(
+            self.container_id, posixpath.join(BOX_PATH, rel), cap + cap // 4 + 65536
+        )
+        return vet_archive(raw, f"'{rel}'", max_file_bytes=cap)
+
+    async def close(self) -> None:
+        """Kill and remove the container and its volume. Idempotent; never raises."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self._runtime.adapter.remove_sandbox(self._handle)
+        except JudgeError as e:  # pragma: no cover - the sweep at start catches leftovers
+            log.warning("cannot remove sandbox %s: %s", self.container_id[:12], e)
+
+
+class SandboxRuntime:
+    """Starts sandboxes on one Docker engine with one set of engine-wide settings."""
+
+    def __init__(self, adapter: DockerAdapter, config: SandboxConfig) -> None:
+        self.adapter = adapter
+        self.config = config
+
+    async def create(self, image: str, memory_kib: int = 65536) -> Sandbox:
+        """Start a sandbox from ``image`` with its memory fence sized for ``memory_kib``.
+
+        Raises ``ImageNotFound``, ``EngineUnavailable`` or ``SandboxError``.
+        """
+        fence = self.config.fence_bytes(memory_kib)
+        spec = ContainerSpec(
+            image=image,
+            owner=self.config.owner,
+            memory_fence_bytes=fence,
+            box_kib=self.config.box_kib,
+            tmp_kib=self.config.tmp_kib,
+            pids_limit=self.config.pids_limit,
+            nano_cpus=int(self.config.cpus * 1e9),
+            runtime=self.config.runtime,
+        )
+        handle = await self.adapter.start_sandbox(spec, self.config.start_timeout_s)
+        sandbox = Sandbox(self, handle, image, fence)
+        try:
+            hello = json.loads(handle.hello)
+            if not (isinstance(hello, dict) and hello.get("ok") and hello.get("op") == "hello"):
+                raise SandboxError(
+                    f"image '{image}' has no judge supervisor (it said {handle.hello[:200]!r})"
+                )
+        except ValueError as e:
+            await sandbox.close()
+            raise SandboxError(
+                f"image '{image}' has no judge supervisor (it said {handle.hello[:200]!r})"
+            ) from e
+        except BaseException:
+            await sandbox.close()
+            raise
+        return sandbox
+
+    @asynccontextmanager
+    async def sandbox(self, image: str, memory_kib: int = 65536) -> AsyncIterator[Sandbox]:
+        """``create`` as a context manager that always closes the sandbox."""
+        box = await self.create(image, memory_kib)
+        try:
+            yield box
+        finally:
+            await box.close()
+
+    async def sweep(self) -> tuple[int, int]:
+        """Remove containers and volumes this runtime's owner label left behind."""
+        return await self.adapter.sweep(self.config.owner)
+
+
+async def copy_path(src: Sandbox, path: str, dst: Sandbox, directory: str) -> None:
+    """Copy ``path`` (file or directory) of ``src`` into ``directory`` of ``dst``.
+
+    It arrives under its last component. Nothing touches the host file system. Raises
+    ``PathNotFound`` (source or destination directory missing), ``TransferRefused`` or
+    ``SandboxError``.
+    """
+    data = await src.get_archive(path)
+    await dst.put_archive(directory, data)

@@ -1,0 +1,142 @@
+"""Tar archives as pure functions: build archives for sandboxes and vet archives read from them.
+
+Nothing here touches the file system or Docker. Archives read back from a sandbox are parsed member
+by member in memory and re-encoded, never extracted on the host; links, devices and unsafe names
+are refused rather than "fixed", so a hostile sandbox cannot smuggle anything through a copy.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import tarfile
+import time
+from collections.abc import Iterable, Mapping
+
+from orchestrator.errors import TransferRefused
+
+SANDBOX_UID = 10001
+SANDBOX_GID = 10001
+
+_FILE_MODE_MASK = 0o777  # no setuid, setgid or sticky bits ever cross into a sandbox
+
+
+def check_relative_path(path: str) -> str:
+    """Return ``path`` normalised if it is a safe relative POSIX path.
+
+    Raises ``ValueError`` for an empty, absolute, ``..``-containing or NUL-containing path.
+    """
+    if not path or "\x00" in path:
+        raise ValueError("path must be a non-empty string without NUL")
+    if path.startswith("/"):
+        raise ValueError(f"'{path}' is absolute; paths are relative to the sandbox")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if not parts:
+        raise ValueError(f"'{path}' names the sandbox itself")
+    if ".." in parts:
+        raise ValueError(f"'{path}' contains '..'")
+    return "/".join(parts)
+
+
+def build_tar(files: Mapping[str, bytes], *, mtime: float | None = None) -> bytes:
+    """Build an uncompressed tar of ``files`` (relative path -> content) owned by the sandbox user.
+
+    Parent directories of nested names are added (mode 0755) so a file ``a/b.txt`` lands even when
+    ``a`` does not exist yet. Raises ``ValueError`` for an unsafe path.
+    """
+    stamp = int(time.time() if mtime is None else mtime)
+    buf = io.BytesIO()
+    seen_dirs: set[str] = set()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for raw_name, data in files.items():
+            name = check_relative_path(raw_name)
+            parent = posixpath.dirname(name)
+            chain: list[str] = []
+            while parent and parent not in seen_dirs:
+                chain.append(parent)
+                parent = posixpath.dirname(parent)
+            for d in reversed(chain):
+                seen_dirs.add(d)
+                tar.addfile(_info(d, tarfile.DIRTYPE, 0o755, 0, stamp))
+            tar.addfile(_info(name, tarfile.REGTYPE, 0o644, len(data), stamp), io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _info(name: str, kind: bytes, mode: int, size: int, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.size = size
+    info.mtime = mtime
+    info.uid, info.gid = SANDBOX_UID, SANDBOX_GID
+    info.uname = info.gname = "sandbox"
+    return info
+
+
+def read_capped(chunks: Iterable[bytes], max_bytes: int, what: str) -> bytes:
+    """Join ``chunks`` but stop as soon as more than ``max_bytes`` arrived.
+
+    Raises ``TransferRefused`` when the stream is larger than ``max_bytes``.
+    """
+    out = bytearray()
+    for chunk in chunks:
+        out += chunk
+        if len(out) > max_bytes:
+            raise TransferRefused(f"{what} is larger than {max_bytes // 1024} KiB")
+    return bytes(out)
+
+
+def vet_archive(data: bytes, what: str, *, max_file_bytes: int) -> bytes:
+    """Re-encode a tar read from a sandbox, keeping only directories and regular files.
+
+    Ownership becomes the sandbox user, modes lose setuid/setgid/sticky bits, names must be
+    relative without ``..``. Raises ``TransferRefused`` naming the first offending member: a
+    symbolic or hard link, a device or FIFO, an unsafe name, or content over ``max_file_bytes``.
+    """
+    out = io.BytesIO()
+    total = 0
+    try:
+        src = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+    except tarfile.TarError as e:
+        raise TransferRefused(f"{what}: not a tar archive ({e})") from e
+    with src, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst:
+        while True:
+            try:
+                member = src.next()
+            except tarfile.TarError as e:
+                raise TransferRefused(f"{what}: corrupt archive ({e})") from e
+            if member is None:
+                break
+            try:
+                name = check_relative_path(member.name)
+            except ValueError as e:
+                raise TransferRefused(f"{what}: refused member: {e}") from e
+            if member.issym() or member.islnk():
+                raise TransferRefused(
+                    f"{what}: '{name}' is a link (to '{member.linkname}'); links are not copied"
+                )
+            if not (member.isdir() or member.isreg()):
+                raise TransferRefused(f"{what}: '{name}' is not a regular file or directory")
+            total += member.size
+            if total > max_file_bytes:
+                raise TransferRefused(f"{what} is larger than {max_file_bytes // 1024} KiB")
+            kind = tarfile.DIRTYPE if member.isdir() else tarfile.REGTYPE
+            info = _info(name, kind, member.mode & _FILE_MODE_MASK, member.size, int(member.mtime))
+            if member.isreg():
+                fileobj = src.extractfile(member)
+                if fileobj is None:  # pragma: no cover - isreg() guarantees a file object
+                    raise TransferRefused(f"{what}: '{name}' has no content")
+                dst.addfile(info, fileobj)
+            else:
+                dst.addfile(info)
+    return out.getvalue()
+
+
+def archive_members(data: bytes) -> list[tuple[str, str, int]]:
+    """List ``(name, kind, size)`` of a tar's members; kind is ``dir``, ``file`` or ``other``."""
+    result = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for m in tar:
+            kind = "dir" if m.isdir() else "file" if m.isreg() else "other"
+            result.append((m.name, kind, m.size))
+    return result

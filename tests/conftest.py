@@ -1,0 +1,31 @@
+"""Shared fixtures. Sandbox tests run on the real Docker engine (marker ``docker``)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from orchestrator.engine import open_runtime
+from orchestrator.sandbox import SandboxConfig, SandboxRuntime
+
+DEFAULT_IMAGE = os.environ.get("JUDGE_TEST_IMAGE", "judge/default")
+
+
+@pytest.fixture
+def owner() -> str:
+    """A label value of this test's own, so sweeps and leak checks see only its sandboxes."""
+    return f"judge-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def runtime(owner: str) -> AsyncIterator[SandboxRuntime]:
+    """A sandbox runtime on the local engine; fails the test if a container or volume leaks."""
+    config = SandboxConfig(owner=owner, box_kib=64 * 1024, tmp_kib=16 * 1024)
+    async with open_runtime(config, threads=16) as rt:
+        yield rt
+        leftovers = await rt.adapter.count_owned(owner)
+        await rt.sweep()
+        assert leftovers == (0, 0), f"containers/volumes left behind: {leftovers}"
