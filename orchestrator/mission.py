@@ -1,0 +1,632 @@
+"""The mission: its wire format, its validation, its macros and its normalised echo.
+
+A mission arrives as a JSON object (or the JSON string of the ``mission`` form field).
+:func:`parse_mission` is the one entry point: it returns a :class:`Mission` or raises
+:class:`MissionInvalid` listing every problem, each with the path of the offending field in the
+form ``mission.prepare.execute[0].memory_limit``. A mission it accepts cannot fail later for a
+reason that was knowable at submission: paths are relative and stay inside the sandbox, limits
+are in range, file URLs have a scheme the fetcher serves, and every task's macro-expanded
+executes and file names obey the same rules.
+
+Macros (:func:`expand`) are plain string replacement, longest key first, in one pass.
+:func:`normalise` gives the mission as the callback echoes it, with every default filled in.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import posixpath
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
+
+from orchestrator.errors import JudgeError
+
+__all__ = [
+    "RESERVED_PAYLOAD_KEYS",
+    "TASK_ID_MACRO",
+    "Execute",
+    "Mission",
+    "MissionInvalid",
+    "Record",
+    "Return",
+    "Scope",
+    "Stage",
+    "Task",
+    "Tasks",
+    "expand",
+    "expand_execute",
+    "expand_task_files",
+    "normalise",
+    "parse_mission",
+    "task_macros",
+]
+
+TASK_ID_MACRO = "__TASK_ID__"
+"""The macro every task gets: its index in ``tasks.task`` from 0. Missions may not set it."""
+
+RESERVED_PAYLOAD_KEYS = frozenset({"id", "mission", "mission_result"})
+"""Callback fields the judge fills itself; ``return.payload`` may not use them."""
+
+MAX_COMPONENT_BYTES = 255
+MAX_PATH_BYTES = 4096
+
+_ROOT = "mission"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BLOB_HASH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+class MissionInvalid(JudgeError):
+    """A submitted mission is malformed or breaks a rule; the service answers 400.
+
+    ``path`` and ``message`` describe the first problem (``str()`` is ``"path: message"``);
+    ``errors`` lists every problem found, each ``{"path": ..., "message": ...}``.
+    """
+
+    def __init__(
+        self, path: str, message: str, errors: Sequence[Mapping[str, str]] | None = None
+    ) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+        self.errors: list[dict[str, str]] = (
+            [{"path": e["path"], "message": e["message"]} for e in errors]
+            if errors
+            else [{"path": path, "message": message}]
+        )
+
+    @classmethod
+    def from_errors(cls, errors: Sequence[Mapping[str, str]]) -> MissionInvalid:
+        """Build the exception from a non-empty list of ``{"path", "message"}`` problems."""
+        if not errors:
+            raise ValueError("MissionInvalid needs at least one error")
+        return cls(errors[0]["path"], errors[0]["message"], errors)
+
+
+# --------------------------------------------------------------------------------------------
+# Field checks. Each returns the value unchanged or raises ValueError with a message for users;
+# pydantic turns that into an error located at the field (or dict key) being checked.
+
+
+def _show(value: str, limit: int = 80) -> str:
+    """The value quoted for a message, shortened when long; never raises on odd characters."""
+    if len(value) > limit:
+        value = value[:limit] + "..."
+    return repr(value)
+
+
+def _check_text(value: str) -> str:
+    """Any string that can be encoded as UTF-8 (JSON allows lone surrogates; we do not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (it contains a lone surrogate)") from None
+    return value
+
+
+def _check_arg(value: str) -> str:
+    """A command-line argument: text without NUL, which no program can receive."""
+    _check_text(value)
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+def _check_relative_path(value: str) -> str:
+    """A path inside the sandbox: relative POSIX, no ``..``, not the sandbox root, size-capped."""
+    if not value:
+        raise ValueError("must not be empty")
+    _check_arg(value)
+    if value.startswith("/"):
+        raise ValueError(f"{_show(value)} must be a relative path, not an absolute one")
+    components = value.split("/")
+    if ".." in components:
+        raise ValueError(f"{_show(value)} must not contain a '..' component")
+    if posixpath.normpath(value) == ".":
+        raise ValueError(f"{_show(value)} names the sandbox itself, not a path inside it")
+    if any(len(c.encode("utf-8")) > MAX_COMPONENT_BYTES for c in components):
+        raise ValueError(f"{_show(value)} has a component longer than {MAX_COMPONENT_BYTES} bytes")
+    if len(value.encode("utf-8")) > MAX_PATH_BYTES:
+        raise ValueError(f"{_show(value)} is longer than {MAX_PATH_BYTES} bytes")
+    return value
+
+
+def _check_file_name(value: str) -> str:
+    """A relative path that names a file, so it cannot end with ``/``."""
+    _check_relative_path(value)
+    if value.endswith("/"):
+        raise ValueError(f"{_show(value)} names a directory (it ends with '/'), not a file")
+    return value
+
+
+def _check_optional_file_name(value: str) -> str:
+    """``""`` (no redirection) or a file name."""
+    return _check_file_name(value) if value else value
+
+
+def _check_http_url(value: str) -> None:
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError(f"URL {_show(value)} contains whitespace or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValueError(f"URL {_show(value)} is malformed: {exc}") from None
+    if not parts.hostname:
+        raise ValueError(f"URL {_show(value)} has no host")
+
+
+def _check_callback_url(value: str) -> str:
+    """An absolute http or https URL with a host."""
+    _check_text(value)
+    scheme, colon, _ = value.partition(":")
+    if not colon or scheme.lower() not in ("http", "https"):
+        raise ValueError(f"URL {_show(value)} must be an http or https URL")
+    _check_http_url(value)
+    return value
+
+
+def _check_file_url(value: str) -> str:
+    """Where a file comes from: ``http(s)://host/...``, ``data:...,...`` or ``blob:<hex hash>``."""
+    _check_text(value)
+    scheme, colon, rest = value.partition(":")
+    scheme = scheme.lower()
+    if not colon or scheme not in ("http", "https", "data", "blob"):
+        raise ValueError(f"URL {_show(value)} must be an http, https, data: or blob: URL")
+    if scheme in ("http", "https"):
+        _check_http_url(value)
+    elif scheme == "data":
+        if "," not in rest:
+            raise ValueError(f"data: URL {_show(value)} has no ',' before its data")
+    elif not _BLOB_HASH.fullmatch(rest):
+        raise ValueError(
+            f"blob: URL {_show(value)} must be 'blob:' and a hash of 40 or 64 lowercase hex digits"
+        )
+    return value
+
+
+def _check_macro_key(value: str) -> str:
+    _check_text(value)
+    if value == TASK_ID_MACRO:
+        raise ValueError(f"{TASK_ID_MACRO} is set by the judge (the task's index) and is reserved")
+    return value
+
+
+def _check_payload_key(value: str) -> str:
+    _check_text(value)
+    if value in RESERVED_PAYLOAD_KEYS:
+        raise ValueError(f"{value!r} is a callback field of the judge's own and is reserved")
+    return value
+
+
+def _check_scalar(value: object) -> str | int | float | bool | None:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return _check_text(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+    raise ValueError("must be a string, number, boolean or null (payload is one level deep)")
+
+
+def _check_unique_files(names: Iterable[str]) -> None:
+    """Reject two names of one file, such as ``a`` and ``./a``."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = posixpath.normpath(name)
+        if key in seen:
+            raise ValueError(f"{_show(seen[key])} and {_show(name)} name the same file")
+        seen[key] = name
+
+
+Text = Annotated[str, AfterValidator(_check_text)]
+Arg = Annotated[str, AfterValidator(_check_arg)]
+RelativePath = Annotated[str, AfterValidator(_check_relative_path)]
+FileName = Annotated[str, AfterValidator(_check_file_name)]
+OptionalFileName = Annotated[str, AfterValidator(_check_optional_file_name)]
+FileUrl = Annotated[str, AfterValidator(_check_file_url)]
+CallbackUrl = Annotated[str, AfterValidator(_check_callback_url)]
+MacroKey = Annotated[str, AfterValidator(_check_macro_key)]
+PayloadKey = Annotated[str, AfterValidator(_check_payload_key)]
+Scalar = Annotated[str | int | float | bool | None, PlainValidator(_check_scalar)]
+
+
+# --------------------------------------------------------------------------------------------
+# The models. Strict: no coercion ("65536" is not an int, 1 is not a bool); unknown keys are
+# errors named by their path. Fields with a wire name that is a Python keyword use an alias.
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Record(_Model):
+    """Which redirected output to report back: the first ``stdout``/``stderr`` bytes."""
+
+    enable: bool = True
+    stdout: Annotated[int, Field(ge=0, le=4096)] = 1024
+    stderr: Annotated[int, Field(ge=0, le=4096)] = 1024
+
+
+class Scope(_Model):
+    """Run in a fresh sandbox; ``import`` paths come in by last component, ``export`` go back."""
+
+    enable: bool = False
+    import_: list[RelativePath] = Field(default_factory=list, alias="import")
+    export: list[RelativePath] = Field(default_factory=list)
+
+    @field_validator("import_")
+    @classmethod
+    def _imports_arrive_apart(cls, value: list[str]) -> list[str]:
+        arrivals: dict[str, str] = {}
+        for path in value:
+            name = posixpath.basename(posixpath.normpath(path))
+            if name in arrivals:
+                raise ValueError(
+                    f"{_show(arrivals[name])} and {_show(path)} would both arrive as {_show(name)}"
+                )
+            arrivals[name] = path
+        return value
+
+
+class Execute(_Model):
+    """One command and its limits (memory KiB, CPU time ms, output KiB), files and options."""
+
+    name: Text = ""
+    command: Annotated[list[Arg], Field(min_length=1)]
+    memory_limit: Annotated[int, Field(ge=1, le=2_097_152)] = 65_536
+    time_limit: Annotated[int, Field(ge=1, le=60_000)] = 60_000
+    output_limit: Annotated[int, Field(ge=1, le=262_144)] = 262_144
+    meta: FileName = "meta"
+    stdin: OptionalFileName = ""
+    stdout: OptionalFileName = ""
+    stderr: OptionalFileName = ""
+    record: Record = Field(default_factory=Record)
+    scope: Scope = Field(default_factory=Scope)
+
+    @field_validator("command")
+    @classmethod
+    def _program_named(cls, value: list[str]) -> list[str]:
+        if not value[0]:
+            raise ValueError("the program, command[0], must not be empty")
+        return value
+
+
+class Stage(_Model):
+    """``prepare`` or ``final``: files fetched (name -> URL), then executes run in order."""
+
+    file: dict[FileName, FileUrl] = Field(default_factory=dict)
+    execute: list[Execute] = Field(default_factory=list)
+
+    @field_validator("file")
+    @classmethod
+    def _files_distinct(cls, value: dict[str, str]) -> dict[str, str]:
+        _check_unique_files(value)
+        return value
+
+
+class Task(_Model):
+    """One task: its files (names may use macros) and its macros (key -> replacement)."""
+
+    file: dict[FileName, FileUrl] = Field(default_factory=dict)
+    macro: dict[MacroKey, Text] = Field(default_factory=dict)
+
+    @field_validator("file")
+    @classmethod
+    def _files_distinct(cls, value: dict[str, str]) -> dict[str, str]:
+        _check_unique_files(value)
+        return value
+
+
+class Tasks(_Model):
+    """The tasks, and the executes each of them runs after its macros are applied."""
+
+    task: list[Task] = Field(default_factory=list)
+    execute: list[Execute] = Field(default_factory=list)
+
+
+class Return(_Model):
+    """Where the callback goes, the extra fields it carries, and its encoding."""
+
+    url: CallbackUrl
+    payload: dict[PayloadKey, Scalar] = Field(default_factory=dict)
+    format: Literal["form", "json"] = "form"
+
+
+class Mission(_Model):
+    """A whole mission. Build it with :func:`parse_mission`, which also checks the macros."""
+
+    return_: Return = Field(alias="return")
+    prepare: Stage = Field(default_factory=Stage)
+    tasks: Tasks = Field(default_factory=Tasks)
+    final: Stage = Field(default_factory=Stage)
+    image: Annotated[Text, Field(min_length=1)] | None = None
+    tick: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: pydantic's locations and messages in the mission's own terms.
+
+
+def _render_path(prefix: str, loc: Sequence[int | str]) -> str:
+    """``("prepare", "execute", 0, "memory_limit")`` -> ``mission.prepare.execute[0].memory_limit``.
+
+    Dict keys that are not identifiers are written ``["main.c"]``; pydantic's ``[key]`` marker
+    (an error in the key itself) is dropped, so the path names the key.
+    """
+    path = prefix
+    last = len(loc) - 1
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part == "[key]" and i == last and i > 0:
+            continue
+        elif _IDENTIFIER.fullmatch(part):
+            path += f".{part}"
+        else:
+            path += f"[{_quote_key(part)}]"
+    return path
+
+
+def _quote_key(key: str) -> str:
+    """The key as a JSON string; non-ASCII kept readable unless it cannot be encoded."""
+    quoted = json.dumps(key, ensure_ascii=False)
+    try:
+        quoted.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(key)
+    return quoted
+
+
+def _message(error: ErrorDetails) -> str:
+    kind = error["type"]
+    ctx: dict[str, Any] = error.get("ctx") or {}
+    got = error.get("input")
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "extra_forbidden":
+        return f"unknown key {error['loc'][-1]!r}"
+    simple = {
+        "missing": "is required",
+        "int_type": "must be an integer",
+        "string_type": "must be a string",
+        "bool_type": "must be a boolean (true or false)",
+        "list_type": "must be an array",
+        "dict_type": "must be an object",
+        "model_type": "must be an object",
+        "model_attributes_type": "must be an object",
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']} (got {got!r})"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']} (got {got!r})"
+    if kind == "too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}"
+    return error["msg"]
+
+
+def _errors_of(exc: ValidationError, prefix: str) -> list[dict[str, str]]:
+    return [{"path": _render_path(prefix, e["loc"]), "message": _message(e)} for e in exc.errors()]
+
+
+# --------------------------------------------------------------------------------------------
+# Macros.
+
+
+@functools.lru_cache(maxsize=256)
+def _macro_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(k) for k in keys))
+
+
+def expand(text: str, macros: Mapping[str, str]) -> str:
+    """Replace every macro key in ``text`` by its value, in one left-to-right pass.
+
+    At each position the longest key that matches wins; a replacement is never scanned again,
+    so a value that contains a key stays as it is. Empty keys are ignored. Never raises.
+    """
+    keys = tuple(sorted((k for k in macros if k), key=lambda k: (-len(k), k)))
+    if not keys or not text:
+        return text
+    return _macro_pattern(keys).sub(lambda m: macros[m.group(0)], text)
+
+
+def task_macros(task_index: int, task: Task) -> dict[str, str]:
+    """The macros of the task at ``task_index``: its own plus ``__TASK_ID__`` = the index."""
+    return {**task.macro, TASK_ID_MACRO: str(task_index)}
+
+
+def expand_execute(
+    execute: Execute, macros: Mapping[str, str], *, path: str = "execute"
+) -> Execute:
+    """``execute`` with the macros applied to each of its strings, validated again.
+
+    The strings are the command items, ``name``, ``meta``, ``stdin``, ``stdout``, ``stderr`` and
+    the scope's ``import``/``export`` paths. When no macro occurs, ``execute`` itself is returned.
+    Raises :class:`MissionInvalid` (paths under ``path``) when an expanded value breaks a rule,
+    e.g. a macro value that puts ``..`` into a file name; never for a mission that
+    :func:`parse_mission` accepted.
+    """
+    raw = execute.model_dump(by_alias=True)
+    done = dict(raw)
+    for key in ("name", "meta", "stdin", "stdout", "stderr"):
+        done[key] = expand(raw[key], macros)
+    done["command"] = [expand(arg, macros) for arg in raw["command"]]
+    done["scope"] = {
+        **raw["scope"],
+        "import": [expand(p, macros) for p in raw["scope"]["import"]],
+        "export": [expand(p, macros) for p in raw["scope"]["export"]],
+    }
+    if done == raw:
+        return execute
+    try:
+        return Execute.model_validate(done)
+    except ValidationError as exc:
+        errors = _errors_of(exc, path)
+        for error in errors:
+            error["message"] = f"after macro expansion, {error['message']}"
+        raise MissionInvalid.from_errors(errors) from exc
+
+
+def expand_task_files(
+    task: Task, macros: Mapping[str, str], *, path: str = "file"
+) -> dict[str, str]:
+    """The task's files (name -> URL) with the macros applied to the names, not to the URLs.
+
+    Raises :class:`MissionInvalid` (paths ``<path>.<name>``, named as submitted) when an
+    expanded name breaks the path rules or two names come to name the same file; never for a
+    mission that :func:`parse_mission` accepted.
+    """
+    files: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    errors: list[dict[str, str]] = []
+    for name, url in task.file.items():
+        expanded = expand(name, macros)
+        where = _render_path(path, [name])
+        try:
+            _check_file_name(expanded)
+        except ValueError as exc:
+            errors.append({"path": where, "message": f"after macro expansion, {exc}"})
+            continue
+        key = posixpath.normpath(expanded)
+        if key in owners:
+            errors.append(
+                {
+                    "path": where,
+                    "message": f"after macro expansion, {_show(name)} and "
+                    f"{_show(owners[key])} name the same file {_show(expanded)}",
+                }
+            )
+            continue
+        owners[key] = name
+        files[expanded] = url
+    if errors:
+        raise MissionInvalid.from_errors(errors)
+    return files
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points.
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _load_json(text: str | bytes | bytearray) -> object:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise MissionInvalid(
+            _ROOT, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    except RecursionError as exc:
+        raise MissionInvalid(_ROOT, "is not valid JSON: nested too deeply") from exc
+    except ValueError as exc:  # NaN/Infinity, integers too long, undecodable bytes
+        raise MissionInvalid(_ROOT, f"is not valid JSON: {exc}") from exc
+
+
+def parse_mission(data: object) -> Mission:
+    """Validate a mission given as a JSON object (a dict) or as its JSON text.
+
+    Returns the :class:`Mission` with every default filled in. Raises :class:`MissionInvalid`
+    listing every problem: wrong types (no coercion), values out of range, unknown keys,
+    missing ``return``/``url``/``command``, unsafe or empty paths, unsupported URLs, reserved
+    payload keys, a task that sets ``__TASK_ID__``, and — per task — macro-expanded execute
+    strings or file names that break those rules. A JSON syntax error is reported at path
+    ``mission`` with its line and column.
+    """
+    if isinstance(data, str | bytes | bytearray):
+        data = _load_json(data)
+    try:
+        mission = Mission.model_validate(data)
+    except ValidationError as exc:
+        raise MissionInvalid.from_errors(_errors_of(exc, _ROOT)) from exc
+    errors: list[dict[str, str]] = []
+    for i, task in enumerate(mission.tasks.task):
+        macros = task_macros(i, task)
+        base = f"{_ROOT}.tasks.task[{i}]"
+        try:
+            expand_task_files(task, macros, path=f"{base}.file")
+        except MissionInvalid as exc:
+            errors.extend(exc.errors)
+        for j, execute in enumerate(mission.tasks.execute):
+            try:
+                expand_execute(execute, macros, path=f"{base}.execute[{j}]")
+            except MissionInvalid as exc:
+                errors.extend(exc.errors)
+    if errors:
+        raise MissionInvalid.from_errors(errors)
+    return mission
+
+
+def _stage(stage: Stage) -> dict[str, Any]:
+    return {
+        "file": dict(stage.file),
+        "execute": [e.model_dump(mode="json", by_alias=True) for e in stage.execute],
+    }
+
+
+def normalise(mission: Mission) -> dict[str, Any]:
+    """The mission as the callback echoes it: every default filled in, JSON-ready.
+
+    Keys ``return``, ``prepare``, ``tasks``, ``final``, ``tick`` (and ``image`` when set);
+    ``return.format`` only when it is not ``"form"``. Each entry of ``tasks.task`` also gets
+    ``execute``: the ``tasks.execute`` list with that task's macros applied. Raises
+    :class:`MissionInvalid` only for a mission that did not come from :func:`parse_mission`
+    and whose macros break a rule.
+    """
+    ret: dict[str, Any] = {
+        "url": mission.return_.url,
+        "payload": dict(mission.return_.payload),
+    }
+    if mission.return_.format != "form":
+        ret["format"] = mission.return_.format
+    tasks: list[dict[str, Any]] = []
+    for i, task in enumerate(mission.tasks.task):
+        macros = task_macros(i, task)
+        base = f"{_ROOT}.tasks.task[{i}]"
+        tasks.append(
+            {
+                "file": dict(task.file),
+                "macro": dict(task.macro),
+                "execute": [
+                    expand_execute(e, macros, path=f"{base}.execute[{j}]").model_dump(
+                        mode="json", by_alias=True
+                    )
+                    for j, e in enumerate(mission.tasks.execute)
+                ],
+            }
+        )
+    out: dict[str, Any] = {
+        "return": ret,
+        "prepare": _stage(mission.prepare),
+        "tasks": {
+            "task": tasks,
+            "execute": [e.model_dump(mode="json", by_alias=True) for e in mission.tasks.execute],
+        },
+        "final": _stage(mission.final),
+    }
+    if mission.image is not None:
+        out["image"] = mission.image
+    out["tick"] = mission.tick
+    return out
