@@ -1,0 +1,335 @@
+"""Run a mission: prepare, each task in order, final, exactly as the seed's workflow says.
+
+``run_mission`` is the one entry every front door calls. It never raises for a user's error or a
+sandbox failure: whatever happens, the result is complete and every execute says what happened to
+it (``SE`` with a message when the judge could not run it). Only the cancellation of the caller's
+own task propagates, after the mission's sandboxes are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import posixpath
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from orchestrator.errors import JudgeError, PathNotFound, TransferRefused
+from orchestrator.fetch import Fetched, FetchLimits, fetch
+from orchestrator.mission import (
+    Execute,
+    Mission,
+    expand_execute,
+    expand_task_files,
+    normalise,
+    task_macros,
+)
+from orchestrator.sandbox import ExecOutcome, ExecRequest, Meta, Sandbox, SandboxRuntime
+
+log = logging.getLogger(__name__)
+
+CANCELLED = "cancelled"
+_FETCH_CONCURRENCY = 4
+
+
+@dataclass
+class PhaseTimes:
+    """Seconds spent per phase of a mission (for benchmarks and metrics)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+            self.counts[name] += 1
+
+
+@dataclass
+class MissionDeps:
+    """What a mission run needs from its owner; long-lived, shared by missions."""
+
+    runtime: SandboxRuntime
+    session: aiohttp.ClientSession
+    default_image: str
+    fetch_limits: FetchLimits = field(default_factory=FetchLimits)
+    blob_reader: Callable[[str], Awaitable[bytes | None]] | None = None
+
+
+@dataclass
+class _Stage:
+    """One stage's planned work and its slot in the result."""
+
+    files: dict[str, str]
+    executes: list[Execute]
+    result: dict[str, Any]
+    done: int = 0  # executes whose result is final
+
+
+def _record(outcome: ExecOutcome | None, ex: Execute) -> dict[str, str]:
+    if outcome is None or not ex.record.enable:
+        return {"stdout": "", "stderr": ""}
+    return {"stdout": outcome.stdout_b64, "stderr": outcome.stderr_b64}
+
+
+def _entry(ex: Execute, meta: Meta, outcome: ExecOutcome | None = None) -> dict[str, Any]:
+    return {"name": ex.name, "meta": meta.to_dict(), "record": _record(outcome, ex)}
+
+
+def _plan(mission: Mission) -> tuple[list[_Stage], dict[str, Any]]:
+    """Lay out every stage with every execute pre-filled as not run (SE), so a result is always
+    complete; running a stage overwrites its entries."""
+    not_run = Meta.system_error("not run")
+
+    def stage(files: dict[str, str], executes: list[Execute]) -> _Stage:
+        result = {
+            "file": {name: {"status": 0, "content": ""} for name in files},
+            "execute": [_entry(ex, not_run) for ex in executes],
+        }
+        return _Stage(dict(files), executes, result)
+
+    prepare = stage(mission.prepare.file, list(mission.prepare.execute))
+    tasks = []
+    for i, task in enumerate(mission.tasks.task):
+        macros = task_macros(i, task)
+        executes = [expand_execute(ex, macros) for ex in mission.tasks.execute]
+        tasks.append(stage(expand_task_files(task, macros), executes))
+    final = stage(mission.final.file, list(mission.final.execute))
+    result = {
+        "prepare": prepare.result,
+        "task": [t.result for t in tasks],
+        "final": final.result,
+    }
+    return [prepare, *tasks, final], result
+
+
+def _request(ex: Execute) -> ExecRequest:
+    return ExecRequest(
+        argv=tuple(ex.command),
+        cpu_time_ms=ex.time_limit,
+        memory_kib=ex.memory_limit,
+        output_kib=ex.output_limit,
+        stdin=ex.stdin,
+        stdout=ex.stdout,
+        stderr=ex.stderr,
+        record_stdout_bytes=ex.record.stdout if ex.record.enable else 0,
+        record_stderr_bytes=ex.record.stderr if ex.record.enable else 0,
+    )
+
+
+def _with_failure(meta: Meta, message: str) -> Meta:
+    """Report a judge-side failure after the command ran: SE unless a verdict is already set."""
+    if meta.status == "":
+        return Meta(
+            "SE",
+            message,
+            meta.memory_kib,
+            meta.cpu_time_ms,
+            meta.real_time_ms,
+            meta.exit_code,
+            meta.signal,
+        )
+    joined = f"{meta.message}; {message}" if meta.message else message
+    return Meta(
+        meta.status,
+        joined,
+        meta.memory_kib,
+        meta.cpu_time_ms,
+        meta.real_time_ms,
+        meta.exit_code,
+        meta.signal,
+    )
+
+
+class _MissionRun:
+    def __init__(self, mission: Mission, deps: MissionDeps, times: PhaseTimes) -> None:
+        self.mission = mission
+        self.deps = deps
+        self.times = times
+        self.image = mission.image or deps.default_image
+        self.stages, self.result = _plan(mission)
+        self.main: Sandbox | None = None
+        self.main_error: str | None = None
+
+    async def run(self) -> None:
+        async with AsyncExitStack() as stack:
+            try:
+                with self.times.phase("create"):
+                    first = self.stages[0].executes
+                    memory = first[0].memory_limit if first else 65536
+                    self.main = await self.deps.runtime.create(self.image, memory)
+                stack.push_async_callback(self.main.close)
+            except JudgeError as e:
+                self.main_error = str(e)
+            for stage in self.stages:
+                await self._run_stage(stage, stack)
+
+    async def _run_stage(self, stage: _Stage, stack: AsyncExitStack) -> None:
+        failed = await self._fetch_files(stage)
+        for i, ex in enumerate(stage.executes):
+            if failed:
+                meta = Meta.system_error(failed)
+                stage.result["execute"][i] = _entry(ex, meta)
+            else:
+                stage.result["execute"][i] = await self._execute(ex)
+            stage.done = i + 1
+
+    async def _fetch_files(self, stage: _Stage) -> str:
+        """Download a stage's files into the main sandbox; "" or why its executes cannot run."""
+        if not stage.files:
+            return self.main_error or ""
+        sem = asyncio.Semaphore(_FETCH_CONCURRENCY)
+
+        async def one(url: str) -> Fetched:
+            async with sem:
+                return await fetch(
+                    self.deps.session, url, self.deps.fetch_limits, self.deps.blob_reader
+                )
+
+        with self.times.phase("fetch"):
+            fetched = await asyncio.gather(*(one(url) for url in stage.files.values()))
+        problems = []
+        ready: dict[str, bytes] = {}
+        for name, got in zip(stage.files, fetched, strict=True):
+            stage.result["file"][name] = {
+                "status": got.status,
+                "content": base64.b64encode(got.head[:128]).decode(),
+            }
+            if got.data is None or got.error:
+                problems.append(f"file '{name}' could not be downloaded: {got.error}")
+            else:
+                ready[name] = got.data
+        if self.main is not None and ready:
+            try:
+                with self.times.phase("transfer"):
+                    await self.main.put_files(ready)
+            except (JudgeError, ValueError) as e:
+                problems.append(f"files could not be placed in the sandbox: {e}")
+        if self.main_error:
+            problems.insert(0, self.main_error)
+        return "; ".join(problems)
+
+    async def _execute(self, ex: Execute) -> dict[str, Any]:
+        main = self.main
+        if main is None:
+            return _entry(ex, Meta.system_error(self.main_error or "no sandbox"))
+        try:
+            if ex.scope.enable:
+                outcome = await self._scoped(ex, main)
+            else:
+                with self.times.phase("execute"):
+                    outcome = await main.run(_request(ex))
+        except JudgeError as e:
+            return _entry(ex, Meta.system_error(str(e)))
+        meta = outcome.meta
+        try:
+            with self.times.phase("meta"):
+                problem = await main.write_file(ex.meta, json.dumps(meta.to_dict()).encode())
+        except (JudgeError, ValueError) as e:
+            problem = str(e)
+        if problem:
+            meta = _with_failure(meta, f"cannot write meta file '{ex.meta}': {problem}")
+        return _entry(ex, meta, outcome)
+
+    async def _scoped(self, ex: Execute, main: Sandbox) -> ExecOutcome:
+        """Run ``ex`` in a fresh sandbox with its imports, then copy its exports back."""
+        runtime = self.deps.runtime
+        with self.times.phase("create"):
+            scoped = await runtime.create(self.image, ex.memory_limit)
+        try:
+            for path in ex.scope.import_:
+                try:
+                    with self.times.phase("transfer"):
+                        data = await main.get_archive(path)
+                        await scoped.put_archive("", data)
+                except PathNotFound:
+                    return ExecOutcome(Meta.system_error(f"import '{path}': not found"))
+                except TransferRefused as e:
+                    return ExecOutcome(Meta.system_error(f"import '{path}': {e}"))
+            with self.times.phase("execute"):
+                outcome = await scoped.run(_request(ex))
+            meta = outcome.meta
+            for path in ex.scope.export:
+                problem = await self._export(scoped, main, path)
+                if problem:
+                    meta = _with_failure(meta, problem)
+            return ExecOutcome(meta, outcome.stdout_b64, outcome.stderr_b64)
+        finally:
+            with self.times.phase("remove"):
+                await scoped.close()
+
+    async def _export(self, scoped: Sandbox, main: Sandbox, path: str) -> str:
+        try:
+            with self.times.phase("transfer"):
+                data = await scoped.get_archive(path)
+        except PathNotFound:
+            return f"export '{path}': not found in the scoped sandbox"
+        except TransferRefused as e:
+            return f"export '{path}': {e}"
+        parent = posixpath.dirname(path)
+        try:
+            with self.times.phase("transfer"):
+                await main.put_archive(parent, data)
+        except PathNotFound:
+            return f"export '{path}': directory '{parent}' does not exist in the sandbox"
+        return ""
+
+    def mark_unfinished(self, message: str) -> None:
+        for stage in self.stages:
+            for i in range(stage.done, len(stage.executes)):
+                stage.result["execute"][i] = _entry(stage.executes[i], Meta.system_error(message))
+
+
+async def run_mission(
+    mission: Mission,
+    deps: MissionDeps,
+    *,
+    cancel: asyncio.Event | None = None,
+    times: PhaseTimes | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``mission`` and return ``(normalised mission, mission_result)``.
+
+    Setting ``cancel`` stops the mission: its sandboxes are killed and every execute that had
+    not finished reports ``SE`` "cancelled"; the result is still complete. Failures of downloads,
+    images or the engine are reported in the result, never raised. If the calling task itself is
+    cancelled, the sandboxes are removed and ``CancelledError`` propagates.
+    """
+    normalised = normalise(mission)
+    run = _MissionRun(mission, deps, times or PhaseTimes())
+    work = asyncio.create_task(run.run(), name="mission")
+    waiters: set[asyncio.Future[Any]] = {work}
+    stopper: asyncio.Task[bool] | None = None
+    if cancel is not None:
+        stopper = asyncio.create_task(cancel.wait(), name="mission-cancel")
+        waiters.add(stopper)
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if stopper is not None:
+            stopper.cancel()
+        if not work.done():
+            # Either our caller was cancelled or the mission was: the work's own finally blocks
+            # close every sandbox before it finishes.
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+    if work.cancelled():
+        run.mark_unfinished(CANCELLED)
+    elif (error := work.exception()) is not None:
+        log.error("mission failed inside the judge", exc_info=error)
+        run.mark_unfinished(f"internal error: {error}")
+    return normalised, run.result
+
+
+__all__ = ["CANCELLED", "MissionDeps", "PhaseTimes", "run_mission"]

@@ -1,0 +1,99 @@
+"""The app factory: long-lived resources, each owned by one cleanup context under a typed key."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from orchestrator.engine import open_runtime
+from orchestrator.errors import JudgeError
+from orchestrator.fetch import FetchLimits, make_connector
+from orchestrator.runner import MissionDeps
+from orchestrator.sandbox import SandboxConfig, SandboxRuntime
+from service.callbacks import CallbackPolicy
+from service.errors import error_middleware
+from service.settings import Settings
+from service.store import Store
+from service.workers import MissionWorkers
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+RUNTIME = web.AppKey("runtime", SandboxRuntime)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+WORKERS = web.AppKey("workers", MissionWorkers)
+
+
+async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = Store(app[SETTINGS].db_path)
+    app[STORE] = store
+    yield
+    store.close()
+
+
+async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    config = SandboxConfig(
+        owner=s.sandbox_owner,
+        box_kib=s.sandbox_box_kib,
+        tmp_kib=s.sandbox_tmp_kib,
+        pids_limit=s.sandbox_pids,
+    )
+    async with open_runtime(config, threads=s.docker_threads, check_engine=False) as runtime:
+        try:
+            containers, volumes = await runtime.sweep()
+            if containers or volumes:
+                log.info("removed %d containers and %d volumes left over", containers, volumes)
+        except JudgeError as e:
+            log.warning("Docker engine not reachable at start: %s", e)
+        app[RUNTIME] = runtime
+        yield
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    connector = make_connector(app[SETTINGS].block_private_urls)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        app[HTTP] = session
+        yield
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    deps = MissionDeps(
+        runtime=app[RUNTIME],
+        session=app[HTTP],
+        default_image=s.default_image,
+        fetch_limits=FetchLimits(block_private=s.block_private_urls),
+    )
+    workers = MissionWorkers(
+        app[STORE],
+        deps,
+        app[HTTP],
+        max_running=s.max_running,
+        max_queued=s.max_queued,
+        callback_policy=CallbackPolicy(
+            attempts=s.callback_attempts,
+            max_wait_s=s.callback_max_wait_s,
+            timeout_s=s.callback_timeout_s,
+            secret=s.callback_secret,
+        ),
+    )
+    await workers.start()
+    app[WORKERS] = workers
+    yield
+    await workers.stop(s.shutdown_grace_s)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the application; resources start when it starts and stop in reverse order."""
+    from service.routes import setup_routes
+
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([store_ctx, runtime_ctx, http_ctx, workers_ctx])
+    setup_routes(app)
+    return app
