@@ -40,9 +40,7 @@ async def leftover_pids(box: Sandbox) -> list[int]:
 async def test_echo_hello_world(runtime: SandboxRuntime) -> None:
     async with runtime.sandbox(DEFAULT_IMAGE) as box:
         out = await box.run(
-            ExecRequest(
-                argv=("echo", "hello world"), stdout="output.txt", record_stdout_bytes=1024
-            )
+            ExecRequest(argv=("echo", "hello world"), stdout="output.txt", record_stdout_bytes=1024)
         )
     assert out.meta.status == ""
     assert out.meta.message == ""
@@ -142,11 +140,7 @@ async def test_orphans_are_killed_before_the_answer(runtime: SandboxRuntime) -> 
 
 
 async def test_network_is_unreachable(runtime: SandboxRuntime) -> None:
-    script = (
-        "import socket\n"
-        "s = socket.socket(); s.settimeout(3)\n"
-        "s.connect(('1.1.1.1', 80))\n"
-    )
+    script = "import socket\ns = socket.socket(); s.settimeout(3)\ns.connect(('1.1.1.1', 80))\n"
     async with runtime.sandbox(DEFAULT_IMAGE) as box:
         out = await box.run(
             ExecRequest(argv=("python3", "-c", script), stderr="err.txt", record_stderr_bytes=4096)
@@ -193,7 +187,9 @@ async def test_symlinked_stdout_is_refused(runtime: SandboxRuntime) -> None:
 
 async def test_stdin_and_put_files(runtime: SandboxRuntime) -> None:
     async with runtime.sandbox(DEFAULT_IMAGE) as box:
-        await box.put_files({"in.txt": b"3 4\n", "src/a.py": b"print(sum(map(int, input().split())))"})
+        await box.put_files(
+            {"in.txt": b"3 4\n", "src/a.py": b"print(sum(map(int, input().split())))"}
+        )
         out = await box.run(
             ExecRequest(
                 argv=("python3", "src/a.py"),
