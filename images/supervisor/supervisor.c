@@ -1,0 +1,1996 @@
+/*
+ * supervisor.c - PID 1 of every judge sandbox container.
+ *
+ * The contract is PROTOCOL.md next to this file; read it first.  In short: the orchestrator
+ * writes one JSON request per line on our stdin, we answer one JSON line on stdout.  The `exec`
+ * request runs one untrusted command as uid/gid 10001 under CPU, real-time, memory and output
+ * limits, then kills every process left in the container before answering.
+ *
+ * Build: gcc -O2 -Wall -Wextra -Werror -static -o supervisor supervisor.c
+ *
+ * Design notes (the "why"):
+ *  - We are PID 1 of the container's PID namespace, so kill(-1, SIGKILL) reaches every process
+ *    but ourselves and every orphan is re-parented to us.  That is what makes "nothing survives
+ *    an execute" cheap and exact.  Outside a PID namespace the same call would kill the whole
+ *    machine's processes, hence the getpid() == 1 check before anything else.
+ *  - The container runs us as root with only CAP_SETUID, CAP_SETGID and CAP_KILL.  Root without
+ *    CAP_DAC_OVERRIDE has no special file access; everything touching /box (redirections,
+ *    records, the `write` op) is nevertheless done with the sandbox user's credentials, so a
+ *    hostile program cannot trick us into reading or writing through its symbolic links.
+ *  - SIGCHLD stays blocked; the monitor sleeps in sigtimedwait() for at most 5 ms, so a child's
+ *    death wakes us at once and the limits are polled at least 200 times a second.
+ *  - CPU time and anonymous memory come from the container's cgroup, which counts every
+ *    descendant, including daemonized orphans and processes reaped by someone else.
+ *  - No stdio on stdout: responses are assembled in memory (or streamed, for records) and written
+ *    with a loop that survives EINTR, partial writes and a non-blocking pipe.
+ *  - The supervisor keeps its resident memory small, because a forked child starts with a copy
+ *    of our page tables and that RSS would show up in the child's ru_maxrss.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <malloc.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+#define HAVE_SIGABBREV_NP 1
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Constants                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+#define PROTOCOL_VERSION 1
+#define SANDBOX_UID ((uid_t)10001)
+#define SANDBOX_GID ((gid_t)10001)
+#define BOX_DIR "/box"
+
+#define MAX_LINE ((size_t)1 << 20)          /* longest accepted request line, bytes */
+#define READ_CHUNK ((size_t)64 << 10)       /* stdin read size */
+#define LINE_BUF_KEEP ((size_t)128 << 10)   /* shrink the line buffer back to this */
+#define JSON_MAX_DEPTH 64                   /* hostile nesting must not blow our stack */
+#define LIMIT_MAX ((int64_t)1 << 40)        /* upper bound of any numeric request field */
+#define MIN_STACK_BYTES ((int64_t)8 << 20)  /* RLIMIT_STACK floor */
+
+#define NS_PER_MS 1000000LL
+#define NS_PER_SEC 1000000000LL
+#define POLL_NS (5 * NS_PER_MS)             /* the limits are checked at least this often */
+#define MIN_POLL_NS (200 * 1000LL)          /* but never busy-loop */
+#define KILL_GIVE_UP_NS (5 * NS_PER_SEC)    /* see kill_all() */
+
+/* The command's whole environment (PROTOCOL.md); nothing of ours leaks into it. */
+static char *clean_env[] = {
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/box",
+    "LANG=C.UTF-8",
+    "TMPDIR=/tmp",
+    NULL,
+};
+
+extern char **environ;
+
+static sigset_t g_sigchld;                  /* {SIGCHLD}, blocked for our whole life */
+static long g_clk_tck = 100;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small utilities                                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Diagnostics go to stderr, which production discards (log driver none); they help tests. */
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof buf - 2)
+        n = (int)sizeof buf - 2;
+    buf[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, buf, (size_t)n);
+    (void)w;
+}
+
+/* Something that must not fail failed (e.g. regaining root).  As PID 1 our exit takes the whole
+ * container, and every process in it, down with us, which is the safe outcome. */
+static _Noreturn void fatal(const char *what)
+{
+    logmsg("supervisor: fatal: %s: %s", what, strerror(errno));
+    _exit(1);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        fatal("out of memory");
+    return p;
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * NS_PER_SEC + ts->tv_nsec;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts_ns(&ts);
+}
+
+/* Our own CPU time: the container cgroup counts it too, so it is subtracted from the figure. */
+static int64_t self_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return ts_ns(&ts);
+}
+
+static int64_t tv_ns(const struct timeval *tv)
+{
+    return (int64_t)tv->tv_sec * NS_PER_SEC + (int64_t)tv->tv_usec * 1000;
+}
+
+/* CPU time of every reaped descendant (the fallback when no cgroup file is readable). */
+static int64_t children_cpu_ns(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_CHILDREN, &ru) != 0)
+        return 0;
+    return tv_ns(&ru.ru_utime) + tv_ns(&ru.ru_stime);
+}
+
+static void sleep_for_sigchld(int64_t ns)
+{
+    if (ns < MIN_POLL_NS)
+        ns = MIN_POLL_NS;
+    struct timespec ts = {.tv_sec = (time_t)(ns / NS_PER_SEC), .tv_nsec = (long)(ns % NS_PER_SEC)};
+    /* Returns on SIGCHLD (consumed; we reap with wait4 anyway), on timeout or on EINTR. */
+    (void)sigtimedwait(&g_sigchld, NULL, &ts);
+}
+
+/* "Too many levels of symbolic links" is what O_NOFOLLOW yields on a link; say it plainly. */
+static const char *errstr(int err)
+{
+    if (err == ELOOP)
+        return "is a symbolic link (refused)";
+    return strerror(err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* String builder                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+struct sb {
+    char *p;
+    size_t n, cap;
+};
+
+static void sb_reserve(struct sb *b, size_t extra)
+{
+    if (extra > SIZE_MAX / 2 - b->n)
+        fatal("string too large");
+    size_t need = b->n + extra + 1;
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        fatal("out of memory");
+    b->p = p;
+    b->cap = cap;
+}
+
+static void sb_put(struct sb *b, const void *s, size_t n)
+{
+    sb_reserve(b, n);
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void sb_puts(struct sb *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_putc(struct sb *b, char c) { sb_put(b, &c, 1); }
+
+static void sb_printf(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sb *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    sb_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)n;
+}
+
+static void sb_free(struct sb *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->n = b->cap = 0;
+}
+
+static const char *sb_str(const struct sb *b) { return b->p ? b->p : ""; }
+
+/* ------------------------------------------------------------------------------------------ */
+/* JSON output, base64                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid.  Output must be valid
+ * UTF-8 JSON even when a request smuggled arbitrary bytes into a name we echo in a message. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;     /* allowed range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;                      /* no overlong forms */
+        if (c == 0xED)
+            hi = 0x9F;                      /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        if (c == 0xF4)
+            hi = 0x8F;                      /* <= U+10FFFF */
+    } else
+        return 0;
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+/* Appends s as a JSON string literal; invalid UTF-8 bytes become U+FFFD. */
+static void json_str(struct sb *b, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    sb_putc(b, '"');
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        if (c < 0x80) {
+            switch (c) {
+            case '"': sb_puts(b, "\\\""); break;
+            case '\\': sb_puts(b, "\\\\"); break;
+            case '\n': sb_puts(b, "\\n"); break;
+            case '\r': sb_puts(b, "\\r"); break;
+            case '\t': sb_puts(b, "\\t"); break;
+            case '\b': sb_puts(b, "\\b"); break;
+            case '\f': sb_puts(b, "\\f"); break;
+            default:
+                if (c < 0x20 || c == 0x7F)
+                    sb_printf(b, "\\u%04x", c);
+                else
+                    sb_putc(b, (char)c);
+            }
+            i++;
+            continue;
+        }
+        size_t len = utf8_len(u + i, n - i);
+        if (len) {
+            sb_put(b, s + i, len);
+            i += len;
+        } else {
+            sb_puts(b, "\\ufffd");
+            i++;
+        }
+    }
+    sb_putc(b, '"');
+}
+
+static void json_cstr(struct sb *b, const char *s) { json_str(b, s, strlen(s)); }
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Standard base64 with padding.  Callers encode in chunks whose length is a multiple of 3, so
+ * padding only ever appears at the very end. */
+static void base64_encode(struct sb *b, const unsigned char *p, size_t n)
+{
+    sb_reserve(b, (n + 2) / 3 * 4);
+    char *o = b->p + b->n;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = B64[v >> 18];
+        *o++ = B64[(v >> 12) & 63];
+        *o++ = B64[(v >> 6) & 63];
+        *o++ = B64[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+        *o++ = B64[v >> 18];
+        *o++ = B64[(v >> 12) & 63];
+        *o++ = i + 1 < n ? B64[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    b->n = (size_t)(o - b->p);
+    b->p[b->n] = '\0';
+}
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Decodes standard base64 (padding optional, ASCII whitespace ignored) into a new buffer.
+ * Returns false on any other character or an impossible length. */
+static bool base64_decode(const char *s, size_t n, unsigned char **out, size_t *outlen)
+{
+    unsigned char *o = xmalloc(n / 4 * 3 + 3);
+    size_t k = 0, syms = 0;
+    uint32_t acc = 0;
+    bool padding = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+            continue;
+        if (c == '=') {
+            padding = true;
+            continue;
+        }
+        int v = b64_value(c);
+        if (v < 0 || padding)               /* data after padding is malformed */
+            goto bad;
+        acc = acc << 6 | (uint32_t)v;
+        if (++syms % 4 == 0) {
+            o[k++] = (unsigned char)(acc >> 16);
+            o[k++] = (unsigned char)(acc >> 8);
+            o[k++] = (unsigned char)acc;
+            acc = 0;
+        }
+    }
+    switch (syms % 4) {
+    case 1:
+        goto bad;
+    case 2:
+        o[k++] = (unsigned char)(acc >> 4);
+        break;
+    case 3:
+        o[k++] = (unsigned char)(acc >> 10);
+        o[k++] = (unsigned char)(acc >> 2);
+        break;
+    }
+    *out = o;
+    *outlen = k;
+    return true;
+bad:
+    free(o);
+    return false;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* stdout                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Every byte of a response must reach the orchestrator: retry on EINTR and partial writes, wait
+ * on a non-blocking pipe.  SIGPIPE is ignored, so a vanished reader shows up as EPIPE here; then
+ * nobody can hear us any more and we exit (taking the container down). */
+static void out_write(const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(STDOUT_FILENO, p, n);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        } else if (w < 0 && errno == EINTR) {
+            continue;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+            (void)poll(&pfd, 1, -1);
+        } else {
+            fatal("writing a response to stdout");
+        }
+    }
+}
+
+static void out_sb(const struct sb *b) { out_write(b->p, b->n); }
+
+static void respond_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void respond_error(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct sb b = {0};
+    sb_puts(&b, "{\"ok\":false,\"error\":");
+    json_cstr(&b, msg);
+    sb_puts(&b, "}\n");
+    out_sb(&b);
+    sb_free(&b);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Minimal JSON parser                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+/* Builds a small tree in an arena that is thrown away after each request.  Supports the whole
+ * JSON grammar (so unknown fields of any shape can be skipped) with a nesting limit. */
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    max_align_t data[];
+};
+
+struct arena {
+    struct arena_chunk *head;
+};
+
+static void *arena_alloc(struct arena *a, size_t n)
+{
+    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    struct arena_chunk *c = a->head;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > ((size_t)32 << 10) ? n : ((size_t)32 << 10);
+        c = xmalloc(sizeof *c + cap);
+        c->next = a->head;
+        c->used = 0;
+        c->cap = cap;
+        a->head = c;
+    }
+    void *p = (char *)c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+static void arena_free(struct arena *a)
+{
+    while (a->head) {
+        struct arena_chunk *next = a->head->next;
+        free(a->head);
+        a->head = next;
+    }
+}
+
+enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
+
+struct jval {
+    enum jtype type;
+    bool b;                 /* J_BOOL */
+    bool is_int;            /* J_NUM: integral and fits in int64_t */
+    int64_t i;              /* J_NUM when is_int */
+    const char *s;          /* J_STR: decoded bytes, NUL-terminated (may contain NUL) */
+    size_t n;
+    const char *key;        /* the member name when this value sits in an object */
+    size_t keylen;
+    struct jval *child;     /* J_ARR / J_OBJ: first element or member */
+    struct jval *next;      /* next sibling */
+    size_t count;           /* J_ARR / J_OBJ: number of children */
+};
+
+struct parser {
+    const char *p, *end;
+    struct arena *a;
+    const char *err;
+    int depth;
+};
+
+static void skip_ws(struct parser *ps)
+{
+    while (ps->p < ps->end &&
+           (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
+        ps->p++;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads the 4 hex digits of a \u escape at ps->p (just after "\u"). */
+static bool parse_hex4(struct parser *ps, unsigned *out)
+{
+    if (ps->end - ps->p < 4)
+        return false;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(ps->p[i]);
+        if (h < 0)
+            return false;
+        v = v << 4 | (unsigned)h;
+    }
+    ps->p += 4;
+    *out = v;
+    return true;
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | cp >> 6);
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | cp >> 12);
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | cp >> 18);
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* ps->p is at the opening quote.  The decoded text is never longer than the raw text (an escape
+ * of 6 or 12 characters yields at most 4 bytes), so one allocation of the raw length suffices. */
+static bool parse_string(struct parser *ps, const char **out, size_t *outlen)
+{
+    const char *q = ++ps->p;
+    while (q < ps->end && *q != '"')
+        q += (*q == '\\') ? 2 : 1;
+    if (q >= ps->end) {
+        ps->err = "unterminated string";
+        return false;
+    }
+    char *buf = arena_alloc(ps->a, (size_t)(q - ps->p) + 1);
+    size_t k = 0;
+    while (*ps->p != '"') {
+        unsigned char c = (unsigned char)*ps->p;
+        if (c < 0x20) {
+            ps->err = "control character in string";
+            return false;
+        }
+        if (c != '\\') {
+            buf[k++] = (char)c;
+            ps->p++;
+            continue;
+        }
+        ps->p++;
+        char e = *ps->p++;
+        switch (e) {
+        case '"': buf[k++] = '"'; break;
+        case '\\': buf[k++] = '\\'; break;
+        case '/': buf[k++] = '/'; break;
+        case 'b': buf[k++] = '\b'; break;
+        case 'f': buf[k++] = '\f'; break;
+        case 'n': buf[k++] = '\n'; break;
+        case 'r': buf[k++] = '\r'; break;
+        case 't': buf[k++] = '\t'; break;
+        case 'u': {
+            unsigned cp, lo;
+            if (!parse_hex4(ps, &cp)) {
+                ps->err = "invalid \\u escape";
+                return false;
+            }
+            if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                ps->err = "unpaired surrogate in \\u escape";
+                return false;
+            }
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (ps->end - ps->p < 2 || ps->p[0] != '\\' || ps->p[1] != 'u') {
+                    ps->err = "unpaired surrogate in \\u escape";
+                    return false;
+                }
+                ps->p += 2;
+                if (!parse_hex4(ps, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+                    ps->err = "unpaired surrogate in \\u escape";
+                    return false;
+                }
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            k += put_utf8(buf + k, cp);
+            break;
+        }
+        default:
+            ps->err = "invalid escape in string";
+            return false;
+        }
+    }
+    ps->p++;                                /* closing quote */
+    buf[k] = '\0';
+    *out = buf;
+    *outlen = k;
+    return true;
+}
+
+static bool parse_number(struct parser *ps, struct jval *v)
+{
+    const char *p = ps->p;
+    bool neg = false, integral = true, overflow = false;
+    uint64_t acc = 0;
+    if (p < ps->end && *p == '-') {
+        neg = true;
+        p++;
+    }
+    if (p >= ps->end || *p < '0' || *p > '9')
+        goto bad;
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < ps->end && *p >= '0' && *p <= '9') {
+            unsigned d = (unsigned)(*p - '0');
+            if (acc > (UINT64_MAX - d) / 10)
+                overflow = true;
+            else
+                acc = acc * 10 + d;
+            p++;
+        }
+    }
+    if (p < ps->end && *p == '.') {
+        integral = false;
+        p++;
+        if (p >= ps->end || *p < '0' || *p > '9')
+            goto bad;
+        while (p < ps->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < ps->end && (*p == 'e' || *p == 'E')) {
+        integral = false;
+        p++;
+        if (p < ps->end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= ps->end || *p < '0' || *p > '9')
+            goto bad;
+        while (p < ps->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    ps->p = p;
+    v->type = J_NUM;
+    if (integral && !overflow) {
+        if (!neg && acc <= (uint64_t)INT64_MAX) {
+            v->is_int = true;
+            v->i = (int64_t)acc;
+        } else if (neg && acc <= (uint64_t)INT64_MAX + 1) {
+            v->is_int = true;
+            v->i = acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)acc;
+        }
+    }
+    return true;
+bad:
+    ps->err = "invalid number";
+    return false;
+}
+
+static bool parse_literal(struct parser *ps, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0) {
+        ps->err = "invalid literal";
+        return false;
+    }
+    ps->p += n;
+    return true;
+}
+
+static struct jval *parse_value(struct parser *ps);
+
+/* Arrays and objects share this: elements are linked in order, members carry their key. */
+static bool parse_container(struct parser *ps, struct jval *v, bool object)
+{
+    char close = object ? '}' : ']';
+    if (++ps->depth > JSON_MAX_DEPTH) {
+        ps->err = "nesting too deep";
+        return false;
+    }
+    v->type = object ? J_OBJ : J_ARR;
+    ps->p++;                                /* '{' or '[' */
+    skip_ws(ps);
+    struct jval **tail = &v->child;
+    if (ps->p < ps->end && *ps->p == close) {
+        ps->p++;
+        ps->depth--;
+        return true;
+    }
+    for (;;) {
+        const char *key = NULL;
+        size_t keylen = 0;
+        skip_ws(ps);
+        if (object) {
+            if (ps->p >= ps->end || *ps->p != '"') {
+                ps->err = "expected a member name";
+                return false;
+            }
+            if (!parse_string(ps, &key, &keylen))
+                return false;
+            skip_ws(ps);
+            if (ps->p >= ps->end || *ps->p != ':') {
+                ps->err = "expected ':'";
+                return false;
+            }
+            ps->p++;
+        }
+        struct jval *item = parse_value(ps);
+        if (!item)
+            return false;
+        item->key = key;
+        item->keylen = keylen;
+        *tail = item;
+        tail = &item->next;
+        v->count++;
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            continue;
+        }
+        if (ps->p < ps->end && *ps->p == close) {
+            ps->p++;
+            ps->depth--;
+            return true;
+        }
+        ps->err = object ? "expected ',' or '}'" : "expected ',' or ']'";
+        return false;
+    }
+}
+
+static struct jval *parse_value(struct parser *ps)
+{
+    skip_ws(ps);
+    if (ps->p >= ps->end) {
+        ps->err = "unexpected end of input";
+        return NULL;
+    }
+    struct jval *v = arena_alloc(ps->a, sizeof *v);
+    memset(v, 0, sizeof *v);
+    bool ok;
+    switch (*ps->p) {
+    case '{': ok = parse_container(ps, v, true); break;
+    case '[': ok = parse_container(ps, v, false); break;
+    case '"':
+        v->type = J_STR;
+        ok = parse_string(ps, &v->s, &v->n);
+        break;
+    case 't':
+        v->type = J_BOOL;
+        v->b = true;
+        ok = parse_literal(ps, "true");
+        break;
+    case 'f':
+        v->type = J_BOOL;
+        ok = parse_literal(ps, "false");
+        break;
+    case 'n':
+        v->type = J_NULL;
+        ok = parse_literal(ps, "null");
+        break;
+    default:
+        ok = parse_number(ps, v);
+    }
+    return ok ? v : NULL;
+}
+
+/* Parses one whole document; returns NULL and sets *err on malformed input. */
+static struct jval *json_parse(const char *s, size_t n, struct arena *a, const char **err)
+{
+    struct parser ps = {.p = s, .end = s + n, .a = a, .err = NULL, .depth = 0};
+    struct jval *v = parse_value(&ps);
+    if (v) {
+        skip_ws(&ps);
+        if (ps.p != ps.end) {
+            ps.err = "trailing characters after the JSON value";
+            v = NULL;
+        }
+    }
+    *err = ps.err ? ps.err : "invalid JSON";
+    return v;
+}
+
+/* The member named key (the last one if repeated), or NULL.  JSON null counts as absent. */
+static const struct jval *member(const struct jval *obj, const char *key)
+{
+    size_t kl = strlen(key);
+    const struct jval *found = NULL;
+    for (const struct jval *c = obj->child; c; c = c->next)
+        if (c->keylen == kl && memcmp(c->key, key, kl) == 0)
+            found = c;
+    if (found && found->type == J_NULL)
+        return NULL;
+    return found;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Request field validation                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+static char g_reqerr[512];
+
+static bool fail_field(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool fail_field(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_reqerr, sizeof g_reqerr, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static bool get_int(const struct jval *req, const char *key, bool required, int64_t dflt,
+                    int64_t lo, int64_t hi, int64_t *out)
+{
+    const struct jval *v = member(req, key);
+    if (!v) {
+        if (required)
+            return fail_field("missing field '%s'", key);
+        *out = dflt;
+        return true;
+    }
+    if (v->type != J_NUM || !v->is_int || v->i < lo || v->i > hi)
+        return fail_field("field '%s' must be an integer from %lld to %lld", key,
+                          (long long)lo, (long long)hi);
+    *out = v->i;
+    return true;
+}
+
+/* A string field without NUL bytes (they could not be passed to the kernel). */
+static bool get_str(const struct jval *req, const char *key, bool required, const char **out)
+{
+    const struct jval *v = member(req, key);
+    if (!v) {
+        if (required)
+            return fail_field("missing field '%s'", key);
+        *out = "";
+        return true;
+    }
+    if (v->type != J_STR || strlen(v->s) != v->n)
+        return fail_field("field '%s' must be a string without NUL characters", key);
+    *out = v->s;
+    return true;
+}
+
+/* "/box/<name>": the name is always taken relative to /box, even with a leading slash. */
+static const char *box_path(struct arena *a, const char *name)
+{
+    size_t n = strlen(name);
+    char *p = arena_alloc(a, sizeof BOX_DIR + 1 + n);
+    memcpy(p, BOX_DIR "/", sizeof BOX_DIR);
+    memcpy(p + sizeof BOX_DIR, name, n + 1);
+    return p;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Acting as the sandbox user                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+/* The saved set-user-ID stays 0, so switching back needs no capability; the file-system IDs
+ * follow the effective IDs.  Root's supplementary groups were dropped at start-up, so the user's
+ * access is exactly uid/gid 10001. */
+
+static bool become_user(void)
+{
+    if (setegid(SANDBOX_GID) != 0)
+        return false;
+    if (seteuid(SANDBOX_UID) != 0) {
+        if (setegid(0) != 0)
+            fatal("setegid(0)");
+        return false;
+    }
+    return true;
+}
+
+static void become_root(void)
+{
+    if (seteuid(0) != 0 || setegid(0) != 0)
+        fatal("cannot regain root after acting as the sandbox user");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* cgroup measurements                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+/* The files are opened once and pread() from offset 0 on every poll: no path lookups in the
+ * hot loop, and nothing the sandbox can swap underneath us. */
+
+static struct {
+    const char *version;    /* "v1", "v2" or "none" as announced in hello */
+    bool v2;
+    int cpu_fd;             /* v1 cpuacct.usage (ns) / v2 cpu.stat usage_usec */
+    int mem_fd;             /* v1 memory.stat total_rss / v2 memory.stat anon (bytes) */
+    int oom_fd;             /* v1 memory.oom_control / v2 memory.events: oom_kill */
+} cg = {"none", false, -1, -1, -1};
+
+static char g_filebuf[16384];
+
+/* Whole (small) file from offset 0 into g_filebuf, NUL-terminated.  A short read means end of
+ * file for these seq_file-backed files, which saves a second system call on every poll. */
+static bool read_fd_text(int fd)
+{
+    size_t n = 0;
+    while (n < sizeof g_filebuf - 1) {
+        size_t want = sizeof g_filebuf - 1 - n;
+        ssize_t r = pread(fd, g_filebuf + n, want, (off_t)n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return false;
+        n += (size_t)r;
+        if ((size_t)r < want)
+            break;
+    }
+    g_filebuf[n] = '\0';
+    return true;
+}
+
+static bool parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || errno != 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* The value of the "key value" line in g_filebuf.  Matching "key " at a line start keeps
+ * "anon" from matching "anon_thp" and "total_rss" from matching "total_rss_huge". */
+static bool find_key(const char *key, int64_t *out)
+{
+    size_t kl = strlen(key);
+    for (const char *p = g_filebuf; p && *p;) {
+        if (strncmp(p, key, kl) == 0 && p[kl] == ' ')
+            return parse_i64(p + kl + 1, out);
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return false;
+}
+
+static bool cg_cpu_ns(int64_t *out)
+{
+    int64_t v;
+    if (cg.cpu_fd < 0 || !read_fd_text(cg.cpu_fd))
+        return false;
+    if (cg.v2) {
+        if (!find_key("usage_usec", &v))
+            return false;
+        v *= 1000;
+    } else if (!parse_i64(g_filebuf, &v)) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool cg_anon_bytes(int64_t *out)
+{
+    return cg.mem_fd >= 0 && read_fd_text(cg.mem_fd) &&
+           find_key(cg.v2 ? "anon" : "total_rss", out);
+}
+
+static bool cg_oom_kills(int64_t *out)
+{
+    return cg.oom_fd >= 0 && read_fd_text(cg.oom_fd) && find_key("oom_kill", out);
+}
+
+/* Our cgroup path from /proc/self/cgroup ("id:controllers:path") for a v1 controller, or for
+ * the v2 hierarchy when controller is NULL.  It is "/" with a private cgroup namespace; with the
+ * host's namespace it names our directory, which then exists below /sys/fs/cgroup if the whole
+ * hierarchy is mounted (v2 with cgroupns=host) and usually not (v1: Docker bind-mounts our own
+ * directory), hence callers try it first and then the mount's root. */
+static bool own_cgroup_path(const char *controller, char *out, size_t cap)
+{
+    int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = read_fd_text(fd);
+    close(fd);
+    if (!ok)
+        return false;
+    for (char *line = g_filebuf; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c2) {
+            *c1 = *c2 = '\0';
+            const char *ctrls = c1 + 1, *path = c2 + 1;
+            bool match = false;
+            if (!controller) {
+                match = strcmp(line, "0") == 0 && *ctrls == '\0';
+            } else {
+                size_t cl = strlen(controller);
+                for (const char *t = ctrls; *t;) {
+                    size_t tl = strcspn(t, ",");
+                    if (tl == cl && strncmp(t, controller, cl) == 0)
+                        match = true;
+                    t += tl;
+                    if (*t == ',')
+                        t++;
+                }
+            }
+            if (match && strlen(path) < cap) {
+                strcpy(out, strcmp(path, "/") == 0 ? "" : path);
+                return true;
+            }
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return false;
+}
+
+typedef bool (*cg_probe_fn)(int64_t *);
+
+/* Opens the first candidate <dir><own>/<file> or <dir>/<file> that can be read and parsed. */
+static int cg_open(const char *const *dirs, const char *own, const char *file, int *slot,
+                   cg_probe_fn probe)
+{
+    char path[PATH_MAX];
+    for (const char *const *d = dirs; *d; d++) {
+        for (int pass = 0; pass < 2; pass++) {
+            const char *sub = pass == 0 ? own : "";
+            if (pass == 0 && *own == '\0')
+                continue;
+            int n = snprintf(path, sizeof path, "%s%s/%s", *d, sub, file);
+            if (n < 0 || (size_t)n >= sizeof path)
+                continue;
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                continue;
+            int64_t v;
+            *slot = fd;
+            if (probe(&v)) {
+                logmsg("supervisor: using %s", path);
+                return fd;
+            }
+            *slot = -1;
+            close(fd);
+        }
+    }
+    return -1;
+}
+
+static void cg_detect(void)
+{
+    char own[PATH_MAX];
+    if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+        static const char *const root[] = {"/sys/fs/cgroup", NULL};
+        cg.v2 = true;
+        if (!own_cgroup_path(NULL, own, sizeof own))
+            own[0] = '\0';
+        cg_open(root, own, "cpu.stat", &cg.cpu_fd, cg_cpu_ns);
+        cg_open(root, own, "memory.stat", &cg.mem_fd, cg_anon_bytes);
+        cg_open(root, own, "memory.events", &cg.oom_fd, cg_oom_kills);
+        if (cg.cpu_fd >= 0 || cg.mem_fd >= 0)
+            cg.version = "v2";
+    } else {
+        static const char *const cpu_dirs[] = {"/sys/fs/cgroup/cpuacct",
+                                               "/sys/fs/cgroup/cpu,cpuacct",
+                                               "/sys/fs/cgroup/cpuacct,cpu", NULL};
+        static const char *const mem_dirs[] = {"/sys/fs/cgroup/memory", NULL};
+        if (!own_cgroup_path("cpuacct", own, sizeof own))
+            own[0] = '\0';
+        cg_open(cpu_dirs, own, "cpuacct.usage", &cg.cpu_fd, cg_cpu_ns);
+        if (!own_cgroup_path("memory", own, sizeof own))
+            own[0] = '\0';
+        cg_open(mem_dirs, own, "memory.stat", &cg.mem_fd, cg_anon_bytes);
+        cg_open(mem_dirs, own, "memory.oom_control", &cg.oom_fd, cg_oom_kills);
+        if (cg.cpu_fd >= 0 || cg.mem_fd >= 0)
+            cg.version = "v1";
+    }
+    if (cg.cpu_fd < 0)
+        logmsg("supervisor: no cgroup CPU counter; falling back to rusage and /proc");
+    if (cg.mem_fd < 0)
+        logmsg("supervisor: no cgroup memory counter; falling back to /proc");
+}
+
+/* Fallback when a cgroup file is missing: walk /proc.  Every process but us belongs to the
+ * command.  CPU: utime+stime+cutime+cstime of the live processes (dead ones reaped by a live
+ * parent are in its c-times, the ones we reaped are in RUSAGE_CHILDREN).  Memory: resident minus
+ * shared pages, summed. */
+static void proc_scan(int64_t *cpu_ns, int64_t *anon_bytes)
+{
+    int64_t ticks = 0, pages = 0;
+    DIR *d = opendir("/proc");
+    if (!d) {
+        *cpu_ns = *anon_bytes = 0;
+        return;
+    }
+    char path[64], buf[1024];
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 1)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t r = read(fd, buf, sizeof buf - 1);
+            close(fd);
+            char *p = r > 0 ? (buf[r] = '\0', strrchr(buf, ')')) : NULL;
+            /* After "(comm)": field 3 is the state; utime..cstime are fields 14..17. */
+            for (int field = 2; p && field < 17;) {
+                p = strchr(p + 1, ' ');
+                if (p && ++field >= 14)
+                    ticks += strtoll(p + 1, NULL, 10);
+            }
+        }
+        snprintf(path, sizeof path, "/proc/%ld/statm", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t r = read(fd, buf, sizeof buf - 1);
+            close(fd);
+            long long size, resident, shared;
+            if (r > 0 && (buf[r] = '\0', sscanf(buf, "%lld %lld %lld", &size, &resident,
+                                                &shared) == 3) && resident > shared)
+                pages += resident - shared;
+        }
+    }
+    closedir(d);
+    *cpu_ns = ticks * (NS_PER_SEC / g_clk_tck);
+    *anon_bytes = pages * sysconf(_SC_PAGESIZE);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Signals                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+static void signal_name(int sig, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+#ifdef HAVE_SIGABBREV_NP
+    const char *abbrev = sigabbrev_np(sig);
+    if (abbrev) {
+        snprintf(buf, cap, "SIG%s", abbrev);
+        return;
+    }
+#else
+    static const struct { int sig; const char *name; } names[] = {
+        {SIGHUP, "SIGHUP"}, {SIGINT, "SIGINT"}, {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+        {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"}, {SIGFPE, "SIGFPE"},
+        {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
+        {SIGSTKFLT, "SIGSTKFLT"}, {SIGCHLD, "SIGCHLD"}, {SIGCONT, "SIGCONT"},
+        {SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"}, {SIGTTIN, "SIGTTIN"}, {SIGTTOU, "SIGTTOU"},
+        {SIGURG, "SIGURG"}, {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"},
+        {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGWINCH, "SIGWINCH"},
+        {SIGIO, "SIGIO"}, {SIGPWR, "SIGPWR"}, {SIGSYS, "SIGSYS"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].sig == sig) {
+            snprintf(buf, cap, "%s", names[i].name);
+            return;
+        }
+#endif
+    if (sig >= SIGRTMIN && sig <= SIGRTMAX)
+        snprintf(buf, cap, "SIGRTMIN+%d", sig - SIGRTMIN);
+}
+
+/* SIGTERM/SIGINT/SIGHUP (e.g. `docker stop`): as PID 1 we would otherwise ignore them.  Exiting
+ * makes the kernel kill every process of the namespace.  Only async-signal-safe calls. */
+static void on_terminate(int sig)
+{
+    (void)sig;
+    _exit(0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The command's process (between fork and execvp)                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+enum stage { ST_PRIV = 1, ST_CHDIR, ST_STDIN, ST_STDOUT, ST_STDERR, ST_RLIMIT, ST_EXEC };
+
+/* What the child tells the parent through the close-on-exec pipe when a step fails.  A
+ * successful execvp closes the pipe silently.  It is smaller than PIPE_BUF, so atomic. */
+struct child_report {
+    int stage;
+    int err;
+};
+
+struct exec_req {
+    char **argv;
+    int64_t cpu_ms, wall_ms, mem_kib, out_kib;
+    int64_t record[3];      /* [1] stdout, [2] stderr bytes to return */
+    const char *name[3];    /* redirection as given; "" = /dev/null */
+    const char *path[3];    /* "/box/<name>", NULL for /dev/null */
+};
+
+static _Noreturn void child_fail(int fd, int stage, int err)
+{
+    struct child_report r = {.stage = stage, .err = err};
+    ssize_t w = write(fd, &r, sizeof r);
+    (void)w;
+    _exit(127);
+}
+
+/* Opens a redirection as the (already unprivileged) child.  O_NONBLOCK only guards the open
+ * itself, so that a FIFO planted in /box cannot hang the setup; it is cleared right after. */
+static int open_redirect(const char *path, int flags)
+{
+    int fd = open(path ? path : "/dev/null",
+                  flags | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+/* Lowers soft and hard limit to v, so the command cannot raise it again.  We cannot raise a hard
+ * limit (no CAP_SYS_RESOURCE), so a lower one inherited from the engine is kept. */
+static int set_limit(int resource, int64_t v)
+{
+    struct rlimit cur, nl;
+    if (getrlimit(resource, &cur) != 0)
+        return -1;
+    rlim_t want = (rlim_t)v;
+    if (cur.rlim_max != RLIM_INFINITY && want > cur.rlim_max)
+        want = cur.rlim_max;
+    nl.rlim_cur = nl.rlim_max = want;
+    return setrlimit(resource, &nl);
+}
+
+static _Noreturn void child_main(const struct exec_req *rq, int rfd)
+{
+    /* Dispositions: SIGPIPE is ignored and SIGTERM handled in the parent; an ignored signal
+     * would stay ignored across execve, so reset all of them.  Then unblock everything. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            (void)sigaction(s, &sa, NULL);  /* fails harmlessly for glibc's internal ones */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    (void)setsid();
+
+    /* Make the command, not the supervisor, the memory cgroup OOM killer's first choice.
+     * Raising the value needs no privilege; it is inherited by all descendants. */
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t w = write(fd, "1000", 4);
+        (void)w;
+        close(fd);
+    }
+
+    /* Drop privileges for good: real, effective, saved and file-system IDs.  Changing all uids
+     * from 0 to non-zero also clears every capability set. */
+    if (setgroups(0, NULL) != 0 || setresgid(SANDBOX_GID, SANDBOX_GID, SANDBOX_GID) != 0 ||
+        setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID) != 0)
+        child_fail(rfd, ST_PRIV, errno);
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    if (getresuid(&ru, &eu, &su) != 0 || getresgid(&rg, &eg, &sg) != 0 || ru != SANDBOX_UID ||
+        eu != SANDBOX_UID || su != SANDBOX_UID || rg != SANDBOX_GID || eg != SANDBOX_GID ||
+        sg != SANDBOX_GID)
+        child_fail(rfd, ST_PRIV, EPERM);
+    (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    umask(022);
+
+    if (chdir(BOX_DIR) != 0)
+        child_fail(rfd, ST_CHDIR, errno);
+
+    int in = open_redirect(rq->path[0], O_RDONLY);
+    if (in < 0)
+        child_fail(rfd, ST_STDIN, errno);
+    int out = open_redirect(rq->path[1], O_WRONLY | O_CREAT | O_TRUNC);
+    if (out < 0)
+        child_fail(rfd, ST_STDOUT, errno);
+    int err;
+    if (rq->path[1] && rq->path[2] && strcmp(rq->path[1], rq->path[2]) == 0) {
+        err = out;                          /* one open file: a shared offset, no clobbering */
+    } else {
+        err = open_redirect(rq->path[2], O_WRONLY | O_CREAT | O_TRUNC);
+        if (err < 0)
+            child_fail(rfd, ST_STDERR, errno);
+        /* Different spellings of the same file ("out" and "./out") share one open file too. */
+        struct stat so, se;
+        if (rq->path[1] && rq->path[2] && fstat(out, &so) == 0 && fstat(err, &se) == 0 &&
+            S_ISREG(so.st_mode) && so.st_dev == se.st_dev && so.st_ino == se.st_ino) {
+            close(err);
+            err = out;
+        }
+    }
+    /* The supervisor's fds 0-2 are always open, so in/out/err are >= 3 and dup2 cannot clobber
+     * one of them.  dup2 clears close-on-exec on the targets only. */
+    if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+        dup2(err, STDERR_FILENO) < 0)
+        child_fail(rfd, ST_STDIN, errno);
+
+    int64_t stack = rq->mem_kib * 1024;
+    if (stack < MIN_STACK_BYTES)
+        stack = MIN_STACK_BYTES;
+    if (set_limit(RLIMIT_FSIZE, rq->out_kib * 1024) != 0 || set_limit(RLIMIT_CORE, 0) != 0 ||
+        set_limit(RLIMIT_STACK, stack) != 0 || set_limit(RLIMIT_NOFILE, 1024) != 0)
+        child_fail(rfd, ST_RLIMIT, errno);
+
+    /* execvp looks PATH up in environ, so the clean environment is installed, not passed. */
+    environ = clean_env;
+    execvp(rq->argv[0], rq->argv);
+    child_fail(rfd, ST_EXEC, errno);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Running and supervising a command                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+struct run {
+    pid_t pid;              /* the command's main process */
+    bool main_done;
+    int wstatus;
+    int64_t t0, t_end;      /* fork, main process reaped */
+    long maxrss_kib;        /* max ru_maxrss over every reaped process */
+};
+
+/* Reaps every process that has ended, without blocking.  Returns true when we have no child
+ * left at all (ECHILD).  __WALL: also children created by clone() with an unusual exit signal. */
+static bool reap(struct run *r)
+{
+    for (;;) {
+        int st;
+        struct rusage ru;
+        pid_t p = wait4(-1, &st, WNOHANG | __WALL, &ru);
+        if (p > 0) {
+            if (ru.ru_maxrss > r->maxrss_kib)
+                r->maxrss_kib = ru.ru_maxrss;
+            if (p == r->pid && !r->main_done) {
+                r->main_done = true;
+                r->wstatus = st;
+                r->t_end = now_ns();
+            }
+            continue;
+        }
+        if (p == 0)
+            return false;
+        if (errno == EINTR)
+            continue;
+        return true;
+    }
+}
+
+/* Kills every process of the namespace but us and reaps them all.  One kill(-1) can race with a
+ * fork, so it is repeated until wait4 reports ECHILD: an orphan is re-parented to us before its
+ * dead parent becomes reapable, so no children means no descendants.  (kill(-1) itself returns
+ * ESRCH once only zombies are left, which is why it is not the loop condition.)  A process stuck
+ * in the kernel could make this endless; after KILL_GIVE_UP_NS we answer anyway. */
+static void kill_all(struct run *r)
+{
+    int64_t deadline = now_ns() + KILL_GIVE_UP_NS;
+    for (;;) {
+        (void)kill(-1, SIGKILL);
+        if (reap(r))
+            return;
+        if (now_ns() > deadline) {
+            logmsg("supervisor: processes survive SIGKILL; giving up waiting for them");
+            return;
+        }
+        sleep_for_sigchld(NS_PER_MS);
+    }
+}
+
+enum reason { KR_NONE, KR_CPU, KR_WALL, KR_MEM };
+
+/* Baselines taken just before fork, so the figures are the command's alone. */
+struct baseline {
+    bool cg_cpu_ok;
+    int64_t cg_cpu, self_cpu, children_cpu;
+    bool anon_ok;
+    int64_t anon;
+    bool oom_ok;
+    int64_t oom;
+};
+
+static void take_baseline(struct baseline *b)
+{
+    b->cg_cpu_ok = cg_cpu_ns(&b->cg_cpu);
+    b->self_cpu = self_cpu_ns();
+    b->children_cpu = children_cpu_ns();
+    b->anon_ok = cg_anon_bytes(&b->anon);
+    b->oom_ok = cg_oom_kills(&b->oom);
+}
+
+/* The command's CPU time and anonymous memory now.  cgroup: deltas against the baseline, minus
+ * our own CPU time (the cgroup counts us too).  Without the cgroup files: reaped descendants
+ * (RUSAGE_CHILDREN) plus one /proc walk over the live processes, skipped when live is false
+ * because everything has been reaped by then. */
+static void measure(const struct baseline *b, bool live, int64_t *cpu, int64_t *anon)
+{
+    int64_t v, scan_cpu = 0, scan_anon = 0;
+    bool scanned = false;
+    if (b->cg_cpu_ok && cg_cpu_ns(&v)) {
+        v = (v - b->cg_cpu) - (self_cpu_ns() - b->self_cpu);
+    } else {
+        if (live) {
+            proc_scan(&scan_cpu, &scan_anon);
+            scanned = true;
+        }
+        v = children_cpu_ns() - b->children_cpu + scan_cpu;
+    }
+    *cpu = v > 0 ? v : 0;
+    if (b->anon_ok && cg_anon_bytes(&v)) {
+        v -= b->anon;
+    } else if (live) {
+        if (!scanned)
+            proc_scan(&scan_cpu, &scan_anon);
+        v = scan_anon;
+    } else {
+        v = 0;
+    }
+    *anon = v > 0 ? v : 0;
+}
+
+static bool oom_rose(const struct baseline *b)
+{
+    int64_t v;
+    return b->oom_ok && cg_oom_kills(&v) && v > b->oom;
+}
+
+/* Opens a file to record as the sandbox user (caller switched): regular files only, no links,
+ * and O_NONBLOCK so a FIFO cannot block us.  Returns -1 when there is nothing to record. */
+static int open_record(const char *path, int64_t want, int64_t *size)
+{
+    if (!path || want <= 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -1;
+    }
+    *size = st.st_size < want ? st.st_size : want;
+    return fd;
+}
+
+/* Streams up to n bytes of fd as base64 straight to stdout, so a large record never needs a
+ * large buffer in the supervisor.  Chunks are multiples of 3 bytes: padding only at the end. */
+static void stream_record(int fd, int64_t n)
+{
+    enum { CHUNK = 3 * 16384 };
+    unsigned char *buf = xmalloc(CHUNK);
+    struct sb enc = {0};
+    int64_t done = 0;
+    bool eof = false;
+    while (done < n && !eof) {
+        size_t fill = 0, want = (size_t)(n - done < CHUNK ? n - done : CHUNK);
+        while (fill < want) {
+            ssize_t r = read(fd, buf + fill, want - fill);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                eof = true;
+                break;
+            }
+            fill += (size_t)r;
+        }
+        enc.n = 0;
+        base64_encode(&enc, buf, fill);
+        out_write(enc.p, enc.n);
+        done += (int64_t)fill;
+    }
+    sb_free(&enc);
+    free(buf);
+}
+
+/* Everything the verdict and the figures are made of. */
+struct outcome {
+    int fork_errno;                 /* fork() failed */
+    struct child_report report;     /* stage 0: the command was executed */
+    enum reason reason;             /* why we killed it, if we did */
+    bool oom;                       /* the cgroup's OOM-kill counter rose */
+    bool output_full;               /* a redirected output file reached output_kib */
+    int64_t cpu_ns, real_ns, mem_kib;
+    int exit_code, sig;
+};
+
+/* Forks the command, enforces the limits until its main process ends or a limit is hit, kills
+ * and reaps everything, and measures.  Leaves the user/root switching to the caller. */
+static void supervise(const struct exec_req *rq, struct outcome *o)
+{
+    struct run r = {.pid = -1};
+    struct baseline base;
+    int64_t peak_anon = 0;
+    int pfd[2];
+
+    memset(o, 0, sizeof *o);
+    struct run strays = {.pid = -1};
+    reap(&strays);                          /* stray zombies must not count for this command */
+    malloc_trim(0);                         /* the child starts with our resident pages */
+    take_baseline(&base);
+
+    /* Both ends non-blocking: the parent reads it only after the child is gone, so a child
+     * stuck before execvp can never block us. */
+    if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) != 0) {
+        o->fork_errno = errno;
+        return;
+    }
+    r.t0 = now_ns();
+    r.pid = fork();
+    if (r.pid == 0) {
+        close(pfd[0]);
+        child_main(rq, pfd[1]);
+    }
+    close(pfd[1]);
+    if (r.pid < 0) {
+        o->fork_errno = errno;
+        close(pfd[0]);
+        return;
+    }
+
+    const int64_t cpu_limit = rq->cpu_ms * NS_PER_MS, wall_limit = rq->wall_ms * NS_PER_MS;
+    const int64_t mem_limit = rq->mem_kib * 1024;
+    for (;;) {
+        reap(&r);
+        if (r.main_done)
+            break;
+        int64_t cpu, anon, wait = POLL_NS;
+        measure(&base, true, &cpu, &anon);
+        if (cpu > cpu_limit) {
+            o->reason = KR_CPU;
+            break;
+        }
+        int64_t elapsed = now_ns() - r.t0;
+        if (elapsed > wall_limit) {
+            o->reason = KR_WALL;
+            break;
+        }
+        if (anon > peak_anon)
+            peak_anon = anon;
+        if (peak_anon > mem_limit || oom_rose(&base)) {
+            o->reason = KR_MEM;
+            break;
+        }
+        /* Sleep no longer than the time left (CPU time cannot outrun real time on one CPU;
+         * with several, the next poll is at most POLL_NS away anyway).  At least 1 ms for CPU
+         * time, so a command that burnt nearly all of it and then sleeps does not keep us
+         * polling at the minimum interval until the real-time limit. */
+        if (cpu_limit - cpu < wait)
+            wait = cpu_limit - cpu > NS_PER_MS ? cpu_limit - cpu : NS_PER_MS;
+        if (wall_limit - elapsed < wait)
+            wait = wall_limit - elapsed + 1;
+        sleep_for_sigchld(wait);
+    }
+    kill_all(&r);
+    int64_t t_end = r.main_done ? r.t_end : now_ns();
+
+    /* Final figures, now that every process is gone and its CPU time is in the counters. */
+    int64_t anon;
+    measure(&base, false, &o->cpu_ns, &anon);
+    if (anon > peak_anon)
+        peak_anon = anon;
+    o->oom = oom_rose(&base);
+    if (read(pfd[0], &o->report, sizeof o->report) != (ssize_t)sizeof o->report)
+        o->report.stage = 0;
+    close(pfd[0]);
+
+    o->real_ns = t_end - r.t0;
+    o->mem_kib = peak_anon / 1024;
+    if (r.maxrss_kib > o->mem_kib)
+        o->mem_kib = r.maxrss_kib;
+    if (r.main_done && WIFEXITED(r.wstatus))
+        o->exit_code = WEXITSTATUS(r.wstatus);
+    if (r.main_done && WIFSIGNALED(r.wstatus))
+        o->sig = WTERMSIG(r.wstatus);
+}
+
+static bool is_setup_error(const struct outcome *o)
+{
+    return o->fork_errno != 0 || (o->report.stage != 0 && o->report.stage != ST_EXEC);
+}
+
+/* Status and message; first match wins (PROTOCOL.md). */
+static const char *verdict(const struct exec_req *rq, const struct outcome *o, struct sb *msg)
+{
+    static const char *const which[] = {[ST_STDIN] = "stdin", [ST_STDOUT] = "stdout",
+                                        [ST_STDERR] = "stderr"};
+    const struct child_report *rp = &o->report;
+    if (o->fork_errno) {
+        sb_printf(msg, "cannot start the command: %s", strerror(o->fork_errno));
+        return "SE";
+    }
+    if (is_setup_error(o)) {
+        switch (rp->stage) {
+        case ST_PRIV:
+            sb_printf(msg, "cannot drop privileges: %s", strerror(rp->err));
+            break;
+        case ST_CHDIR:
+            sb_printf(msg, "cannot enter " BOX_DIR ": %s", strerror(rp->err));
+            break;
+        case ST_STDIN:
+        case ST_STDOUT:
+        case ST_STDERR:
+            if (rp->stage == ST_STDIN && rp->err == ENOENT)
+                sb_printf(msg, "stdin file '%s' not found", rq->name[0]);
+            else
+                sb_printf(msg, "cannot open %s file '%s': %s", which[rp->stage],
+                          rq->name[rp->stage - ST_STDIN], errstr(rp->err));
+            break;
+        case ST_RLIMIT:
+            sb_printf(msg, "cannot set resource limits: %s", strerror(rp->err));
+            break;
+        default:
+            sb_printf(msg, "command setup failed at step %d: %s", rp->stage, strerror(rp->err));
+        }
+        return "SE";
+    }
+    /* The kill reason decides between the two TLE messages; without a kill, the final figures
+     * (a command can end between two polls slightly over a limit). */
+    if (o->reason == KR_CPU || (o->reason != KR_WALL && o->cpu_ns > rq->cpu_ms * NS_PER_MS)) {
+        sb_printf(msg, "CPU time limit exceeded (%lld ms)", (long long)rq->cpu_ms);
+        return "TLE";
+    }
+    if (o->reason == KR_WALL || o->real_ns > rq->wall_ms * NS_PER_MS) {
+        sb_printf(msg, "real time limit exceeded (%lld ms)", (long long)rq->wall_ms);
+        return "TLE";
+    }
+    if (o->reason == KR_MEM || o->oom || o->mem_kib > rq->mem_kib) {
+        sb_printf(msg, "memory limit exceeded (%lld KiB)", (long long)rq->mem_kib);
+        return "MLE";
+    }
+    if (o->sig == SIGXFSZ || (o->output_full && (o->exit_code != 0 || o->sig != 0))) {
+        sb_printf(msg, "output limit exceeded (%lld KiB)", (long long)rq->out_kib);
+        return "OLE";
+    }
+    if (rp->stage == ST_EXEC) {
+        if (rp->err == ENOENT)
+            sb_printf(msg, "command '%s' not found", rq->argv[0]);
+        else
+            sb_printf(msg, "cannot execute '%s': %s", rq->argv[0], strerror(rp->err));
+        return "RE";
+    }
+    if (o->sig) {
+        char name[32];
+        signal_name(o->sig, name, sizeof name);
+        if (name[0])
+            sb_printf(msg, "killed by signal %d (%s)", o->sig, name);
+        else
+            sb_printf(msg, "killed by signal %d", o->sig);
+        return "RE";
+    }
+    if (o->exit_code) {
+        sb_printf(msg, "exited with code %d", o->exit_code);
+        return "RE";
+    }
+    return "";
+}
+
+static void op_exec(const struct exec_req *rq)
+{
+    struct outcome o;
+    supervise(rq, &o);
+
+    /* The redirected files, as the sandbox user: sizes for OLE, open fds for the records.  (No
+     * records after SE: a file the command never opened may hold an earlier execute's data.) */
+    bool setup_error = is_setup_error(&o);
+    int rec_fd[3] = {-1, -1, -1};
+    int64_t rec_len[3] = {0, 0, 0};
+    if (o.fork_errno == 0 && become_user()) {
+        for (int i = 1; i <= 2; i++) {
+            struct stat st;
+            if (rq->path[i] && lstat(rq->path[i], &st) == 0 && S_ISREG(st.st_mode) &&
+                st.st_size >= rq->out_kib * 1024)
+                o.output_full = true;
+            if (!setup_error)
+                rec_fd[i] = open_record(rq->path[i], rq->record[i], &rec_len[i]);
+        }
+        become_root();
+    }
+
+    struct sb msg = {0};
+    const char *status = verdict(rq, &o, &msg);
+    if (setup_error)
+        o.exit_code = o.sig = 0;            /* the command never ran */
+
+    struct sb b = {0};
+    sb_puts(&b, "{\"ok\":true,\"op\":\"exec\",\"meta\":{\"status\":");
+    json_cstr(&b, status);
+    sb_puts(&b, ",\"message\":");
+    json_str(&b, sb_str(&msg), msg.n);
+    sb_printf(&b,
+              ",\"memory-usage\":%lld,\"cpu-time-usage\":%lld,\"real-time-usage\":%lld,"
+              "\"exit-code\":%d,\"signal\":%d},\"record\":{\"stdout\":\"",
+              (long long)o.mem_kib, (long long)(o.cpu_ns / NS_PER_MS),
+              (long long)(o.real_ns / NS_PER_MS), o.exit_code, o.sig);
+    out_sb(&b);
+    if (rec_fd[1] >= 0)
+        stream_record(rec_fd[1], rec_len[1]);
+    out_write("\",\"stderr\":\"", 12);
+    if (rec_fd[2] >= 0)
+        stream_record(rec_fd[2], rec_len[2]);
+    out_write("\"}}\n", 4);
+    for (int i = 1; i <= 2; i++)
+        if (rec_fd[i] >= 0)
+            close(rec_fd[i]);
+    sb_free(&b);
+    sb_free(&msg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Requests                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+static bool parse_exec(const struct jval *req, struct arena *a, struct exec_req *rq)
+{
+    static const char *const names[3] = {"stdin", "stdout", "stderr"};
+    static const char *const recs[3] = {NULL, "record_stdout", "record_stderr"};
+    memset(rq, 0, sizeof *rq);
+
+    const struct jval *argv = member(req, "argv");
+    if (!argv || argv->type != J_ARR || argv->count == 0)
+        return fail_field("field 'argv' must be a non-empty list of strings");
+    rq->argv = arena_alloc(a, (argv->count + 1) * sizeof *rq->argv);
+    size_t i = 0;
+    for (const struct jval *e = argv->child; e; e = e->next) {
+        if (e->type != J_STR || strlen(e->s) != e->n)
+            return fail_field("field 'argv' must be a list of strings without NUL characters");
+        rq->argv[i++] = (char *)e->s;
+    }
+    rq->argv[i] = NULL;
+
+    if (!get_int(req, "cpu_time_ms", true, 0, 1, LIMIT_MAX, &rq->cpu_ms) ||
+        !get_int(req, "wall_time_ms", true, 0, 1, LIMIT_MAX, &rq->wall_ms) ||
+        !get_int(req, "memory_kib", true, 0, 1, LIMIT_MAX, &rq->mem_kib) ||
+        !get_int(req, "output_kib", true, 0, 0, LIMIT_MAX, &rq->out_kib))
+        return false;
+    for (int k = 0; k < 3; k++) {
+        if (!get_str(req, names[k], false, &rq->name[k]))
+            return false;
+        rq->path[k] = rq->name[k][0] ? box_path(a, rq->name[k]) : NULL;
+        if (recs[k] && !get_int(req, recs[k], false, 0, 0, LIMIT_MAX, &rq->record[k]))
+            return false;
+    }
+    return true;
+}
+
+static void op_write(const struct jval *req, struct arena *a)
+{
+    const char *name, *data;
+    if (!get_str(req, "path", true, &name) || !get_str(req, "data", true, &data)) {
+        respond_error("invalid request: %s", g_reqerr);
+        return;
+    }
+    unsigned char *bytes;
+    size_t n;
+    if (!base64_decode(data, strlen(data), &bytes, &n)) {
+        respond_error("invalid request: field 'data' is not valid base64");
+        return;
+    }
+    const char *path = box_path(a, name);
+    int err = 0;
+    if (!become_user()) {
+        err = errno;
+    } else {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+                                O_CLOEXEC, 0644);
+        if (fd < 0) {
+            err = errno;
+        } else {
+            for (size_t off = 0; off < n && !err;) {
+                ssize_t w = write(fd, bytes + off, n - off);
+                if (w > 0)
+                    off += (size_t)w;
+                else if (w < 0 && errno == EINTR)
+                    continue;
+                else
+                    err = w < 0 ? errno : EIO;
+            }
+            if (close(fd) != 0 && !err)
+                err = errno;
+        }
+        become_root();
+    }
+    free(bytes);
+    struct sb b = {0};
+    if (err) {
+        struct sb msg = {0};
+        sb_printf(&msg, "cannot write '%s': %s", name, errstr(err));
+        sb_puts(&b, "{\"ok\":false,\"error\":");
+        json_str(&b, msg.p, msg.n);
+        sb_puts(&b, "}\n");
+        sb_free(&msg);
+    } else {
+        sb_puts(&b, "{\"ok\":true,\"op\":\"write\"}\n");
+    }
+    out_sb(&b);
+    sb_free(&b);
+}
+
+static void handle_line(const char *line, size_t n)
+{
+    struct arena a = {0};
+    const char *perr;
+    struct jval *req = json_parse(line, n, &a, &perr);
+    if (!req) {
+        respond_error("invalid request: %s", perr);
+    } else if (req->type != J_OBJ) {
+        respond_error("invalid request: not a JSON object");
+    } else {
+        const struct jval *op = member(req, "op");
+        if (!op || op->type != J_STR) {
+            respond_error("invalid request: missing field 'op'");
+        } else if (strcmp(op->s, "ping") == 0) {
+            static const char pong[] = "{\"ok\":true,\"op\":\"pong\"}\n";
+            out_write(pong, sizeof pong - 1);
+        } else if (strcmp(op->s, "exec") == 0) {
+            struct exec_req rq;
+            if (parse_exec(req, &a, &rq))
+                op_exec(&rq);
+            else
+                respond_error("invalid request: %s", g_reqerr);
+        } else if (strcmp(op->s, "write") == 0) {
+            op_write(req, &a);
+        } else {
+            struct sb b = {0}, msg = {0};
+            sb_puts(&msg, "unknown op ");
+            json_str(&msg, op->s, op->n);
+            sb_puts(&b, "{\"ok\":false,\"error\":");
+            json_str(&b, msg.p, msg.n);
+            sb_puts(&b, "}\n");
+            out_sb(&b);
+            sb_free(&b);
+            sb_free(&msg);
+        }
+    }
+    arena_free(&a);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Main loop                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/* fds 0-2 must exist: the child's redirections rely on new fds being >= 3. */
+static void ensure_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+            fatal("cannot open /dev/null");
+}
+
+int main(void)
+{
+    ensure_std_fds();
+    signal(SIGPIPE, SIG_IGN);               /* a closed stdout is EPIPE, not death */
+
+    if (getpid() != 1) {
+        static const char msg[] =
+            "{\"ok\":false,\"error\":\"the supervisor must run as PID 1 of a container's PID "
+            "namespace (it kills every other process)\"}\n";
+        out_write(msg, sizeof msg - 1);
+        return 2;
+    }
+
+    sigemptyset(&g_sigchld);
+    sigaddset(&g_sigchld, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &g_sigchld, NULL) != 0)
+        fatal("sigprocmask");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_terminate;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);   /* PID 1 is one anyway */
+    umask(022);
+    if (setgroups(0, NULL) != 0)            /* so that become_user() is exactly uid/gid 10001 */
+        logmsg("supervisor: setgroups: %s", strerror(errno));
+    long tck = sysconf(_SC_CLK_TCK);
+    if (tck > 0)
+        g_clk_tck = tck;
+    /* Freed memory goes back to the kernel promptly (see the note on RSS at the top). */
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+
+    cg_detect();
+    {
+        struct sb b = {0};
+        sb_printf(&b, "{\"ok\":true,\"op\":\"hello\",\"version\":%d,\"cgroup\":\"%s\"}\n",
+                  PROTOCOL_VERSION, cg.version);
+        out_sb(&b);
+        sb_free(&b);
+    }
+
+    /* Line reader.  A line longer than MAX_LINE is dropped as it streams in (we never hold more
+     * than MAX_LINE + READ_CHUNK bytes) and answered with an error once its newline arrives, so
+     * the stream resynchronizes on the next line. */
+    size_t cap = READ_CHUNK, len = 0, scanned = 0;
+    char *buf = xmalloc(cap);
+    bool discarding = false;
+    for (;;) {
+        char *nl = memchr(buf + scanned, '\n', len - scanned);
+        if (nl) {
+            size_t n = (size_t)(nl - buf);
+            if (discarding || n > MAX_LINE)
+                respond_error("request line longer than %zu bytes", MAX_LINE);
+            else
+                handle_line(buf, n);
+            discarding = false;
+            len -= n + 1;
+            memmove(buf, nl + 1, len);
+            scanned = 0;
+            if (cap > LINE_BUF_KEEP && len < LINE_BUF_KEEP / 2) {
+                /* A fresh buffer rather than realloc: its pages are untouched, so the memory a
+                 * huge request dirtied leaves our resident set (and future children's). */
+                char *p = xmalloc(LINE_BUF_KEEP);
+                memcpy(p, buf, len);
+                free(buf);
+                buf = p;
+                cap = LINE_BUF_KEEP;
+            }
+            continue;
+        }
+        scanned = len;
+        if (discarding || len > MAX_LINE) {
+            discarding = true;
+            len = scanned = 0;
+        }
+        if (cap - len < READ_CHUNK) {
+            size_t ncap = cap * 2;
+            while (ncap - len < READ_CHUNK)
+                ncap *= 2;
+            char *p = realloc(buf, ncap);
+            if (!p)
+                fatal("out of memory");
+            buf = p;
+            cap = ncap;
+        }
+        ssize_t r = read(STDIN_FILENO, buf + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+            (void)poll(&pfd, 1, -1);
+            continue;
+        }
+        if (r <= 0) {                       /* EOF (or a broken stdin): finish */
+            if (discarding || len > MAX_LINE)
+                respond_error("request line longer than %zu bytes", MAX_LINE);
+            else if (len > 0)
+                handle_line(buf, len);
+            break;
+        }
+        len += (size_t)r;
+    }
+    free(buf);
+    struct run none = {.pid = -1};
+    kill_all(&none);
+    return 0;
+}
