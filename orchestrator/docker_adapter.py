@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import socket
 import struct
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -43,6 +45,7 @@ LABEL_SANDBOX = "io.judge.sandbox"
 BOX_PATH = "/box"
 MAX_LINE_BYTES = 1 << 20  # a supervisor answer is a few KiB; anything bigger is hostile
 _STDERR_KEEP = 4096
+MIN_API_VERSION = "1.41"
 
 
 @dataclass(frozen=True)
@@ -73,16 +76,25 @@ class AttachedStream:
         self._stdout = bytearray()
         self.stderr_tail = b""
         self.closed = False
+        # Held while a thread uses the socket, so close() never frees a descriptor under a
+        # blocked read (the number could be reused by another socket meanwhile).
+        self._io = threading.Lock()
 
     def send_line(self, line: bytes) -> None:
-        self._sock.sendall(line + b"\n")
+        with self._io:
+            self._sock.sendall(line + b"\n")
 
     def read_line(self, timeout_s: float) -> bytes:
         """Return the next stdout line without its newline.
 
         Raises ``TimeoutError`` after ``timeout_s`` seconds of silence, ``EOFError`` when the
-        container closed the stream, ``ValueError`` for a line over ``MAX_LINE_BYTES``.
+        container or ``close`` closed the stream, ``ValueError`` for a line over
+        ``MAX_LINE_BYTES``.
         """
+        with self._io:
+            return self._read_line(timeout_s)
+
+    def _read_line(self, timeout_s: float) -> bytes:
         self._sock.settimeout(timeout_s)
         while True:
             nl = self._stdout.find(b"\n")
@@ -115,11 +127,16 @@ class AttachedStream:
         return bytes(buf)
 
     def close(self) -> None:
+        """Close the stream; a thread blocked reading it wakes up with ``EOFError``."""
         self.closed = True
         with contextlib.suppress(OSError):
-            self._sock.close()
-        with contextlib.suppress(Exception):
-            self._holder.close()
+            # close() alone does not wake a thread blocked in recv(); shutdown() does.
+            self._sock.shutdown(socket.SHUT_RDWR)
+        with self._io:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            with contextlib.suppress(Exception):
+                self._holder.close()
 
 
 @dataclass
@@ -144,10 +161,14 @@ class DockerAdapter:
     def from_env(cls, executor: Executor, timeout_s: int = 60) -> DockerAdapter:
         """Connect as the docker CLI would (``DOCKER_HOST``, TLS and ssh settings honoured).
 
-        Does not contact the engine; raises ``EngineUnavailable`` for a malformed configuration.
+        Does not contact the engine: the API version is pinned (``DOCKER_API_VERSION``, default
+        1.41 = Docker 20.10, which newer engines still serve) instead of negotiated, so a server
+        can start while the engine is down. Raises ``EngineUnavailable`` for a malformed
+        configuration.
         """
+        version = os.environ.get("DOCKER_API_VERSION") or MIN_API_VERSION
         try:
-            client = docker.from_env(timeout=timeout_s)
+            client = docker.from_env(timeout=timeout_s, version=version)
         except docker.errors.DockerException as e:
             raise EngineUnavailable(f"cannot configure the Docker client: {e}") from e
         return cls(client, executor)
@@ -410,7 +431,7 @@ class DockerAdapter:
             try:
                 handle.stream.send_line(line)
                 return handle.stream.read_line(timeout_s)
-            except (TimeoutError, socket.timeout) as e:
+            except TimeoutError as e:
                 raise SandboxError(
                     f"the sandbox did not answer within {timeout_s:.0f} s",
                     container_id=handle.container_id,

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from orchestrator.errors import JudgeError, PathNotFound, TransferRefused
+from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
 from orchestrator.fetch import Fetched, FetchLimits, fetch
 from orchestrator.mission import (
     Execute,
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 CANCELLED = "cancelled"
 _FETCH_CONCURRENCY = 4
+
+# Removals of sandboxes whose creation finished after the mission was cancelled twice over;
+# referenced here so that they run to completion.
+_CLEANUPS: set[asyncio.Task[None]] = set()
 
 
 @dataclass
@@ -66,6 +70,21 @@ class MissionDeps:
     default_image: str
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
     blob_reader: Callable[[str], Awaitable[bytes | None]] | None = None
+
+
+@dataclass
+class MissionIO:
+    """Files a front door hands in and paths it wants back; the mission API uses neither.
+
+    ``inputs`` (relative path -> content) are placed in the main sandbox before prepare.
+    After final, each path of ``collect`` ("" = the whole sandbox) is read back as a vetted tar
+    (links and devices left out) into ``collected``, or its error into ``collect_errors``.
+    """
+
+    inputs: dict[str, bytes] = field(default_factory=dict)
+    collect: list[str] = field(default_factory=list)
+    collected: dict[str, bytes] = field(default_factory=dict)
+    collect_errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -154,7 +173,10 @@ def _with_failure(meta: Meta, message: str) -> Meta:
 
 
 class _MissionRun:
-    def __init__(self, mission: Mission, deps: MissionDeps, times: PhaseTimes) -> None:
+    def __init__(
+        self, mission: Mission, deps: MissionDeps, times: PhaseTimes, io: MissionIO
+    ) -> None:
+        self.io = io
         self.mission = mission
         self.deps = deps
         self.times = times
@@ -169,12 +191,45 @@ class _MissionRun:
                 with self.times.phase("create"):
                     first = self.stages[0].executes
                     memory = first[0].memory_limit if first else 65536
-                    self.main = await self.deps.runtime.create(self.image, memory)
+                    self.main = await self._create(memory)
                 stack.push_async_callback(self.main.close)
-            except JudgeError as e:
+                if self.io.inputs:
+                    with self.times.phase("transfer"):
+                        await self.main.put_files(self.io.inputs)
+            except (JudgeError, ValueError) as e:
                 self.main_error = str(e)
             for stage in self.stages:
                 await self._run_stage(stage, stack)
+            await self._collect()
+
+    async def _collect(self) -> None:
+        for path in self.io.collect:
+            if self.main is None:
+                self.io.collect_errors[path] = self.main_error or "no sandbox"
+                continue
+            try:
+                with self.times.phase("transfer"):
+                    self.io.collected[path] = await self.main.get_archive(path, skip_special=True)
+            except PathNotFound:
+                self.io.collect_errors[path] = f"'{path}' not found in the sandbox"
+            except (JudgeError, ValueError) as e:
+                self.io.collect_errors[path] = str(e)
+
+    async def _create(self, memory_kib: int) -> Sandbox:
+        """Start a sandbox; when cancelled meanwhile, remove it before the cancellation goes on.
+
+        The engine's calls run on threads that cannot be interrupted: a creation under way when
+        the mission is cancelled still makes a container and a volume, which nobody would own.
+        """
+        creating = asyncio.ensure_future(self.deps.runtime.create(self.image, memory_kib))
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            cleanup = asyncio.create_task(_close_when_created(creating))
+            _CLEANUPS.add(cleanup)
+            cleanup.add_done_callback(_CLEANUPS.discard)
+            await asyncio.shield(cleanup)  # cancelled again: it still runs, on its own
+            raise
 
     async def _run_stage(self, stage: _Stage, stack: AsyncExitStack) -> None:
         failed = await self._fetch_files(stage)
@@ -245,9 +300,8 @@ class _MissionRun:
 
     async def _scoped(self, ex: Execute, main: Sandbox) -> ExecOutcome:
         """Run ``ex`` in a fresh sandbox with its imports, then copy its exports back."""
-        runtime = self.deps.runtime
         with self.times.phase("create"):
-            scoped = await runtime.create(self.image, ex.memory_limit)
+            scoped = await self._create(ex.memory_limit)
         try:
             for path in ex.scope.import_:
                 try:
@@ -256,8 +310,8 @@ class _MissionRun:
                         await scoped.put_archive("", data)
                 except PathNotFound:
                     return ExecOutcome(Meta.system_error(f"import '{path}': not found"))
-                except TransferRefused as e:
-                    return ExecOutcome(Meta.system_error(f"import '{path}': {e}"))
+                except TransferRefused as e:  # its message starts with the quoted path
+                    return ExecOutcome(Meta.system_error(f"import {e}"))
             with self.times.phase("execute"):
                 outcome = await scoped.run(_request(ex))
             meta = outcome.meta
@@ -276,14 +330,16 @@ class _MissionRun:
                 data = await scoped.get_archive(path)
         except PathNotFound:
             return f"export '{path}': not found in the scoped sandbox"
-        except TransferRefused as e:
-            return f"export '{path}': {e}"
+        except TransferRefused as e:  # its message starts with the quoted path
+            return f"export {e}"
         parent = posixpath.dirname(path)
         try:
             with self.times.phase("transfer"):
                 await main.put_archive(parent, data)
         except PathNotFound:
             return f"export '{path}': directory '{parent}' does not exist in the sandbox"
+        except SandboxError as e:  # e.g. the parent is a file: the engine refuses to unpack
+            return f"export '{path}': {e}"
         return ""
 
     def mark_unfinished(self, message: str) -> None:
@@ -292,12 +348,21 @@ class _MissionRun:
                 stage.result["execute"][i] = _entry(stage.executes[i], Meta.system_error(message))
 
 
+async def _close_when_created(creating: asyncio.Future[Sandbox]) -> None:
+    try:
+        box = await creating
+    except Exception:  # the creation failed: nothing to remove
+        return
+    await box.close()
+
+
 async def run_mission(
     mission: Mission,
     deps: MissionDeps,
     *,
     cancel: asyncio.Event | None = None,
     times: PhaseTimes | None = None,
+    io: MissionIO | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run ``mission`` and return ``(normalised mission, mission_result)``.
 
@@ -307,7 +372,7 @@ async def run_mission(
     cancelled, the sandboxes are removed and ``CancelledError`` propagates.
     """
     normalised = normalise(mission)
-    run = _MissionRun(mission, deps, times or PhaseTimes())
+    run = _MissionRun(mission, deps, times or PhaseTimes(), io or MissionIO())
     work = asyncio.create_task(run.run(), name="mission")
     waiters: set[asyncio.Future[Any]] = {work}
     stopper: asyncio.Task[bool] | None = None
@@ -332,4 +397,4 @@ async def run_mission(
     return normalised, run.result
 
 
-__all__ = ["CANCELLED", "MissionDeps", "PhaseTimes", "run_mission"]
+__all__ = ["CANCELLED", "MissionDeps", "MissionIO", "PhaseTimes", "run_mission"]

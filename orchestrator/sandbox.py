@@ -245,19 +245,22 @@ class Sandbox:
         target = BOX_PATH if not directory else posixpath.join(BOX_PATH, directory)
         await self._runtime.adapter.put_archive(self.container_id, target, data)
 
-    async def get_archive(self, path: str) -> bytes:
+    async def get_archive(self, path: str, *, skip_special: bool = False) -> bytes:
         """Return a vetted tar of ``path`` whose top member is its last component.
 
-        Raises ``PathNotFound``, ``TransferRefused`` (a link, a device, too large) or
+        ``path`` "" is the whole sandbox (top member ``box``). Raises ``PathNotFound``,
+        ``TransferRefused`` (a link or device unless ``skip_special``, too large) or
         ``SandboxError``.
         """
-        rel = check_relative_path(path)
+        rel = check_relative_path(path) if path else ""
         cap = self._runtime.config.box_kib * 1024
         # The raw tar carries 512-byte headers and padding beyond the files' own bytes.
         raw = await self._runtime.adapter.get_archive(
-            self.container_id, posixpath.join(BOX_PATH, rel), cap + cap // 4 + 65536
+            self.container_id,
+            posixpath.join(BOX_PATH, rel) if rel else BOX_PATH,
+            cap + cap // 4 + 65536,
         )
-        return vet_archive(raw, f"'{rel}'", max_file_bytes=cap)
+        return vet_archive(raw, f"'{rel or '.'}'", max_file_bytes=cap, skip_special=skip_special)
 
     async def close(self) -> None:
         """Kill and remove the container and its volume. Idempotent; never raises."""

@@ -86,12 +86,15 @@ def read_capped(chunks: Iterable[bytes], max_bytes: int, what: str) -> bytes:
     return bytes(out)
 
 
-def vet_archive(data: bytes, what: str, *, max_file_bytes: int) -> bytes:
+def vet_archive(
+    data: bytes, what: str, *, max_file_bytes: int, skip_special: bool = False
+) -> bytes:
     """Re-encode a tar read from a sandbox, keeping only directories and regular files.
 
     Ownership becomes the sandbox user, modes lose setuid/setgid/sticky bits, names must be
     relative without ``..``. Raises ``TransferRefused`` naming the first offending member: a
     symbolic or hard link, a device or FIFO, an unsafe name, or content over ``max_file_bytes``.
+    With ``skip_special`` links, devices and FIFOs are left out instead of refused.
     """
     out = io.BytesIO()
     total = 0
@@ -111,6 +114,8 @@ def vet_archive(data: bytes, what: str, *, max_file_bytes: int) -> bytes:
                 name = check_relative_path(member.name)
             except ValueError as e:
                 raise TransferRefused(f"{what}: refused member: {e}") from e
+            if skip_special and not (member.isdir() or member.isreg()):
+                continue
             if member.issym() or member.islnk():
                 raise TransferRefused(
                     f"{what}: '{name}' is a link (to '{member.linkname}'); links are not copied"
