@@ -1,14 +1,44 @@
-"""``python -m service``: start the judge server with settings from the environment."""
+"""``python -m service``: start the judge server with settings from the environment.
+
+SIGTERM or SIGINT stops it gracefully: no new connections or missions, running missions get
+``JUDGE_SHUTDOWN_GRACE_S`` to finish, and whatever is cut short resumes at the next start.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sys
 
 from aiohttp import web
 
 from service.app import create_app
 from service.settings import Settings, SettingsError
+
+log = logging.getLogger("service")
+
+
+async def serve(settings: Settings) -> None:
+    """Run the server until SIGTERM or SIGINT; logs ``listening on <url>`` once it is ready."""
+    runner = web.AppRunner(create_app(settings), shutdown_timeout=settings.shutdown_grace_s)
+    await runner.setup()  # runs the cleanup contexts' start-up: sweep, resume, workers
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        for address in runner.addresses:
+            host, port = address[0], address[1]
+            shown = f"[{host}]" if ":" in host else host
+            log.info("listening on http://%s:%d", shown, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
+    log.info("stopped")
 
 
 def main() -> None:
@@ -19,13 +49,7 @@ def main() -> None:
         settings = Settings.from_env()
     except SettingsError as e:
         sys.exit(f"judge: {e}")
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=settings.shutdown_grace_s,
-        print=lambda msg: logging.getLogger("service").info(msg.strip()),
-    )
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -12,27 +12,23 @@ from orchestrator.engine import open_runtime
 from orchestrator.errors import JudgeError
 from orchestrator.fetch import FetchLimits, make_connector
 from orchestrator.runner import MissionDeps
-from orchestrator.sandbox import SandboxConfig, SandboxRuntime
+from orchestrator.sandbox import SandboxConfig
 from service.callbacks import CallbackPolicy
 from service.errors import error_middleware
+from service.keys import HTTP, RUNTIME, SETTINGS, STORE, WORKERS
+from service.routes import setup_routes
 from service.settings import Settings
 from service.store import Store
 from service.workers import MissionWorkers
 
 log = logging.getLogger(__name__)
 
-SETTINGS = web.AppKey("settings", Settings)
-STORE = web.AppKey("store", Store)
-RUNTIME = web.AppKey("runtime", SandboxRuntime)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
-WORKERS = web.AppKey("workers", MissionWorkers)
-
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = Store(app[SETTINGS].db_path)
+    store = await Store.open(app[SETTINGS].db_path)
     app[STORE] = store
     yield
-    store.close()
+    await store.close()
 
 
 async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -43,7 +39,8 @@ async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         tmp_kib=s.sandbox_tmp_kib,
         pids_limit=s.sandbox_pids,
     )
-    async with open_runtime(config, threads=s.docker_threads, check_engine=False) as runtime:
+    async with open_runtime(config, threads=s.engine_threads, check_engine=False) as runtime:
+        # Sandboxes of this owner that exist now were left by a crash: nothing runs yet.
         try:
             containers, volumes = await runtime.sweep()
             if containers or volumes:
@@ -55,6 +52,7 @@ async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    # One session for downloads and callbacks, with the address policy on its connector.
     connector = make_connector(app[SETTINGS].block_private_urls)
     async with aiohttp.ClientSession(connector=connector) as session:
         app[HTTP] = session
@@ -77,21 +75,24 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         max_queued=s.max_queued,
         callback_policy=CallbackPolicy(
             attempts=s.callback_attempts,
+            initial_wait_s=s.callback_initial_wait_s,
             max_wait_s=s.callback_max_wait_s,
             timeout_s=s.callback_timeout_s,
             secret=s.callback_secret,
+            block_private=s.block_private_urls,
         ),
+        callback_concurrency=s.callback_concurrency,
     )
-    await workers.start()
     app[WORKERS] = workers
-    yield
-    await workers.stop(s.shutdown_grace_s)
+    try:
+        await workers.start()
+        yield
+    finally:
+        await workers.stop(s.shutdown_grace_s)
 
 
 def create_app(settings: Settings) -> web.Application:
     """Build the application; resources start when it starts and stop in reverse order."""
-    from service.routes import setup_routes
-
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([store_ctx, runtime_ctx, http_ctx, workers_ctx])

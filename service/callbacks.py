@@ -1,18 +1,24 @@
 """Deliver a finished mission to its ``return.url``: form-encoded as the seed, or JSON.
 
-Delivery is at least once: tenacity retries connection errors, 429 and 5xx with exponential
-backoff and jitter (honouring ``Retry-After``); a 2xx ends it; other 4xx end it as failed.
-Redirects are not followed, so a callback cannot be bounced to another address.
+Delivery is at least once: tenacity retries connection errors, timeouts, 429 and 5xx with
+exponential backoff and jitter (honouring ``Retry-After``); a 2xx ends it; a redirect or another
+4xx ends it as failed. Redirects are not followed, so a callback cannot be bounced to another
+address. With a secret, every attempt carries ``X-Judge-Signature: sha256=<hex HMAC of the body>``
+and ``X-Judge-Delivery``, the same for every attempt of one mission's callback (also after a
+restart), so a receiver can drop duplicates.
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
-import uuid
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -23,14 +29,21 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
+from yarl import URL
+
+from orchestrator.fetch import AddressNotAllowed, address_allowed
 
 log = logging.getLogger(__name__)
 
+SIGNATURE_HEADER = "X-Judge-Signature"
+DELIVERY_HEADER = "X-Judge-Delivery"
+
 
 class RetryableDelivery(Exception):
-    """The receiver could not take the callback now (connection error, 429, 5xx)."""
+    """The receiver could not take the callback now (connection error, timeout, 429, 5xx)."""
 
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
@@ -38,22 +51,43 @@ class RetryableDelivery(Exception):
 
 
 class FinalDeliveryFailure(Exception):
-    """The receiver refused the callback for good (a 4xx other than 429, a redirect)."""
+    """The callback cannot be delivered: a 4xx other than 429, a redirect, a refused address."""
 
 
 @dataclass(frozen=True)
 class CallbackPolicy:
+    """How hard to try: ``attempts`` in all, waits growing from ``initial_wait_s`` (doubling,
+    plus up to ``initial_wait_s`` of jitter) to at most ``max_wait_s``."""
+
     attempts: int = 8
     initial_wait_s: float = 0.5
     max_wait_s: float = 300.0
     timeout_s: float = 30.0
     secret: str = ""
+    block_private: bool = False
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One mission's callback: where, what, and its stable delivery id."""
+
+    url: str
+    body: bytes
+    content_type: str
+    delivery_id: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivered: bool
+    attempts: int
+    error: str
 
 
 def callback_body(
     mission_id: int,
-    normalised: dict[str, Any],
-    result: dict[str, Any],
+    normalised: Mapping[str, Any],
+    result: Mapping[str, Any],
     fmt: str,
 ) -> tuple[bytes, str]:
     """Encode the callback as the seed does (``form``) or as one JSON object (``json``).
@@ -89,88 +123,125 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def url_refusal(url: str, block_private: bool) -> str | None:
+    """Why a callback to ``url`` would be refused by the address policy when its host is an IP
+    literal (host names are checked when they resolve), or None."""
+    host = URL(url).host or ""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    if address_allowed(ip, block_private):
+        return None
+    return f"address {ip} is not allowed for callbacks"
+
+
 def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date."""
     if not value:
         return None
+    value = value.strip()
     try:
         return max(0.0, float(value))
     except ValueError:
-        return None  # an HTTP date; the exponential backoff is close enough
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 async def post_once(
-    session: aiohttp.ClientSession,
-    url: str,
-    body: bytes,
-    content_type: str,
-    policy: CallbackPolicy,
-    delivery_id: str,
+    session: aiohttp.ClientSession, delivery: Delivery, policy: CallbackPolicy
 ) -> int:
     """POST the callback once; returns the 2xx status.
 
     Raises ``RetryableDelivery`` or ``FinalDeliveryFailure``.
     """
-    headers = {"Content-Type": content_type, "User-Agent": "judge-callback/1"}
+    refusal = url_refusal(delivery.url, policy.block_private)
+    if refusal:
+        raise FinalDeliveryFailure(refusal)
+    headers = {"Content-Type": delivery.content_type, "User-Agent": "judge-callback/1"}
     if policy.secret:
-        headers["X-Judge-Signature"] = sign(policy.secret, body)
-        headers["X-Judge-Delivery"] = delivery_id
+        headers[SIGNATURE_HEADER] = sign(policy.secret, delivery.body)
+        headers[DELIVERY_HEADER] = delivery.delivery_id
     try:
         async with session.post(
-            url,
-            data=body,
+            delivery.url,
+            data=delivery.body,
             headers=headers,
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=policy.timeout_s),
         ) as resp:
-            await resp.read()
+            # The receiver's body is of no interest; it is not read (nor buffered).
             if 200 <= resp.status < 300:
                 return resp.status
             if resp.status == 429 or resp.status >= 500:
                 raise RetryableDelivery(
                     f"HTTP {resp.status}", _retry_after(resp.headers.get("Retry-After"))
                 )
+            if 300 <= resp.status < 400:
+                raise FinalDeliveryFailure(f"HTTP {resp.status} (redirects are not followed)")
             raise FinalDeliveryFailure(f"HTTP {resp.status}")
+    except aiohttp.InvalidURL as e:
+        raise FinalDeliveryFailure(f"invalid URL: {e}") from e
+    except aiohttp.ClientConnectorError as e:
+        if isinstance(e.os_error, AddressNotAllowed):
+            raise FinalDeliveryFailure(str(e.os_error)) from e
+        raise RetryableDelivery(f"cannot connect: {e.os_error or e}") from e
     except (aiohttp.ClientError, TimeoutError, OSError) as e:
         raise RetryableDelivery(f"{type(e).__name__}: {e}") from e
 
 
-def _wait(policy: CallbackPolicy) -> Any:
-    backoff = wait_exponential_jitter(initial=policy.initial_wait_s, max=policy.max_wait_s)
+def _wait(policy: CallbackPolicy) -> Callable[[RetryCallState], float]:
+    backoff = wait_exponential(multiplier=policy.initial_wait_s, max=policy.max_wait_s)
+    jitter = wait_random(0, policy.initial_wait_s)
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RetryableDelivery) and exc.retry_after_s is not None:
             return min(exc.retry_after_s, policy.max_wait_s)
-        return float(backoff(state))
+        return min(float(backoff(state) + jitter(state)), policy.max_wait_s)
 
     return wait
 
 
 async def deliver(
     session: aiohttp.ClientSession,
-    url: str,
-    body: bytes,
-    content_type: str,
+    delivery: Delivery,
     policy: CallbackPolicy,
-    on_attempt: Any = None,
-) -> tuple[bool, int, str]:
-    """Deliver with retries; returns ``(delivered, attempts, last error)``. Never raises
-    for the receiver's behaviour; cancellation propagates (the delivery stays pending)."""
-    delivery_id = uuid.uuid4().hex
-    attempts = 0
+    *,
+    done_before: int = 0,
+    limiter: asyncio.Semaphore | None = None,
+    on_attempt: Callable[[int, str], Awaitable[None]] | None = None,
+) -> Outcome:
+    """Deliver with retries; ``done_before`` attempts were made earlier (before a restart) and
+    count against ``policy.attempts`` (at least one more is always made).
+
+    ``on_attempt(n, error)`` is awaited after each failed attempt ``n`` (counted from the first
+    ever). ``limiter`` bounds the POSTs in flight (not the waits between them). Never raises for
+    the receiver's behaviour; cancellation propagates (the delivery then stays pending).
+    """
+    attempts = done_before
+    limiter = limiter or asyncio.Semaphore(1)
     try:
         async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(policy.attempts),
+            stop=stop_after_attempt(max(1, policy.attempts - done_before)),
             wait=_wait(policy),
             retry=retry_if_exception_type(RetryableDelivery),
             reraise=True,
         ):
             with attempt:
                 attempts += 1
-                if on_attempt is not None:
-                    await on_attempt(attempts)
-                await post_once(session, url, body, content_type, policy, delivery_id)
-        return True, attempts, ""
+                try:
+                    async with limiter:
+                        await post_once(session, delivery, policy)
+                except (RetryableDelivery, FinalDeliveryFailure) as e:
+                    if on_attempt is not None:
+                        await on_attempt(attempts, str(e))
+                    raise
+        return Outcome(True, attempts, "")
     except (RetryableDelivery, FinalDeliveryFailure) as e:
-        log.warning("callback to %s failed after %d attempts: %s", url, attempts, e)
-        return False, attempts, str(e)
+        log.warning("callback to %s failed after %d attempts: %s", delivery.url, attempts, e)
+        return Outcome(False, attempts, str(e))

@@ -56,11 +56,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except MissionInvalid as e:
         return error_response(400, "invalid_mission", e.message, e.path, extra={"errors": e.errors})
     except web.HTTPRequestEntityTooLarge as e:
-        return error_response(413, "too_large", f"request body too large ({e.text})")
+        return error_response(413, "too_large", f"request body too large ({e.text})", "body")
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        return error_response(e.status, e.reason.lower().replace(" ", "_"), e.reason)
+        headers = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
+        code = e.reason.lower().replace(" ", "_")
+        return error_response(e.status, code, e.reason, headers=headers)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error; see the server log")

@@ -1,8 +1,10 @@
 """Durable state in an embedded SQLite database (WAL): missions, results, callbacks, tokens.
 
 ``Database`` is synchronous (the tokens CLI uses it directly); ``Store`` runs it on one thread the
-service owns so the event loop never blocks on disk. A mission is committed before it is
-acknowledged, so a crash never loses an accepted mission.
+service owns so the event loop never blocks on disk. Every method is one statement or one
+transaction, and they run one at a time, so a state change guarded by the current state (a
+worker claiming a queued mission, a client cancelling it) is atomic. A mission is committed
+before it is acknowledged, so a crash never loses an accepted mission.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS missions (
@@ -30,13 +35,17 @@ CREATE TABLE IF NOT EXISTS missions (
     mission TEXT NOT NULL,
     normalised TEXT NOT NULL,
     result TEXT,
+    error TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    runs INTEGER NOT NULL DEFAULT 0,
+    delivery_id TEXT NOT NULL,
     callback_state TEXT NOT NULL DEFAULT 'waiting',
     callback_attempts INTEGER NOT NULL DEFAULT 0,
     callback_error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS missions_state ON missions(state);
+CREATE INDEX IF NOT EXISTS missions_callback_state ON missions(callback_state);
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -45,7 +54,8 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 """
 
-UNFINISHED = ("queued", "running")
+MISSION_STATES = ("queued", "running", "done", "cancelled", "failed")
+CALLBACK_STATES = ("waiting", "pending", "delivered", "failed")
 
 
 def hash_token(token: str) -> str:
@@ -61,8 +71,11 @@ class MissionRow:
     mission: dict[str, Any]
     normalised: dict[str, Any]
     result: dict[str, Any] | None
+    error: str
     created_at: float
     updated_at: float
+    runs: int
+    delivery_id: str
     callback_state: str
     callback_attempts: int
     callback_error: str
@@ -84,16 +97,27 @@ class Database:
     def close(self) -> None:
         self._conn.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
     # -- missions -------------------------------------------------------------------------------
 
     def insert_mission(
         self, token_hash: str, mission: dict[str, Any], normalised: dict[str, Any]
     ) -> int:
+        """Store a queued mission (committed when this returns) and return its id."""
         now = time.time()
         cur = self._conn.execute(
-            "INSERT INTO missions (token_hash, state, mission, normalised, created_at, updated_at)"
-            " VALUES (?, 'queued', ?, ?, ?, ?)",
-            (token_hash, json.dumps(mission), json.dumps(normalised), now, now),
+            "INSERT INTO missions (token_hash, state, mission, normalised, created_at,"
+            " updated_at, delivery_id) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
+            (token_hash, json.dumps(mission), json.dumps(normalised), now, now, uuid.uuid4().hex),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -102,24 +126,56 @@ class Database:
         row = self._conn.execute("SELECT * FROM missions WHERE id = ?", (mission_id,)).fetchone()
         return None if row is None else _mission_row(row)
 
-    def set_state(self, mission_id: int, state: str) -> None:
-        self._conn.execute(
-            "UPDATE missions SET state = ?, updated_at = ? WHERE id = ?",
-            (state, time.time(), mission_id),
-        )
+    def claim(self, mission_id: int) -> MissionRow | None:
+        """Move a queued mission to ``running`` and return it; None when it is not queued."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE missions SET state = 'running', runs = runs + 1, updated_at = ?"
+                " WHERE id = ? AND state = 'queued'",
+                (time.time(), mission_id),
+            )
+            if cur.rowcount == 0:
+                return None
+            return self.get_mission(mission_id)
 
     def finish(self, mission_id: int, state: str, result: dict[str, Any]) -> None:
-        """Store the result and make the callback due, in one transaction."""
+        """Store the result of a running mission and make its callback due, in one statement."""
         self._conn.execute(
             "UPDATE missions SET state = ?, result = ?, updated_at = ?, callback_state = 'pending'"
-            " WHERE id = ?",
+            " WHERE id = ? AND state = 'running'",
             (state, json.dumps(result), time.time(), mission_id),
         )
 
-    def unfinished(self) -> list[int]:
-        rows = self._conn.execute(
-            "SELECT id FROM missions WHERE state IN (?, ?) ORDER BY id", UNFINISHED
-        ).fetchall()
+    def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
+        """Finish a mission that is still queued as ``cancelled`` with ``result``; True if it was
+        queued (its callback is then due)."""
+        cur = self._conn.execute(
+            "UPDATE missions SET state = 'cancelled', result = ?, updated_at = ?,"
+            " callback_state = 'pending' WHERE id = ? AND state = 'queued'",
+            (json.dumps(result), time.time(), mission_id),
+        )
+        return cur.rowcount > 0
+
+    def fail(self, mission_id: int, error: str) -> None:
+        """Mark a mission the judge could not run at all (no result, so no callback)."""
+        self._conn.execute(
+            "UPDATE missions SET state = 'failed', error = ?, updated_at = ?,"
+            " callback_state = 'failed', callback_error = 'no result to deliver'"
+            " WHERE id = ? AND state IN ('queued', 'running')",
+            (error, time.time(), mission_id),
+        )
+
+    def requeue_unfinished(self) -> list[int]:
+        """At start: missions a crash or a stop interrupted go back to the queue (they are
+        re-run from the start, keeping their ids). Returns every queued id, oldest first."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE missions SET state = 'queued', updated_at = ? WHERE state = 'running'",
+                (time.time(),),
+            )
+            rows = conn.execute(
+                "SELECT id FROM missions WHERE state = 'queued' ORDER BY id"
+            ).fetchall()
         return [r["id"] for r in rows]
 
     def pending_callbacks(self) -> list[int]:
@@ -150,8 +206,10 @@ class Database:
     def add_token(self, name: str) -> str:
         """Create a token called ``name`` and return it; only its hash is stored.
 
-        Raises ``ValueError`` when the name is taken.
+        Raises ``ValueError`` when the name is empty or taken.
         """
+        if not name.strip():
+            raise ValueError("a token needs a name")
         token = secrets.token_urlsafe(24)
         try:
             self._conn.execute(
@@ -188,8 +246,11 @@ def _mission_row(row: sqlite3.Row) -> MissionRow:
         mission=json.loads(row["mission"]),
         normalised=json.loads(row["normalised"]),
         result=None if row["result"] is None else json.loads(row["result"]),
+        error=row["error"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        runs=row["runs"],
+        delivery_id=row["delivery_id"],
         callback_state=row["callback_state"],
         callback_attempts=row["callback_attempts"],
         callback_error=row["callback_error"],
@@ -197,17 +258,39 @@ def _mission_row(row: sqlite3.Row) -> MissionRow:
 
 
 class Store:
-    """The database on a single thread of its own, awaited from the event loop."""
+    """The database on a single thread of its own, awaited from the event loop.
 
-    def __init__(self, path: Path) -> None:
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
-        self._db: Database = self._executor.submit(Database, path).result()
+    Build it with ``await Store.open(path)``; ``await close()`` when done.
+    """
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``Database`` method ``fn`` (e.g. ``Database.get_mission``) on the store thread."""
+    def __init__(self, executor: ThreadPoolExecutor, db: Database) -> None:
+        self._executor = executor
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, self._db, *args))
+        try:
+            db = await loop.run_in_executor(executor, Database, path)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(executor, db)
 
-    def close(self) -> None:
-        self._executor.submit(self._db.close).result()
+    async def call(
+        self, fn: Callable[Concatenate[Database, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``Database`` method ``fn`` (e.g. ``Database.get_mission``) on the store thread.
+
+        A call that was started finishes even if the awaiting task is cancelled.
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(fn, self._db, *args, **kwargs)
+        )
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._db.close)
         self._executor.shutdown(wait=True)

@@ -1,27 +1,42 @@
 """Mission workers: a bounded queue, a bounded number of running missions, callbacks.
 
 Every task is tracked. ``stop`` stops intake, lets running missions finish within a deadline and
-cancels the rest; a cancelled mission stays ``queued``/``running`` in the database and is re-run
-from the start at the next start, keeping its id. Pending callbacks are resumed the same way.
+cancels the rest; a mission interrupted that way (or by a crash) stays ``queued``/``running`` in
+the database and is re-run from the start at the next start, keeping its id. Pending callbacks
+are resumed the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import defaultdict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
-from orchestrator.mission import parse_mission
-from orchestrator.runner import MissionDeps, PhaseTimes, run_mission
-from service.callbacks import CallbackPolicy, callback_body, deliver
+from orchestrator.mission import (
+    Execute,
+    Mission,
+    expand_execute,
+    expand_task_files,
+    parse_mission,
+    task_macros,
+)
+from orchestrator.runner import CANCELLED, MissionDeps, PhaseTimes, run_mission
+from orchestrator.sandbox import Meta
+from service.callbacks import CallbackPolicy, Delivery, callback_body, deliver
 from service.store import Database, Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_CALLBACK_LINGER_S = 5.0
 
 
 class QueueFull(Exception):
@@ -38,18 +53,48 @@ class ShuttingDown(Exception):
 
 @dataclass
 class Metrics:
-    """Counters exposed on /metrics."""
+    """Counters exposed on /metrics (since this process started)."""
 
     missions_finished: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     mission_seconds_sum: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     phase_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    callback_failures: int = 0
     callback_attempts: int = 0
+    callback_failures: int = 0
+    callbacks_delivered: int = 0
+    # Submission to delivered callback, for missions submitted to this process.
+    turnaround_seconds_sum: float = 0.0
+    turnaround_count: int = 0
+
+
+def not_run_result(mission: Mission, message: str) -> dict[str, Any]:
+    """A complete result in which no file was fetched and every execute reports ``SE`` with
+    ``message``: the result of a mission cancelled before it started (the runner's layout)."""
+    meta = Meta.system_error(message).to_dict()
+
+    def stage(files: dict[str, str], executes: list[Execute]) -> dict[str, Any]:
+        return {
+            "file": {name: {"status": 0, "content": ""} for name in files},
+            "execute": [
+                {"name": ex.name, "meta": dict(meta), "record": {"stdout": "", "stderr": ""}}
+                for ex in executes
+            ],
+        }
+
+    tasks = []
+    for i, task in enumerate(mission.tasks.task):
+        macros = task_macros(i, task)
+        executes = [expand_execute(ex, macros) for ex in mission.tasks.execute]
+        tasks.append(stage(expand_task_files(task, macros), executes))
+    return {
+        "prepare": stage(mission.prepare.file, list(mission.prepare.execute)),
+        "task": tasks,
+        "final": stage(mission.final.file, list(mission.final.execute)),
+    }
 
 
 class MissionWorkers:
-    """Runs stored missions on a fixed number of workers and delivers their callbacks."""
+    """Runs stored missions on ``max_running`` workers and delivers their callbacks."""
 
     def __init__(
         self,
@@ -60,6 +105,7 @@ class MissionWorkers:
         max_running: int,
         max_queued: int,
         callback_policy: CallbackPolicy,
+        callback_concurrency: int = 32,
     ) -> None:
         self._store = store
         self._deps = deps
@@ -67,11 +113,16 @@ class MissionWorkers:
         self._max_running = max_running
         self._max_queued = max_queued
         self._policy = callback_policy
+        self._limiter = asyncio.Semaphore(callback_concurrency)
         self._queue: asyncio.Queue[int] = asyncio.Queue()
-        self._cancels: dict[int, asyncio.Event] = {}
+        self._waiting: set[int] = set()  # in the queue and not cancelled
+        self._reserved = 0  # submissions being stored right now
+        self._cancels: dict[int, asyncio.Event] = {}  # missions a worker holds
         self._workers: set[asyncio.Task[None]] = set()
-        self._deliveries: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()  # deliveries and stores in flight
+        self._delivering: set[int] = set()
         self._accepting = False
+        self._stopping = False
         self.metrics = Metrics()
         self.running = 0
         self._idle = asyncio.Event()
@@ -79,15 +130,22 @@ class MissionWorkers:
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._waiting)
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
 
     async def start(self) -> None:
-        """Resume unfinished missions and pending callbacks, then start the workers."""
-        for mission_id in await self._store.call(Database.unfinished):
-            await self._store.call(Database.set_state, mission_id, "queued")
-            self._queue.put_nowait(mission_id)
-        for mission_id in await self._store.call(Database.pending_callbacks):
+        """Re-queue interrupted missions, resume pending callbacks, then start the workers."""
+        requeued = await self._store.call(Database.requeue_unfinished)
+        for mission_id in requeued:
+            self._enqueue(mission_id)
+        pending = await self._store.call(Database.pending_callbacks)
+        for mission_id in pending:
             self._spawn_delivery(mission_id)
+        if requeued or pending:
+            log.info("resuming %d missions and %d callbacks", len(requeued), len(pending))
         for n in range(self._max_running):
             task = asyncio.create_task(self._work(), name=f"mission-worker-{n}")
             self._workers.add(task)
@@ -98,118 +156,195 @@ class MissionWorkers:
     ) -> int:
         """Store the mission durably, then queue it; returns its id.
 
-        Raises ``ShuttingDown`` or ``QueueFull`` (nothing is stored then).
+        Raises ``ShuttingDown`` or ``QueueFull`` (nothing is stored then). Once storing has
+        begun it completes and the mission is queued even if the caller is cancelled.
         """
         if not self._accepting:
             raise ShuttingDown()
-        if self._queue.qsize() >= self._max_queued:
-            raise QueueFull(retry_after_s=max(1, self._queue.qsize() // max(1, self._max_running)))
+        if len(self._waiting) + self._reserved >= self._max_queued:
+            depth = len(self._waiting) + self._reserved
+            raise QueueFull(retry_after_s=max(1, math.ceil(depth / self._max_running)))
+        self._reserved += 1
+        try:
+            return await asyncio.shield(
+                self._track(self._store_and_queue(token_hash, mission, normalised), "store")
+            )
+        finally:
+            self._reserved -= 1
+
+    async def _store_and_queue(
+        self, token_hash: str, mission: dict[str, Any], normalised: dict[str, Any]
+    ) -> int:
         mission_id = await self._store.call(
             Database.insert_mission, token_hash, mission, normalised
         )
-        self._queue.put_nowait(mission_id)
+        self._enqueue(mission_id)
         return mission_id
 
+    def _enqueue(self, mission_id: int) -> None:
+        self._waiting.add(mission_id)
+        self._queue.put_nowait(mission_id)
+
     async def cancel(self, mission_id: int) -> str:
-        """Cancel a queued or running mission; returns its state afterwards."""
+        """Cancel a queued or running mission; returns its state afterwards.
+
+        A queued mission is finished at once as ``cancelled`` (every execute ``SE``
+        "cancelled") and its callback goes out; a running one is stopped by its worker, which
+        kills its sandboxes (state ``cancelling`` until then).
+        """
         row = await self._store.call(Database.get_mission, mission_id)
         if row is None:
             return "missing"
+        if row.state == "queued":
+            result = not_run_result(parse_mission(row.mission), CANCELLED)
+            if await self._store.call(Database.cancel_queued, mission_id, result):
+                self._waiting.discard(mission_id)
+                self.metrics.missions_finished["cancelled"] += 1
+                log.info("mission %d cancelled while queued", mission_id)
+                self._spawn_delivery(mission_id)
+                return "cancelled"
+            row = await self._store.call(Database.get_mission, mission_id)
+            assert row is not None
         if row.state == "running":
             event = self._cancels.get(mission_id)
             if event is not None:
                 event.set()
-            return "cancelling"
-        if row.state == "queued":
-            # Still queued: the worker that takes it runs it with the cancel already set, so the
-            # result is complete (every execute "cancelled") and the callback goes out.
-            self._cancels.setdefault(mission_id, asyncio.Event()).set()
             return "cancelling"
         return row.state
 
     async def _work(self) -> None:
         while True:
             mission_id = await self._queue.get()
-            if not self._accepting:
-                # Draining: leave it queued in the database; the next start runs it.
-                self._queue.task_done()
-                return
+            if mission_id not in self._waiting:
+                continue  # cancelled while queued
+            if self._stopping:
+                return  # draining: it stays queued in the database; the next start runs it
+            self._waiting.discard(mission_id)
+            self.running += 1
+            self._idle.clear()
             try:
                 await self._run(mission_id)
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("mission %d: the worker failed", mission_id)
             finally:
-                self._queue.task_done()
+                self.running -= 1
+                if self.running == 0:
+                    self._idle.set()
 
     async def _run(self, mission_id: int) -> None:
-        row = await self._store.call(Database.get_mission, mission_id)
-        if row is None or row.state not in ("queued", "running"):
-            return
-        cancel = self._cancels.setdefault(mission_id, asyncio.Event())
-        await self._store.call(Database.set_state, mission_id, "running")
-        self.running += 1
-        self._idle.clear()
-        started = time.perf_counter()
-        times = PhaseTimes()
+        cancel = asyncio.Event()
+        self._cancels[mission_id] = cancel
         try:
-            mission = parse_mission(row.mission)
-            _, result = await run_mission(mission, self._deps, cancel=cancel, times=times)
+            row = await self._store.call(Database.claim, mission_id)
+            if row is None:
+                return  # cancelled or finished meanwhile
+            if row.runs > 1:
+                log.info("mission %d: run %d (re-run from the start)", mission_id, row.runs)
+            started = time.perf_counter()
+            times = PhaseTimes()
+            try:
+                mission = parse_mission(row.mission)
+                _, result = await run_mission(mission, self._deps, cancel=cancel, times=times)
+            except Exception as e:
+                # run_mission reports every failure in the result; this is a bug in the judge.
+                log.exception("mission %d: cannot be run", mission_id)
+                await self._store.call(Database.fail, mission_id, f"internal error: {e}")
+                self.metrics.missions_finished["failed"] += 1
+                return
+            state = "cancelled" if cancel.is_set() else "done"
+            await self._store.call(Database.finish, mission_id, state, result)
         finally:
-            self.running -= 1
-            if self.running == 0:
-                self._idle.set()
-        state = "cancelled" if cancel.is_set() else "done"
-        self._cancels.pop(mission_id, None)
-        await self._store.call(Database.finish, mission_id, state, result)
+            del self._cancels[mission_id]
+        elapsed = time.perf_counter() - started
         m = self.metrics
         m.missions_finished[state] += 1
-        m.mission_seconds_sum += time.perf_counter() - started
+        m.mission_seconds_sum += elapsed
         for phase, seconds in times.seconds.items():
             m.phase_seconds[phase] += seconds
             m.phase_counts[phase] += times.counts[phase]
-        log.info("mission %d %s in %.2f s", mission_id, state, time.perf_counter() - started)
+        log.info("mission %d %s in %.3f s", mission_id, state, elapsed)
         self._spawn_delivery(mission_id)
 
+    def _track(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("task %s failed", task.get_name(), exc_info=error)
+
     def _spawn_delivery(self, mission_id: int) -> None:
-        task = asyncio.create_task(self._deliver(mission_id), name=f"callback-{mission_id}")
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+        if mission_id in self._delivering:
+            return
+        self._delivering.add(mission_id)
+        task = self._track(self._deliver(mission_id), f"callback-{mission_id}")
+        task.add_done_callback(lambda _: self._delivering.discard(mission_id))
 
     async def _deliver(self, mission_id: int) -> None:
         row = await self._store.call(Database.get_mission, mission_id)
-        if row is None or row.result is None:
+        if row is None or row.result is None or row.callback_state != "pending":
             return
         ret = row.normalised["return"]
         body, ctype = callback_body(
             mission_id, row.normalised, row.result, ret.get("format", "form")
         )
+        delivery = Delivery(ret["url"], body, ctype, row.delivery_id)
 
-        async def on_attempt(n: int) -> None:
+        async def failed_attempt(n: int, error: str) -> None:
             self.metrics.callback_attempts += 1
-            await self._store.call(Database.set_callback, mission_id, "pending", n, "")
+            log.info("mission %d: callback attempt %d failed: %s", mission_id, n, error)
+            await self._store.call(Database.set_callback, mission_id, "pending", n, error)
 
-        ok, attempts, error = await deliver(
-            self._session, ret["url"], body, ctype, self._policy, on_attempt
+        outcome = await deliver(
+            self._session,
+            delivery,
+            self._policy,
+            done_before=row.callback_attempts,
+            limiter=self._limiter,
+            on_attempt=failed_attempt,
         )
-        if not ok:
-            self.metrics.callback_failures += 1
+        m = self.metrics
+        if outcome.delivered:
+            m.callback_attempts += 1
+            m.callbacks_delivered += 1
+            m.turnaround_seconds_sum += max(0.0, time.time() - row.created_at)
+            m.turnaround_count += 1
+            log.info("mission %d: callback delivered (attempt %d)", mission_id, outcome.attempts)
+        else:
+            m.callback_failures += 1
         await self._store.call(
-            Database.set_callback, mission_id, "delivered" if ok else "failed", attempts, error
+            Database.set_callback,
+            mission_id,
+            "delivered" if outcome.delivered else "failed",
+            outcome.attempts,
+            outcome.error,
         )
 
     async def stop(self, grace_s: float) -> None:
-        """Stop intake, give running missions ``grace_s`` to finish, cancel what remains."""
+        """Stop intake, give running missions ``grace_s`` to finish, cancel what remains.
+
+        What is cancelled stays in the database as it was (queued, running, callback pending)
+        and is resumed at the next start.
+        """
         self._accepting = False
-        # Idle workers wait on the queue; a worker inside a mission is allowed to finish it.
+        self._stopping = True
+        deadline = time.monotonic() + grace_s
         try:
             async with asyncio.timeout(grace_s):
                 await self._idle.wait()
         except TimeoutError:
-            log.warning("%d missions still running after %.0f s; cancelling", self.running, grace_s)
-        for task in (*self._workers, *self._deliveries):
+            log.warning("%d missions still running after %.1f s; cancelling", self.running, grace_s)
+        # Callbacks of missions that just finished are usually one quick POST away: give them a
+        # moment. Those waiting to retry resume at the next start.
+        linger = min(max(0.0, deadline - time.monotonic()), _CALLBACK_LINGER_S)
+        if self._tasks and linger > 0:
+            await asyncio.wait(list(self._tasks), timeout=linger)
+        tasks = [*self._workers, *self._tasks]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._workers, *self._deliveries, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
-        self._deliveries.clear()
+        self._tasks.clear()

@@ -1,0 +1,77 @@
+"""Fixtures of the service tests: a real receiver, the judge on a real port, a client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from service.settings import Settings
+from tests.conftest import DEFAULT_IMAGE
+from tests.service.support import ALICE, BOB, Api, InProcessJudge, Receiver, owned, remove_owned
+
+StartJudge = Callable[..., Awaitable[tuple[InProcessJudge, Api]]]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rx = Receiver()
+    await rx.start()
+    yield rx
+    await rx.stop()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+def settings(tmp_path: Path, owner: str) -> Settings:
+    """Settings of a judge for one test: its own data dir and owner label, short backoff."""
+    return Settings(
+        host="127.0.0.1",
+        port=0,
+        tokens=(ALICE, BOB),
+        data_dir=tmp_path / "data",
+        default_image=DEFAULT_IMAGE,
+        max_running=2,
+        max_queued=20,
+        shutdown_grace_s=10,
+        callback_attempts=5,
+        callback_initial_wait_s=0.05,
+        callback_max_wait_s=0.5,
+        callback_timeout_s=10,
+        sandbox_owner=owner,
+    )
+
+
+@pytest.fixture
+async def start_judge(
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    owner: str,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[StartJudge]:
+    """``await start_judge(**changes)`` starts the judge (``settings`` with ``changes``) on a
+    free port. At the end every judge stops and, for Docker tests, no sandbox may be left."""
+    started: list[InProcessJudge] = []
+
+    async def start(**changes: Any) -> tuple[InProcessJudge, Api]:
+        judge = InProcessJudge(replace(settings, **changes))
+        await judge.start()
+        started.append(judge)
+        return judge, Api(session, judge.url)
+
+    yield start
+    for judge in reversed(started):
+        await judge.stop()
+    if request.node.get_closest_marker("docker"):
+        leftovers = await owned(owner)
+        await remove_owned(owner)
+        assert leftovers == ([], []), f"sandboxes left behind: {leftovers}"

@@ -1,0 +1,69 @@
+"""Settings from the environment and their checks (no server, no engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings, SettingsError
+
+
+def test_defaults_are_usable() -> None:
+    s = Settings()
+    assert (s.host, s.port, s.tokens) == ("127.0.0.1", 8000, ())
+    assert s.db_path == Path("data/judge.sqlite3")
+    assert s.engine_threads >= 2 * s.max_running
+
+
+def test_every_documented_variable_is_read() -> None:
+    s = Settings.from_env(
+        {
+            "JUDGE_HOST": "0.0.0.0",
+            "JUDGE_PORT": "9000",
+            "JUDGE_TOKENS": " a, b ,,c ",
+            "JUDGE_DATA_DIR": "/var/lib/judge",
+            "JUDGE_DEFAULT_IMAGE": "judge/base",
+            "JUDGE_MAX_RUNNING": "8",
+            "JUDGE_MAX_QUEUED": "0",
+            "JUDGE_CALLBACK_SECRET": "s3",
+            "JUDGE_BLOCK_PRIVATE_URLS": "yes",
+            "JUDGE_SANDBOX_OWNER": "ci",
+            "JUDGE_CALLBACK_INITIAL_WAIT_S": "0.25",
+            "UNRELATED": "x",
+        }
+    )
+    assert s.host == "0.0.0.0"
+    assert s.port == 9000
+    assert s.tokens == ("a", "b", "c")
+    assert s.data_dir == Path("/var/lib/judge")
+    assert s.default_image == "judge/base"
+    assert (s.max_running, s.max_queued) == (8, 0)
+    assert s.callback_secret == "s3"
+    assert s.block_private_urls is True
+    assert s.sandbox_owner == "ci"
+    assert s.callback_initial_wait_s == 0.25
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("JUDGE_PORT", "http", "expected an integer"),
+        ("JUDGE_PORT", "70000", "0..65535"),
+        ("JUDGE_MAX_RUNNING", "0", "1..256"),
+        ("JUDGE_MAX_QUEUED", "-1", "0..1000000"),
+        ("JUDGE_BLOCK_PRIVATE_URLS", "maybe", "expected true or false"),
+        ("JUDGE_CALLBACK_MAX_WAIT_S", "nan", "finite"),
+    ],
+)
+def test_bad_values_name_the_variable(var: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=var) as info:
+        Settings.from_env({var: value})
+    assert message in str(info.value)
+
+
+def test_direct_construction_is_checked_too() -> None:
+    with pytest.raises(SettingsError, match="max_running"):
+        Settings(max_running=0)
+    with pytest.raises(SettingsError, match="sandbox_owner"):
+        Settings(sandbox_owner="")
