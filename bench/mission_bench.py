@@ -224,7 +224,9 @@ async def main() -> None:
         print(f"  {name:10} {count:6d} {seconds * 1000:10.1f} {mean:9.1f} {seconds / wall:7.1%}")
     other = wall - accounted
     print(f"  {'other':10} {'':6} {other * 1000:10.1f} {'':9} {other / wall:7.1%}")
-    print("  (other: removing the main sandbox, result assembly, scheduling)")
+    print("  (other: removing the main sandbox, result assembly, scheduling; phases overlap:")
+    print("   imports are read while a scoped sandbox starts and removals run in the background,")
+    print("   so 'other' can be negative)")
 
     loop = asyncio.get_running_loop()
     raw = await loop.run_in_executor(None, raw_docker_runs, args.image, args.tasks)

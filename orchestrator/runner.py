@@ -33,6 +33,7 @@ from orchestrator.mission import (
     task_macros,
 )
 from orchestrator.sandbox import ExecOutcome, ExecRequest, Meta, Sandbox, SandboxRuntime
+from orchestrator.tarutil import concat_archives
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ class _MissionRun:
         self, mission: Mission, deps: MissionDeps, times: PhaseTimes, io: MissionIO
     ) -> None:
         self.io = io
+        self._closing: set[asyncio.Task[None]] = set()
         self.mission = mission
         self.deps = deps
         self.times = times
@@ -198,9 +200,13 @@ class _MissionRun:
                         await self.main.put_files(self.io.inputs)
             except (JudgeError, ValueError) as e:
                 self.main_error = str(e)
-            for stage in self.stages:
-                await self._run_stage(stage, stack)
-            await self._collect()
+            try:
+                for stage in self.stages:
+                    await self._run_stage(stage, stack)
+                await self._collect()
+            finally:
+                # Shielded: a second cancellation must not leave removals half-awaited.
+                await asyncio.shield(asyncio.gather(*self._closing, return_exceptions=True))
 
     async def _collect(self) -> None:
         for path in self.io.collect:
@@ -299,19 +305,27 @@ class _MissionRun:
         return _entry(ex, meta, outcome)
 
     async def _scoped(self, ex: Execute, main: Sandbox) -> ExecOutcome:
-        """Run ``ex`` in a fresh sandbox with its imports, then copy its exports back."""
+        """Run ``ex`` in a fresh sandbox with its imports, then copy its exports back.
+
+        Docker round trips dominate a scoped execute, so the imports are read from the main
+        sandbox while the new one starts, and arrive in it as one archive; the scoped sandbox
+        is removed in the background (tracked, awaited before the mission ends).
+        """
         with self.times.phase("create"):
-            scoped = await self._create(ex.memory_limit)
+            created, pulled = await asyncio.gather(
+                self._create(ex.memory_limit), self._pull_imports(ex, main), return_exceptions=True
+            )
+        if isinstance(created, BaseException):
+            raise created
+        scoped = created
         try:
-            for path in ex.scope.import_:
-                try:
-                    with self.times.phase("transfer"):
-                        data = await main.get_archive(path)
-                        await scoped.put_archive("", data)
-                except PathNotFound:
-                    return ExecOutcome(Meta.system_error(f"import '{path}': not found"))
-                except TransferRefused as e:  # its message starts with the quoted path
-                    return ExecOutcome(Meta.system_error(f"import {e}"))
+            if isinstance(pulled, BaseException):
+                raise pulled
+            if isinstance(pulled, str):
+                return ExecOutcome(Meta.system_error(pulled))
+            if pulled:
+                with self.times.phase("transfer"):
+                    await scoped.put_archive("", pulled)
             with self.times.phase("execute"):
                 outcome = await scoped.run(_request(ex))
             meta = outcome.meta
@@ -321,8 +335,35 @@ class _MissionRun:
                     meta = _with_failure(meta, problem)
             return ExecOutcome(meta, outcome.stdout_b64, outcome.stderr_b64)
         finally:
-            with self.times.phase("remove"):
-                await scoped.close()
+            self._close_later(scoped)
+
+    async def _pull_imports(self, ex: Execute, main: Sandbox) -> bytes | str:
+        """One tar holding every import (b"" for none), or why the imports failed."""
+        paths = ex.scope.import_
+        if not paths:
+            return b""
+        got = await asyncio.gather(*(main.get_archive(p) for p in paths), return_exceptions=True)
+        tars = []
+        for path, item in zip(paths, got, strict=True):
+            if isinstance(item, PathNotFound):
+                return f"import '{path}': not found"
+            if isinstance(item, TransferRefused):  # its message starts with the quoted path
+                return f"import {item}"
+            if isinstance(item, BaseException):
+                raise item
+            tars.append(item)
+        return concat_archives(tars)
+
+    def _close_later(self, box: Sandbox) -> None:
+        task = asyncio.create_task(self._timed_close(box), name="sandbox-close")
+        self._closing.add(task)
+        _CLEANUPS.add(task)
+        task.add_done_callback(self._closing.discard)
+        task.add_done_callback(_CLEANUPS.discard)
+
+    async def _timed_close(self, box: Sandbox) -> None:
+        with self.times.phase("remove"):
+            await box.close()
 
     async def _export(self, scoped: Sandbox, main: Sandbox, path: str) -> str:
         try:

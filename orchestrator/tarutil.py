@@ -145,3 +145,16 @@ def archive_members(data: bytes) -> list[tuple[str, str, int]]:
             kind = "dir" if m.isdir() else "file" if m.isreg() else "other"
             result.append((m.name, kind, m.size))
     return result
+
+
+def concat_archives(archives: list[bytes]) -> bytes:
+    """Join tars (already vetted) into one, member by member, so they unpack in one call."""
+    if len(archives) == 1:
+        return archives[0]
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst:
+        for data in archives:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as src:
+                for member in src:
+                    dst.addfile(member, src.extractfile(member) if member.isreg() else None)
+    return out.getvalue()

@@ -124,3 +124,14 @@ def test_read_capped_stops_early() -> None:
         read_capped(chunks(), 250, "'x'")  # type: ignore[arg-type]
     assert len(consumed) == 3
     assert read_capped([b"ab", b"c"], 3, "'x'") == b"abc"
+
+
+def test_concat_archives_keeps_every_member_and_content() -> None:
+    from orchestrator.tarutil import concat_archives
+
+    joined = concat_archives([build_tar({"a/x": b"1"}), build_tar({"b": b"22"})])
+    assert archive_members(joined) == [("a", "dir", 0), ("a/x", "file", 1), ("b", "file", 2)]
+    with tarfile.open(fileobj=io.BytesIO(joined)) as tar:
+        f = tar.extractfile("b")
+        assert f is not None
+        assert f.read() == b"22"
