@@ -13,7 +13,7 @@ install: ## install the package and its dev tools
 engine: ## start a Docker engine if none answers (installs docker.io when missing)
 	bash scripts/ensure-docker.sh
 
-images: engine ## build judge/base and judge/default (no registry; BASE_IMAGE=... to use one)
+images: engine ## build every sandbox image (no registry; BASE_IMAGE=... to use one)
 	bash images/build.sh
 
 image: engine ## build one image: make image NAME=default

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Build the sandbox images without a registry.
 #
-#   images/build.sh [NAME...]     (default: base default)
+#   images/build.sh [NAME...]     (default: every sandbox image: base, default and each
+#                                  images/<name>/Dockerfile except server)
 #
 # judge/rootfs  Debian bookworm root file system made by mmdebstrap from this host's own apt
 #               sources, piped into `docker import` (no registry needed). Skipped when
 #               BASE_IMAGE is set (e.g. BASE_IMAGE=debian:bookworm-slim on hosts with a registry).
 # judge/base    rootfs + the static supervisor + the unprivileged `sandbox` user (uid 10001).
 # judge/<name>  images/<name>/Dockerfile built FROM judge/base.
+# judge/server  the judge server itself (images/server/Dockerfile, FROM the rootfs or BASE_IMAGE):
+#               the project and its dependencies are made into wheels on this host with its own
+#               pip (`pip wheel`), so the image build needs no package index. Not built by default.
 #
 # Rebuilding when nothing changed is fast: the rootfs is only made when the image is missing
 # (REBUILD_ROOTFS=1 forces it) and `docker build` reuses its layer cache.
@@ -49,7 +53,9 @@ build_rootfs() {
     fi
     if ! command -v mmdebstrap >/dev/null 2>&1; then
         log "installing mmdebstrap"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q mmdebstrap >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q mmdebstrap >/dev/null 2>&1 || {
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mmdebstrap >/dev/null
+        }
     fi
     mapfile -t sources < <(host_sources)
     if [ "${#sources[@]}" -eq 0 ]; then
@@ -64,8 +70,22 @@ build_rootfs() {
     docker import --change 'CMD ["/bin/bash"]' "$tmp" "$rootfs_tag" >/dev/null
 }
 
+build_server() {
+    local base="${BASE_IMAGE:-$rootfs_tag}" ctx
+    ctx="$(mktemp -d)"
+    trap 'rm -rf "$ctx"' RETURN
+    log "building judge/server (wheels of the project from $(dirname "$here"))"
+    "${PYTHON:-python3}" -m pip wheel -q --prefer-binary -w "$ctx/wheels" "$(dirname "$here")" >&2
+    docker_build -q -t judge/server --build-arg "BASE_IMAGE=${base}" \
+        -f "$here/server/Dockerfile" "$ctx" >/dev/null
+}
+
 build_image() {
     local name="$1" base="${BASE_IMAGE:-$rootfs_tag}"
+    if [ "$name" = server ]; then
+        build_server
+        return
+    fi
     log "building judge/${name}"
     if [ "$name" = base ]; then
         docker_build -q -t judge/base --build-arg "BASE_IMAGE=${base}" \
@@ -76,10 +96,16 @@ build_image() {
 }
 
 names=("$@")
-[ "${#names[@]}" -eq 0 ] && names=(base default)
+if [ "${#names[@]}" -eq 0 ]; then
+    names=(base default)
+    for d in "$here"/*/Dockerfile; do
+        n="$(basename "$(dirname "$d")")"
+        case "$n" in base | default | server) ;; *) names+=("$n") ;; esac
+    done
+fi
 build_rootfs
 for n in "${names[@]}"; do
-    if [ "$n" != base ] && ! docker image inspect judge/base >/dev/null 2>&1; then
+    if [ "$n" != base ] && [ "$n" != server ] && ! docker image inspect judge/base >/dev/null 2>&1; then
         build_image base
     fi
     build_image "$n"
