@@ -9,34 +9,12 @@ import pytest
 
 from orchestrator.runner import MissionDeps
 from tests.mission.helpers import CALLBACK, mission, run
+from tests.seed000 import seed_echo
 
 pytestmark = pytest.mark.docker
 
 # What seed 000's callback prints: "mission" (its url placeholder replaced) and "mission_result".
-SEED_MISSION: dict[str, Any] = {
-    "final": {"execute": [], "file": {}},
-    "prepare": {
-        "execute": [
-            {
-                "command": ["echo", "hello world"],
-                "memory_limit": 65536,
-                "meta": "meta",
-                "name": "",
-                "output_limit": 262144,
-                "record": {"enable": True, "stderr": 1024, "stdout": 1024},
-                "scope": {"enable": False, "export": [], "import": []},
-                "stderr": "",
-                "stdin": "",
-                "stdout": "output.txt",
-                "time_limit": 60000,
-            }
-        ],
-        "file": {},
-    },
-    "return": {"payload": {}, "url": CALLBACK},
-    "tasks": {"execute": [], "task": []},
-    "tick": False,
-}
+SEED_MISSION: dict[str, Any] = seed_echo(CALLBACK)
 SEED_RESULT: dict[str, Any] = {
     "final": {"execute": [], "file": {}},
     "prepare": {

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.seed000 import seed_echo
 from tests.service.conftest import StartJudge
 from tests.service.support import (
     BOB,
@@ -29,34 +30,6 @@ pytestmark = pytest.mark.docker
 
 FINAL = ("delivered", "failed")  # final callback states
 HELLO_B64 = base64.b64encode(b"hello world\n").decode()
-
-
-def seed_echo(url: str) -> dict[str, Any]:
-    """The ``mission`` field of seed 000's callback, with our receiver's URL."""
-    return {
-        "final": {"execute": [], "file": {}},
-        "prepare": {
-            "execute": [
-                {
-                    "command": ["echo", "hello world"],
-                    "memory_limit": 65536,
-                    "meta": "meta",
-                    "name": "",
-                    "output_limit": 262144,
-                    "record": {"enable": True, "stderr": 1024, "stdout": 1024},
-                    "scope": {"enable": False, "export": [], "import": []},
-                    "stderr": "",
-                    "stdin": "",
-                    "stdout": "output.txt",
-                    "time_limit": 60000,
-                }
-            ],
-            "file": {},
-        },
-        "return": {"payload": {}, "url": url},
-        "tasks": {"execute": [], "task": []},
-        "tick": False,
-    }
 
 
 def first_execute(result: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from orchestrator.mission import (
     parse_mission,
     task_macros,
 )
+from tests.seed000 import seed_echo
 
 URL = "https://callback.example/judge"
 
@@ -29,30 +30,7 @@ HELLO = {
 }
 
 # The "mission" of the callback in seed 000 (hello world), with the placeholder url replaced.
-SEED_000_ECHO = {
-    "final": {"execute": [], "file": {}},
-    "prepare": {
-        "execute": [
-            {
-                "command": ["echo", "hello world"],
-                "memory_limit": 65536,
-                "meta": "meta",
-                "name": "",
-                "output_limit": 262144,
-                "record": {"enable": True, "stderr": 1024, "stdout": 1024},
-                "scope": {"enable": False, "export": [], "import": []},
-                "stderr": "",
-                "stdin": "",
-                "stdout": "output.txt",
-                "time_limit": 60000,
-            }
-        ],
-        "file": {},
-    },
-    "return": {"payload": {}, "url": URL},
-    "tasks": {"execute": [], "task": []},
-    "tick": False,
-}
+SEED_000_ECHO = seed_echo(URL)
 
 
 def mission_with(path: str, value: object) -> dict[str, Any]:
