@@ -37,8 +37,10 @@ test: ## every test, sandbox tests on the real engine (needs make images)
 test-unit: ## only the tests that need no Docker engine
 	$(PYTHON) -m pytest -m "not docker" $(PYTEST_ARGS)
 
-bench: ## benchmarks against raw Docker operations
-	$(PYTHON) bench/sandbox_overhead.py
+bench: ## benchmarks against raw Docker operations (sandbox, mission, service)
+	$(PYTHON) -m bench.sandbox_overhead
+	$(PYTHON) -m bench.mission_bench
+	$(PYTHON) -m bench.service_bench
 
 run: engine ## start the server (builds images when missing)
 	@docker image inspect judge/default >/dev/null 2>&1 || bash images/build.sh
