@@ -73,11 +73,19 @@ build_rootfs() {
 build_server() {
     local base="${BASE_IMAGE:-$rootfs_tag}" ctx
     ctx="$(mktemp -d)"
-    trap 'rm -rf "$ctx"' RETURN
-    log "building judge/server (wheels of the project from $(dirname "$here"))"
-    "${PYTHON:-python3}" -m pip wheel -q --prefer-binary -w "$ctx/wheels" "$(dirname "$here")" >&2
-    docker_build -q -t judge/server --build-arg "BASE_IMAGE=${base}" \
-        -f "$here/server/Dockerfile" "$ctx" >/dev/null
+    local root
+    root="$(dirname "$here")"
+    log "building judge/server (wheels of the project from ${root})"
+    # A copy of the sources, so the wheel build leaves nothing (build/) in the tree.
+    mkdir "$ctx/src"
+    cp -r "$root/pyproject.toml" "$root/README.md" "$root/service" "$root/orchestrator" "$ctx/src/"
+    if ! { "${PYTHON:-python3}" -m pip wheel -q --prefer-binary -w "$ctx/wheels" "$ctx/src" >&2 \
+        && docker_build -q -t judge/server --build-arg "BASE_IMAGE=${base}" \
+            -f "$here/server/Dockerfile" "$ctx" >/dev/null; }; then
+        rm -rf "$ctx"
+        return 1
+    fi
+    rm -rf "$ctx"
 }
 
 build_image() {

@@ -227,6 +227,37 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": ok, "checks": checks}, status=200 if ok else 503)
 
 
+async def list_images(request: web.Request) -> web.Response:
+    """The sandbox images installed on the engine (label ``judge.supervisor``), from their labels
+    only: one cheap engine call, no container. Untagged (dangling) images are left out."""
+    await authenticate(request)
+    try:
+        docs = await request.app[RUNTIME].adapter.list_images(SUPERVISOR_LABEL)
+    except JudgeError as e:
+        raise ApiError(503, "engine_unavailable", str(e), headers={"Retry-After": "10"}) from e
+    images: list[dict[str, Any]] = []
+    for doc in docs:
+        tags = sorted(t for t in doc.get("RepoTags") or [] if t and t != "<none>:<none>")
+        if not tags:
+            continue
+        labels = (doc.get("Config") or {}).get("Labels") or {}
+        images.append(
+            {
+                "name": tags[0],
+                "tags": tags,
+                "id": doc.get("Id"),
+                "created": doc.get("Created"),
+                "size": doc.get("Size"),
+                "image": labels.get("judge.image"),
+                "toolchain": labels.get("judge.toolchain"),
+                "default": request.app[SETTINGS].default_image in tags
+                or f"{request.app[SETTINGS].default_image}:latest" in tags,
+            }
+        )
+    images.sort(key=lambda i: i["name"])
+    return web.json_response({"images": images})
+
+
 def _metric(lines: list[str], name: str, kind: str, help_: str) -> None:
     lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
 
@@ -284,6 +315,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/missions", submit_mission)
     app.router.add_get("/api/missions/{id}", get_mission)
     app.router.add_delete("/api/missions/{id}", cancel_mission)
+    app.router.add_get("/api/images", list_images)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
 
