@@ -15,7 +15,10 @@ from orchestrator.runner import MissionDeps
 from orchestrator.sandbox import SandboxConfig
 from service.callbacks import CallbackPolicy
 from service.errors import error_middleware
-from service.keys import HTTP, RUNTIME, SETTINGS, STORE, WORKERS
+from service.frontdoors import executor, zerovm
+from service.frontdoors.blobs import BlobStore
+from service.frontdoors.routes import setup_frontdoor_routes
+from service.keys import BLOBS, EXEC, EXECUTOR, HTTP, RUNTIME, SETTINGS, STORE, WORKERS
 from service.routes import setup_routes
 from service.settings import Settings
 from service.store import Store
@@ -29,6 +32,13 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     yield
     await store.close()
+
+
+async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    blobs = BlobStore(app[STORE], app[SETTINGS].data_dir / "blobs")
+    app[BLOBS] = blobs
+    yield
+    blobs.close()
 
 
 async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -66,6 +76,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         session=app[HTTP],
         default_image=s.default_image,
         fetch_limits=FetchLimits(block_private=s.block_private_urls),
+        blob_reader=app[BLOBS].read_content,
     )
     workers = MissionWorkers(
         app[STORE],
@@ -84,6 +95,11 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         callback_concurrency=s.callback_concurrency,
     )
     app[WORKERS] = workers
+    # The front doors' missions run on these workers; they must be known before resuming.
+    app[EXECUTOR] = executor.ExecutorDoor(app[STORE], app[BLOBS], workers)
+    app[EXEC] = zerovm.ExecDoor()
+    workers.register(executor.KIND, app[EXECUTOR])
+    workers.register(zerovm.KIND, app[EXEC])
     try:
         await workers.start()
         yield
@@ -95,6 +111,7 @@ def create_app(settings: Settings) -> web.Application:
     """Build the application; resources start when it starts and stop in reverse order."""
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([store_ctx, runtime_ctx, http_ctx, workers_ctx])
+    app.cleanup_ctx.extend([store_ctx, blobs_ctx, runtime_ctx, http_ctx, workers_ctx])
     setup_routes(app)
+    setup_frontdoor_routes(app)
     return app

@@ -7,6 +7,9 @@ import aiohttp
 from aiohttp import web
 
 from orchestrator.sandbox import SandboxRuntime
+from service.frontdoors.blobs import BlobStore
+from service.frontdoors.executor import ExecutorDoor
+from service.frontdoors.zerovm import ExecDoor
 from service.settings import Settings
 from service.store import Store
 from service.workers import MissionWorkers
@@ -16,5 +19,8 @@ STORE = web.AppKey("store", Store)
 RUNTIME = web.AppKey("runtime", SandboxRuntime)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 WORKERS = web.AppKey("workers", MissionWorkers)
+BLOBS = web.AppKey("blobs", BlobStore)
+EXECUTOR = web.AppKey("executor", ExecutorDoor)
+EXEC = web.AppKey("exec", ExecDoor)
 
-__all__ = ["HTTP", "RUNTIME", "SETTINGS", "STORE", "WORKERS"]
+__all__ = ["BLOBS", "EXEC", "EXECUTOR", "HTTP", "RUNTIME", "SETTINGS", "STORE", "WORKERS"]

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS missions (
     delivery_id TEXT NOT NULL,
     callback_state TEXT NOT NULL DEFAULT 'waiting',
     callback_attempts INTEGER NOT NULL DEFAULT 0,
-    callback_error TEXT NOT NULL DEFAULT ''
+    callback_error TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL DEFAULT 'mission'
 );
 CREATE INDEX IF NOT EXISTS missions_state ON missions(state);
 CREATE INDEX IF NOT EXISTS missions_callback_state ON missions(callback_state);
@@ -52,7 +53,36 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at REAL NOT NULL,
     revoked_at REAL
 );
+CREATE TABLE IF NOT EXISTS blobs (
+    hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mime TEXT NOT NULL,
+    content TEXT NOT NULL,
+    last_modified REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executor_jobs (
+    hash TEXT PRIMARY KEY,
+    doc_id TEXT NOT NULL,
+    mission_id INTEGER,
+    status TEXT NOT NULL,
+    create_time REAL NOT NULL,
+    start_time REAL,
+    finish_time REAL,
+    worker TEXT,
+    result_hashes TEXT,
+    output TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS executor_jobs_status ON executor_jobs(status);
 """
+
+# Columns added after the first release: (table, column, definition) for databases made before.
+MIGRATIONS = (("missions", "kind", "TEXT NOT NULL DEFAULT 'mission'"),)
+
+MISSION_KIND = "mission"
+"""The kind of missions submitted to the mission API; only they have callbacks. Front doors
+(``executor``, ``exec``) store their missions under their own kind."""
 
 MISSION_STATES = ("queued", "running", "done", "cancelled", "failed")
 CALLBACK_STATES = ("waiting", "pending", "delivered", "failed")
@@ -79,6 +109,36 @@ class MissionRow:
     callback_state: str
     callback_attempts: int
     callback_error: str
+    kind: str = MISSION_KIND
+
+
+@dataclass(frozen=True)
+class BlobRow:
+    hash: str
+    name: str
+    size: int
+    mime: str
+    content: str
+    last_modified: float
+
+
+@dataclass(frozen=True)
+class JobRow:
+    hash: str
+    doc_id: str
+    mission_id: int | None
+    status: str
+    create_time: float
+    start_time: float | None
+    finish_time: float | None
+    worker: str | None
+    result_hashes: dict[str, str] | None
+    output: str
+    error: str
+
+
+# A finished mission's callback becomes due only for the mission API's own missions.
+_CALLBACK_DUE = f"(CASE WHEN kind = '{MISSION_KIND}' THEN 'pending' ELSE callback_state END)"
 
 
 class Database:
@@ -93,6 +153,10 @@ class Database:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(SCHEMA)
+        for table, column, definition in MIGRATIONS:
+            columns = {r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         self._conn.close()
@@ -110,14 +174,26 @@ class Database:
     # -- missions -------------------------------------------------------------------------------
 
     def insert_mission(
-        self, token_hash: str, mission: dict[str, Any], normalised: dict[str, Any]
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str = MISSION_KIND,
     ) -> int:
         """Store a queued mission (committed when this returns) and return its id."""
         now = time.time()
         cur = self._conn.execute(
             "INSERT INTO missions (token_hash, state, mission, normalised, created_at,"
-            " updated_at, delivery_id) VALUES (?, 'queued', ?, ?, ?, ?, ?)",
-            (token_hash, json.dumps(mission), json.dumps(normalised), now, now, uuid.uuid4().hex),
+            " updated_at, delivery_id, kind) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
+            (
+                token_hash,
+                json.dumps(mission),
+                json.dumps(normalised),
+                now,
+                now,
+                uuid.uuid4().hex,
+                kind,
+            ),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -141,8 +217,8 @@ class Database:
     def finish(self, mission_id: int, state: str, result: dict[str, Any]) -> None:
         """Store the result of a running mission and make its callback due, in one statement."""
         self._conn.execute(
-            "UPDATE missions SET state = ?, result = ?, updated_at = ?, callback_state = 'pending'"
-            " WHERE id = ? AND state = 'running'",
+            "UPDATE missions SET state = ?, result = ?, updated_at = ?, callback_state ="
+            f" {_CALLBACK_DUE} WHERE id = ? AND state = 'running'",
             (state, json.dumps(result), time.time(), mission_id),
         )
 
@@ -151,7 +227,7 @@ class Database:
         queued (its callback is then due)."""
         cur = self._conn.execute(
             "UPDATE missions SET state = 'cancelled', result = ?, updated_at = ?,"
-            " callback_state = 'pending' WHERE id = ? AND state = 'queued'",
+            f" callback_state = {_CALLBACK_DUE} WHERE id = ? AND state = 'queued'",
             (json.dumps(result), time.time(), mission_id),
         )
         return cur.rowcount > 0
@@ -160,7 +236,8 @@ class Database:
         """Mark a mission the judge could not run at all (no result, so no callback)."""
         self._conn.execute(
             "UPDATE missions SET state = 'failed', error = ?, updated_at = ?,"
-            " callback_state = 'failed', callback_error = 'no result to deliver'"
+            f" callback_state = (CASE WHEN kind = '{MISSION_KIND}' THEN 'failed'"
+            " ELSE callback_state END), callback_error = 'no result to deliver'"
             " WHERE id = ? AND state IN ('queued', 'running')",
             (error, time.time(), mission_id),
         )
@@ -200,6 +277,63 @@ class Database:
             "SELECT callback_state, COUNT(*) AS n FROM missions GROUP BY callback_state"
         )
         return {r["callback_state"]: r["n"] for r in rows}
+
+    # -- blobs and executor jobs (the executor API) ----------------------------------------------
+
+    def put_blob(self, blob: BlobRow) -> None:
+        """Record a blob's metadata; a blob with the same hash keeps its first record."""
+        self._conn.execute(
+            "INSERT OR IGNORE INTO blobs (hash, name, size, mime, content, last_modified)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (blob.hash, blob.name, blob.size, blob.mime, blob.content, blob.last_modified),
+        )
+
+    def get_blob(self, blob_hash: str) -> BlobRow | None:
+        row = self._conn.execute("SELECT * FROM blobs WHERE hash = ?", (blob_hash,)).fetchone()
+        return None if row is None else BlobRow(**dict(row))
+
+    def get_job(self, job_hash: str) -> JobRow | None:
+        row = self._conn.execute(
+            "SELECT * FROM executor_jobs WHERE hash = ?", (job_hash,)
+        ).fetchone()
+        return None if row is None else _job_row(row)
+
+    def list_jobs(self, status: str | None) -> list[JobRow]:
+        if status is None:
+            rows = self._conn.execute("SELECT * FROM executor_jobs ORDER BY create_time")
+        else:
+            rows = self._conn.execute(
+                "SELECT * FROM executor_jobs WHERE status = ? ORDER BY create_time", (status,)
+            )
+        return [_job_row(r) for r in rows]
+
+    def put_job(self, job_hash: str, doc_id: str) -> JobRow:
+        """Create (or re-create) the job of ``job_hash`` as CREATED, without a mission yet."""
+        self._conn.execute(
+            "INSERT OR REPLACE INTO executor_jobs (hash, doc_id, status, create_time)"
+            " VALUES (?, ?, 'CREATED', ?)",
+            (job_hash, doc_id, time.time()),
+        )
+        row = self.get_job(job_hash)
+        assert row is not None
+        return row
+
+    def update_job(self, job_hash: str, changes: dict[str, Any]) -> None:
+        """Set columns of a job (``result_hashes`` as a dict)."""
+        fields = dict(changes)
+        if "result_hashes" in fields:
+            fields["result_hashes"] = json.dumps(fields["result_hashes"])
+        allowed = {"mission_id", "status", "start_time", "finish_time", "worker"}
+        allowed |= {"result_hashes", "output", "error"}
+        assert set(fields) <= allowed, fields
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        self._conn.execute(
+            f"UPDATE executor_jobs SET {assignments} WHERE hash = ?",
+            (*fields.values(), job_hash),
+        )
+
+    def delete_job(self, job_hash: str) -> None:
+        self._conn.execute("DELETE FROM executor_jobs WHERE hash = ?", (job_hash,))
 
     # -- tokens ---------------------------------------------------------------------------------
 
@@ -254,6 +388,24 @@ def _mission_row(row: sqlite3.Row) -> MissionRow:
         callback_state=row["callback_state"],
         callback_attempts=row["callback_attempts"],
         callback_error=row["callback_error"],
+        kind=row["kind"],
+    )
+
+
+def _job_row(row: sqlite3.Row) -> JobRow:
+    hashes = row["result_hashes"]
+    return JobRow(
+        hash=row["hash"],
+        doc_id=row["doc_id"],
+        mission_id=row["mission_id"],
+        status=row["status"],
+        create_time=row["create_time"],
+        start_time=row["start_time"],
+        finish_time=row["finish_time"],
+        worker=row["worker"],
+        result_hashes=None if hashes is None else json.loads(hashes),
+        output=row["output"],
+        error=row["error"],
     )
 
 

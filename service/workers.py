@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
@@ -27,10 +27,10 @@ from orchestrator.mission import (
     parse_mission,
     task_macros,
 )
-from orchestrator.runner import CANCELLED, MissionDeps, PhaseTimes, run_mission
+from orchestrator.runner import CANCELLED, MissionDeps, MissionIO, PhaseTimes, run_mission
 from orchestrator.sandbox import Meta
 from service.callbacks import CallbackPolicy, Delivery, callback_body, deliver
-from service.store import Database, Store
+from service.store import MISSION_KIND, Database, MissionRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,25 @@ class QueueFull(Exception):
 
 class ShuttingDown(Exception):
     """The server is stopping and takes no new missions."""
+
+
+class FrontDoor(Protocol):
+    """What a front door (executor API, exec API) tells the workers about its missions.
+
+    Its missions have no callback: the workers call ``started`` when one is claimed and
+    ``finished`` when it ends instead.
+    """
+
+    async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
+        """The mission's files (``given`` is what ``submit`` was handed in this process, None
+        after a restart); None when the mission cannot be run any more (it then fails)."""
+        ...
+
+    async def finished(
+        self, mission_id: int, state: str, result: dict[str, Any] | None, io: MissionIO
+    ) -> None:
+        """The mission ended in ``state`` (``done``, ``cancelled``, ``failed``: no result)."""
+        ...
 
 
 @dataclass
@@ -127,6 +146,50 @@ class MissionWorkers:
         self.running = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._doors: dict[str, FrontDoor] = {}
+        self._ios: dict[int, MissionIO] = {}  # front-door files handed to submit, by mission
+        self._finish_waiters: dict[int, set[asyncio.Future[None]]] = defaultdict(set)
+
+    def register(self, kind: str, door: FrontDoor) -> None:
+        """Serve missions of ``kind`` through ``door``; call before ``start``."""
+        assert kind != MISSION_KIND
+        self._doors[kind] = door
+
+    async def wait_finished(self, mission_id: int) -> MissionRow | None:
+        """Wait until the mission is in a final state (and its front door was told); returns
+        its row, None when there is no such mission."""
+        waiter = asyncio.get_running_loop().create_future()
+        waiters = self._finish_waiters[mission_id]
+        waiters.add(waiter)
+        try:
+            row = await self._store.call(Database.get_mission, mission_id)
+            if row is not None and row.state in ("queued", "running"):
+                await waiter
+                row = await self._store.call(Database.get_mission, mission_id)
+            return row
+        finally:
+            waiters.discard(waiter)
+            if not waiters:
+                self._finish_waiters.pop(mission_id, None)
+
+    def _wake(self, mission_id: int) -> None:
+        for waiter in self._finish_waiters.get(mission_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _ended(
+        self, row: MissionRow, state: str, result: dict[str, Any] | None, io: MissionIO
+    ) -> None:
+        """After a mission is stored as ended: its callback, or its front door's hook."""
+        try:
+            door = self._doors.get(row.kind)
+            if row.kind == MISSION_KIND:
+                self._spawn_delivery(row.id)
+            elif door is not None:
+                await door.finished(row.id, state, result, io)
+        finally:
+            self._ios.pop(row.id, None)
+            self._wake(row.id)
 
     @property
     def queue_depth(self) -> int:
@@ -152,7 +215,13 @@ class MissionWorkers:
         self._accepting = True
 
     async def submit(
-        self, token_hash: str, mission: dict[str, Any], normalised: dict[str, Any]
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        *,
+        kind: str = MISSION_KIND,
+        io: MissionIO | None = None,
     ) -> int:
         """Store the mission durably, then queue it; returns its id.
 
@@ -167,17 +236,26 @@ class MissionWorkers:
         self._reserved += 1
         try:
             return await asyncio.shield(
-                self._track(self._store_and_queue(token_hash, mission, normalised), "store")
+                self._track(
+                    self._store_and_queue(token_hash, mission, normalised, kind, io), "store"
+                )
             )
         finally:
             self._reserved -= 1
 
     async def _store_and_queue(
-        self, token_hash: str, mission: dict[str, Any], normalised: dict[str, Any]
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        io: MissionIO | None,
     ) -> int:
         mission_id = await self._store.call(
-            Database.insert_mission, token_hash, mission, normalised
+            Database.insert_mission, token_hash, mission, normalised, kind
         )
+        if io is not None:
+            self._ios[mission_id] = io
         self._enqueue(mission_id)
         return mission_id
 
@@ -201,7 +279,7 @@ class MissionWorkers:
                 self._waiting.discard(mission_id)
                 self.metrics.missions_finished["cancelled"] += 1
                 log.info("mission %d cancelled while queued", mission_id)
-                self._spawn_delivery(mission_id)
+                await self._ended(row, "cancelled", result, MissionIO())
                 return "cancelled"
             row = await self._store.call(Database.get_mission, mission_id)
             assert row is not None
@@ -242,14 +320,30 @@ class MissionWorkers:
                 log.info("mission %d: run %d (re-run from the start)", mission_id, row.runs)
             started = time.perf_counter()
             times = PhaseTimes()
+            io = MissionIO()
             try:
+                if row.kind != MISSION_KIND:
+                    door = self._doors.get(row.kind)
+                    given = self._ios.pop(mission_id, None)
+                    got = None if door is None else await door.started(row, given)
+                    if got is None:
+                        await self._store.call(
+                            Database.fail, mission_id, "its front door can no longer run it"
+                        )
+                        self.metrics.missions_finished["failed"] += 1
+                        await self._ended(row, "failed", None, io)
+                        return
+                    io = got
                 mission = parse_mission(row.mission)
-                _, result = await run_mission(mission, self._deps, cancel=cancel, times=times)
+                _, result = await run_mission(
+                    mission, self._deps, cancel=cancel, times=times, io=io
+                )
             except Exception as e:
                 # run_mission reports every failure in the result; this is a bug in the judge.
                 log.exception("mission %d: cannot be run", mission_id)
                 await self._store.call(Database.fail, mission_id, f"internal error: {e}")
                 self.metrics.missions_finished["failed"] += 1
+                await self._ended(row, "failed", None, io)
                 return
             state = "cancelled" if cancel.is_set() else "done"
             await self._store.call(Database.finish, mission_id, state, result)
@@ -263,7 +357,7 @@ class MissionWorkers:
             m.phase_seconds[phase] += seconds
             m.phase_counts[phase] += times.counts[phase]
         log.info("mission %d %s in %.3f s", mission_id, state, elapsed)
-        self._spawn_delivery(mission_id)
+        await self._ended(row, state, result, io)
 
     def _track(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
         task = asyncio.create_task(coro, name=name)
@@ -346,5 +440,7 @@ class MissionWorkers:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for mission_id in list(self._finish_waiters):
+            self._wake(mission_id)  # those waiting see the mission unfinished
         self._workers.clear()
         self._tasks.clear()

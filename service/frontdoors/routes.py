@@ -1,0 +1,225 @@
+"""HTTP handlers of the front doors: the executor API (``/rest/...``) and the exec API
+(``/v1/{account}``). Thin: they authenticate, translate and hand over to the doors and workers.
+
+Both take a judge token as ``Authorization: Bearer``, ``X-Auth-Token`` or the ``token`` query
+parameter. Blobs and executor jobs are shared by every token of the server (they are addressed
+by content, as in the seed); exec requests answer only to the request that made them.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from aiohttp import web
+
+from orchestrator.mission import MissionInvalid, normalise, parse_mission
+from orchestrator.runner import MissionIO
+from service.errors import ApiError
+from service.frontdoors import executor, zerovm
+from service.frontdoors.archives import ArchiveRefused, zip_member
+from service.frontdoors.blobs import blob_doc
+from service.keys import BLOBS, EXECUTOR, SETTINGS, STORE, WORKERS
+from service.routes import authenticate
+from service.store import Database
+from service.workers import QueueFull, ShuttingDown
+
+_PYTHON_TYPES = ("application/python", "text/x-python", "application/x-python")
+_TAR_TYPES = ("application/x-tar", "application/x-gtar", "application/tar")
+
+
+async def front_token(request: web.Request) -> str:
+    """The hash of a valid token from Bearer, ``X-Auth-Token`` or ``?token=``; raises 401."""
+    token = request.headers.get("X-Auth-Token") or request.query.get("token")
+    if not token and not request.headers.get("Authorization"):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "a token is required ('Authorization: Bearer', 'X-Auth-Token' or '?token=')",
+            "token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return await authenticate(request, {"token": token} if token else None)
+
+
+async def _submit(
+    request: web.Request, token_hash: str, mission: dict[str, Any], io: MissionIO
+) -> int:
+    try:
+        normalised = normalise(parse_mission(mission))
+    except MissionInvalid as e:
+        raise ApiError(400, "invalid", e.message, "body") from None
+    try:
+        return await request.app[WORKERS].submit(
+            token_hash, mission, normalised, kind=zerovm.KIND, io=io
+        )
+    except (QueueFull, ShuttingDown) as e:
+        raise _queue_errors(e) from None
+
+
+def _queue_errors(e: Exception) -> ApiError:
+    if isinstance(e, QueueFull):
+        return ApiError(429, "queue_full", str(e), headers={"Retry-After": str(e.retry_after_s)})
+    return ApiError(503, "shutting_down", "the server is stopping", headers={"Retry-After": "5"})
+
+
+# -- blobs ---------------------------------------------------------------------------------------
+
+
+async def create_file(request: web.Request) -> web.Response:
+    await front_token(request)
+    name = request.match_info["name"]
+    if not name or "/" in name or "\x00" in name or len(name) > 255:
+        raise ApiError(400, "invalid", "the blob name must be a file name", "name")
+    data = await request.read()
+    row = await request.app[BLOBS].put(name, data)
+    return web.json_response({row.hash: blob_doc(row)})
+
+
+async def blob_metadata(request: web.Request) -> web.Response:
+    await front_token(request)
+    row = await request.app[BLOBS].meta(request.match_info["hash"])
+    if row is None:
+        raise ApiError(404, "not_found", "no such blob", "hash")
+    return web.json_response(blob_doc(row))
+
+
+async def blob_download(request: web.Request) -> web.Response:
+    await front_token(request)
+    got = await request.app[BLOBS].read(request.match_info["hash"])
+    if got is None:
+        raise ApiError(404, "not_found", "no such blob", "hash")
+    row, data = got
+    path = request.match_info.get("path", "")
+    if not path:
+        return web.Response(
+            body=data,
+            content_type=row.mime,
+            headers={"Content-Disposition": f'attachment; filename="{row.name}"'},
+        )
+    try:
+        cap = request.app[SETTINGS].max_body_bytes
+        content = await request.app[BLOBS].run(
+            functools.partial(zip_member, max_bytes=cap), data, path
+        )
+    except ArchiveRefused as e:
+        raise ApiError(400, "invalid", str(e), "path") from None
+    if content is None:
+        raise ApiError(404, "not_found", f"the blob has no file '{path}'", "path")
+    return web.Response(body=content, content_type="application/octet-stream")
+
+
+# -- executor jobs -------------------------------------------------------------------------------
+
+
+async def _job(request: web.Request) -> Any:
+    job = await request.app[STORE].call(Database.get_job, request.match_info["hash"])
+    if job is None:
+        raise ApiError(404, "not_found", "no such job", "hash")
+    return job
+
+
+async def create_job(request: web.Request) -> web.Response:
+    token_hash = await front_token(request)
+    job_hash = request.match_info["hash"]
+    try:
+        job, _ = await request.app[EXECUTOR].create(job_hash, token_hash)
+    except LookupError:
+        raise ApiError(
+            404, "not_found", "no blob with this hash; upload the zip first", "hash"
+        ) from None
+    except executor.JobRefused as e:
+        raise ApiError(400, "invalid_job", str(e), "hash") from None
+    except (QueueFull, ShuttingDown) as e:
+        raise _queue_errors(e) from None
+    return web.json_response(executor.job_doc(job, with_id=False))
+
+
+async def job_info(request: web.Request) -> web.Response:
+    await front_token(request)
+    return web.json_response(executor.job_doc(await _job(request)))
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    await front_token(request)
+    job = await request.app[EXECUTOR].cancel(await _job(request))
+    return web.json_response(executor.job_doc(job))
+
+
+async def job_output(request: web.Request) -> web.Response:
+    await front_token(request)
+    return web.json_response(executor.output_doc(await _job(request)))
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    await front_token(request)
+    status = request.query.get("status")
+    if status is not None and status not in executor.STATUSES:
+        known = ", ".join(executor.STATUSES)
+        raise ApiError(400, "invalid", f"unknown status '{status}' (known: {known})", "status")
+    jobs = await request.app[STORE].call(Database.list_jobs, status)
+    return web.json_response([executor.job_doc(job) for job in jobs])
+
+
+# -- exec ----------------------------------------------------------------------------------------
+
+
+async def execute(request: web.Request) -> web.Response:
+    token_hash = await front_token(request)
+    if "X-Zerovm-Execute" not in request.headers:
+        raise ApiError(
+            400,
+            "invalid",
+            "this server only executes: send 'X-Zerovm-Execute: 1.0'",
+            "X-Zerovm-Execute",
+        )
+    ctype = request.content_type
+    body = await request.read()
+    try:
+        if ctype in _PYTHON_TYPES:
+            mission, files = zerovm.script_mission(body)
+        elif ctype in _TAR_TYPES:
+            mission, files = await request.app[BLOBS].run(zerovm.image_mission, body)
+        else:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "send application/python (a script) or application/x-tar (a ZeroVM image)",
+                "Content-Type",
+            )
+    except zerovm.ExecRefused as e:
+        raise ApiError(400, "invalid", str(e), "body") from None
+    executes = mission["prepare"]["execute"]
+    io = MissionIO(inputs=files, collect=[e["stdout"] for e in executes])
+    started = time.perf_counter()
+    mission_id = await _submit(request, token_hash, mission, io)
+    row = await request.app[WORKERS].wait_finished(mission_id)
+    total_s = time.perf_counter() - started
+    if row is not None and row.state in ("queued", "running"):
+        raise ApiError(
+            503, "shutting_down", "the server stopped before the program ended; send it again"
+        )
+    if row is None or row.result is None:
+        raise ApiError(500, "internal", f"the program could not be run: {row and row.error}")
+    ran = row.result["prepare"]["execute"]
+    outputs = [zerovm.read_stdout(io.collected.get(e["stdout"])) for e in executes]
+    headers = zerovm.nexe_headers(ran, outputs, total_s)
+    return web.Response(body=b"".join(outputs), content_type="text/plain", headers=headers)
+
+
+def setup_frontdoor_routes(app: web.Application) -> None:
+    app.router.add_post("/rest/blob/createFile/{name}", create_file)
+    app.router.add_get("/rest/blob/metadata/{hash}", blob_metadata)
+    app.router.add_get("/rest/blob/download/{hash}", blob_download)
+    app.router.add_get("/rest/blob/download/{hash}/{path:.+}", blob_download)
+    app.router.add_post("/rest/executor/create/{hash}", create_job)
+    app.router.add_get("/rest/executor/info/{hash}", job_info)
+    app.router.add_post("/rest/executor/cancel/{hash}", cancel_job)
+    app.router.add_get("/rest/executor/output/{hash}", job_output)
+    app.router.add_get("/rest/executor/", list_jobs)
+    app.router.add_get("/rest/executor", list_jobs)
+    app.router.add_post("/v1/{account}", execute)
+
+
+__all__ = ["setup_frontdoor_routes"]

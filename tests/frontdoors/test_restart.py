@@ -1,0 +1,141 @@
+"""Durability of the executor API: ``python -m service`` killed and restarted on the same data
+directory keeps its blobs and jobs, and re-runs the job that was running."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import zipfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.frontdoors.conftest import AUTH, SEED_CONFIG, job_zip
+from tests.service.support import Api, ServerProcess, owned, poll, remove_owned, server_env
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+async def servers(owner: str) -> AsyncIterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        if server.proc is not None and server.proc.returncode is None:
+            await server.kill()
+    leftovers = await owned(owner)
+    await remove_owned(owner)
+    assert leftovers == ([], []), f"sandboxes left behind: {leftovers}"
+
+
+async def get_json(session: aiohttp.ClientSession, url: str) -> Any:
+    async with session.get(url, headers=AUTH) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+async def test_jobs_and_blobs_survive_a_crash(
+    servers: list[ServerProcess],
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+    owner: str,
+) -> None:
+    env = server_env(tmp_path / "data", owner)
+    server = ServerProcess(env)
+    servers.append(server)
+    url = await server.start()
+
+    async def create(name: str, data: bytes) -> str:
+        async with session.post(
+            f"{url}/rest/blob/createFile/{name}", data=data, headers=AUTH
+        ) as resp:
+            [job] = await resp.json()
+        async with session.post(f"{url}/rest/executor/create/{job}", headers=AUTH) as resp:
+            assert resp.status == 200
+        return str(job)
+
+    done = await create("seed.zip", job_zip(SEED_CONFIG))
+    slow_config = {
+        "cmd": "sh",
+        "args": ["-c", "sleep 2; echo slept"],
+        "resultArtifacts": [{"name": "out", "resultPatterns": ["job_stdout.txt"]}],
+    }
+    slow = await create("slow.zip", job_zip(slow_config))
+    info = f"{url}/rest/executor/info/"
+    first = await poll(
+        lambda: get_json(session, info + done), lambda b: b["status"] == "SUCCESS", 60
+    )
+    await poll(lambda: get_json(session, info + slow), lambda b: b["status"] == "RUNNING", 60)
+    assert await server.kill() == -9
+
+    server = ServerProcess(env)
+    servers.append(server)
+    url = await server.start()
+    info = f"{url}/rest/executor/info/"
+    assert "resuming 1 missions" in server.log
+    # The finished job and its result blob are as they were.
+    assert await get_json(session, info + done) == first
+    result = first["resultHashes"]["all"]
+    async with session.get(
+        f"{url}/rest/blob/download/{result}/job_stdout.txt", headers=AUTH
+    ) as resp:
+        assert resp.status == 200
+        assert (await resp.read()).startswith(b"some sample text")
+    meta = await get_json(session, f"{url}/rest/blob/metadata/{slow}")
+    assert meta["name"] == "slow.zip"
+    # The interrupted job was re-run from its blob.
+    again = await poll(
+        lambda: get_json(session, info + slow),
+        lambda b: b["status"] not in ("CREATED", "RUNNING"),
+        60,
+    )
+    assert again["status"] == "SUCCESS", again
+    async with session.get(
+        f"{url}/rest/blob/download/{again['resultHashes']['out']}", headers=AUTH
+    ) as resp:
+        archive = zipfile.ZipFile(io.BytesIO(await resp.read()))
+    assert archive.namelist() == ["job_stdout.txt"]
+    assert archive.read("job_stdout.txt") == b"slept\n"
+    assert await server.terminate() == 0
+
+
+async def test_an_interrupted_exec_request_is_failed_not_rerun(
+    servers: list[ServerProcess],
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+    owner: str,
+) -> None:
+    env = server_env(tmp_path / "data", owner)
+    server = ServerProcess(env)
+    servers.append(server)
+    url = await server.start()
+    api = Api(session, url)
+    script = b"#!file://python:python\nimport time\ntime.sleep(30)\n"
+    headers = {
+        **AUTH,
+        "X-Zerovm-Execute": "1.0",
+        "Content-Type": "application/python",
+    }
+
+    async def execute() -> int:
+        async with session.post(f"{url}/v1/AUTH_x", data=script, headers=headers) as resp:
+            return resp.status
+
+    request = asyncio.create_task(execute())
+    # The mission is stored once the request is read: poll until it is there and running.
+    await poll(lambda: api.get(1), lambda r: r[0] == 200 and r[1]["state"] == "running", 60)
+    assert await server.kill() == -9
+    with pytest.raises(aiohttp.ClientError):
+        await request
+
+    server = ServerProcess(env)
+    servers.append(server)
+    api = Api(session, await server.start())
+    body = await api.wait_for(1, lambda b: b["state"] == "failed")
+    assert body["error"] == "its front door can no longer run it"
+    assert body["runs"] == 2
+    assert body["callback"]["state"] == "waiting"  # front-door missions have no callback
+    assert await server.terminate() == 0
