@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +13,9 @@ import aiohttp
 import pytest
 
 from tests.frontdoors.conftest import AUTH, SEED_CONFIG, job_zip
-from tests.service.support import Api, ServerProcess, owned, poll, remove_owned, server_env
+from tests.service.support import Api, ServerProcess, poll, server_env
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-async def servers(owner: str) -> AsyncIterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        if server.proc is not None and server.proc.returncode is None:
-            await server.kill()
-    leftovers = await owned(owner)
-    await remove_owned(owner)
-    assert leftovers == ([], []), f"sandboxes left behind: {leftovers}"
 
 
 async def get_json(session: aiohttp.ClientSession, url: str) -> Any:

@@ -12,7 +12,16 @@ import pytest
 
 from service.settings import Settings
 from tests.conftest import DEFAULT_IMAGE
-from tests.service.support import ALICE, BOB, Api, InProcessJudge, Receiver, owned, remove_owned
+from tests.service.support import (
+    ALICE,
+    BOB,
+    Api,
+    InProcessJudge,
+    Receiver,
+    ServerProcess,
+    owned,
+    remove_owned,
+)
 
 StartJudge = Callable[..., Awaitable[tuple[InProcessJudge, Api]]]
 
@@ -75,3 +84,17 @@ async def start_judge(
         leftovers = await owned(owner)
         await remove_owned(owner)
         assert leftovers == ([], []), f"sandboxes left behind: {leftovers}"
+
+
+@pytest.fixture
+async def servers(owner: str) -> AsyncIterator[list[ServerProcess]]:
+    """Server processes a test starts; any still running at the end is killed, and no sandbox
+    of the test's owner may be left."""
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        if server.proc is not None and server.proc.returncode is None:
+            await server.kill()
+    leftovers = await owned(owner)
+    await remove_owned(owner)
+    assert leftovers == ([], []), f"sandboxes left behind: {leftovers}"

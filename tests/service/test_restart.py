@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +17,11 @@ from tests.service.support import (
     hello_world,
     owned,
     poll,
-    remove_owned,
     server_env,
     sleeper,
 )
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-async def servers(owner: str) -> AsyncIterator[list[ServerProcess]]:
-    """Server processes a test starts; any still running at the end is killed, and no sandbox
-    of the test's owner may be left."""
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        if server.proc is not None and server.proc.returncode is None:
-            await server.kill()
-    leftovers = await owned(owner)
-    await remove_owned(owner)
-    assert leftovers == ([], []), f"sandboxes left behind: {leftovers}"
 
 
 async def start(
