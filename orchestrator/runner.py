@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import posixpath
@@ -152,25 +153,9 @@ def _request(ex: Execute) -> ExecRequest:
 def _with_failure(meta: Meta, message: str) -> Meta:
     """Report a judge-side failure after the command ran: SE unless a verdict is already set."""
     if meta.status == "":
-        return Meta(
-            "SE",
-            message,
-            meta.memory_kib,
-            meta.cpu_time_ms,
-            meta.real_time_ms,
-            meta.exit_code,
-            meta.signal,
-        )
+        return dataclasses.replace(meta, status="SE", message=message)
     joined = f"{meta.message}; {message}" if meta.message else message
-    return Meta(
-        meta.status,
-        joined,
-        meta.memory_kib,
-        meta.cpu_time_ms,
-        meta.real_time_ms,
-        meta.exit_code,
-        meta.signal,
-    )
+    return dataclasses.replace(meta, message=joined)
 
 
 class _MissionRun:

@@ -300,18 +300,13 @@ class SandboxRuntime:
         sandbox = Sandbox(self, handle, image, fence)
         try:
             hello = json.loads(handle.hello)
-            if not (isinstance(hello, dict) and hello.get("ok") and hello.get("op") == "hello"):
-                raise SandboxError(
-                    f"image '{image}' has no judge supervisor (it said {handle.hello[:200]!r})"
-                )
-        except ValueError as e:
+        except ValueError:
+            hello = None
+        if not (isinstance(hello, dict) and hello.get("ok") and hello.get("op") == "hello"):
             await sandbox.close()
             raise SandboxError(
                 f"image '{image}' has no judge supervisor (it said {handle.hello[:200]!r})"
-            ) from e
-        except BaseException:
-            await sandbox.close()
-            raise
+            )
         return sandbox
 
     @asynccontextmanager
