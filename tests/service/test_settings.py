@@ -16,23 +16,23 @@ def test_defaults_are_usable() -> None:
     assert s.engine_threads >= 2 * s.max_running
 
 
-def test_every_documented_variable_is_read() -> None:
-    s = Settings.from_env(
-        {
-            "JUDGE_HOST": "0.0.0.0",
-            "JUDGE_PORT": "9000",
-            "JUDGE_TOKENS": " a, b ,,c ",
-            "JUDGE_DATA_DIR": "/var/lib/judge",
-            "JUDGE_DEFAULT_IMAGE": "judge/base",
-            "JUDGE_MAX_RUNNING": "8",
-            "JUDGE_MAX_QUEUED": "0",
-            "JUDGE_CALLBACK_SECRET": "s3",
-            "JUDGE_BLOCK_PRIVATE_URLS": "yes",
-            "JUDGE_SANDBOX_OWNER": "ci",
-            "JUDGE_CALLBACK_INITIAL_WAIT_S": "0.25",
-            "UNRELATED": "x",
-        }
-    )
+def test_every_documented_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var, value in {
+        "JUDGE_HOST": "0.0.0.0",
+        "JUDGE_PORT": "9000",
+        "JUDGE_TOKENS": " a, b ,,c ",
+        "JUDGE_DATA_DIR": "/var/lib/judge",
+        "JUDGE_DEFAULT_IMAGE": "judge/base",
+        "JUDGE_MAX_RUNNING": "8",
+        "JUDGE_MAX_QUEUED": "0",
+        "JUDGE_CALLBACK_SECRET": "s3",
+        "JUDGE_BLOCK_PRIVATE_URLS": "yes",
+        "JUDGE_SANDBOX_OWNER": "ci",
+        "JUDGE_CALLBACK_INITIAL_WAIT_S": "0.25",
+        "UNRELATED": "x",
+    }.items():
+        monkeypatch.setenv(var, value)
+    s = Settings.from_env()
     assert s.host == "0.0.0.0"
     assert s.port == 9000
     assert s.tokens == ("a", "b", "c")
@@ -48,17 +48,21 @@ def test_every_documented_variable_is_read() -> None:
 @pytest.mark.parametrize(
     ("var", "value", "message"),
     [
-        ("JUDGE_PORT", "http", "expected an integer"),
-        ("JUDGE_PORT", "70000", "0..65535"),
-        ("JUDGE_MAX_RUNNING", "0", "1..256"),
-        ("JUDGE_MAX_QUEUED", "-1", "0..1000000"),
-        ("JUDGE_BLOCK_PRIVATE_URLS", "maybe", "expected true or false"),
+        ("JUDGE_PORT", "http", "valid integer"),
+        ("JUDGE_PORT", "70000", "less than or equal to 65535"),
+        ("JUDGE_MAX_RUNNING", "0", "greater than or equal to 1"),
+        ("JUDGE_MAX_QUEUED", "-1", "greater than or equal to 0"),
+        ("JUDGE_BLOCK_PRIVATE_URLS", "maybe", "valid boolean"),
         ("JUDGE_CALLBACK_MAX_WAIT_S", "nan", "finite"),
+        ("JUDGE_SANDBOX_PIDS", "8", "greater than or equal to 16"),
     ],
 )
-def test_bad_values_name_the_variable(var: str, value: str, message: str) -> None:
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(var, value)
     with pytest.raises(SettingsError, match=var) as info:
-        Settings.from_env({var: value})
+        Settings.from_env()
     assert message in str(info.value)
 
 
@@ -67,3 +71,16 @@ def test_direct_construction_is_checked_too() -> None:
         Settings(max_running=0)
     with pytest.raises(SettingsError, match="sandbox_owner"):
         Settings(sandbox_owner="")
+
+
+def test_sandbox_sizes_are_settable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUDGE_SANDBOX_BOX_KIB", "2048")
+    monkeypatch.setenv("JUDGE_SANDBOX_TMP_KIB", "4096")
+    monkeypatch.setenv("JUDGE_SANDBOX_PIDS", "64")
+    s = Settings.from_env()
+    assert (s.sandbox_box_kib, s.sandbox_tmp_kib, s.sandbox_pids) == (2048, 4096, 64)
+
+
+def test_variables_lists_every_field() -> None:
+    assert "JUDGE_SANDBOX_PIDS" in Settings.variables()
+    assert len(Settings.variables()) == len(Settings.model_fields)
