@@ -118,6 +118,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await workers.stop(s.shutdown_grace_s)
+        await app[EXECUTOR].close()
 
 
 async def retention_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -232,6 +232,14 @@ class ExecutorDoor:
         self.worker_name = f"{socket.gethostname()}_{os.getpid()}"
         self._streams: dict[int, tuple[OutputStream, asyncio.Task[None]]] = {}
 
+    async def close(self) -> None:
+        """Stop reading the output of jobs still running (at shutdown, after the workers)."""
+        streams = list(self._streams.values())
+        self._streams.clear()
+        for _, task in streams:
+            task.cancel()
+        await asyncio.gather(*(task for _, task in streams), return_exceptions=True)
+
     async def _files(self, token_hash: str, job_hash: str) -> dict[str, bytes] | None:
         try:
             return await self._blobs.job_files(token_hash, job_hash)
