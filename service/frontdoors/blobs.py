@@ -78,6 +78,10 @@ def _js_sorted(names: list[str]) -> list[str]:
     return sorted(names, key=lambda n: n.encode("utf-16-be", "surrogatepass"))
 
 
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
 def metadata_hash(doc: dict[str, Any]) -> str:
     return hashlib.sha1(_js_json(doc).encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -285,7 +289,7 @@ class BlobStore:
 
         Raises ``QuotaExceeded`` (unless ``charge`` is False and the caller checked already).
         """
-        content_hash = hashlib.sha1(data).hexdigest()
+        content_hash = await self.run(_sha1, data)  # up to a request body: off the loop
         doc = file_doc(name, len(data), content_hash)
         meta_hash = metadata_hash(doc)
         if charge and await self._store.call(Database.get_blob, meta_hash, token_hash) is None:
@@ -359,8 +363,10 @@ class BlobStore:
             return None
         return await self._store.call(Database.get_blob, blob_hash, token_hash)
 
-    async def list(self, token_hash: str) -> list[BlobRow]:
-        return await self._store.call(Database.list_blobs, token_hash)
+    async def listing(self, token_hash: str) -> bytes:
+        """The JSON of every blob the token sees, keyed by hash (built off the loop)."""
+        rows = await self._store.call(Database.list_blobs, token_hash)
+        return await self.run(lambda: json.dumps({r.hash: blob_doc(r) for r in rows}).encode())
 
     async def _object_bytes(self, row: BlobRow, depth: int = 0) -> bytes | None:
         """The bytes of a file blob, following soft links (stored blobs, any owner)."""
@@ -386,7 +392,7 @@ class BlobStore:
 
         Raises ``BlobTooLarge`` and ``LookupError`` (a file of it is gone).
         """
-        content: dict[str, Any] = json.loads(row.content)
+        content: dict[str, Any] = await self.run(json.loads, row.content)
         files: dict[str, bytes] = {}
         total = 0
         for path, entry in content.items():
@@ -408,7 +414,7 @@ class BlobStore:
         if row is None:
             return None
         if row.content_type == COMPLEX:
-            content: dict[str, Any] = json.loads(row.content)
+            content: dict[str, Any] = await self.run(json.loads, row.content)
             if subpath:
                 entry = content.get(subpath)
                 if not isinstance(entry, dict):

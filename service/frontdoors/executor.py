@@ -196,6 +196,7 @@ class OutputStream:
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace")
     )
     capped: bool = False
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def poll_s(self) -> float:
@@ -323,16 +324,21 @@ class ExecutorDoor:
         return mission_io
 
     async def _post(self, stream: OutputStream, text: str) -> None:
-        await self._store.call(
-            Database.add_output, stream.token_hash, stream.job_hash, stream.number, text
-        )
+        number = stream.number
         stream.number += 1
+        await self._store.call(
+            Database.add_output, stream.token_hash, stream.job_hash, number, text
+        )
 
     async def _pump(self, stream: OutputStream, mission_io: MissionIO) -> None:
         """Read the running command's stdout from the sandbox and store due segments, until
-        the mission ends (the task is cancelled then)."""
+        ``stream.stop`` is set (the mission ended) or more than we keep was written."""
         while not stream.capped:
-            await asyncio.sleep(stream.poll_s)  # a polling period, not a synchronisation
+            try:  # a polling period, ended early by the mission's end
+                await asyncio.wait_for(stream.stop.wait(), stream.poll_s)
+                return
+            except TimeoutError:
+                pass
             box = mission_io.sandbox
             if box is None:
                 continue
@@ -353,7 +359,8 @@ class ExecutorDoor:
         if got is None:
             return
         stream, task = got
-        task.cancel()
+        # Let a segment being stored land before the last one is numbered after it.
+        stream.stop.set()
         await asyncio.gather(task, return_exceptions=True)
         if stdout is not None:
             text = stream.take(stdout, final=True)

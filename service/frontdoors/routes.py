@@ -119,8 +119,8 @@ async def create_metadata(request: web.Request) -> web.Response:
 async def list_metadata(request: web.Request) -> web.Response:
     """Every blob this token sees, keyed by hash (WebGME lists only in debug mode)."""
     token_hash = await front_token(request)
-    rows = await request.app[BLOBS].list(token_hash)
-    return web.json_response({row.hash: blob_doc(row) for row in rows})
+    body = await request.app[BLOBS].listing(token_hash)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def blob_metadata(request: web.Request) -> web.Response:
