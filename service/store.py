@@ -424,6 +424,13 @@ class Database:
             ).fetchone()
         return None if row is None else BlobRow(**dict(row))
 
+    def touch_blob(self, blob_hash: str, token_hash: str) -> None:
+        """The token used its blob now: the retention period starts again."""
+        self._conn.execute(
+            "UPDATE blob_owners SET touched_at = ? WHERE hash = ? AND token_hash = ?",
+            (time.time(), blob_hash, token_hash),
+        )
+
     def list_blobs(self, token_hash: str) -> list[BlobRow]:
         rows = self._conn.execute(
             "SELECT blobs.* FROM blobs JOIN blob_owners USING (hash) WHERE token_hash = ?"

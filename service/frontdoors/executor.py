@@ -259,6 +259,7 @@ class ExecutorDoor:
             if files is None:
                 raise LookupError(job_hash)
             config = parse_job(files)
+            await self._store.call(Database.touch_blob, job_hash, token_hash)
             mission = job_mission(job_hash, config)
             try:
                 normalised = normalise(parse_mission(mission))
