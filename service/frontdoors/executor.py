@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import fnmatch
+import functools
 import io
 import logging
 import os
+import re
 import socket
 import tarfile
 import time
@@ -125,13 +126,45 @@ def job_mission(job_hash: str, config: ExecutorConfig) -> dict[str, Any]:
     return mission
 
 
+@functools.lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A result pattern as WebGME's worker reads it (minimatch): ``*`` and ``?`` stay within a
+    path component, ``**`` spans any number of them (none included), ``[...]`` is a class."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
+            body = pattern[i + 1 : end]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
 def matches(path: str, patterns: list[str]) -> bool:
-    """Empty patterns match every file; a pattern without '/' also matches the base name."""
+    """Empty patterns match every file; a pattern without '/' also matches the base name (so
+    ``*.txt`` takes ``out/a.txt``, as the seed's walkthrough has it)."""
     if not patterns:
         return True
     base = path.rsplit("/", 1)[-1]
     return any(
-        fnmatch.fnmatchcase(path, p) or ("/" not in p and fnmatch.fnmatchcase(base, p))
+        _glob(p).fullmatch(path) is not None
+        or ("/" not in p and _glob(p).fullmatch(base) is not None)
         for p in patterns
     )
 

@@ -1,8 +1,8 @@
-"""How a running job's stdout is cut into WebGME output segments."""
+"""The executor door's pure parts: output segments of a running job, result patterns."""
 
 from __future__ import annotations
 
-from service.frontdoors.executor import MAX_OUTPUT_CHARS, MIN_POLL_MS, OutputStream
+from service.frontdoors.executor import MAX_OUTPUT_CHARS, MIN_POLL_MS, OutputStream, matches
 
 
 def test_segments_by_line_count_keep_every_byte() -> None:
@@ -33,3 +33,17 @@ def test_output_beyond_the_cap_is_not_streamed_and_polls_are_bounded() -> None:
     assert len(text) == MAX_OUTPUT_CHARS
     assert stream.take(big, final=True) is None
     assert stream.poll_s == MIN_POLL_MS / 1000
+
+
+def test_result_patterns_read_like_webgme() -> None:
+    assert matches("anything/at/all", [])
+    assert matches("out/a.txt", ["*.txt"])  # a pattern without '/' also takes base names
+    assert not matches("out/a.txt", ["out/*.log"])
+    assert matches("log/x.txt", ["log/**/*"])  # ExecutorPlugin's 'logs' artifact
+    assert matches("log/a/b/x.txt", ["log/**/*"])
+    assert not matches("other/x.txt", ["log/**/*"])
+    assert not matches("out/a/b.txt", ["out/*"])
+    assert matches("new_name.json", ["new_name.json"])
+    assert matches("r1.csv", ["r[0-9].csv"])
+    assert not matches("rx.csv", ["r[!a-z].csv"])
+    assert matches("a+b (1).txt", ["a+b (?).txt"])
