@@ -113,6 +113,8 @@ CREATE TABLE IF NOT EXISTS executor_jobs (
 );
 CREATE INDEX IF NOT EXISTS executor_jobs_status ON executor_jobs(status);
 """
+# A blob's columns as one token sees it: its own time, not the first uploader's.
+_OWNED_BLOB = "hash, name, size, mime, content, o.touched_at AS last_modified, content_type, doc"
 _JOB_COLUMNS = (
     "hash, doc_id, mission_id, status, create_time, start_time, finish_time, worker,"
     " result_hashes, output, error"
@@ -408,18 +410,20 @@ class Database:
                 " ON CONFLICT (hash, token_hash) DO UPDATE SET touched_at = excluded.touched_at",
                 (blob.hash, token_hash, now),
             )
-            stored = self.get_blob(blob.hash)
+            stored = self.get_blob(blob.hash, token_hash)
         assert stored is not None
         return stored
 
     def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
-        """A blob's metadata; with ``token_hash``, None unless that token may see it."""
+        """A blob's metadata; with ``token_hash``, None unless that token may see it, and its
+        ``last_modified`` is when that token last stored it (never another token's time, which
+        would tell it someone else holds the same file)."""
         if token_hash is None:
             row = self._conn.execute("SELECT * FROM blobs WHERE hash = ?", (blob_hash,)).fetchone()
         else:
             row = self._conn.execute(
-                "SELECT blobs.* FROM blobs JOIN blob_owners USING (hash)"
-                " WHERE hash = ? AND token_hash = ?",
+                f"SELECT {_OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+                " WHERE hash = ? AND o.token_hash = ?",
                 (blob_hash, token_hash),
             ).fetchone()
         return None if row is None else BlobRow(**dict(row))
@@ -433,8 +437,8 @@ class Database:
 
     def list_blobs(self, token_hash: str) -> list[BlobRow]:
         rows = self._conn.execute(
-            "SELECT blobs.* FROM blobs JOIN blob_owners USING (hash) WHERE token_hash = ?"
-            " ORDER BY last_modified, hash",
+            f"SELECT {_OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+            " WHERE o.token_hash = ? ORDER BY o.touched_at, hash",
             (token_hash,),
         )
         return [BlobRow(**dict(r)) for r in rows]

@@ -96,8 +96,16 @@ async def test_blobs_are_visible_only_to_their_tokens(
         assert entry["content"] in body["error"]["message"]
     assert (await call(session, "GET", f"{url}/rest/blob/metadata", BOB_AUTH))[1] == {}
 
-    # Bob uploading the same bytes gets the same hash (one stored copy) and may use it.
-    assert await upload(session, url, BOB_AUTH, "secret.txt", secret) == mine
+    # Bob uploading the same bytes gets the same hash (one stored copy) and may use it; its
+    # time is his own upload's, so it does not tell him that Alice holds the file.
+    status, body = await call(session, "GET", f"{url}/rest/blob/metadata/{mine}", ALICE_AUTH)
+    alice_time = body["lastModified"]
+    await asyncio.sleep(0.01)  # a later millisecond for Bob's upload, not a synchronisation
+    status, body = await call(
+        session, "POST", f"{url}/rest/blob/createFile/secret.txt", BOB_AUTH, data=secret
+    )
+    assert list(body) == [mine]
+    assert body[mine]["lastModified"] > alice_time
     status, again = await artifact(
         session, url, BOB_AUTH, {"s.txt": {"content": content_hash, "contentType": "object"}}
     )
