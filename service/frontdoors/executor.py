@@ -53,6 +53,19 @@ STDOUT = "job_stdout.txt"
 STDERR = "job_stderr.txt"
 META = ".executor_meta.json"  # the execute's meta file; left out of the results
 STATUSES = ("CREATED", "RUNNING", "SUCCESS", "FAILED_TO_EXECUTE", "CANCELED")
+# WebGME's worker has more ways to fail; a listing by one of them is valid here and empty.
+WEBGME_STATUSES = (
+    *STATUSES,
+    "FAILED_TO_GET_SOURCE_METADATA",
+    "FAILED_SOURCE_COULD_NOT_BE_OBTAINED",
+    "FAILED_CREATING_SOURCE_ZIP",
+    "FAILED_UNZIP",
+    "FAILED_EXECUTOR_CONFIG",
+    "FAILED_TO_ARCHIVE_FILE",
+    "FAILED_TO_SAVE_JOINT_ARTIFACT",
+    "FAILED_TO_ADD_OBJECT_HASHES",
+    "FAILED_TO_SAVE_ARTIFACT",
+)
 MAX_OUTPUT_CHARS = 1024 * 1024  # console output kept for /rest/executor/output
 MIN_POLL_MS = 250  # reading a running job's output costs an engine round trip: not more often
 DEFAULT_POLL_MS = 1000  # when only outputSegmentSize is given

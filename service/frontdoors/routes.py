@@ -218,8 +218,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     """The token's jobs keyed by hash, as WebGME's executor lists them."""
     token_hash = await front_token(request)
     status = request.query.get("status")
-    if status is not None and status not in executor.STATUSES:
-        known = ", ".join(executor.STATUSES)
+    if status is not None and status not in executor.WEBGME_STATUSES:
+        known = ", ".join(executor.WEBGME_STATUSES)
         raise ApiError(400, "invalid", f"unknown status '{status}' (known: {known})", "status")
     jobs = await request.app[STORE].call(Database.list_jobs, token_hash, status)
     return web.json_response({job.hash: executor.job_doc(job, with_id=False) for job in jobs})

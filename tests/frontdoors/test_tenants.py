@@ -244,6 +244,10 @@ async def test_jobs_answer_only_to_their_token(
         assert status == 404, (path, body)
     assert (await call(session, "GET", f"{url}/rest/executor/", BOB_AUTH))[1] == {}
     assert (await call(session, "GET", f"{url}/rest/executor/?status=RUNNING", BOB_AUTH))[1] == {}
+    listed = await call(session, "GET", f"{url}/rest/executor/?status=FAILED_UNZIP", ALICE_AUTH)
+    assert listed == (200, {})  # one of WebGME's own statuses: valid, and none here
+    listed = await call(session, "GET", f"{url}/rest/executor/?status=BOGUS", ALICE_AUTH)
+    assert listed[0] == 400
     done = await poll(
         lambda: call(session, "GET", info, ALICE_AUTH),
         lambda r: r[1]["status"] not in ("CREATED", "RUNNING"),
