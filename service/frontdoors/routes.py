@@ -225,6 +225,13 @@ async def list_jobs(request: web.Request) -> web.Response:
     return web.json_response({job.hash: executor.job_doc(job, with_id=False) for job in jobs})
 
 
+async def list_workers(request: web.Request) -> web.Response:
+    """WebGME's ``getWorkersInfo``: no external worker ever registers here (the judge's own
+    sandboxes run the jobs), so the answer is always empty."""
+    await front_token(request)
+    return web.json_response({})
+
+
 # -- exec ----------------------------------------------------------------------------------------
 
 
@@ -286,6 +293,7 @@ def setup_frontdoor_routes(app: web.Application) -> None:
     app.router.add_get("/rest/executor/info/{hash}", job_info)
     app.router.add_post("/rest/executor/cancel/{hash}", cancel_job)
     app.router.add_get("/rest/executor/output/{hash}", job_output)
+    app.router.add_get("/rest/executor/worker", list_workers)
     app.router.add_get("/rest/executor/", list_jobs)
     app.router.add_get("/rest/executor", list_jobs)
     app.router.add_post("/v1/{account}", execute)

@@ -230,6 +230,7 @@ async function isolation(bob, done) {
     await rejectsWith(bob.blob.getSubObject(done.info.resultHashes.all, 'job_stdout.txt'), 404);
     assert.deepStrictEqual(await bob.executor.getInfoByStatus('SUCCESS'), {});
     assert.deepStrictEqual(await bob.executor.getAllInfo(), {});
+    assert.deepStrictEqual(await bob.executor.getWorkersInfo(), {});
 }
 
 async function main() {
