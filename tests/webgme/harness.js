@@ -154,6 +154,8 @@ async function artifactJob(alice) {
     assert.strictEqual(newName.toString(), 'result\n');
     const artifact = await alice.blob.getArtifact(info.resultHashes.all);
     assert.strictEqual(artifact.descriptor.name, 'all.zip');
+    assert.strictEqual(webgmeHash(artifact.descriptor), info.resultHashes.all,
+        'a result artifact\'s hash differs from what WebGME would give it');
     const names = Object.keys(artifact.descriptor.content).sort();
     assert.deepStrictEqual(names, ['data/input.txt', 'executor_config.json', 'job_stderr.txt',
         'job_stdout.txt', 'out/new_name.json', 'run.log']);
