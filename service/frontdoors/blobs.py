@@ -217,6 +217,7 @@ class BlobStore:
         self._changed = asyncio.Condition()
         self.bytes_freed = 0
         self.files_freed = 0
+        self._quota_locks: dict[str, asyncio.Lock] = {}
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -270,6 +271,11 @@ class BlobStore:
                 continue
         return files, size
 
+    def quota_lock(self, token_hash: str) -> asyncio.Lock:
+        """Held from a token's quota check until what it allowed is stored, so concurrent
+        uploads of one token cannot each see room for themselves (one lock per token)."""
+        return self._quota_locks.setdefault(token_hash, asyncio.Lock())
+
     async def check_quota(self, token_hash: str, adding: int) -> None:
         """Raises ``QuotaExceeded`` when ``adding`` more bytes would not fit the quota."""
         if self._quota is None:
@@ -292,8 +298,17 @@ class BlobStore:
         content_hash = await self.run(_sha1, data)  # up to a request body: off the loop
         doc = file_doc(name, len(data), content_hash)
         meta_hash = metadata_hash(doc)
-        if charge and await self._store.call(Database.get_blob, meta_hash, token_hash) is None:
-            await self.check_quota(token_hash, len(data))
+        if charge:
+            async with self.quota_lock(token_hash):
+                if await self._store.call(Database.get_blob, meta_hash, token_hash) is None:
+                    await self.check_quota(token_hash, len(data))
+                return await self._put_file(token_hash, data, doc, meta_hash)
+        return await self._put_file(token_hash, data, doc, meta_hash)
+
+    async def _put_file(
+        self, token_hash: str, data: bytes, doc: dict[str, Any], meta_hash: str
+    ) -> BlobRow:
+        name, content_hash = doc["name"], doc["content"]
         row = BlobRow(
             meta_hash,
             name,
@@ -331,8 +346,21 @@ class BlobStore:
                 raise BlobRefused(f"content: no {what} '{ref.child}' (upload it first)")
         text = _js_json(doc)
         meta_hash = metadata_hash(doc)
-        if charge and await self._store.call(Database.get_blob, meta_hash, token_hash) is None:
-            await self.check_quota(token_hash, len(text))
+        if charge:
+            async with self.quota_lock(token_hash):
+                if await self._store.call(Database.get_blob, meta_hash, token_hash) is None:
+                    await self.check_quota(token_hash, len(text))
+                return await self._put_doc(token_hash, doc, refs, text, meta_hash)
+        return await self._put_doc(token_hash, doc, refs, text, meta_hash)
+
+    async def _put_doc(
+        self,
+        token_hash: str,
+        doc: dict[str, Any],
+        refs: tuple[BlobRef, ...],
+        text: str,
+        meta_hash: str,
+    ) -> BlobRow:
         row = BlobRow(
             meta_hash,
             doc["name"],

@@ -481,28 +481,34 @@ class ExecutorDoor:
             for artifact in config.resultArtifacts
         }
         needed = {p for paths in chosen.values() for p in paths}
-        total = sum(len(files[p]) for p in needed)
-        await self._blobs.check_quota(token_hash, total + 4096 * len(chosen))
-        links: dict[str, tuple[str, int]] = {}
-        for path in sorted(needed):
-            blob = await self._blobs.put_file(
-                token_hash, path.rsplit("/", 1)[-1], files[path], charge=False
-            )
-            links[path] = (blob.hash, blob.size)
+        # Files by size, artifacts by their documents (an upper bound of each entry's JSON).
+        total = sum(len(files[p]) for p in needed) + sum(
+            300 + sum(2 * len(p.encode()) + 80 for p in paths) for paths in chosen.values()
+        )
         hashes: dict[str, str] = {}
-        for artifact in config.resultArtifacts:
-            paths = chosen[artifact.name]
-            doc = {
-                "name": f"{artifact.name}.zip",
-                "size": sum(links[p][1] for p in paths),
-                "mime": "application/zip",
-                "isPublic": False,
-                "tags": [],
-                "content": {p: {"content": links[p][0], "contentType": SOFT_LINK} for p in paths},
-                "contentType": COMPLEX,
-            }
-            row = await self._blobs.put_artifact(token_hash, doc, charge=False)
-            hashes[artifact.name] = row.hash
+        async with self._blobs.quota_lock(token_hash):
+            await self._blobs.check_quota(token_hash, total)
+            links: dict[str, tuple[str, int]] = {}
+            for path in sorted(needed):
+                blob = await self._blobs.put_file(
+                    token_hash, path.rsplit("/", 1)[-1], files[path], charge=False
+                )
+                links[path] = (blob.hash, blob.size)
+            for artifact in config.resultArtifacts:
+                paths = chosen[artifact.name]
+                doc = {
+                    "name": f"{artifact.name}.zip",
+                    "size": sum(links[p][1] for p in paths),
+                    "mime": "application/zip",
+                    "isPublic": False,
+                    "tags": [],
+                    "content": {
+                        p: {"content": links[p][0], "contentType": SOFT_LINK} for p in paths
+                    },
+                    "contentType": COMPLEX,
+                }
+                row = await self._blobs.put_artifact(token_hash, doc, charge=False)
+                hashes[artifact.name] = row.hash
         return hashes
 
     async def outputs(

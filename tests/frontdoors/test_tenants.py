@@ -171,6 +171,16 @@ async def test_the_storage_quota_is_per_token(
     # The same blob again costs nothing; another token has its own quota.
     await upload(session, url, ALICE_AUTH, "a.bin", b"a" * 6000)
     await upload(session, url, BOB_AUTH, "b.bin", b"b" * 6000)
+    # Many uploads at once cannot each see room for themselves.
+    results = await asyncio.gather(
+        *(
+            call(
+                session, "POST", f"{url}/rest/blob/createFile/c{i}.bin", BOB_AUTH, data=b"c" * 1500
+            )
+            for i in range(8)
+        )
+    )
+    assert sorted(status for status, _ in results) == [200, 200] + [413] * 6
 
 
 async def test_retention_frees_storage_and_counts_it(
