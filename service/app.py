@@ -33,14 +33,15 @@ from service.keys import (
 )
 from service.routes import setup_routes
 from service.settings import Settings
-from service.store import Store
+from service.store import open_store
 from service.workers import MissionWorkers
 
 log = logging.getLogger(__name__)
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = await Store.open(app[SETTINGS].db_path)
+    s = app[SETTINGS]
+    store = await open_store(s.database_url, s.db_path)
     app[STORE] = store
     yield
     await store.close()
