@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     sandbox_tmp_kib: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     sandbox_pids: int = Field(128, ge=16, le=1_000_000)
     docker_threads: int = Field(64, ge=4, le=4096)
+    # Submissions per minute per token (0: no limit).
+    rate_limit: int = Field(0, ge=0, le=1_000_000)
 
     def __init__(self, **values: Any) -> None:
         try:
