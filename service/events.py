@@ -9,18 +9,19 @@ streams that follow it. Event types:
   "n", "executes"}`` (``n``: executes finished so far in this run);
 - ``done``: the last event, ``{"id", "state", "mission_result"}`` (plus ``error`` when failed).
 
-Ids are ``<epoch>-<n>``: ``epoch`` names one log (one server process, or one read of the
-database), ``n`` counts from 1. A reconnect with ``Last-Event-ID`` of the same log resumes
-after that event. A mission without a log in memory (finished long ago, or before a restart)
-gets one built from the database: its current ``state`` and, once it is finished, one
-``execute`` per entry of its result and ``done``; a ``Last-Event-ID`` of another log then
-replays that log from its start, so a client never misses the final result.
+Ids are ``<epoch>-<n>``: ``epoch`` names one log, ``n`` counts from 1. A reconnect with a
+``Last-Event-ID`` of the same log resumes after that event. A finished mission without a log in
+memory (finished long ago, or before a restart) gets one built from the database, the same at
+every read: its final ``state``, one ``execute`` per entry of its result, ``done``. A queued or
+running mission without one (resumed after a restart) starts a live log at its current state.
+A ``Last-Event-ID`` of another log (another process, say) replays the current log from its
+start, so a client never misses the final result; live logs are per process: a restart re-runs
+unfinished missions from the start, and their events start again too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import secrets
 import weakref
@@ -112,7 +113,6 @@ class EventHub:
 
     def __init__(self, keep_finished: int = KEEP_FINISHED) -> None:
         self._epoch = secrets.token_hex(4)
-        self._stored = itertools.count(1)
         self._logs: OrderedDict[int, MissionLog] = OrderedDict()
         self._keep = keep_finished
         self.closed = False
@@ -153,12 +153,14 @@ class EventHub:
         log = self._logs.get(row.id)
         if log is not None:
             return log
-        log = MissionLog(f"s{next(self._stored)}{self._epoch}m{row.id}")
         if row.state not in FINAL_STATES:
             # Followed from now on: the workers' next events land in this log.
+            log = self._logs[row.id] = MissionLog(self._epoch + f"m{row.id}")
             log.append("state", {"id": row.id, "state": row.state})
-            self._logs[row.id] = log
             return log
+        # A finished mission's stored result never changes: its log, and so its ids, are the
+        # same at every read, in every process.
+        log = MissionLog(f"db{row.id}")
         entries = _stored_entries(row.result or {})
         log.executes = len(entries)
         log.append("state", {"id": row.id, "state": row.state})
