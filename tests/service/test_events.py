@@ -85,7 +85,8 @@ async def test_a_mission_streams_states_executes_and_done(start_judge: StartJudg
     assert done["state"] == "done"
     assert done["mission_result"] == polled["mission_result"]
     ids = [i for i, _, _ in got]
-    assert len(set(ids)) == len(ids) and all(ids)
+    assert len(set(ids)) == len(ids)
+    assert all(ids)
 
     # Resuming after the first execute gives exactly what followed it.
     first_execute = next(i for i, k, _ in got if k == "execute")
@@ -154,7 +155,8 @@ def test_finished_logs_are_forgotten_beyond_the_limit() -> None:
         hub.publish(mission_id, "state", {"state": "queued"})
         hub.publish(mission_id, "end", {"state": "done", "result": {}, "error": ""})
     assert hub.current(1) is None
-    assert hub.current(2) is not None and hub.current(3) is not None
+    assert hub.current(2) is not None
+    assert hub.current(3) is not None
     # Mission 1 is then rebuilt from its row, under another epoch.
     log = hub.log_for(row(1, "done", {"prepare": {"execute": []}}))
     assert [e.type for e in log.events] == ["state", "done"]

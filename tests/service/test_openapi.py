@@ -91,7 +91,8 @@ def test_the_reference_missions_validate_against_the_schema() -> None:
     validator.validate(seed_echo("http://127.0.0.1:9/cb"))  # the echo is a mission too
     examples = sorted((REPO / "examples").glob("*.json"))
     selftests = sorted((REPO / "images").glob("*/selftest.json"))
-    assert len(examples) >= 5 and selftests
+    assert len(examples) >= 5
+    assert selftests
     for path in [*examples, *selftests]:
         validator.validate(json.loads(path.read_text()))
 
@@ -121,7 +122,8 @@ async def test_the_server_serves_the_document_and_the_page(start_judge: StartJud
         page = await resp.text()
     assert "/api/openapi.json" not in page  # loaded by init.js, not inline script
     assets = [part.split('"')[0] for part in page.split('="/docs/')[1:]]
-    assert "swagger-ui-bundle.js" in assets and "init.js" in assets
+    assert "swagger-ui-bundle.js" in assets
+    assert "init.js" in assets
     for asset in assets:
         async with api.session.get(f"{api.url}/docs/{asset}") as resp:
             assert resp.status == 200, asset
