@@ -1,4 +1,4 @@
-"""Run a mission: prepare, each task in order, final, exactly as the seed's workflow says.
+"""Run a mission: prepare, each task in order, final, in the order docs/missions.md gives.
 
 ``run_mission`` is the one entry every front door calls. It never raises for a user's error or a
 sandbox failure: whatever happens, the result is complete and every execute says what happened to

@@ -2,7 +2,7 @@
 content, metadata in SQLite.
 
 A blob is known by its metadata hash (the SHA-1 of its name and content hash), as in the
-executor seed; the same file uploaded under the same name is the same blob. File I/O runs on a
+executor API; the same file uploaded under the same name is the same blob. File I/O runs on a
 thread pool the store owns; a file is written to a temporary name and renamed, so a crash never
 leaves a partial blob under its hash.
 """
@@ -38,7 +38,7 @@ def iso_time(ts: float | None) -> str | None:
 
 
 def blob_doc(row: BlobRow) -> dict[str, Any]:
-    """A blob's metadata as the executor seed shows it."""
+    """A blob's metadata as the executor API shows it."""
     return {
         "name": row.name,
         "size": row.size,

@@ -1,4 +1,4 @@
-"""The executor API (seed 001): jobs made from uploaded zips, run as missions, polled.
+"""The executor API: jobs made from uploaded zips, run as missions, polled.
 
 A job is known by the hash of the blob it was created from. ``executor_config.json`` in the zip
 says what to run; the zip's files go into the sandbox, the command's stdout and stderr are
@@ -48,7 +48,7 @@ class _Artifact(BaseModel):
 
 
 class ExecutorConfig(BaseModel):
-    """``executor_config.json``: the seed's fields, plus optional limits in mission units."""
+    """``executor_config.json``: the executor's fields, plus optional limits in mission units."""
 
     model_config = ConfigDict(extra="forbid")
     cmd: Annotated[str, Field(min_length=1)]
@@ -57,7 +57,7 @@ class ExecutorConfig(BaseModel):
     # Accepted for compatibility with the original executor; they change nothing here.
     outputInterval: int | None = None
     outputSegmentSize: int | None = None
-    # Beyond the seed: the execute's limits (as in the mission API) and the image.
+    # Our additions: the execute's limits (as in the mission API) and the image.
     time_limit: int | None = None
     memory_limit: int | None = None
     output_limit: int | None = None
@@ -118,7 +118,7 @@ def matches(path: str, patterns: list[str]) -> bool:
 
 
 def job_doc(job: JobRow, *, with_id: bool = True) -> dict[str, Any]:
-    """A job as the executor seed shows it."""
+    """A job document of the executor API."""
     doc: dict[str, Any] = {
         "hash": job.hash,
         "resultHashes": job.result_hashes if job.result_hashes is not None else [],

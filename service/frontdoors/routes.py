@@ -3,7 +3,7 @@
 
 Both take a judge token as ``Authorization: Bearer``, ``X-Auth-Token`` or the ``token`` query
 parameter. Blobs and executor jobs are shared by every token of the server (they are addressed
-by content, as in the seed); exec requests answer only to the request that made them.
+by content); exec requests answer only to the request that made them.
 """
 
 from __future__ import annotations
