@@ -186,7 +186,7 @@ class Printer:
             for i, entry in enumerate(task.get("execute") or []):
                 self.execute(f"task[{t}][{i}]", entry)
         callback = body.get("callback") or {}
-        if callback:
+        if callback and callback.get("state") != "none":  # "none": a mission without return
             err = f" ({callback['error']})" if callback.get("error") else ""
             self.line(
                 f"callback: {callback.get('state')} after {callback.get('attempts')} attempts{err}"
