@@ -155,6 +155,30 @@ def _wait_seconds(request: web.Request) -> float | None:
     return seconds
 
 
+STOPPING = web.AppKey("stopping", asyncio.Event)
+
+
+async def _stop_waiting(app: web.Application) -> None:
+    """``on_shutdown``: submissions waiting for their mission answer 202 now, so that they do
+    not hold the server's shutdown for up to ``MAX_WAIT_S``."""
+    app[STOPPING].set()
+
+
+async def _wait_finished(app: web.Application, mission_id: int, wait_s: float) -> MissionRow | None:
+    """The mission's row once it ended, or None after ``wait_s`` or when the server stops."""
+    finished = asyncio.ensure_future(app[WORKERS].wait_finished(mission_id))
+    stopping = asyncio.ensure_future(app[STOPPING].wait())
+    try:
+        await asyncio.wait(
+            {finished, stopping}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        stopping.cancel()
+        if not finished.done():
+            finished.cancel()
+    return finished.result() if finished.done() and not finished.cancelled() else None
+
+
 async def submit_mission(request: web.Request) -> web.Response:
     """Store and queue a mission. Answers ``{"msg": {"id", "payload"}}``: 200 at once, or with
     ``?wait=S`` 200 plus the mission's whole state when it ends within S seconds, else 202."""
@@ -178,12 +202,7 @@ async def submit_mission(request: web.Request) -> web.Response:
     msg = {"msg": {"id": mission_id, "payload": payload}}
     if wait_s is None:
         return web.json_response(msg, headers=limit_headers)
-    row = None
-    try:
-        async with asyncio.timeout(wait_s):
-            row = await request.app[WORKERS].wait_finished(mission_id)
-    except TimeoutError:
-        pass
+    row = await _wait_finished(request.app, mission_id, wait_s)
     if row is None or row.state not in FINAL_STATES:
         return web.json_response(msg, status=202, headers=limit_headers)
     return web.json_response({**mission_body(row), **msg}, headers=limit_headers)
@@ -292,6 +311,8 @@ async def list_images(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
+    app[STOPPING] = asyncio.Event()
+    app.on_shutdown.append(_stop_waiting)
     app.router.add_post("/api/missions/", submit_mission)
     app.router.add_post("/api/missions", submit_mission)
     app.router.add_get("/api/missions/{id}", get_mission)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from service.ratelimit import RateLimiter
 from tests.service.conftest import StartJudge
-from tests.service.support import ALICE, BOB, Receiver, hello_world, sleeper
+from tests.service.support import ALICE, BOB, Receiver, hello_world, poll, sleeper
 
 
 def no_return(mission: dict) -> dict:
@@ -115,3 +118,19 @@ def test_the_window_resets_after_a_minute() -> None:
 def test_off_means_no_headers_and_no_limit() -> None:
     limiter = RateLimiter(0)
     assert all(limiter.take("a") == {} for _ in range(1000))
+
+
+@pytest.mark.docker
+async def test_a_waiting_submission_answers_202_when_the_server_stops(
+    start_judge: StartJudge,
+) -> None:
+    judge, api = await start_judge(shutdown_grace_s=0.5)
+    waiting = asyncio.create_task(api.submit(no_return(sleeper("", 60)), params={"wait": "60"}))
+    # The submission is stored in its own task: 404 until then.
+    await poll(lambda: api.get(1), lambda r: r[0] == 200 and r[1]["state"] == "running", 30)
+    t0 = time.monotonic()
+    stopping = asyncio.create_task(judge.stop())
+    status, body, _ = await asyncio.wait_for(waiting, 30)
+    await asyncio.wait_for(stopping, 30)
+    assert (status, body) == (202, {"msg": {"id": 1, "payload": {}}})
+    assert time.monotonic() - t0 < 20  # not held for the whole wait
