@@ -32,7 +32,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
-from service.store import MissionRow
+from service.keys import STORE
+from service.store import Database, MissionRow
 
 KEEP_FINISHED = 256
 FINAL_STATES = frozenset({"done", "cancelled", "failed"})
@@ -139,7 +140,9 @@ class EventHub:
         elif kind == "end":
             log = self._log(mission_id)
             log.append("state", {"id": mission_id, "state": data["state"]})
-            log.append("done", _done_data(mission_id, data["state"], data["result"], data["error"]))
+            # The result itself is read from the database when a stream sends this event:
+            # kept logs stay small however large the results are.
+            log.append("done", _done_data(mission_id, data["state"], None, data["error"]))
             self._logs.move_to_end(mission_id)
             self._forget_old()
 
@@ -205,6 +208,15 @@ class OpenStreams:
 STREAMS = web.AppKey("event_streams", OpenStreams)
 
 
+async def _with_result(
+    request: web.Request, mission_id: int, data: dict[str, Any]
+) -> dict[str, Any]:
+    """``done``'s data with the stored result (stored before the workers announce the end)."""
+    stored = await request.app[STORE].call(Database.get_mission, mission_id)
+    result = None if stored is None else stored.result
+    return {**data, "mission_result": result}
+
+
 async def stream_events(request: web.Request, row: MissionRow) -> web.StreamResponse:
     """Stream the mission's events until ``done``, the client leaves or the server stops."""
     hub = request.app[EVENTS]
@@ -218,7 +230,10 @@ async def stream_events(request: web.Request, row: MissionRow) -> web.StreamResp
                 while position < len(log.events):
                     event = log.events[position]
                     position += 1
-                    await resp.send(json.dumps(event.data), id=event.id, event=event.type)
+                    data = event.data
+                    if event.type == "done" and data.get("mission_result") is None:
+                        data = await _with_result(request, row.id, data)
+                    await resp.send(json.dumps(data), id=event.id, event=event.type)
                     if event.type == "done":
                         return resp
                 if hub.current(row.id) not in (log, None):
