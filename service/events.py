@@ -109,6 +109,13 @@ def _stored_entries(result: dict[str, Any]) -> list[tuple[str, int | None, int, 
     return out
 
 
+def _planned_executes(normalised: dict[str, Any]) -> int:
+    """How many executes the normalised mission runs (each task echoes its own list)."""
+    stages = [normalised.get("prepare") or {}, normalised.get("final") or {}]
+    stages += (normalised.get("tasks") or {}).get("task") or []
+    return sum(len(stage.get("execute") or []) for stage in stages)
+
+
 class EventHub:
     """Per-mission event logs fed by the workers (:meth:`publish`), read by the streams."""
 
@@ -159,7 +166,10 @@ class EventHub:
         if row.state not in FINAL_STATES:
             # Followed from now on: the workers' next events land in this log.
             log = self._logs[row.id] = MissionLog(self._epoch + f"m{row.id}")
-            log.append("state", {"id": row.id, "state": row.state})
+            data: dict[str, Any] = {"id": row.id, "state": row.state}
+            if row.state == "running":  # joined mid-run: the count its start event gave
+                log.executes = data["executes"] = _planned_executes(row.normalised)
+            log.append("state", data)
             return log
         # A finished mission's stored result never changes: its log, and so its ids, are the
         # same at every read, in every process.

@@ -143,10 +143,23 @@ async def test_stopping_the_server_ends_open_streams(start_judge: StartJudge) ->
     assert all(k != "done" for _, k, _ in got)
 
 
-def row(mission_id: int, state: str, result: dict[str, Any] | None) -> MissionRow:
+def row(
+    mission_id: int, state: str, result: dict[str, Any] | None, normalised: Any = None
+) -> MissionRow:
     fields: dict[str, Any] = dict.fromkeys(MissionRow.__dataclass_fields__)
-    fields.update(id=mission_id, state=state, result=result, error="")
+    fields.update(id=mission_id, state=state, result=result, error="", normalised=normalised)
     return MissionRow(**fields)
+
+
+def test_joining_a_running_mission_knows_how_many_executes_it_has() -> None:
+    hub = EventHub()
+    one = {"execute": [{"command": ["true"]}]}
+    normalised = {"prepare": one, "tasks": {"task": [one, one], "execute": []}, "final": {}}
+    log = hub.log_for(row(5, "running", None, normalised))
+    assert log.events[0].data == {"id": 5, "state": "running", "executes": 3}
+    entry = {"name": "", "meta": {"status": ""}, "record": {}}
+    hub.publish(5, "execute", {"stage": "task", "task": 1, "index": 0, "entry": entry})
+    assert (log.events[-1].data["n"], log.events[-1].data["executes"]) == (1, 3)
 
 
 def test_finished_logs_are_forgotten_beyond_the_limit() -> None:
