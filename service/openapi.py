@@ -107,10 +107,66 @@ RATE_HEADERS = {
 FRONT_AUTH: list[dict[str, list[str]]] = [{"bearer": []}, {"xAuthToken": []}, {"tokenQuery": []}]
 
 
+# Words for the generated schema's fields (types, ranges and defaults come from the models; a
+# test checks that every entry names a field that exists). The prose is docs/missions.md.
+FIELD_DOCS: dict[str, dict[str, str]] = {
+    "Mission": {
+        "return": "Where the result is POSTed; leave it out to poll, wait or follow events.",
+        "prepare": "Files fetched, then executes run, first.",
+        "tasks": "The tasks; each runs tasks.execute after its macros are applied.",
+        "final": "Files fetched, then executes run, last.",
+        "image": "The sandbox image (GET /api/images); the server's default when absent.",
+        "tick": "Accepted and echoed; no effect.",
+    },
+    "Return": {
+        "url": "An absolute http(s) URL the callback is POSTed to.",
+        "payload": "Extra callback fields, one level of scalars; id, mission, mission_result "
+        "are reserved.",
+        "format": "form: application/x-www-form-urlencoded; json: one JSON object.",
+    },
+    "Stage": {
+        "file": "File name (relative path) -> URL: http(s)://, data: or blob:<hash>.",
+        "execute": "Run in order in the mission's sandbox.",
+    },
+    "Task": {
+        "file": "File name (macros apply) -> URL.",
+        "macro": "Key -> replacement, applied to every string of tasks.execute and to the file "
+        "names; __TASK_ID__ is the task's index and reserved.",
+    },
+    "Tasks": {"task": "The tasks, run in order.", "execute": "Run once per task."},
+    "Execute": {
+        "name": "A label echoed in the result and the events.",
+        "command": "Program and arguments, run without a shell.",
+        "memory_limit": "KiB of memory; over it: MLE.",
+        "time_limit": "ms of CPU time (real time capped at 1.5x); over it: TLE.",
+        "output_limit": "KiB, the largest file the command may write; over it: OLE.",
+        "meta": "File the execute's meta JSON is written to afterwards.",
+        "stdin": "File read as standard input; empty: no input.",
+        "stdout": "File standard output goes to; empty: discarded.",
+        "stderr": "File standard error goes to; empty: discarded.",
+        "record": "How much of stdout/stderr to report back.",
+        "scope": "Run in a fresh sandbox with imports and exports.",
+    },
+    "Record": {
+        "enable": "Report the output at all.",
+        "stdout": "Leading bytes of the stdout file to report (base64).",
+        "stderr": "Leading bytes of the stderr file to report (base64).",
+    },
+    "Scope": {
+        "enable": "Run this execute in a new, empty sandbox.",
+        "import": "Paths copied in, arriving under their last component.",
+        "export": "Paths copied back to the same relative path afterwards.",
+    },
+}
+
+
 def _schemas() -> dict[str, Any]:
     mission = Mission.model_json_schema(by_alias=True, ref_template=_REF)
     schemas: dict[str, Any] = mission.pop("$defs", {})
     schemas["Mission"] = mission
+    for model, fields in FIELD_DOCS.items():
+        for name, text in fields.items():
+            schemas[model]["properties"][name]["description"] = text
     problem = {
         "type": "object",
         "properties": {"path": {"type": "string"}, "message": {"type": "string"}},

@@ -75,7 +75,7 @@ def test_the_document_is_openapi_3_1_and_refs_resolve() -> None:
         assert ref.rsplit("/", 1)[1] in schemas, ref
     # The mission schema is pydantic's: the limits' bounds come from the model.
     execute = schemas["Execute"]["properties"]
-    assert execute["memory_limit"] == {
+    assert {k: v for k, v in execute["memory_limit"].items() if k != "description"} == {
         "default": 65536,
         "maximum": 2097152,
         "minimum": 1,
@@ -133,3 +133,10 @@ async def test_the_server_serves_the_document_and_the_page(start_judge: StartJud
     for missing in ("index.html", "..%2fpyproject.toml", "swagger-ui.js.map"):
         async with api.session.get(f"{api.url}/docs/{missing}") as resp:
             assert resp.status == 404, missing
+
+
+def test_every_field_of_the_mission_schema_has_words() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    for model in ("Mission", "Return", "Stage", "Task", "Tasks", "Execute", "Record", "Scope"):
+        for name, prop in schemas[model]["properties"].items():
+            assert prop.get("description"), f"{model}.{name}"
