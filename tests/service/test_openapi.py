@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 from aiohttp import web
+from openapi_spec_validator import validate
 
 from service.app import create_app
 from service.openapi import openapi_document
@@ -65,9 +66,10 @@ def test_path_parameters_are_declared() -> None:
             assert declared == names, (method, path)
 
 
-def test_the_document_is_openapi_3_1_and_refs_resolve() -> None:
+def test_the_document_is_valid_openapi_3_1_and_refs_resolve() -> None:
     doc = openapi_document()
     assert doc["openapi"].startswith("3.1")
+    validate(doc)  # the OpenAPI 3.1 meta-schema, and every $ref resolves
     text = json.dumps(doc)
     schemas = doc["components"]["schemas"]
     for ref in {part.split('"')[0] for part in text.split('"$ref": "')[1:]}:
