@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+RECONNECT_FOR_S = 60.0  # how long --wait keeps reconnecting to a server that went away
 FINAL_STATES = frozenset({"done", "failed", "cancelled"})
 VERDICT_COLOURS = {"": "32", "TLE": "33", "MLE": "33", "OLE": "33", "RE": "31", "SE": "35"}
 
@@ -277,13 +278,14 @@ def follow(client: Client, mission_id: int, printer: Printer, timeout_s: float) 
     progress = Progress(mission_id)
     last_id: str | None = None
     retries = 0
+    lost_since: float | None = None  # the server unreachable since (a restart, say)
     while True:
         try:
             for event in client.events(f"/api/missions/{mission_id}/events", last_id):
                 elapsed = time.monotonic() - start
                 if event is not None:
                     last_id, kind, data = event
-                    retries = 0
+                    retries, lost_since = 0, None
                     if kind == "state":
                         progress.state = data.get("state", progress.state)
                         progress.total = int(data.get("executes", progress.total))
@@ -305,11 +307,14 @@ def follow(client: Client, mission_id: int, printer: Printer, timeout_s: float) 
             if e.status in (404, 405) and last_id is None:
                 printer.clear_live()  # no event stream on this server: poll
                 return poll_for(client, mission_id, printer, deadline - time.monotonic())
-            if e.status is not None or retries >= 5:
+            now = time.monotonic()
+            lost_since = now if lost_since is None else lost_since
+            if e.status is not None or now - lost_since > RECONNECT_FOR_S:
                 printer.clear_live()
                 raise
             retries += 1
-            time.sleep(0.2 * retries)  # the stream dropped: reconnect after a moment
+            # The stream dropped (the server restarting?): reconnect, resuming after last_id.
+            time.sleep(min(2.0, 0.2 * retries))
         if time.monotonic() >= deadline:
             printer.clear_live()
             raise ClientError(
