@@ -29,7 +29,7 @@ HELLO = {
     "prepare": {"execute": [{"command": ["echo", "hello world"], "stdout": "output.txt"}]},
 }
 
-# The "mission" of the callback in seed 000 (hello world), with the placeholder url replaced.
+# The "mission" of the reference hello world's callback.
 SEED_000_ECHO = seed_echo(URL)
 
 
