@@ -244,7 +244,8 @@ class Database:
             "UPDATE missions SET state = 'failed', error = ?, updated_at = ?,"
             f" callback_state = (CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none'"
             " THEN 'failed'"
-            " ELSE callback_state END), callback_error = 'no result to deliver'"
+            " ELSE callback_state END), callback_error = (CASE WHEN callback_state = 'none'"
+            " THEN '' ELSE 'no result to deliver' END)"
             " WHERE id = ? AND state IN ('queued', 'running')",
             (error, time.time(), mission_id),
         )
