@@ -6,10 +6,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+WEBGME_STAMP := tests/webgme/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv install engine images images-missing image compose format lint typecheck \
-	test test-unit bench run clean
+	test test-unit bench run clean webgme webgme-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,6 +38,20 @@ image: engine ## build one image: make image NAME=default
 compose: engine ## install docker-compose when neither it nor the compose plugin is there
 	bash scripts/ensure-compose.sh
 
+webgme-deps: ## npm ci: WebGME's clients for the executor tests (tests/webgme)
+	npm ci --prefix tests/webgme --ignore-scripts --no-audit --no-fund
+	touch $(WEBGME_STAMP)
+
+webgme: ## webgme-deps when npm is there and package-lock.json changed (else that test skips)
+	@if command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(WEBGME_STAMP); \
+	else \
+		echo "webgme: npm is not installed; the WebGME client test will be skipped"; \
+	fi
+
+$(WEBGME_STAMP): tests/webgme/package-lock.json
+	$(MAKE) --no-print-directory webgme-deps
+
 format: venv ## ruff format + autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
@@ -49,7 +64,7 @@ lint: venv ## ruff and mypy
 typecheck: venv ## mypy only
 	$(VENV)/bin/mypy
 
-test: venv images-missing compose ## every test, sandbox tests on the real engine
+test: venv images-missing compose webgme ## every test, sandbox tests on the real engine
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv ## only the tests that need no Docker engine

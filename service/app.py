@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -18,8 +19,19 @@ from service.errors import error_middleware
 from service.events import EVENTS, setup_events
 from service.frontdoors import executor, zerovm
 from service.frontdoors.blobs import BlobStore
+from service.frontdoors.retention import RetentionSweeper
 from service.frontdoors.routes import setup_frontdoor_routes
-from service.keys import BLOBS, EXEC, EXECUTOR, HTTP, RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import (
+    BLOBS,
+    EXEC,
+    EXECUTOR,
+    HTTP,
+    RETENTION,
+    RUNTIME,
+    SETTINGS,
+    STORE,
+    WORKERS,
+)
 from service.metrics import setup_metrics
 from service.openapi import setup_openapi_routes
 from service.ratelimit import LIMITER, RateLimiter
@@ -39,7 +51,8 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    blobs = BlobStore(app[STORE], app[SETTINGS].data_dir / "blobs")
+    s = app[SETTINGS]
+    blobs = BlobStore(app[STORE], s.data_dir / "blobs", quota_bytes=s.storage_quota_bytes)
     app[BLOBS] = blobs
     yield
     blobs.close()
@@ -80,7 +93,6 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         session=app[HTTP],
         default_image=s.default_image,
         fetch_limits=FetchLimits(block_private=s.block_private_urls),
-        blob_reader=app[BLOBS].read_content,
     )
     workers = MissionWorkers(
         app[STORE],
@@ -97,6 +109,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             block_private=s.block_private_urls,
         ),
         callback_concurrency=s.callback_concurrency,
+        blob_reader_for=app[BLOBS].reader_for,
     )
     app[WORKERS] = workers
     workers.add_listener(app[EVENTS].publish)
@@ -110,6 +123,18 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await workers.stop(s.shutdown_grace_s)
+        await app[EXECUTOR].close()
+
+
+async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Apply the retention period every ``retention_sweep_s`` while the server runs."""
+    s = app[SETTINGS]
+    sweeper = RetentionSweeper(app[BLOBS], s.retention_s)
+    app[RETENTION] = sweeper
+    task = asyncio.create_task(sweeper.run_every(s.retention_sweep_s), name="retention")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -119,7 +144,9 @@ def create_app(settings: Settings) -> web.Application:
     app[LIMITER] = RateLimiter(settings.rate_limit)
     setup_events(app)
     setup_metrics(app)
-    app.cleanup_ctx.extend([store_ctx, blobs_ctx, runtime_ctx, http_ctx, workers_ctx])
+    app.cleanup_ctx.extend(
+        [store_ctx, blobs_ctx, runtime_ctx, http_ctx, workers_ctx, retention_ctx]
+    )
     setup_routes(app)
     setup_frontdoor_routes(app)
     setup_openapi_routes(app)

@@ -26,7 +26,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from service.keys import STORE, WORKERS
+from service.frontdoors.retention import RetentionSweeper
+from service.keys import RETENTION, STORE, WORKERS
 from service.store import CALLBACK_STATES, MISSION_STATES, Database
 from service.workers import MissionWorkers
 
@@ -38,11 +39,13 @@ class JudgeCollector(Collector):
 
     def __init__(self, workers: MissionWorkers | None = None) -> None:
         self.workers = workers
+        self.retention: RetentionSweeper | None = None
         self.counts: dict[str, int] = {}
         self.callbacks: dict[str, int] = {}
 
     async def refresh(self, app: web.Application) -> None:
         self.workers = app[WORKERS]
+        self.retention = app.get(RETENTION)
         self.counts = await app[STORE].call(Database.counts)
         self.callbacks = await app[STORE].call(Database.callback_counts)
 
@@ -101,6 +104,26 @@ class JudgeCollector(Collector):
             count_value=m.turnaround_count,
             sum_value=m.turnaround_seconds_sum,
         )
+        if self.retention is not None:
+            yield from _retention(self.retention)
+
+
+def _retention(sweeper: RetentionSweeper) -> Iterator[Metric]:
+    """What the retention period freed since the server started."""
+    freed_bytes, freed_files = sweeper.freed
+    yield CounterMetricFamily(
+        "judge_retention_freed_bytes", "Bytes of blob files deleted by retention.", freed_bytes
+    )
+    yield CounterMetricFamily(
+        "judge_retention_freed_files", "Blob files deleted by retention.", freed_files
+    )
+    removed = CounterMetricFamily(
+        "judge_retention_removed", "Records removed by retention, by kind.", labels=["what"]
+    )
+    for what in ("jobs", "outputs", "missions", "blobs"):
+        removed.add_metric([what], sweeper.removed[what])
+    yield removed
+    yield CounterMetricFamily("judge_retention_sweeps", "Retention sweeps run.", sweeper.sweeps)
 
 
 JUDGE = web.AppKey("metrics_judge", JudgeCollector)

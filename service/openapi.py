@@ -452,6 +452,47 @@ def _front_routes() -> dict[str, Any]:
                 requestBody={"content": {"application/octet-stream": {"schema": {}}}},
             ),
         },
+        "/rest/blob/createMetadata": {
+            "post": op(
+                "createMetadata",
+                "Store a WebGME blob metadata document (an artifact); answers its hash",
+                {"200": _json("`{<hash>: <metadata>}`.", {"type": "object"})},
+                requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
+            ),
+        },
+        "/rest/blob/createMetadata/": {
+            "post": op(
+                "createMetadataSlash",
+                "Same as without the slash",
+                {"200": _json("`{<hash>: <metadata>}`.", {"type": "object"})},
+                requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
+            ),
+        },
+        "/rest/blob/metadata": {
+            "get": op("listMetadata", "Every blob this token sees", {"200": job}),
+        },
+        "/rest/blob/metadata/": {
+            "get": op("listMetadataSlash", "Every blob this token sees", {"200": job}),
+        },
+        "/rest/blob/view/{hash}": {
+            "parameters": [blob_hash],
+            "get": op(
+                "viewBlob",
+                "A blob's content, shown inline (its own content type)",
+                {"200": {"description": "Bytes."}, "404": NOT_FOUND},
+            ),
+        },
+        "/rest/blob/view/{hash}/{path}": {
+            "parameters": [blob_hash, _path_param("path", "A file of the artifact.")],
+            "get": op(
+                "viewBlobMember",
+                "One file of an artifact, shown inline",
+                {"200": {"description": "Bytes."}, "404": NOT_FOUND},
+            ),
+        },
+        "/rest/executor/worker": {
+            "get": op("listWorkers", "External workers: none (`{}`)", {"200": job}),
+        },
         "/rest/blob/metadata/{hash}": {
             "parameters": [blob_hash],
             "get": op("blobMetadata", "A blob's metadata", {"200": job, "404": NOT_FOUND}),
@@ -461,7 +502,7 @@ def _front_routes() -> dict[str, Any]:
             "get": op("downloadBlob", "A blob's content", {"200": {"description": "Bytes."}}),
         },
         "/rest/blob/download/{hash}/{path}": {
-            "parameters": [blob_hash, _path_param("path", "A file inside the zip blob.")],
+            "parameters": [blob_hash, _path_param("path", "A file of the artifact or zip.")],
             "get": op(
                 "downloadBlobMember",
                 "One file of a zip blob",

@@ -10,9 +10,7 @@ from pathlib import Path
 from tests.service.support import REPO
 
 # Pages other branches add (linked from docs/README.md before they land); empty once merged.
-PENDING = frozenset(
-    {"docs/interactive.md", "docs/webgme.md", "docs/security.md", "docs/performance.md"}
-)
+PENDING = frozenset({"docs/interactive.md", "docs/security.md", "docs/performance.md"})
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
