@@ -1,6 +1,6 @@
 # Two commands on a fresh machine: `make run` (a server) and `make test` (every test). Each one
 # creates or refreshes the project's virtualenv (.venv; re-installed only when pyproject.toml
-# changed), starts a Docker engine if none answers and builds the sandbox images when missing.
+# changed), starts a Docker engine if none answers and builds or refreshes the sandbox images
 # Nothing is installed into the system Python. `make help` lists every target.
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 WEBGME_STAMP := tests/webgme/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv install engine images images-missing image compose format lint typecheck \
+.PHONY: help venv install engine images image compose format lint typecheck \
 	test test-unit bench run clean webgme webgme-deps
 
 help: ## list the targets
@@ -26,11 +26,8 @@ install: venv ## same as venv (kept for old habits)
 engine: ## start a Docker engine if none answers (installs docker.io when missing)
 	bash scripts/ensure-docker.sh
 
-images: engine ## build every sandbox image (no registry; BASE_IMAGE=... to use one)
+images: engine ## build or refresh every sandbox image (~1 s when nothing changed; no registry)
 	bash images/build.sh
-
-images-missing: engine ## build the sandbox images only when one of them is missing
-	bash scripts/ensure-images.sh
 
 image: engine ## build one image: make image NAME=default
 	bash images/build.sh $(NAME)
@@ -64,18 +61,18 @@ lint: venv ## ruff and mypy
 typecheck: venv ## mypy only
 	$(VENV)/bin/mypy
 
-test: venv images-missing compose webgme ## every test, sandbox tests on the real engine
+test: venv images compose webgme ## every test, sandbox tests on the real engine
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv ## only the tests that need no Docker engine
 	$(PY) -m pytest -m "not docker" $(PYTEST_ARGS)
 
-bench: venv images-missing ## benchmarks against raw Docker operations (sandbox, mission, service)
+bench: venv images ## benchmarks against raw Docker operations (sandbox, mission, service)
 	$(PY) -m bench.sandbox_overhead
 	$(PY) -m bench.mission_bench
 	$(PY) -m bench.service_bench
 
-run: venv images-missing ## start the server (JUDGE_* settings from the environment)
+run: venv images ## start the server (JUDGE_* settings from the environment)
 	$(PY) -m service
 
 clean: ## remove caches (and the virtualenv)
