@@ -1,6 +1,6 @@
 # Two commands on a fresh machine: `make run` (a server) and `make test` (every test). Each one
 # creates or refreshes the project's virtualenv (.venv; re-installed only when pyproject.toml
-# changed), starts a Docker engine if none answers and builds or refreshes the sandbox images
+# changed), starts a Docker engine if none answers and builds or refreshes the sandbox images.
 # Nothing is installed into the system Python. `make help` lists every target.
 PYTHON ?= python3
 VENV ?= .venv
