@@ -140,7 +140,12 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _OWNED_BLOB = "hash, name, size, mime, content, o.touched_at AS last_modified, content_type, doc"
-_CALLBACK_DUE = f"(CASE WHEN kind = '{MISSION_KIND}' THEN 'pending' ELSE callback_state END)"
+# A finished mission's callback becomes due only for the mission API's own missions with a
+# ``return`` (the others are polled: their callback state stays 'none').
+_CALLBACK_DUE = (
+    f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'pending'"
+    " ELSE callback_state END)"
+)
 _JOB_SELECT = (
     "SELECT j.*, (SELECT MAX(number) FROM executor_outputs o WHERE"
     " o.token_hash = j.token_hash AND o.hash = j.hash) AS output_number"
@@ -284,14 +289,15 @@ class PgStore:
         now = time.time()
         mission_id = await conn.fetchval(
             "INSERT INTO missions (token_hash, state, mission, normalised, created_at,"
-            " updated_at, delivery_id, kind) VALUES ($1, 'queued', $2, $3, $4, $4, $5, $6)"
-            " RETURNING id",
+            " updated_at, delivery_id, kind, callback_state)"
+            " VALUES ($1, 'queued', $2, $3, $4, $4, $5, $6, $7) RETURNING id",
             token_hash,
             json.dumps(mission),
             json.dumps(normalised),
             now,
             uuid.uuid4().hex,
             kind,
+            "waiting" if kind != MISSION_KIND or "return" in normalised else "none",
         )
         await conn.execute("SELECT pg_notify($1, $2)", MISSIONS_CHANNEL, str(mission_id))
         return int(mission_id)
@@ -403,8 +409,9 @@ class PgStore:
             callback = f"{_CALLBACK_DUE}, callback_error = ''"
         else:
             callback = (
-                f"(CASE WHEN kind = '{MISSION_KIND}' THEN 'failed' ELSE callback_state END),"
-                " callback_error = 'no result to deliver'"
+                f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'failed'"
+                " ELSE callback_state END), callback_error = (CASE WHEN callback_state = 'none'"
+                " THEN '' ELSE 'no result to deliver' END)"
             )
         status = await self._pool.execute(
             "UPDATE missions SET state = 'failed', error = $2, updated_at = $3,"

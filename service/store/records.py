@@ -12,7 +12,7 @@ MISSION_KIND = "mission"
 (``executor``, ``exec``) store their missions under their own kind."""
 
 MISSION_STATES = ("queued", "running", "done", "cancelled", "failed")
-CALLBACK_STATES = ("waiting", "pending", "delivered", "failed")
+CALLBACK_STATES = ("none", "waiting", "pending", "delivered", "failed")
 
 
 def hash_token(token: str) -> str:

@@ -137,8 +137,12 @@ _JOB_COLUMNS = (
     " result_hashes, output, error"
 )
 
-# A finished mission's callback becomes due only for the mission API's own missions.
-_CALLBACK_DUE = f"(CASE WHEN kind = '{MISSION_KIND}' THEN 'pending' ELSE callback_state END)"
+# A finished mission's callback becomes due only for the mission API's own missions, and only
+# for those with a ``return`` (the others are polled: their callback state stays 'none').
+_CALLBACK_DUE = (
+    f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'pending'"
+    " ELSE callback_state END)"
+)
 
 
 class Database:
@@ -218,7 +222,8 @@ class Database:
         now = time.time()
         cur = self._conn.execute(
             "INSERT INTO missions (token_hash, state, mission, normalised, created_at,"
-            " updated_at, delivery_id, kind) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
+            " updated_at, delivery_id, kind, callback_state) VALUES (?, 'queued', ?, ?, ?, ?, ?,"
+            " ?, ?)",
             (
                 token_hash,
                 json.dumps(mission),
@@ -227,6 +232,7 @@ class Database:
                 now,
                 uuid.uuid4().hex,
                 kind,
+                "waiting" if kind != MISSION_KIND or "return" in normalised else "none",
             ),
         )
         assert cur.lastrowid is not None
@@ -331,8 +337,9 @@ class Database:
             callback = f"{_CALLBACK_DUE}, callback_error = ''"
         else:
             callback = (
-                f"(CASE WHEN kind = '{MISSION_KIND}' THEN 'failed' ELSE callback_state END),"
-                " callback_error = 'no result to deliver'"
+                f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'failed'"
+                " ELSE callback_state END), callback_error = (CASE WHEN callback_state = 'none'"
+                " THEN '' ELSE 'no result to deliver' END)"
             )
         cur = self._conn.execute(
             "UPDATE missions SET state = 'failed', error = ?, updated_at = ?,"
