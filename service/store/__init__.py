@@ -33,6 +33,7 @@ __all__ = [
     "Database",
     "JobRow",
     "MissionRow",
+    "PgStore",
     "SqliteStore",
     "Storage",
     "Store",
