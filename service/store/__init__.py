@@ -25,7 +25,11 @@ from service.store.records import (
 from service.store.sqlite import Database, SqliteStore
 
 __all__ = [
+    "CALLBACKS_CHANNEL",
     "CALLBACK_STATES",
+    "CANCEL_CHANNEL",
+    "ENDED_CHANNEL",
+    "MISSIONS_CHANNEL",
     "MISSION_KIND",
     "MISSION_STATES",
     "BlobRef",
@@ -43,7 +47,13 @@ __all__ = [
     "open_store",
 ]
 
-from service.store.postgres import PgStore
+from service.store.postgres import (
+    CALLBACKS_CHANNEL,
+    CANCEL_CHANNEL,
+    ENDED_CHANNEL,
+    MISSIONS_CHANNEL,
+    PgStore,
+)
 from service.store.protocols import BlobRepo, CallbackRepo, JobRepo, MissionRepo, TokenRepo
 
 T = TypeVar("T")

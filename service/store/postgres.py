@@ -45,6 +45,8 @@ CANCEL_CHANNEL = "judge_cancel"
 """NOTIFY channel: a cancel was asked for a running mission (payload: its id)."""
 CALLBACKS_CHANNEL = "judge_callbacks"
 """NOTIFY channel: a callback became due (payload: the mission id)."""
+ENDED_CHANNEL = "judge_ended"
+"""NOTIFY channel: a mission reached a final state (payload: its id)."""
 
 _NOW = "extract(epoch from clock_timestamp())"
 
@@ -379,21 +381,32 @@ class PgStore:
                 time.time(),
                 owner,
             )
-            if row is not None and row["callback_state"] == "pending":
-                await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
+            if row is not None:
+                await self._notify_ended(conn, mission_id, row["callback_state"])
             return row is not None
+
+    async def _notify_ended(
+        self, conn: asyncpg.Connection, mission_id: int, callback_state: str
+    ) -> None:
+        await conn.execute("SELECT pg_notify($1, $2)", ENDED_CHANNEL, str(mission_id))
+        if callback_state == "pending":
+            await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
 
     async def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
         """Finish a mission that is still queued as ``cancelled`` with ``result``; True if it was
         queued (its callback is then due)."""
-        status = await self._pool.execute(
-            "UPDATE missions SET state = 'cancelled', result = $2, updated_at = $3,"
-            f" callback_state = {_CALLBACK_DUE} WHERE id = $1 AND state = 'queued'",
-            mission_id,
-            json.dumps(result),
-            time.time(),
-        )
-        return _count(status) > 0
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "UPDATE missions SET state = 'cancelled', result = $2, updated_at = $3,"
+                f" callback_state = {_CALLBACK_DUE} WHERE id = $1 AND state = 'queued'"
+                " RETURNING callback_state",
+                mission_id,
+                json.dumps(result),
+                time.time(),
+            )
+            if row is not None:
+                await self._notify_ended(conn, mission_id, row["callback_state"])
+            return row is not None
 
     async def fail(
         self,
@@ -413,18 +426,22 @@ class PgStore:
                 " ELSE callback_state END), callback_error = (CASE WHEN callback_state = 'none'"
                 " THEN '' ELSE 'no result to deliver' END)"
             )
-        status = await self._pool.execute(
-            "UPDATE missions SET state = 'failed', error = $2, updated_at = $3,"
-            f" result = COALESCE($4, result), callback_state = {callback}"
-            " WHERE id = $1 AND state IN ('queued', 'running')"
-            " AND ($5::text IS NULL OR state = 'queued' OR lease_owner = $5)",
-            mission_id,
-            error,
-            time.time(),
-            None if result is None else json.dumps(result),
-            owner,
-        )
-        return _count(status) > 0
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "UPDATE missions SET state = 'failed', error = $2, updated_at = $3,"
+                f" result = COALESCE($4, result), callback_state = {callback}"
+                " WHERE id = $1 AND state IN ('queued', 'running')"
+                " AND ($5::text IS NULL OR state = 'queued' OR lease_owner = $5)"
+                " RETURNING callback_state",
+                mission_id,
+                error,
+                time.time(),
+                None if result is None else json.dumps(result),
+                owner,
+            )
+            if row is not None:
+                await self._notify_ended(conn, mission_id, row["callback_state"])
+            return row is not None
 
     async def requeue_unfinished(self, owner: str | None = None) -> list[int]:
         """At start: missions ``owner`` held when it stopped go back to the queue (re-run from
@@ -436,6 +453,12 @@ class PgStore:
                 " lease_until = 0 WHERE state = 'running'"
                 " AND ($2::text IS NULL OR lease_owner = $2)",
                 time.time(),
+                owner,
+            )
+            # Callbacks it was delivering are due again at once, not when their lease expires.
+            await conn.execute(
+                "UPDATE missions SET callback_lease_until = 0"
+                " WHERE ($1::text IS NULL OR callback_owner = $1)",
                 owner,
             )
             rows = await conn.fetch("SELECT id FROM missions WHERE state = 'queued' ORDER BY id")
@@ -472,6 +495,16 @@ class PgStore:
             limit,
         )
         return sorted(r["id"] for r in rows)
+
+    async def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
+        """Extend ``owner``'s lease on callbacks it is still delivering (retries wait long)."""
+        await self._pool.execute(
+            f"UPDATE missions SET callback_lease_until = {_NOW} + $3"
+            " WHERE id = ANY($1::bigint[]) AND callback_owner = $2",
+            mission_ids,
+            owner,
+            lease_s,
+        )
 
     async def release_callback(self, mission_id: int, owner: str) -> None:
         """``owner`` stops holding a callback (delivered, given up, or left for later)."""

@@ -96,6 +96,10 @@ class CallbackRepo(Protocol):
         for ``owner``; returns their mission ids, oldest first."""
         ...
 
+    async def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
+        """Extend ``owner``'s lease on callbacks it is still delivering (retries wait long)."""
+        ...
+
     async def release_callback(self, mission_id: int, owner: str) -> None:
         """``owner`` stops holding a callback (delivered, given up, or left for later)."""
         ...

@@ -367,6 +367,12 @@ class Database:
                 " lease_until = 0 WHERE state = 'running' AND (? IS NULL OR lease_owner = ?)",
                 (time.time(), owner, owner),
             )
+            # Callbacks it was delivering are due again at once, not when their lease expires.
+            conn.execute(
+                "UPDATE missions SET callback_lease_until = 0"
+                " WHERE (? IS NULL OR callback_owner = ?)",
+                (owner, owner),
+            )
             rows = conn.execute(
                 "SELECT id FROM missions WHERE state = 'queued' ORDER BY id"
             ).fetchall()
@@ -395,6 +401,13 @@ class Database:
                 [(owner, now + lease_s, i) for i in ids],
             )
         return ids
+
+    def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
+        """Extend ``owner``'s lease on callbacks it is still delivering (retries wait long)."""
+        self._conn.executemany(
+            "UPDATE missions SET callback_lease_until = ? WHERE id = ? AND callback_owner = ?",
+            [(time.time() + lease_s, i, owner) for i in mission_ids],
+        )
 
     def release_callback(self, mission_id: int, owner: str) -> None:
         """``owner`` stops holding a callback (delivered, given up, or left for later)."""
@@ -830,6 +843,9 @@ class SqliteStore:
 
     async def claim_callbacks(self, owner: str, lease_s: float, limit: int) -> list[int]:
         return await self.call(Database.claim_callbacks, owner, lease_s, limit)
+
+    async def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
+        return await self.call(Database.renew_callbacks, mission_ids, owner, lease_s)
 
     async def release_callback(self, mission_id: int, owner: str) -> None:
         return await self.call(Database.release_callback, mission_id, owner)
