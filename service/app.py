@@ -111,6 +111,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
         callback_concurrency=s.callback_concurrency,
         blob_reader_for=app[BLOBS].reader_for,
+        owner=s.sandbox_owner,
+        lease_s=s.lease_s,
     )
     app[WORKERS] = workers
     workers.add_listener(app[EVENTS].publish)

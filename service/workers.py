@@ -9,6 +9,7 @@ are resumed the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import math
@@ -38,7 +39,16 @@ from orchestrator.runner import (
 )
 from orchestrator.sandbox import Meta
 from service.callbacks import CallbackPolicy, Delivery, callback_body, deliver
-from service.store import MISSION_KIND, Database, MissionRow, Store
+from service.store import (
+    CALLBACKS_CHANNEL,
+    CANCEL_CHANNEL,
+    ENDED_CHANNEL,
+    MISSION_KIND,
+    MISSIONS_CHANNEL,
+    Database,
+    MissionRow,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +159,20 @@ class MissionWorkers:
         callback_policy: CallbackPolicy,
         callback_concurrency: int = 32,
         blob_reader_for: Callable[[str], BlobReader] | None = None,
+        owner: str = "judge",
+        lease_s: float = 20.0,
+        poll_s: float = 2.0,
     ) -> None:
         self._store = store
+        # Many nodes share a PostgreSQL queue: missions and callbacks are claimed from the
+        # database under this node's lease (``owner``), not handed over in memory.
+        self._clustered = store.engine == "postgresql"
+        self._owner = owner
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self._work_arrived = asyncio.Event()  # a hint: the database stays the truth
+        self._callbacks_due = asyncio.Event()
+        self._queued_seen = 0  # the shared queue's depth when this node last looked
         self._deps = deps
         # ``blob:`` files of a mission are read as its token: blobs are per token.
         self._reader_for = blob_reader_for
@@ -201,8 +223,17 @@ class MissionWorkers:
         waiters.add(waiter)
         try:
             row = await self._store.call(Database.get_mission, mission_id)
-            if row is not None and row.state in ("queued", "running"):
-                await waiter
+            while row is not None and row.state in ("queued", "running"):
+                if not self._clustered:
+                    await waiter
+                    return await self._store.call(Database.get_mission, mission_id)
+                # Another node may run it: its NOTIFY wakes us, polling covers a lost one.
+                await asyncio.wait([waiter], timeout=self._poll_s)
+                if waiter.done() and not self._accepting:
+                    return await self._store.call(Database.get_mission, mission_id)
+                waiters.discard(waiter)
+                waiter = asyncio.get_running_loop().create_future()
+                waiters.add(waiter)
                 row = await self._store.call(Database.get_mission, mission_id)
             return row
         finally:
@@ -228,7 +259,10 @@ class MissionWorkers:
         try:
             door = self._doors.get(row.kind)
             if row.kind == MISSION_KIND:
-                self._spawn_delivery(row.id)
+                if self._clustered:
+                    self._callbacks_due.set()  # claimed like any other node's callback
+                else:
+                    self._spawn_delivery(row.id)
             elif door is not None:
                 await door.finished(row.id, state, result, io)
         finally:
@@ -237,14 +271,22 @@ class MissionWorkers:
 
     @property
     def queue_depth(self) -> int:
-        return len(self._waiting)
+        """Missions waiting: this node's, or the shared queue's (as last seen) on PostgreSQL."""
+        return self._queued_seen if self._clustered else len(self._waiting)
 
     @property
     def accepting(self) -> bool:
         return self._accepting
 
     async def start(self) -> None:
-        """Re-queue interrupted missions, resume pending callbacks, then start the workers."""
+        """Re-queue interrupted missions, resume pending callbacks, then start the workers.
+
+        On PostgreSQL only this node's own interrupted missions go back to the queue (other
+        nodes' come back when their leases expire) and every worker claims from the database.
+        """
+        if self._clustered:
+            await self._start_clustered()
+            return
         requeued = await self._store.call(Database.requeue_unfinished)
         for mission_id in requeued:
             self._enqueue(mission_id)
@@ -257,6 +299,96 @@ class MissionWorkers:
             task = asyncio.create_task(self._work(), name=f"mission-worker-{n}")
             self._workers.add(task)
         self._accepting = True
+
+    async def _start_clustered(self) -> None:
+        requeued = await self._store.call(Database.requeue_unfinished, self._owner)
+        self._queued_seen = len(requeued)
+        await self._store.subscribe(MISSIONS_CHANNEL, lambda _: self._work_arrived.set())
+        await self._store.subscribe(CALLBACKS_CHANNEL, lambda _: self._callbacks_due.set())
+        await self._store.subscribe(CANCEL_CHANNEL, self._cancel_heard)
+        await self._store.subscribe(ENDED_CHANNEL, self._ended_heard)
+        for n in range(self._max_running):
+            task = asyncio.create_task(self._work(), name=f"mission-worker-{n}")
+            self._workers.add(task)
+        task = asyncio.create_task(self._claim_callbacks(), name="callback-claimer")
+        self._workers.add(task)
+        self._accepting = True
+
+    def _cancel_heard(self, payload: str) -> None:
+        event = self._cancels.get(int(payload))
+        if event is not None:
+            event.set()
+
+    def _ended_heard(self, payload: str) -> None:
+        self._wake(int(payload))
+
+    async def _claim_next(self) -> MissionRow | None:
+        """Claim a mission from the shared queue (or one a dead node held), waiting for a
+        NOTIFY or the poll interval when there is none; None once stopping."""
+        while not self._stopping:
+            self._work_arrived.clear()
+            try:
+                row = await self._store.call(Database.claim_next, self._owner, self._lease_s)
+            except Exception:
+                log.exception("cannot claim a mission; retrying")
+                row = None
+            if row is not None:
+                return row
+            try:
+                self._queued_seen = await self._store.call(Database.queued_count)
+            except Exception:
+                log.exception("cannot count the queue")
+            try:
+                async with asyncio.timeout(self._poll_s):
+                    await self._work_arrived.wait()
+            except TimeoutError:
+                pass
+        return None
+
+    async def _hold_lease(self, mission_id: int, cancel: asyncio.Event) -> None:
+        """Renew this node's lease on a running mission until cancelled; a cancel asked on
+        another node, or a lease lost (this node was presumed dead), stops the run."""
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                asked = await self._store.call(
+                    Database.renew_lease, mission_id, self._owner, self._lease_s
+                )
+            except Exception:
+                log.exception("mission %d: cannot renew the lease", mission_id)
+                continue
+            if asked is None:
+                log.warning("mission %d: lease lost to another node; stopping it", mission_id)
+                cancel.set()
+                return
+            if asked:
+                cancel.set()
+
+    async def _claim_callbacks(self) -> None:
+        """Claim due callbacks (this node's or any other's, a dead node's included) and
+        deliver them, keeping the leases of those still being retried."""
+        while True:
+            self._callbacks_due.clear()
+            try:
+                if self._delivering:
+                    await self._store.call(
+                        Database.renew_callbacks,
+                        sorted(self._delivering),
+                        self._owner,
+                        self._lease_s,
+                    )
+                if not self._stopping:
+                    for mission_id in await self._store.call(
+                        Database.claim_callbacks, self._owner, self._lease_s, 64
+                    ):
+                        self._spawn_delivery(mission_id)
+            except Exception:
+                log.exception("cannot claim callbacks; retrying")
+            try:
+                async with asyncio.timeout(min(self._poll_s, self._lease_s / 3)):
+                    await self._callbacks_due.wait()
+            except TimeoutError:
+                pass
 
     async def submit(
         self,
@@ -274,8 +406,10 @@ class MissionWorkers:
         """
         if not self._accepting:
             raise ShuttingDown()
-        if len(self._waiting) + self._reserved >= self._max_queued:
-            depth = len(self._waiting) + self._reserved
+        if self._clustered:
+            self._queued_seen = await self._store.call(Database.queued_count)
+        if self.queue_depth + self._reserved >= self._max_queued:
+            depth = self.queue_depth + self._reserved
             raise QueueFull(retry_after_s=max(1, math.ceil(depth / self._max_running)))
         self._reserved += 1
         try:
@@ -305,6 +439,9 @@ class MissionWorkers:
         return mission_id
 
     def _enqueue(self, mission_id: int) -> None:
+        if self._clustered:
+            self._work_arrived.set()  # a worker here claims it, unless another node is first
+            return
         self._waiting.add(mission_id)
         self._queue.put_nowait(mission_id)
 
@@ -332,11 +469,31 @@ class MissionWorkers:
             event = self._cancels.get(mission_id)
             if event is not None:
                 event.set()
+            elif self._clustered:
+                # Another node runs it: it hears the NOTIFY (or sees it at its next renewal).
+                await self._store.call(Database.request_cancel, mission_id)
             return "cancelling"
         return row.state
 
     async def _work(self) -> None:
         while True:
+            claimed = None
+            if self._clustered:
+                claimed = await self._claim_next()
+                if claimed is None:
+                    return  # stopping
+                mission_id = claimed.id
+                self.running += 1
+                self._idle.clear()
+                try:
+                    await self._run(mission_id, claimed)
+                except Exception:
+                    log.exception("mission %d: the worker failed", mission_id)
+                finally:
+                    self.running -= 1
+                    if self.running == 0:
+                        self._idle.set()
+                continue
             mission_id = await self._queue.get()
             if mission_id not in self._waiting:
                 continue  # cancelled while queued
@@ -354,13 +511,20 @@ class MissionWorkers:
                 if self.running == 0:
                     self._idle.set()
 
-    async def _run(self, mission_id: int) -> None:
+    async def _run(self, mission_id: int, claimed: MissionRow | None = None) -> None:
+        """Run a mission this node claims (or ``claimed``), holding its lease on PostgreSQL,
+        and store how it ended; a result is stored only while this node holds the lease."""
         cancel = asyncio.Event()
         self._cancels[mission_id] = cancel
+        lease: asyncio.Task[None] | None = None
         try:
-            row = await self._store.call(Database.claim, mission_id)
+            row = claimed
+            if row is None:
+                row = await self._store.call(Database.claim, mission_id, self._owner, self._lease_s)
             if row is None:
                 return  # cancelled or finished meanwhile
+            if self._clustered:
+                lease = asyncio.create_task(self._hold_lease(mission_id, cancel), name="lease")
             if row.runs > 1:
                 log.info("mission %d: run %d (re-run from the start)", mission_id, row.runs)
             started = time.perf_counter()
@@ -373,7 +537,7 @@ class MissionWorkers:
                     got = None if door is None else await door.started(row, given)
                     if got is None:
                         why = "its front door can no longer run it"
-                        await self._store.call(Database.fail, mission_id, why)
+                        await self._store.call(Database.fail, mission_id, why, None, self._owner)
                         self.metrics.missions_finished["failed"] += 1
                         await self._ended(row, "failed", None, io, why)
                         return
@@ -397,13 +561,25 @@ class MissionWorkers:
                 # run_mission reports every failure in the result; this is a bug in the judge.
                 log.exception("mission %d: cannot be run", mission_id)
                 why = f"internal error: {e}"
-                await self._store.call(Database.fail, mission_id, why)
-                self.metrics.missions_finished["failed"] += 1
-                await self._ended(row, "failed", None, io, why)
+                # Nothing may be lost: its client is called back with every execute ``SE``.
+                failed: dict[str, Any] | None = None
+                with contextlib.suppress(Exception):
+                    failed = not_run_result(parse_mission(row.mission), why)
+                stored = await self._store.call(Database.fail, mission_id, why, failed, self._owner)
+                if stored:
+                    self.metrics.missions_finished["failed"] += 1
+                    await self._ended(row, "failed", failed, io, why)
                 return
             state = "cancelled" if cancel.is_set() else "done"
-            await self._store.call(Database.finish, mission_id, state, result)
+            stored = await self._store.call(Database.finish, mission_id, state, result, self._owner)
+            if not stored:
+                # Its lease went to another node (this one was presumed dead), which runs it
+                # again: that run's result is the one stored and called back.
+                log.warning("mission %d: lease lost; its result here is dropped", mission_id)
+                return
         finally:
+            if lease is not None:
+                lease.cancel()
             del self._cancels[mission_id]
         elapsed = time.perf_counter() - started
         m = self.metrics
@@ -474,6 +650,8 @@ class MissionWorkers:
             outcome.attempts,
             outcome.error,
         )
+        if self._clustered:
+            await self._store.call(Database.release_callback, mission_id, self._owner)
 
     async def stop(self, grace_s: float) -> None:
         """Stop intake, give running missions ``grace_s`` to finish, cancel what remains.
