@@ -273,11 +273,14 @@ async def healthz(request: web.Request) -> web.Response:
         checks["engine"] = {"ok": False, "error": str(e)}
         checks["default_image"] = {"ok": False, "name": settings.default_image}
     try:
-        await request.app[STORE].call(Database.counts)
-        checks["database"] = {"ok": True}
+        store = request.app[STORE]
+        await store.call(Database.counts)
+        checks["database"] = {"ok": True, "engine": store.engine}
     except Exception as e:
         checks["database"] = {"ok": False, "error": str(e)}
     checks["intake"] = {"ok": request.app[WORKERS].accepting}
+    # Which node answered: its sandboxes (on its own engine) carry this owner label.
+    checks["node"] = {"ok": True, "owner": settings.sandbox_owner}
     ok = all(c["ok"] for c in checks.values())
     return web.json_response({"ok": ok, "checks": checks}, status=200 if ok else 503)
 

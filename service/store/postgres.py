@@ -464,6 +464,14 @@ class PgStore:
             rows = await conn.fetch("SELECT id FROM missions WHERE state = 'queued' ORDER BY id")
         return [r["id"] for r in rows]
 
+    async def running_by_owner(self) -> dict[str, int]:
+        """Running missions per node holding them, across the cluster."""
+        rows = await self._pool.fetch(
+            "SELECT lease_owner, COUNT(*) AS n FROM missions WHERE state = 'running'"
+            " GROUP BY lease_owner"
+        )
+        return {r["lease_owner"]: r["n"] for r in rows}
+
     async def queued_count(self) -> int:
         """Missions waiting in the queue (of every node)."""
         return int(

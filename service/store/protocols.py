@@ -79,6 +79,10 @@ class MissionRepo(Protocol):
         Returns every queued id, oldest first."""
         ...
 
+    async def running_by_owner(self) -> dict[str, int]:
+        """Running missions per node holding them (the cluster's, on PostgreSQL)."""
+        ...
+
     async def queued_count(self) -> int:
         """Missions waiting in the queue (of every node)."""
         ...

@@ -378,6 +378,14 @@ class Database:
             ).fetchall()
         return [r["id"] for r in rows]
 
+    def running_by_owner(self) -> dict[str, int]:
+        """Running missions per node holding them (one node here)."""
+        rows = self._conn.execute(
+            "SELECT lease_owner, COUNT(*) AS n FROM missions WHERE state = 'running'"
+            " GROUP BY lease_owner"
+        )
+        return {r["lease_owner"]: r["n"] for r in rows}
+
     def queued_count(self) -> int:
         """Missions waiting in the queue (of every node)."""
         row = self._conn.execute(
@@ -831,6 +839,9 @@ class SqliteStore:
 
     async def requeue_unfinished(self, owner: str | None = None) -> list[int]:
         return await self.call(Database.requeue_unfinished, owner)
+
+    async def running_by_owner(self) -> dict[str, int]:
+        return await self.call(Database.running_by_owner)
 
     async def queued_count(self) -> int:
         return await self.call(Database.queued_count)
