@@ -45,7 +45,9 @@ log = logging.getLogger(__name__)
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
-    store = await open_store(s.database_url, s.db_path)
+    # Nodes may start with their database: give it half a minute to answer.
+    options = {"connect_s": 30.0} if s.database_url else {}
+    store = await open_store(s.database_url, s.db_path, **options)
     app[STORE] = store
     yield
     await store.close()

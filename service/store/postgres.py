@@ -190,9 +190,19 @@ class PgStore:
         self._subscribers: dict[str, list[Callable[[str], None]]] = {}
 
     @classmethod
-    async def open(cls, url: str, *, max_connections: int = 10) -> PgStore:
-        """Connect and migrate the schema. Raises what asyncpg raises when it cannot."""
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=max_connections)
+    async def open(cls, url: str, *, max_connections: int = 10, connect_s: float = 0.0) -> PgStore:
+        """Connect (retrying for ``connect_s``: the database may be starting with the nodes)
+        and migrate the schema. Raises what asyncpg raises when it cannot."""
+        deadline = time.monotonic() + connect_s
+        while True:
+            try:
+                pool = await asyncpg.create_pool(url, min_size=1, max_size=max_connections)
+                break
+            except (OSError, asyncpg.CannotConnectNowError) as e:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("database not reachable yet (%s); retrying", e)
+                await asyncio.sleep(1)
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
