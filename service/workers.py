@@ -398,8 +398,11 @@ class MissionWorkers:
         *,
         kind: str = MISSION_KIND,
         io: MissionIO | None = None,
+        job: tuple[str, str] | None = None,
     ) -> int:
-        """Store the mission durably, then queue it; returns its id.
+        """Store the mission durably, then queue it; returns its id. With ``job`` (an
+        executor job's hash and document id) the job is (re)created with it, in the same
+        transaction.
 
         Raises ``ShuttingDown`` or ``QueueFull`` (nothing is stored then). Once storing has
         begun it completes and the mission is queued even if the caller is cancelled.
@@ -415,7 +418,7 @@ class MissionWorkers:
         try:
             return await asyncio.shield(
                 self._track(
-                    self._store_and_queue(token_hash, mission, normalised, kind, io), "store"
+                    self._store_and_queue(token_hash, mission, normalised, kind, io, job), "store"
                 )
             )
         finally:
@@ -428,10 +431,16 @@ class MissionWorkers:
         normalised: dict[str, Any],
         kind: str,
         io: MissionIO | None,
+        job: tuple[str, str] | None = None,
     ) -> int:
-        mission_id = await self._store.call(
-            Database.insert_mission, token_hash, mission, normalised, kind
-        )
+        if job is None:
+            mission_id = await self._store.call(
+                Database.insert_mission, token_hash, mission, normalised, kind
+            )
+        else:
+            mission_id = await self._store.call(
+                Database.insert_job_mission, token_hash, mission, normalised, kind, *job
+            )
         if io is not None:
             self._ios[mission_id] = io
         self._enqueue(mission_id)

@@ -314,6 +314,28 @@ class PgStore:
         await conn.execute("SELECT pg_notify($1, $2)", MISSIONS_CHANNEL, str(mission_id))
         return int(mission_id)
 
+    async def insert_job_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        job_hash: str,
+        doc_id: str,
+    ) -> int:
+        """Create (or re-create) a token's executor job and its queued mission in one
+        transaction (a crash leaves both or neither); returns the mission id."""
+        async with self._tx() as conn:
+            await self._put_job(conn, token_hash, job_hash, doc_id)
+            mission_id = await self._insert_mission(conn, token_hash, mission, normalised, kind)
+            await conn.execute(
+                "UPDATE executor_jobs SET mission_id = $3 WHERE token_hash = $1 AND hash = $2",
+                token_hash,
+                job_hash,
+                mission_id,
+            )
+            return mission_id
+
     async def get_mission(self, mission_id: int) -> MissionRow | None:
         row = await self._pool.fetchrow("SELECT * FROM missions WHERE id = $1", mission_id)
         return None if row is None else mission_row(row)
@@ -757,28 +779,33 @@ class PgStore:
         """Create (or re-create) a token's job of ``job_hash`` as CREATED, without a mission
         yet; the output of an earlier run is dropped."""
         async with self._tx() as conn:
-            await conn.execute(
-                "INSERT INTO executor_jobs (token_hash, hash, doc_id, status, create_time)"
-                " VALUES ($1, $2, $3, 'CREATED', $4) ON CONFLICT (token_hash, hash) DO UPDATE"
-                " SET doc_id = excluded.doc_id, status = 'CREATED',"
-                " create_time = excluded.create_time, mission_id = NULL, start_time = NULL,"
-                " finish_time = NULL, worker = NULL, result_hashes = NULL, output = '',"
-                " error = ''",
-                token_hash,
-                job_hash,
-                doc_id,
-                time.time(),
-            )
-            await conn.execute(
-                "DELETE FROM executor_outputs WHERE token_hash = $1 AND hash = $2",
-                token_hash,
-                job_hash,
-            )
+            await self._put_job(conn, token_hash, job_hash, doc_id)
             row = await conn.fetchrow(
                 f"{_JOB_SELECT} WHERE j.token_hash = $1 AND j.hash = $2", token_hash, job_hash
             )
         assert row is not None
         return job_row(row)
+
+    async def _put_job(
+        self, conn: asyncpg.Connection, token_hash: str, job_hash: str, doc_id: str
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO executor_jobs (token_hash, hash, doc_id, status, create_time)"
+            " VALUES ($1, $2, $3, 'CREATED', $4) ON CONFLICT (token_hash, hash) DO UPDATE"
+            " SET doc_id = excluded.doc_id, status = 'CREATED',"
+            " create_time = excluded.create_time, mission_id = NULL, start_time = NULL,"
+            " finish_time = NULL, worker = NULL, result_hashes = NULL, output = '',"
+            " error = ''",
+            token_hash,
+            job_hash,
+            doc_id,
+            time.time(),
+        )
+        await conn.execute(
+            "DELETE FROM executor_outputs WHERE token_hash = $1 AND hash = $2",
+            token_hash,
+            job_hash,
+        )
 
     async def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
         """Set columns of a job (``result_hashes`` as a dict)."""

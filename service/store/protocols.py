@@ -26,6 +26,19 @@ class MissionRepo(Protocol):
         """Store a queued mission (committed when this returns) and return its id."""
         ...
 
+    async def insert_job_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        job_hash: str,
+        doc_id: str,
+    ) -> int:
+        """Create (or re-create) a token's executor job and its queued mission in one
+        transaction (a crash leaves both or neither); returns the mission id."""
+        ...
+
     async def get_mission(self, mission_id: int) -> MissionRow | None: ...
 
     async def claim(

@@ -238,6 +238,35 @@ class Database:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    def insert_job_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        job_hash: str,
+        doc_id: str,
+    ) -> int:
+        """Create (or re-create) a token's executor job and its queued mission in one
+        transaction (a crash leaves both or neither); returns the mission id."""
+        now = time.time()
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO executor_jobs (token_hash, hash, doc_id, status,"
+                " create_time) VALUES (?, ?, ?, 'CREATED', ?)",
+                (token_hash, job_hash, doc_id, now),
+            )
+            conn.execute(
+                "DELETE FROM executor_outputs WHERE token_hash = ? AND hash = ?",
+                (token_hash, job_hash),
+            )
+            mission_id = self.insert_mission(token_hash, mission, normalised, kind)
+            conn.execute(
+                "UPDATE executor_jobs SET mission_id = ? WHERE token_hash = ? AND hash = ?",
+                (mission_id, token_hash, job_hash),
+            )
+        return mission_id
+
     def get_mission(self, mission_id: int) -> MissionRow | None:
         row = self._conn.execute("SELECT * FROM missions WHERE id = ?", (mission_id,)).fetchone()
         return None if row is None else mission_row(row)
@@ -802,6 +831,19 @@ class SqliteStore:
         kind: str = MISSION_KIND,
     ) -> int:
         return await self.call(Database.insert_mission, token_hash, mission, normalised, kind)
+
+    async def insert_job_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        job_hash: str,
+        doc_id: str,
+    ) -> int:
+        return await self.call(
+            Database.insert_job_mission, token_hash, mission, normalised, kind, job_hash, doc_id
+        )
 
     async def get_mission(self, mission_id: int) -> MissionRow | None:
         return await self.call(Database.get_mission, mission_id)

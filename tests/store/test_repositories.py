@@ -234,6 +234,25 @@ class RepositoryTests:
         await store.jobs.delete_job("tok", "jh")
         assert await store.jobs.get_job("tok", "jh") is None
 
+    async def test_a_job_and_its_mission_are_stored_together(self, store: Storage) -> None:
+        first = await store.missions.insert_job_mission(
+            "tok", MISSION, NORMALISED, "executor", "jh", "doc"
+        )
+        job = await store.jobs.get_job("tok", "jh")
+        assert job is not None
+        assert (job.status, job.mission_id, job.doc_id) == ("CREATED", first, "doc")
+        await store.jobs.add_output("tok", "jh", 0, "old run")
+        await store.jobs.update_job("tok", "jh", {"status": "CANCELED"})
+        again = await store.missions.insert_job_mission(
+            "tok", MISSION, NORMALISED, "executor", "jh", "doc2"
+        )
+        job = await store.jobs.get_job("tok", "jh")
+        assert job is not None
+        assert (job.status, job.mission_id, job.output_number) == ("CREATED", again, None)
+        row = await store.missions.get_mission(again)
+        assert row is not None
+        assert (row.kind, row.state) == ("executor", "queued")
+
     async def test_the_call_bridge_reaches_the_same_methods(self, store: Storage) -> None:
         from service.store import Database
 
