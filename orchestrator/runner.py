@@ -397,8 +397,11 @@ async def run_mission(
     images or the engine are reported in the result, never raised. If the calling task itself is
     cancelled, the sandboxes are removed and ``CancelledError`` propagates.
     """
-    normalised = normalise(mission)
-    run = _MissionRun(mission, deps, times or PhaseTimes(), io or MissionIO())
+    # Both are proportional to the mission (thousands of executes): off the event loop.
+    normalised = await asyncio.to_thread(normalise, mission)
+    run = await asyncio.to_thread(
+        _MissionRun, mission, deps, times or PhaseTimes(), io or MissionIO()
+    )
     work = asyncio.create_task(run.run(), name="mission")
     waiters: set[asyncio.Future[Any]] = {work}
     stopper: asyncio.Task[bool] | None = None

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from orchestrator.mission import MissionInvalid
+from orchestrator.mission import MissionInvalid, MissionTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as e:
         return error_response(e.status, e.code, e.message, e.path, e.headers)
+    except MissionTooLarge as e:
+        return error_response(
+            413, "mission_too_large", e.message, e.path, extra={"errors": e.errors}
+        )
     except MissionInvalid as e:
         return error_response(400, "invalid_mission", e.message, e.path, extra={"errors": e.errors})
     except web.HTTPRequestEntityTooLarge as e:

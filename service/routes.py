@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from orchestrator.errors import JudgeError
-from orchestrator.mission import Mission, normalise, parse_mission
+from orchestrator.mission import Mission, MissionCaps, load_json, normalise, parse_mission
 from service.callbacks import url_refusal
 from service.errors import ApiError
 from service.keys import RUNTIME, SETTINGS, STORE, WORKERS
@@ -25,23 +27,46 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _json_fields(raw: bytes) -> dict[str, Any]:
+    """A JSON body's fields; raises ``ApiError``. Proportional to the body: run in a thread."""
+    try:
+        doc = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError as e:
+        raise ApiError(400, "malformed", "the body is nested too deeply", "body") from e
+    except ValueError as e:
+        raise ApiError(400, "malformed", f"the body is not valid JSON: {e}", "body") from e
+    if not isinstance(doc, dict):
+        raise ApiError(400, "malformed", "the body must be a JSON object", "body")
+    return doc
+
+
+def _urlencoded_fields(raw: bytes, charset: str) -> dict[str, Any]:
+    """A form body's fields (the last of a repeated name wins, as before);
+    raises ``ApiError``. Proportional to the body: run in a thread."""
+    try:
+        pairs = parse_qsl(raw.rstrip().decode(charset), keep_blank_values=True, encoding=charset)
+    except (UnicodeDecodeError, LookupError, ValueError) as e:
+        raise ApiError(400, "malformed", f"the form cannot be read: {e}", "body") from e
+    fields: dict[str, Any] = {}
+    for key, value in pairs:
+        fields[key] = value
+    return fields
+
+
 async def _body_fields(request: web.Request) -> dict[str, Any]:
-    """The request's fields, from a form, multipart or JSON body; raises ``ApiError``."""
+    """The request's fields, from a form, multipart or JSON body; raises ``ApiError``.
+
+    Decoding runs in a thread: a body of many megabytes must not stall the event loop.
+    """
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"the body is larger than {limit} bytes", "body")
     ctype = request.content_type
     if ctype == "application/json":
+        return await asyncio.to_thread(_json_fields, await request.read())
+    if ctype == FORM_TYPES[0]:
         raw = await request.read()
-        try:
-            doc = json.loads(raw, parse_constant=_reject_constant)
-        except RecursionError as e:
-            raise ApiError(400, "malformed", "the body is nested too deeply", "body") from e
-        except ValueError as e:
-            raise ApiError(400, "malformed", f"the body is not valid JSON: {e}", "body") from e
-        if not isinstance(doc, dict):
-            raise ApiError(400, "malformed", "the body must be a JSON object", "body")
-        return doc
+        return await asyncio.to_thread(_urlencoded_fields, raw, request.charset or "utf-8")
     if ctype in FORM_TYPES:
         try:
             form = await request.post()
@@ -135,6 +160,20 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
         )
 
 
+def prepare_mission(
+    raw: object, caps: MissionCaps
+) -> tuple[Mission, dict[str, Any], dict[str, Any]]:
+    """``(mission, its normalised echo, the document as submitted)`` of a submitted mission.
+
+    Raises ``MissionInvalid``/``MissionTooLarge``. Proportional to the mission: run it in a
+    thread, never on the event loop.
+    """
+    doc = load_json(raw) if isinstance(raw, str | bytes | bytearray) else raw
+    mission = parse_mission(doc, caps)
+    assert isinstance(doc, dict)  # parse_mission accepted it as an object
+    return mission, normalise(mission), doc
+
+
 async def submit_mission(request: web.Request) -> web.Response:
     fields = await _body_fields(request)
     token_hash = await authenticate(request, fields)
@@ -143,11 +182,9 @@ async def submit_mission(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid", f"unknown field '{unknown[0]}'", unknown[0])
     if "mission" not in fields:
         raise ApiError(400, "invalid", "the field 'mission' is required", "mission")
-    mission = parse_mission(fields["mission"])
+    caps = request.app[SETTINGS].mission_caps
+    mission, normalised, stored = await asyncio.to_thread(prepare_mission, fields["mission"], caps)
     await _check_runnable(request, mission)
-    normalised = normalise(mission)
-    raw = fields["mission"]
-    stored = json.loads(raw) if isinstance(raw, str) else raw  # parse_mission read it already
     try:
         mission_id = await request.app[WORKERS].submit(token_hash, stored, normalised)
     except QueueFull as e:
@@ -190,7 +227,9 @@ async def get_mission(request: web.Request) -> web.Response:
     }
     if row.error:
         body["error"] = row.error
-    return web.json_response(body)
+    # A mission of thousands of executes echoes megabytes: encode it off the event loop.
+    text = await asyncio.to_thread(json.dumps, body)
+    return web.Response(text=text, content_type="application/json")
 
 
 async def cancel_mission(request: web.Request) -> web.Response:

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from orchestrator.mission import MissionCaps
+
 ENV_PREFIX = "JUDGE_"
 
 
@@ -63,6 +65,13 @@ class Settings(BaseSettings):
     sandbox_tmp_kib: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     sandbox_pids: int = Field(128, ge=16, le=1_000_000)
     docker_threads: int = Field(64, ge=4, le=4096)
+    # Work one mission may ask for (see orchestrator.mission.MissionCaps); 413 beyond.
+    max_executes: int = Field(10_000, ge=1, le=1_000_000)
+    max_expanded_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=1 << 30)
+    max_macros_per_task: int = Field(256, ge=1, le=100_000)
+    max_macro_value_bytes: int = Field(64 * 1024, ge=16, le=64 * 1024 * 1024)
+    max_json_depth: int = Field(32, ge=8, le=512)
+    max_macro_key_bytes: int = Field(32, ge=11, le=4096)
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -89,6 +98,18 @@ class Settings(BaseSettings):
     def variables(cls) -> list[str]:
         """Every environment variable the server reads, for docs and tests."""
         return [f"{ENV_PREFIX}{name.upper()}" for name in cls.model_fields]
+
+    @property
+    def mission_caps(self) -> MissionCaps:
+        """The caps every submitted mission is checked against."""
+        return MissionCaps(
+            max_executes=self.max_executes,
+            max_expanded_bytes=self.max_expanded_bytes,
+            max_macros_per_task=self.max_macros_per_task,
+            max_macro_value_bytes=self.max_macro_value_bytes,
+            max_json_depth=self.max_json_depth,
+            max_macro_key_bytes=self.max_macro_key_bytes,
+        )
 
     @property
     def db_path(self) -> Path:

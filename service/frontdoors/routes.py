@@ -8,13 +8,14 @@ by content, as in the seed); exec requests answer only to the request that made 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from typing import Any
 
 from aiohttp import web
 
-from orchestrator.mission import MissionInvalid, normalise, parse_mission
+from orchestrator.mission import MissionInvalid, MissionTooLarge, normalise, parse_mission
 from orchestrator.runner import MissionIO
 from service.errors import ApiError
 from service.frontdoors import executor, zerovm
@@ -47,7 +48,10 @@ async def _submit(
     request: web.Request, token_hash: str, mission: dict[str, Any], io: MissionIO
 ) -> int:
     try:
-        normalised = normalise(parse_mission(mission))
+        caps = request.app[SETTINGS].mission_caps
+        normalised = await asyncio.to_thread(lambda: normalise(parse_mission(mission, caps)))
+    except MissionTooLarge as e:
+        raise ApiError(413, "too_large", e.message, "body") from None
     except MissionInvalid as e:
         raise ApiError(400, "invalid", e.message, "body") from None
     try:
