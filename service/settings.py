@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orchestrator.mission import MissionCaps
+from service.callbacks import signing_key
 
 ENV_PREFIX = "JUDGE_"
 
@@ -84,6 +85,12 @@ class Settings(BaseSettings):
     def _split_tokens(cls, v: Any) -> Any:
         if isinstance(v, str):
             return tuple(t.strip() for t in v.split(",") if t.strip())
+        return v
+
+    @field_validator("callback_secret")
+    @classmethod
+    def _secret_usable(cls, v: str) -> str:
+        signing_key(v)  # a whsec_ secret must decode; raises ValueError naming the problem
         return v
 
     @classmethod
