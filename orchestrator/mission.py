@@ -530,7 +530,7 @@ def _macro_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(_trie_regex(keys))
 
 
-_SCAN_CHUNK = 16 * 1024
+_SCAN_CHUNK = 4 * 1024
 
 
 def _matches(pattern: re.Pattern[str], text: str, longest: int) -> Iterator[re.Match[str]]:

@@ -13,6 +13,7 @@ import sys
 
 from aiohttp import web
 
+from service.accesslog import RedactingAccessLogger
 from service.app import create_app
 from service.settings import Settings, SettingsError
 
@@ -21,7 +22,18 @@ log = logging.getLogger("service")
 
 async def serve(settings: Settings) -> None:
     """Run the server until SIGTERM or SIGINT; logs ``listening on <url>`` once it is ready."""
-    runner = web.AppRunner(create_app(settings), shutdown_timeout=settings.shutdown_grace_s)
+    if settings.listens_beyond_loopback and not settings.block_private_urls:
+        log.warning(
+            "listening on %s with JUDGE_BLOCK_PRIVATE_URLS=false: any token holder can make this "
+            "server fetch or POST to loopback and private addresses (SSRF); set it to true and "
+            "list what missions may reach in JUDGE_ALLOW_PRIVATE",
+            settings.host,
+        )
+    runner = web.AppRunner(
+        create_app(settings),
+        shutdown_timeout=settings.shutdown_grace_s,
+        access_log_class=RedactingAccessLogger,
+    )
     await runner.setup()  # runs the cleanup contexts' start-up: sweep, resume, workers
     try:
         site = web.TCPSite(runner, settings.host, settings.port)

@@ -42,7 +42,7 @@ from tenacity import (
 )
 from yarl import URL
 
-from orchestrator.fetch import AddressNotAllowed, address_allowed
+from orchestrator.fetch import AddressNotAllowed, AddressPolicy, address_allowed
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class CallbackPolicy:
     max_wait_s: float = 300.0
     timeout_s: float = 30.0
     secret: str = ""
-    block_private: bool = False
+    block_private: bool | AddressPolicy = False
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def signature_headers(secret: str, message_id: str, body: bytes, now: float) -> 
     }
 
 
-def url_refusal(url: str, block_private: bool) -> str | None:
+def url_refusal(url: str, block_private: bool | AddressPolicy) -> str | None:
     """Why a callback to ``url`` would be refused by the address policy when its host is an IP
     literal (host names are checked when they resolve), or None."""
     host = URL(url).host or ""

@@ -132,7 +132,7 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
     """Refuse what would fail for a reason known now: an image without the judge's supervisor,
     a callback address the policy refuses."""
     settings = request.app[SETTINGS]
-    refusal = url_refusal(mission.return_.url, settings.block_private_urls)
+    refusal = url_refusal(mission.return_.url, settings.address_policy)
     if refusal:
         raise ApiError(400, "invalid_mission", refusal, "mission.return.url")
     image = mission.image or settings.default_image

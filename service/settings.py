@@ -6,12 +6,14 @@ import time; tests build ``Settings`` directly or set variables with ``monkeypat
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from orchestrator.fetch import AddressPolicy
 from orchestrator.mission import MissionCaps
 from service.callbacks import signing_key
 
@@ -54,6 +56,8 @@ class Settings(BaseSettings):
     max_queued: int = Field(100, ge=0, le=1_000_000)
     callback_secret: str = ""
     block_private_urls: bool = False
+    # Comma-separated networks and host names private URLs may still reach: "10.1.2.0/24,files.lan"
+    allow_private: Annotated[tuple[str, ...], NoDecode] = ()
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=1 << 30)
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
     callback_attempts: int = Field(8, ge=1, le=1000)
@@ -80,11 +84,17 @@ class Settings(BaseSettings):
         except ValidationError as e:
             raise SettingsError(_describe(e)) from None
 
-    @field_validator("tokens", mode="before")
+    @field_validator("tokens", "allow_private", mode="before")
     @classmethod
     def _split_tokens(cls, v: Any) -> Any:
         if isinstance(v, str):
             return tuple(t.strip() for t in v.split(",") if t.strip())
+        return v
+
+    @field_validator("allow_private")
+    @classmethod
+    def _allowlist_parses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        AddressPolicy.parse(True, v)  # raises ValueError naming a malformed entry
         return v
 
     @field_validator("callback_secret")
@@ -105,6 +115,21 @@ class Settings(BaseSettings):
     def variables(cls) -> list[str]:
         """Every environment variable the server reads, for docs and tests."""
         return [f"{ENV_PREFIX}{name.upper()}" for name in cls.model_fields]
+
+    @property
+    def address_policy(self) -> AddressPolicy:
+        """What downloads and callbacks may reach: ``block_private_urls`` and its allowlist."""
+        return AddressPolicy.parse(self.block_private_urls, self.allow_private)
+
+    @property
+    def listens_beyond_loopback(self) -> bool:
+        """Whether ``host`` is reachable from other machines (not 127.x, ::1 or localhost)."""
+        if self.host.strip("[]").lower() == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return True  # a host name: assume it resolves to a reachable address
 
     @property
     def mission_caps(self) -> MissionCaps:
