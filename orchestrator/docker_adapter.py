@@ -61,6 +61,8 @@ class ContainerSpec:
     nano_cpus: int
     runtime: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # The engine's seccomp profile as JSON text; None leaves the engine's default in place.
+    seccomp_profile: str | None = None
 
 
 class AttachedStream:
@@ -243,7 +245,10 @@ class DockerAdapter:
                 # PID 1 (the supervisor, root without other capabilities) needs these to drop to
                 # the sandbox user and to kill what the command leaves behind.
                 cap_add=["SETUID", "SETGID", "KILL"],
-                security_opt=["no-new-privileges"],
+                security_opt=[
+                    "no-new-privileges",
+                    *([f"seccomp={spec.seccomp_profile}"] if spec.seccomp_profile else []),
+                ],
                 read_only=True,
                 mounts=[docker.types.Mount(target=BOX_PATH, source=name, type="volume")],
                 tmpfs={"/tmp": f"size={spec.tmp_kib}k,mode=1777,nosuid,nodev"},

@@ -14,11 +14,12 @@ import math
 import posixpath
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.docker_adapter import BOX_PATH, ContainerHandle, ContainerSpec, DockerAdapter
 from orchestrator.errors import JudgeError, SandboxError
+from orchestrator.seccomp import profile_json
 from orchestrator.tarutil import build_tar, check_relative_path, vet_archive
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class SandboxConfig:
     fence_slack_kib: int = 16 * 1024
     start_timeout_s: float = 30.0
     runtime: str | None = None
+    # Our allowlist (orchestrator/seccomp.json); None would leave the engine's default profile.
+    seccomp_profile: str | None = field(default_factory=profile_json)
 
     def fence_bytes(self, memory_kib: int) -> int:
         """The container's hard memory fence for an execute limited to ``memory_kib``.
@@ -295,6 +298,7 @@ class SandboxRuntime:
             pids_limit=self.config.pids_limit,
             nano_cpus=int(self.config.cpus * 1e9),
             runtime=self.config.runtime,
+            seccomp_profile=self.config.seccomp_profile,
         )
         handle = await self.adapter.start_sandbox(spec, self.config.start_timeout_s)
         sandbox = Sandbox(self, handle, image, fence)
