@@ -337,7 +337,7 @@ class _MissionRun:
             if isinstance(item, BaseException):
                 raise item
             tars.append(item)
-        return concat_archives(tars)
+        return await asyncio.to_thread(concat_archives, tars)
 
     def _close_later(self, box: Sandbox) -> None:
         task = asyncio.create_task(self._timed_close(box), name="sandbox-close")
@@ -364,6 +364,8 @@ class _MissionRun:
                 await main.put_archive(parent, data)
         except PathNotFound:
             return f"export '{path}': directory '{parent}' does not exist in the sandbox"
+        except TransferRefused as e:  # a link on the way into the main sandbox
+            return f"export '{path}': into {e}"
         except SandboxError as e:  # e.g. the parent is a file: the engine refuses to unpack
             return f"export '{path}': {e}"
         return ""
