@@ -77,6 +77,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         default_image=s.default_image,
         fetch_limits=FetchLimits(block_private=s.address_policy),
         blob_reader=app[BLOBS].read_content,
+        files_budget_bytes=s.mission_files_bytes,
     )
     workers = MissionWorkers(
         app[STORE],
