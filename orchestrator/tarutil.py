@@ -54,7 +54,7 @@ def _pax_size(record: bytes) -> int | None:
     return None
 
 
-def check_tar_headers(data: bytes, what: str, *, max_headers: int) -> None:
+def check_tar_headers(data: bytes | memoryview, what: str, *, max_headers: int) -> None:
     """Walk the 512-byte headers of an uncompressed tar without reading any member's content.
 
     ``tarfile`` reads a GNU long name or a PAX header whole, whatever size it declares; this

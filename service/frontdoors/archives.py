@@ -57,8 +57,8 @@ def _has_control(name: str) -> bool:
     return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in name)
 
 
-def _decompressed(data: bytes, cap: int, what: str) -> bytes:
-    """``data`` itself when it is no gzip, bzip2 or xz stream, else its decompressed bytes.
+def _decompressed(data: bytes, cap: int, what: str) -> io.BytesIO:
+    """``data`` when it is no gzip, bzip2 or xz stream, else its decompressed bytes, as a file.
 
     Decompression stops as soon as more than ``cap`` bytes come out (a bomb never gets further
     than that). Raises ``ArchiveRefused`` for more than ``cap`` bytes or a corrupt stream.
@@ -69,15 +69,26 @@ def _decompressed(data: bytes, cap: int, what: str) -> bytes:
         return _drain(bz2.BZ2Decompressor(), data, cap, what)
     if data[:6] == b"\xfd7zXZ\x00":
         return _drain(lzma.LZMADecompressor(), data, cap, what)
-    return data
+    return io.BytesIO(data)  # shares the bytes: no copy
 
 
-def _too_big(what: str, cap: int) -> ArchiveRefused:
-    return ArchiveRefused(f"{what}: more than {cap} bytes once decompressed")
+class _Capped:
+    """Decompressed bytes written straight into the file ``tarfile`` will read (no second copy),
+    refused as soon as they pass ``cap``."""
+
+    def __init__(self, cap: int, what: str) -> None:
+        self.file = io.BytesIO()
+        self.cap = cap
+        self.what = what
+
+    def add(self, chunk: bytes) -> None:
+        if self.file.tell() + len(chunk) > self.cap:
+            raise ArchiveRefused(f"{self.what}: more than {self.cap} bytes once decompressed")
+        self.file.write(chunk)
 
 
-def _inflate(data: bytes, cap: int, what: str) -> bytes:
-    out = bytearray()
+def _inflate(data: bytes, cap: int, what: str) -> io.BytesIO:
+    out = _Capped(cap, what)
     pending = data
     try:
         while pending:  # one gzip member after another, as gzip itself reads them
@@ -85,9 +96,7 @@ def _inflate(data: bytes, cap: int, what: str) -> bytes:
             while not inflater.eof:
                 chunk = inflater.decompress(pending, _CHUNK)
                 pending = inflater.unconsumed_tail
-                out += chunk
-                if len(out) > cap:
-                    raise _too_big(what, cap)
+                out.add(chunk)
                 if not chunk and not pending:
                     break  # a truncated stream: tarfile names what is missing
             pending = inflater.unused_data if inflater.eof else b""
@@ -95,25 +104,23 @@ def _inflate(data: bytes, cap: int, what: str) -> bytes:
                 break  # trailing garbage after the last member is ignored, as gzip does
     except zlib.error as e:
         raise ArchiveRefused(f"{what}: corrupt gzip stream ({e})") from None
-    return bytes(out)
+    return out.file
 
 
 def _drain(
     decompressor: bz2.BZ2Decompressor | lzma.LZMADecompressor, data: bytes, cap: int, what: str
-) -> bytes:
-    out = bytearray()
+) -> io.BytesIO:
+    out = _Capped(cap, what)
     try:
         chunk = decompressor.decompress(data, max_length=_CHUNK)
         while True:
-            out += chunk
-            if len(out) > cap:
-                raise _too_big(what, cap)
+            out.add(chunk)
             if decompressor.eof or decompressor.needs_input:
                 break
             chunk = decompressor.decompress(b"", max_length=_CHUNK)
     except (OSError, EOFError, lzma.LZMAError) as e:
         raise ArchiveRefused(f"{what}: corrupt compressed stream ({e})") from None
-    return bytes(out)
+    return out.file
 
 
 def _zip_entry_count(data: bytes) -> int | None:
@@ -210,11 +217,13 @@ def read_tar(
     cap = max_bytes + MAX_ENTRIES * _TAR_OVERHEAD_PER_ENTRY + 2 * MAX_META_BYTES
     plain = _decompressed(data, cap, what)
     try:
-        check_tar_headers(plain, what, max_headers=4 * MAX_ENTRIES)
+        with plain.getbuffer() as view:
+            check_tar_headers(view, what, max_headers=4 * MAX_ENTRIES)
     except TransferRefused as e:
         raise ArchiveRefused(str(e)) from None
+    plain.seek(0)
     try:
-        with tarfile.open(fileobj=io.BytesIO(plain), mode="r:") as archive:
+        with tarfile.open(fileobj=plain, mode="r:") as archive:
             while (member := archive.next()) is not None:
                 count += 1
                 if count > MAX_ENTRIES:

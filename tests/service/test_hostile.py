@@ -154,3 +154,53 @@ async def test_a_warning_when_listening_beyond_loopback_with_private_urls_allowe
     server, _ = await started(servers, env)
     assert await server.terminate() == 0
     assert ("SSRF" in server.log) is warned, server.log
+
+
+def long_name_bomb() -> bytes:
+    """The report's request: a bzip2 tar whose GNU long-name record declares 512 MiB."""
+    import bz2
+    import tarfile
+
+    info = tarfile.TarInfo("././@LongLink")
+    info.type = tarfile.GNUTYPE_LONGNAME
+    info.size = 512 * MiB
+    return bz2.compress(info.tobuf(format=tarfile.GNU_FORMAT) + b"\0" * (64 * MiB), 9)
+
+
+def gzip_bomb() -> bytes:
+    """A gzip stream of 1 GiB of zeros, about a megabyte on the wire."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b"\0" * (16 * MiB)
+    return b"".join([*(packer.compress(chunk) for _ in range(64)), packer.flush()])
+
+
+async def test_archive_bombs_to_the_exec_api_cost_little_memory(
+    servers: list[ServerProcess], session: aiohttp.ClientSession, tmp_path: Path, owner: str
+) -> None:
+    server, url = await started(servers, server_env(tmp_path / "data", owner))
+    async with session.get(f"{url}/healthz") as resp:
+        assert resp.status == 200
+    before = peak_rss(server)
+    for bomb, expected in ((long_name_bomb(), "bytes of names"), (gzip_bomb(), "decompressed")):
+        headers = {
+            "X-Auth-Token": ALICE,
+            "X-Zerovm-Execute": "1.0",
+            "Content-Type": "application/x-tar",
+        }
+
+        async def post(data: bytes = bomb, hdrs: dict[str, str] = headers) -> tuple[int, Any]:
+            async with session.post(f"{url}/v1/acct", data=io.BytesIO(data), headers=hdrs) as r:
+                return r.status, await r.json()
+
+        sending = asyncio.ensure_future(post())
+        took = await health_latencies(session, url, sending)
+        status, body = await sending
+        assert status == 400, body
+        assert expected in body["error"]["message"], body
+        print(f"{expected}: {len(bomb)} bytes sent, health max {max(took) * 1000:.0f} ms")
+        assert max(took) < 1.0, took
+    grown = peak_rss(server) - before
+    print(f"peak RSS grew by {grown / MiB:.1f} MiB")
+    assert grown < 200 * MiB
