@@ -432,7 +432,7 @@ class DockerAdapter:
             stats: list[PathStat | None] = []
             for path in paths:
                 try:
-                    resp = self._api.head(url, params={"path": path})
+                    resp = self._api.head(url, params={"path": path}, timeout=self._api.timeout)
                 except requests.exceptions.RequestException as e:
                     raise EngineUnavailable(f"Docker engine unavailable: {e}") from e
                 if resp.status_code == 404:
