@@ -40,16 +40,17 @@ async def serve(settings: Settings) -> None:
     )
     await runner.setup()  # runs the cleanup contexts' start-up: sweep, resume, workers
     try:
+        # Before the address is announced: whoever reads it may signal us at once.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         for address in runner.addresses:
             host, port = address[0], address[1]
             shown = f"[{host}]" if ":" in host else host
             log.info("listening on http://%s:%d", shown, port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("stopping")
     finally:
