@@ -74,7 +74,7 @@ class MissionDeps:
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
     blob_reader: Callable[[str], Awaitable[bytes | None]] | None = None
     # The most bytes of files one mission may hold in the server at once (see _fetch_files).
-    files_budget_bytes: int = 256 * 1024 * 1024
+    files_budget_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass
@@ -372,7 +372,7 @@ class _MissionRun:
         total = 0
         for path in paths:
             try:
-                tar = await main.get_archive(path)
+                tar = await main.get_archive(path, max_bytes=self.budget.total)
             except PathNotFound:
                 return f"import '{path}': not found"
             except TransferRefused as e:  # its message starts with the quoted path
@@ -400,7 +400,8 @@ class _MissionRun:
     async def _export(self, scoped: Sandbox, main: Sandbox, path: str) -> str:
         try:
             with self.times.phase("transfer"):
-                data = await scoped.get_archive(path)
+                # An export is held once read and once vetted: half the budget each.
+                data = await scoped.get_archive(path, max_bytes=self.budget.total // 2)
         except PathNotFound:
             return f"export '{path}': not found in the scoped sandbox"
         except TransferRefused as e:  # its message starts with the quoted path

@@ -288,22 +288,26 @@ class Sandbox:
         target = BOX_PATH if not directory else posixpath.join(BOX_PATH, directory)
         await self._runtime.adapter.put_archive(self.container_id, target, data)
 
-    async def get_archive(self, path: str, *, skip_special: bool = False) -> bytes:
+    async def get_archive(
+        self, path: str, *, skip_special: bool = False, max_bytes: int | None = None
+    ) -> bytes:
         """Return a vetted tar of ``path`` whose top member is its last component.
 
-        ``path`` "" is the whole sandbox (top member ``box``). Raises ``PathNotFound``,
-        ``TransferRefused`` (a link or device unless ``skip_special``, too large) or
-        ``SandboxError``.
+        ``path`` "" is the whole sandbox (top member ``box``). ``max_bytes`` lowers the cap on
+        the archive read (by default what ``/box`` can hold, with headers). Raises
+        ``PathNotFound``, ``TransferRefused`` (a link or device unless ``skip_special``, too
+        large) or ``SandboxError``.
         """
         rel = check_relative_path(path) if path else ""
         # The last component may be a link: the archive then holds it as a link, refused below.
         await self.refuse_links([rel], last=False)
         cap = self._runtime.config.box_kib * 1024
         # The raw tar carries 512-byte headers and padding beyond the files' own bytes.
+        limit = cap + cap // 4 + 65536
         raw = await self._runtime.adapter.get_archive(
             self.container_id,
             posixpath.join(BOX_PATH, rel) if rel else BOX_PATH,
-            cap + cap // 4 + 65536,
+            limit if max_bytes is None else min(limit, max_bytes),
         )
         # Vetting walks every member (tens of thousands of files take seconds): off the loop.
         return await asyncio.to_thread(

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     max_macro_value_bytes: int = Field(64 * 1024, ge=16, le=64 * 1024 * 1024)
     max_json_depth: int = Field(32, ge=8, le=512)
     # The most bytes of files (downloads, blob: reads, imports) one mission holds in the server.
-    mission_files_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024, le=1 << 40)
+    mission_files_bytes: int = Field(512 * 1024 * 1024, ge=1024 * 1024, le=1 << 40)
     max_macro_key_bytes: int = Field(32, ge=11, le=4096)
 
     def __init__(self, **values: Any) -> None:

@@ -63,3 +63,21 @@ async def test_nested_imports_cannot_multiply_a_big_file(deps: MissionDeps) -> N
         "the mission's file budget"
     )
     assert_ok(single)
+
+
+async def test_an_export_over_half_the_budget_is_refused(deps: MissionDeps) -> None:
+    data = mission(
+        prepare={
+            "execute": [
+                sh("head -c 12M /dev/zero > big", scope={"enable": True, "export": ["big"]}),
+                sh("head -c 4M /dev/zero > ok", scope={"enable": True, "export": ["ok"]}),
+                sh("test ! -e big && test -s ok"),
+            ]
+        }
+    )
+    _, result = await run(dataclasses.replace(deps, files_budget_bytes=16 * MiB), data)
+    big, ok, check = result["prepare"]["execute"]
+    assert big["meta"]["status"] == "SE"
+    assert big["meta"]["message"] == "export 'big' is larger than 8192 KiB"
+    assert_ok(ok)
+    assert_ok(check)
