@@ -293,21 +293,21 @@ class Sandbox:
     ) -> bytes:
         """Return a vetted tar of ``path`` whose top member is its last component.
 
-        ``path`` "" is the whole sandbox (top member ``box``). ``max_bytes`` lowers the cap on
-        the archive read (by default what ``/box`` can hold, with headers). Raises
-        ``PathNotFound``, ``TransferRefused`` (a link or device unless ``skip_special``, too
-        large) or ``SandboxError``.
+        ``path`` "" is the whole sandbox (top member ``box``). Reads at most ``max_bytes`` of
+        files (default: the sandbox's disk size). Raises ``PathNotFound``, ``TransferRefused``
+        (a link or device unless ``skip_special``, too large) or ``SandboxError``.
         """
         rel = check_relative_path(path) if path else ""
         # The last component may be a link: the archive then holds it as a link, refused below.
         await self.refuse_links([rel], last=False)
         cap = self._runtime.config.box_kib * 1024
+        if max_bytes is not None:
+            cap = min(cap, max_bytes)
         # The raw tar carries 512-byte headers and padding beyond the files' own bytes.
-        limit = cap + cap // 4 + 65536
         raw = await self._runtime.adapter.get_archive(
             self.container_id,
             posixpath.join(BOX_PATH, rel) if rel else BOX_PATH,
-            limit if max_bytes is None else min(limit, max_bytes),
+            cap + cap // 4 + 65536,
         )
         # Vetting walks every member (tens of thousands of files take seconds): off the loop.
         return await asyncio.to_thread(
