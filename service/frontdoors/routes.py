@@ -277,7 +277,10 @@ async def execute(request: web.Request) -> web.Response:
     if row is None or row.result is None:
         raise ApiError(500, "internal", f"the program could not be run: {row and row.error}")
     ran = row.result["prepare"]["execute"]
-    outputs = [zerovm.read_stdout(io.collected.get(e["stdout"])) for e in executes]
+    # Outputs may be megabytes each: read out of their archives off the event loop.
+    outputs = await asyncio.to_thread(
+        lambda: [zerovm.read_stdout(io.collected.get(e["stdout"])) for e in executes]
+    )
     headers = zerovm.nexe_headers(ran, outputs, total_s)
     return web.Response(body=b"".join(outputs), content_type="text/plain", headers=headers)
 
