@@ -39,9 +39,9 @@ from orchestrator.runner import (
     run_mission,
 )
 from orchestrator.sandbox import Meta
-from service.callbacks import CallbackPolicy, Delivery, callback_body, deliver
+from service.callbacks import CallbackPolicy
+from service.delivery import CallbackDelivery, DeliveryCounters
 from service.store import (
-    CALLBACKS_CHANNEL,
     CANCEL_CHANNEL,
     ENDED_CHANNEL,
     MISSION_KIND,
@@ -105,18 +105,13 @@ class FrontDoor(Protocol):
 
 
 @dataclass
-class Metrics:
+class Metrics(DeliveryCounters):
     """Counters exposed on /metrics (since this process started)."""
 
     missions_finished: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     mission_seconds_sum: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     phase_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    callback_attempts: int = 0
-    callback_failures: int = 0
-    callbacks_delivered: int = 0
-    # Submission to delivered callback, for missions submitted to this process.
-    turnaround_seconds_sum: float = 0.0
     turnaround_count: int = 0
 
 
@@ -172,7 +167,6 @@ class MissionWorkers:
         self._lease_s = lease_s
         self._poll_s = poll_s
         self._work_arrived = asyncio.Event()  # a hint: the database stays the truth
-        self._callbacks_due = asyncio.Event()
         self._queued_seen = 0  # the shared queue's depth when this node last looked
         self._deps = deps
         # ``blob:`` files of a mission are read as its token: blobs are per token.
@@ -180,8 +174,6 @@ class MissionWorkers:
         self._session = session
         self._max_running = max_running
         self._max_queued = max_queued
-        self._policy = callback_policy
-        self._limiter = asyncio.Semaphore(callback_concurrency)
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._waiting: set[int] = set()  # in the queue and not cancelled
         self._reserved = 0  # submissions being stored right now
@@ -192,6 +184,17 @@ class MissionWorkers:
         self._accepting = False
         self._stopping = False
         self.metrics = Metrics()
+        # Callbacks are delivered apart from running missions (``service.delivery``).
+        self._delivery = CallbackDelivery(
+            store,
+            session,
+            callback_policy,
+            self.metrics,
+            concurrency=callback_concurrency,
+            owner=owner,
+            lease_s=lease_s,
+            poll_s=poll_s,
+        )
         self.running = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -260,10 +263,7 @@ class MissionWorkers:
         try:
             door = self._doors.get(row.kind)
             if row.kind == MISSION_KIND:
-                if self._clustered:
-                    self._callbacks_due.set()  # claimed like any other node's callback
-                else:
-                    self._spawn_delivery(row.id)
+                self._delivery.due(row.id)
             elif door is not None:
                 await door.finished(row.id, state, result, io)
         finally:
@@ -291,11 +291,9 @@ class MissionWorkers:
         requeued = await self._store.call(Database.requeue_unfinished)
         for mission_id in requeued:
             self._enqueue(mission_id)
-        pending = await self._store.call(Database.pending_callbacks)
-        for mission_id in pending:
-            self._spawn_delivery(mission_id)
-        if requeued or pending:
-            log.info("resuming %d missions and %d callbacks", len(requeued), len(pending))
+        if requeued:
+            log.info("resuming %d missions", len(requeued))
+        await self._delivery.start()
         for n in range(self._max_running):
             task = asyncio.create_task(self._work(), name=f"mission-worker-{n}")
             self._workers.add(task)
@@ -305,14 +303,12 @@ class MissionWorkers:
         requeued = await self._store.call(Database.requeue_unfinished, self._owner)
         self._queued_seen = len(requeued)
         await self._store.subscribe(MISSIONS_CHANNEL, lambda _: self._work_arrived.set())
-        await self._store.subscribe(CALLBACKS_CHANNEL, lambda _: self._callbacks_due.set())
         await self._store.subscribe(CANCEL_CHANNEL, self._cancel_heard)
         await self._store.subscribe(ENDED_CHANNEL, self._ended_heard)
         for n in range(self._max_running):
             task = asyncio.create_task(self._work(), name=f"mission-worker-{n}")
             self._workers.add(task)
-        task = asyncio.create_task(self._claim_callbacks(), name="callback-claimer")
-        self._workers.add(task)
+        await self._delivery.start()
         self._accepting = True
 
     def _cancel_heard(self, payload: str) -> None:
@@ -364,32 +360,6 @@ class MissionWorkers:
                 return
             if asked:
                 cancel.set()
-
-    async def _claim_callbacks(self) -> None:
-        """Claim due callbacks (this node's or any other's, a dead node's included) and
-        deliver them, keeping the leases of those still being retried."""
-        while True:
-            self._callbacks_due.clear()
-            try:
-                if self._delivering:
-                    await self._store.call(
-                        Database.renew_callbacks,
-                        sorted(self._delivering),
-                        self._owner,
-                        self._lease_s,
-                    )
-                if not self._stopping:
-                    for mission_id in await self._store.call(
-                        Database.claim_callbacks, self._owner, self._lease_s, 64
-                    ):
-                        self._spawn_delivery(mission_id)
-            except Exception:
-                log.exception("cannot claim callbacks; retrying")
-            try:
-                async with asyncio.timeout(min(self._poll_s, self._lease_s / 3)):
-                    await self._callbacks_due.wait()
-            except TimeoutError:
-                pass
 
     async def submit(
         self,
@@ -616,57 +586,6 @@ class MissionWorkers:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("task %s failed", task.get_name(), exc_info=error)
 
-    def _spawn_delivery(self, mission_id: int) -> None:
-        if mission_id in self._delivering:
-            return
-        self._delivering.add(mission_id)
-        task = self._track(self._deliver(mission_id), f"callback-{mission_id}")
-        task.add_done_callback(lambda _: self._delivering.discard(mission_id))
-
-    async def _deliver(self, mission_id: int) -> None:
-        row = await self._store.call(Database.get_mission, mission_id)
-        if row is None or row.result is None or row.callback_state != "pending":
-            return
-        if "return" not in row.normalised:  # polled only; never 'pending', but be sure
-            return
-        ret = row.normalised["return"]
-        body, ctype = await asyncio.to_thread(
-            callback_body, mission_id, row.normalised, row.result, ret.get("format", "form")
-        )
-        delivery = Delivery(ret["url"], body, ctype, row.delivery_id)
-
-        async def failed_attempt(n: int, error: str) -> None:
-            self.metrics.callback_attempts += 1
-            log.info("mission %d: callback attempt %d failed: %s", mission_id, n, error)
-            await self._store.call(Database.set_callback, mission_id, "pending", n, error)
-
-        outcome = await deliver(
-            self._session,
-            delivery,
-            self._policy,
-            done_before=row.callback_attempts,
-            limiter=self._limiter,
-            on_attempt=failed_attempt,
-        )
-        m = self.metrics
-        if outcome.delivered:
-            m.callback_attempts += 1
-            m.callbacks_delivered += 1
-            m.turnaround_seconds_sum += max(0.0, time.time() - row.created_at)
-            m.turnaround_count += 1
-            log.info("mission %d: callback delivered (attempt %d)", mission_id, outcome.attempts)
-        else:
-            m.callback_failures += 1
-        await self._store.call(
-            Database.set_callback,
-            mission_id,
-            "delivered" if outcome.delivered else "failed",
-            outcome.attempts,
-            outcome.error,
-        )
-        if self._clustered:
-            await self._store.call(Database.release_callback, mission_id, self._owner)
-
     async def stop(self, grace_s: float) -> None:
         """Stop intake, give running missions ``grace_s`` to finish, cancel what remains.
 
@@ -686,6 +605,7 @@ class MissionWorkers:
         linger = min(max(0.0, deadline - time.monotonic()), _CALLBACK_LINGER_S)
         if self._tasks and linger > 0:
             await asyncio.wait(list(self._tasks), timeout=linger)
+        await self._delivery.stop(min(max(0.0, deadline - time.monotonic()), linger))
         tasks = [*self._workers, *self._tasks]
         for task in tasks:
             task.cancel()
