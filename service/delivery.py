@@ -74,18 +74,17 @@ class CallbackDelivery:
         """Missions whose callback this node is sending or retrying now."""
         return frozenset(self._delivering)
 
-    async def start(self) -> None:
-        """SQLite: deliver every callback left pending. PostgreSQL: claim due callbacks from
-        now on (a NOTIFY wakes the claimer; it also polls)."""
+    async def start(self) -> int:
+        """SQLite: deliver every callback left pending; returns how many. PostgreSQL: claim
+        due callbacks from now on (a NOTIFY wakes the claimer; it also polls); returns 0."""
         if self._clustered:
             await self._store.subscribe(CALLBACKS_CHANNEL, lambda _: self._due.set())
             self._claimer = asyncio.create_task(self._claim_loop(), name="callback-claimer")
-            return
+            return 0
         pending = await self._store.call(Database.pending_callbacks)
-        if pending:
-            log.info("resuming %d callbacks", len(pending))
         for mission_id in pending:
             self._spawn(mission_id)
+        return len(pending)
 
     def due(self, mission_id: int) -> None:
         """A mission this node finished has a callback due (already stored as pending)."""

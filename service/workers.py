@@ -291,9 +291,9 @@ class MissionWorkers:
         requeued = await self._store.call(Database.requeue_unfinished)
         for mission_id in requeued:
             self._enqueue(mission_id)
-        if requeued:
-            log.info("resuming %d missions", len(requeued))
-        await self._delivery.start()
+        pending = await self._delivery.start()
+        if requeued or pending:
+            log.info("resuming %d missions and %d callbacks", len(requeued), pending)
         for n in range(self._max_running):
             task = asyncio.create_task(self._work(), name=f"mission-worker-{n}")
             self._workers.add(task)
