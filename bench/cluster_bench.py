@@ -28,9 +28,11 @@ from tests.service.support import Api, Receiver, ServerProcess, remove_owned, se
 
 
 async def burst(
-    n_nodes: int, args: argparse.Namespace, server_url: str, tmp: Path
+    n_nodes: int, args: argparse.Namespace, server_url: str | None, tmp: Path
 ) -> tuple[str, float]:
-    pg_url = await pgcluster.fresh_database(server_url)
+    """One burst over ``n_nodes`` nodes on PostgreSQL (``server_url``), or one node on its
+    SQLite file when ``server_url`` is None."""
+    pg_url = "" if server_url is None else await pgcluster.fresh_database(server_url)
     receiver = Receiver()
     await receiver.start()
     servers: list[ServerProcess] = []
@@ -40,7 +42,7 @@ async def burst(
             apis = []
             for n, owner in enumerate(owners):
                 env = server_env(
-                    tmp / f"{n_nodes}-{n}",
+                    tmp / f"{n_nodes}-{n}-{bool(pg_url)}",
                     owner,
                     JUDGE_DATABASE_URL=pg_url,
                     JUDGE_MAX_RUNNING=str(args.workers),
@@ -66,7 +68,8 @@ async def burst(
         for owner in owners:
             await remove_owned(owner)
     return (
-        f"{n_nodes} node(s), {args.workers} workers each, burst of {args.burst}\n"
+        f"{n_nodes} node(s) on {'PostgreSQL' if pg_url else 'SQLite'}, {args.workers} workers"
+        f" each, burst of {args.burst}\n"
         f"  accepted                  {args.burst / accepted_s:7.1f} /s\n"
         f"  all called back after     {done_s:7.2f} s ({args.burst / done_s:.1f} missions/s)"
     ), done_s
@@ -80,6 +83,8 @@ async def main() -> None:
     args = parser.parse_args()
     loop = asyncio.get_running_loop()
     with pgcluster.cluster() as server_url, tempfile.TemporaryDirectory() as tmp:
+        text, _ = await burst(1, args, None, Path(tmp))
+        print(text, flush=True)
         for n_nodes in (1, 2):
             text, _ = await burst(n_nodes, args, server_url, Path(tmp))
             print(text, flush=True)
