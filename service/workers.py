@@ -332,6 +332,7 @@ class MissionWorkers:
             if row is not None:
                 return row
             try:
+                await self._store.call(Database.renew_pins, self._owner, self._lease_s)
                 self._queued_seen = await self._store.call(Database.queued_count)
             except Exception:
                 log.exception("cannot count the queue")
@@ -351,6 +352,8 @@ class MissionWorkers:
                 asked = await self._store.call(
                     Database.renew_lease, mission_id, self._owner, self._lease_s
                 )
+                # Missions pinned here wait behind this one: keep them this node's.
+                await self._store.call(Database.renew_pins, self._owner, self._lease_s)
             except Exception:
                 log.exception("mission %d: cannot renew the lease", mission_id)
                 continue
@@ -404,7 +407,18 @@ class MissionWorkers:
         io: MissionIO | None,
         job: tuple[str, str] | None = None,
     ) -> int:
-        if job is None:
+        if job is None and io is not None and self._clustered:
+            # Its files are in this process's memory: no other node can run it.
+            mission_id = await self._store.call(
+                Database.insert_pinned_mission,
+                token_hash,
+                mission,
+                normalised,
+                kind,
+                self._owner,
+                self._lease_s,
+            )
+        elif job is None:
             mission_id = await self._store.call(
                 Database.insert_mission, token_hash, mission, normalised, kind
             )

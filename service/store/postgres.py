@@ -336,6 +336,36 @@ class PgStore:
             )
             return mission_id
 
+    async def insert_pinned_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        owner: str,
+        lease_s: float,
+    ) -> int:
+        """Store a queued mission only ``owner`` may claim while it renews the pin
+        (``renew_pins``): its files are in that node's memory. Returns its id."""
+        async with self._tx() as conn:
+            mission_id = await self._insert_mission(conn, token_hash, mission, normalised, kind)
+            await conn.execute(
+                f"UPDATE missions SET lease_owner = $2, lease_until = {_NOW} + $3 WHERE id = $1",
+                mission_id,
+                owner,
+                lease_s,
+            )
+            return mission_id
+
+    async def renew_pins(self, owner: str, lease_s: float) -> None:
+        """Keep ``owner``'s queued pinned missions its own for ``lease_s`` more."""
+        await self._pool.execute(
+            f"UPDATE missions SET lease_until = {_NOW} + $2"
+            " WHERE state = 'queued' AND lease_owner = $1",
+            owner,
+            lease_s,
+        )
+
     async def get_mission(self, mission_id: int) -> MissionRow | None:
         row = await self._pool.fetchrow("SELECT * FROM missions WHERE id = $1", mission_id)
         return None if row is None else mission_row(row)
@@ -360,7 +390,8 @@ class PgStore:
         """Claim the oldest queued mission, or a running one whose lease expired (its node
         died), for ``owner``, in one statement that skips rows other nodes are claiming."""
         row = await self._pool.fetchrow(
-            "WITH next AS (SELECT id FROM missions WHERE state = 'queued'"
+            "WITH next AS (SELECT id FROM missions WHERE (state = 'queued'"
+            f" AND (lease_owner IN ('', $1) OR lease_until < {_NOW}))"
             f" OR (state = 'running' AND lease_until < {_NOW})"
             " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
             " UPDATE missions m SET state = 'running', runs = m.runs + 1, updated_at = $3,"

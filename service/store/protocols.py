@@ -39,6 +39,23 @@ class MissionRepo(Protocol):
         transaction (a crash leaves both or neither); returns the mission id."""
         ...
 
+    async def insert_pinned_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        owner: str,
+        lease_s: float,
+    ) -> int:
+        """Store a queued mission only ``owner`` may claim while it renews the pin
+        (``renew_pins``): its files are in that node's memory. Returns its id."""
+        ...
+
+    async def renew_pins(self, owner: str, lease_s: float) -> None:
+        """Keep ``owner``'s queued pinned missions its own for ``lease_s`` more."""
+        ...
+
     async def get_mission(self, mission_id: int) -> MissionRow | None: ...
 
     async def claim(

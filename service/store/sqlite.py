@@ -267,6 +267,32 @@ class Database:
             )
         return mission_id
 
+    def insert_pinned_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        owner: str,
+        lease_s: float,
+    ) -> int:
+        """Store a queued mission only ``owner`` may claim while it renews the pin
+        (``renew_pins``): its files are in that node's memory. Returns its id."""
+        with self._transaction() as conn:
+            mission_id = self.insert_mission(token_hash, mission, normalised, kind)
+            conn.execute(
+                "UPDATE missions SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                (owner, time.time() + lease_s, mission_id),
+            )
+        return mission_id
+
+    def renew_pins(self, owner: str, lease_s: float) -> None:
+        """Keep ``owner``'s queued pinned missions its own for ``lease_s`` more."""
+        self._conn.execute(
+            "UPDATE missions SET lease_until = ? WHERE state = 'queued' AND lease_owner = ?",
+            (time.time() + lease_s, owner),
+        )
+
     def get_mission(self, mission_id: int) -> MissionRow | None:
         row = self._conn.execute("SELECT * FROM missions WHERE id = ?", (mission_id,)).fetchone()
         return None if row is None else mission_row(row)
@@ -292,9 +318,10 @@ class Database:
         now = time.time()
         with self._transaction() as conn:
             row = conn.execute(
-                "SELECT id FROM missions WHERE state = 'queued'"
-                " OR (state = 'running' AND lease_until < ?) ORDER BY id LIMIT 1",
-                (now,),
+                "SELECT id FROM missions WHERE (state = 'queued' AND (lease_owner IN ('', ?)"
+                " OR lease_until < ?)) OR (state = 'running' AND lease_until < ?)"
+                " ORDER BY id LIMIT 1",
+                (owner, now, now),
             ).fetchone()
             if row is None:
                 return None
@@ -844,6 +871,22 @@ class SqliteStore:
         return await self.call(
             Database.insert_job_mission, token_hash, mission, normalised, kind, job_hash, doc_id
         )
+
+    async def insert_pinned_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        owner: str,
+        lease_s: float,
+    ) -> int:
+        return await self.call(
+            Database.insert_pinned_mission, token_hash, mission, normalised, kind, owner, lease_s
+        )
+
+    async def renew_pins(self, owner: str, lease_s: float) -> None:
+        return await self.call(Database.renew_pins, owner, lease_s)
 
     async def get_mission(self, mission_id: int) -> MissionRow | None:
         return await self.call(Database.get_mission, mission_id)

@@ -234,6 +234,25 @@ class RepositoryTests:
         await store.jobs.delete_job("tok", "jh")
         assert await store.jobs.get_job("tok", "jh") is None
 
+    async def test_a_pinned_mission_is_claimed_only_by_its_node_while_pinned(
+        self, store: Storage
+    ) -> None:
+        pinned = await store.missions.insert_pinned_mission(
+            "tok", MISSION, NORMALISED, "exec", "node-a", 60
+        )
+        assert await store.missions.claim_next("node-b", 60) is None
+        await store.missions.renew_pins("node-a", 60)
+        row = await store.missions.claim_next("node-a", 60)
+        assert row is not None
+        assert row.id == pinned
+        # A pin its node stopped renewing (the node died) lapses: another node may claim it.
+        lapsed = await store.missions.insert_pinned_mission(
+            "tok", MISSION, NORMALISED, "exec", "node-a", 0
+        )
+        row = await store.missions.claim_next("node-b", 60)
+        assert row is not None
+        assert row.id == lapsed
+
     async def test_a_job_and_its_mission_are_stored_together(self, store: Storage) -> None:
         first = await store.missions.insert_job_mission(
             "tok", MISSION, NORMALISED, "executor", "jh", "doc"

@@ -11,7 +11,7 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
-from orchestrator.runner import MissionDeps
+from orchestrator.runner import MissionDeps, MissionIO
 from service import workers as workers_module
 from service.callbacks import CallbackPolicy
 from service.store import MissionRow, PgStore
@@ -59,7 +59,9 @@ async def make_node(pg_url: str) -> AsyncIterator[Callable[..., Any]]:
     made: list[Node] = []
     async with aiohttp.ClientSession() as session:
 
-        async def make(owner: str, max_running: int = 2) -> Node:
+        async def make(
+            owner: str, max_running: int = 2, doors: dict[str, Any] | None = None
+        ) -> Node:
             store = await PgStore.open(pg_url)
             workers = MissionWorkers(
                 store,
@@ -72,6 +74,8 @@ async def make_node(pg_url: str) -> AsyncIterator[Callable[..., Any]]:
                 lease_s=LEASE_S,
                 poll_s=0.2,
             )
+            for kind, door in (doors or {}).items():
+                workers.register(kind, door)
             await workers.start()
             made.append((workers, store))
             return workers, store
@@ -152,3 +156,33 @@ async def test_a_node_that_lost_its_lease_stores_no_result(
     assert (row.state, row.result) == ("running", None)
     owner = await store._pool.fetchval("SELECT lease_owner FROM missions WHERE id = $1", mission_id)
     assert owner == "thief"
+
+
+class InMemoryDoor:
+    """A front door whose missions' files live in the submitting process (as the exec API's)."""
+
+    async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
+        return given
+
+    async def finished(
+        self, mission_id: int, state: str, result: dict[str, Any] | None, io: MissionIO
+    ) -> None:
+        return None
+
+
+async def test_a_mission_with_files_in_memory_waits_for_its_own_node(
+    make_node: Callable[..., Any], fake_runs: FakeRuns
+) -> None:
+    a, store = await make_node("node-a", max_running=1, doors={"exec": InMemoryDoor()})
+    await make_node("node-b", doors={"exec": InMemoryDoor()})
+    busy = await a.submit("tok", MISSION, {})
+    await poll(lambda: state(store, busy), lambda r: r.state == "running", 30)
+    await poll(lambda: asyncio.sleep(0, len(fake_runs.started)), lambda n: n == 1, 30)
+    pinned = await a.submit("tok", MISSION, {}, kind="exec", io=MissionIO())
+    # B is idle and polls, yet leaves it: only A holds its files. Past a lease, still queued.
+    await poll(store.missions.running_by_owner, lambda r: r == {"node-a": 1}, timeout=30)
+    row = await state(store, pinned)
+    assert row.state == "queued"
+    fake_runs.release.set()
+    row = await poll(lambda: state(store, pinned), lambda r: r.state == "done", 30)
+    assert row.runs == 1
