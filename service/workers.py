@@ -168,6 +168,7 @@ class MissionWorkers:
         self._poll_s = poll_s
         self._work_arrived = asyncio.Event()  # a hint: the database stays the truth
         self._queued_seen = 0  # the shared queue's depth when this node last looked
+        self._pinning = asyncio.Lock()  # held while a pinned mission and its files are stored
         self._deps = deps
         # ``blob:`` files of a mission are read as its token: blobs are per token.
         self._reader_for = blob_reader_for
@@ -408,16 +409,19 @@ class MissionWorkers:
         job: tuple[str, str] | None = None,
     ) -> int:
         if job is None and io is not None and self._clustered:
-            # Its files are in this process's memory: no other node can run it.
-            mission_id = await self._store.call(
-                Database.insert_pinned_mission,
-                token_hash,
-                mission,
-                normalised,
-                kind,
-                self._owner,
-                self._lease_s,
-            )
+            # Its files are in this process's memory: no other node can run it. A worker here
+            # may claim it before this returns; it waits on the lock for the files.
+            async with self._pinning:
+                mission_id = await self._store.call(
+                    Database.insert_pinned_mission,
+                    token_hash,
+                    mission,
+                    normalised,
+                    kind,
+                    self._owner,
+                    self._lease_s,
+                )
+                self._ios[mission_id] = io
         elif job is None:
             mission_id = await self._store.call(
                 Database.insert_mission, token_hash, mission, normalised, kind
@@ -529,6 +533,10 @@ class MissionWorkers:
                 if row.kind != MISSION_KIND:
                     door = self._doors.get(row.kind)
                     given = self._ios.pop(mission_id, None)
+                    if given is None and self._clustered:
+                        # Claimed (on a NOTIFY) before its submitter registered its files?
+                        async with self._pinning:
+                            given = self._ios.pop(mission_id, None)
                     got = None if door is None else await door.started(row, given)
                     if got is None:
                         why = "its front door can no longer run it"

@@ -5,6 +5,7 @@ mission is cancelled. What is tested is the queue: claims, leases, cancel, re-ru
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
@@ -175,14 +176,18 @@ async def test_a_mission_with_files_in_memory_waits_for_its_own_node(
 ) -> None:
     a, store = await make_node("node-a", max_running=1, doors={"exec": InMemoryDoor()})
     await make_node("node-b", doors={"exec": InMemoryDoor()})
-    busy = await a.submit("tok", MISSION, {})
+    busy = await a.submit("tok", MISSION, {}, kind="exec", io=MissionIO())  # A runs it
     await poll(lambda: state(store, busy), lambda r: r.state == "running", 30)
     await poll(lambda: asyncio.sleep(0, len(fake_runs.started)), lambda n: n == 1, 30)
     pinned = await a.submit("tok", MISSION, {}, kind="exec", io=MissionIO())
-    # B is idle and polls, yet leaves it: only A holds its files. Past a lease, still queued.
-    await poll(store.missions.running_by_owner, lambda r: r == {"node-a": 1}, timeout=30)
+    # B is idle and polls, yet leaves it: only A holds its files. Two leases later (A renews
+    # the pin while busy) it still waits for A.
+    pinned_at = time.monotonic()
+    await poll(
+        lambda: asyncio.sleep(0, time.monotonic()), lambda t: t > pinned_at + 2 * LEASE_S, 30
+    )
     row = await state(store, pinned)
-    assert row.state == "queued"
+    assert (row.state, await store.missions.running_by_owner()) == ("queued", {"node-a": 1})
     fake_runs.release.set()
     row = await poll(lambda: state(store, pinned), lambda r: r.state == "done", 30)
     assert row.runs == 1
