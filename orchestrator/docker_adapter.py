@@ -190,6 +190,14 @@ class DockerAdapter:
         """Return ``docker info``; raises ``EngineUnavailable``."""
         return await self._call(_guard(self._api.info))
 
+    async def runtimes(self) -> list[str]:
+        """The names of the container runtimes the engine offers (``runc``, ``runsc``, ...).
+
+        Raises ``EngineUnavailable``.
+        """
+        info = await self.info()
+        return sorted((info.get("Runtimes") or {}).keys())
+
     async def image_labels(self, image: str) -> dict[str, str] | None:
         """Return the labels of ``image`` ({} when it has none) or None when it is not there."""
 

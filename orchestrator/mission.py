@@ -357,6 +357,7 @@ class Mission(_Model):
     tasks: Tasks = Field(default_factory=Tasks)
     final: Stage = Field(default_factory=Stage)
     image: Annotated[Text, Field(min_length=1)] | None = None
+    runtime: Annotated[Text, Field(min_length=1)] | None = None
     tick: bool = False
 
 
@@ -628,5 +629,7 @@ def normalise(mission: Mission) -> dict[str, Any]:
     }
     if mission.image is not None:
         out["image"] = mission.image
+    if mission.runtime is not None:
+        out["runtime"] = mission.runtime
     out["tick"] = mission.tick
     return out

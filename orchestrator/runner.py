@@ -169,6 +169,14 @@ class _MissionRun:
         self.times = times
         self.image = mission.image or deps.default_image
         self.stages, self.result = _plan(mission)
+        self.container_runtime = mission.runtime
+        # A runtime that cannot resize a running container gets every sandbox sized once for
+        # the mission's largest execute.
+        self.fixed_fence_kib: int | None = None
+        if mission.runtime in deps.runtime.config.fixed_fence_runtimes:
+            self.fixed_fence_kib = max(
+                (ex.memory_limit for stage in self.stages for ex in stage.executes), default=65536
+            )
         self.main: Sandbox | None = None
         self.main_error: str | None = None
 
@@ -212,7 +220,11 @@ class _MissionRun:
         The engine's calls run on threads that cannot be interrupted: a creation under way when
         the mission is cancelled still makes a container and a volume, which nobody would own.
         """
-        creating = asyncio.ensure_future(self.deps.runtime.create(self.image, memory_kib))
+        if self.fixed_fence_kib is not None:
+            memory_kib = self.fixed_fence_kib
+        creating = asyncio.ensure_future(
+            self.deps.runtime.create(self.image, memory_kib, self.container_runtime)
+        )
         try:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:

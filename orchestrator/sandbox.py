@@ -39,6 +39,9 @@ class SandboxConfig:
     fence_slack_kib: int = 16 * 1024
     start_timeout_s: float = 30.0
     runtime: str | None = None
+    # Runtimes whose containers cannot change their memory limit once started (runsc has no
+    # `update`): their fence is sized once, at creation, for the largest limit to come.
+    fixed_fence_runtimes: tuple[str, ...] = ("runsc",)
 
     def fence_bytes(self, memory_kib: int) -> int:
         """The container's hard memory fence for an execute limited to ``memory_kib``.
@@ -151,12 +154,19 @@ class Sandbox:
     """One running sandbox container. Not safe for concurrent executes; close it when done."""
 
     def __init__(
-        self, runtime: SandboxRuntime, handle: ContainerHandle, image: str, fence_bytes: int
+        self,
+        runtime: SandboxRuntime,
+        handle: ContainerHandle,
+        image: str,
+        fence_bytes: int,
+        container_runtime: str | None = None,
     ) -> None:
         self._runtime = runtime
         self._handle = handle
         self.image = image
+        self.container_runtime = container_runtime
         self._fence_bytes = fence_bytes
+        self._fixed_fence = container_runtime in runtime.config.fixed_fence_runtimes
         self._broken: str | None = None
         self.closed = False
 
@@ -193,7 +203,7 @@ class Sandbox:
         ``JudgeError``) only when the sandbox itself failed; the sandbox is then unusable.
         """
         fence = self._runtime.config.fence_bytes(req.memory_kib)
-        if fence != self._fence_bytes:
+        if fence != self._fence_bytes and not self._fixed_fence:
             await self._runtime.adapter.update_memory(self.container_id, fence)
             self._fence_bytes = fence
         answer = await self._request(req.to_wire(), req.wall_time_ms / 1000 + _ANSWER_MARGIN_S)
@@ -280,11 +290,17 @@ class SandboxRuntime:
         self.adapter = adapter
         self.config = config
 
-    async def create(self, image: str, memory_kib: int = 65536) -> Sandbox:
+    async def create(
+        self, image: str, memory_kib: int = 65536, runtime: str | None = None
+    ) -> Sandbox:
         """Start a sandbox from ``image`` with its memory fence sized for ``memory_kib``.
 
+        ``runtime`` names the engine's container runtime (``runc``, ``runsc``); None is the
+        config's, or the engine's default. Under a runtime that cannot resize a running
+        container, ``memory_kib`` must be the largest limit any of its executes will have.
         Raises ``ImageNotFound``, ``EngineUnavailable`` or ``SandboxError``.
         """
+        runtime = runtime or self.config.runtime
         fence = self.config.fence_bytes(memory_kib)
         spec = ContainerSpec(
             image=image,
@@ -294,10 +310,10 @@ class SandboxRuntime:
             tmp_kib=self.config.tmp_kib,
             pids_limit=self.config.pids_limit,
             nano_cpus=int(self.config.cpus * 1e9),
-            runtime=self.config.runtime,
+            runtime=runtime,
         )
         handle = await self.adapter.start_sandbox(spec, self.config.start_timeout_s)
-        sandbox = Sandbox(self, handle, image, fence)
+        sandbox = Sandbox(self, handle, image, fence, runtime)
         try:
             hello = json.loads(handle.hello)
         except ValueError:
@@ -310,9 +326,11 @@ class SandboxRuntime:
         return sandbox
 
     @asynccontextmanager
-    async def sandbox(self, image: str, memory_kib: int = 65536) -> AsyncIterator[Sandbox]:
+    async def sandbox(
+        self, image: str, memory_kib: int = 65536, runtime: str | None = None
+    ) -> AsyncIterator[Sandbox]:
         """``create`` as a context manager that always closes the sandbox."""
-        box = await self.create(image, memory_kib)
+        box = await self.create(image, memory_kib, runtime)
         try:
             yield box
         finally:

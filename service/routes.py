@@ -103,6 +103,30 @@ async def authenticate(request: web.Request, fields: dict[str, Any] | None = Non
     )
 
 
+async def _check_runtime(request: web.Request, runtime: str) -> None:
+    """A mission's ``runtime`` must be in ``JUDGE_RUNTIMES`` (else 400) and offered by the
+    engine (else 503: the server is misconfigured, not the mission)."""
+    allowed = request.app[SETTINGS].runtimes
+    if runtime not in allowed:
+        raise ApiError(
+            400,
+            "invalid_mission",
+            f"runtime {runtime!r} is not allowed on this server (allowed: {', '.join(allowed)})",
+            "mission.runtime",
+        )
+    try:
+        offered = await request.app[RUNTIME].adapter.runtimes()
+    except JudgeError as e:
+        raise ApiError(503, "engine_unavailable", str(e), headers={"Retry-After": "10"}) from e
+    if runtime not in offered:
+        raise ApiError(
+            503,
+            "runtime_missing",
+            f"runtime {runtime!r} is allowed but the engine does not offer it",
+            headers={"Retry-After": "60"},
+        )
+
+
 async def _check_runnable(request: web.Request, mission: Mission) -> None:
     """Refuse what would fail for a reason known now: an image without the judge's supervisor,
     a callback address the policy refuses."""
@@ -110,6 +134,8 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
     refusal = url_refusal(mission.return_.url, settings.block_private_urls)
     if refusal:
         raise ApiError(400, "invalid_mission", refusal, "mission.return.url")
+    if mission.runtime is not None:
+        await _check_runtime(request, mission.runtime)
     image = mission.image or settings.default_image
     try:
         labels = await request.app[RUNTIME].adapter.image_labels(image)
@@ -258,6 +284,23 @@ async def list_images(request: web.Request) -> web.Response:
     return web.json_response({"images": images})
 
 
+async def list_runtimes(request: web.Request) -> web.Response:
+    """The container runtimes a mission may name: those ``JUDGE_RUNTIMES`` allows, each saying
+    whether the engine offers it (one cheap engine call, no container)."""
+    await authenticate(request)
+    try:
+        offered = set(await request.app[RUNTIME].adapter.runtimes())
+    except JudgeError as e:
+        raise ApiError(503, "engine_unavailable", str(e), headers={"Retry-After": "10"}) from e
+    allowed = request.app[SETTINGS].runtimes
+    return web.json_response(
+        {
+            "runtimes": [{"name": name, "available": name in offered} for name in allowed],
+            "engine": sorted(offered),
+        }
+    )
+
+
 def _metric(lines: list[str], name: str, kind: str, help_: str) -> None:
     lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
 
@@ -316,6 +359,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/missions/{id}", get_mission)
     app.router.add_delete("/api/missions/{id}", cancel_mission)
     app.router.add_get("/api/images", list_images)
+    app.router.add_get("/api/runtimes", list_runtimes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
 
