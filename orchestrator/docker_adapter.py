@@ -249,8 +249,9 @@ class DockerAdapter:
                 network_mode="none",
                 cap_drop=["ALL"],
                 # PID 1 (the supervisor, root without other capabilities) needs these to drop to
-                # the sandbox user and to kill what the command leaves behind.
-                cap_add=["SETUID", "SETGID", "KILL"],
+                # the sandbox user and to kill what the command leaves behind; CHOWN to hand an
+                # interactor's private files to the interactor user. Commands never hold any.
+                cap_add=["SETUID", "SETGID", "KILL", "CHOWN"],
                 security_opt=["no-new-privileges"],
                 read_only=True,
                 mounts=[docker.types.Mount(target=BOX_PATH, source=name, type="volume")],

@@ -8,6 +8,7 @@ The wire format spoken with the supervisor is ``images/supervisor/PROTOCOL.md``.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import math
@@ -53,8 +54,45 @@ class SandboxConfig:
 
 
 @dataclass(frozen=True)
+class InteractorRequest:
+    """The interactor of an interactive execute: it runs beside the command as another user.
+
+    Its stdin is the command's stdout and its stdout the command's stdin (pipes in the sandbox).
+    ``private`` files become readable by the interactor only. Limits as in ``ExecRequest``.
+    """
+
+    argv: tuple[str, ...]
+    cpu_time_ms: int = 60000
+    memory_kib: int = 65536
+    output_kib: int = 262144
+    stderr: str = ""
+    record_stderr_bytes: int = 0
+    private: tuple[str, ...] = ()
+
+    @property
+    def wall_time_ms(self) -> int:
+        """Real time allowed: 1.5 x the CPU time limit (counted once the command has ended)."""
+        return math.ceil(self.cpu_time_ms * 3 / 2)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "argv": list(self.argv),
+            "cpu_time_ms": self.cpu_time_ms,
+            "wall_time_ms": self.wall_time_ms,
+            "memory_kib": self.memory_kib,
+            "output_kib": self.output_kib,
+            "stderr": self.stderr,
+            "record_stderr": self.record_stderr_bytes if self.stderr else 0,
+            "private": list(self.private),
+        }
+
+
+@dataclass(frozen=True)
 class ExecRequest:
-    """One command under limits. Paths are relative to the sandbox root; "" = no redirection."""
+    """One command under limits. Paths are relative to the sandbox root; "" = no redirection.
+
+    With an ``interactor``, stdin and stdout must be "" (they are the pipes to it).
+    """
 
     argv: tuple[str, ...]
     cpu_time_ms: int = 60000
@@ -65,13 +103,33 @@ class ExecRequest:
     stderr: str = ""
     record_stdout_bytes: int = 0
     record_stderr_bytes: int = 0
+    interactor: InteractorRequest | None = None
 
     @property
     def wall_time_ms(self) -> int:
         """Real time allowed: 1.5 x the CPU time limit."""
         return math.ceil(self.cpu_time_ms * 3 / 2)
 
+    @property
+    def fence_memory_kib(self) -> int:
+        """The memory the sandbox must hold: the command's limit plus its interactor's."""
+        return self.memory_kib + (self.interactor.memory_kib if self.interactor else 0)
+
+    @property
+    def answer_within_s(self) -> float:
+        """The longest the supervisor may take before it answers (beyond its kill margin)."""
+        wall = self.wall_time_ms
+        if self.interactor is not None:
+            wall += self.interactor.wall_time_ms
+        return wall / 1000
+
     def to_wire(self) -> dict[str, Any]:
+        wire = self._wire()
+        if self.interactor is not None:
+            wire["interactor"] = self.interactor.to_wire()
+        return wire
+
+    def _wire(self) -> dict[str, Any]:
         return {
             "op": "exec",
             "argv": list(self.argv),
@@ -140,6 +198,7 @@ class ExecOutcome:
     meta: Meta
     stdout_b64: str = ""
     stderr_b64: str = ""
+    interactor: ExecOutcome | None = None
 
     @property
     def stdout(self) -> bytes:
@@ -148,6 +207,13 @@ class ExecOutcome:
     @property
     def stderr(self) -> bytes:
         return base64.b64decode(self.stderr_b64)
+
+
+def _outcome(doc: Mapping[str, Any]) -> ExecOutcome:
+    """An outcome from the supervisor's ``meta`` and ``record``; raises on malformed ones."""
+    meta = Meta.from_wire(doc["meta"])
+    record = doc.get("record") or {}
+    return ExecOutcome(meta, str(record.get("stdout", "")), str(record.get("stderr", "")))
 
 
 class Sandbox:
@@ -202,11 +268,11 @@ class Sandbox:
         Verdicts (TLE/MLE/OLE/RE/SE) are data. Raises ``SandboxError`` (or another
         ``JudgeError``) only when the sandbox itself failed; the sandbox is then unusable.
         """
-        fence = self._runtime.config.fence_bytes(req.memory_kib)
+        fence = self._runtime.config.fence_bytes(req.fence_memory_kib)
         if fence != self._fence_bytes and not self._fixed_fence:
             await self._runtime.adapter.update_memory(self.container_id, fence)
             self._fence_bytes = fence
-        answer = await self._request(req.to_wire(), req.wall_time_ms / 1000 + _ANSWER_MARGIN_S)
+        answer = await self._request(req.to_wire(), req.answer_within_s + _ANSWER_MARGIN_S)
         if not answer.get("ok"):
             # A refused request (bad argv, protocol error) is the judge's failure, not a verdict.
             raise SandboxError(
@@ -214,9 +280,10 @@ class Sandbox:
                 container_id=self.container_id,
             )
         try:
-            meta = Meta.from_wire(answer["meta"])
-            record = answer.get("record") or {}
-            return ExecOutcome(meta, str(record.get("stdout", "")), str(record.get("stderr", "")))
+            outcome = _outcome(answer)
+            if req.interactor is not None:
+                outcome = dataclasses.replace(outcome, interactor=_outcome(answer["interactor"]))
+            return outcome
         except (KeyError, ValueError, TypeError) as e:
             self._broken = "the sandbox supervisor answered garbage"
             raise SandboxError(self._broken, container_id=self.container_id) from e
