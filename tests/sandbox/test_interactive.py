@@ -94,8 +94,11 @@ async def test_a_silent_program_is_tle_and_both_are_stopped(runtime: SandboxRunt
         )
         left = await box.run(
             ExecRequest(
-                argv=("python3", "-c", "import os; print(len([p for p in os.listdir('/proc')"
-                      " if p.isdigit()]))"),
+                argv=(
+                    "python3",
+                    "-c",
+                    "import os; print(len([p for p in os.listdir('/proc') if p.isdigit()]))",
+                ),
                 stdout="n.txt",
                 record_stdout_bytes=16,
             )
