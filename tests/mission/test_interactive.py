@@ -50,7 +50,8 @@ async def test_each_task_plays_against_its_own_secret(deps: MissionDeps) -> None
         },
         final={
             "execute": [
-                {"command": ["cat", "meta", "interactor.meta"], "stdout": "metas.txt"},
+                {"command": ["cat", "meta"], "stdout": "m1.txt", "meta": "m1"},
+                {"command": ["cat", "interactor.meta"], "stdout": "m2.txt", "meta": "m2"},
             ]
         },
     )
@@ -65,7 +66,7 @@ async def test_each_task_plays_against_its_own_secret(deps: MissionDeps) -> None
         assert entry["interactor"]["meta"]["exit-code"] == 0
         assert entry["interactor"]["record"]["stdout"] == ""
     # Both metas are files in the sandbox, as the result reports them (the last task's).
-    metas = [json.loads(line) for line in stdout_of(result["final"]["execute"][0]).splitlines()]
+    metas = [json.loads(stdout_of(entry)) for entry in result["final"]["execute"]]
     last = result["task"][1]["execute"][0]
     assert metas == [last["meta"], last["interactor"]["meta"]]
 
