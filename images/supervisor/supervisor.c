@@ -13,7 +13,8 @@
  *    but ourselves and every orphan is re-parented to us.  That is what makes "nothing survives
  *    an execute" cheap and exact.  Outside a PID namespace the same call would kill the whole
  *    machine's processes, hence the getpid() == 1 check before anything else.
- *  - The container runs us as root with only CAP_SETUID, CAP_SETGID and CAP_KILL.  Root without
+ *  - The container runs us as root with only CAP_SETUID, CAP_SETGID, CAP_KILL and CAP_CHOWN (to
+ *    hand an interactor its private files).  Root without
  *    CAP_DAC_OVERRIDE has no special file access; everything touching /box (redirections,
  *    records, the `write` op) is nevertheless done with the sandbox user's credentials, so a
  *    hostile program cannot trick us into reading or writing through its symbolic links.
