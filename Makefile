@@ -10,7 +10,7 @@ help: ## list the targets
 install: ## install the package and its dev tools
 	$(PYTHON) -m pip install -q -e '.[dev]'
 
-engine: ## start a Docker engine if none answers (installs docker.io when missing)
+engine: ## start a Docker engine if none answers (installs docker.io when missing; JUDGE_RUNTIMES=runc,runsc adds gVisor)
 	bash scripts/ensure-docker.sh
 
 images: engine ## build every sandbox image (no registry; BASE_IMAGE=... to use one)
@@ -37,10 +37,11 @@ test: ## every test, sandbox tests on the real engine (needs make images)
 test-unit: ## only the tests that need no Docker engine
 	$(PYTHON) -m pytest -m "not docker" $(PYTEST_ARGS)
 
-bench: ## benchmarks against raw Docker operations (sandbox, mission, service)
+bench: ## benchmarks against raw Docker operations (sandbox, mission, service, runc vs runsc)
 	$(PYTHON) -m bench.sandbox_overhead
 	$(PYTHON) -m bench.mission_bench
 	$(PYTHON) -m bench.service_bench
+	$(PYTHON) -m bench.runtime_bench
 
 run: engine ## start the server (builds images when missing)
 	@docker image inspect judge/default >/dev/null 2>&1 || bash images/build.sh

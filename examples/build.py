@@ -212,8 +212,7 @@ int main(void) {
     char answer[8];
     while (lo <= hi) {
         long mid = lo + (hi - lo) / 2;
-        printf("? %ld
-", mid);
+        printf("? %ld\n", mid);
         fflush(stdout);
         if (scanf("%7s", answer) != 1) return 1;
         if (strcmp(answer, "=") == 0) return 0;

@@ -340,6 +340,15 @@ class Execute(_Model):
             )
         if posixpath.normpath(self.meta) == posixpath.normpath(self.interactor.meta):
             raise ValueError(f"the execute and its interactor both write meta {_show(self.meta)}")
+        theirs = {posixpath.normpath(p) for p in self.interactor.private}
+        if self.interactor.stderr:
+            theirs.add(posixpath.normpath(self.interactor.stderr))
+        for field in ("stderr", "meta"):
+            mine = getattr(self, field)
+            if mine and posixpath.normpath(mine) in theirs:
+                raise ValueError(
+                    f"{field} {_show(mine)} is the interactor's (its stderr or a private file)"
+                )
         return self
 
     def dump(self) -> dict[str, Any]:

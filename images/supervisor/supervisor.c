@@ -1525,6 +1525,8 @@ struct outcome {
     bool oom;                       /* the cgroup's OOM-kill counter rose */
     bool output_full;               /* a redirected output file reached output_kib */
     int64_t cpu_ns, real_ns, mem_kib;
+    int64_t unlimited_ns;           /* real time not counted against the limit (an interactor
+                                       waiting for its program) */
     int exit_code, sig;
 };
 
@@ -1664,7 +1666,7 @@ static const char *verdict(const struct exec_req *rq, const struct outcome *o, s
         sb_printf(msg, "CPU time limit exceeded (%lld ms)", (long long)rq->cpu_ms);
         return "TLE";
     }
-    if (o->reason == KR_WALL || o->real_ns > rq->wall_ms * NS_PER_MS) {
+    if (o->reason == KR_WALL || o->real_ns - o->unlimited_ns > rq->wall_ms * NS_PER_MS) {
         sb_printf(msg, "real time limit exceeded (%lld ms)", (long long)rq->wall_ms);
         return "TLE";
     }
@@ -1960,6 +1962,7 @@ static void start_side(struct side *s)
     if (s->r.pid < 0) {
         s->o.fork_errno = errno;
         s->r.main_done = true;
+        s->r.t_end = now_ns();
         close(pfd[0]);
         return;
     }
@@ -1967,8 +1970,9 @@ static void start_side(struct side *s)
 }
 
 /* Runs both sides until both main processes ended, each under its own limits.  The program's
- * real-time limit always runs; the interactor's only once the program has ended, because an
- * interactor waiting for a stalled program is not at fault (the program gets the TLE).  When a
+ * real-time limit runs from the start; the interactor's from the program's end, because an
+ * interactor waiting for a stalled program is not at fault (the program gets the TLE), and one
+ * that waited for a slow but correct program must still get its time to finish.  When a
  * side's main process ends or a side exceeds a limit, its leftovers are killed, so its pipe ends
  * close and the other side sees EOF or EPIPE and can finish. */
 static void supervise_pair(struct side s[2])
@@ -2024,11 +2028,13 @@ static void supervise_pair(struct side s[2])
             const int64_t cpu_limit = sd->rq->cpu_ms * NS_PER_MS;
             const int64_t wall_limit = sd->rq->wall_ms * NS_PER_MS;
             int64_t used = sd->reaped_cpu_ns + cpu[k];
+            /* The interactor's real time counts from the program's end (see above). */
+            int64_t waited = k == 0 ? elapsed : now_ns() - s[0].r.t_end;
             if (anon[k] > sd->peak_anon)
                 sd->peak_anon = anon[k];
             if (used > cpu_limit)
                 sd->o.reason = KR_CPU;
-            else if (elapsed > wall_limit && (k == 0 || s[0].r.main_done))
+            else if (waited > wall_limit && (k == 0 || s[0].r.main_done))
                 sd->o.reason = KR_WALL;
             else if (sd->peak_anon > sd->rq->mem_kib * 1024)
                 sd->o.reason = KR_MEM;
@@ -2040,8 +2046,8 @@ static void supervise_pair(struct side s[2])
             }
             if (cpu_limit - used < wait)
                 wait = cpu_limit - used > NS_PER_MS ? cpu_limit - used : NS_PER_MS;
-            if (wall_limit - elapsed < wait && wall_limit > elapsed)
-                wait = wall_limit - elapsed + 1;
+            if ((k == 0 || s[0].r.main_done) && wall_limit - waited < wait && wall_limit > waited)
+                wait = wall_limit - waited + 1;
         }
         sleep_for_sigchld(wait);
     }
@@ -2064,6 +2070,8 @@ static void supervise_pair(struct side s[2])
             close(sd->rfd);
         }
         o->cpu_ns = sd->reaped_cpu_ns;
+        if (k == 1 && s[0].r.t_end > s[1].r.t0)
+            o->unlimited_ns = s[0].r.t_end - s[1].r.t0;
         o->real_ns = (sd->r.main_done && sd->r.t_end ? sd->r.t_end : now_ns()) - sd->r.t0;
         o->mem_kib = sd->peak_anon / 1024;
         if (sd->r.maxrss_kib > o->mem_kib)

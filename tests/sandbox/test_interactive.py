@@ -190,3 +190,26 @@ async def test_each_side_has_its_own_cpu_limit(runtime: SandboxRuntime) -> None:
     assert out.interactor is not None
     assert out.interactor.meta.status == "", out.interactor.meta
     assert out.interactor.meta.cpu_time_ms < 200, out.interactor.meta
+
+
+async def test_an_interactor_waiting_for_a_slow_program_is_not_its_fault(
+    runtime: SandboxRuntime,
+) -> None:
+    async with runtime.sandbox(DEFAULT_IMAGE) as box:
+        out = await box.run(
+            ExecRequest(
+                # Slow but within its limits: it thinks (sleeps) for 1 s, then answers.
+                argv=("sh", "-c", "sleep 1; echo done"),
+                cpu_time_ms=2000,
+                interactor=interactor(
+                    argv=("sh", "-c", 'read line && test "$line" = done'),
+                    cpu_time_ms=200,
+                    private=(),
+                ),
+            )
+        )
+    assert out.meta.status == "", out.meta
+    assert out.interactor is not None
+    # Its real-time limit (300 ms) is far below the program's run time, yet it is fine.
+    assert out.interactor.meta.status == "", out.interactor.meta
+    assert out.interactor.meta.real_time_ms >= 1000

@@ -524,6 +524,8 @@ def test_an_interactor_gets_the_defaults_of_an_execute() -> None:
         ({"time_limit": 0}, "mission.prepare.execute[0].interactor.time_limit"),
         ({"command": []}, "mission.prepare.execute[0].interactor.command"),
         ({"meta": "meta"}, "mission.prepare.execute[0]"),
+        ({"private": ["meta"]}, "mission.prepare.execute[0]"),
+        ({"stderr": "./meta"}, "mission.prepare.execute[0]"),
     ],
 )
 def test_interactor_errors_name_their_path(interactor: dict[str, Any], path: str) -> None:
