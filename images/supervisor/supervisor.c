@@ -1875,19 +1875,54 @@ static void proc_scan_pair(int64_t cpu_ns[2], int64_t anon[2])
     }
 }
 
+/* Whether a process other than `self` owned by uid is still alive (not a zombie). */
+static bool uid_has_live(uid_t uid, pid_t self)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return false;
+    bool found = false;
+    char path[64], buf[512];
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 1 || pid == self)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        ssize_t r = fstat(fd, &st) == 0 && st.st_uid == uid ? read(fd, buf, sizeof buf - 1) : -1;
+        close(fd);
+        char *p = r > 0 ? (buf[r] = '\0', strrchr(buf, ')')) : NULL;
+        if (p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X')
+            found = true;
+    }
+    closedir(d);
+    return found;
+}
+
 /* SIGKILLs every process of one side.  kill(-1) by a helper running as that uid reaches exactly
  * the processes of that uid (an unprivileged sender may signal its own uid only), in one sweep
- * of the kernel's task list; repeated until nothing is left to signal, so a forking process
- * cannot slip through.  The helper is reaped here and counts for nobody. */
+ * of the kernel's task list; repeated until /proc shows none of them alive, so a forking
+ * process cannot slip through.  (kill's return value cannot tell: Linux and gVisor answer
+ * differently when some processes could not be signalled.)  The helper is reaped here and
+ * counts for nobody. */
 static void kill_uid(uid_t uid, gid_t gid)
 {
     pid_t h = fork();
     if (h == 0) {
         if (setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0)
             _exit(1);
-        for (int i = 0; i < 10000; i++)
-            if (kill(-1, SIGKILL) != 0 && errno == ESRCH)
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 100 * 1000};
+        for (int i = 0; i < 20000; i++) {
+            (void)kill(-1, SIGKILL);
+            if (!uid_has_live(uid, getpid()))
                 break;
+            nanosleep(&pause, NULL);
+        }
         _exit(0);
     }
     if (h > 0)

@@ -123,7 +123,13 @@ async def test_the_program_cannot_read_the_interactors_private_file(
                 argv=("python3", "-c", "print(open('secret.txt').read())"),
                 stderr="err.txt",
                 record_stderr_bytes=512,
-                interactor=interactor(argv=("python3", "-c", "print(open('secret.txt').read())")),
+                interactor=interactor(
+                    argv=(
+                        "python3",
+                        "-c",
+                        "import sys; sys.stderr.write(open('secret.txt').read())",
+                    )
+                ),
             )
         )
         later = await box.run(
@@ -138,6 +144,7 @@ async def test_the_program_cannot_read_the_interactors_private_file(
     assert b"Permission denied" in out.stderr
     assert out.interactor is not None
     assert out.interactor.meta.status == "", out.interactor.meta
+    assert out.interactor.stderr == b"271828\n"
     # It stays private after the execute.
     assert later.meta.status == "RE"
     assert b"Permission denied" in later.stdout
@@ -213,3 +220,46 @@ async def test_an_interactor_waiting_for_a_slow_program_is_not_its_fault(
     # Its real-time limit (300 ms) is far below the program's run time, yet it is fine.
     assert out.interactor.meta.status == "", out.interactor.meta
     assert out.interactor.meta.real_time_ms >= 1000
+
+
+async def test_a_programs_leftover_holding_the_pipe_is_killed_so_the_interactor_sees_eof(
+    runtime: SandboxRuntime,
+) -> None:
+    async with runtime.sandbox(DEFAULT_IMAGE) as box:
+        out = await box.run(
+            ExecRequest(
+                # The background sleep inherits the pipe: without the supervisor killing the
+                # program's processes when its main one ends, the interactor would wait for EOF
+                # until its own limit.
+                argv=("sh", "-c", "sleep 100 & echo bye"),
+                cpu_time_ms=5000,
+                interactor=interactor(argv=("sh", "-c", "cat >/dev/null"), private=()),
+            )
+        )
+    assert out.meta.status == "", out.meta
+    assert out.interactor is not None
+    assert out.interactor.meta.status == "", out.interactor.meta
+    assert out.interactor.meta.real_time_ms < 3000, out.interactor.meta
+
+
+async def test_the_program_cannot_signal_the_interactor(runtime: SandboxRuntime) -> None:
+    async with runtime.sandbox(DEFAULT_IMAGE) as box:
+        out = await box.run(
+            ExecRequest(
+                argv=(
+                    "python3",
+                    "-c",
+                    # Linux and gVisor differ in the error when nothing could be signalled.
+                    "import os, signal\ntry: os.kill(-1, signal.SIGKILL)\n"
+                    "except OSError: pass\nprint('still here')",
+                ),
+                cpu_time_ms=5000,
+                interactor=interactor(
+                    argv=("sh", "-c", 'read line; echo "interactor got: $line" >&2'), private=()
+                ),
+            )
+        )
+    assert out.meta.status == "", out.meta
+    assert out.interactor is not None
+    assert out.interactor.meta.status == "", out.interactor.meta
+    assert out.interactor.stderr == b"interactor got: still here\n"
