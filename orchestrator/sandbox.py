@@ -233,6 +233,7 @@ class Sandbox:
         self.container_runtime = container_runtime
         self._fence_bytes = fence_bytes
         self._fixed_fence = container_runtime in runtime.config.fixed_fence_runtimes
+        self.features: frozenset[str] = frozenset()  # from the supervisor's hello
         self._broken: str | None = None
         self.closed = False
 
@@ -268,6 +269,13 @@ class Sandbox:
         Verdicts (TLE/MLE/OLE/RE/SE) are data. Raises ``SandboxError`` (or another
         ``JudgeError``) only when the sandbox itself failed; the sandbox is then unusable.
         """
+        if req.interactor is not None and "interactor" not in self.features:
+            # An older supervisor would ignore the interactor and run the program alone.
+            meta = Meta.system_error(
+                f"image '{self.image}' has a supervisor without interactive executes "
+                "(rebuild it on the current judge/base)"
+            )
+            return ExecOutcome(meta, interactor=ExecOutcome(meta))
         fence = self._runtime.config.fence_bytes(req.fence_memory_kib)
         if fence != self._fence_bytes and not self._fixed_fence:
             await self._runtime.adapter.update_memory(self.container_id, fence)
@@ -390,6 +398,9 @@ class SandboxRuntime:
             raise SandboxError(
                 f"image '{image}' has no judge supervisor (it said {handle.hello[:200]!r})"
             )
+        features = hello.get("features")
+        if isinstance(features, list):
+            sandbox.features = frozenset(str(f) for f in features)
         return sandbox
 
     @asynccontextmanager

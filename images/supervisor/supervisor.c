@@ -2454,7 +2454,10 @@ int main(void)
     cg_detect();
     {
         struct sb b = {0};
-        sb_printf(&b, "{\"ok\":true,\"op\":\"hello\",\"version\":%d,\"cgroup\":\"%s\"}\n",
+        /* "features" names the optional parts of the protocol this supervisor speaks. */
+        sb_printf(&b,
+                  "{\"ok\":true,\"op\":\"hello\",\"version\":%d,\"cgroup\":\"%s\","
+                  "\"features\":[\"interactor\"]}\n",
                   PROTOCOL_VERSION, cg.version);
         out_sb(&b);
         sb_free(&b);
