@@ -9,7 +9,9 @@ import pytest
 from service.settings import Settings, SettingsError
 
 
-def test_defaults_are_usable() -> None:
+def test_defaults_are_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in Settings.variables():
+        monkeypatch.delenv(var, raising=False)
     s = Settings()
     assert (s.host, s.port, s.tokens) == ("127.0.0.1", 8000, ())
     assert s.runtimes == ("runc",)
