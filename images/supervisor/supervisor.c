@@ -1930,27 +1930,160 @@ static void kill_uid(uid_t uid, gid_t gid)
             ;
 }
 
-/* Makes each private file readable by the interactor only: opened as the sandbox user (no
- * links: O_NOFOLLOW; regular files only), chmod 0600 by its owner, then chown to the
- * interactor (CAP_CHOWN).  A file the interactor already owns is left as it is.  Returns 0, or
- * the errno of the first failure with *which set to its index. */
+/* The directories holding private files, locked for the execute (see make_private). */
+struct dir_guard {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    uid_t uid;
+    gid_t gid;
+    mode_t mode;
+};
+
+#define MAX_GUARDS 256
+static struct dir_guard g_guard[MAX_GUARDS];
+static size_t g_nguard;
+
+/* fchmod as the sandbox user, the owner: root without CAP_FOWNER may not (gVisor refuses even
+ * a root-owned file). */
+static int chmod_as_user(int fd, mode_t mode)
+{
+    if (!become_user())
+        return errno ? errno : EPERM;
+    int err = fchmod(fd, mode) != 0 ? errno : 0;
+    become_root();
+    return err;
+}
+
+/* Locks one directory of the sandbox user for the execute: the sticky bit (set by its owner),
+ * then root becomes its owner and the sandbox group keeps write access.  The program (uid
+ * 10001) can still create files there, but an entry can only be renamed or removed by its own
+ * owner now, so it can no longer move an interactor's private file (owned by 10002) or a locked
+ * directory aside to plant its own: an interactor that opens its secret late reads the real
+ * one.  A directory owned by anyone else is not the program's to move anyway.  fd stays the
+ * caller's; the guard keeps a duplicate. */
+static int lock_dir(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ENOTDIR;
+    if (st.st_uid != SANDBOX_UID)
+        return 0;
+    for (size_t i = 0; i < g_nguard; i++)
+        if (g_guard[i].dev == st.st_dev && g_guard[i].ino == st.st_ino)
+            return 0;
+    if (g_nguard == MAX_GUARDS)
+        return ENAMETOOLONG;
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (own < 0)
+        return errno;
+    g_guard[g_nguard++] =
+        (struct dir_guard){own, st.st_dev, st.st_ino, st.st_uid, st.st_gid, st.st_mode & 07777};
+    int err = chmod_as_user(own, 01775);
+    if (!err && fchown(own, 0, SANDBOX_GID) != 0)
+        err = errno;
+    return err;
+}
+
+/* Gives the locked directories back as they were, deepest first: to the sandbox user, then
+ * their mode, set by that owner. */
+static void unlock_dirs(void)
+{
+    while (g_nguard > 0) {
+        struct dir_guard *g = &g_guard[--g_nguard];
+        struct stat st;
+        int err = fchown(g->fd, g->uid, g->gid) != 0 ? errno : 0;
+        /* gVisor may still hold the old owner for the directory (files were created in it):
+         * an fstat refreshes it, else the owner's chmod below is refused. */
+        if (!err)
+            (void)fstat(g->fd, &st);
+        if (!err)
+            err = chmod_as_user(g->fd, g->mode);
+        if (err)
+            logmsg("supervisor: cannot restore a directory: %s", strerror(err));
+        close(g->fd);
+    }
+}
+
+/* Opens a private file as the sandbox user by walking its path from /box one component at a
+ * time (O_NOFOLLOW everywhere: no symbolic link, not even in a directory's place), locking each
+ * directory on the way (as root).  Returns the file's fd or -1 with errno set. */
+static int open_private(const char *name)
+{
+    char buf[PATH_MAX];
+    if (strlen(name) >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(buf, name);
+    if (!become_user())
+        return -1;
+    int dir = open(BOX_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    become_root();
+    if (dir < 0)
+        return -1;
+    int err = lock_dir(dir), fd = -1;
+    char *save = NULL, *comp = strtok_r(buf, "/", &save);
+    while (!err && comp) {
+        char *next = strtok_r(NULL, "/", &save);
+        if (strcmp(comp, "..") == 0) {
+            err = EINVAL;
+            break;
+        }
+        if (strcmp(comp, ".") == 0 && next) {
+            comp = next;
+            continue;
+        }
+        if (!become_user()) {
+            err = errno ? errno : EPERM;
+            break;
+        }
+        fd = openat(dir, comp, next ? O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+                                    : O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        err = fd < 0 ? errno : 0;
+        become_root();
+        if (err || !next)
+            break;
+        close(dir);
+        dir = fd;
+        fd = -1;
+        err = lock_dir(dir);
+        comp = next;
+    }
+    close(dir);
+    if (!err && fd >= 0)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    errno = err ? err : EINVAL;
+    return -1;
+}
+
+/* Makes each private file readable by the interactor only: opened as the sandbox user (see
+ * open_private; regular files only), chmod 0600 by its owner, then chown to the interactor
+ * (CAP_CHOWN).  A file the interactor already owns is left as it is.  The directories on the
+ * way stay locked until unlock_dirs().  Returns 0, or the errno of the first failure with
+ * *which set to its index. */
 static int make_private(const struct interactor_req *ir, size_t *which)
 {
     for (size_t i = 0; i < ir->n_private; i++) {
         *which = i;
-        if (!become_user())
-            return errno ? errno : EPERM;
-        int fd = open(ir->private_path[i], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
-                                               O_CLOEXEC);
+        int fd = open_private(ir->private_name[i]);
         int err = fd < 0 ? errno : 0;
         struct stat st;
         if (!err && fstat(fd, &st) != 0)
             err = errno;
         if (!err && !S_ISREG(st.st_mode))
             err = EISDIR;
-        if (!err && st.st_uid != INTERACTOR_UID && fchmod(fd, 0600) != 0)
-            err = errno;
-        become_root();
+        if (!err && st.st_uid != INTERACTOR_UID) {
+            if (!become_user())
+                err = errno ? errno : EPERM;
+            else {
+                if (fchmod(fd, 0600) != 0)
+                    err = errno;
+                become_root();
+            }
+        }
         if (!err && st.st_uid != INTERACTOR_UID && fchown(fd, INTERACTOR_UID, INTERACTOR_GID))
             err = errno;
         if (fd >= 0)
@@ -2199,6 +2332,7 @@ static void op_exec_interactive(const struct exec_req *rq, const struct interact
     size_t which = 0;
     int err = make_private(ir, &which);
     if (err) {
+        unlock_dirs();
         struct sb m = {0};
         sb_printf(&m, "cannot make private file '%s' private: %s", ir->private_name[which],
                   err == ENOENT ? "not found" : errstr(err));
@@ -2217,6 +2351,7 @@ static void op_exec_interactive(const struct exec_req *rq, const struct interact
     }
     give_stderr_file(&ir->rq);
     supervise_pair(s);
+    unlock_dirs();                          /* nothing of the execute runs any more */
 
     struct sb b = {0};
     sb_puts(&b, "{\"ok\":true,\"op\":\"exec\",");

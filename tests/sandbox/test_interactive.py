@@ -263,3 +263,76 @@ async def test_the_program_cannot_signal_the_interactor(runtime: SandboxRuntime)
     assert out.interactor is not None
     assert out.interactor.meta.status == "", out.interactor.meta
     assert out.interactor.stderr == b"interactor got: still here\n"
+
+
+# The program tries to swap the secret for its own before the (slow) interactor reads it.
+FORGER = """\
+import os, sys
+for path in ("secret.txt", "deep/er/secret.txt", "deep", "deep/er"):
+    try:
+        os.rename(path, path + ".moved")
+        print("moved", path, file=sys.stderr)
+    except OSError as e:
+        print("refused", path, e.errno, file=sys.stderr)
+for path in ("secret.txt", "deep/er/secret.txt"):
+    try:
+        os.unlink(path)
+        print("removed", path, file=sys.stderr)
+    except OSError as e:
+        print("refused", path, e.errno, file=sys.stderr)
+open("mine.txt", "w").write("the program may still create files\\n")
+print("? 1", flush=True)
+"""
+
+LATE_READER = """\
+import sys, time
+time.sleep(0.3)
+print(open("secret.txt").read().strip(), open("deep/er/secret.txt").read().strip(), file=sys.stderr)
+print(sys.stdin.readline().strip(), file=sys.stderr)
+"""
+
+
+async def test_the_program_cannot_swap_a_private_file_for_its_own(
+    runtime: SandboxRuntime,
+) -> None:
+    async with runtime.sandbox(DEFAULT_IMAGE) as box:
+        await box.put_files(
+            {
+                "secret.txt": b"271828\n",
+                "deep/er/secret.txt": b"314159\n",
+                "forger.py": FORGER.encode(),
+                "late.py": LATE_READER.encode(),
+            }
+        )
+        out = await box.run(
+            ExecRequest(
+                argv=("python3", "forger.py"),
+                cpu_time_ms=5000,
+                stderr="forger.err",
+                record_stderr_bytes=1024,
+                interactor=interactor(
+                    argv=("python3", "late.py"), private=("secret.txt", "deep/er/secret.txt")
+                ),
+            )
+        )
+        after = await box.run(
+            ExecRequest(
+                argv=(
+                    "python3",
+                    "-c",
+                    "import os; s = os.stat('.'); t = os.stat('deep');"
+                    " print(s.st_uid, s.st_gid, oct(s.st_mode & 0o7777), t.st_uid, oct(t.st_mode))"
+                    "; open('new.txt', 'w').write('x')",
+                ),
+                stdout="stat.txt",
+                record_stdout_bytes=128,
+            )
+        )
+    assert out.meta.status == "", (out.meta, out.stderr)
+    assert out.stderr.count(b"refused") == 6, out.stderr
+    assert out.interactor is not None
+    assert out.interactor.stderr == b"271828 314159\n? 1\n", out.interactor.stderr
+    # The sandbox directory is the sandbox user's again afterwards.
+    assert after.meta.status == "", after.meta
+    assert after.stdout.split()[:3] == [b"10001", b"10001", b"0o755"]
+    assert after.stdout.split()[3] == b"10001"
