@@ -88,12 +88,16 @@ class MissionIO:
     ``inputs`` (relative path -> content) are placed in the main sandbox before prepare.
     After final, each path of ``collect`` ("" = the whole sandbox) is read back as a vetted tar
     (links and devices left out) into ``collected``, or its error into ``collect_errors``.
+    ``sandbox`` is the main sandbox while the mission's stages run (None before its inputs are
+    in and once they are over): a front door may read files from it with ``get_archive`` (e.g.
+    the output of a running command), never talk to its supervisor, which the runner owns.
     """
 
     inputs: dict[str, bytes] = field(default_factory=dict)
     collect: list[str] = field(default_factory=list)
     collected: dict[str, bytes] = field(default_factory=dict)
     collect_errors: dict[str, str] = field(default_factory=dict)
+    sandbox: Sandbox | None = None
 
 
 @dataclass
@@ -234,8 +238,12 @@ class _MissionRun:
             except (JudgeError, ValueError) as e:
                 self.main_error = str(e)
             try:
-                for stage in self.stages:
-                    await self._run_stage(stage, stack)
+                self.io.sandbox = self.main
+                try:
+                    for stage in self.stages:
+                        await self._run_stage(stage, stack)
+                finally:
+                    self.io.sandbox = None
                 await self._collect()
             finally:
                 # Shielded: a second cancellation must not leave removals half-awaited.

@@ -330,15 +330,19 @@ class Sandbox:
         target = BOX_PATH if not directory else posixpath.join(BOX_PATH, directory)
         await self._runtime.adapter.put_archive(self.container_id, target, data)
 
-    async def get_archive(self, path: str, *, skip_special: bool = False) -> bytes:
+    async def get_archive(
+        self, path: str, *, skip_special: bool = False, max_bytes: int | None = None
+    ) -> bytes:
         """Return a vetted tar of ``path`` whose top member is its last component.
 
-        ``path`` "" is the whole sandbox (top member ``box``). Raises ``PathNotFound``,
-        ``TransferRefused`` (a link or device unless ``skip_special``, too large) or
-        ``SandboxError``.
+        ``path`` "" is the whole sandbox (top member ``box``). Reads at most ``max_bytes`` of
+        files (default: the sandbox's disk size). Raises ``PathNotFound``, ``TransferRefused``
+        (a link or device unless ``skip_special``, too large) or ``SandboxError``.
         """
         rel = check_relative_path(path) if path else ""
         cap = self._runtime.config.box_kib * 1024
+        if max_bytes is not None:
+            cap = min(cap, max_bytes)
         # The raw tar carries 512-byte headers and padding beyond the files' own bytes.
         raw = await self._runtime.adapter.get_archive(
             self.container_id,

@@ -9,6 +9,7 @@ from aiohttp import web
 from orchestrator.sandbox import SandboxRuntime
 from service.frontdoors.blobs import BlobStore
 from service.frontdoors.executor import ExecutorDoor
+from service.frontdoors.retention import RetentionSweeper
 from service.frontdoors.zerovm import ExecDoor
 from service.settings import Settings
 from service.store import Store
@@ -22,5 +23,16 @@ WORKERS = web.AppKey("workers", MissionWorkers)
 BLOBS = web.AppKey("blobs", BlobStore)
 EXECUTOR = web.AppKey("executor", ExecutorDoor)
 EXEC = web.AppKey("exec", ExecDoor)
+RETENTION = web.AppKey("retention", RetentionSweeper)
 
-__all__ = ["BLOBS", "EXEC", "EXECUTOR", "HTTP", "RUNTIME", "SETTINGS", "STORE", "WORKERS"]
+__all__ = [
+    "BLOBS",
+    "EXEC",
+    "EXECUTOR",
+    "HTTP",
+    "RETENTION",
+    "RUNTIME",
+    "SETTINGS",
+    "STORE",
+    "WORKERS",
+]

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     sandbox_tmp_kib: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     sandbox_pids: int = Field(128, ge=16, le=1_000_000)
     docker_threads: int = Field(64, ge=4, le=4096)
+    # Executor blobs per token (files and artifacts it uploaded or its jobs produced).
+    storage_quota_bytes: int = Field(1 << 30, ge=1024, le=1 << 50)
+    # Finished jobs and missions, and blobs no token touched, are removed after this long.
+    retention_s: float = Field(7 * 86400.0, ge=1, le=10 * 365 * 86400.0)
+    retention_sweep_s: float = Field(600.0, ge=0.1, le=86400)
 
     def __init__(self, **values: Any) -> None:
         try:
