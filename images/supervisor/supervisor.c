@@ -2040,6 +2040,9 @@ static int open_private(const char *name)
         }
         fd = openat(dir, comp, next ? O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
                                     : O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        /* Private since an earlier execute: unreadable for us, but fstat can tell. */
+        if (fd < 0 && errno == EACCES && !next)
+            fd = openat(dir, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         err = fd < 0 ? errno : 0;
         become_root();
         if (err || !next)
@@ -2074,7 +2077,7 @@ static int make_private(const struct interactor_req *ir, size_t *which)
         if (!err && fstat(fd, &st) != 0)
             err = errno;
         if (!err && !S_ISREG(st.st_mode))
-            err = EISDIR;
+            err = S_ISLNK(st.st_mode) ? ELOOP : S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
         if (!err && st.st_uid != INTERACTOR_UID) {
             if (!become_user())
                 err = errno ? errno : EPERM;
