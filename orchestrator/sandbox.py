@@ -43,6 +43,15 @@ class SandboxConfig:
     # Runtimes whose containers cannot change their memory limit once started (runsc has no
     # `update`): their fence is sized once, at creation, for the largest limit to come.
     fixed_fence_runtimes: tuple[str, ...] = ("runsc",)
+    # Under gVisor the container's pids limit counts gVisor's own threads on the host (its
+    # kernel is one Go process), not the sandbox's processes: 128 starve it under load.
+    runsc_pids_limit: int = 1024
+
+    def pids_for(self, runtime: str | None) -> int:
+        """The container's pids limit under ``runtime``."""
+        if runtime == "runsc":
+            return max(self.pids_limit, self.runsc_pids_limit)
+        return self.pids_limit
 
     def fence_bytes(self, memory_kib: int) -> int:
         """The container's hard memory fence for an execute limited to ``memory_kib``.
@@ -387,7 +396,7 @@ class SandboxRuntime:
             memory_fence_bytes=fence,
             box_kib=self.config.box_kib,
             tmp_kib=self.config.tmp_kib,
-            pids_limit=self.config.pids_limit,
+            pids_limit=self.config.pids_for(runtime),
             nano_cpus=int(self.config.cpus * 1e9),
             runtime=runtime,
         )
