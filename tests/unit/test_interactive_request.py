@@ -1,4 +1,4 @@
-"""Interactive execute requests without an engine: the wire format and the refusal to send one
+"""Interactive execute requests and runtime settings without an engine: the wire format,
 to a supervisor that does not speak it."""
 
 from __future__ import annotations
@@ -51,3 +51,10 @@ async def test_an_old_supervisor_gets_no_interactive_execute() -> None:
     assert "old/image" in out.meta.message
     assert out.interactor is not None
     assert out.interactor.meta.status == "SE"
+
+
+def test_runsc_sandboxes_get_room_for_gvisors_threads() -> None:
+    config = SandboxConfig(pids_limit=128)
+    assert config.pids_for(None) == config.pids_for("runc") == 128
+    assert config.pids_for("runsc") == 1024
+    assert SandboxConfig(pids_limit=4096).pids_for("runsc") == 4096
