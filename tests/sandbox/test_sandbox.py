@@ -52,10 +52,15 @@ async def test_echo_hello_world(runtime: SandboxRuntime) -> None:
 
 async def test_busy_loop_is_stopped_at_the_cpu_limit(runtime: SandboxRuntime) -> None:
     async with runtime.sandbox(DEFAULT_IMAGE) as box:
-        out = await box.run(sh("while :; do :; done", cpu_time_ms=500))
-    assert out.meta.status == "TLE"
+        for _ in range(3):
+            out = await box.run(sh("while :; do :; done", cpu_time_ms=500))
+            assert out.meta.status == "TLE", out.meta
+            # On a machine busy with other jobs the loop may get less than a third of a CPU
+            # and reach the real-time limit (750 ms) first: not what is measured here, again.
+            if "CPU time" in out.meta.message:
+                break
+    assert "CPU time" in out.meta.message, out.meta
     assert 500 <= out.meta.cpu_time_ms <= 550, out.meta
-    assert "CPU time" in out.meta.message
 
 
 async def test_sleeper_is_stopped_at_one_and_a_half_times_the_limit(
