@@ -23,8 +23,9 @@ from typing import Any
 
 import aiohttp
 
+from orchestrator.budget import ByteBudget
 from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
-from orchestrator.fetch import Fetched, FetchLimits, fetch
+from orchestrator.fetch import FetchLimits, fetch
 from orchestrator.mission import (
     Execute,
     Mission,
@@ -79,6 +80,8 @@ class MissionDeps:
     default_image: str
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
     blob_reader: Callable[[str], Awaitable[bytes | None]] | None = None
+    # The most bytes of files one mission may hold in the server at once (see _fetch_files).
+    files_budget_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass
@@ -250,6 +253,7 @@ class _MissionRun:
             )
         self.main: Sandbox | None = None
         self.main_error: str | None = None
+        self.budget = ByteBudget(deps.files_budget_bytes)
 
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
@@ -322,36 +326,68 @@ class _MissionRun:
                 self.on_execute(ExecuteDone(stage.name, stage.task, i, stage.result["execute"][i]))
 
     async def _fetch_files(self, stage: _Stage) -> str:
-        """Download a stage's files into the main sandbox; "" or why its executes cannot run."""
+        """Download a stage's files into the main sandbox; "" or why its executes cannot run.
+
+        Memory: each download reserves what it may hold from the mission's budget before it
+        starts; a finished file keeps its size reserved until it is in the sandbox. Files are
+        placed in batches of a quarter of the budget, so a stage of any number of files never
+        holds more than the budget (plus the archive of one batch being built).
+        """
         if not stage.files:
             return self.main_error or ""
+        budget = self.budget
+        limits = self.deps.fetch_limits
         sem = asyncio.Semaphore(_FETCH_CONCURRENCY)
+        problems: list[str] = []
+        pending: dict[str, bytes] = {}
+        held_for_pending = 0
+        placing = asyncio.Lock()
 
-        async def one(url: str) -> Fetched:
+        async def place() -> None:
+            nonlocal pending, held_for_pending
+            async with placing:
+                batch, held = pending, held_for_pending
+                pending, held_for_pending = {}, 0
+                try:
+                    if batch and self.main is not None:
+                        with self.times.phase("transfer"):
+                            await self.main.put_files(batch)
+                except (JudgeError, ValueError) as e:
+                    problems.append(f"files could not be placed in the sandbox: {e}")
+                finally:
+                    del batch
+                    await budget.release(held)
+
+        async def one(name: str, url: str) -> tuple[int, bytes, str]:
+            nonlocal held_for_pending
             async with sem:
-                return await fetch(
-                    self.deps.session, url, self.deps.fetch_limits, self.deps.blob_reader
-                )
+                held = await budget.reserve(limits.max_bytes)
+                try:
+                    got = await fetch(self.deps.session, url, limits, self.deps.blob_reader)
+                except BaseException:
+                    await budget.release(held)
+                    raise
+            if got.data is None or got.error:
+                await budget.release(held)
+                return got.status, got.head, got.error or "no data"
+            keep = min(len(got.data), held)
+            await budget.release(held - keep)
+            pending[name] = got.data
+            held_for_pending += keep
+            if held_for_pending >= budget.flush_at:
+                await place()
+            return got.status, got.head, ""
 
         with self.times.phase("fetch"):
-            fetched = await asyncio.gather(*(one(url) for url in stage.files.values()))
-        problems = []
-        ready: dict[str, bytes] = {}
-        for name, got in zip(stage.files, fetched, strict=True):
+            fetched = await asyncio.gather(*(one(n, u) for n, u in stage.files.items()))
+            await place()
+        for name, (status, head, error) in zip(stage.files, fetched, strict=True):
             stage.result["file"][name] = {
-                "status": got.status,
-                "content": base64.b64encode(got.head[:128]).decode(),
+                "status": status,
+                "content": base64.b64encode(head[:128]).decode(),
             }
-            if got.data is None or got.error:
-                problems.append(f"file '{name}' could not be downloaded: {got.error}")
-            else:
-                ready[name] = got.data
-        if self.main is not None and ready:
-            try:
-                with self.times.phase("transfer"):
-                    await self.main.put_files(ready)
-            except (JudgeError, ValueError) as e:
-                problems.append(f"files could not be placed in the sandbox: {e}")
+            if error:
+                problems.append(f"file '{name}' could not be downloaded: {error}")
         if self.main_error:
             problems.insert(0, self.main_error)
         return "; ".join(problems)
@@ -419,21 +455,32 @@ class _MissionRun:
             self._close_later(scoped)
 
     async def _pull_imports(self, ex: Execute, main: Sandbox) -> bytes | str:
-        """One tar holding every import (b"" for none), or why the imports failed."""
+        """One tar holding every import (b"" for none), or why the imports failed.
+
+        Read one after the other: nested paths (``a``, ``a/b``, ``a/b/c`` ...) may each hold
+        the same big file, so together they may come to more than the sandbox holds; beyond the
+        mission's file budget the execute is refused rather than the server's memory spent.
+        """
         paths = ex.scope.import_
         if not paths:
             return b""
-        got = await asyncio.gather(*(main.get_archive(p) for p in paths), return_exceptions=True)
-        tars = []
-        for path, item in zip(paths, got, strict=True):
-            if isinstance(item, PathNotFound):
+        tars: list[bytes] = []
+        total = 0
+        for path in paths:
+            try:
+                tar = await main.get_archive(path, max_bytes=self.budget.total)
+            except PathNotFound:
                 return f"import '{path}': not found"
-            if isinstance(item, TransferRefused):  # its message starts with the quoted path
-                return f"import {item}"
-            if isinstance(item, BaseException):
-                raise item
-            tars.append(item)
-        return concat_archives(tars)
+            except TransferRefused as e:  # its message starts with the quoted path
+                return f"import {e}"
+            total += len(tar)
+            if len(tars) >= 1 and total > self.budget.total:
+                return (
+                    f"import '{path}': the imports of this execute come to more than "
+                    f"{self.budget.total} bytes, the mission's file budget"
+                )
+            tars.append(tar)
+        return await asyncio.to_thread(concat_archives, tars)
 
     def _close_later(self, box: Sandbox) -> None:
         task = asyncio.create_task(self._timed_close(box), name="sandbox-close")
@@ -449,7 +496,8 @@ class _MissionRun:
     async def _export(self, scoped: Sandbox, main: Sandbox, path: str) -> str:
         try:
             with self.times.phase("transfer"):
-                data = await scoped.get_archive(path)
+                # An export is held once read and once vetted: half the budget each.
+                data = await scoped.get_archive(path, max_bytes=self.budget.total // 2)
         except PathNotFound:
             return f"export '{path}': not found in the scoped sandbox"
         except TransferRefused as e:  # its message starts with the quoted path
@@ -460,6 +508,8 @@ class _MissionRun:
                 await main.put_archive(parent, data)
         except PathNotFound:
             return f"export '{path}': directory '{parent}' does not exist in the sandbox"
+        except TransferRefused as e:  # a link on the way into the main sandbox
+            return f"export '{path}': into {e}"
         except SandboxError as e:  # e.g. the parent is a file: the engine refuses to unpack
             return f"export '{path}': {e}"
         return ""
@@ -495,8 +545,11 @@ async def run_mission(
     cancelled, the sandboxes are removed and ``CancelledError`` propagates. ``on_execute`` is
     called (on the event loop, must not block) each time an execute's entry is final.
     """
-    normalised = normalise(mission)
-    run = _MissionRun(mission, deps, times or PhaseTimes(), io or MissionIO(), on_execute)
+    # Both are proportional to the mission (thousands of executes): off the event loop.
+    normalised = await asyncio.to_thread(normalise, mission)
+    run = await asyncio.to_thread(
+        _MissionRun, mission, deps, times or PhaseTimes(), io or MissionIO(), on_execute
+    )
     work = asyncio.create_task(run.run(), name="mission")
     waiters: set[asyncio.Future[Any]] = {work}
     stopper: asyncio.Task[bool] | None = None

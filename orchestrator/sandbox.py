@@ -7,6 +7,7 @@ The wire format spoken with the supervisor is ``images/supervisor/PROTOCOL.md``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
@@ -15,11 +16,12 @@ import math
 import posixpath
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.docker_adapter import BOX_PATH, ContainerHandle, ContainerSpec, DockerAdapter
-from orchestrator.errors import JudgeError, SandboxError
+from orchestrator.errors import JudgeError, SandboxError, TransferRefused
+from orchestrator.seccomp import profile_json
 from orchestrator.tarutil import build_tar, check_relative_path, vet_archive
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,9 @@ class SandboxConfig:
         if runtime == "runsc":
             return max(self.pids_limit, self.runsc_pids_limit)
         return self.pids_limit
+
+    # Our allowlist (orchestrator/seccomp.json); None would leave the engine's default profile.
+    seccomp_profile: str | None = field(default_factory=profile_json)
 
     def fence_bytes(self, memory_kib: int) -> int:
         """The container's hard memory fence for an execute limited to ``memory_kib``.
@@ -244,6 +249,7 @@ class Sandbox:
         self._fixed_fence = container_runtime in runtime.config.fixed_fence_runtimes
         self.features: frozenset[str] = frozenset()  # from the supervisor's hello
         self._broken: str | None = None
+        self._ran = False  # no execute yet: /box holds only what the judge put there
         self.closed = False
 
     @property
@@ -285,6 +291,7 @@ class Sandbox:
                 "(rebuild it on the current judge/base)"
             )
             return ExecOutcome(meta, interactor=ExecOutcome(meta))
+        self._ran = True
         fence = self._runtime.config.fence_bytes(req.fence_memory_kib)
         if fence != self._fence_bytes and not self._fixed_fence:
             await self._runtime.adapter.update_memory(self.container_id, fence)
@@ -329,13 +336,50 @@ class Sandbox:
         ``JudgeError`` when the copy fails.
         """
         if files:
-            await self.put_archive("", build_tar(files))
+            # Nested names land in directories that an earlier execute may have made links.
+            parents = {posixpath.dirname(check_relative_path(n)) for n in files} - {""}
+            await self.refuse_links(sorted(parents), last=True)
+            # Building is proportional to the files: off the event loop.
+            await self.put_archive("", await asyncio.to_thread(build_tar, files))
+
+    async def refuse_links(self, paths: list[str], *, last: bool) -> None:
+        """Refuse when a component of one of ``paths`` is a symbolic link (the last one too
+        when ``last``); a missing component is left for the transfer itself to report.
+
+        The engine copies as root and follows links in a path's leading components, so
+        ``lnk/passwd`` with ``lnk -> /etc`` would read the image's ``/etc/passwd``. Nothing runs
+        in the sandbox between executes, so what is checked here stays true for the transfer;
+        before its first execute a sandbox holds no link at all (only vetted archives went in).
+        Raises ``TransferRefused`` (its message starts with the quoted path) or ``SandboxError``.
+        """
+        if not self._ran:
+            return
+        owners: dict[str, str] = {}
+        for rel in paths:
+            parts = rel.split("/") if rel else []
+            for i in range(len(parts) if last else len(parts) - 1):
+                owners.setdefault("/".join(parts[: i + 1]), rel)
+        if not owners:
+            return
+        prefixes = sorted(owners)  # a parent before its children
+        stats = await self._runtime.adapter.lstat_paths(
+            self.container_id, [posixpath.join(BOX_PATH, p) for p in prefixes]
+        )
+        for prefix, stat in zip(prefixes, stats, strict=True):
+            if stat is not None and stat.is_link:
+                raise TransferRefused(
+                    f"'{owners[prefix]}': '{prefix}' is a link (to '{stat.link_target}'); "
+                    "paths are never followed through links"
+                )
 
     async def put_archive(self, directory: str, data: bytes) -> None:
         """Unpack a (vetted) tar into ``directory`` ("" = the root), which must exist.
 
-        Raises ``PathNotFound`` when the directory is missing.
+        Raises ``PathNotFound`` when the directory is missing and ``TransferRefused`` when one of
+        its components is a link.
         """
+        if directory:
+            await self.refuse_links([check_relative_path(directory)], last=True)
         target = BOX_PATH if not directory else posixpath.join(BOX_PATH, directory)
         await self._runtime.adapter.put_archive(self.container_id, target, data)
 
@@ -349,6 +393,8 @@ class Sandbox:
         (a link or device unless ``skip_special``, too large) or ``SandboxError``.
         """
         rel = check_relative_path(path) if path else ""
+        # The last component may be a link: the archive then holds it as a link, refused below.
+        await self.refuse_links([rel], last=False)
         cap = self._runtime.config.box_kib * 1024
         if max_bytes is not None:
             cap = min(cap, max_bytes)
@@ -358,7 +404,10 @@ class Sandbox:
             posixpath.join(BOX_PATH, rel) if rel else BOX_PATH,
             cap + cap // 4 + 65536,
         )
-        return vet_archive(raw, f"'{rel or '.'}'", max_file_bytes=cap, skip_special=skip_special)
+        # Vetting walks every member (tens of thousands of files take seconds): off the loop.
+        return await asyncio.to_thread(
+            vet_archive, raw, f"'{rel or '.'}'", max_file_bytes=cap, skip_special=skip_special
+        )
 
     async def close(self) -> None:
         """Kill and remove the container and its volume. Idempotent; never raises."""
@@ -399,6 +448,7 @@ class SandboxRuntime:
             pids_limit=self.config.pids_for(runtime),
             nano_cpus=int(self.config.cpus * 1e9),
             runtime=runtime,
+            seccomp_profile=self.config.seccomp_profile,
         )
         handle = await self.adapter.start_sandbox(spec, self.config.start_timeout_s)
         sandbox = Sandbox(self, handle, image, fence, runtime)

@@ -20,8 +20,10 @@
  *    hostile program cannot trick us into reading or writing through its symbolic links.
  *  - SIGCHLD stays blocked; the monitor sleeps in sigtimedwait() for at most 5 ms, so a child's
  *    death wakes us at once and the limits are polled at least 200 times a second.
- *  - CPU time and anonymous memory come from the container's cgroup, which counts every
- *    descendant, including daemonized orphans and processes reaped by someone else.
+ *  - CPU time and memory come from the container's cgroup, which counts every descendant,
+ *    including daemonized orphans and processes reaped by someone else.  Memory is anonymous
+ *    memory plus shared memory (memfd, MAP_SHARED, /dev/shm, SysV); files in /box and /tmp are
+ *    not memory of the command: they are bounded by the sizes of those mounts.
  *  - No stdio on stdout: responses are assembled in memory (or streamed, for records) and written
  *    with a loop that survives EINTR, partial writes and a non-blocking pipe.
  *  - The supervisor keeps its resident memory small, because a forked child starts with a copy
@@ -46,6 +48,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1003,6 +1006,52 @@ static bool cg_anon_bytes(int64_t *out)
            find_key(cg.v2 ? "anon" : "total_rss", out);
 }
 
+/* Shared memory: memfd files, MAP_SHARED|MAP_ANONYMOUS, /dev/shm and SysV segments live in
+ * shmem, which the cgroup counts apart from anonymous memory; without it, 200 MiB written into a
+ * memfd passed a 64 MiB limit.  The tmpfs files of /box and /tmp are shmem too, but they have
+ * their own caps (the mounts' sizes), so what those mounts gained is taken out again (see
+ * shared_growth). */
+static bool cg_shmem_bytes(int64_t *out)
+{
+    return cg.mem_fd >= 0 && read_fd_text(cg.mem_fd) &&
+           find_key(cg.v2 ? "shmem" : "total_shmem", out);
+}
+
+static int g_tmpfs_fds[2] = {-1, -1};
+
+static void tmpfs_open(void)
+{
+    static const char *const mounts[] = {"/box", "/tmp"};
+    for (int i = 0; i < 2; i++)
+        g_tmpfs_fds[i] = open(mounts[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Bytes the files of /box and /tmp occupy now. */
+static int64_t tmpfs_used_bytes(void)
+{
+    int64_t used = 0;
+    for (int i = 0; i < 2; i++) {
+        struct statfs st;
+        if (g_tmpfs_fds[i] >= 0 && fstatfs(g_tmpfs_fds[i], &st) == 0)
+            used += (int64_t)(st.f_blocks - st.f_bfree) * (int64_t)st.f_bsize;
+    }
+    return used;
+}
+
+/* Shared memory the command gained since the baseline, files of /box and /tmp excepted.  The
+ * cgroup file is read before the mounts, so a file growing in between is under-counted rather
+ * than counted twice; files deleted meanwhile are not credited (those the judge put in were
+ * charged to the engine, not to us), so at most what the mounts held before can be hidden. */
+static int64_t shared_growth(bool base_ok, int64_t base_shmem, int64_t base_files)
+{
+    int64_t shmem;
+    if (!base_ok || !cg_shmem_bytes(&shmem))
+        return 0;
+    int64_t files = tmpfs_used_bytes() - base_files;
+    int64_t grown = shmem - base_shmem - (files > 0 ? files : 0);
+    return grown > 0 ? grown : 0;
+}
+
 static bool cg_oom_kills(int64_t *out)
 {
     return cg.oom_fd >= 0 && read_fd_text(cg.oom_fd) && find_key("oom_kill", out);
@@ -1420,6 +1469,8 @@ struct baseline {
     int64_t cg_cpu, self_cpu, children_cpu;
     bool anon_ok;
     int64_t anon;
+    bool shmem_ok;
+    int64_t shmem, files;
     bool oom_ok;
     int64_t oom;
 };
@@ -1430,6 +1481,8 @@ static void take_baseline(struct baseline *b)
     b->self_cpu = self_cpu_ns();
     b->children_cpu = children_cpu_ns();
     b->anon_ok = cg_anon_bytes(&b->anon);
+    b->shmem_ok = cg_shmem_bytes(&b->shmem);
+    b->files = tmpfs_used_bytes();
     b->oom_ok = cg_oom_kills(&b->oom);
 }
 
@@ -1453,6 +1506,7 @@ static void measure(const struct baseline *b, bool live, int64_t *cpu, int64_t *
     *cpu = v > 0 ? v : 0;
     if (b->anon_ok && cg_anon_bytes(&v)) {
         v -= b->anon;
+        v += shared_growth(b->shmem_ok, b->shmem, b->files);
     } else if (live) {
         if (!scanned)
             proc_scan(&scan_cpu, &scan_anon);
@@ -2590,6 +2644,7 @@ int main(void)
     mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 
     cg_detect();
+    tmpfs_open();
     {
         struct sb b = {0};
         /* "features" names the optional parts of the protocol this supervisor speaks. */

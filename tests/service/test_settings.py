@@ -89,3 +89,19 @@ def test_sandbox_sizes_are_settable(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_variables_lists_every_field() -> None:
     assert "JUDGE_SANDBOX_PIDS" in Settings.variables()
     assert len(Settings.variables()) == len(Settings.model_fields)
+
+
+def test_the_private_url_allowlist_is_split_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUDGE_ALLOW_PRIVATE", "10.1.2.0/24, files.internal,*.corp.example")
+    s = Settings.from_env()
+    assert s.allow_private == ("10.1.2.0/24", "files.internal", "*.corp.example")
+    assert s.address_policy.host_listed("a.corp.example")
+    monkeypatch.setenv("JUDGE_ALLOW_PRIVATE", "10.1.2.0/24,not a host")
+    with pytest.raises(SettingsError, match="JUDGE_ALLOW_PRIVATE"):
+        Settings.from_env()
+
+
+def test_a_whsec_secret_must_be_base64(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUDGE_CALLBACK_SECRET", "whsec_%%%")
+    with pytest.raises(SettingsError, match="JUDGE_CALLBACK_SECRET"):
+        Settings.from_env()
