@@ -23,7 +23,7 @@ venv: $(STAMP) ## create or refresh .venv (the package, editable, and its dev to
 
 install: venv ## same as venv (kept for old habits)
 
-engine: ## start a Docker engine if none answers (installs docker.io when missing)
+engine: ## start a Docker engine if none answers (installs docker.io when missing; JUDGE_RUNTIMES=runc,runsc adds gVisor)
 	bash scripts/ensure-docker.sh
 
 images: engine ## build or refresh every sandbox image (~1 s when nothing changed; no registry)
@@ -67,13 +67,14 @@ typecheck: venv ## mypy only
 test: venv images compose postgres webgme ## every test, sandbox tests on the real engine
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: venv ## only the tests that need no Docker engine
+test-unit: venv postgres ## only the tests that need no Docker engine
 	$(PY) -m pytest -m "not docker" $(PYTEST_ARGS)
 
-bench: venv images postgres ## benchmarks against raw Docker operations (sandbox, mission, service)
+bench: venv images postgres ## benchmarks against raw Docker operations (sandbox, mission, service, runc vs runsc, nodes)
 	$(PY) -m bench.sandbox_overhead
 	$(PY) -m bench.mission_bench
 	$(PY) -m bench.service_bench
+	$(PY) -m bench.runtime_bench
 	$(PY) -m bench.cluster_bench
 
 run: venv images ## start the server (JUDGE_* settings from the environment)

@@ -34,7 +34,14 @@ from orchestrator.mission import (
     normalise,
     task_macros,
 )
-from orchestrator.sandbox import ExecOutcome, ExecRequest, Meta, Sandbox, SandboxRuntime
+from orchestrator.sandbox import (
+    ExecOutcome,
+    ExecRequest,
+    InteractorRequest,
+    Meta,
+    Sandbox,
+    SandboxRuntime,
+)
 from orchestrator.tarutil import concat_archives
 
 log = logging.getLogger(__name__)
@@ -131,8 +138,20 @@ def _record(outcome: ExecOutcome | None, ex: Execute) -> dict[str, str]:
     return {"stdout": outcome.stdout_b64, "stderr": outcome.stderr_b64}
 
 
-def _entry(ex: Execute, meta: Meta, outcome: ExecOutcome | None = None) -> dict[str, Any]:
-    return {"name": ex.name, "meta": meta.to_dict(), "record": _record(outcome, ex)}
+def _entry(
+    ex: Execute,
+    meta: Meta,
+    outcome: ExecOutcome | None = None,
+    interactor_meta: Meta | None = None,
+) -> dict[str, Any]:
+    """An execute's result entry; an interactive one also gets ``interactor`` (its meta is
+    ``interactor_meta``, else the outcome's, else ``meta`` when it never ran)."""
+    entry = {"name": ex.name, "meta": meta.to_dict(), "record": _record(outcome, ex)}
+    if ex.interactor is not None:
+        inter = outcome.interactor if outcome is not None else None
+        imeta = interactor_meta or (inter.meta if inter is not None else meta)
+        entry["interactor"] = {"meta": imeta.to_dict(), "record": _record(inter, ex)}
+    return entry
 
 
 def _plan(mission: Mission) -> tuple[list[_Stage], dict[str, Any]]:
@@ -164,6 +183,26 @@ def _plan(mission: Mission) -> tuple[list[_Stage], dict[str, Any]]:
     return [prepare, *tasks, final], result
 
 
+def _interactor(ex: Execute) -> InteractorRequest | None:
+    inter = ex.interactor
+    if inter is None:
+        return None
+    return InteractorRequest(
+        argv=tuple(inter.command),
+        cpu_time_ms=inter.time_limit,
+        memory_kib=inter.memory_limit,
+        output_kib=inter.output_limit,
+        stderr=inter.stderr,
+        record_stderr_bytes=ex.record.stderr if ex.record.enable else 0,
+        private=tuple(inter.private),
+    )
+
+
+def _fence_kib(ex: Execute) -> int:
+    """The memory a sandbox needs for ``ex``: its limit plus its interactor's."""
+    return ex.memory_limit + (ex.interactor.memory_limit if ex.interactor else 0)
+
+
 def _request(ex: Execute) -> ExecRequest:
     return ExecRequest(
         argv=tuple(ex.command),
@@ -175,6 +214,7 @@ def _request(ex: Execute) -> ExecRequest:
         stderr=ex.stderr,
         record_stdout_bytes=ex.record.stdout if ex.record.enable else 0,
         record_stderr_bytes=ex.record.stderr if ex.record.enable else 0,
+        interactor=_interactor(ex),
     )
 
 
@@ -203,6 +243,14 @@ class _MissionRun:
         self.times = times
         self.image = mission.image or deps.default_image
         self.stages, self.result = _plan(mission)
+        self.container_runtime = mission.runtime
+        # A runtime that cannot resize a running container gets every sandbox sized once for
+        # the mission's largest execute.
+        self.fixed_fence_kib: int | None = None
+        if mission.runtime in deps.runtime.config.fixed_fence_runtimes:
+            self.fixed_fence_kib = max(
+                (_fence_kib(ex) for stage in self.stages for ex in stage.executes), default=65536
+            )
         self.main: Sandbox | None = None
         self.main_error: str | None = None
         self.budget = ByteBudget(deps.files_budget_bytes)
@@ -212,7 +260,7 @@ class _MissionRun:
             try:
                 with self.times.phase("create"):
                     first = self.stages[0].executes
-                    memory = first[0].memory_limit if first else 65536
+                    memory = _fence_kib(first[0]) if first else 65536
                     self.main = await self._create(memory)
                 stack.push_async_callback(self.main.close)
                 if self.io.inputs:
@@ -251,7 +299,11 @@ class _MissionRun:
         The engine's calls run on threads that cannot be interrupted: a creation under way when
         the mission is cancelled still makes a container and a volume, which nobody would own.
         """
-        creating = asyncio.ensure_future(self.deps.runtime.create(self.image, memory_kib))
+        if self.fixed_fence_kib is not None:
+            memory_kib = self.fixed_fence_kib
+        creating = asyncio.ensure_future(
+            self.deps.runtime.create(self.image, memory_kib, self.container_runtime)
+        )
         try:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:
@@ -352,15 +404,22 @@ class _MissionRun:
                     outcome = await main.run(_request(ex))
         except JudgeError as e:
             return _entry(ex, Meta.system_error(str(e)))
-        meta = outcome.meta
+        meta = await self._write_meta(main, ex.meta, outcome.meta)
+        imeta = None
+        if ex.interactor is not None and outcome.interactor is not None:
+            imeta = await self._write_meta(main, ex.interactor.meta, outcome.interactor.meta)
+        return _entry(ex, meta, outcome, imeta)
+
+    async def _write_meta(self, main: Sandbox, path: str, meta: Meta) -> Meta:
+        """Write ``meta`` to ``path`` in the main sandbox; the meta, amended if that failed."""
         try:
             with self.times.phase("meta"):
-                problem = await main.write_file(ex.meta, json.dumps(meta.to_dict()).encode())
+                problem = await main.write_file(path, json.dumps(meta.to_dict()).encode())
         except (JudgeError, ValueError) as e:
             problem = str(e)
         if problem:
-            meta = _with_failure(meta, f"cannot write meta file '{ex.meta}': {problem}")
-        return _entry(ex, meta, outcome)
+            meta = _with_failure(meta, f"cannot write meta file '{path}': {problem}")
+        return meta
 
     async def _scoped(self, ex: Execute, main: Sandbox) -> ExecOutcome:
         """Run ``ex`` in a fresh sandbox with its imports, then copy its exports back.
@@ -371,7 +430,7 @@ class _MissionRun:
         """
         with self.times.phase("create"):
             created, pulled = await asyncio.gather(
-                self._create(ex.memory_limit), self._pull_imports(ex, main), return_exceptions=True
+                self._create(_fence_kib(ex)), self._pull_imports(ex, main), return_exceptions=True
             )
         if isinstance(created, BaseException):
             raise created
@@ -391,7 +450,7 @@ class _MissionRun:
                 problem = await self._export(scoped, main, path)
                 if problem:
                     meta = _with_failure(meta, problem)
-            return ExecOutcome(meta, outcome.stdout_b64, outcome.stderr_b64)
+            return dataclasses.replace(outcome, meta=meta)
         finally:
             self._close_later(scoped)
 
