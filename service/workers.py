@@ -1,9 +1,15 @@
-"""Mission workers: a bounded queue, a bounded number of running missions, callbacks.
+"""Mission workers: a bounded queue, a bounded number of running missions; callbacks are handed
+to ``service.delivery``.
 
 Every task is tracked. ``stop`` stops intake, lets running missions finish within a deadline and
 cancels the rest; a mission interrupted that way (or by a crash) stays ``queued``/``running`` in
 the database and is re-run from the start at the next start, keeping its id. Pending callbacks
 are resumed the same way.
+
+On SQLite (one node) the queue is in memory and the database holds its durable copy. On
+PostgreSQL (many nodes) there is no queue in memory: workers claim from the shared table under a
+lease they renew while running (see ``service.store.postgres``); a node that dies has its
+missions re-run by another once the lease expires.
 """
 
 from __future__ import annotations
