@@ -340,7 +340,13 @@ class BlobStore:
         )
         async with self._writing():
             await self._put_content(content_hash, data)
-            return await self._store.call(Database.put_blob, row, token_hash)
+            stored = await self._store.call(Database.put_blob, row, token_hash)
+            if isinstance(self._store, PgStore) and not await self._store.has_content(content_hash):
+                # Another node's sweep removed the file between our two statements (the
+                # writers' lock above is per process): the metadata now refers to it, so it
+                # stays once stored again.
+                await self._store.put_content(content_hash, data)
+            return stored
 
     async def put_metadata(
         self,

@@ -775,6 +775,13 @@ class PgStore:
             data,
         )
 
+    async def has_content(self, content_hash: str) -> bool:
+        return bool(
+            await self._pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM blob_contents WHERE hash = $1)", content_hash
+            )
+        )
+
     async def get_content(self, content_hash: str) -> bytes | None:
         data = await self._pool.fetchval(
             "SELECT data FROM blob_contents WHERE hash = $1", content_hash
@@ -782,9 +789,13 @@ class PgStore:
         return None if data is None else bytes(data)
 
     async def delete_contents(self, content_hashes: tuple[str, ...]) -> tuple[int, int]:
-        """Delete files; returns how many went and their bytes."""
+        """Delete files no blob refers to (checked again here: another node may have stored
+        one since the sweep chose them); returns how many went and their bytes."""
         rows = await self._pool.fetch(
-            "DELETE FROM blob_contents WHERE hash = ANY($1::text[]) RETURNING LENGTH(data) AS n",
+            "DELETE FROM blob_contents c WHERE hash = ANY($1::text[]) AND NOT EXISTS"
+            " (SELECT 1 FROM blobs b WHERE b.content = c.hash AND b.content_type = 'object')"
+            " AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.kind = 'content'"
+            " AND r.child = c.hash) RETURNING LENGTH(data) AS n",
             list(content_hashes),
         )
         return len(rows), sum(r["n"] for r in rows)

@@ -327,5 +327,12 @@ class TestPostgres(RepositoryTests):
         await store.put_content("c1", b"\x00bytes")
         await store.put_content("c1", b"\x00bytes")
         assert await store.get_content("c1") == b"\x00bytes"
+        assert await store.has_content("c1")
+        # A file a blob refers to is kept, even when a sweep listed it before that blob came.
+        await store.put_blob(BlobRow("h1", "a", 6, "text/plain", "c1", 0.0), "tok")
+        assert await store.delete_contents(("c1",)) == (0, 0)
+        await store.put_blob(BlobRow("h1", "a", 6, "text/plain", "c1", 0.0), "tok")
+        await store.sweep(cutoff=1e12)
         assert await store.delete_contents(("c1", "c2")) == (1, 6)
         assert await store.get_content("c1") is None
+        assert not await store.has_content("c1")
