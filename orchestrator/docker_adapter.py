@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import os
+import select
 import socket
 import struct
 import threading
@@ -126,6 +127,29 @@ class AttachedStream:
             buf += chunk
         return bytes(buf)
 
+    def idle_ok(self) -> bool:
+        """Whether an idle stream is still open and silent, without blocking.
+
+        An idle supervisor writes nothing on stdout, so stdout bytes or the end of the stream
+        mean the sandbox is gone or misbehaves; stderr frames (its diagnostics, which may trail
+        the hello line) are taken in. False when another thread uses the stream.
+        """
+        if self.closed or self._stdout or not self._io.acquire(blocking=False):
+            return False
+        try:
+            while select.select([self._sock], [], [], 0)[0]:
+                self._sock.settimeout(0.5)  # a frame that started arriving ends promptly
+                kind, payload = self._read_frame()
+                if kind != 2:
+                    self._stdout += payload
+                    return False
+                self.stderr_tail = (self.stderr_tail + payload)[-_STDERR_KEEP:]
+            return True
+        except (OSError, EOFError, ValueError):
+            return False
+        finally:
+            self._io.release()
+
     def close(self) -> None:
         """Close the stream; a thread blocked reading it wakes up with ``EOFError``."""
         self.closed = True
@@ -199,6 +223,17 @@ class DockerAdapter:
             except docker.errors.ImageNotFound:
                 return None
             return dict((doc.get("Config") or {}).get("Labels") or {})
+
+        return await self._call(_guard(inspect))
+
+    async def image_id(self, image: str) -> str | None:
+        """Return the id of the image ``image`` names now, or None when it is not there."""
+
+        def inspect() -> str | None:
+            try:
+                return str(self._api.inspect_image(image)["Id"])
+            except docker.errors.ImageNotFound:
+                return None
 
         return await self._call(_guard(inspect))
 

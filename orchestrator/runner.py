@@ -3,7 +3,8 @@
 ``run_mission`` is the one entry every front door calls. It never raises for a user's error or a
 sandbox failure: whatever happens, the result is complete and every execute says what happened to
 it (``SE`` with a message when the judge could not run it). Only the cancellation of the caller's
-own task propagates, after the mission's sandboxes are gone.
+own task propagates. Sandboxes are removed in the background: ``SandboxRuntime.drain`` awaits
+their removal (the service does so at shutdown).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from orchestrator.mission import (
     normalise,
     task_macros,
 )
+from orchestrator.pool import SandboxPool
 from orchestrator.sandbox import ExecOutcome, ExecRequest, Meta, Sandbox, SandboxRuntime
 from orchestrator.tarutil import concat_archives
 
@@ -41,8 +43,8 @@ log = logging.getLogger(__name__)
 CANCELLED = "cancelled"
 _FETCH_CONCURRENCY = 4
 
-# Removals of sandboxes whose creation finished after the mission was cancelled twice over;
-# referenced here so that they run to completion.
+# Creations that finished after their mission was cancelled twice over; referenced here so
+# that they run to completion and their sandbox is removed.
 _CLEANUPS: set[asyncio.Task[None]] = set()
 
 
@@ -72,6 +74,7 @@ class MissionDeps:
     default_image: str
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
     blob_reader: Callable[[str], Awaitable[bytes | None]] | None = None
+    pool: SandboxPool | None = None
 
 
 @dataclass
@@ -163,7 +166,6 @@ class _MissionRun:
         self, mission: Mission, deps: MissionDeps, times: PhaseTimes, io: MissionIO
     ) -> None:
         self.io = io
-        self._closing: set[asyncio.Task[None]] = set()
         self.mission = mission
         self.deps = deps
         self.times = times
@@ -179,19 +181,16 @@ class _MissionRun:
                     first = self.stages[0].executes
                     memory = first[0].memory_limit if first else 65536
                     self.main = await self._create(memory)
-                stack.push_async_callback(self.main.close)
+                # Removed in the background (the runtime tracks it): the result need not wait.
+                stack.callback(self.main.close_later)
                 if self.io.inputs:
                     with self.times.phase("transfer"):
                         await self.main.put_files(self.io.inputs)
             except (JudgeError, ValueError) as e:
                 self.main_error = str(e)
-            try:
-                for stage in self.stages:
-                    await self._run_stage(stage, stack)
-                await self._collect()
-            finally:
-                # Shielded: a second cancellation must not leave removals half-awaited.
-                await asyncio.shield(asyncio.gather(*self._closing, return_exceptions=True))
+            for stage in self.stages:
+                await self._run_stage(stage, stack)
+            await self._collect()
 
     async def _collect(self) -> None:
         for path in self.io.collect:
@@ -212,7 +211,10 @@ class _MissionRun:
         The engine's calls run on threads that cannot be interrupted: a creation under way when
         the mission is cancelled still makes a container and a volume, which nobody would own.
         """
-        creating = asyncio.ensure_future(self.deps.runtime.create(self.image, memory_kib))
+        if self.deps.pool is not None:
+            creating = asyncio.ensure_future(self.deps.pool.take(self.image, memory_kib))
+        else:
+            creating = asyncio.ensure_future(self.deps.runtime.create(self.image, memory_kib))
         try:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:
@@ -294,7 +296,7 @@ class _MissionRun:
 
         Docker round trips dominate a scoped execute, so the imports are read from the main
         sandbox while the new one starts, and arrive in it as one archive; the scoped sandbox
-        is removed in the background (tracked, awaited before the mission ends).
+        is removed in the background (tracked by the runtime, awaited at shutdown).
         """
         with self.times.phase("create"):
             created, pulled = await asyncio.gather(
@@ -320,7 +322,7 @@ class _MissionRun:
                     meta = _with_failure(meta, problem)
             return ExecOutcome(meta, outcome.stdout_b64, outcome.stderr_b64)
         finally:
-            self._close_later(scoped)
+            scoped.close_later()
 
     async def _pull_imports(self, ex: Execute, main: Sandbox) -> bytes | str:
         """One tar holding every import (b"" for none), or why the imports failed."""
@@ -338,17 +340,6 @@ class _MissionRun:
                 raise item
             tars.append(item)
         return concat_archives(tars)
-
-    def _close_later(self, box: Sandbox) -> None:
-        task = asyncio.create_task(self._timed_close(box), name="sandbox-close")
-        self._closing.add(task)
-        _CLEANUPS.add(task)
-        task.add_done_callback(self._closing.discard)
-        task.add_done_callback(_CLEANUPS.discard)
-
-    async def _timed_close(self, box: Sandbox) -> None:
-        with self.times.phase("remove"):
-            await box.close()
 
     async def _export(self, scoped: Sandbox, main: Sandbox, path: str) -> str:
         try:
@@ -379,7 +370,7 @@ async def _close_when_created(creating: asyncio.Future[Sandbox]) -> None:
         box = await creating
     except Exception:  # the creation failed: nothing to remove
         return
-    await box.close()
+    box.close_later()
 
 
 async def run_mission(
@@ -412,7 +403,7 @@ async def run_mission(
             stopper.cancel()
         if not work.done():
             # Either our caller was cancelled or the mission was: the work's own finally blocks
-            # close every sandbox before it finishes.
+            # hand every sandbox to the runtime's background removal before it finishes.
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
     if work.cancelled():

@@ -7,12 +7,13 @@ The wire format spoken with the supervisor is ``images/supervisor/PROTOCOL.md``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import math
 import posixpath
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -164,6 +165,12 @@ class Sandbox:
     def container_id(self) -> str:
         return self._handle.container_id
 
+    @property
+    def alive(self) -> bool:
+        """Open, never failed, and its supervisor's stream still open and silent (no engine
+        call: a non-blocking look at the socket)."""
+        return not self.closed and self._broken is None and self._handle.stream.idle_ok()
+
     async def _request(self, doc: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         if self.closed:
             raise SandboxError("the sandbox is closed", container_id=self.container_id)
@@ -192,8 +199,10 @@ class Sandbox:
         Verdicts (TLE/MLE/OLE/RE/SE) are data. Raises ``SandboxError`` (or another
         ``JudgeError``) only when the sandbox itself failed; the sandbox is then unusable.
         """
+        # The fence only ever grows: the supervisor enforces each execute's own limit, and a
+        # fence set at creation (a pooled sandbox's) saves two engine calls per execute.
         fence = self._runtime.config.fence_bytes(req.memory_kib)
-        if fence != self._fence_bytes:
+        if fence > self._fence_bytes:
             await self._runtime.adapter.update_memory(self.container_id, fence)
             self._fence_bytes = fence
         answer = await self._request(req.to_wire(), req.wall_time_ms / 1000 + _ANSWER_MARGIN_S)
@@ -267,10 +276,24 @@ class Sandbox:
         if self.closed:
             return
         self.closed = True
+        await self._remove()
+
+    async def _remove(self) -> None:
         try:
             await self._runtime.adapter.remove_sandbox(self._handle)
         except JudgeError as e:  # pragma: no cover - the sweep at start catches leftovers
             log.warning("cannot remove sandbox %s: %s", self.container_id[:12], e)
+
+    def close_later(self) -> None:
+        """Refuse further requests now and remove the container in the background.
+
+        The removal is tracked by the runtime (``SandboxRuntime.drain`` awaits it), so nobody
+        waits for the engine's slowest call on a mission's critical path. Idempotent.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self._runtime.track(self._remove())
 
 
 class SandboxRuntime:
@@ -279,6 +302,26 @@ class SandboxRuntime:
     def __init__(self, adapter: DockerAdapter, config: SandboxConfig) -> None:
         self.adapter = adapter
         self.config = config
+        self._background: set[asyncio.Task[None]] = set()
+
+    def track(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (a removal) in the background until done; ``drain`` awaits it."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @property
+    def removals_pending(self) -> int:
+        """Background removals not finished yet."""
+        return len(self._background)
+
+    async def drain(self) -> None:
+        """Wait until every background removal has finished (at shutdown, in tests).
+
+        Shielded: cancelling the caller does not cancel a removal half-way.
+        """
+        while self._background:
+            await asyncio.shield(asyncio.gather(*self._background, return_exceptions=True))
 
     async def create(self, image: str, memory_kib: int = 65536) -> Sandbox:
         """Start a sandbox from ``image`` with its memory fence sized for ``memory_kib``.

@@ -11,6 +11,7 @@ from aiohttp import web
 from orchestrator.engine import open_runtime
 from orchestrator.errors import JudgeError
 from orchestrator.fetch import FetchLimits, make_connector
+from orchestrator.pool import SandboxPool
 from orchestrator.runner import MissionDeps
 from orchestrator.sandbox import SandboxConfig
 from service.callbacks import CallbackPolicy
@@ -18,7 +19,7 @@ from service.errors import error_middleware
 from service.frontdoors import executor, zerovm
 from service.frontdoors.blobs import BlobStore
 from service.frontdoors.routes import setup_frontdoor_routes
-from service.keys import BLOBS, EXEC, EXECUTOR, HTTP, RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import BLOBS, EXEC, EXECUTOR, HTTP, POOL, RUNTIME, SETTINGS, STORE, WORKERS
 from service.routes import setup_routes
 from service.settings import Settings
 from service.store import Store
@@ -61,6 +62,17 @@ async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    pool = SandboxPool(app[RUNTIME], s.pool_sizes, cap=s.pool_max, concurrency=s.pool_concurrency)
+    app[POOL] = pool
+    pool.start()
+    try:
+        yield
+    finally:
+        await pool.stop()
+
+
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     # One session for downloads and callbacks, with the address policy on its connector.
     connector = make_connector(app[SETTINGS].block_private_urls)
@@ -77,6 +89,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         default_image=s.default_image,
         fetch_limits=FetchLimits(block_private=s.block_private_urls),
         blob_reader=app[BLOBS].read_content,
+        pool=app[POOL],
     )
     workers = MissionWorkers(
         app[STORE],
@@ -111,7 +124,7 @@ def create_app(settings: Settings) -> web.Application:
     """Build the application; resources start when it starts and stop in reverse order."""
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([store_ctx, blobs_ctx, runtime_ctx, http_ctx, workers_ctx])
+    app.cleanup_ctx.extend([store_ctx, blobs_ctx, runtime_ctx, pool_ctx, http_ctx, workers_ctx])
     setup_routes(app)
     setup_frontdoor_routes(app)
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from orchestrator.pool import SandboxPool
 from orchestrator.sandbox import SandboxRuntime
 from service.frontdoors.blobs import BlobStore
 from service.frontdoors.executor import ExecutorDoor
@@ -17,10 +18,11 @@ from service.workers import MissionWorkers
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 RUNTIME = web.AppKey("runtime", SandboxRuntime)
+POOL = web.AppKey("pool", SandboxPool)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 WORKERS = web.AppKey("workers", MissionWorkers)
 BLOBS = web.AppKey("blobs", BlobStore)
 EXECUTOR = web.AppKey("executor", ExecutorDoor)
 EXEC = web.AppKey("exec", ExecDoor)
 
-__all__ = ["BLOBS", "EXEC", "EXECUTOR", "HTTP", "RUNTIME", "SETTINGS", "STORE", "WORKERS"]
+__all__ = ["BLOBS", "EXEC", "EXECUTOR", "HTTP", "POOL", "RUNTIME", "SETTINGS", "STORE", "WORKERS"]

@@ -12,7 +12,7 @@ from orchestrator.errors import JudgeError
 from orchestrator.mission import Mission, normalise, parse_mission
 from service.callbacks import url_refusal
 from service.errors import ApiError
-from service.keys import RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import POOL, RUNTIME, SETTINGS, STORE, WORKERS
 from service.store import CALLBACK_STATES, MISSION_STATES, Database, hash_token
 from service.workers import QueueFull, ShuttingDown
 
@@ -224,7 +224,10 @@ async def healthz(request: web.Request) -> web.Response:
         checks["database"] = {"ok": False, "error": str(e)}
     checks["intake"] = {"ok": request.app[WORKERS].accepting}
     ok = all(c["ok"] for c in checks.values())
-    return web.json_response({"ok": ok, "checks": checks}, status=200 if ok else 503)
+    # The pool is information, not a check: an empty pool only makes sandboxes slower to get.
+    pool = request.app[POOL].snapshot()
+    body = {"ok": ok, "checks": checks, "pool": pool}
+    return web.json_response(body, status=200 if ok else 503)
 
 
 async def list_images(request: web.Request) -> web.Response:
@@ -304,10 +307,27 @@ async def metrics(request: web.Request) -> web.Response:
     )
     lines.append(f"judge_turnaround_seconds_sum {m.turnaround_seconds_sum:.6f}")
     lines.append(f"judge_turnaround_seconds_count {m.turnaround_count}")
+    _pool_metrics(lines, request.app[POOL].snapshot())
     return web.Response(
         body=("\n".join(lines) + "\n").encode(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
     )
+
+
+def _pool_metrics(lines: list[str], pool: dict[str, Any]) -> None:
+    _metric(lines, "judge_pool_ready", "gauge", "Warm sandboxes ready, by image.")
+    for image, figures in sorted(pool["images"].items()):
+        lines.append(f'judge_pool_ready{{image="{image}"}} {figures["ready"]}')
+    _metric(lines, "judge_pool_target", "gauge", "Warm sandboxes wanted, by image.")
+    for image, figures in sorted(pool["images"].items()):
+        lines.append(f'judge_pool_target{{image="{image}"}} {figures["target"]}')
+    for name, help_ in [
+        ("hits", "Sandboxes taken warm from the pool."),
+        ("misses", "Sandboxes created on demand (none warm)."),
+        ("discarded", "Warm sandboxes removed unused (image changed, found dead)."),
+    ]:
+        _metric(lines, f"judge_pool_{name}_total", "counter", help_)
+        lines.append(f"judge_pool_{name}_total {pool[name]}")
 
 
 def setup_routes(app: web.Application) -> None:

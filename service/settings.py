@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from orchestrator.pool import parse_pool_sizes
+
 ENV_PREFIX = "JUDGE_"
 
 
@@ -63,6 +65,10 @@ class Settings(BaseSettings):
     sandbox_tmp_kib: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     sandbox_pids: int = Field(128, ge=16, le=1_000_000)
     docker_threads: int = Field(64, ge=4, le=4096)
+    # Warm sandboxes per image, "IMAGE=N,IMAGE=N"; unset: the default image with 2 ready.
+    pool: str | None = None
+    pool_max: int = Field(8, ge=0, le=64)
+    pool_concurrency: int = Field(2, ge=1, le=64)
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -76,6 +82,20 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             return tuple(t.strip() for t in v.split(",") if t.strip())
         return v
+
+    @field_validator("pool")
+    @classmethod
+    def _check_pool(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_pool_sizes(v)  # its ValueError names the bad entry
+        return v
+
+    @property
+    def pool_sizes(self) -> dict[str, int]:
+        """Warm sandboxes to keep per image (``pool``, or the default image with 2)."""
+        if self.pool is None:
+            return {self.default_image: 2}
+        return parse_pool_sizes(self.pool)
 
     @classmethod
     def from_env(cls) -> Settings:

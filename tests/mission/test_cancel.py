@@ -71,6 +71,7 @@ async def test_cancel_during_an_execute(
     elapsed = time.monotonic() - start
 
     assert elapsed < 20, "the sleep was waited for instead of killed"
+    await runtime.drain()  # removals run in the background
     assert await runtime.adapter.count_owned(owner) == (0, 0)
     assert len(normalised["tasks"]["task"]) == 2
     assert_ok(result["prepare"]["execute"][0])
@@ -101,6 +102,7 @@ async def test_cancel_while_the_sandbox_is_being_created(
         cancel.set()
         _, result = await work
 
+        await runtime.drain()  # removals run in the background
         assert await runtime.adapter.count_owned(owner) == (0, 0)
         for stage in [result["prepare"], *result["task"], result["final"]]:
             assert statuses(stage) == ["SE"] * len(stage["execute"])
@@ -121,6 +123,7 @@ async def test_cancelling_the_caller_removes_the_sandboxes(
     work.cancel()
     with pytest.raises(asyncio.CancelledError):
         await work
+    await runtime.drain()  # removals run in the background
     assert await runtime.adapter.count_owned(owner) == (0, 0)
 
 
