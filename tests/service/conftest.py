@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +71,7 @@ async def start_judge(
     started: list[InProcessJudge] = []
 
     async def start(**changes: Any) -> tuple[InProcessJudge, Api]:
-        judge = InProcessJudge(replace(settings, **changes))
+        judge = InProcessJudge(Settings(**{**settings.model_dump(), **changes}))
         await judge.start()
         started.append(judge)
         return judge, Api(session, judge.url)
