@@ -9,23 +9,55 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import math
 import posixpath
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from orchestrator.channelfiles import (
+    MAX_LIST_ENTRIES,
+    Listed,
+    PutEntry,
+    files_to_entries,
+    parse_listing,
+    put_lines,
+    raw_tar,
+    read_plan,
+    read_request,
+    tar_to_entries,
+)
 from orchestrator.docker_adapter import BOX_PATH, ContainerHandle, ContainerSpec, DockerAdapter
-from orchestrator.errors import JudgeError, SandboxError
+from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
 from orchestrator.tarutil import build_tar, check_relative_path, vet_archive
 
 log = logging.getLogger(__name__)
 
 # Time the supervisor may take beyond an execute's real-time limit to kill, reap and answer.
 _ANSWER_MARGIN_S = 15.0
+# Time one file request (at most half a MiB of data) may take.
+_TRANSFER_TIMEOUT_S = 30.0
+# Data below this size is encoded or parsed on the event loop; above, on a thread.
+_INLINE_BYTES = 64 * 1024
+
+T = TypeVar("T")
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn`` on a thread: work proportional to a transfer's size never blocks the loop."""
+    return await asyncio.to_thread(fn, *args)
+
+
+def _vetted_listing(
+    listing: list[Listed], contents: dict[int, bytes], what: str, cap: int, skip_special: bool
+) -> bytes:
+    return vet_archive(
+        raw_tar(listing, contents), what, max_file_bytes=cap, skip_special=skip_special
+    )
 
 
 @dataclass(frozen=True)
@@ -152,13 +184,21 @@ class Sandbox:
     """One running sandbox container. Not safe for concurrent executes; close it when done."""
 
     def __init__(
-        self, runtime: SandboxRuntime, handle: ContainerHandle, image: str, fence_bytes: int
+        self,
+        runtime: SandboxRuntime,
+        handle: ContainerHandle,
+        image: str,
+        fence_bytes: int,
+        protocol: int = 1,
     ) -> None:
         self._runtime = runtime
+        # Version 2 supervisors move files over their channel; older ones need archive calls.
+        self.protocol = protocol
         self._handle = handle
         self.image = image
         self._fence_bytes = fence_bytes
         self._broken: str | None = None
+        self._channel = asyncio.Lock()
         self.closed = False
 
     @property
@@ -171,20 +211,32 @@ class Sandbox:
         call: a non-blocking look at the socket)."""
         return not self.closed and self._broken is None and self._handle.stream.idle_ok()
 
+    @property
+    def file_ops(self) -> bool:
+        """Whether files move over the supervisor's channel (else by the engine's archives)."""
+        return self.protocol >= 2
+
     async def _request(self, doc: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        return await self._request_line(json.dumps(doc, separators=(",", ":")).encode(), timeout_s)
+
+    async def _request_line(self, line: bytes, timeout_s: float) -> dict[str, Any]:
         if self.closed:
             raise SandboxError("the sandbox is closed", container_id=self.container_id)
         if self._broken is not None:
             raise SandboxError(self._broken, container_id=self.container_id)
-        line = json.dumps(doc, separators=(",", ":")).encode()
         try:
-            raw = await self._runtime.adapter.exchange(self._handle, line, timeout_s)
+            # One conversation at a time: concurrent callers (imports read in parallel) queue.
+            async with self._channel:
+                raw = await self._runtime.adapter.exchange(self._handle, line, timeout_s)
         except BaseException as e:
             # A cancelled or failed exchange leaves the stream mid-conversation: never reuse it.
             self._broken = f"the sandbox failed earlier: {e}" if str(e) else "the sandbox failed"
             raise
         try:
-            answer = json.loads(raw)
+            # A file transfer's answer can be most of a MiB: parse it off the event loop.
+            answer = (
+                json.loads(raw) if len(raw) < _INLINE_BYTES else await _off_loop(json.loads, raw)
+            )
         except ValueError as e:
             self._broken = "the sandbox supervisor answered garbage"
             raise SandboxError(self._broken, container_id=self.container_id) from e
@@ -243,7 +295,12 @@ class Sandbox:
         Parent directories are created. Raises ``ValueError`` for an unsafe path and
         ``JudgeError`` when the copy fails.
         """
-        if files:
+        if not files:
+            return
+        if self.file_ops:
+            entries = files_to_entries(files)
+            await self._put(entries, parents=True, directory="")
+        else:
             await self.put_archive("", build_tar(files))
 
     async def put_archive(self, directory: str, data: bytes) -> None:
@@ -251,8 +308,29 @@ class Sandbox:
 
         Raises ``PathNotFound`` when the directory is missing.
         """
+        if self.file_ops:
+            entries = await _off_loop(tar_to_entries, data, directory)
+            await self._put(entries, parents=False, directory=directory)
+            return
         target = BOX_PATH if not directory else posixpath.join(BOX_PATH, directory)
         await self._runtime.adapter.put_archive(self.container_id, target, data)
+
+    async def _put(self, entries: list[PutEntry], *, parents: bool, directory: str) -> None:
+        """Place ``entries`` with ``put`` requests, in order; raises ``PathNotFound`` (a missing
+        directory) or ``SandboxError`` naming the entry that could not be written."""
+        total = sum(len(e.data or b"") for e in entries)
+        if total < _INLINE_BYTES:
+            lines = put_lines(entries, parents=parents)
+        else:
+            lines = await _off_loop(functools.partial(put_lines, entries, parents=parents))
+        for line, paths in lines:
+            answer = await self._request_line(line, _TRANSFER_TIMEOUT_S)
+            if answer.get("ok"):
+                continue
+            error = str(answer.get("error", "put failed"))
+            if answer.get("code") == "ENOENT":
+                raise PathNotFound(directory or paths[int(answer.get("index", 0) or 0)])
+            raise SandboxError(f"cannot copy into the sandbox: {error}")
 
     async def get_archive(self, path: str, *, skip_special: bool = False) -> bytes:
         """Return a vetted tar of ``path`` whose top member is its last component.
@@ -263,6 +341,10 @@ class Sandbox:
         """
         rel = check_relative_path(path) if path else ""
         cap = self._runtime.config.box_kib * 1024
+        if self.file_ops:
+            got = await self._get_over_channel(rel, cap, skip_special)
+            if got is not None:
+                return got
         # The raw tar carries 512-byte headers and padding beyond the files' own bytes.
         raw = await self._runtime.adapter.get_archive(
             self.container_id,
@@ -270,6 +352,48 @@ class Sandbox:
             cap + cap // 4 + 65536,
         )
         return vet_archive(raw, f"'{rel or '.'}'", max_file_bytes=cap, skip_special=skip_special)
+
+    async def _get_over_channel(self, rel: str, cap: int, skip_special: bool) -> bytes | None:
+        """``get_archive`` by ``list`` and ``read``; None when the listing has too many entries
+        for one answer (the engine's archive call then does it)."""
+        what = f"'{rel or '.'}'"
+        answer = await self._request(
+            {"op": "list", "path": rel, "max_bytes": cap, "max_entries": MAX_LIST_ENTRIES},
+            _TRANSFER_TIMEOUT_S,
+        )
+        if not answer.get("ok"):
+            code = answer.get("code")
+            if code == "ENOBUFS":
+                return None
+            if code == "ENOENT":
+                raise PathNotFound(rel or ".")
+            if code == "E2BIG":
+                raise TransferRefused(f"{what} is larger than {cap // 1024} KiB")
+            if code in ("ELOOP", "ENOTDIR", "EACCES", "EINVAL"):
+                raise TransferRefused(f"{what}: {answer.get('error', 'refused')}")
+            raise SandboxError(f"cannot copy out of the sandbox: {answer.get('error', '?')}")
+        try:
+            listing = parse_listing(answer.get("entries") or [])
+        except ValueError as e:
+            self._broken = "the sandbox supervisor answered garbage"
+            raise SandboxError(self._broken, container_id=self.container_id) from e
+        contents: dict[int, bytes] = {}
+        refused = not skip_special and any(e.kind in ("l", "o") for e in listing)
+        # When a link or device will be refused anyway, the files' bytes are not needed.
+        for batch in [] if refused else read_plan(listing, rel):
+            got = await self._request(read_request(listing, rel, batch), _TRANSFER_TIMEOUT_S)
+            if not got.get("ok"):
+                raise TransferRefused(f"{what}: {got.get('error', 'cannot read')}")
+            data = got.get("data")
+            if not isinstance(data, list) or len(data) != len(batch):
+                self._broken = "the sandbox supervisor answered garbage"
+                raise SandboxError(self._broken, container_id=self.container_id)
+            for (i, _offset, n), encoded in zip(batch, data, strict=True):
+                piece = base64.b64decode(encoded) if isinstance(encoded, str) else b""
+                if len(piece) != n:  # nothing runs between executes: a file cannot change
+                    raise TransferRefused(f"{what}: '{listing[i].name}' changed while read")
+                contents[i] = contents.get(i, b"") + piece
+        return await _off_loop(_vetted_listing, listing, contents, what, cap, skip_special)
 
     async def close(self) -> None:
         """Kill and remove the container and its volume. Idempotent; never raises."""
@@ -340,11 +464,12 @@ class SandboxRuntime:
             runtime=self.config.runtime,
         )
         handle = await self.adapter.start_sandbox(spec, self.config.start_timeout_s)
-        sandbox = Sandbox(self, handle, image, fence)
         try:
             hello = json.loads(handle.hello)
         except ValueError:
             hello = None
+        version = hello.get("version") if isinstance(hello, dict) else None
+        sandbox = Sandbox(self, handle, image, fence, version if isinstance(version, int) else 1)
         if not (isinstance(hello, dict) and hello.get("ok") and hello.get("op") == "hello"):
             await sandbox.close()
             raise SandboxError(
