@@ -62,6 +62,9 @@ class ContainerSpec:
     nano_cpus: int
     runtime: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # /box as the container's own tmpfs mount (no volume: two engine calls fewer), for images
+    # whose supervisor moves files itself; the engine's archive calls cannot reach such a mount.
+    box_tmpfs: bool = False
 
 
 class AttachedStream:
@@ -168,7 +171,7 @@ class ContainerHandle:
     """A started sandbox container, its volume and its attached stream."""
 
     container_id: str
-    volume_name: str
+    volume_name: str | None  # None: /box is the container's own tmpfs
     stream: AttachedStream
     hello: bytes
 
@@ -261,17 +264,17 @@ class DockerAdapter:
         name = f"judge-{sandbox_id}"
         container_id: str | None = None
         stream: AttachedStream | None = None
+        volume: str | None = None if spec.box_tmpfs else name
+        box_opts = f"size={spec.box_kib}k,uid=10001,gid=10001,mode=0755,nosuid,nodev"
         try:
-            self._api.create_volume(
-                name=name,
-                driver="local",
-                driver_opts={
-                    "type": "tmpfs",
-                    "device": "tmpfs",
-                    "o": f"size={spec.box_kib}k,uid=10001,gid=10001,mode=0755,nosuid,nodev",
-                },
-                labels=labels,
-            )
+            if volume is None:
+                box_mounts = []
+                # "exec": the engine's tmpfs default is noexec, and compiled programs run here.
+                tmpfs = {BOX_PATH: f"{box_opts},exec"}
+            else:
+                box_mounts = [docker.types.Mount(target=BOX_PATH, source=volume, type="volume")]
+                tmpfs = {}
+                self._create_volume(volume, box_opts, labels)
             host_config = self._api.create_host_config(
                 network_mode="none",
                 cap_drop=["ALL"],
@@ -280,8 +283,8 @@ class DockerAdapter:
                 cap_add=["SETUID", "SETGID", "KILL"],
                 security_opt=["no-new-privileges"],
                 read_only=True,
-                mounts=[docker.types.Mount(target=BOX_PATH, source=name, type="volume")],
-                tmpfs={"/tmp": f"size={spec.tmp_kib}k,mode=1777,nosuid,nodev"},
+                mounts=box_mounts,
+                tmpfs={**tmpfs, "/tmp": f"size={spec.tmp_kib}k,mode=1777,nosuid,nodev"},
                 pids_limit=spec.pids_limit,
                 mem_limit=spec.memory_fence_bytes,
                 memswap_limit=spec.memory_fence_bytes,
@@ -318,24 +321,32 @@ class DockerAdapter:
                     f"{stream.stderr_tail.decode(errors='replace')}",
                     container_id=container_id,
                 ) from e
-            return ContainerHandle(container_id, name, stream, hello)
+            return ContainerHandle(container_id, volume, stream, hello)
         except docker.errors.ImageNotFound as e:
-            self._remove(container_id, name, stream)
+            self._remove(container_id, volume, stream)
             raise ImageNotFound(spec.image) from e
         except docker.errors.NotFound as e:
-            self._remove(container_id, name, stream)
+            self._remove(container_id, volume, stream)
             if "image" in str(e).lower():
                 raise ImageNotFound(spec.image) from e
             raise SandboxError(f"cannot start sandbox: {_explain(e)}") from e
         except docker.errors.APIError as e:
-            self._remove(container_id, name, stream)
+            self._remove(container_id, volume, stream)
             raise SandboxError(f"cannot start sandbox: {_explain(e)}") from e
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-            self._remove(container_id, name, stream)
+            self._remove(container_id, volume, stream)
             raise EngineUnavailable(f"Docker engine unavailable: {e}") from e
         except BaseException:
-            self._remove(container_id, name, stream)
+            self._remove(container_id, volume, stream)
             raise
+
+    def _create_volume(self, name: str, opts: str, labels: dict[str, str]) -> None:
+        self._api.create_volume(
+            name=name,
+            driver="local",
+            driver_opts={"type": "tmpfs", "device": "tmpfs", "o": opts},
+            labels=labels,
+        )
 
     async def remove_sandbox(self, handle: ContainerHandle) -> None:
         """Kill and remove the container and its volume; never raises for what is already gone."""

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import posixpath
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ _ANSWER_MARGIN_S = 15.0
 _TRANSFER_TIMEOUT_S = 30.0
 # Data below this size is encoded or parsed on the event loop; above, on a thread.
 _INLINE_BYTES = 64 * 1024
+# The image label saying which supervisor protocol an image speaks.
+PROTOCOL_LABEL = "judge.protocol"
+_PROTOCOL_RECHECK_S = 10.0
 
 T = TypeVar("T")
 
@@ -72,6 +76,8 @@ class SandboxConfig:
     fence_slack_kib: int = 16 * 1024
     start_timeout_s: float = 30.0
     runtime: str | None = None
+    # /box as a plain tmpfs mount for images whose supervisor moves files (see PROTOCOL.md).
+    box_tmpfs: bool = True
 
     def fence_bytes(self, memory_kib: int) -> int:
         """The container's hard memory fence for an execute limited to ``memory_kib``.
@@ -364,6 +370,8 @@ class Sandbox:
         if not answer.get("ok"):
             code = answer.get("code")
             if code == "ENOBUFS":
+                if self._handle.volume_name is None:  # a tmpfs mount: the engine cannot read it
+                    raise TransferRefused(f"{what} holds too many entries to copy")
                 return None
             if code == "ENOENT":
                 raise PathNotFound(rel or ".")
@@ -427,6 +435,23 @@ class SandboxRuntime:
         self.adapter = adapter
         self.config = config
         self._background: set[asyncio.Task[None]] = set()
+        # image -> (monotonic time looked up, whether its supervisor moves files itself)
+        self._protocols: dict[str, tuple[float, bool]] = {}
+
+    async def _moves_files(self, image: str) -> bool:
+        """Whether ``image`` says (label ``judge.protocol`` >= 2) that its supervisor moves
+        files, so /box can be a plain tmpfs; looked up at most every few seconds per image."""
+        now = time.monotonic()
+        cached = self._protocols.get(image)
+        if cached is not None and now - cached[0] < _PROTOCOL_RECHECK_S:
+            return cached[1]
+        labels = await self.adapter.image_labels(image)
+        try:
+            moves = int((labels or {}).get(PROTOCOL_LABEL, "1")) >= 2
+        except ValueError:
+            moves = False
+        self._protocols[image] = (now, moves)
+        return moves
 
     def track(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` (a removal) in the background until done; ``drain`` awaits it."""
@@ -453,6 +478,7 @@ class SandboxRuntime:
         Raises ``ImageNotFound``, ``EngineUnavailable`` or ``SandboxError``.
         """
         fence = self.config.fence_bytes(memory_kib)
+        box_tmpfs = self.config.box_tmpfs and await self._moves_files(image)
         spec = ContainerSpec(
             image=image,
             owner=self.config.owner,
@@ -462,6 +488,7 @@ class SandboxRuntime:
             pids_limit=self.config.pids_limit,
             nano_cpus=int(self.config.cpus * 1e9),
             runtime=self.config.runtime,
+            box_tmpfs=box_tmpfs,
         )
         handle = await self.adapter.start_sandbox(spec, self.config.start_timeout_s)
         try:
@@ -474,6 +501,12 @@ class SandboxRuntime:
             await sandbox.close()
             raise SandboxError(
                 f"image '{image}' has no judge supervisor (it said {handle.hello[:200]!r})"
+            )
+        if box_tmpfs and not sandbox.file_ops:
+            await sandbox.close()
+            raise SandboxError(
+                f"image '{image}' is labelled {PROTOCOL_LABEL}>=2 but its supervisor speaks "
+                f"protocol {sandbox.protocol}: rebuild it"
             )
         return sandbox
 

@@ -108,3 +108,19 @@ async def test_the_supervisor_caps_and_refuses(box: Sandbox) -> None:
     assert (through["ok"], through["code"]) == (False, "ELOOP")
     # The sandbox goes on answering after refusals.
     assert await sh(box, "echo fine") == "fine\n"
+
+
+async def test_box_is_a_capped_tmpfs_without_a_volume(
+    box: Sandbox, runtime: SandboxRuntime, owner: str
+) -> None:
+    mount = (await sh(box, "grep ' /box ' /proc/mounts")).split()
+    assert mount[2] == "tmpfs"
+    options = mount[3].split(",")
+    assert {"nosuid", "nodev", f"size={runtime.config.box_kib}k"} <= set(options)
+    assert "noexec" not in options  # compiled programs run from /box
+    assert await runtime.adapter.count_owned(owner) == (1, 0)
+    # The cap holds: writing past it fails inside the sandbox, not on the host.
+    out = await box.run(
+        ExecRequest(argv=("sh", "-c", f"head -c {runtime.config.box_kib + 1}k /dev/zero > f"))
+    )
+    assert out.meta.status == "RE"
