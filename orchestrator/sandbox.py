@@ -435,23 +435,31 @@ class SandboxRuntime:
         self.adapter = adapter
         self.config = config
         self._background: set[asyncio.Task[None]] = set()
-        # image -> (monotonic time looked up, whether its supervisor moves files itself)
-        self._protocols: dict[str, tuple[float, bool]] = {}
+        # image -> (monotonic time looked up, its labels or None when not installed)
+        self._labels: dict[str, tuple[float, dict[str, str] | None]] = {}
+
+    async def image_labels(self, image: str, max_age_s: float = 2.0) -> dict[str, str] | None:
+        """``image``'s labels (None: not installed), looked up at most every ``max_age_s``
+        seconds per image: intake checks every submission's image, the engine need not.
+        Raises ``EngineUnavailable``."""
+        now = time.monotonic()
+        cached = self._labels.get(image)
+        if cached is not None and now - cached[0] < max_age_s:
+            return cached[1]
+        labels = await self.adapter.image_labels(image)
+        if len(self._labels) > 1000:  # names come from requests: keep the cache bounded
+            self._labels.clear()
+        self._labels[image] = (now, labels)
+        return labels
 
     async def _moves_files(self, image: str) -> bool:
         """Whether ``image`` says (label ``judge.protocol`` >= 2) that its supervisor moves
-        files, so /box can be a plain tmpfs; looked up at most every few seconds per image."""
-        now = time.monotonic()
-        cached = self._protocols.get(image)
-        if cached is not None and now - cached[0] < _PROTOCOL_RECHECK_S:
-            return cached[1]
-        labels = await self.adapter.image_labels(image)
+        files, so /box can be a plain tmpfs."""
+        labels = await self.image_labels(image, _PROTOCOL_RECHECK_S)
         try:
-            moves = int((labels or {}).get(PROTOCOL_LABEL, "1")) >= 2
+            return int((labels or {}).get(PROTOCOL_LABEL, "1")) >= 2
         except ValueError:
-            moves = False
-        self._protocols[image] = (now, moves)
-        return moves
+            return False
 
     def track(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` (a removal) in the background until done; ``drain`` awaits it."""

@@ -112,7 +112,7 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
         raise ApiError(400, "invalid_mission", refusal, "mission.return.url")
     image = mission.image or settings.default_image
     try:
-        labels = await request.app[RUNTIME].adapter.image_labels(image)
+        labels = await request.app[RUNTIME].image_labels(image)
     except JudgeError as e:
         raise ApiError(503, "engine_unavailable", str(e), headers={"Retry-After": "10"}) from e
     if mission.image is None:
