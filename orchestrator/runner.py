@@ -36,7 +36,7 @@ from orchestrator.mission import (
 )
 from orchestrator.pool import SandboxPool
 from orchestrator.sandbox import ExecOutcome, ExecRequest, Meta, Sandbox, SandboxRuntime
-from orchestrator.tarutil import concat_archives
+from orchestrator.tarutil import build_tar, concat_archives
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class MissionDeps:
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
     blob_reader: Callable[[str], Awaitable[bytes | None]] | None = None
     pool: SandboxPool | None = None
+    max_task_parallel: int = 4  # tasks.parallel is clamped to this
 
 
 @dataclass
@@ -90,6 +91,25 @@ class MissionIO:
     collect: list[str] = field(default_factory=list)
     collected: dict[str, bytes] = field(default_factory=dict)
     collect_errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Overlay:
+    """What a task running in parallel would have written into the mission's sandbox: its
+    files, its exports (vetted tars) and its meta files, in the order they happened. Its own
+    later imports read from here first; the mission's sandbox gets all of it in task order."""
+
+    ops: list[tuple[str, str, bytes, int]] = field(default_factory=list)  # kind, path, data, ex
+
+    def lookup(self, path: str) -> bytes | None:
+        """A tar of ``path`` (arriving by its last component) if this task wrote it last."""
+        key = posixpath.normpath(path)
+        for kind, where, data, _ in reversed(self.ops):
+            if posixpath.normpath(where) == key:
+                if kind == "tar":
+                    return data
+                return build_tar({posixpath.basename(key): data})
+        return None
 
 
 @dataclass
@@ -188,9 +208,76 @@ class _MissionRun:
                         await self.main.put_files(self.io.inputs)
             except (JudgeError, ValueError) as e:
                 self.main_error = str(e)
-            for stage in self.stages:
-                await self._run_stage(stage, stack)
+            prepare, *tasks, final = self.stages
+            await self._run_stage(prepare, stack)
+            parallel = min(self.mission.tasks.parallel, self.deps.max_task_parallel)
+            if parallel > 1 and tasks:
+                await self._run_tasks_in_parallel(tasks, parallel)
+            else:
+                for stage in tasks:
+                    await self._run_stage(stage, stack)
+            await self._run_stage(final, stack)
             await self._collect()
+
+    async def _run_tasks_in_parallel(self, tasks: list[_Stage], parallel: int) -> None:
+        """Up to ``parallel`` tasks at once (every execute is scoped); each writes into its own
+        overlay, committed into the mission's sandbox in task order as soon as the tasks before
+        it are committed. A task so sees what prepare left, its own writes, and those of some
+        earlier tasks, never of later ones."""
+        slots = asyncio.Semaphore(parallel)
+
+        async def isolated(stage: _Stage) -> _Overlay:
+            async with slots:
+                return await self._run_isolated(stage)
+
+        async with asyncio.TaskGroup() as group:
+            running = [group.create_task(isolated(stage)) for stage in tasks]
+            for stage, work in zip(tasks, running, strict=True):
+                await self._commit(stage, await work)
+
+    async def _run_isolated(self, stage: _Stage) -> _Overlay:
+        overlay = _Overlay()
+        ready, problems = await self._fetch(stage)
+        for name, data in ready.items():
+            overlay.ops.append(("file", name, data, -1))
+        failed = "; ".join(([self.main_error] if self.main_error else []) + problems)
+        for i, ex in enumerate(stage.executes):
+            if failed:
+                stage.result["execute"][i] = _entry(ex, Meta.system_error(failed))
+            else:
+                stage.result["execute"][i] = await self._execute(ex, overlay, i)
+            stage.done = i + 1
+        return overlay
+
+    async def _commit(self, stage: _Stage, overlay: _Overlay) -> None:
+        """Write a parallel task's files, exports and meta files into the mission's sandbox in
+        the order they happened; a failure lands in the meta of the execute it belongs to."""
+        main = self.main
+        if main is None:
+            return
+        files = {path: data for kind, path, data, _ in overlay.ops if kind == "file"}
+        if files:
+            try:
+                with self.times.phase("transfer"):
+                    await main.put_files(files)
+            except (JudgeError, ValueError) as e:
+                log.info("task files could not be placed in the sandbox: %s", e)
+        for kind, path, data, i in overlay.ops:
+            problem = ""
+            if kind == "tar":
+                problem = await self._put_export(main, path, data)
+            elif kind == "meta":
+                try:
+                    with self.times.phase("meta"):
+                        problem = await main.write_file(path, data)
+                except (JudgeError, ValueError) as e:
+                    problem = str(e)
+                if problem:
+                    problem = f"cannot write meta file '{path}': {problem}"
+            if problem and i >= 0:
+                entry = stage.result["execute"][i]
+                meta = _with_failure(Meta.from_wire(entry["meta"]), problem)
+                entry["meta"] = meta.to_dict()
 
     async def _collect(self) -> None:
         for path in self.io.collect:
@@ -238,6 +325,22 @@ class _MissionRun:
         """Download a stage's files into the main sandbox; "" or why its executes cannot run."""
         if not stage.files:
             return self.main_error or ""
+        ready, problems = await self._fetch(stage)
+        if self.main is not None and ready:
+            try:
+                with self.times.phase("transfer"):
+                    await self.main.put_files(ready)
+            except (JudgeError, ValueError) as e:
+                problems.append(f"files could not be placed in the sandbox: {e}")
+        if self.main_error:
+            problems.insert(0, self.main_error)
+        return "; ".join(problems)
+
+    async def _fetch(self, stage: _Stage) -> tuple[dict[str, bytes], list[str]]:
+        """Download a stage's files, filling in their results; returns the downloaded ones and
+        the problems of the others."""
+        if not stage.files:
+            return {}, []
         sem = asyncio.Semaphore(_FETCH_CONCURRENCY)
 
         async def one(url: str) -> Fetched:
@@ -259,29 +362,26 @@ class _MissionRun:
                 problems.append(f"file '{name}' could not be downloaded: {got.error}")
             else:
                 ready[name] = got.data
-        if self.main is not None and ready:
-            try:
-                with self.times.phase("transfer"):
-                    await self.main.put_files(ready)
-            except (JudgeError, ValueError) as e:
-                problems.append(f"files could not be placed in the sandbox: {e}")
-        if self.main_error:
-            problems.insert(0, self.main_error)
-        return "; ".join(problems)
+        return ready, problems
 
-    async def _execute(self, ex: Execute) -> dict[str, Any]:
+    async def _execute(
+        self, ex: Execute, overlay: _Overlay | None = None, index: int = -1
+    ) -> dict[str, Any]:
         main = self.main
         if main is None:
             return _entry(ex, Meta.system_error(self.main_error or "no sandbox"))
         try:
             if ex.scope.enable:
-                outcome = await self._scoped(ex, main)
+                outcome = await self._scoped(ex, main, overlay, index)
             else:
                 with self.times.phase("execute"):
                     outcome = await main.run(_request(ex))
         except JudgeError as e:
             return _entry(ex, Meta.system_error(str(e)))
         meta = outcome.meta
+        if overlay is not None:  # written into the mission's sandbox when the task commits
+            overlay.ops.append(("meta", ex.meta, json.dumps(meta.to_dict()).encode(), index))
+            return _entry(ex, meta, outcome)
         try:
             with self.times.phase("meta"):
                 problem = await main.write_file(ex.meta, json.dumps(meta.to_dict()).encode())
@@ -291,7 +391,9 @@ class _MissionRun:
             meta = _with_failure(meta, f"cannot write meta file '{ex.meta}': {problem}")
         return _entry(ex, meta, outcome)
 
-    async def _scoped(self, ex: Execute, main: Sandbox) -> ExecOutcome:
+    async def _scoped(
+        self, ex: Execute, main: Sandbox, overlay: _Overlay | None = None, index: int = -1
+    ) -> ExecOutcome:
         """Run ``ex`` in a fresh sandbox with its imports, then copy its exports back.
 
         Docker round trips dominate a scoped execute, so the imports are read from the main
@@ -300,7 +402,9 @@ class _MissionRun:
         """
         with self.times.phase("create"):
             created, pulled = await asyncio.gather(
-                self._create(ex.memory_limit), self._pull_imports(ex, main), return_exceptions=True
+                self._create(ex.memory_limit),
+                self._pull_imports(ex, main, overlay),
+                return_exceptions=True,
             )
         if isinstance(created, BaseException):
             raise created
@@ -317,19 +421,27 @@ class _MissionRun:
                 outcome = await scoped.run(_request(ex))
             meta = outcome.meta
             for path in ex.scope.export:
-                problem = await self._export(scoped, main, path)
+                problem = await self._export(scoped, main, path, overlay, index)
                 if problem:
                     meta = _with_failure(meta, problem)
             return ExecOutcome(meta, outcome.stdout_b64, outcome.stderr_b64)
         finally:
             scoped.close_later()
 
-    async def _pull_imports(self, ex: Execute, main: Sandbox) -> bytes | str:
-        """One tar holding every import (b"" for none), or why the imports failed."""
+    async def _pull_imports(
+        self, ex: Execute, main: Sandbox, overlay: _Overlay | None = None
+    ) -> bytes | str:
+        """One tar holding every import (b"" for none), or why the imports failed. A parallel
+        task's own writes (its overlay) come first, the mission's sandbox after."""
         paths = ex.scope.import_
         if not paths:
             return b""
-        got = await asyncio.gather(*(main.get_archive(p) for p in paths), return_exceptions=True)
+
+        async def one(path: str) -> bytes:
+            own = overlay.lookup(path) if overlay is not None else None
+            return own if own is not None else await main.get_archive(path)
+
+        got = await asyncio.gather(*(one(p) for p in paths), return_exceptions=True)
         tars = []
         for path, item in zip(paths, got, strict=True):
             if isinstance(item, PathNotFound):
@@ -341,7 +453,14 @@ class _MissionRun:
             tars.append(item)
         return concat_archives(tars)
 
-    async def _export(self, scoped: Sandbox, main: Sandbox, path: str) -> str:
+    async def _export(
+        self,
+        scoped: Sandbox,
+        main: Sandbox,
+        path: str,
+        overlay: _Overlay | None = None,
+        index: int = -1,
+    ) -> str:
         try:
             with self.times.phase("transfer"):
                 data = await scoped.get_archive(path)
@@ -349,6 +468,12 @@ class _MissionRun:
             return f"export '{path}': not found in the scoped sandbox"
         except TransferRefused as e:  # its message starts with the quoted path
             return f"export {e}"
+        if overlay is not None:  # copied into the mission's sandbox when the task commits
+            overlay.ops.append(("tar", path, data, index))
+            return ""
+        return await self._put_export(main, path, data)
+
+    async def _put_export(self, main: Sandbox, path: str, data: bytes) -> str:
         parent = posixpath.dirname(path)
         try:
             with self.times.phase("transfer"):

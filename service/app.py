@@ -90,6 +90,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         fetch_limits=FetchLimits(block_private=s.block_private_urls),
         blob_reader=app[BLOBS].read_content,
         pool=app[POOL],
+        max_task_parallel=s.max_task_parallel,
     )
     workers = MissionWorkers(
         app[STORE],

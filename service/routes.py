@@ -144,6 +144,14 @@ async def submit_mission(request: web.Request) -> web.Response:
     if "mission" not in fields:
         raise ApiError(400, "invalid", "the field 'mission' is required", "mission")
     mission = parse_mission(fields["mission"])
+    most = request.app[SETTINGS].max_task_parallel
+    if mission.tasks.parallel > most:
+        raise ApiError(
+            400,
+            "invalid_mission",
+            f"must be at most {most} on this server (got {mission.tasks.parallel})",
+            "mission.tasks.parallel",
+        )
     await _check_runnable(request, mission)
     normalised = normalise(mission)
     raw = fields["mission"]

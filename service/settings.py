@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     pool: str | None = None
     pool_max: int = Field(8, ge=0, le=64)
     pool_concurrency: int = Field(2, ge=1, le=64)
+    # The largest tasks.parallel a mission may ask for (1: tasks always run one by one).
+    max_task_parallel: int = Field(4, ge=1, le=64)
 
     def __init__(self, **values: Any) -> None:
         try:
