@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -25,6 +26,12 @@ from tests.seed000 import hello_mission
 from tests.service.support import ALICE, ServerProcess, server_env
 
 OWNER = "judge-bench-intake"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def main() -> None:
@@ -62,9 +69,13 @@ async def main() -> None:
                         latencies.append((time.perf_counter() - start) * 1000)
                         statuses[resp.status] = statuses.get(resp.status, 0) + 1
 
+                assert server.proc is not None
+                cpu0, own0 = cpu_seconds(server.proc.pid), time.process_time()
                 start = time.perf_counter()
                 await asyncio.gather(*(client() for _ in range(args.connections)))
                 elapsed = time.perf_counter() - start
+                server_cpu = cpu_seconds(server.proc.pid) - cpu0
+                client_cpu = time.process_time() - own0
         finally:
             await server.terminate(timeout=120)
     accepted = statuses.get(200, 0)
@@ -72,6 +83,13 @@ async def main() -> None:
     print(f"{args.requests} submissions over {args.connections} connections, workers busy")
     print(f"  statuses        {statuses}")
     print(f"  accepted        {accepted / elapsed:8.1f} /s (goal 2000/s)")
+    per = server_cpu / max(accepted, 1) * 1000
+    print(
+        f"  server CPU      {per:8.2f} ms per submission (all threads: HTTP, validation, "
+        f"store, and the workers running the accepted missions) -> at most "
+        f"{1000 / per:.0f}/s per core"
+    )
+    print(f"  client CPU      {client_cpu / max(accepted, 1) * 1000:8.2f} ms per submission")
     print(
         f"  latency         p50 {statistics.median(lat):.1f} ms  "
         f"p99 {lat[int(len(lat) * 0.99) - 1]:.1f} ms  max {lat[-1]:.1f} ms (goal p99 <= 100 ms)"

@@ -5,8 +5,9 @@ started per configured image and hands one out per ``take``. A pooled sandbox ha
 anything; whoever takes it owns it and removes it afterwards: it never goes back. The pool
 refills in the background with bounded concurrency, grows its target on misses (up to a cap) and
 shrinks back when demand goes away. It drains when the image behind its name changes (a rebuild
-gives a new image id). Pooled sandboxes carry the runtime's owner label, so the sweep at start
-removes what a crash left behind, exactly as for every other sandbox.
+gives a new image id): the refill loop looks every two seconds, ``refresh`` at once. Pooled
+sandboxes carry the runtime's owner label, so the sweep at start removes what a crash left
+behind, exactly as for every other sandbox.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ class SandboxPool:
         """
         pool = self._pools.get(image)
         if pool is not None and not self._stopped:
-            await self._check_image(pool, max_age_s=_RECHECK_S)
+            # No engine call here: the refill loop looks at the image every _RECHECK_S seconds,
+            # so a rebuilt image drains its pool within that time, off the mission's path.
             while pool.ready:
                 box = pool.ready.popleft()
                 pool.wake.set()

@@ -159,8 +159,9 @@ def _plan(mission: Mission) -> tuple[list[_Stage], dict[str, Any]]:
     return [prepare, *tasks, final], result
 
 
-def _request(ex: Execute) -> ExecRequest:
+def _request(ex: Execute, meta_file: str = "") -> ExecRequest:
     return ExecRequest(
+        meta_file=meta_file,
         argv=tuple(ex.command),
         cpu_time_ms=ex.time_limit,
         memory_kib=ex.memory_limit,
@@ -171,6 +172,10 @@ def _request(ex: Execute) -> ExecRequest:
         record_stdout_bytes=ex.record.stdout if ex.record.enable else 0,
         record_stderr_bytes=ex.record.stderr if ex.record.enable else 0,
     )
+
+
+def _plain(text: str) -> bool:
+    return text.isascii() and text.isprintable()
 
 
 def _with_failure(meta: Meta, message: str) -> Meta:
@@ -374,11 +379,18 @@ class _MissionRun:
             if ex.scope.enable:
                 outcome = await self._scoped(ex, main, overlay, index)
             else:
+                # A version 2 supervisor writes the meta file in the same round trip.
                 with self.times.phase("execute"):
-                    outcome = await main.run(_request(ex))
+                    outcome = await main.run(_request(ex, ex.meta if main.file_ops else ""))
         except JudgeError as e:
             return _entry(ex, Meta.system_error(str(e)))
         meta = outcome.meta
+        # Its bytes equal json.dumps' for printable ASCII messages; others are written here.
+        if outcome.meta_file_error is not None and _plain(meta.message):
+            if outcome.meta_file_error:
+                problem = f"cannot write meta file '{ex.meta}': {outcome.meta_file_error}"
+                meta = _with_failure(meta, problem)
+            return _entry(ex, meta, outcome)
         if overlay is not None:  # written into the mission's sandbox when the task commits
             overlay.ops.append(("meta", ex.meta, json.dumps(meta.to_dict()).encode(), index))
             return _entry(ex, meta, outcome)

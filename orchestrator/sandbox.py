@@ -101,6 +101,8 @@ class ExecRequest:
     stderr: str = ""
     record_stdout_bytes: int = 0
     record_stderr_bytes: int = 0
+    # Protocol 2: the supervisor also writes the meta file here, as the runner would ("" = no).
+    meta_file: str = ""
 
     @property
     def wall_time_ms(self) -> int:
@@ -120,6 +122,7 @@ class ExecRequest:
             "stderr": self.stderr,
             "record_stdout": self.record_stdout_bytes if self.stdout else 0,
             "record_stderr": self.record_stderr_bytes if self.stderr else 0,
+            **({"meta_file": self.meta_file} if self.meta_file else {}),
         }
 
 
@@ -176,6 +179,8 @@ class ExecOutcome:
     meta: Meta
     stdout_b64: str = ""
     stderr_b64: str = ""
+    # Asked for a meta file: "" written, else why not; None: not written (older supervisor).
+    meta_file_error: str | None = None
 
     @property
     def stdout(self) -> bytes:
@@ -273,7 +278,13 @@ class Sandbox:
         try:
             meta = Meta.from_wire(answer["meta"])
             record = answer.get("record") or {}
-            return ExecOutcome(meta, str(record.get("stdout", "")), str(record.get("stderr", "")))
+            written = answer.get("meta_file")
+            return ExecOutcome(
+                meta,
+                str(record.get("stdout", "")),
+                str(record.get("stderr", "")),
+                str(written) if req.meta_file and written is not None else None,
+            )
         except (KeyError, ValueError, TypeError) as e:
             self._broken = "the sandbox supervisor answered garbage"
             raise SandboxError(self._broken, container_id=self.container_id) from e

@@ -4,6 +4,7 @@ link, every byte capped. Needs an image whose supervisor speaks protocol version
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 from collections.abc import AsyncIterator
@@ -124,3 +125,20 @@ async def test_box_is_a_capped_tmpfs_without_a_volume(
         ExecRequest(argv=("sh", "-c", f"head -c {runtime.config.box_kib + 1}k /dev/zero > f"))
     )
     assert out.meta.status == "RE"
+
+
+async def test_the_supervisor_writes_the_meta_file_as_the_runner_would(box: Sandbox) -> None:
+    out = await box.run(ExecRequest(argv=("sh", "-c", "exit 3"), meta_file="m/meta"))
+    assert out.meta_file_error is not None
+    assert "No such file" in out.meta_file_error  # no directory is made for it
+    await sh(box, "mkdir m && ln -s /tmp/x m/link && mkdir m/dir")
+    out = await box.run(ExecRequest(argv=("sh", "-c", "exit 3"), meta_file="m/meta"))
+    assert out.meta_file_error == ""
+    written = (await sh(box, "cat m/meta")).encode()
+    assert written == json.dumps(out.meta.to_dict()).encode()
+    assert out.meta.message == "exited with code 3"
+    linked = await box.run(ExecRequest(argv=("true",), meta_file="m/link"))
+    assert linked.meta_file_error == "cannot write 'm/link': is a symbolic link (refused)"
+    into_dir = await box.run(ExecRequest(argv=("true",), meta_file="m/dir"))
+    assert "Is a directory" in (into_dir.meta_file_error or "")
+    assert await sh(box, "ls -A /tmp") == ""
