@@ -34,12 +34,14 @@ _RETRY_S = 5.0
 
 
 def parse_pool_sizes(text: str) -> dict[str, int]:
-    """Parse ``"judge/default=4,judge/cpp=2"`` into ``{image: size}``.
+    """Parse ``"judge/default=4,judge/cpp=2"`` into ``{image: size}``; ``"none"`` is ``{}``.
 
     Raises ``ValueError`` for an entry without ``=``, an empty image or a size that is not an
     integer from 0 to 64.
     """
     sizes: dict[str, int] = {}
+    if text.strip() == "none":
+        return sizes
     for entry in text.split(","):
         entry = entry.strip()
         if not entry:

@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     sandbox_tmp_kib: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     sandbox_pids: int = Field(128, ge=16, le=1_000_000)
     docker_threads: int = Field(64, ge=4, le=4096)
-    # Warm sandboxes per image, "IMAGE=N,IMAGE=N"; unset: the default image with 2 ready.
+    # Warm sandboxes per image, "IMAGE=N,IMAGE=N"; unset or "": the default image with 2 ready;
+    # "none": no pool.
     pool: str | None = None
     pool_max: int = Field(8, ge=0, le=64)
     pool_concurrency: int = Field(2, ge=1, le=64)
@@ -95,7 +96,7 @@ class Settings(BaseSettings):
     @property
     def pool_sizes(self) -> dict[str, int]:
         """Warm sandboxes to keep per image (``pool``, or the default image with 2)."""
-        if self.pool is None:
+        if not self.pool or not self.pool.strip():
             return {self.default_image: 2}
         return parse_pool_sizes(self.pool)
 

@@ -133,3 +133,7 @@ async def test_the_pool_drains_when_its_image_changes(runtime: SandboxRuntime) -
     finally:
         await pool.stop()
         await docker_cli("rmi", tag)
+
+
+def test_none_is_no_pool() -> None:
+    assert parse_pool_sizes("none") == {}

@@ -346,6 +346,6 @@ def server_env(data_dir: Path, owner: str, **extra: str) -> dict[str, str]:
         "JUDGE_CALLBACK_INITIAL_WAIT_S": "0.05",
         "JUDGE_CALLBACK_MAX_WAIT_S": "0.5",
         "JUDGE_CALLBACK_ATTEMPTS": "1000",
-        "JUDGE_POOL": "",  # no warm sandboxes: the tests count the missions' own
+        "JUDGE_POOL": "none",  # no warm sandboxes: the tests count the missions' own
         **extra,
     }

@@ -84,3 +84,12 @@ def test_sandbox_sizes_are_settable(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_variables_lists_every_field() -> None:
     assert "JUDGE_SANDBOX_PIDS" in Settings.variables()
     assert len(Settings.variables()) == len(Settings.model_fields)
+
+
+def test_pool_defaults_to_the_default_image() -> None:
+    assert Settings(default_image="x/y").pool_sizes == {"x/y": 2}
+    assert Settings(pool="").pool_sizes == {"judge/default": 2}
+    assert Settings(pool="none").pool_sizes == {}
+    assert Settings(pool="a=1,b=0").pool_sizes == {"a": 1, "b": 0}
+    with pytest.raises(SettingsError, match="JUDGE_POOL"):
+        Settings(pool="a=lots")
