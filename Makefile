@@ -37,10 +37,12 @@ test: ## every test, sandbox tests on the real engine (needs make images)
 test-unit: ## only the tests that need no Docker engine
 	$(PYTHON) -m pytest -m "not docker" $(PYTEST_ARGS)
 
-bench: ## benchmarks against raw Docker operations (sandbox, mission, service)
+bench: ## benchmarks against raw Docker operations (sandbox, mission, service, intake, peers)
 	$(PYTHON) -m bench.sandbox_overhead
 	$(PYTHON) -m bench.mission_bench
 	$(PYTHON) -m bench.service_bench
+	$(PYTHON) -m bench.intake_bench
+	$(PYTHON) -m bench.side_by_side $(if $(BENCH_VENV),--peers $(BENCH_VENV))
 
 run: engine ## start the server (builds images when missing)
 	@docker image inspect judge/default >/dev/null 2>&1 || bash images/build.sh

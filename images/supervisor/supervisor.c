@@ -17,6 +17,8 @@
  *    CAP_DAC_OVERRIDE has no special file access; everything touching /box (redirections,
  *    records, the `write` op) is nevertheless done with the sandbox user's credentials, so a
  *    hostile program cannot trick us into reading or writing through its symbolic links.
+ *  - Files move over this channel too (protocol 2: put, list, read, an exec's meta_file): one
+ *    round trip instead of an engine archive call, every path component opened O_NOFOLLOW.
  *  - SIGCHLD stays blocked; the monitor sleeps in sigtimedwait() for at most 5 ms, so a child's
  *    death wakes us at once and the limits are polled at least 200 times a second.
  *  - CPU time and anonymous memory come from the container's cgroup, which counts every

@@ -126,9 +126,9 @@ async def test_the_pool_drains_when_its_image_changes(runtime: SandboxRuntime) -
         await pool.refresh()
         assert old.closed
         box = await pool.take(tag)
+        image = await docker_cli("inspect", "-f", "{{.Image}}", box.container_id)
         box.close_later()
         assert box.container_id != old.container_id
-        image = await docker_cli("inspect", "-f", "{{.Image}}", box.container_id)
         assert image == await docker_cli("inspect", "-f", "{{.Id}}", base)
     finally:
         await pool.stop()

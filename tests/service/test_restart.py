@@ -60,12 +60,12 @@ async def test_sigkill_with_missions_running_and_queued(
     assert await server.kill() == -9
     containers, volumes = await owned(owner)
     assert len(containers) == 2  # orphans of the crash
-    assert len(volumes) == 2
+    assert len(volumes) in (0, 2)  # none when /box is the container's own tmpfs
     assert receiver.queue.empty()
 
     t0 = time.perf_counter()
     server, api = await start(servers, session, env)
-    assert "removed 2 containers and 2 volumes left over" in server.log
+    assert f"removed 2 containers and {len(volumes)} volumes left over" in server.log
     assert "resuming 4 missions and 0 callbacks" in server.log
     got = [outcome(await receiver.next(timeout=60)) for _ in range(4)]
     took = time.perf_counter() - t0
