@@ -11,7 +11,8 @@ Rows (each printed with the peer it is read against):
 4. a 20-case C judgement, every test run in the mission's sandbox (compile + 20 x (run + check),
    one ``data:`` input and answer per task), against DMOJ's judge doing the same work;
 5. the same with every run scoped (a fresh sandbox per test), against epicbox running each test
-   in a fresh container.
+   in a fresh container;
+6. the same with run and check both scoped and ``tasks.parallel`` 4.
 Peers run from a separate virtualenv (``--peers``) through ``bench/peers.py``; a peer that is not
 installed or cannot run here is reported as such. The docker SDK is used directly only for the
 raw baselines.
@@ -66,7 +67,7 @@ def cases(n: int) -> list[tuple[bytes, bytes]]:
     return [(f"{i} {i * 7}\n".encode(), f"{i * 8}\n".encode()) for i in range(n)]
 
 
-def judgement(n: int, *, scoped: bool) -> dict[str, Any]:
+def judgement(n: int, *, scoped: bool, parallel: int = 1) -> dict[str, Any]:
     """Compile, then per task run the binary on its input and diff against its answer."""
     run: dict[str, Any] = {
         "name": "run",
@@ -110,8 +111,14 @@ def judgement(n: int, *, scoped: bool) -> dict[str, Any]:
                     "name": "check",
                     "command": ["diff", "out__TASK_ID__.txt", "ANSWER"],
                     "meta": "check__TASK_ID__.meta",
+                    **(
+                        {"scope": {"enable": True, "import": ["out__TASK_ID__.txt", "ANSWER"]}}
+                        if parallel > 1
+                        else {}
+                    ),
                 },
             ],
+            **({"parallel": parallel} if parallel > 1 else {}),
         },
     }
 
@@ -190,17 +197,26 @@ def raw_run_ms(image: str, runs: int) -> list[float]:
 # -- the judge ----------------------------------------------------------------------------------
 
 
-async def judge_exec_ms(image: str, runs: int) -> list[float]:
+async def judge_exec_ms(image: str, runs: int) -> tuple[list[float], list[float], float]:
+    """Milliseconds per execute; the command's own real time (fork to exit, as the supervisor
+    measures it); and one fork+exec+exit of /bin/true from a shell loop inside the sandbox."""
     async with open_runtime(SandboxConfig(owner=OWNER)) as rt:
         async with rt.sandbox(image) as box:
             true = ExecRequest(argv=("/bin/true",), cpu_time_ms=1000)
             await box.run(true)
-            out = []
+            out, own = [], []
             for _ in range(runs):
                 start = time.perf_counter()
-                await box.run(true)
+                done = await box.run(true)
                 out.append((time.perf_counter() - start) * 1000)
-            return out
+                own.append(float(done.meta.real_time_ms))
+            loop = await box.run(
+                ExecRequest(
+                    argv=("sh", "-c", "for i in $(seq 200); do /bin/true; done"),
+                    cpu_time_ms=20000,
+                )
+            )
+            return out, own, loop.meta.real_time_ms / 200
 
 
 async def judge_hello_ms(image: str, runs: int, gap_s: float) -> list[float]:
@@ -236,7 +252,9 @@ async def judge_hello_ms(image: str, runs: int, gap_s: float) -> list[float]:
             await rx.stop()
 
 
-async def judge_judgement_s(image: str, n: int, *, scoped: bool, repeat: int) -> list[float]:
+async def judge_judgement_s(
+    image: str, n: int, *, scoped: bool, repeat: int, parallel: int = 1
+) -> list[float]:
     limits = FetchLimits(block_private=False)
     out = []
     async with (
@@ -246,8 +264,10 @@ async def judge_judgement_s(image: str, n: int, *, scoped: bool, repeat: int) ->
         pool = SandboxPool(rt, {image: 4}, cap=8, concurrency=4)
         pool.start()
         try:
-            deps = MissionDeps(rt, session, image, fetch_limits=limits, pool=pool)
-            mission = parse_mission(judgement(n, scoped=scoped))
+            deps = MissionDeps(
+                rt, session, image, fetch_limits=limits, pool=pool, max_task_parallel=parallel
+            )
+            mission = parse_mission(judgement(n, scoped=scoped, parallel=parallel))
             for _ in range(repeat + 1):
                 await pool.refresh()
                 while pool.snapshot()["images"][image]["ready"] < 4:  # type: ignore[index]
@@ -318,6 +338,7 @@ async def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated rows to skip: floor,exec,...")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
+    epic: dict[str, Any] = {}
     loop = asyncio.get_running_loop()
     client = docker.from_env()
     info = client.info()
@@ -334,12 +355,17 @@ async def main() -> None:
             print(f"   concurrency {level}: {rate:6.2f}/s ({1000 / rate * level:5.0f} ms each)")
         print(f"   best: {rates[best]:.2f}/s at concurrency {best}")
     if "exec" not in skip:
-        ours = await judge_exec_ms(args.image, args.runs)
+        ours, own, spawn = await judge_exec_ms(args.image, args.runs)
         raw = await loop.run_in_executor(None, raw_exec_ms, args.image, args.runs)
         print("\n2. one execute of /bin/true in an existing sandbox (median)")
         print(
             f"   judge {med(ours):7.2f} ms   raw docker exec {med(raw):7.2f} ms   "
             f"ratio {med(ours) / med(raw):.3f} (goal <= 0.025)"
+        )
+        print(
+            f"   of which the command itself (fork to exit) {med(own):.1f} ms; one fork+exec of "
+            f"/bin/true from a shell in the sandbox {spawn:.2f} ms; judge beyond the command "
+            f"{med(ours) - med(own):.2f} ms ({(med(ours) - med(own)) / med(raw):.3f} x raw)"
         )
     if "hello" not in skip:
         ours = await judge_hello_ms(args.image, max(10, args.runs // 2), 0.5)
@@ -377,6 +403,20 @@ async def main() -> None:
             )
         else:
             line += f"   epicbox: not measured ({epic.get('error')})"
+        print(line)
+    if "parallel" not in skip:
+        ours = await judge_judgement_s(
+            args.image, args.tasks, scoped=True, repeat=args.repeat, parallel=4
+        )
+        print(
+            f"\n6. the same, every run and check scoped, tasks.parallel 4 (median of {args.repeat})"
+        )
+        line = f"   judge {med(ours) * 1000:7.0f} ms ({2 * args.tasks / med(ours):.2f} sandboxes/s)"
+        if "seconds" in epic:
+            line += (
+                f"   epicbox {med(epic['seconds']) * 1000:7.0f} ms   ratio "
+                f"{med(ours) / med(epic['seconds']):.2f}"
+            )
         print(line)
 
 

@@ -450,7 +450,8 @@ class _MissionRun:
             return b""
 
         async def one(path: str) -> bytes:
-            own = overlay.lookup(path) if overlay is not None else None
+            # Off the loop: building the tar is proportional to the file.
+            own = await asyncio.to_thread(overlay.lookup, path) if overlay is not None else None
             return own if own is not None else await main.get_archive(path)
 
         got = await asyncio.gather(*(one(p) for p in paths), return_exceptions=True)

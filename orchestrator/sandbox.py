@@ -57,8 +57,9 @@ async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
 
 
 def _vetted_listing(
-    listing: list[Listed], contents: dict[int, bytes], what: str, cap: int, skip_special: bool
+    listing: list[Listed], pieces: dict[int, list[bytes]], what: str, cap: int, skip_special: bool
 ) -> bytes:
+    contents = {i: b"".join(parts) for i, parts in pieces.items()}
     return vet_archive(
         raw_tar(listing, contents), what, max_file_bytes=cap, skip_special=skip_special
     )
@@ -396,7 +397,7 @@ class Sandbox:
         except ValueError as e:
             self._broken = "the sandbox supervisor answered garbage"
             raise SandboxError(self._broken, container_id=self.container_id) from e
-        contents: dict[int, bytes] = {}
+        pieces: dict[int, list[bytes]] = {}
         refused = not skip_special and any(e.kind in ("l", "o") for e in listing)
         # When a link or device will be refused anyway, the files' bytes are not needed.
         for batch in [] if refused else read_plan(listing, rel):
@@ -408,11 +409,16 @@ class Sandbox:
                 self._broken = "the sandbox supervisor answered garbage"
                 raise SandboxError(self._broken, container_id=self.container_id)
             for (i, _offset, n), encoded in zip(batch, data, strict=True):
-                piece = base64.b64decode(encoded) if isinstance(encoded, str) else b""
+                if not isinstance(encoded, str):
+                    encoded = ""
+                if len(encoded) < _INLINE_BYTES:
+                    piece = base64.b64decode(encoded)
+                else:
+                    piece = await _off_loop(base64.b64decode, encoded)
                 if len(piece) != n:  # nothing runs between executes: a file cannot change
                     raise TransferRefused(f"{what}: '{listing[i].name}' changed while read")
-                contents[i] = contents.get(i, b"") + piece
-        return await _off_loop(_vetted_listing, listing, contents, what, cap, skip_special)
+                pieces.setdefault(i, []).append(piece)
+        return await _off_loop(_vetted_listing, listing, pieces, what, cap, skip_special)
 
     async def close(self) -> None:
         """Kill and remove the container and its volume. Idempotent; never raises."""
