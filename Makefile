@@ -2,7 +2,8 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: help install engine images image format lint typecheck test test-unit bench run clean
+.PHONY: help install engine images image format lint typecheck test test-unit bench run clean \
+	webgme-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -18,6 +19,9 @@ images: engine ## build every sandbox image (no registry; BASE_IMAGE=... to use 
 
 image: engine ## build one image: make image NAME=default
 	bash images/build.sh $(NAME)
+
+webgme-deps: ## npm ci: WebGME's clients for the executor tests (tests/webgme)
+	npm ci --prefix tests/webgme --ignore-scripts --no-audit --no-fund
 
 format: ## ruff format + autofix
 	ruff format .

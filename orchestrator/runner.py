@@ -85,12 +85,20 @@ class MissionIO:
     ``inputs`` (relative path -> content) are placed in the main sandbox before prepare.
     After final, each path of ``collect`` ("" = the whole sandbox) is read back as a vetted tar
     (links and devices left out) into ``collected``, or its error into ``collect_errors``.
+    ``sandbox`` is the main sandbox while the mission's stages run (None before its inputs are
+    in and once they are over): a front door may read files from it with ``get_archive`` (e.g.
+    the output of a running command), never talk to its supervisor, which the runner owns.
+    ``live_reads``: the front door will read while commands run, so the main sandbox keeps
+    ``/box`` on a volume the engine can read from outside (the supervisor's channel is busy
+    during an execute); such a sandbox is created for the mission, not taken from the pool.
     """
 
     inputs: dict[str, bytes] = field(default_factory=dict)
     collect: list[str] = field(default_factory=list)
     collected: dict[str, bytes] = field(default_factory=dict)
     collect_errors: dict[str, str] = field(default_factory=dict)
+    sandbox: Sandbox | None = None
+    live_reads: bool = False
 
 
 @dataclass
@@ -205,7 +213,7 @@ class _MissionRun:
                 with self.times.phase("create"):
                     first = self.stages[0].executes
                     memory = first[0].memory_limit if first else 65536
-                    self.main = await self._create(memory)
+                    self.main = await self._create(memory, live_reads=self.io.live_reads)
                 # Removed in the background (the runtime tracks it): the result need not wait.
                 stack.callback(self.main.close_later)
                 if self.io.inputs:
@@ -214,14 +222,18 @@ class _MissionRun:
             except (JudgeError, ValueError) as e:
                 self.main_error = str(e)
             prepare, *tasks, final = self.stages
-            await self._run_stage(prepare, stack)
-            parallel = min(self.mission.tasks.parallel, self.deps.max_task_parallel)
-            if parallel > 1 and tasks:
-                await self._run_tasks_in_parallel(tasks, parallel)
-            else:
-                for stage in tasks:
-                    await self._run_stage(stage, stack)
-            await self._run_stage(final, stack)
+            self.io.sandbox = self.main
+            try:
+                await self._run_stage(prepare, stack)
+                parallel = min(self.mission.tasks.parallel, self.deps.max_task_parallel)
+                if parallel > 1 and tasks:
+                    await self._run_tasks_in_parallel(tasks, parallel)
+                else:
+                    for stage in tasks:
+                        await self._run_stage(stage, stack)
+                await self._run_stage(final, stack)
+            finally:
+                self.io.sandbox = None
             await self._collect()
 
     async def _run_tasks_in_parallel(self, tasks: list[_Stage], parallel: int) -> None:
@@ -297,16 +309,21 @@ class _MissionRun:
             except (JudgeError, ValueError) as e:
                 self.io.collect_errors[path] = str(e)
 
-    async def _create(self, memory_kib: int) -> Sandbox:
+    async def _create(self, memory_kib: int, *, live_reads: bool = False) -> Sandbox:
         """Start a sandbox; when cancelled meanwhile, remove it before the cancellation goes on.
 
         The engine's calls run on threads that cannot be interrupted: a creation under way when
         the mission is cancelled still makes a container and a volume, which nobody would own.
         """
-        if self.deps.pool is not None:
+        runtime = self.deps.runtime
+        if live_reads:
+            creating = asyncio.ensure_future(
+                runtime.create(self.image, memory_kib, box_volume=True)
+            )
+        elif self.deps.pool is not None:
             creating = asyncio.ensure_future(self.deps.pool.take(self.image, memory_kib))
         else:
-            creating = asyncio.ensure_future(self.deps.runtime.create(self.image, memory_kib))
+            creating = asyncio.ensure_future(runtime.create(self.image, memory_kib))
         try:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:

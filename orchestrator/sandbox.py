@@ -350,16 +350,23 @@ class Sandbox:
                 raise PathNotFound(directory or paths[int(answer.get("index", 0) or 0)])
             raise SandboxError(f"cannot copy into the sandbox: {error}")
 
-    async def get_archive(self, path: str, *, skip_special: bool = False) -> bytes:
+    async def get_archive(
+        self, path: str, *, skip_special: bool = False, max_bytes: int | None = None
+    ) -> bytes:
         """Return a vetted tar of ``path`` whose top member is its last component.
 
-        ``path`` "" is the whole sandbox (top member ``box``). Raises ``PathNotFound``,
-        ``TransferRefused`` (a link or device unless ``skip_special``, too large) or
-        ``SandboxError``.
+        ``path`` "" is the whole sandbox (top member ``box``). Reads at most ``max_bytes`` of
+        files (default: the sandbox's disk size). Raises ``PathNotFound``, ``TransferRefused``
+        (a link or device unless ``skip_special``, too large) or ``SandboxError``.
         """
         rel = check_relative_path(path) if path else ""
         cap = self._runtime.config.box_kib * 1024
-        if self.file_ops:
+        if max_bytes is not None:
+            cap = min(cap, max_bytes)
+        # While an execute holds the channel, a volume-backed /box is read through the engine
+        # instead (a front door reading a running command's output); a tmpfs one waits.
+        busy = self._channel.locked() and self._handle.volume_name is not None
+        if self.file_ops and not busy:
             got = await self._get_over_channel(rel, cap, skip_special)
             if got is not None:
                 return got
@@ -497,13 +504,18 @@ class SandboxRuntime:
         while self._background:
             await asyncio.shield(asyncio.gather(*self._background, return_exceptions=True))
 
-    async def create(self, image: str, memory_kib: int = 65536) -> Sandbox:
+    async def create(
+        self, image: str, memory_kib: int = 65536, *, box_volume: bool = False
+    ) -> Sandbox:
         """Start a sandbox from ``image`` with its memory fence sized for ``memory_kib``.
+
+        ``box_volume``: keep ``/box`` on a volume even for an image whose supervisor moves
+        files, so that ``get_archive`` can read it through the engine while an execute runs.
 
         Raises ``ImageNotFound``, ``EngineUnavailable`` or ``SandboxError``.
         """
         fence = self.config.fence_bytes(memory_kib)
-        box_tmpfs = self.config.box_tmpfs and await self._moves_files(image)
+        box_tmpfs = not box_volume and self.config.box_tmpfs and await self._moves_files(image)
         spec = ContainerSpec(
             image=image,
             owner=self.config.owner,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -18,8 +19,20 @@ from service.callbacks import CallbackPolicy
 from service.errors import error_middleware
 from service.frontdoors import executor, zerovm
 from service.frontdoors.blobs import BlobStore
+from service.frontdoors.retention import RetentionSweeper
 from service.frontdoors.routes import setup_frontdoor_routes
-from service.keys import BLOBS, EXEC, EXECUTOR, HTTP, POOL, RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import (
+    BLOBS,
+    EXEC,
+    EXECUTOR,
+    HTTP,
+    POOL,
+    RETENTION,
+    RUNTIME,
+    SETTINGS,
+    STORE,
+    WORKERS,
+)
 from service.routes import setup_routes
 from service.settings import Settings
 from service.store import Store
@@ -36,7 +49,8 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    blobs = BlobStore(app[STORE], app[SETTINGS].data_dir / "blobs")
+    s = app[SETTINGS]
+    blobs = BlobStore(app[STORE], s.data_dir / "blobs", quota_bytes=s.storage_quota_bytes)
     app[BLOBS] = blobs
     yield
     blobs.close()
@@ -88,7 +102,6 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         session=app[HTTP],
         default_image=s.default_image,
         fetch_limits=FetchLimits(block_private=s.block_private_urls),
-        blob_reader=app[BLOBS].read_content,
         pool=app[POOL],
         max_task_parallel=s.max_task_parallel,
     )
@@ -107,6 +120,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             block_private=s.block_private_urls,
         ),
         callback_concurrency=s.callback_concurrency,
+        blob_reader_for=app[BLOBS].reader_for,
     )
     app[WORKERS] = workers
     # The front doors' missions run on these workers; they must be known before resuming.
@@ -119,13 +133,27 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await workers.stop(s.shutdown_grace_s)
+        await app[EXECUTOR].close()
+
+
+async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Apply the retention period every ``retention_sweep_s`` while the server runs."""
+    s = app[SETTINGS]
+    sweeper = RetentionSweeper(app[BLOBS], s.retention_s)
+    app[RETENTION] = sweeper
+    task = asyncio.create_task(sweeper.run_every(s.retention_sweep_s), name="retention")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def create_app(settings: Settings) -> web.Application:
     """Build the application; resources start when it starts and stop in reverse order."""
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([store_ctx, blobs_ctx, runtime_ctx, pool_ctx, http_ctx, workers_ctx])
+    app.cleanup_ctx.extend(
+        [store_ctx, blobs_ctx, runtime_ctx, pool_ctx, http_ctx, workers_ctx, retention_ctx]
+    )
     setup_routes(app)
     setup_frontdoor_routes(app)
     return app

@@ -10,6 +10,7 @@ from orchestrator.pool import SandboxPool
 from orchestrator.sandbox import SandboxRuntime
 from service.frontdoors.blobs import BlobStore
 from service.frontdoors.executor import ExecutorDoor
+from service.frontdoors.retention import RetentionSweeper
 from service.frontdoors.zerovm import ExecDoor
 from service.settings import Settings
 from service.store import Store
@@ -24,5 +25,17 @@ WORKERS = web.AppKey("workers", MissionWorkers)
 BLOBS = web.AppKey("blobs", BlobStore)
 EXECUTOR = web.AppKey("executor", ExecutorDoor)
 EXEC = web.AppKey("exec", ExecDoor)
+RETENTION = web.AppKey("retention", RetentionSweeper)
 
-__all__ = ["BLOBS", "EXEC", "EXECUTOR", "HTTP", "POOL", "RUNTIME", "SETTINGS", "STORE", "WORKERS"]
+__all__ = [
+    "BLOBS",
+    "EXEC",
+    "EXECUTOR",
+    "HTTP",
+    "POOL",
+    "RETENTION",
+    "RUNTIME",
+    "SETTINGS",
+    "STORE",
+    "WORKERS",
+]

@@ -12,7 +12,7 @@ from orchestrator.errors import JudgeError
 from orchestrator.mission import Mission, normalise, parse_mission
 from service.callbacks import url_refusal
 from service.errors import ApiError
-from service.keys import POOL, RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import POOL, RETENTION, RUNTIME, SETTINGS, STORE, WORKERS
 from service.store import CALLBACK_STATES, MISSION_STATES, Database, hash_token
 from service.workers import QueueFull, ShuttingDown
 
@@ -316,6 +316,7 @@ async def metrics(request: web.Request) -> web.Response:
     lines.append(f"judge_turnaround_seconds_sum {m.turnaround_seconds_sum:.6f}")
     lines.append(f"judge_turnaround_seconds_count {m.turnaround_count}")
     _pool_metrics(lines, request.app[POOL].snapshot())
+    lines += request.app[RETENTION].metric_lines()  # storage freed by the retention period
     return web.Response(
         body=("\n".join(lines) + "\n").encode(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},

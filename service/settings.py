@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     pool_concurrency: int = Field(2, ge=1, le=64)
     # The largest tasks.parallel a mission may ask for (1: tasks always run one by one).
     max_task_parallel: int = Field(4, ge=1, le=64)
+    # Executor blobs per token (files and artifacts it uploaded or its jobs produced).
+    storage_quota_bytes: int = Field(1 << 30, ge=1024, le=1 << 50)
+    # Finished jobs and missions, and blobs no token touched, are removed after this long.
+    retention_s: float = Field(7 * 86400.0, ge=1, le=10 * 365 * 86400.0)
+    retention_sweep_s: float = Field(600.0, ge=0.1, le=86400)
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -59,10 +59,46 @@ CREATE TABLE IF NOT EXISTS blobs (
     size INTEGER NOT NULL,
     mime TEXT NOT NULL,
     content TEXT NOT NULL,
-    last_modified REAL NOT NULL
+    last_modified REAL NOT NULL,
+    content_type TEXT NOT NULL DEFAULT 'object',
+    doc TEXT
 );
+CREATE TABLE IF NOT EXISTS blob_owners (
+    hash TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    touched_at REAL NOT NULL,
+    PRIMARY KEY (hash, token_hash)
+);
+CREATE INDEX IF NOT EXISTS blob_owners_token ON blob_owners(token_hash);
+CREATE TABLE IF NOT EXISTS blob_refs (
+    parent TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    child TEXT NOT NULL,
+    PRIMARY KEY (parent, kind, child)
+);
+CREATE INDEX IF NOT EXISTS blob_refs_child ON blob_refs(child);
+CREATE TABLE IF NOT EXISTS executor_outputs (
+    token_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    output TEXT NOT NULL,
+    PRIMARY KEY (token_hash, hash, number)
+);
+"""
+
+# Columns added after the first release: (table, column, definition) for databases made before.
+MIGRATIONS = (
+    ("missions", "kind", "TEXT NOT NULL DEFAULT 'mission'"),
+    ("blobs", "content_type", "TEXT NOT NULL DEFAULT 'object'"),
+    ("blobs", "doc", "TEXT"),
+)
+
+# Jobs belong to the token that created them: two tokens creating a job from the same blob get
+# two jobs. Databases made before held one job per hash (``_migrate_jobs`` rebuilds them).
+JOBS_TABLE = """
 CREATE TABLE IF NOT EXISTS executor_jobs (
-    hash TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
     doc_id TEXT NOT NULL,
     mission_id INTEGER,
     status TEXT NOT NULL,
@@ -72,13 +108,17 @@ CREATE TABLE IF NOT EXISTS executor_jobs (
     worker TEXT,
     result_hashes TEXT,
     output TEXT NOT NULL DEFAULT '',
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (token_hash, hash)
 );
 CREATE INDEX IF NOT EXISTS executor_jobs_status ON executor_jobs(status);
 """
-
-# Columns added after the first release: (table, column, definition) for databases made before.
-MIGRATIONS = (("missions", "kind", "TEXT NOT NULL DEFAULT 'mission'"),)
+# A blob's columns as one token sees it: its own time, not the first uploader's.
+_OWNED_BLOB = "hash, name, size, mime, content, o.touched_at AS last_modified, content_type, doc"
+_JOB_COLUMNS = (
+    "hash, doc_id, mission_id, status, create_time, start_time, finish_time, worker,"
+    " result_hashes, output, error"
+)
 
 MISSION_KIND = "mission"
 """The kind of missions submitted to the mission API; only they have callbacks. Front doors
@@ -114,12 +154,38 @@ class MissionRow:
 
 @dataclass(frozen=True)
 class BlobRow:
+    """A blob's metadata. ``content`` is the SHA-1 of the file for an ``object``, the JSON of
+    the file map for a ``complex`` artifact; ``doc`` is the metadata document its hash was
+    computed from (None for blobs stored before documents were kept)."""
+
     hash: str
     name: str
     size: int
     mime: str
     content: str
     last_modified: float
+    content_type: str = "object"
+    doc: str | None = None
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """What a complex artifact points at: a file's content (``content``) or another blob's
+    metadata (``meta``, a soft link)."""
+
+    kind: str
+    child: str
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one retention sweep removed; ``contents`` are file hashes nothing refers to now."""
+
+    jobs: int = 0
+    outputs: int = 0
+    missions: int = 0
+    blobs: int = 0
+    contents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +201,8 @@ class JobRow:
     result_hashes: dict[str, str] | None
     output: str
     error: str
+    token_hash: str = ""
+    output_number: int | None = None  # the last streamed output segment, None for none
 
 
 # A finished mission's callback becomes due only for the mission API's own missions.
@@ -157,6 +225,40 @@ class Database:
             columns = {r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")}
             if column not in columns:
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        self._migrate_jobs()
+
+    def _migrate_jobs(self) -> None:
+        """Make the jobs table per token; an older one is rebuilt in one transaction.
+
+        Its jobs go to the token of their mission, and their source and result blobs become
+        visible to that token (blobs no job used stay visible to nobody and age out).
+        """
+        columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(executor_jobs)")}
+        if not columns or "token_hash" in columns:
+            self._conn.executescript(JOBS_TABLE)
+            return
+        now = time.time()
+        with self._transaction() as conn:
+            conn.execute("ALTER TABLE executor_jobs RENAME TO executor_jobs_old")
+            conn.execute("DROP INDEX IF EXISTS executor_jobs_status")
+            for statement in JOBS_TABLE.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                f"INSERT INTO executor_jobs (token_hash, {_JOB_COLUMNS}) SELECT COALESCE("
+                "(SELECT token_hash FROM missions WHERE missions.id = mission_id), ''),"
+                f" {_JOB_COLUMNS} FROM executor_jobs_old"
+            )
+            conn.execute("DROP TABLE executor_jobs_old")
+            rows = conn.execute("SELECT token_hash, hash, result_hashes FROM executor_jobs")
+            for row in rows.fetchall():
+                owned = [row["hash"], *json.loads(row["result_hashes"] or "{}").values()]
+                for blob_hash in owned:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO blob_owners (hash, token_hash, touched_at)"
+                        " VALUES (?, ?, ?)",
+                        (blob_hash, row["token_hash"], now),
+                    )
 
     def close(self) -> None:
         self._conn.close()
@@ -291,45 +393,126 @@ class Database:
 
     # -- blobs and executor jobs (the executor API) ----------------------------------------------
 
-    def put_blob(self, blob: BlobRow) -> None:
-        """Record a blob's metadata; a blob with the same hash keeps its first record."""
-        self._conn.execute(
-            "INSERT OR IGNORE INTO blobs (hash, name, size, mime, content, last_modified)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (blob.hash, blob.name, blob.size, blob.mime, blob.content, blob.last_modified),
-        )
+    def put_blob(self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()) -> BlobRow:
+        """Record a blob's metadata (a blob with the same hash keeps its first record) and make
+        it visible to ``token_hash``; returns the stored record."""
+        now = time.time()
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO blobs (hash, name, size, mime, content, last_modified,"
+                " content_type, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    blob.hash,
+                    blob.name,
+                    blob.size,
+                    blob.mime,
+                    blob.content,
+                    blob.last_modified,
+                    blob.content_type,
+                    blob.doc,
+                ),
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO blob_refs (parent, kind, child) VALUES (?, ?, ?)",
+                [(blob.hash, ref.kind, ref.child) for ref in refs],
+            )
+            conn.execute(
+                "INSERT INTO blob_owners (hash, token_hash, touched_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (hash, token_hash) DO UPDATE SET touched_at = excluded.touched_at",
+                (blob.hash, token_hash, now),
+            )
+            stored = self.get_blob(blob.hash, token_hash)
+        assert stored is not None
+        return stored
 
-    def get_blob(self, blob_hash: str) -> BlobRow | None:
-        row = self._conn.execute("SELECT * FROM blobs WHERE hash = ?", (blob_hash,)).fetchone()
+    def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
+        """A blob's metadata; with ``token_hash``, None unless that token may see it, and its
+        ``last_modified`` is when that token last stored it (never another token's time, which
+        would tell it someone else holds the same file)."""
+        if token_hash is None:
+            row = self._conn.execute("SELECT * FROM blobs WHERE hash = ?", (blob_hash,)).fetchone()
+        else:
+            row = self._conn.execute(
+                f"SELECT {_OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+                " WHERE hash = ? AND o.token_hash = ?",
+                (blob_hash, token_hash),
+            ).fetchone()
         return None if row is None else BlobRow(**dict(row))
 
-    def get_job(self, job_hash: str) -> JobRow | None:
+    def touch_blob(self, blob_hash: str, token_hash: str) -> None:
+        """The token used its blob now: the retention period starts again."""
+        self._conn.execute(
+            "UPDATE blob_owners SET touched_at = ? WHERE hash = ? AND token_hash = ?",
+            (time.time(), blob_hash, token_hash),
+        )
+
+    def list_blobs(self, token_hash: str) -> list[BlobRow]:
+        rows = self._conn.execute(
+            f"SELECT {_OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+            " WHERE o.token_hash = ? ORDER BY o.touched_at, hash",
+            (token_hash,),
+        )
+        return [BlobRow(**dict(r)) for r in rows]
+
+    def owns_content(self, content_hash: str, token_hash: str) -> bool:
+        """True when ``token_hash`` sees a file blob with this content."""
         row = self._conn.execute(
-            "SELECT * FROM executor_jobs WHERE hash = ?", (job_hash,)
+            "SELECT 1 FROM blobs JOIN blob_owners USING (hash) WHERE content = ?"
+            " AND content_type = 'object' AND token_hash = ? LIMIT 1",
+            (content_hash, token_hash),
+        ).fetchone()
+        return row is not None
+
+    def storage_used(self, token_hash: str) -> int:
+        """Bytes the blobs visible to a token hold (files by size, artifacts by document)."""
+        row = self._conn.execute(
+            "SELECT COALESCE(SUM(CASE WHEN content_type = 'object' THEN size"
+            " ELSE LENGTH(COALESCE(doc, content)) END), 0) AS n"
+            " FROM blobs JOIN blob_owners USING (hash) WHERE token_hash = ?",
+            (token_hash,),
+        ).fetchone()
+        return int(row["n"])
+
+    def _job_select(self) -> str:
+        return (
+            "SELECT j.*, (SELECT MAX(number) FROM executor_outputs o WHERE"
+            " o.token_hash = j.token_hash AND o.hash = j.hash) AS output_number"
+            " FROM executor_jobs j"
+        )
+
+    def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
+        row = self._conn.execute(
+            f"{self._job_select()} WHERE j.token_hash = ? AND j.hash = ?", (token_hash, job_hash)
         ).fetchone()
         return None if row is None else _job_row(row)
 
-    def list_jobs(self, status: str | None) -> list[JobRow]:
-        if status is None:
-            rows = self._conn.execute("SELECT * FROM executor_jobs ORDER BY create_time")
-        else:
-            rows = self._conn.execute(
-                "SELECT * FROM executor_jobs WHERE status = ? ORDER BY create_time", (status,)
-            )
+    def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
+        query = f"{self._job_select()} WHERE j.token_hash = ?"
+        args: tuple[str, ...] = (token_hash,)
+        if status is not None:
+            query += " AND j.status = ?"
+            args = (token_hash, status)
+        rows = self._conn.execute(query + " ORDER BY j.create_time", args)
         return [_job_row(r) for r in rows]
 
-    def put_job(self, job_hash: str, doc_id: str) -> JobRow:
-        """Create (or re-create) the job of ``job_hash`` as CREATED, without a mission yet."""
-        self._conn.execute(
-            "INSERT OR REPLACE INTO executor_jobs (hash, doc_id, status, create_time)"
-            " VALUES (?, ?, 'CREATED', ?)",
-            (job_hash, doc_id, time.time()),
-        )
-        row = self.get_job(job_hash)
+    def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
+        """Create (or re-create) a token's job of ``job_hash`` as CREATED, without a mission
+        yet; the output of an earlier run is dropped."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO executor_jobs (token_hash, hash, doc_id, status,"
+                " create_time) VALUES (?, ?, ?, 'CREATED', ?)",
+                (token_hash, job_hash, doc_id, time.time()),
+            )
+            conn.execute(
+                "DELETE FROM executor_outputs WHERE token_hash = ? AND hash = ?",
+                (token_hash, job_hash),
+            )
+        row = self.get_job(token_hash, job_hash)
         assert row is not None
         return row
 
-    def update_job(self, job_hash: str, changes: dict[str, Any]) -> None:
+    def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
         """Set columns of a job (``result_hashes`` as a dict)."""
         fields = dict(changes)
         if "result_hashes" in fields:
@@ -339,12 +522,110 @@ class Database:
         assert set(fields) <= allowed, fields
         assignments = ", ".join(f"{name} = ?" for name in fields)
         self._conn.execute(
-            f"UPDATE executor_jobs SET {assignments} WHERE hash = ?",
-            (*fields.values(), job_hash),
+            f"UPDATE executor_jobs SET {assignments} WHERE token_hash = ? AND hash = ?",
+            (*fields.values(), token_hash, job_hash),
         )
 
-    def delete_job(self, job_hash: str) -> None:
-        self._conn.execute("DELETE FROM executor_jobs WHERE hash = ?", (job_hash,))
+    def delete_job(self, token_hash: str, job_hash: str) -> None:
+        self._conn.execute(
+            "DELETE FROM executor_jobs WHERE token_hash = ? AND hash = ?", (token_hash, job_hash)
+        )
+
+    def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
+        """Store output segment ``number`` of a job (replacing one of that number)."""
+        self._conn.execute(
+            "INSERT OR REPLACE INTO executor_outputs (token_hash, hash, number, output)"
+            " VALUES (?, ?, ?, ?)",
+            (token_hash, job_hash, number, output),
+        )
+
+    def clear_outputs(self, token_hash: str, job_hash: str) -> None:
+        self._conn.execute(
+            "DELETE FROM executor_outputs WHERE token_hash = ? AND hash = ?",
+            (token_hash, job_hash),
+        )
+
+    def get_outputs(
+        self, token_hash: str, job_hash: str, start: int | None, end: int | None
+    ) -> list[tuple[int, str]]:
+        """Segments ``start`` <= number < ``end`` of a job, in order."""
+        rows = self._conn.execute(
+            "SELECT number, output FROM executor_outputs WHERE token_hash = ? AND hash = ?"
+            " AND number >= ? AND number < ? ORDER BY number",
+            (
+                token_hash,
+                job_hash,
+                0 if start is None else start,
+                (1 << 62) if end is None else end,
+            ),
+        )
+        return [(r["number"], r["output"]) for r in rows]
+
+    def sweep(self, cutoff: float) -> SweepResult:
+        """Remove what ended before ``cutoff``: finished jobs (and their output), finished
+        missions whose callback is settled, blobs no token touched since (unless a live job or
+        a kept artifact needs them). Returns what went, with the file hashes no blob refers to
+        any more (the caller deletes those files)."""
+        with self._transaction() as conn:
+            finished = "('SUCCESS', 'FAILED_TO_EXECUTE', 'CANCELED')"
+            outputs = conn.execute(
+                "DELETE FROM executor_outputs WHERE EXISTS (SELECT 1 FROM executor_jobs j"
+                " WHERE j.token_hash = executor_outputs.token_hash"
+                " AND j.hash = executor_outputs.hash"
+                f" AND j.status IN {finished} AND COALESCE(j.finish_time, j.create_time) < ?)",
+                (cutoff,),
+            ).rowcount
+            jobs = conn.execute(
+                f"DELETE FROM executor_jobs WHERE status IN {finished}"
+                " AND COALESCE(finish_time, create_time) < ?",
+                (cutoff,),
+            ).rowcount
+            missions = conn.execute(
+                "DELETE FROM missions WHERE state IN ('done', 'cancelled', 'failed')"
+                " AND callback_state != 'pending' AND updated_at < ?"
+                " AND id NOT IN (SELECT mission_id FROM executor_jobs"
+                " WHERE mission_id IS NOT NULL)",
+                (cutoff,),
+            ).rowcount
+            # A live job's source blob stays with its token.
+            conn.execute(
+                "DELETE FROM blob_owners WHERE touched_at < ? AND NOT EXISTS (SELECT 1 FROM"
+                " executor_jobs j WHERE j.hash = blob_owners.hash"
+                " AND j.token_hash = blob_owners.token_hash"
+                " AND j.status IN ('CREATED', 'RUNNING'))",
+                (cutoff,),
+            )
+            removed: set[str] = set()
+            candidates: set[str] = set()
+            while True:  # soft links keep their targets: repeat until nothing more goes
+                rows = conn.execute(
+                    "SELECT hash, content, content_type FROM blobs WHERE NOT EXISTS"
+                    " (SELECT 1 FROM blob_owners o WHERE o.hash = blobs.hash) AND NOT EXISTS"
+                    " (SELECT 1 FROM blob_refs r WHERE r.kind = 'meta' AND r.child = blobs.hash)"
+                ).fetchall()
+                if not rows:
+                    break
+                for row in rows:
+                    removed.add(row["hash"])
+                    if row["content_type"] == "object":
+                        candidates.add(row["content"])
+                    refs = conn.execute(
+                        "SELECT child FROM blob_refs WHERE kind = 'content' AND parent = ?",
+                        (row["hash"],),
+                    )
+                    candidates.update(r["child"] for r in refs)
+                    conn.execute("DELETE FROM blob_refs WHERE parent = ?", (row["hash"],))
+                    conn.execute("DELETE FROM blobs WHERE hash = ?", (row["hash"],))
+            contents = tuple(sorted(c for c in candidates if not self._content_referenced(c)))
+        return SweepResult(jobs, outputs, missions, len(removed), contents)
+
+    def _content_referenced(self, content_hash: str) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM blobs WHERE content = ? AND content_type = 'object' UNION ALL"
+            " SELECT 1 FROM blob_refs WHERE kind = 'content' AND child = ? LIMIT 1",
+            (content_hash, content_hash),
+        ).fetchone()
+        return row is not None
 
     # -- tokens ---------------------------------------------------------------------------------
 
@@ -417,6 +698,8 @@ def _job_row(row: sqlite3.Row) -> JobRow:
         result_hashes=None if hashes is None else json.loads(hashes),
         output=row["output"],
         error=row["error"],
+        token_hash=row["token_hash"],
+        output_number=row["output_number"],
     )
 
 

@@ -9,11 +9,12 @@ are resumed the same way.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _CALLBACK_LINGER_S = 5.0
+
+BlobReader = Callable[[str], Awaitable[bytes | None]]
 
 
 class QueueFull(Exception):
@@ -125,9 +128,12 @@ class MissionWorkers:
         max_queued: int,
         callback_policy: CallbackPolicy,
         callback_concurrency: int = 32,
+        blob_reader_for: Callable[[str], BlobReader] | None = None,
     ) -> None:
         self._store = store
         self._deps = deps
+        # ``blob:`` files of a mission are read as its token: blobs are per token.
+        self._reader_for = blob_reader_for
         self._session = session
         self._max_running = max_running
         self._max_queued = max_queued
@@ -333,9 +339,10 @@ class MissionWorkers:
                         return
                     io = got
                 mission = parse_mission(row.mission)
-                _, result = await run_mission(
-                    mission, self._deps, cancel=cancel, times=times, io=io
-                )
+                deps = self._deps
+                if self._reader_for is not None:
+                    deps = dataclasses.replace(deps, blob_reader=self._reader_for(row.token_hash))
+                _, result = await run_mission(mission, deps, cancel=cancel, times=times, io=io)
             except Exception as e:
                 # run_mission reports every failure in the result; this is a bug in the judge.
                 log.exception("mission %d: cannot be run", mission_id)

@@ -8,7 +8,13 @@ import json
 import zipfile
 from typing import Any
 
-from tests.service.conftest import servers, session, settings, start_judge  # noqa: F401
+from tests.service.conftest import (  # noqa: F401
+    receiver,
+    servers,
+    session,
+    settings,
+    start_judge,
+)
 from tests.service.support import ALICE
 
 AUTH = {"Authorization": f"Bearer {ALICE}"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -125,4 +126,61 @@ async def test_an_interrupted_exec_request_is_failed_not_rerun(
     assert body["error"] == "its front door can no longer run it"
     assert body["runs"] == 2
     assert body["callback"]["state"] == "waiting"  # front-door missions have no callback
+    assert await server.terminate() == 0
+
+
+async def test_an_artifact_job_with_streamed_output_is_rerun_after_a_crash(
+    servers: list[ServerProcess],
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+    owner: str,
+) -> None:
+    env = server_env(tmp_path / "data", owner)
+    server = ServerProcess(env)
+    servers.append(server)
+    url = await server.start()
+    config = {
+        "cmd": "sh",
+        "args": ["-c", "echo first; sleep 2; echo second"],
+        "resultArtifacts": [{"name": "all", "resultPatterns": []}],
+        "outputInterval": 250,
+        "outputSegmentSize": 1,
+    }
+    content = {}
+    for name, data in (("executor_config.json", json.dumps(config).encode()), ("in.txt", b"x")):
+        async with session.post(
+            f"{url}/rest/blob/createFile/{name}", data=data, headers=AUTH
+        ) as resp:
+            [(_, meta)] = (await resp.json()).items()
+        content[name] = {"content": meta["content"], "contentType": "object"}
+    doc = {"name": "jobInfo.zip", "mime": "application/zip", "contentType": "complex"}
+    async with session.post(
+        f"{url}/rest/blob/createMetadata",
+        data=json.dumps({**doc, "content": content}),
+        headers=AUTH,
+    ) as resp:
+        [job] = await resp.json()
+    async with session.post(f"{url}/rest/executor/create/{job}", headers=AUTH) as resp:
+        assert resp.status == 200
+    info = f"{url}/rest/executor/info/{job}"
+    # Killed once the first line was streamed.
+    await poll(lambda: get_json(session, info), lambda b: b.get("outputNumber") == 0, 60)
+    assert await server.kill() == -9
+
+    server = ServerProcess(env)
+    servers.append(server)
+    url = await server.start()
+    info = f"{url}/rest/executor/info/{job}"
+    done = await poll(
+        lambda: get_json(session, info), lambda b: b["status"] not in ("CREATED", "RUNNING"), 60
+    )
+    assert done["status"] == "SUCCESS", done
+    segments = await get_json(session, f"{url}/rest/executor/output/{job}")
+    # The re-run streamed anew: numbered from 0, nothing of the first run left over.
+    assert [s["outputNumber"] for s in segments] == list(range(len(segments)))
+    assert "".join(s["output"] for s in segments) == "first\nsecond\n"
+    assert done["outputNumber"] == len(segments) - 1
+    result = done["resultHashes"]["all"]
+    async with session.get(f"{url}/rest/blob/view/{result}/in.txt", headers=AUTH) as resp:
+        assert await resp.read() == b"x"
     assert await server.terminate() == 0
