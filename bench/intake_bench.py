@@ -48,6 +48,9 @@ async def main() -> None:
             JUDGE_MAX_QUEUED=str(args.requests + 100),
             JUDGE_SHUTDOWN_GRACE_S="0",
             JUDGE_POOL=f"{args.image}=2",
+            # Nobody listens at the callback address: one attempt each, no retries that would
+            # spend the server's CPU during the measurement.
+            JUDGE_CALLBACK_ATTEMPTS="1",
         )
         server = ServerProcess(env)
         url = await server.start()

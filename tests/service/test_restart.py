@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,35 @@ async def test_the_server_refuses_bad_settings(tmp_path: Path, owner: str) -> No
         await server.start()
     assert server.proc is not None
     assert await server.proc.wait() == 1
+
+
+async def test_warm_sandboxes_of_a_crashed_server_are_swept(
+    servers: list[ServerProcess],
+    session: aiohttp.ClientSession,
+    receiver: Receiver,
+    tmp_path: Path,
+    owner: str,
+) -> None:
+    image = os.environ.get("JUDGE_TEST_IMAGE", "judge/default")
+    env = server_env(tmp_path / "data", owner, JUDGE_POOL=f"{image}=2", JUDGE_POOL_MAX="2")
+    server, api = await start(servers, session, env)
+
+    async def ready() -> int:
+        async with session.get(f"{api.url}/healthz") as resp:
+            return int((await resp.json())["pool"]["images"][image]["ready"])
+
+    await poll(ready, lambda n: n == 2, 60)
+    assert await server.kill() == -9
+    containers, _ = await owned(owner)
+    assert len(containers) == 2  # the warm ones, labelled with the owner
+
+    server, api = await start(servers, session, env)
+    assert "removed 2 containers" in server.log
+    await poll(ready, lambda n: n == 2, 60)  # a fresh pool, none of the old sandboxes
+    after, _ = await owned(owner)
+    assert not set(after) & set(containers)
+    status, _, _ = await api.submit(hello_world(receiver.url))
+    assert status == 200
+    assert outcome(await receiver.next(timeout=60))[1]["status"] == ""
+    assert await server.terminate() == 0
+    await all_removed(owner)  # the pool removed its own at shutdown
