@@ -79,7 +79,10 @@ build_server() {
     # A copy of the sources, so the wheel build leaves nothing (build/) in the tree.
     mkdir "$ctx/src"
     cp -r "$root/pyproject.toml" "$root/README.md" "$root/service" "$root/orchestrator" "$ctx/src/"
-    if ! { "${PYTHON:-python3}" -m pip wheel -q --prefer-binary -w "$ctx/wheels" "$ctx/src" >&2 \
+    # The project's virtualenv has pip even where the system Python has none (PEP 668 hosts).
+    local python="${PYTHON:-python3}"
+    [ -z "${PYTHON:-}" ] && [ -x "$root/.venv/bin/python" ] && python="$root/.venv/bin/python"
+    if ! { "$python" -m pip wheel -q --prefer-binary -w "$ctx/wheels" "$ctx/src" >&2 \
         && docker_build -q -t judge/server --build-arg "BASE_IMAGE=${base}" \
             -f "$here/server/Dockerfile" "$ctx" >/dev/null; }; then
         rm -rf "$ctx"

@@ -30,6 +30,7 @@ from pydantic import (
     Field,
     PlainValidator,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import ErrorDetails
@@ -245,7 +246,11 @@ FileUrl = Annotated[str, AfterValidator(_check_file_url)]
 CallbackUrl = Annotated[str, AfterValidator(_check_callback_url)]
 MacroKey = Annotated[str, AfterValidator(_check_macro_key)]
 PayloadKey = Annotated[str, AfterValidator(_check_payload_key)]
-Scalar = Annotated[str | int | float | bool | None, PlainValidator(_check_scalar)]
+Scalar = Annotated[
+    str | int | float | bool | None,
+    PlainValidator(_check_scalar),
+    WithJsonSchema({"type": ["string", "number", "boolean", "null"]}),
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,9 +361,12 @@ class Return(_Model):
 
 
 class Mission(_Model):
-    """A whole mission. Build it with :func:`parse_mission`, which also checks the macros."""
+    """A whole mission. Build it with :func:`parse_mission`, which also checks the macros.
 
-    return_: Return = Field(alias="return")
+    Without ``return`` the mission has no callback: its result is read by polling (or waiting).
+    """
+
+    return_: Return | None = Field(None, alias="return")
     prepare: Stage = Field(default_factory=Stage)
     tasks: Tasks = Field(default_factory=Tasks)
     final: Stage = Field(default_factory=Stage)
@@ -556,10 +564,10 @@ def parse_mission(data: object) -> Mission:
 
     Returns the :class:`Mission` with every default filled in. Raises :class:`MissionInvalid`
     listing every problem: wrong types (no coercion), values out of range, unknown keys,
-    missing ``return``/``url``/``command``, unsafe or empty paths, unsupported URLs, reserved
-    payload keys, a task that sets ``__TASK_ID__``, and — per task — macro-expanded execute
-    strings or file names that break those rules. A JSON syntax error is reported at path
-    ``mission`` with its line and column.
+    missing ``url`` (when ``return`` is given) or ``command``, unsafe or empty paths,
+    unsupported URLs, reserved payload keys, a task that sets ``__TASK_ID__``, and — per task —
+    macro-expanded execute strings or file names that break those rules. A JSON syntax error is
+    reported at path ``mission`` with its line and column.
     """
     if isinstance(data, str | bytes | bytearray):
         data = _load_json(data)
@@ -603,18 +611,17 @@ def _stage(stage: Stage) -> dict[str, Any]:
 def normalise(mission: Mission) -> dict[str, Any]:
     """The mission as the callback echoes it: every default filled in, JSON-ready.
 
-    Keys ``return``, ``prepare``, ``tasks``, ``final``, ``tick`` (and ``image`` when set);
-    ``return.format`` only when it is not ``"form"``. Each entry of ``tasks.task`` also gets
-    ``execute``: the ``tasks.execute`` list with that task's macros applied. Raises
-    :class:`MissionInvalid` only for a mission that did not come from :func:`parse_mission`
-    and whose macros break a rule.
+    Keys ``return`` (when the mission has one), ``prepare``, ``tasks``, ``final``, ``tick`` (and
+    ``image`` when set); ``return.format`` only when it is not ``"form"``. Each entry of
+    ``tasks.task`` also gets ``execute``: the ``tasks.execute`` list with that task's macros
+    applied. Raises :class:`MissionInvalid` only for a mission that did not come from
+    :func:`parse_mission` and whose macros break a rule.
     """
-    ret: dict[str, Any] = {
-        "url": mission.return_.url,
-        "payload": dict(mission.return_.payload),
-    }
-    if mission.return_.format != "form":
-        ret["format"] = mission.return_.format
+    ret: dict[str, Any] | None = None
+    if mission.return_ is not None:
+        ret = {"url": mission.return_.url, "payload": dict(mission.return_.payload)}
+        if mission.return_.format != "form":
+            ret["format"] = mission.return_.format
     tasks: list[dict[str, Any]] = []
     for i, task in enumerate(mission.tasks.task):
         macros = task_macros(i, task)
@@ -631,8 +638,8 @@ def normalise(mission: Mission) -> dict[str, Any]:
                 ],
             }
         )
-    out: dict[str, Any] = {
-        "return": ret,
+    out: dict[str, Any] = {} if ret is None else {"return": ret}
+    out |= {
         "prepare": _stage(mission.prepare),
         "tasks": {
             "task": tasks,

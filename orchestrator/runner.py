@@ -1,4 +1,4 @@
-"""Run a mission: prepare, each task in order, final, exactly as the seed's workflow says.
+"""Run a mission: prepare, each task in order, final, in the order docs/missions.md gives.
 
 ``run_mission`` is the one entry every front door calls. It never raises for a user's error or a
 sandbox failure: whatever happens, the result is complete and every execute says what happened to
@@ -120,6 +120,23 @@ class _Overlay:
         return None
 
 
+@dataclass(frozen=True)
+class ExecuteDone:
+    """One execute has its final entry: where it is in the result, and the entry itself.
+
+    ``stage`` is ``prepare``, ``task`` or ``final``; ``task`` the task's index (None outside
+    tasks); ``index`` the execute's index in its stage; ``entry`` is ``{name, meta, record}``.
+    """
+
+    stage: str
+    task: int | None
+    index: int
+    entry: dict[str, Any]
+
+
+OnExecute = Callable[[ExecuteDone], None]
+
+
 @dataclass
 class _Stage:
     """One stage's planned work and its slot in the result."""
@@ -128,6 +145,8 @@ class _Stage:
     executes: list[Execute]
     result: dict[str, Any]
     done: int = 0  # executes whose result is final
+    name: str = "prepare"
+    task: int | None = None
 
 
 def _record(outcome: ExecOutcome | None, ex: Execute) -> dict[str, str]:
@@ -145,20 +164,22 @@ def _plan(mission: Mission) -> tuple[list[_Stage], dict[str, Any]]:
     complete; running a stage overwrites its entries."""
     not_run = Meta.system_error("not run")
 
-    def stage(files: dict[str, str], executes: list[Execute]) -> _Stage:
+    def stage(
+        files: dict[str, str], executes: list[Execute], name: str, task: int | None = None
+    ) -> _Stage:
         result = {
             "file": {name: {"status": 0, "content": ""} for name in files},
             "execute": [_entry(ex, not_run) for ex in executes],
         }
-        return _Stage(dict(files), executes, result)
+        return _Stage(dict(files), executes, result, name=name, task=task)
 
-    prepare = stage(mission.prepare.file, list(mission.prepare.execute))
+    prepare = stage(mission.prepare.file, list(mission.prepare.execute), "prepare")
     tasks = []
     for i, task in enumerate(mission.tasks.task):
         macros = task_macros(i, task)
         executes = [expand_execute(ex, macros) for ex in mission.tasks.execute]
-        tasks.append(stage(expand_task_files(task, macros), executes))
-    final = stage(mission.final.file, list(mission.final.execute))
+        tasks.append(stage(expand_task_files(task, macros), executes, "task", i))
+    final = stage(mission.final.file, list(mission.final.execute), "final")
     result = {
         "prepare": prepare.result,
         "task": [t.result for t in tasks],
@@ -196,9 +217,15 @@ def _with_failure(meta: Meta, message: str) -> Meta:
 
 class _MissionRun:
     def __init__(
-        self, mission: Mission, deps: MissionDeps, times: PhaseTimes, io: MissionIO
+        self,
+        mission: Mission,
+        deps: MissionDeps,
+        times: PhaseTimes,
+        io: MissionIO,
+        on_execute: OnExecute | None = None,
     ) -> None:
         self.io = io
+        self.on_execute = on_execute
         self.mission = mission
         self.deps = deps
         self.times = times
@@ -342,6 +369,8 @@ class _MissionRun:
             else:
                 stage.result["execute"][i] = await self._execute(ex)
             stage.done = i + 1
+            if self.on_execute is not None:
+                self.on_execute(ExecuteDone(stage.name, stage.task, i, stage.result["execute"][i]))
 
     async def _fetch_files(self, stage: _Stage) -> str:
         """Download a stage's files into the main sandbox; "" or why its executes cannot run."""
@@ -535,16 +564,18 @@ async def run_mission(
     cancel: asyncio.Event | None = None,
     times: PhaseTimes | None = None,
     io: MissionIO | None = None,
+    on_execute: OnExecute | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run ``mission`` and return ``(normalised mission, mission_result)``.
 
     Setting ``cancel`` stops the mission: its sandboxes are killed and every execute that had
     not finished reports ``SE`` "cancelled"; the result is still complete. Failures of downloads,
     images or the engine are reported in the result, never raised. If the calling task itself is
-    cancelled, the sandboxes are removed and ``CancelledError`` propagates.
+    cancelled, the sandboxes are removed and ``CancelledError`` propagates. ``on_execute`` is
+    called (on the event loop, must not block) each time an execute's entry is final.
     """
     normalised = normalise(mission)
-    run = _MissionRun(mission, deps, times or PhaseTimes(), io or MissionIO())
+    run = _MissionRun(mission, deps, times or PhaseTimes(), io or MissionIO(), on_execute)
     work = asyncio.create_task(run.run(), name="mission")
     waiters: set[asyncio.Future[Any]] = {work}
     stopper: asyncio.Task[bool] | None = None
@@ -569,4 +600,12 @@ async def run_mission(
     return normalised, run.result
 
 
-__all__ = ["CANCELLED", "MissionDeps", "MissionIO", "PhaseTimes", "run_mission"]
+__all__ = [
+    "CANCELLED",
+    "ExecuteDone",
+    "MissionDeps",
+    "MissionIO",
+    "OnExecute",
+    "PhaseTimes",
+    "run_mission",
+]

@@ -161,7 +161,7 @@ class Meta:
             raise ValueError(f"malformed meta from the supervisor: {e!r}") from e
 
     def to_dict(self) -> dict[str, Any]:
-        """The meta as the seed shows it (plus ``exit-code`` and ``signal``)."""
+        """The meta as the result reports it (with ``exit-code`` and ``signal``)."""
         return {
             "status": self.status,
             "message": self.message,

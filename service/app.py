@@ -17,6 +17,7 @@ from orchestrator.runner import MissionDeps
 from orchestrator.sandbox import SandboxConfig
 from service.callbacks import CallbackPolicy
 from service.errors import error_middleware
+from service.events import EVENTS, setup_events
 from service.frontdoors import executor, zerovm
 from service.frontdoors.blobs import BlobStore
 from service.frontdoors.retention import RetentionSweeper
@@ -33,6 +34,9 @@ from service.keys import (
     STORE,
     WORKERS,
 )
+from service.metrics import setup_metrics
+from service.openapi import setup_openapi_routes
+from service.ratelimit import LIMITER, RateLimiter
 from service.routes import setup_routes
 from service.settings import Settings
 from service.store import Store
@@ -123,6 +127,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         blob_reader_for=app[BLOBS].reader_for,
     )
     app[WORKERS] = workers
+    workers.add_listener(app[EVENTS].publish)
     # The front doors' missions run on these workers; they must be known before resuming.
     app[EXECUTOR] = executor.ExecutorDoor(app[STORE], app[BLOBS], workers)
     app[EXEC] = zerovm.ExecDoor()
@@ -151,9 +156,13 @@ def create_app(settings: Settings) -> web.Application:
     """Build the application; resources start when it starts and stop in reverse order."""
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[LIMITER] = RateLimiter(settings.rate_limit)
+    setup_events(app)
+    setup_metrics(app)
     app.cleanup_ctx.extend(
         [store_ctx, blobs_ctx, runtime_ctx, pool_ctx, http_ctx, workers_ctx, retention_ctx]
     )
     setup_routes(app)
     setup_frontdoor_routes(app)
+    setup_openapi_routes(app)
     return app

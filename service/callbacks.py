@@ -1,4 +1,4 @@
-"""Deliver a finished mission to its ``return.url``: form-encoded as the seed, or JSON.
+"""Deliver a finished mission to its ``return.url``: form-encoded (the classic format), or JSON.
 
 Delivery is at least once: tenacity retries connection errors, timeouts, 429 and 5xx with
 exponential backoff and jitter (honouring ``Retry-After``); a 2xx ends it; a redirect or another
@@ -90,7 +90,7 @@ def callback_body(
     result: Mapping[str, Any],
     fmt: str,
 ) -> tuple[bytes, str]:
-    """Encode the callback as the seed does (``form``) or as one JSON object (``json``).
+    """Encode the callback form-encoded (``form``) or as one JSON object (``json``).
 
     Returns ``(body, content type)``. Payload keys become fields of their own; they were checked
     at submission not to clash with ``id``, ``mission`` or ``mission_result``.

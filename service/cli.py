@@ -1,8 +1,12 @@
 """The ``judge`` command.
 
-- ``judge tokens add|list|revoke``: manage API tokens in the server's database (local files).
-- ``judge run FILE [--wait]``, ``judge status ID``, ``judge cancel ID``: a client of a running
-  server over HTTP (stdlib only), at ``--server``/``JUDGE_SERVER`` with ``--token``/``JUDGE_TOKEN``.
+- ``judge run FILE [--wait]``, ``judge status ID``, ``judge cancel ID``, ``judge images``: a
+  client of a running server over HTTP (stdlib only), at ``--server``/``JUDGE_SERVER`` with
+  ``--token``/``JUDGE_TOKEN``. ``run --wait`` follows the mission's events (a progress bar on a
+  terminal) and falls back to polling when the server has no event stream.
+- ``judge tokens add|list|revoke``: administration of the server's own database, on its host;
+  it lives in ``service.admin`` (also ``judge-admin``) and is imported only for that command:
+  the client never loads the server's database nor its settings.
 """
 
 from __future__ import annotations
@@ -10,59 +14,25 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import datetime
 import json
 import os
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any, TextIO
 
-from service.settings import Settings, SettingsError
-from service.store import Database
-
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-# Where the callback of a mission file without ``return`` goes: the discard port of this host,
-# which refuses the connection; the CLI polls the result instead.
-PLACEHOLDER_RETURN_URL = "http://127.0.0.1:9/"
+RECONNECT_FOR_S = 60.0  # how long --wait keeps reconnecting to a server that went away
 FINAL_STATES = frozenset({"done", "failed", "cancelled"})
 VERDICT_COLOURS = {"": "32", "TLE": "33", "MLE": "33", "OLE": "33", "RE": "31", "SE": "35"}
 
 
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def tokens(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database(settings.db_path)
-    try:
-        if args.action == "add":
-            try:
-                token = db.add_token(args.name)
-            except ValueError as e:
-                print(f"judge: {e}", file=sys.stderr)
-                return 1
-            print(token)
-            print(f"token '{args.name}' created; it is shown only once", file=sys.stderr)
-        elif args.action == "list":
-            for t in db.list_tokens():
-                state = "revoked " + _when(t["revoked_at"]) if t["revoked_at"] else "active"
-                print(f"{t['name']}\tcreated {_when(t['created_at'])}\t{state}")
-        elif args.action == "revoke":
-            if not db.revoke_token(args.name):
-                print(f"judge: no active token named '{args.name}'", file=sys.stderr)
-                return 1
-            print(f"token '{args.name}' revoked", file=sys.stderr)
-        return 0
-    finally:
-        db.close()
-
-
 class ClientError(Exception):
-    """A request to the server failed; the message says why."""
+    """A request to the server failed; the message says why (``status``: the HTTP status)."""
+
+    status: int | None = None
 
 
 class Client:
@@ -73,30 +43,76 @@ class Client:
         self.token = token
         self.timeout_s = timeout_s
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def _open(self, method: str, path: str, body: Any, accept: str) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.server + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {self.token}")
-        req.add_header("Accept", "application/json")
+        req.add_header("Accept", accept)
         if data is not None:
             req.add_header("Content-Type", "application/json")
+        return req
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        req = self._open(method, path, body, "application/json")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as e:
-            raw = e.read()
-            try:
-                err = json.loads(raw)["error"]
-                where = f" (at {err['path']})" if err.get("path") else ""
-                message = f"{err['message']}{where}"
-            except (ValueError, KeyError, TypeError):
-                message = raw.decode(errors="replace").strip() or e.reason
-            raise ClientError(f"{method} {path}: HTTP {e.code}: {message}") from None
+            raise self._refused(method, path, e) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise ClientError(f"cannot reach {self.server}: {reason}") from None
         except ValueError as e:
             raise ClientError(f"{method} {path}: the answer is not JSON: {e}") from None
+
+    def events(
+        self, path: str, last_event_id: str | None = None
+    ) -> Iterator[tuple[str, str, Any] | None]:
+        """Server-Sent Events of ``path``: ``(id, type, data)`` per event, None per keep-alive
+        comment (so the caller can check its deadline). Raises ``ClientError``."""
+        req = self._open("GET", path, None, "text/event-stream")
+        if last_event_id:
+            req.add_header("Last-Event-ID", last_event_id)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                event_id, kind = "", "message"
+                data: list[str] = []
+                for raw in resp:
+                    line = raw.decode(errors="replace").rstrip("\r\n")
+                    if not line:
+                        if data:
+                            yield event_id, kind, json.loads("\n".join(data))
+                        kind, data = "message", []
+                        continue
+                    field, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if field == "":
+                        yield None  # a comment: the server's keep-alive
+                    elif field == "id":
+                        event_id = value
+                    elif field == "event":
+                        kind = value
+                    elif field == "data":
+                        data.append(value)
+        except urllib.error.HTTPError as e:
+            raise self._refused("GET", path, e) from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise ClientError(f"lost {self.server}: {reason}") from None
+        except ValueError as e:
+            raise ClientError(f"GET {path}: an event is not JSON: {e}") from None
+
+    def _refused(self, method: str, path: str, e: urllib.error.HTTPError) -> ClientError:
+        raw = e.read()
+        try:
+            err = json.loads(raw)["error"]
+            where = f" (at {err['path']})" if err.get("path") else ""
+            message = f"{err['message']}{where}"
+        except (ValueError, KeyError, TypeError):
+            message = raw.decode(errors="replace").strip() or e.reason
+        error = ClientError(f"{method} {path}: HTTP {e.code}: {message}")
+        error.status = e.code
+        return error
 
 
 def _decode(b64: str) -> str:
@@ -171,7 +187,7 @@ class Printer:
             for i, entry in enumerate(task.get("execute") or []):
                 self.execute(f"task[{t}][{i}]", entry)
         callback = body.get("callback") or {}
-        if callback:
+        if callback and callback.get("state") != "none":  # "none": a mission without return
             err = f" ({callback['error']})" if callback.get("error") else ""
             self.line(
                 f"callback: {callback.get('state')} after {callback.get('attempts')} attempts{err}"
@@ -200,7 +216,7 @@ def _exit_code(body: dict[str, Any]) -> int:
     return 0 if body.get("state") == "done" else 1
 
 
-def wait_for(client: Client, mission_id: int, printer: Printer, timeout_s: float) -> Any:
+def poll_for(client: Client, mission_id: int, printer: Printer, timeout_s: float) -> Any:
     """Poll the mission until it reaches a final state; prints each state change."""
     start = time.monotonic()
     deadline = start + timeout_s
@@ -221,8 +237,89 @@ def wait_for(client: Client, mission_id: int, printer: Printer, timeout_s: float
         if time.monotonic() >= deadline:
             printer.clear_live()
             raise ClientError(f"mission {mission_id} not finished after {timeout_s:g} s ({state})")
-        time.sleep(interval)  # polling the API: the server has no push for the CLI
+        time.sleep(interval)  # polling: a server without an event stream
         interval = min(interval * 1.5, 1.0)
+
+
+class Progress:
+    """What the events told so far: state, executes done of how many, verdicts by kind."""
+
+    BAR_WIDTH = 20
+
+    def __init__(self, mission_id: int) -> None:
+        self.mission_id = mission_id
+        self.state = "queued"
+        self.total = 0
+        self.done = 0
+        self.verdicts: dict[str, int] = {}
+
+    def execute(self, data: dict[str, Any]) -> None:
+        self.done = int(data.get("n", self.done + 1))
+        self.total = max(self.total, int(data.get("executes", 0)))
+        status = str((data.get("meta") or {}).get("status", "")) or "OK"
+        self.verdicts[status] = self.verdicts.get(status, 0) + 1
+
+    def line(self, elapsed: float) -> str:
+        head = f"mission {self.mission_id}: {self.state}"
+        if not self.total:
+            return f"{head} ... {elapsed:.1f} s"
+        filled = self.BAR_WIDTH * self.done // self.total
+        bar = "#" * filled + "-" * (self.BAR_WIDTH - filled)
+        verdicts = " ".join(f"{k} {n}" for k, n in sorted(self.verdicts.items()))
+        return f"{head} [{bar}] {self.done}/{self.total} executes  {verdicts}  {elapsed:.1f} s"
+
+
+def follow(client: Client, mission_id: int, printer: Printer, timeout_s: float) -> Any:
+    """Follow the mission's events until it ends; a live progress bar on a terminal, state
+    changes as lines otherwise. Reconnects with ``Last-Event-ID`` when the stream drops; polls
+    when the server has no event stream. Returns the mission's final ``GET`` body."""
+    start = time.monotonic()
+    deadline = start + timeout_s
+    progress = Progress(mission_id)
+    last_id: str | None = None
+    retries = 0
+    lost_since: float | None = None  # the server unreachable since (a restart, say)
+    while True:
+        try:
+            for event in client.events(f"/api/missions/{mission_id}/events", last_id):
+                elapsed = time.monotonic() - start
+                if event is not None:
+                    last_id, kind, data = event
+                    retries, lost_since = 0, None
+                    if kind == "state":
+                        progress.state = data.get("state", progress.state)
+                        progress.total = int(data.get("executes", progress.total))
+                        if progress.state == "running":
+                            progress.done, progress.verdicts = 0, {}  # a re-run starts over
+                        if not printer.tty:
+                            printer.line(
+                                f"mission {mission_id}: {progress.state} ({elapsed:.1f} s)"
+                            )
+                    elif kind == "execute":
+                        progress.execute(data)
+                    elif kind == "done":
+                        printer.clear_live()
+                        return client.request("GET", f"/api/missions/{mission_id}")
+                printer.live(progress.line(elapsed))
+                if time.monotonic() >= deadline:
+                    break
+        except ClientError as e:
+            if e.status in (404, 405) and last_id is None:
+                printer.clear_live()  # no event stream on this server: poll
+                return poll_for(client, mission_id, printer, deadline - time.monotonic())
+            now = time.monotonic()
+            lost_since = now if lost_since is None else lost_since
+            if e.status is not None or now - lost_since > RECONNECT_FOR_S:
+                printer.clear_live()
+                raise
+            retries += 1
+            # The stream dropped (the server restarting?): reconnect, resuming after last_id.
+            time.sleep(min(2.0, 0.2 * retries))
+        if time.monotonic() >= deadline:
+            printer.clear_live()
+            raise ClientError(
+                f"mission {mission_id} not finished after {timeout_s:g} s ({progress.state})"
+            )
 
 
 def run_cmd(args: argparse.Namespace, out: TextIO) -> int:
@@ -240,14 +337,6 @@ def run_cmd(args: argparse.Namespace, out: TextIO) -> int:
         mission["image"] = args.image
     if args.return_url:
         mission.setdefault("return", {})["url"] = args.return_url
-    elif "return" not in mission:
-        mission["return"] = {"url": PLACEHOLDER_RETURN_URL}
-        if not args.wait:
-            print(
-                "judge: the mission has no 'return': its callback goes nowhere; "
-                "use --wait or 'judge status ID' to read the result",
-                file=sys.stderr,
-            )
     client = _client(args)
     answer = client.request("POST", "/api/missions/", {"mission": mission})
     mission_id = answer["msg"]["id"]
@@ -257,7 +346,7 @@ def run_cmd(args: argparse.Namespace, out: TextIO) -> int:
         else:
             printer.line(str(mission_id))
         return 0
-    body = wait_for(client, mission_id, Printer(sys.stderr) if args.json else printer, args.timeout)
+    body = follow(client, mission_id, Printer(sys.stderr) if args.json else printer, args.timeout)
     if args.json:
         printer.line(json.dumps(body))
     else:
@@ -306,20 +395,15 @@ def _client_options(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="judge", description="judge server tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    tok = sub.add_parser("tokens", help="manage API tokens (stored hashed in JUDGE_DATA_DIR)")
-    tok_sub = tok.add_subparsers(dest="action", required=True)
-    add = tok_sub.add_parser("add", help="create a token and print it")
-    add.add_argument("name")
-    tok_sub.add_parser("list", help="list tokens (names and dates, never the tokens)")
-    rev = tok_sub.add_parser("revoke", help="revoke a token by name")
-    rev.add_argument("name")
+    tok = sub.add_parser("tokens", help="manage API tokens (on the server's host; judge-admin)")
+    tok.add_argument("rest", nargs=argparse.REMAINDER, help="add NAME | list | revoke NAME")
     run = sub.add_parser("run", help="submit a mission file to a server")
     run.add_argument("file", help="the mission, a JSON file")
     run.add_argument("--wait", action="store_true", help="wait for the result and print it")
     run.add_argument("--image", help="run with this image (sets the mission's 'image')")
     run.add_argument(
         "--return-url",
-        help=f"the callback URL (sets return.url; without one: {PLACEHOLDER_RETURN_URL})",
+        help="the callback URL (sets return.url; without one the mission has no callback)",
     )
     run.add_argument(
         "--timeout", type=float, default=600.0, help="seconds --wait waits at most (600)"
@@ -343,13 +427,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         except KeyboardInterrupt:
             return 130
-    try:
-        settings = Settings.from_env()
-    except SettingsError as e:
-        print(f"judge: {e}", file=sys.stderr)
-        return 2
     if args.command == "tokens":
-        return tokens(args, settings)
+        # Administration, not a client command: the database is loaded only here.
+        from service import admin
+
+        return admin.main(["tokens", *args.rest])
     return 2  # pragma: no cover - argparse rejects other commands
 
 

@@ -1,13 +1,22 @@
-"""The one middleware that turns errors into JSON: ``{"error": {"code", "message", "path"}}``."""
+"""The one middleware that turns errors into JSON: ``{"error": {"code", "message", "path"}}``.
+
+Handlers raise :class:`ApiError` for the client's mistakes they find themselves; domain
+exceptions (a full queue, a stopping server, an unreachable engine, an invalid mission) are not
+caught in handlers but mapped here, in :data:`ERROR_TABLE`, so each has one status and one code
+whichever route raised it.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
+from orchestrator.errors import EngineUnavailable, JudgeError
 from orchestrator.mission import MissionInvalid
+from service.workers import QueueFull, ShuttingDown
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,44 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def _no_headers(_: BaseException) -> dict[str, str]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How one domain exception becomes an answer."""
+
+    status: int
+    code: str
+    message: Callable[[BaseException], str] = str
+    headers: Callable[[BaseException], dict[str, str]] = _no_headers
+
+
+def _retry_after(seconds: int) -> Callable[[BaseException], dict[str, str]]:
+    return lambda _: {"Retry-After": str(seconds)}
+
+
+def _queue_retry(e: BaseException) -> dict[str, str]:
+    return {"Retry-After": str(getattr(e, "retry_after_s", 1))}
+
+
+# First match wins (checked with isinstance, in order): put subclasses before their bases.
+ERROR_TABLE: tuple[tuple[type[BaseException], Mapping], ...] = (
+    (QueueFull, Mapping(429, "queue_full", headers=_queue_retry)),
+    (
+        ShuttingDown,
+        Mapping(503, "shutting_down", lambda _: "the server is stopping", _retry_after(5)),
+    ),
+    (EngineUnavailable, Mapping(503, "engine_unavailable", headers=_retry_after(10))),
+    # Any other failure of the orchestrator seen by a handler is the engine's side failing.
+    (JudgeError, Mapping(503, "engine_unavailable", headers=_retry_after(10))),
+)
+
+INVALID_MISSION = "invalid_mission"
+"""The one code of a submission the judge refuses for its content (HTTP 400)."""
+
+
 def error_response(
     status: int,
     code: str,
@@ -47,6 +94,13 @@ def error_response(
     return web.json_response({"error": body}, status=status, headers=headers)
 
 
+def _mapped(e: Exception) -> web.Response | None:
+    for kind, how in ERROR_TABLE:
+        if isinstance(e, kind):
+            return error_response(how.status, how.code, how.message(e), headers=how.headers(e))
+    return None
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -54,7 +108,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ApiError as e:
         return error_response(e.status, e.code, e.message, e.path, e.headers)
     except MissionInvalid as e:
-        return error_response(400, "invalid_mission", e.message, e.path, extra={"errors": e.errors})
+        # Checked before JudgeError (its base): a client's mistake, not the engine's.
+        return error_response(400, INVALID_MISSION, e.message, e.path, extra={"errors": e.errors})
     except web.HTTPRequestEntityTooLarge as e:
         return error_response(413, "too_large", f"request body too large ({e.text})", "body")
     except web.HTTPException as e:
@@ -63,6 +118,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
         code = e.reason.lower().replace(" ", "_")
         return error_response(e.status, code, e.reason, headers=headers)
-    except Exception:
+    except Exception as e:
+        response = _mapped(e)
+        if response is not None:
+            return response
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error; see the server log")

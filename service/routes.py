@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+import math
 from typing import Any
 
 from aiohttp import web
@@ -11,13 +13,17 @@ from aiohttp import web
 from orchestrator.errors import JudgeError
 from orchestrator.mission import Mission, normalise, parse_mission
 from service.callbacks import url_refusal
-from service.errors import ApiError
-from service.keys import POOL, RETENTION, RUNTIME, SETTINGS, STORE, WORKERS
-from service.store import CALLBACK_STATES, MISSION_STATES, Database, hash_token
-from service.workers import QueueFull, ShuttingDown
+from service.errors import INVALID_MISSION, ApiError
+from service.events import stream_events
+from service.keys import POOL, RUNTIME, SETTINGS, STORE, WORKERS
+from service.metrics import metrics
+from service.ratelimit import LIMITER
+from service.store import Database, MissionRow, hash_token
 
 SUBMIT_FIELDS = frozenset({"token", "mission"})
 SUPERVISOR_LABEL = "judge.supervisor"
+FINAL_STATES = frozenset({"done", "cancelled", "failed"})
+MAX_WAIT_S = 60
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -105,16 +111,14 @@ async def authenticate(request: web.Request, fields: dict[str, Any] | None = Non
 
 async def _check_runnable(request: web.Request, mission: Mission) -> None:
     """Refuse what would fail for a reason known now: an image without the judge's supervisor,
-    a callback address the policy refuses."""
+    a callback address the policy refuses. Engine errors go to the middleware's table."""
     settings = request.app[SETTINGS]
-    refusal = url_refusal(mission.return_.url, settings.block_private_urls)
-    if refusal:
-        raise ApiError(400, "invalid_mission", refusal, "mission.return.url")
+    if mission.return_ is not None:
+        refusal = url_refusal(mission.return_.url, settings.block_private_urls)
+        if refusal:
+            raise ApiError(400, INVALID_MISSION, refusal, "mission.return.url")
     image = mission.image or settings.default_image
-    try:
-        labels = await request.app[RUNTIME].image_labels(image)
-    except JudgeError as e:
-        raise ApiError(503, "engine_unavailable", str(e), headers={"Retry-After": "10"}) from e
+    labels = await request.app[RUNTIME].image_labels(image)
     if mission.image is None:
         if labels is None or SUPERVISOR_LABEL not in labels:
             raise ApiError(
@@ -125,24 +129,68 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
             )
         return
     if labels is None:
-        raise ApiError(400, "invalid_mission", f"image '{image}' is not installed", "mission.image")
+        raise ApiError(400, INVALID_MISSION, f"image '{image}' is not installed", "mission.image")
     if SUPERVISOR_LABEL not in labels:
         raise ApiError(
             400,
-            "invalid_mission",
+            INVALID_MISSION,
             f"image '{image}' is not a judge image (it has no label '{SUPERVISOR_LABEL}')",
             "mission.image",
         )
 
 
+def _wait_seconds(request: web.Request) -> float | None:
+    """``?wait=S`` (0 < S <= 60, a number of seconds) or None; raises ``ApiError`` 400."""
+    raw = request.query.get("wait")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_WAIT_S:
+        raise ApiError(
+            400, "invalid_wait", f"wait must be a number of seconds from 0 to {MAX_WAIT_S}", "wait"
+        )
+    return seconds
+
+
+STOPPING = web.AppKey("stopping", asyncio.Event)
+
+
+async def _stop_waiting(app: web.Application) -> None:
+    """``on_shutdown``: submissions waiting for their mission answer 202 now, so that they do
+    not hold the server's shutdown for up to ``MAX_WAIT_S``."""
+    app[STOPPING].set()
+
+
+async def _wait_finished(app: web.Application, mission_id: int, wait_s: float) -> MissionRow | None:
+    """The mission's row once it ended, or None after ``wait_s`` or when the server stops."""
+    finished = asyncio.ensure_future(app[WORKERS].wait_finished(mission_id))
+    stopping = asyncio.ensure_future(app[STOPPING].wait())
+    try:
+        await asyncio.wait(
+            {finished, stopping}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        stopping.cancel()
+        if not finished.done():
+            finished.cancel()
+    return finished.result() if finished.done() and not finished.cancelled() else None
+
+
 async def submit_mission(request: web.Request) -> web.Response:
+    """Store and queue a mission. Answers ``{"msg": {"id", "payload"}}``: 200 at once, or with
+    ``?wait=S`` 200 plus the mission's whole state when it ends within S seconds, else 202."""
+    wait_s = _wait_seconds(request)
     fields = await _body_fields(request)
     token_hash = await authenticate(request, fields)
+    limit_headers = request.app[LIMITER].take(token_hash)
     unknown = sorted(set(fields) - SUBMIT_FIELDS)
     if unknown:
-        raise ApiError(400, "invalid", f"unknown field '{unknown[0]}'", unknown[0])
+        raise ApiError(400, INVALID_MISSION, f"unknown field '{unknown[0]}'", unknown[0])
     if "mission" not in fields:
-        raise ApiError(400, "invalid", "the field 'mission' is required", "mission")
+        raise ApiError(400, INVALID_MISSION, "the field 'mission' is required", "mission")
     mission = parse_mission(fields["mission"])
     most = request.app[SETTINGS].max_task_parallel
     if mission.tasks.parallel > most:
@@ -156,18 +204,16 @@ async def submit_mission(request: web.Request) -> web.Response:
     normalised = normalise(mission)
     raw = fields["mission"]
     stored = json.loads(raw) if isinstance(raw, str) else raw  # parse_mission read it already
-    try:
-        mission_id = await request.app[WORKERS].submit(token_hash, stored, normalised)
-    except QueueFull as e:
-        raise ApiError(
-            429, "queue_full", str(e), headers={"Retry-After": str(e.retry_after_s)}
-        ) from e
-    except ShuttingDown as e:
-        raise ApiError(
-            503, "shutting_down", "the server is stopping", headers={"Retry-After": "5"}
-        ) from e
-    payload = normalised["return"]["payload"]
-    return web.json_response({"msg": {"id": mission_id, "payload": payload}})
+    # QueueFull and ShuttingDown are answered by the error middleware's table.
+    mission_id = await request.app[WORKERS].submit(token_hash, stored, normalised)
+    payload = normalised["return"]["payload"] if "return" in normalised else {}
+    msg = {"msg": {"id": mission_id, "payload": payload}}
+    if wait_s is None:
+        return web.json_response(msg, headers=limit_headers)
+    row = await _wait_finished(request.app, mission_id, wait_s)
+    if row is None or row.state not in FINAL_STATES:
+        return web.json_response(msg, status=202, headers=limit_headers)
+    return web.json_response({**mission_body(row), **msg}, headers=limit_headers)
 
 
 async def _own_mission(request: web.Request) -> Any:
@@ -182,8 +228,8 @@ async def _own_mission(request: web.Request) -> Any:
     return row
 
 
-async def get_mission(request: web.Request) -> web.Response:
-    row = await _own_mission(request)
+def mission_body(row: MissionRow) -> dict[str, Any]:
+    """What ``GET /api/missions/{id}`` answers for a mission."""
     body: dict[str, Any] = {
         "id": row.id,
         "state": row.state,
@@ -198,7 +244,16 @@ async def get_mission(request: web.Request) -> web.Response:
     }
     if row.error:
         body["error"] = row.error
-    return web.json_response(body)
+    return body
+
+
+async def get_mission(request: web.Request) -> web.Response:
+    return web.json_response(mission_body(await _own_mission(request)))
+
+
+async def mission_events(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events of the mission's progress (``service.events``)."""
+    return await stream_events(request, await _own_mission(request))
 
 
 async def cancel_mission(request: web.Request) -> web.Response:
@@ -242,10 +297,7 @@ async def list_images(request: web.Request) -> web.Response:
     """The sandbox images installed on the engine (label ``judge.supervisor``), from their labels
     only: one cheap engine call, no container. Untagged (dangling) images are left out."""
     await authenticate(request)
-    try:
-        docs = await request.app[RUNTIME].adapter.list_images(SUPERVISOR_LABEL)
-    except JudgeError as e:
-        raise ApiError(503, "engine_unavailable", str(e), headers={"Retry-After": "10"}) from e
+    docs = await request.app[RUNTIME].adapter.list_images(SUPERVISOR_LABEL)
     images: list[dict[str, Any]] = []
     for doc in docs:
         tags = sorted(t for t in doc.get("RepoTags") or [] if t and t != "<none>:<none>")
@@ -269,80 +321,13 @@ async def list_images(request: web.Request) -> web.Response:
     return web.json_response({"images": images})
 
 
-def _metric(lines: list[str], name: str, kind: str, help_: str) -> None:
-    lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
-
-
-async def metrics(request: web.Request) -> web.Response:
-    workers = request.app[WORKERS]
-    counts = await request.app[STORE].call(Database.counts)
-    callbacks = await request.app[STORE].call(Database.callback_counts)
-    m = workers.metrics
-    lines: list[str] = []
-    _metric(lines, "judge_missions", "gauge", "Missions in the database by state.")
-    for state in MISSION_STATES:
-        lines.append(f'judge_missions{{state="{state}"}} {counts.get(state, 0)}')
-    _metric(lines, "judge_queue_depth", "gauge", "Missions waiting for a worker.")
-    lines.append(f"judge_queue_depth {workers.queue_depth}")
-    _metric(lines, "judge_running", "gauge", "Missions running now.")
-    lines.append(f"judge_running {workers.running}")
-    _metric(lines, "judge_missions_finished_total", "counter", "Missions finished, by state.")
-    for state in ("done", "cancelled", "failed"):
-        n = m.missions_finished.get(state, 0)
-        lines.append(f'judge_missions_finished_total{{state="{state}"}} {n}')
-    _metric(lines, "judge_mission_seconds", "summary", "Time missions spent running.")
-    ran = sum(m.missions_finished.get(s, 0) for s in ("done", "cancelled"))
-    lines.append(f"judge_mission_seconds_sum {m.mission_seconds_sum:.6f}")
-    lines.append(f"judge_mission_seconds_count {ran}")
-    _metric(lines, "judge_phase_seconds", "summary", "Time spent per mission phase.")
-    for phase, seconds in sorted(m.phase_seconds.items()):
-        lines.append(f'judge_phase_seconds_sum{{phase="{phase}"}} {seconds:.6f}')
-        lines.append(f'judge_phase_seconds_count{{phase="{phase}"}} {m.phase_counts[phase]}')
-    _metric(lines, "judge_callbacks", "gauge", "Callbacks in the database by delivery state.")
-    for state in CALLBACK_STATES:
-        lines.append(f'judge_callbacks{{state="{state}"}} {callbacks.get(state, 0)}')
-    _metric(lines, "judge_callback_attempts_total", "counter", "Callback POSTs.")
-    lines.append(f"judge_callback_attempts_total {m.callback_attempts}")
-    _metric(lines, "judge_callbacks_delivered_total", "counter", "Callbacks delivered.")
-    lines.append(f"judge_callbacks_delivered_total {m.callbacks_delivered}")
-    _metric(lines, "judge_callback_failures_total", "counter", "Callbacks given up.")
-    lines.append(f"judge_callback_failures_total {m.callback_failures}")
-    _metric(
-        lines,
-        "judge_turnaround_seconds",
-        "summary",
-        "From a mission's submission to its delivered callback.",
-    )
-    lines.append(f"judge_turnaround_seconds_sum {m.turnaround_seconds_sum:.6f}")
-    lines.append(f"judge_turnaround_seconds_count {m.turnaround_count}")
-    _pool_metrics(lines, request.app[POOL].snapshot())
-    lines += request.app[RETENTION].metric_lines()  # storage freed by the retention period
-    return web.Response(
-        body=("\n".join(lines) + "\n").encode(),
-        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
-    )
-
-
-def _pool_metrics(lines: list[str], pool: dict[str, Any]) -> None:
-    _metric(lines, "judge_pool_ready", "gauge", "Warm sandboxes ready, by image.")
-    for image, figures in sorted(pool["images"].items()):
-        lines.append(f'judge_pool_ready{{image="{image}"}} {figures["ready"]}')
-    _metric(lines, "judge_pool_target", "gauge", "Warm sandboxes wanted, by image.")
-    for image, figures in sorted(pool["images"].items()):
-        lines.append(f'judge_pool_target{{image="{image}"}} {figures["target"]}')
-    for name, help_ in [
-        ("hits", "Sandboxes taken warm from the pool."),
-        ("misses", "Sandboxes created on demand (none warm)."),
-        ("discarded", "Warm sandboxes removed unused (image changed, found dead)."),
-    ]:
-        _metric(lines, f"judge_pool_{name}_total", "counter", help_)
-        lines.append(f"judge_pool_{name}_total {pool[name]}")
-
-
 def setup_routes(app: web.Application) -> None:
+    app[STOPPING] = asyncio.Event()
+    app.on_shutdown.append(_stop_waiting)
     app.router.add_post("/api/missions/", submit_mission)
     app.router.add_post("/api/missions", submit_mission)
     app.router.add_get("/api/missions/{id}", get_mission)
+    app.router.add_get("/api/missions/{id}/events", mission_events)
     app.router.add_delete("/api/missions/{id}", cancel_mission)
     app.router.add_get("/api/images", list_images)
     app.router.add_get("/healthz", healthz)

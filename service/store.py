@@ -125,7 +125,7 @@ MISSION_KIND = "mission"
 (``executor``, ``exec``) store their missions under their own kind."""
 
 MISSION_STATES = ("queued", "running", "done", "cancelled", "failed")
-CALLBACK_STATES = ("waiting", "pending", "delivered", "failed")
+CALLBACK_STATES = ("none", "waiting", "pending", "delivered", "failed")
 
 
 def hash_token(token: str) -> str:
@@ -205,8 +205,12 @@ class JobRow:
     output_number: int | None = None  # the last streamed output segment, None for none
 
 
-# A finished mission's callback becomes due only for the mission API's own missions.
-_CALLBACK_DUE = f"(CASE WHEN kind = '{MISSION_KIND}' THEN 'pending' ELSE callback_state END)"
+# A finished mission's callback becomes due only for the mission API's own missions, and only
+# for those with a ``return`` (the others are polled: their callback state stays 'none').
+_CALLBACK_DUE = (
+    f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'pending'"
+    " ELSE callback_state END)"
+)
 
 
 class Database:
@@ -286,7 +290,8 @@ class Database:
         now = time.time()
         cur = self._conn.execute(
             "INSERT INTO missions (token_hash, state, mission, normalised, created_at,"
-            " updated_at, delivery_id, kind) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
+            " updated_at, delivery_id, kind, callback_state) VALUES (?, 'queued', ?, ?, ?, ?, ?,"
+            " ?, ?)",
             (
                 token_hash,
                 json.dumps(mission),
@@ -295,6 +300,7 @@ class Database:
                 now,
                 uuid.uuid4().hex,
                 kind,
+                "waiting" if kind != MISSION_KIND or "return" in normalised else "none",
             ),
         )
         assert cur.lastrowid is not None
@@ -349,8 +355,10 @@ class Database:
         """Mark a mission the judge could not run at all (no result, so no callback)."""
         self._conn.execute(
             "UPDATE missions SET state = 'failed', error = ?, updated_at = ?,"
-            f" callback_state = (CASE WHEN kind = '{MISSION_KIND}' THEN 'failed'"
-            " ELSE callback_state END), callback_error = 'no result to deliver'"
+            f" callback_state = (CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none'"
+            " THEN 'failed'"
+            " ELSE callback_state END), callback_error = (CASE WHEN callback_state = 'none'"
+            " THEN '' ELSE 'no result to deliver' END)"
             " WHERE id = ? AND state IN ('queued', 'running')",
             (error, time.time(), mission_id),
         )

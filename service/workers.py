@@ -28,7 +28,14 @@ from orchestrator.mission import (
     parse_mission,
     task_macros,
 )
-from orchestrator.runner import CANCELLED, MissionDeps, MissionIO, PhaseTimes, run_mission
+from orchestrator.runner import (
+    CANCELLED,
+    ExecuteDone,
+    MissionDeps,
+    MissionIO,
+    PhaseTimes,
+    run_mission,
+)
 from orchestrator.sandbox import Meta
 from service.callbacks import CallbackPolicy, Delivery, callback_body, deliver
 from service.store import MISSION_KIND, Database, MissionRow, Store
@@ -52,6 +59,19 @@ class QueueFull(Exception):
 
 class ShuttingDown(Exception):
     """The server is stopping and takes no new missions."""
+
+
+Listener = Callable[[int, str, dict[str, Any]], None]
+"""Told ``(mission_id, kind, data)`` as a mission progresses, on the event loop (must not block):
+``state`` ``{"state"}`` (``running`` also has ``executes``, the number of executes), ``execute``
+``{"stage", "task", "index", "entry"}`` each time an execute's entry is final, and ``end``
+``{"state", "result", "error"}`` once the mission is stored in a final state."""
+
+
+def count_executes(mission: Mission) -> int:
+    """How many executes a mission runs: prepare's, each task's, final's."""
+    tasks = len(mission.tasks.task) * len(mission.tasks.execute)
+    return len(mission.prepare.execute) + tasks + len(mission.final.execute)
 
 
 class FrontDoor(Protocol):
@@ -155,6 +175,18 @@ class MissionWorkers:
         self._doors: dict[str, FrontDoor] = {}
         self._ios: dict[int, MissionIO] = {}  # front-door files handed to submit, by mission
         self._finish_waiters: dict[int, set[asyncio.Future[None]]] = defaultdict(set)
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        """Tell ``listener`` about every mission's progress (see :data:`Listener`)."""
+        self._listeners.append(listener)
+
+    def _emit(self, mission_id: int, kind: str, data: dict[str, Any]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(mission_id, kind, data)
+            except Exception:
+                log.exception("mission %d: a progress listener failed", mission_id)
 
     def register(self, kind: str, door: FrontDoor) -> None:
         """Serve missions of ``kind`` through ``door``; call before ``start``."""
@@ -184,9 +216,15 @@ class MissionWorkers:
                 waiter.set_result(None)
 
     async def _ended(
-        self, row: MissionRow, state: str, result: dict[str, Any] | None, io: MissionIO
+        self,
+        row: MissionRow,
+        state: str,
+        result: dict[str, Any] | None,
+        io: MissionIO,
+        error: str = "",
     ) -> None:
         """After a mission is stored as ended: its callback, or its front door's hook."""
+        self._emit(row.id, "end", {"state": state, "result": result, "error": error})
         try:
             door = self._doors.get(row.kind)
             if row.kind == MISSION_KIND:
@@ -261,6 +299,7 @@ class MissionWorkers:
         if io is not None:
             self._ios[mission_id] = io
         self._enqueue(mission_id)
+        self._emit(mission_id, "state", {"state": "queued"})
         return mission_id
 
     def _enqueue(self, mission_id: int) -> None:
@@ -331,24 +370,34 @@ class MissionWorkers:
                     given = self._ios.pop(mission_id, None)
                     got = None if door is None else await door.started(row, given)
                     if got is None:
-                        await self._store.call(
-                            Database.fail, mission_id, "its front door can no longer run it"
-                        )
+                        why = "its front door can no longer run it"
+                        await self._store.call(Database.fail, mission_id, why)
                         self.metrics.missions_finished["failed"] += 1
-                        await self._ended(row, "failed", None, io)
+                        await self._ended(row, "failed", None, io, why)
                         return
                     io = got
                 mission = parse_mission(row.mission)
+                self._emit(
+                    mission_id, "state", {"state": "running", "executes": count_executes(mission)}
+                )
+
+                def executed(done: ExecuteDone) -> None:
+                    data = {"stage": done.stage, "task": done.task, "index": done.index}
+                    self._emit(mission_id, "execute", {**data, "entry": done.entry})
+
                 deps = self._deps
                 if self._reader_for is not None:
                     deps = dataclasses.replace(deps, blob_reader=self._reader_for(row.token_hash))
-                _, result = await run_mission(mission, deps, cancel=cancel, times=times, io=io)
+                _, result = await run_mission(
+                    mission, deps, cancel=cancel, times=times, io=io, on_execute=executed
+                )
             except Exception as e:
                 # run_mission reports every failure in the result; this is a bug in the judge.
                 log.exception("mission %d: cannot be run", mission_id)
-                await self._store.call(Database.fail, mission_id, f"internal error: {e}")
+                why = f"internal error: {e}"
+                await self._store.call(Database.fail, mission_id, why)
                 self.metrics.missions_finished["failed"] += 1
-                await self._ended(row, "failed", None, io)
+                await self._ended(row, "failed", None, io, why)
                 return
             state = "cancelled" if cancel.is_set() else "done"
             await self._store.call(Database.finish, mission_id, state, result)
@@ -385,6 +434,8 @@ class MissionWorkers:
     async def _deliver(self, mission_id: int) -> None:
         row = await self._store.call(Database.get_mission, mission_id)
         if row is None or row.result is None or row.callback_state != "pending":
+            return
+        if "return" not in row.normalised:  # polled only; never 'pending', but be sure
             return
         ret = row.normalised["return"]
         body, ctype = callback_body(

@@ -1,4 +1,5 @@
-"""Seed 000 (hello world) as data, shared by the unit, mission and service tests."""
+"""The reference hello world as data (the classic first mission and the callback it gets),
+shared by the unit, mission and service tests."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 
 def hello_mission(url: str) -> dict[str, Any]:
-    """The mission seed 000 posts, calling back ``url``."""
+    """The reference hello-world mission, calling back ``url``."""
     return {
         "return": {"url": url},
         "prepare": {"execute": [{"command": ["echo", "hello world"], "stdout": "output.txt"}]},
@@ -14,7 +15,7 @@ def hello_mission(url: str) -> dict[str, Any]:
 
 
 def seed_echo(url: str) -> dict[str, Any]:
-    """The ``mission`` field of seed 000's callback, with ``url`` for its placeholder."""
+    """The ``mission`` field of the reference hello world's callback, calling back ``url``."""
     return {
         "final": {"execute": [], "file": {}},
         "prepare": {

@@ -1,6 +1,6 @@
-"""The executor API (seed 001, WebGME's executor): jobs made from job definitions, run as missions.
+"""The executor API (WebGME's executor): jobs made from job definitions, run as missions.
 
-A job is known by the hash of the blob it was created from: a zip (the seed's way) or a complex
+A job is known by the hash of the blob it was created from: a zip (the classic way) or a complex
 artifact (WebGME's ``Artifact.save``). ``executor_config.json`` in it says what to run; its files
 go into the sandbox, the command's stdout and stderr are redirected to ``job_stdout.txt`` and
 ``job_stderr.txt``. When ``outputInterval``/``outputSegmentSize`` ask for it, the output of the
@@ -84,7 +84,7 @@ class _Artifact(BaseModel):
 
 
 class ExecutorConfig(BaseModel):
-    """``executor_config.json``: the seed's fields, plus optional limits in mission units."""
+    """``executor_config.json``: the executor's fields, plus optional limits in mission units."""
 
     model_config = ConfigDict(extra="forbid")
     cmd: Annotated[str, Field(min_length=1)]
@@ -94,7 +94,7 @@ class ExecutorConfig(BaseModel):
     # outputSegmentSize lines are there; both absent or negative: output only at the end.
     outputInterval: int | None = None
     outputSegmentSize: int | None = None
-    # Beyond the seed: the execute's limits (as in the mission API) and the image.
+    # Our additions: the execute's limits (as in the mission API) and the image.
     time_limit: int | None = None
     memory_limit: int | None = None
     output_limit: int | None = None
@@ -171,7 +171,7 @@ def _glob(pattern: str) -> re.Pattern[str]:
 
 def matches(path: str, patterns: list[str]) -> bool:
     """Empty patterns match every file; a pattern without '/' also matches the base name (so
-    ``*.txt`` takes ``out/a.txt``, as the seed's walkthrough has it)."""
+    ``*.txt`` takes ``out/a.txt``, as the reference walkthrough has it)."""
     if not patterns:
         return True
     base = path.rsplit("/", 1)[-1]
@@ -183,7 +183,7 @@ def matches(path: str, patterns: list[str]) -> bool:
 
 
 def job_doc(job: JobRow, *, with_id: bool = True) -> dict[str, Any]:
-    """A job as the executor seed shows it; ``outputNumber`` (WebGME) once output was streamed."""
+    """A job document of the executor API; ``outputNumber`` (WebGME) once output was streamed."""
     doc: dict[str, Any] = {
         "hash": job.hash,
         "resultHashes": job.result_hashes if job.result_hashes is not None else [],

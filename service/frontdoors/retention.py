@@ -53,23 +53,8 @@ class RetentionSweeper:
                 log.exception("retention sweep failed")
             await asyncio.sleep(period_s)  # a period, not a synchronisation
 
-    def metric_lines(self) -> list[str]:
-        """Prometheus text lines: what the retention period freed since the server started."""
-        lines = [
-            "# HELP judge_retention_freed_bytes_total Bytes of blob files deleted by retention.",
-            "# TYPE judge_retention_freed_bytes_total counter",
-            f"judge_retention_freed_bytes_total {self._blobs.bytes_freed}",
-            "# HELP judge_retention_freed_files_total Blob files deleted by retention.",
-            "# TYPE judge_retention_freed_files_total counter",
-            f"judge_retention_freed_files_total {self._blobs.files_freed}",
-            "# HELP judge_retention_removed_total Records removed by retention, by kind.",
-            "# TYPE judge_retention_removed_total counter",
-        ]
-        for what in ("jobs", "outputs", "missions", "blobs"):
-            lines.append(f'judge_retention_removed_total{{what="{what}"}} {self.removed[what]}')
-        lines += [
-            "# HELP judge_retention_sweeps_total Retention sweeps run.",
-            "# TYPE judge_retention_sweeps_total counter",
-            f"judge_retention_sweeps_total {self.sweeps}",
-        ]
-        return lines
+    @property
+    def freed(self) -> tuple[int, int]:
+        """Bytes and files of blobs deleted by retention since the server started (for the
+        metrics: ``service.metrics``)."""
+        return self._blobs.bytes_freed, self._blobs.files_freed

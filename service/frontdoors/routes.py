@@ -17,7 +17,7 @@ from aiohttp import web
 
 from orchestrator.mission import MissionInvalid, normalise, parse_mission
 from orchestrator.runner import MissionIO
-from service.errors import ApiError
+from service.errors import INVALID_MISSION, ApiError
 from service.frontdoors import executor, zerovm
 from service.frontdoors.blobs import (
     BlobRefused,
@@ -30,7 +30,6 @@ from service.frontdoors.mimes import mime_type
 from service.keys import BLOBS, EXECUTOR, STORE, WORKERS
 from service.routes import authenticate
 from service.store import Database, JobRow
-from service.workers import QueueFull, ShuttingDown
 
 _PYTHON_TYPES = ("application/python", "text/x-python", "application/x-python")
 _TAR_TYPES = ("application/x-tar", "application/x-gtar", "application/tar")
@@ -56,19 +55,11 @@ async def _submit(
     try:
         normalised = normalise(parse_mission(mission))
     except MissionInvalid as e:
-        raise ApiError(400, "invalid", e.message, "body") from None
-    try:
-        return await request.app[WORKERS].submit(
-            token_hash, mission, normalised, kind=zerovm.KIND, io=io
-        )
-    except (QueueFull, ShuttingDown) as e:
-        raise _queue_errors(e) from None
-
-
-def _queue_errors(e: Exception) -> ApiError:
-    if isinstance(e, QueueFull):
-        return ApiError(429, "queue_full", str(e), headers={"Retry-After": str(e.retry_after_s)})
-    return ApiError(503, "shutting_down", "the server is stopping", headers={"Retry-After": "5"})
+        raise ApiError(400, INVALID_MISSION, e.message, "body") from None
+    # QueueFull and ShuttingDown are answered by the error middleware's table.
+    return await request.app[WORKERS].submit(
+        token_hash, mission, normalised, kind=zerovm.KIND, io=io
+    )
 
 
 # -- blobs ---------------------------------------------------------------------------------------
@@ -180,8 +171,6 @@ async def create_job(request: web.Request) -> web.Response:
         ) from None
     except executor.JobRefused as e:
         raise ApiError(400, "invalid_job", str(e), "hash") from None
-    except (QueueFull, ShuttingDown) as e:
-        raise _queue_errors(e) from None
     return web.json_response(executor.job_doc(job, with_id=False))
 
 

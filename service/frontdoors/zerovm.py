@@ -1,4 +1,4 @@
-"""The exec API (seed 002): POST a Python script or a "ZeroVM image" tarball, get its stdout.
+"""The exec API: POST a Python script or a "ZeroVM image" tarball, get its stdout.
 
 The request becomes a mission of one execute per node of ``boot/system.map`` (or one for a
 script); the handler waits for it and answers with the nodes' stdout and ZeroCloud's

@@ -46,8 +46,9 @@ async def test_run_json_and_status(start_judge: StartJudge) -> None:
     assert body["mission_result"]["prepare"]["execute"][0]["record"]["stdout"] == (
         "aGVsbG8gd29ybGQK"
     )
-    # Without 'return' the CLI filled a placeholder the server accepts (its callback fails).
-    assert body["mission"]["return"]["url"] == "http://127.0.0.1:9/"
+    # Without 'return' the mission has no callback: the CLI invents none.
+    assert "return" not in body["mission"]
+    assert body["callback"]["state"] == "none"
 
     # --return-url and --image set those fields.
     argv = ["--return-url", "http://127.0.0.1:9/elsewhere", "--image", DEFAULT_IMAGE, "--json"]
@@ -64,6 +65,27 @@ async def test_run_json_and_status(start_judge: StartJudge) -> None:
     rc, out, err = await cli(judge.url, "status", "1")
     assert rc == 0, err
     assert out.startswith("mission 1: done (runs: 1)\n")
+
+
+async def test_run_wait_polls_a_server_without_events(
+    start_judge: StartJudge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against a server without the event stream (404), --wait polls instead."""
+    from service import routes
+
+    asked = []
+
+    async def missing(request: object) -> None:
+        asked.append(request)
+        raise routes.ApiError(404, "not_found", "no such route")
+
+    # Routes are bound when the app is made: patch first.
+    monkeypatch.setattr(routes, "mission_events", missing)
+    judge, _ = await start_judge()
+    rc, out, err = await cli(judge.url, "run", "examples/hello.json", "--wait")
+    assert rc == 0, err
+    assert len(asked) == 1
+    assert out.splitlines()[-1] == "1/1 executes OK"
 
 
 async def test_run_without_wait_then_cancel(start_judge: StartJudge, tmp_path: Path) -> None:
@@ -152,3 +174,5 @@ async def test_on_a_terminal_verdicts_are_coloured(start_judge: StartJudge) -> N
     assert "\x1b[33mMLE\x1b[0m prepare[1] memory hog" in out
     assert "\x1b[31mRE \x1b[0m prepare[2] crash" in out
     assert "\r\x1b[2Kmission 1: " in out  # the live status line, rewritten in place
+    # The progress bar follows the mission's events: n of N executes, verdicts so far.
+    assert "[" + "#" * 20 + "] 3/3 executes  MLE 1 RE 1 TLE 1" in out

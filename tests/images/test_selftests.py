@@ -30,6 +30,8 @@ IMAGES_DIR = Path(__file__).resolve().parents[2] / "images"
 SHIPPED = ("cpp", "python3", "java", "node", "go", "rust")
 SELFTESTS = sorted(p.parent.name for p in IMAGES_DIR.glob("*/selftest.json"))
 SKIP_MISSING = os.environ.get("JUDGE_SKIP_MISSING_IMAGES") == "1"
+# Private builds (e.g. a branch's supervisor): JUDGE_TEST_IMAGE_PREFIX=i14/ tests i14/<name>.
+PREFIX = os.environ.get("JUDGE_TEST_IMAGE_PREFIX", "judge/")
 
 
 def load_selftest(name: str) -> dict[str, Any]:
@@ -73,7 +75,7 @@ def test_every_language_image_has_a_selftest() -> None:
 
 @pytest.mark.parametrize("name", SELFTESTS)
 async def test_selftest_passes(name: str, runtime: SandboxRuntime) -> None:
-    image = f"judge/{name}"
+    image = f"{PREFIX}{name}"
     labels = await runtime.adapter.image_labels(image)
     if labels is None:
         if SKIP_MISSING:

@@ -1,4 +1,4 @@
-"""Seed 000, hello world: the echoed mission and the result have the seed's shape."""
+"""The reference hello world: the echoed mission and the result have the reference shape."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.seed000 import seed_echo
 
 pytestmark = pytest.mark.docker
 
-# What seed 000's callback prints: "mission" (its url placeholder replaced) and "mission_result".
+# What the reference hello world's callback carries: "mission" and "mission_result".
 SEED_MISSION: dict[str, Any] = seed_echo(CALLBACK)
 SEED_RESULT: dict[str, Any] = {
     "final": {"execute": [], "file": {}},
@@ -35,7 +35,7 @@ SEED_RESULT: dict[str, Any] = {
     },
     "task": [],
 }
-# Meta fields beyond the seed (SPEC §2).
+# Meta fields we add to the classic ones (docs/missions.md, Meta).
 EXTRA_META = {"exit-code", "signal"}
 
 HELLO = mission(
@@ -73,7 +73,7 @@ async def test_hello_world_matches_the_seed(deps: MissionDeps) -> None:
 
 
 async def test_unredirected_output_is_not_recorded(deps: MissionDeps) -> None:
-    """The seed's caveat: record needs a redirect file; without one the record is empty."""
+    """Record needs a redirect file; without one the record is empty."""
     _, result = await run(
         deps, mission(prepare={"execute": [{"command": ["echo", "hello world"]}]})
     )

@@ -37,7 +37,7 @@ BOB = "bob-token-0123456789"
 
 
 def hello_world(url: str, **extra: Any) -> dict[str, Any]:
-    """The seed's hello-world mission, with ``extra`` keys of ``return`` (payload, format)."""
+    """The reference hello-world mission, with ``extra`` keys of ``return`` (payload, format)."""
     return {
         "return": {"url": url, **extra},
         "prepare": {"execute": [{"command": ["echo", "hello world"], "stdout": "output.txt"}]},

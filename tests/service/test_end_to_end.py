@@ -275,19 +275,24 @@ async def test_healthz_and_metrics(start_judge: StartJudge, receiver: Receiver) 
     await api.wait_for(1, lambda b: b["callback"]["state"] == "delivered")
     async with api.session.get(f"{api.url}/metrics") as resp:
         assert resp.status == 200
-        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert resp.headers["Content-Type"].startswith("text/plain; version=")
         text = await resp.text()
     samples = dict(
         line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
     )
-    assert samples['judge_missions{state="done"}'] == "1"
-    assert samples['judge_callbacks{state="delivered"}'] == "1"
-    assert samples["judge_callbacks_delivered_total"] == "1"
-    assert samples["judge_callback_attempts_total"] == "1"
-    assert samples["judge_queue_depth"] == "0"
-    assert samples["judge_running"] == "0"
+    assert float(samples['judge_missions{state="done"}']) == 1
+    assert float(samples['judge_callbacks{state="delivered"}']) == 1
+    assert float(samples["judge_callbacks_delivered_total"]) == 1
+    assert float(samples["judge_callback_attempts_total"]) == 1
+    assert float(samples["judge_queue_depth"]) == 0
+    assert float(samples["judge_running"]) == 0
     assert float(samples['judge_phase_seconds_sum{phase="create"}']) > 0
     assert 0 < float(samples["judge_turnaround_seconds_sum"]) < 10
+    # The process's own metrics, from prometheus_client's collectors.
+    assert float(samples["process_cpu_seconds_total"]) > 0
+    assert float(samples["process_resident_memory_bytes"]) > 0
+    assert any(key.startswith("python_info{") for key in samples)
+    assert any(key.startswith("python_gc_collections_total{") for key in samples)
 
 
 async def test_many_missions_run_concurrently_within_the_bound(

@@ -46,7 +46,7 @@ def error_of(status: int, body: dict[str, Any], expected_status: int) -> dict[st
 BAD_MISSIONS: list[tuple[str, Any, str, str]] = [
     ("malformed JSON", '{"return": {"url": ', "mission", "not valid JSON"),
     ("not an object", "[1, 2]", "mission", "must be an object"),
-    ("no return", {"prepare": {}}, "mission.return", "is required"),
+    ("return without url", {"return": {}}, "mission.return.url", "is required"),
     (
         "memory as a string",
         execute(memory_limit="65536"),

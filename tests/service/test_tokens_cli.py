@@ -41,9 +41,9 @@ async def test_tokens_round_trip_and_the_api(start_judge: StartJudge, tmp_path: 
     _, api = await start_judge(tokens=(), data_dir=data_dir)
     # Authenticated: a mission that does not exist is 404, and a bad mission is 400 (not 401).
     assert (await api.get(1, token=token))[0] == 404
-    status, body, _ = await api.submit("{}", token=token)
-    assert (status, body["error"]["path"]) == (400, "mission.return")
-    status, body, _ = await api.submit("{}", token=token, how="bearer")
+    status, body, _ = await api.submit('{"return": {}}', token=token)
+    assert (status, body["error"]["path"]) == (400, "mission.return.url")
+    status, body, _ = await api.submit('{"return": {}}', token=token, how="bearer")
     assert status == 400
 
     rc, _, err = await cli(data_dir, "revoke", "ci")

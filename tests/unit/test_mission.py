@@ -29,7 +29,7 @@ HELLO = {
     "prepare": {"execute": [{"command": ["echo", "hello world"], "stdout": "output.txt"}]},
 }
 
-# The "mission" of the callback in seed 000 (hello world), with the placeholder url replaced.
+# The "mission" of the reference hello world's callback.
 SEED_000_ECHO = seed_echo(URL)
 
 
@@ -197,7 +197,7 @@ def test_wrong_type_or_value_is_rejected(path: str, value: object, expected: str
     assert invalid(mission_with(path, value)).path == expected
 
 
-@pytest.mark.parametrize("missing", ["return", "return.url", "prepare.execute.0.command"])
+@pytest.mark.parametrize("missing", ["return.url", "prepare.execute.0.command"])
 def test_required_field_missing(missing: str) -> None:
     data: dict[str, Any] = copy.deepcopy(HELLO)
     node: Any = data
@@ -208,6 +208,20 @@ def test_required_field_missing(missing: str) -> None:
     error = invalid(data)
     assert error.path == "mission." + missing.replace(".execute.0.", ".execute[0].")
     assert error.message == "is required"
+
+
+def test_return_is_optional_and_left_out_of_the_echo() -> None:
+    data: dict[str, Any] = copy.deepcopy(HELLO)
+    del data["return"]
+    mission = parse_mission(data)
+    assert mission.return_ is None
+    assert list(normalise(mission)) == ["prepare", "tasks", "final", "tick"]
+
+
+def test_return_null_means_no_return() -> None:
+    data: dict[str, Any] = copy.deepcopy(HELLO)
+    data["return"] = None
+    assert "return" not in normalise(parse_mission(data))
 
 
 @pytest.mark.parametrize("command", [[], [""], ["", "arg"], ["echo", "a\0b"]])
