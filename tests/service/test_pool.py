@@ -43,9 +43,9 @@ async def test_missions_take_warm_sandboxes(start_judge: StartJudge, receiver: R
         assert status == 200, body
         await receiver.next(timeout=30)
         samples = await metric_samples(api)
-        assert samples["judge_pool_hits_total"] == str(n)
-        assert samples["judge_pool_misses_total"] == "0"
-        assert samples[f'judge_pool_target{{image="{DEFAULT_IMAGE}"}}'] == "1"
+        assert float(samples["judge_pool_hits_total"]) == n
+        assert float(samples["judge_pool_misses_total"]) == 0
+        assert float(samples[f'judge_pool_target{{image="{DEFAULT_IMAGE}"}}']) == 1
     status, body = await api.get(2)
     assert body["state"] == "done"
     # The fixture checks that nothing (pooled or used) is left once the judge stopped.
