@@ -23,8 +23,11 @@ from orchestrator.tarutil import SANDBOX_GID, SANDBOX_UID, check_relative_path
 # File bytes per request: base64 makes 4/3 of it, under the supervisor's 1 MiB line limit and
 # the reader's 1 MiB answer limit. The supervisor refuses more than this per read.
 CHUNK_BYTES = 512 * 1024
-# Entries a listing may have before the engine's archive call is used instead.
-MAX_LIST_ENTRIES = 20_000
+# Entries a listing may have (over all its pages) before it is refused, or read through the
+# engine's archive call where /box is a volume.
+MAX_LIST_ENTRIES = 200_000
+# Most bytes of one request line: the supervisor's limit is 1 MiB.
+LINE_BYTES = 900 * 1024
 
 
 @dataclass(frozen=True)
@@ -78,16 +81,21 @@ def put_lines(entries: Sequence[PutEntry], *, parents: bool) -> list[tuple[bytes
     lines: list[tuple[bytes, list[str]]] = []
     batch: list[dict[str, object]] = []
     paths: list[str] = []
-    size = 0
+    size = 0  # file bytes in the batch
+    line = 0  # estimated bytes of its line (many small entries fill it before CHUNK_BYTES)
 
     def flush() -> None:
-        nonlocal batch, paths, size
+        nonlocal batch, paths, size, line
         if batch:
             doc = {"op": "put", "parents": int(parents), "entries": batch}
             lines.append((json.dumps(doc, separators=(",", ":")).encode(), paths))
-        batch, paths, size = [], [], 0
+        batch, paths, size, line = [], [], 0, 0
 
     for entry in entries:
+        # A path is at most 4 KiB, escaped at most 6x; a file's data is capped separately.
+        if line + 6 * len(entry.path) + 64 > LINE_BYTES - CHUNK_BYTES * 4 // 3:
+            flush()
+        line += 6 * len(entry.path) + 64
         if entry.data is None:
             item: dict[str, object] = {"path": entry.path, "type": "d"}
             if entry.mode >= 0:

@@ -9,8 +9,10 @@ goes over that stream (the supervisor protocol) is ``sandbox.py``'s business.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
+import json
 import logging
 import os
 import select
@@ -65,6 +67,8 @@ class ContainerSpec:
     # /box as the container's own tmpfs mount (no volume: two engine calls fewer), for images
     # whose supervisor moves files itself; the engine's archive calls cannot reach such a mount.
     box_tmpfs: bool = False
+    # The engine's seccomp profile as JSON text; None leaves the engine's default in place.
+    seccomp_profile: str | None = None
 
 
 class AttachedStream:
@@ -164,6 +168,20 @@ class AttachedStream:
                 self._sock.close()
             with contextlib.suppress(Exception):
                 self._holder.close()
+
+
+# Bits of Go's os.FileMode, which the engine's path stat reports.
+_GO_MODE_DIR = 1 << 31
+_GO_MODE_SYMLINK = 1 << 27
+
+
+@dataclass(frozen=True)
+class PathStat:
+    """A path inside a container as the engine sees it (its last component not followed)."""
+
+    is_link: bool
+    is_dir: bool
+    link_target: str = ""
 
 
 @dataclass
@@ -281,7 +299,10 @@ class DockerAdapter:
                 # PID 1 (the supervisor, root without other capabilities) needs these to drop to
                 # the sandbox user and to kill what the command leaves behind.
                 cap_add=["SETUID", "SETGID", "KILL"],
-                security_opt=["no-new-privileges"],
+                security_opt=[
+                    "no-new-privileges",
+                    *([f"seccomp={spec.seccomp_profile}"] if spec.seccomp_profile else []),
+                ],
                 read_only=True,
                 mounts=box_mounts,
                 tmpfs={**tmpfs, "/tmp": f"size={spec.tmp_kib}k,mode=1777,nosuid,nodev"},
@@ -444,6 +465,43 @@ class DockerAdapter:
                 raise SandboxError("cannot copy into the sandbox", container_id=container_id)
 
         await self._call(_guard(run))
+
+    async def lstat_paths(self, container_id: str, paths: list[str]) -> list[PathStat | None]:
+        """What each of ``paths`` is inside the container, without following a link in its last
+        component (None when it does not exist); one engine call per path, on one thread.
+
+        Raises ``SandboxError`` when the engine fails.
+        """
+
+        def run() -> list[PathStat | None]:
+            url = self._api._url("/containers/{0}/archive", container_id)
+            stats: list[PathStat | None] = []
+            for path in paths:
+                try:
+                    resp = self._api.head(url, params={"path": path}, timeout=self._api.timeout)
+                except requests.exceptions.RequestException as e:
+                    raise EngineUnavailable(f"Docker engine unavailable: {e}") from e
+                if resp.status_code == 404:
+                    stats.append(None)
+                    continue
+                header = resp.headers.get("X-Docker-Container-Path-Stat")
+                if resp.status_code != 200 or not header:
+                    raise SandboxError(
+                        f"cannot inspect '{_box_relative(path)}' (HTTP {resp.status_code})",
+                        container_id=container_id,
+                    )
+                doc = json.loads(base64.b64decode(header))
+                mode = int(doc.get("mode", 0))
+                stats.append(
+                    PathStat(
+                        is_link=bool(mode & _GO_MODE_SYMLINK),
+                        is_dir=bool(mode & _GO_MODE_DIR),
+                        link_target=str(doc.get("linkTarget", "")),
+                    )
+                )
+            return stats
+
+        return await self._call(_guard(run))
 
     async def get_archive(self, container_id: str, path: str, max_bytes: int) -> bytes:
         """Return a tar of ``path`` inside the container, reading at most ``max_bytes``.

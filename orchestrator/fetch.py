@@ -18,6 +18,13 @@ be created with ``connector=make_connector(limits.block_private)`` (``fetch`` ch
 
 Literal IP hosts never reach a resolver, so :func:`fetch` checks those itself (including legacy
 forms such as ``http://2852039166/``), on the first URL and on every redirect.
+
+An operator who blocks private addresses can still open exactly what they need with an
+:class:`AddressPolicy` allowlist: networks (``10.1.2.0/24``, ``fd00::1``) whose addresses are
+allowed, and host names (``files.internal``, or ``*.corp.example`` for its subdomains) whose
+resolved addresses are. The allowlist never opens the always-refused ranges (link-local with the
+cloud metadata service, multicast, broadcast). Wherever a ``block_private`` flag is taken, an
+:class:`AddressPolicy` may be given instead.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from yarl import URL
 __all__ = [
     "HEAD_BYTES",
     "AddressNotAllowed",
+    "AddressPolicy",
     "BlobReader",
     "FetchLimits",
     "Fetched",
@@ -74,7 +82,7 @@ class FetchLimits:
 
     max_bytes: int = 64 * 1024 * 1024
     timeout_s: float = 30.0
-    block_private: bool = False
+    block_private: bool | AddressPolicy = False
     max_redirects: int = 5
 
 
@@ -140,26 +148,101 @@ _PRIVATE: tuple[tuple[IPNetwork, str], ...] = tuple(
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
-def _refusal_reason(ip: IPAddress, block_private: bool) -> str | None:
-    """Why ``ip`` may not be contacted (``"link-local"``, ``"private"`` ...), or None if it may."""
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Which addresses downloads and callbacks may reach.
+
+    ``block_private`` refuses loopback, private and CGNAT ranges; ``allow`` lists exceptions to
+    that: networks or single addresses (``"10.1.2.0/24"``, ``"fd00::5"``) and host names
+    (``"files.internal"``; ``"*.corp.example"`` matches its subdomains). Build it with
+    :meth:`parse`, which checks the entries.
+    """
+
+    block_private: bool = False
+    networks: tuple[IPNetwork, ...] = ()
+    hosts: frozenset[str] = frozenset()
+    suffixes: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, block_private: bool, allow: tuple[str, ...] | list[str] = ()) -> AddressPolicy:
+        """The policy with ``allow`` entries; raises ``ValueError`` naming a malformed entry."""
+        networks: list[IPNetwork] = []
+        hosts: set[str] = set()
+        suffixes: list[str] = []
+        for raw in allow:
+            entry = raw.strip().lower().rstrip(".")
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+                continue
+            except ValueError:
+                pass
+            name = entry[2:] if entry.startswith("*.") else entry
+            if not _HOST_NAME.fullmatch(name):
+                raise ValueError(
+                    f"allowlist entry {raw!r} is neither a network (10.0.0.0/8, fd00::1) nor a "
+                    "host name (files.internal, *.corp.example)"
+                )
+            if entry.startswith("*."):
+                suffixes.append("." + name)
+            else:
+                hosts.add(name)
+        return cls(block_private, tuple(networks), frozenset(hosts), tuple(suffixes))
+
+    def host_listed(self, host: str) -> bool:
+        """Whether the host name is on the allowlist (exactly or as a listed subdomain)."""
+        name = host.lower().rstrip(".")
+        return name in self.hosts or any(name.endswith(sfx) for sfx in self.suffixes)
+
+    def refusal(self, ip: IPAddress, host: str = "") -> str | None:
+        """Why ``ip`` (resolved from ``host``, if a name) may not be contacted, or None."""
+        listed = bool(host) and self.host_listed(host)
+        return _refusal_reason(ip, self.block_private, lambda a: listed or self._listed(a))
+
+    def _listed(self, ip: IPAddress) -> bool:
+        return any(ip.version == net.version and ip in net for net in self.networks)
+
+
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
+
+
+def _policy(block_private: bool | AddressPolicy) -> AddressPolicy:
+    if isinstance(block_private, AddressPolicy):
+        return block_private
+    return AddressPolicy(block_private=block_private)
+
+
+def _refusal_reason(
+    ip: IPAddress,
+    block_private: bool | AddressPolicy,
+    listed: Callable[[IPAddress], bool] | None = None,
+) -> str | None:
+    """Why ``ip`` may not be contacted (``"link-local"``, ``"private"`` ...), or None if it may.
+
+    ``listed(ip)`` says whether an allowlist exempts an address from the private ranges.
+    """
+    if isinstance(block_private, AddressPolicy):
+        return block_private.refusal(ip)
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = ip.ipv4_mapped
         if embedded is None and ip in _NAT64:
             embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if embedded is not None:
-            return _refusal_reason(embedded, block_private)
+            return _refusal_reason(embedded, block_private, listed)
         ip = ipaddress.IPv6Address(int(ip))  # drop a %zone so network membership works
     for net, reason in _ALWAYS_REFUSED:
         if ip.version == net.version and ip in net:
             return reason
-    if block_private:
+    if block_private and not (listed is not None and listed(ip)):
         for net, reason in _PRIVATE:
             if ip.version == net.version and ip in net:
                 return reason
     return None
 
 
-def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, block_private: bool) -> bool:
+def address_allowed(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address, block_private: bool | AddressPolicy
+) -> bool:
     """Whether a download may connect to ``ip``. Pure; never raises.
 
     Always refused: 0.0.0.0/8, link-local (169.254.0.0/16 with the cloud metadata service,
@@ -167,7 +250,8 @@ def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, block_pri
     over IPv6). With ``block_private`` also refused: loopback (127.0.0.0/8, ::1), unspecified (::),
     private (10/8, 172.16/12, 192.168/16, fc00::/7, fec0::/10) and CGNAT (100.64.0.0/10).
     IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) addresses are judged by the IPv4
-    address they carry.
+    address they carry. An :class:`AddressPolicy` may exempt listed networks from the private
+    ranges.
     """
     return _refusal_reason(ip, block_private) is None
 
@@ -195,9 +279,9 @@ class PolicyResolver(AbstractResolver):
     as a whole rather than trimmed to its acceptable addresses, so the user learns why).
     """
 
-    def __init__(self, inner: AbstractResolver, block_private: bool) -> None:
+    def __init__(self, inner: AbstractResolver, block_private: bool | AddressPolicy) -> None:
         self._inner = inner
-        self._block_private = block_private
+        self._policy = _policy(block_private)
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -214,7 +298,7 @@ class PolicyResolver(AbstractResolver):
                 ip = ipaddress.ip_address(address)
             except ValueError:
                 raise AddressNotAllowed(host, address, "not an IP address") from None
-            reason = _refusal_reason(ip, self._block_private)
+            reason = self._policy.refusal(ip, host)
             if reason is not None:
                 raise AddressNotAllowed(host, address, reason)
         return results
@@ -234,17 +318,18 @@ class PolicyConnector(aiohttp.TCPConnector):
 
     def __init__(
         self,
-        block_private: bool,
+        block_private: bool | AddressPolicy,
         *,
         inner_resolver: AbstractResolver | None = None,
         **kwargs: Any,
     ) -> None:
         inner = inner_resolver if inner_resolver is not None else ThreadedResolver()
         super().__init__(resolver=PolicyResolver(inner, block_private), **kwargs)
-        self.block_private = block_private
+        self.policy = _policy(block_private)
+        self.block_private = self.policy.block_private
 
 
-def make_connector(block_private: bool) -> aiohttp.TCPConnector:
+def make_connector(block_private: bool | AddressPolicy) -> aiohttp.TCPConnector:
     """A connector that enforces the address policy on every resolved address.
 
     Create every session used with :func:`fetch` with it (the session owns and closes it). Must be
@@ -382,7 +467,7 @@ class _Progress:
         return _fail(f"{self.prefix()}: {problem}", self.status, bytes(self.head))
 
 
-def _check_target(url: URL, block_private: bool) -> str:
+def _check_target(url: URL, block_private: bool | AddressPolicy) -> str:
     """Why ``url`` may not be requested, or ``""``."""
     if url.scheme not in ("http", "https"):
         if not url.scheme:
@@ -512,7 +597,7 @@ def _check_session(session: aiohttp.ClientSession, limits: FetchLimits) -> None:
             "fetch() needs a session created with "
             f"connector=make_connector({limits.block_private}), not {type(connector).__name__}"
         )
-    if connector.block_private != limits.block_private:
+    if connector.policy != _policy(limits.block_private):
         raise ValueError(
             f"the session's connector has block_private={connector.block_private} but the "
             f"limits say block_private={limits.block_private}"

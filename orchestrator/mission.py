@@ -10,6 +10,13 @@ executes and file names obey the same rules.
 
 Macros (:func:`expand`) are plain string replacement, longest key first, in one pass.
 :func:`normalise` gives the mission as the callback echoes it, with every default filled in.
+
+A mission's work is bounded before anything proportional to it is done: :class:`MissionCaps`
+limits the planned executes (tasks x executes, counted, not expanded), the bytes the task
+executes and file names come to after macro expansion (computed from the macros' occurrences and
+value lengths, not by expanding), macro counts and value sizes and the JSON nesting depth. A mission
+over a cap is refused with :class:`MissionTooLarge` (413) naming the field. Everything here is
+proportional to the mission: callers on an event loop run it in a thread.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ import json
 import math
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -42,7 +51,9 @@ __all__ = [
     "TASK_ID_MACRO",
     "Execute",
     "Mission",
+    "MissionCaps",
     "MissionInvalid",
+    "MissionTooLarge",
     "Record",
     "Return",
     "Scope",
@@ -52,6 +63,7 @@ __all__ = [
     "expand",
     "expand_execute",
     "expand_task_files",
+    "load_json",
     "normalise",
     "parse_mission",
     "task_macros",
@@ -62,6 +74,10 @@ TASK_ID_MACRO = "__TASK_ID__"
 
 RESERVED_PAYLOAD_KEYS = frozenset({"id", "mission", "mission_result"})
 """Callback fields the judge fills itself; ``return.payload`` may not use them."""
+
+PAYLOAD_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""What a ``return.payload`` key may look like: no spaces, controls or other characters that a
+receiver's form parser could normalise into one of the reserved fields."""
 
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4096
@@ -99,6 +115,40 @@ class MissionInvalid(JudgeError):
         return cls(errors[0]["path"], errors[0]["message"], errors)
 
 
+class MissionTooLarge(MissionInvalid):
+    """A mission asks for more work than :class:`MissionCaps` allow; the service answers 413."""
+
+
+@dataclass(frozen=True)
+class MissionCaps:
+    """How much work one mission may ask for; checked before validation and expansion.
+
+    ``max_executes``: executes planned in all (prepare + tasks x task executes + final), and
+    tasks. ``max_expanded_bytes``: UTF-8 bytes of every task's executes' strings (command items,
+    names, redirections, scope paths) and file names, after macro expansion, summed over tasks.
+    ``max_macros_per_task``, ``max_macro_key_bytes`` and ``max_macro_value_bytes``: per task, its
+    macro count and each key's and value's size (keys are matched at every position of every
+    string, so their count and length bound the cost of expansion). ``max_json_depth``: nesting
+    of arrays and objects in the mission document.
+    """
+
+    max_executes: int = 10_000
+    max_expanded_bytes: int = 8 * 1024 * 1024
+    max_macros_per_task: int = 256
+    max_macro_value_bytes: int = 64 * 1024
+    max_json_depth: int = 32
+    max_macro_key_bytes: int = 32
+
+    @classmethod
+    def unlimited(cls) -> MissionCaps:
+        """No caps: for missions read back from storage, which were accepted when submitted."""
+        n = sys.maxsize
+        return cls(n, n, n, n, n, n)
+
+
+DEFAULT_CAPS = MissionCaps()
+
+
 # --------------------------------------------------------------------------------------------
 # Field checks. Each returns the value unchanged or raises ValueError with a message for users;
 # pydantic turns that into an error located at the field (or dict key) being checked.
@@ -128,11 +178,19 @@ def _check_arg(value: str) -> str:
     return value
 
 
+def _has_control(value: str) -> bool:
+    """Whether ``value`` holds a C0/C1 control character or DEL (newlines, escapes, NUL...)."""
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
+
+
 def _check_relative_path(value: str) -> str:
-    """A path inside the sandbox: relative POSIX, no ``..``, not the sandbox root, size-capped."""
+    """A path inside the sandbox: relative POSIX, no ``..``, not the sandbox root, size-capped,
+    no control characters (a name with a newline or an escape breaks logs, listings and tools)."""
     if not value:
         raise ValueError("must not be empty")
     _check_arg(value)
+    if _has_control(value):
+        raise ValueError(f"{_show(value)} contains a control character")
     if value.startswith("/"):
         raise ValueError(f"{_show(value)} must be a relative path, not an absolute one")
     components = value.split("/")
@@ -210,6 +268,10 @@ def _check_macro_key(value: str) -> str:
 
 def _check_payload_key(value: str) -> str:
     _check_text(value)
+    if not PAYLOAD_KEY.fullmatch(value):
+        raise ValueError(
+            f"payload key {_show(value)} must be 1 to 64 of the characters A-Z a-z 0-9 _ . -"
+        )
     if value in RESERVED_PAYLOAD_KEYS:
         raise ValueError(f"{value!r} is a callback field of the judge's own and is reserved")
     return value
@@ -447,9 +509,60 @@ def _errors_of(exc: ValidationError, prefix: str) -> list[dict[str, str]]:
 # Macros.
 
 
+_TRIE_MAX_KEY = 512  # deeper tries would nest regex groups past what the compiler takes
+
+
+def _trie_regex(keys: Iterable[str]) -> str:
+    """A regex matching the longest of ``keys`` at a position, shaped as their prefix tree.
+
+    A flat alternation tries every key at every position (keys sharing a long prefix make that
+    quadratic); the tree tries each character once, so a position costs at most the longest
+    key's length. Greedy optional groups make the longest key win, as the flat form ordered by
+    length did.
+    """
+    trie: dict[str, Any] = {}
+    for key in keys:
+        node = trie
+        for ch in key:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # marks the end of a key ("" is never a character)
+
+    def build(node: dict[str, Any]) -> str:
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        alt = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{alt})?" if "" in node else alt
+
+    return build(trie)
+
+
 @functools.lru_cache(maxsize=256)
 def _macro_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(re.escape(k) for k in keys))
+    if max(map(len, keys)) > _TRIE_MAX_KEY:
+        return re.compile("|".join(re.escape(k) for k in keys))
+    return re.compile(_trie_regex(keys))
+
+
+_SCAN_CHUNK = 4 * 1024
+
+
+def _matches(pattern: re.Pattern[str], text: str, longest: int) -> Iterator[re.Match[str]]:
+    """The matches ``pattern.finditer(text)`` gives, found window by window.
+
+    One ``finditer`` over megabytes without a match is one long C call that holds the GIL and so
+    stalls the event loop of the thread that is waiting; windows of ``_SCAN_CHUNK`` characters
+    (plus ``longest``, the longest key, so no match is cut short) keep each call short.
+    """
+    pos, end = 0, len(text)
+    while pos < end:
+        window = min(end, pos + _SCAN_CHUNK + longest)
+        match = pattern.search(text, pos, window)
+        if match is not None and match.start() < pos + _SCAN_CHUNK:
+            yield match
+            pos = max(match.end(), match.start() + 1)
+        else:
+            pos += _SCAN_CHUNK
 
 
 def expand(text: str, macros: Mapping[str, str]) -> str:
@@ -461,7 +574,15 @@ def expand(text: str, macros: Mapping[str, str]) -> str:
     keys = tuple(sorted((k for k in macros if k), key=lambda k: (-len(k), k)))
     if not keys or not text:
         return text
-    return _macro_pattern(keys).sub(lambda m: macros[m.group(0)], text)
+    pieces: list[str] = []
+    done = 0
+    for match in _matches(_macro_pattern(keys), text, len(keys[0])):
+        pieces += (text[done : match.start()], macros[match.group(0)])
+        done = match.end()
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def task_macros(task_index: int, task: Task) -> dict[str, str]:
@@ -546,7 +667,8 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _load_json(text: str | bytes | bytearray) -> object:
+def load_json(text: str | bytes | bytearray) -> object:
+    """Parse a mission's JSON text; raises :class:`MissionInvalid` at path ``mission``."""
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -559,7 +681,176 @@ def _load_json(text: str | bytes | bytearray) -> object:
         raise MissionInvalid(_ROOT, f"is not valid JSON: {exc}") from exc
 
 
-def parse_mission(data: object) -> Mission:
+def _check_depth(doc: object, limit: int) -> None:
+    """Refuse arrays and objects nested deeper than ``limit``; iterative, stops at the limit."""
+    stack: list[tuple[object, tuple[int | str, ...]]] = [(doc, ())]
+    while stack:
+        node, loc = stack.pop()
+        if isinstance(node, dict):
+            children: Iterable[tuple[int | str, object]] = node.items()
+        elif isinstance(node, list):
+            children = enumerate(node)
+        else:
+            continue
+        if len(loc) >= limit:
+            raise MissionInvalid(
+                _render_path(_ROOT, loc), f"is nested more than {limit} levels deep"
+            )
+        for key, child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, (*loc, key if isinstance(key, int) else str(key))))
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _execute_strings(execute: object) -> list[str]:
+    """The strings of a raw (unvalidated) execute that macros apply to; odd types are skipped
+    (validation reports them)."""
+    if not isinstance(execute, dict):
+        return []
+    out = [execute[k] for k in ("name", "meta", "stdin", "stdout", "stderr") if k in execute]
+    command = execute.get("command")
+    if isinstance(command, list):
+        out += command
+    scope = execute.get("scope")
+    if isinstance(scope, dict):
+        for key in ("import", "export"):
+            if isinstance(scope.get(key), list):
+                out += scope[key]
+    return [s for s in out if isinstance(s, str)]
+
+
+def _list_at(doc: object, *keys: str) -> list[Any]:
+    for key in keys:
+        doc = doc.get(key) if isinstance(doc, dict) else None
+    return doc if isinstance(doc, list) else []
+
+
+def _expanded_bytes(strings: Sequence[str], macros: Mapping[str, str]) -> int:
+    """UTF-8 bytes of ``strings`` once ``macros`` are applied, computed without expanding:
+    each match of a key (the same matches :func:`expand` makes) adds its value's size minus its
+    own. Costs one scan of the strings."""
+    keys = tuple(sorted((k for k in macros if k), key=lambda k: (-len(k), k)))
+    total = sum(_utf8_len(s) for s in strings)
+    if not keys:
+        return total
+    delta = {k: _utf8_len(macros[k]) - _utf8_len(k) for k in keys}
+    pattern = _macro_pattern(keys)
+    for text in strings:
+        for match in _matches(pattern, text, len(keys[0])):
+            total += delta[match.group(0)]
+    return total
+
+
+def _check_caps(doc: object, caps: MissionCaps) -> None:
+    """Refuse a raw mission document that asks for more work than ``caps``, before validation.
+
+    Work here is bounded by the document's size (the expanded size is computed only once the
+    unexpanded one fits the cap). Raises :class:`MissionInvalid` for nesting and
+    :class:`MissionTooLarge` for the other caps, each naming the field.
+    """
+    _check_depth(doc, caps.max_json_depth)
+    tasks = _list_at(doc, "tasks", "task")
+    task_executes = _list_at(doc, "tasks", "execute")
+    planned = (
+        len(_list_at(doc, "prepare", "execute"))
+        + len(tasks) * len(task_executes)
+        + len(_list_at(doc, "final", "execute"))
+    )
+    if len(tasks) > caps.max_executes:
+        raise MissionTooLarge(
+            f"{_ROOT}.tasks.task",
+            f"has {len(tasks)} tasks; a mission may have at most {caps.max_executes}",
+        )
+    if planned > caps.max_executes:
+        raise MissionTooLarge(
+            f"{_ROOT}.tasks",
+            f"plans {planned} executes ({len(tasks)} tasks x {len(task_executes)} executes, "
+            f"plus prepare and final); a mission may plan at most {caps.max_executes}",
+        )
+    templates = [s for ex in task_executes for s in _execute_strings(ex)]
+    template_bytes = sum(_utf8_len(s) for s in templates)
+    for i, task in enumerate(tasks):
+        macro = task.get("macro") if isinstance(task, dict) else None
+        if not isinstance(macro, dict):
+            continue
+        where = f"{_ROOT}.tasks.task[{i}].macro"
+        if len(macro) > caps.max_macros_per_task:
+            raise MissionTooLarge(
+                where,
+                f"has {len(macro)} macros; a task may have at most {caps.max_macros_per_task}",
+            )
+        for key, value in macro.items():
+            if _utf8_len(str(key)) > caps.max_macro_key_bytes:
+                raise MissionTooLarge(
+                    _render_path(where, [str(key)]),
+                    f"is a key longer than {caps.max_macro_key_bytes} bytes",
+                )
+            if isinstance(value, str) and _utf8_len(value) > caps.max_macro_value_bytes:
+                raise MissionTooLarge(
+                    _render_path(where, [str(key)]),
+                    f"is longer than {caps.max_macro_value_bytes} bytes",
+                )
+    # Unexpanded, every task repeats the executes: that bounds the scan below.
+    files = [
+        list(task["file"]) if isinstance(task, dict) and isinstance(task.get("file"), dict) else []
+        for task in tasks
+    ]
+    unexpanded = len(tasks) * template_bytes + sum(_utf8_len(n) for names in files for n in names)
+    too_big = (
+        f"the task executes and file names, repeated for each of the {len(tasks)} tasks, "
+        f"come to more than {caps.max_expanded_bytes} bytes"
+    )
+    if unexpanded > caps.max_expanded_bytes:
+        raise MissionTooLarge(f"{_ROOT}.tasks", too_big)
+    total = 0
+    for i, task in enumerate(tasks):
+        macro = task.get("macro") if isinstance(task, dict) else None
+        macros = {TASK_ID_MACRO: str(i)}
+        if isinstance(macro, dict):
+            macros.update({k: v for k, v in macro.items() if isinstance(v, str)})
+        total += _expanded_bytes([*templates, *files[i]], macros)
+        if total > caps.max_expanded_bytes:
+            raise MissionTooLarge(f"{_ROOT}.tasks.task[{i}]", f"after macro expansion, {too_big}")
+
+
+_LISTS: tuple[tuple[str, str, type[BaseModel]], ...] = (
+    ("prepare", "execute", Execute),
+    ("tasks", "task", Task),
+    ("tasks", "execute", Execute),
+    ("final", "execute", Execute),
+)
+
+
+def _validate_lists(doc: object) -> tuple[object, list[dict[str, str]]]:
+    """``doc`` with its long lists (executes, tasks) validated item by item, and their errors.
+
+    Validating the whole mission is one call that holds the GIL throughout (a fraction of a
+    second for thousands of executes, during which the event loop cannot run); one call per
+    item lets it run in between. The validated items replace the raw ones (models are accepted
+    as they are); an invalid item is left out and its errors are returned.
+    """
+    if not isinstance(doc, dict):
+        return doc, []
+    doc = dict(doc)
+    errors: list[dict[str, str]] = []
+    for outer_key, key, model in _LISTS:
+        outer = doc.get(outer_key)
+        if not isinstance(outer, dict) or not isinstance(outer.get(key), list):
+            continue
+        items: list[BaseModel] = []
+        for i, item in enumerate(outer[key]):
+            try:
+                items.append(model.model_validate(item))
+            except ValidationError as exc:
+                errors += _errors_of(exc, f"{_ROOT}.{outer_key}.{key}[{i}]")
+        doc[outer_key] = {**outer, key: items}
+    return doc, errors
+
+
+def parse_mission(data: object, caps: MissionCaps = DEFAULT_CAPS) -> Mission:
     """Validate a mission given as a JSON object (a dict) or as its JSON text.
 
     Returns the :class:`Mission` with every default filled in. Raises :class:`MissionInvalid`
@@ -567,22 +858,29 @@ def parse_mission(data: object) -> Mission:
     missing ``url`` (when ``return`` is given) or ``command``, unsafe or empty paths,
     unsupported URLs, reserved payload keys, a task that sets ``__TASK_ID__``, and — per task —
     macro-expanded execute strings or file names that break those rules. A JSON syntax error is
-    reported at path ``mission`` with its line and column.
+    reported at path ``mission`` with its line and column. A mission over ``caps`` raises
+    :class:`MissionTooLarge` (or :class:`MissionInvalid` for its nesting) before it is validated
+    or expanded. Proportional to the mission's size: run it off the event loop.
     """
     if isinstance(data, str | bytes | bytearray):
-        data = _load_json(data)
+        data = load_json(data)
+    _check_caps(data, caps)
+    data, errors = _validate_lists(data)
     try:
         mission = Mission.model_validate(data)
     except ValidationError as exc:
-        raise MissionInvalid.from_errors(_errors_of(exc, _ROOT)) from exc
-    errors: list[dict[str, str]] = []
+        raise MissionInvalid.from_errors(errors + _errors_of(exc, _ROOT)) from exc
+    if errors:
+        raise MissionInvalid.from_errors(errors)
     if mission.tasks.parallel > 1 and not all(e.scope.enable for e in mission.tasks.execute):
-        errors.append(
-            {
-                "path": f"{_ROOT}.tasks.parallel",
-                "message": "tasks run in parallel only when every execute of tasks.execute "
-                "is scoped (scope.enable true)",
-            }
+        raise MissionInvalid.from_errors(
+            [
+                {
+                    "path": f"{_ROOT}.tasks.parallel",
+                    "message": "tasks run in parallel only when every execute of tasks.execute "
+                    "is scoped (scope.enable true)",
+                }
+            ]
         )
     for i, task in enumerate(mission.tasks.task):
         macros = task_macros(i, task)

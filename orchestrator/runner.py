@@ -24,8 +24,9 @@ from typing import Any
 
 import aiohttp
 
+from orchestrator.budget import ByteBudget
 from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
-from orchestrator.fetch import Fetched, FetchLimits, fetch
+from orchestrator.fetch import FetchLimits, fetch
 from orchestrator.mission import (
     Execute,
     Mission,
@@ -76,6 +77,8 @@ class MissionDeps:
     blob_reader: Callable[[str], Awaitable[bytes | None]] | None = None
     pool: SandboxPool | None = None
     max_task_parallel: int = 4  # tasks.parallel is clamped to this
+    # The most bytes of files one mission may hold in the server at once (see _fetch_files).
+    files_budget_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass
@@ -233,6 +236,7 @@ class _MissionRun:
         self.stages, self.result = _plan(mission)
         self.main: Sandbox | None = None
         self.main_error: str | None = None
+        self.budget = ByteBudget(deps.files_budget_bytes)
 
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
@@ -281,10 +285,7 @@ class _MissionRun:
 
     async def _run_isolated(self, stage: _Stage) -> _Overlay:
         overlay = _Overlay()
-        ready, problems = await self._fetch(stage)
-        for name, data in ready.items():
-            overlay.ops.append(("file", name, data, -1))
-        failed = "; ".join(([self.main_error] if self.main_error else []) + problems)
+        failed = await self._fetch_files(stage, overlay)
         for i, ex in enumerate(stage.executes):
             if failed:
                 stage.result["execute"][i] = _entry(ex, Meta.system_error(failed))
@@ -372,48 +373,77 @@ class _MissionRun:
             if self.on_execute is not None:
                 self.on_execute(ExecuteDone(stage.name, stage.task, i, stage.result["execute"][i]))
 
-    async def _fetch_files(self, stage: _Stage) -> str:
-        """Download a stage's files into the main sandbox; "" or why its executes cannot run."""
+    async def _fetch_files(self, stage: _Stage, overlay: _Overlay | None = None) -> str:
+        """Download a stage's files into the main sandbox (a parallel task: into its
+        ``overlay``, written to the sandbox when the task commits); "" or why its executes
+        cannot run.
+
+        Memory: each download reserves what it may hold from the mission's budget before it
+        starts; a finished file keeps its size reserved until it is in the sandbox. Files are
+        placed in batches of a quarter of the budget, so a stage of any number of files never
+        holds more than the budget (plus the archive of one batch being built).
+        """
         if not stage.files:
             return self.main_error or ""
-        ready, problems = await self._fetch(stage)
-        if self.main is not None and ready:
-            try:
-                with self.times.phase("transfer"):
-                    await self.main.put_files(ready)
-            except (JudgeError, ValueError) as e:
-                problems.append(f"files could not be placed in the sandbox: {e}")
+        budget = self.budget
+        limits = self.deps.fetch_limits
+        sem = asyncio.Semaphore(_FETCH_CONCURRENCY)
+        problems: list[str] = []
+        pending: dict[str, bytes] = {}
+        held_for_pending = 0
+        placing = asyncio.Lock()
+
+        async def place() -> None:
+            nonlocal pending, held_for_pending
+            async with placing:
+                batch, held = pending, held_for_pending
+                pending, held_for_pending = {}, 0
+                try:
+                    if batch and overlay is not None:
+                        # Held by the overlay until the task commits, outside the budget.
+                        overlay.ops.extend(("file", n, d, -1) for n, d in batch.items())
+                    elif batch and self.main is not None:
+                        with self.times.phase("transfer"):
+                            await self.main.put_files(batch)
+                except (JudgeError, ValueError) as e:
+                    problems.append(f"files could not be placed in the sandbox: {e}")
+                finally:
+                    del batch
+                    await budget.release(held)
+
+        async def one(name: str, url: str) -> tuple[int, bytes, str]:
+            nonlocal held_for_pending
+            async with sem:
+                held = await budget.reserve(limits.max_bytes)
+                try:
+                    got = await fetch(self.deps.session, url, limits, self.deps.blob_reader)
+                except BaseException:
+                    await budget.release(held)
+                    raise
+            if got.data is None or got.error:
+                await budget.release(held)
+                return got.status, got.head, got.error or "no data"
+            keep = min(len(got.data), held)
+            await budget.release(held - keep)
+            pending[name] = got.data
+            held_for_pending += keep
+            if held_for_pending >= budget.flush_at:
+                await place()
+            return got.status, got.head, ""
+
+        with self.times.phase("fetch"):
+            fetched = await asyncio.gather(*(one(n, u) for n, u in stage.files.items()))
+            await place()
+        for name, (status, head, error) in zip(stage.files, fetched, strict=True):
+            stage.result["file"][name] = {
+                "status": status,
+                "content": base64.b64encode(head[:128]).decode(),
+            }
+            if error:
+                problems.append(f"file '{name}' could not be downloaded: {error}")
         if self.main_error:
             problems.insert(0, self.main_error)
         return "; ".join(problems)
-
-    async def _fetch(self, stage: _Stage) -> tuple[dict[str, bytes], list[str]]:
-        """Download a stage's files, filling in their results; returns the downloaded ones and
-        the problems of the others."""
-        if not stage.files:
-            return {}, []
-        sem = asyncio.Semaphore(_FETCH_CONCURRENCY)
-
-        async def one(url: str) -> Fetched:
-            async with sem:
-                return await fetch(
-                    self.deps.session, url, self.deps.fetch_limits, self.deps.blob_reader
-                )
-
-        with self.times.phase("fetch"):
-            fetched = await asyncio.gather(*(one(url) for url in stage.files.values()))
-        problems = []
-        ready: dict[str, bytes] = {}
-        for name, got in zip(stage.files, fetched, strict=True):
-            stage.result["file"][name] = {
-                "status": got.status,
-                "content": base64.b64encode(got.head[:128]).decode(),
-            }
-            if got.data is None or got.error:
-                problems.append(f"file '{name}' could not be downloaded: {got.error}")
-            else:
-                ready[name] = got.data
-        return ready, problems
 
     async def _execute(
         self, ex: Execute, overlay: _Overlay | None = None, index: int = -1
@@ -489,28 +519,39 @@ class _MissionRun:
     async def _pull_imports(
         self, ex: Execute, main: Sandbox, overlay: _Overlay | None = None
     ) -> bytes | str:
-        """One tar holding every import (b"" for none), or why the imports failed. A parallel
-        task's own writes (its overlay) come first, the mission's sandbox after."""
+        """One tar holding every import (b"" for none), or why the imports failed.
+
+        Read one after the other: nested paths (``a``, ``a/b``, ``a/b/c`` ...) may each hold
+        the same big file, so together they may come to more than the sandbox holds; beyond the
+        mission's file budget the execute is refused rather than the server's memory spent. A
+        parallel task's own writes (its overlay) come first, the mission's sandbox after.
+        """
         paths = ex.scope.import_
         if not paths:
             return b""
-
-        async def one(path: str) -> bytes:
-            # Off the loop: building the tar is proportional to the file.
-            own = await asyncio.to_thread(overlay.lookup, path) if overlay is not None else None
-            return own if own is not None else await main.get_archive(path)
-
-        got = await asyncio.gather(*(one(p) for p in paths), return_exceptions=True)
-        tars = []
-        for path, item in zip(paths, got, strict=True):
-            if isinstance(item, PathNotFound):
+        tars: list[bytes] = []
+        total = 0
+        for path in paths:
+            try:
+                # Off the loop: building the tar is proportional to the file.
+                own = await asyncio.to_thread(overlay.lookup, path) if overlay is not None else None
+                tar = (
+                    own
+                    if own is not None
+                    else await main.get_archive(path, max_bytes=self.budget.total)
+                )
+            except PathNotFound:
                 return f"import '{path}': not found"
-            if isinstance(item, TransferRefused):  # its message starts with the quoted path
-                return f"import {item}"
-            if isinstance(item, BaseException):
-                raise item
-            tars.append(item)
-        return concat_archives(tars)
+            except TransferRefused as e:  # its message starts with the quoted path
+                return f"import {e}"
+            total += len(tar)
+            if len(tars) >= 1 and total > self.budget.total:
+                return (
+                    f"import '{path}': the imports of this execute come to more than "
+                    f"{self.budget.total} bytes, the mission's file budget"
+                )
+            tars.append(tar)
+        return await asyncio.to_thread(concat_archives, tars)
 
     async def _export(
         self,
@@ -522,7 +563,8 @@ class _MissionRun:
     ) -> str:
         try:
             with self.times.phase("transfer"):
-                data = await scoped.get_archive(path)
+                # An export is held once read and once vetted: half the budget each.
+                data = await scoped.get_archive(path, max_bytes=self.budget.total // 2)
         except PathNotFound:
             return f"export '{path}': not found in the scoped sandbox"
         except TransferRefused as e:  # its message starts with the quoted path
@@ -539,6 +581,8 @@ class _MissionRun:
                 await main.put_archive(parent, data)
         except PathNotFound:
             return f"export '{path}': directory '{parent}' does not exist in the sandbox"
+        except TransferRefused as e:  # a link on the way into the main sandbox
+            return f"export '{path}': into {e}"
         except SandboxError as e:  # e.g. the parent is a file: the engine refuses to unpack
             return f"export '{path}': {e}"
         return ""
@@ -574,8 +618,11 @@ async def run_mission(
     cancelled, the sandboxes are removed and ``CancelledError`` propagates. ``on_execute`` is
     called (on the event loop, must not block) each time an execute's entry is final.
     """
-    normalised = normalise(mission)
-    run = _MissionRun(mission, deps, times or PhaseTimes(), io or MissionIO(), on_execute)
+    # Both are proportional to the mission (thousands of executes): off the event loop.
+    normalised = await asyncio.to_thread(normalise, mission)
+    run = await asyncio.to_thread(
+        _MissionRun, mission, deps, times or PhaseTimes(), io or MissionIO(), on_execute
+    )
     work = asyncio.create_task(run.run(), name="mission")
     waiters: set[asyncio.Future[Any]] = {work}
     stopper: asyncio.Task[bool] | None = None

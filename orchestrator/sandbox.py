@@ -17,7 +17,7 @@ import posixpath
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from orchestrator.channelfiles import (
@@ -34,6 +34,7 @@ from orchestrator.channelfiles import (
 )
 from orchestrator.docker_adapter import BOX_PATH, ContainerHandle, ContainerSpec, DockerAdapter
 from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
+from orchestrator.seccomp import profile_json
 from orchestrator.tarutil import build_tar, check_relative_path, vet_archive
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class SandboxConfig:
     runtime: str | None = None
     # /box as a plain tmpfs mount for images whose supervisor moves files (see PROTOCOL.md).
     box_tmpfs: bool = True
+    # Our allowlist (orchestrator/seccomp.json); None would leave the engine's default profile.
+    seccomp_profile: str | None = field(default_factory=profile_json)
 
     def fence_bytes(self, memory_kib: int) -> int:
         """The container's hard memory fence for an execute limited to ``memory_kib``.
@@ -211,6 +214,7 @@ class Sandbox:
         self._fence_bytes = fence_bytes
         self._broken: str | None = None
         self._channel = asyncio.Lock()
+        self._ran = False  # no execute yet: /box holds only what the judge put there
         self.closed = False
 
     @property
@@ -263,6 +267,7 @@ class Sandbox:
         Verdicts (TLE/MLE/OLE/RE/SE) are data. Raises ``SandboxError`` (or another
         ``JudgeError``) only when the sandbox itself failed; the sandbox is then unusable.
         """
+        self._ran = True
         # The fence only ever grows: the supervisor enforces each execute's own limit, and a
         # fence set at creation (a pooled sandbox's) saves two engine calls per execute.
         fence = self._runtime.config.fence_bytes(req.memory_kib)
@@ -315,17 +320,72 @@ class Sandbox:
         """
         if not files:
             return
+        # Nested names land in directories that an earlier execute may have made links.
+        parents = {posixpath.dirname(check_relative_path(n)) for n in files} - {""}
+        await self.refuse_links(sorted(parents), last=True)
         if self.file_ops:
-            entries = files_to_entries(files)
-            await self._put(entries, parents=True, directory="")
+            await self._put(files_to_entries(files), parents=True, directory="")
         else:
-            await self.put_archive("", build_tar(files))
+            # Building is proportional to the files: off the event loop.
+            await self.put_archive("", await asyncio.to_thread(build_tar, files))
+
+    async def refuse_links(self, paths: list[str], *, last: bool) -> None:
+        """Refuse when a component of one of ``paths`` is a symbolic link (the last one too
+        when ``last``); a missing component is left for the transfer itself to report.
+
+        The engine copies as root and follows links in a path's leading components, so
+        ``lnk/passwd`` with ``lnk -> /etc`` would read the image's ``/etc/passwd``. Nothing runs
+        in the sandbox between executes, so what is checked here stays true for the transfer;
+        before its first execute a sandbox holds no link at all (only vetted archives went in).
+        Raises ``TransferRefused`` (its message starts with the quoted path) or ``SandboxError``.
+        """
+        if not self._ran:
+            return
+        owners: dict[str, str] = {}
+        for rel in paths:
+            parts = rel.split("/") if rel else []
+            for i in range(len(parts) if last else len(parts) - 1):
+                owners.setdefault("/".join(parts[: i + 1]), rel)
+        if not owners:
+            return
+        prefixes = sorted(owners)  # a parent before its children
+        if self.file_ops:
+            # The supervisor never follows a link anyway; this names the link as the engine
+            # path does, one listing (stopped after its first entry) per component.
+            links = [await self._link_target(p) for p in prefixes]
+        else:
+            stats = await self._runtime.adapter.lstat_paths(
+                self.container_id, [posixpath.join(BOX_PATH, p) for p in prefixes]
+            )
+            links = [st.link_target if st is not None and st.is_link else None for st in stats]
+        for prefix, target in zip(prefixes, links, strict=True):
+            if target is not None:
+                raise TransferRefused(
+                    f"'{owners[prefix]}': '{prefix}' is a link (to '{target}'); "
+                    "paths are never followed through links"
+                )
+
+    async def _link_target(self, path: str) -> str | None:
+        """The target of ``path`` when it is a symbolic link, else None (missing, or anything
+        else), asked of the supervisor without following anything."""
+        answer = await self._request(
+            {"op": "list", "path": path, "max_entries": 1}, _TRANSFER_TIMEOUT_S
+        )
+        entries = answer.get("entries") if answer.get("ok") else None
+        if isinstance(entries, list) and entries:
+            first = entries[0]
+            if isinstance(first, list) and len(first) == 5 and first[1] == "l":
+                return str(first[4])
+        return None
 
     async def put_archive(self, directory: str, data: bytes) -> None:
         """Unpack a (vetted) tar into ``directory`` ("" = the root), which must exist.
 
-        Raises ``PathNotFound`` when the directory is missing.
+        Raises ``PathNotFound`` when the directory is missing and ``TransferRefused`` when one of
+        its components is a link.
         """
+        if directory:
+            await self.refuse_links([check_relative_path(directory)], last=True)
         if self.file_ops:
             entries = await _off_loop(tar_to_entries, data, directory)
             await self._put(entries, parents=False, directory=directory)
@@ -336,7 +396,7 @@ class Sandbox:
     async def _put(self, entries: list[PutEntry], *, parents: bool, directory: str) -> None:
         """Place ``entries`` with ``put`` requests, in order; raises ``PathNotFound`` (a missing
         directory) or ``SandboxError`` naming the entry that could not be written."""
-        total = sum(len(e.data or b"") for e in entries)
+        total = sum(len(e.data or b"") + len(e.path) for e in entries)
         if total < _INLINE_BYTES:
             lines = put_lines(entries, parents=parents)
         else:
@@ -360,6 +420,8 @@ class Sandbox:
         (a link or device unless ``skip_special``, too large) or ``SandboxError``.
         """
         rel = check_relative_path(path) if path else ""
+        # The last component may be a link: the archive then holds it as a link, refused below.
+        await self.refuse_links([rel], last=False)
         cap = self._runtime.config.box_kib * 1024
         if max_bytes is not None:
             cap = min(cap, max_bytes)
@@ -376,16 +438,31 @@ class Sandbox:
             posixpath.join(BOX_PATH, rel) if rel else BOX_PATH,
             cap + cap // 4 + 65536,
         )
-        return vet_archive(raw, f"'{rel or '.'}'", max_file_bytes=cap, skip_special=skip_special)
+        # Vetting walks every member (tens of thousands of files take seconds): off the loop.
+        return await asyncio.to_thread(
+            vet_archive, raw, f"'{rel or '.'}'", max_file_bytes=cap, skip_special=skip_special
+        )
 
     async def _get_over_channel(self, rel: str, cap: int, skip_special: bool) -> bytes | None:
         """``get_archive`` by ``list`` and ``read``; None when the listing has too many entries
         for one answer (the engine's archive call then does it)."""
         what = f"'{rel or '.'}'"
-        answer = await self._request(
-            {"op": "list", "path": rel, "max_bytes": cap, "max_entries": MAX_LIST_ENTRIES},
-            _TRANSFER_TIMEOUT_S,
-        )
+        raw_entries: list[Any] = []
+        while True:  # pages of at most 768 KiB, each after the entries already answered
+            answer = await self._request(
+                {
+                    "op": "list",
+                    "path": rel,
+                    "max_bytes": cap,
+                    "max_entries": MAX_LIST_ENTRIES,
+                    "skip": len(raw_entries),
+                },
+                _TRANSFER_TIMEOUT_S,
+            )
+            page = answer.get("entries") if answer.get("ok") else None
+            if not isinstance(page, list) or not answer.get("more") or not page:
+                break
+            raw_entries += page
         if not answer.get("ok"):
             code = answer.get("code")
             if code == "ENOBUFS":
@@ -399,8 +476,9 @@ class Sandbox:
             if code in ("ELOOP", "ENOTDIR", "EACCES", "EINVAL"):
                 raise TransferRefused(f"{what}: {answer.get('error', 'refused')}")
             raise SandboxError(f"cannot copy out of the sandbox: {answer.get('error', '?')}")
+        raw_entries += answer.get("entries") or []
         try:
-            listing = parse_listing(answer.get("entries") or [])
+            listing = await _off_loop(parse_listing, raw_entries)
         except ValueError as e:
             self._broken = "the sandbox supervisor answered garbage"
             raise SandboxError(self._broken, container_id=self.container_id) from e
@@ -526,6 +604,7 @@ class SandboxRuntime:
             nano_cpus=int(self.config.cpus * 1e9),
             runtime=self.config.runtime,
             box_tmpfs=box_tmpfs,
+            seccomp_profile=self.config.seccomp_profile,
         )
         handle = await self.adapter.start_sandbox(spec, self.config.start_timeout_s)
         try:

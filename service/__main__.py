@@ -13,6 +13,7 @@ import sys
 
 from aiohttp import web
 
+from service.accesslog import RedactingAccessLogger
 from service.app import create_app
 from service.settings import Settings, SettingsError
 
@@ -21,19 +22,35 @@ log = logging.getLogger("service")
 
 async def serve(settings: Settings) -> None:
     """Run the server until SIGTERM or SIGINT; logs ``listening on <url>`` once it is ready."""
-    runner = web.AppRunner(create_app(settings), shutdown_timeout=settings.shutdown_grace_s)
+    # Work proportional to a request runs in threads; a thread holding the GIL is asked to hand
+    # it over after this interval, so a shorter one keeps the event loop's answers prompt while
+    # a large mission is parsed (the default, 5 ms, compounds over every hop of a request).
+    sys.setswitchinterval(0.001)
+    if settings.listens_beyond_loopback and not settings.block_private_urls:
+        log.warning(
+            "listening on %s with JUDGE_BLOCK_PRIVATE_URLS=false: any token holder can make this "
+            "server fetch or POST to loopback and private addresses (SSRF); set it to true and "
+            "list what missions may reach in JUDGE_ALLOW_PRIVATE",
+            settings.host,
+        )
+    runner = web.AppRunner(
+        create_app(settings),
+        shutdown_timeout=settings.shutdown_grace_s,
+        access_log_class=RedactingAccessLogger,
+    )
     await runner.setup()  # runs the cleanup contexts' start-up: sweep, resume, workers
     try:
+        # Before the address is announced: whoever reads it may signal us at once.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         for address in runner.addresses:
             host, port = address[0], address[1]
             shown = f"[{host}]" if ":" in host else host
             log.info("listening on http://%s:%d", shown, port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("stopping")
     finally:

@@ -93,7 +93,7 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     # One session for downloads and callbacks, with the address policy on its connector.
-    connector = make_connector(app[SETTINGS].block_private_urls)
+    connector = make_connector(app[SETTINGS].address_policy)
     async with aiohttp.ClientSession(connector=connector) as session:
         app[HTTP] = session
         yield
@@ -105,7 +105,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         runtime=app[RUNTIME],
         session=app[HTTP],
         default_image=s.default_image,
-        fetch_limits=FetchLimits(block_private=s.block_private_urls),
+        fetch_limits=FetchLimits(block_private=s.address_policy),
+        files_budget_bytes=s.mission_files_bytes,
         pool=app[POOL],
         max_task_parallel=s.max_task_parallel,
     )
@@ -121,7 +122,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             max_wait_s=s.callback_max_wait_s,
             timeout_s=s.callback_timeout_s,
             secret=s.callback_secret,
-            block_private=s.block_private_urls,
+            block_private=s.address_policy,
         ),
         callback_concurrency=s.callback_concurrency,
         blob_reader_for=app[BLOBS].reader_for,

@@ -3,14 +3,22 @@
 Delivery is at least once: tenacity retries connection errors, timeouts, 429 and 5xx with
 exponential backoff and jitter (honouring ``Retry-After``); a 2xx ends it; a redirect or another
 4xx ends it as failed. Redirects are not followed, so a callback cannot be bounced to another
-address. With a secret, every attempt carries ``X-Judge-Signature: sha256=<hex HMAC of the body>``
-and ``X-Judge-Delivery``, the same for every attempt of one mission's callback (also after a
-restart), so a receiver can drop duplicates.
+address.
+
+With a secret, every attempt is signed as the Standard Webhooks specification says:
+``webhook-id`` (the same for every attempt of one mission's callback, also after a restart, so a
+receiver can drop duplicates), ``webhook-timestamp`` (seconds since the epoch when this attempt
+was sent, so a receiver can refuse replays) and ``webhook-signature: v1,<base64 HMAC-SHA256 of
+"{id}.{timestamp}.{body}">``. The secret may be given as ``whsec_<base64 key>`` or as plain text
+(its UTF-8 bytes are the key). ``X-Judge-Delivery`` repeats the id for older receivers; the
+former body-only ``X-Judge-Signature`` is gone, since it allowed replaying a callback forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import email.utils
 import hashlib
 import hmac
@@ -34,12 +42,15 @@ from tenacity import (
 )
 from yarl import URL
 
-from orchestrator.fetch import AddressNotAllowed, address_allowed
+from orchestrator.fetch import AddressNotAllowed, AddressPolicy, address_allowed
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Judge-Signature"
 DELIVERY_HEADER = "X-Judge-Delivery"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+_WHSEC = "whsec_"
 
 
 class RetryableDelivery(Exception):
@@ -64,7 +75,7 @@ class CallbackPolicy:
     max_wait_s: float = 300.0
     timeout_s: float = 30.0
     secret: str = ""
-    block_private: bool = False
+    block_private: bool | AddressPolicy = False
 
 
 @dataclass(frozen=True)
@@ -118,12 +129,39 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def sign(secret: str, body: bytes) -> str:
-    """``sha256=<hex>``: HMAC-SHA256 of the exact body bytes with the configured secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a configured secret: the decoded bytes of ``whsec_<base64>``, else the
+    secret's UTF-8 bytes. Raises ``ValueError`` for a ``whsec_`` secret that is not base64."""
+    if secret.startswith(_WHSEC):
+        try:
+            key = base64.b64decode(secret[len(_WHSEC) :], validate=True)
+        except binascii.Error as e:
+            raise ValueError(f"a {_WHSEC} secret must be followed by base64 ({e})") from None
+        if not key:
+            raise ValueError(f"the {_WHSEC} secret holds no key")
+        return key
+    return secret.encode()
 
 
-def url_refusal(url: str, block_private: bool) -> str | None:
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64>``: HMAC-SHA256 of ``{id}.{timestamp}.{body}`` (Standard Webhooks)."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signature_headers(secret: str, message_id: str, body: bytes, now: float) -> dict[str, str]:
+    """The headers that sign one attempt sent at ``now`` (seconds since the epoch)."""
+    timestamp = int(now)
+    return {
+        ID_HEADER: message_id,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(secret, message_id, timestamp, body),
+        DELIVERY_HEADER: message_id,
+    }
+
+
+def url_refusal(url: str, block_private: bool | AddressPolicy) -> str | None:
     """Why a callback to ``url`` would be refused by the address policy when its host is an IP
     literal (host names are checked when they resolve), or None."""
     host = URL(url).host or ""
@@ -164,8 +202,9 @@ async def post_once(
         raise FinalDeliveryFailure(refusal)
     headers = {"Content-Type": delivery.content_type, "User-Agent": "judge-callback/1"}
     if policy.secret:
-        headers[SIGNATURE_HEADER] = sign(policy.secret, delivery.body)
-        headers[DELIVERY_HEADER] = delivery.delivery_id
+        headers.update(
+            signature_headers(policy.secret, delivery.delivery_id, delivery.body, time.time())
+        )
     try:
         async with session.post(
             delivery.url,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from orchestrator.errors import EngineUnavailable, JudgeError
-from orchestrator.mission import MissionInvalid
+from orchestrator.mission import MissionInvalid, MissionTooLarge
 from service.workers import QueueFull, ShuttingDown
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as e:
         return error_response(e.status, e.code, e.message, e.path, e.headers)
+    except MissionTooLarge as e:
+        return error_response(
+            413, "mission_too_large", e.message, e.path, extra={"errors": e.errors}
+        )
     except MissionInvalid as e:
         # Checked before JudgeError (its base): a client's mistake, not the engine's.
         return error_response(400, INVALID_MISSION, e.message, e.path, extra={"errors": e.errors})

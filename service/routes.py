@@ -7,11 +7,12 @@ import hmac
 import json
 import math
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from orchestrator.errors import JudgeError
-from orchestrator.mission import Mission, normalise, parse_mission
+from orchestrator.mission import Mission, MissionCaps, load_json, normalise, parse_mission
 from service.callbacks import url_refusal
 from service.errors import INVALID_MISSION, ApiError
 from service.events import stream_events
@@ -31,23 +32,46 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _json_fields(raw: bytes) -> dict[str, Any]:
+    """A JSON body's fields; raises ``ApiError``. Proportional to the body: run in a thread."""
+    try:
+        doc = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError as e:
+        raise ApiError(400, "malformed", "the body is nested too deeply", "body") from e
+    except ValueError as e:
+        raise ApiError(400, "malformed", f"the body is not valid JSON: {e}", "body") from e
+    if not isinstance(doc, dict):
+        raise ApiError(400, "malformed", "the body must be a JSON object", "body")
+    return doc
+
+
+def _urlencoded_fields(raw: bytes, charset: str) -> dict[str, Any]:
+    """A form body's fields (the last of a repeated name wins, as before);
+    raises ``ApiError``. Proportional to the body: run in a thread."""
+    try:
+        pairs = parse_qsl(raw.rstrip().decode(charset), keep_blank_values=True, encoding=charset)
+    except (UnicodeDecodeError, LookupError, ValueError) as e:
+        raise ApiError(400, "malformed", f"the form cannot be read: {e}", "body") from e
+    fields: dict[str, Any] = {}
+    for key, value in pairs:
+        fields[key] = value
+    return fields
+
+
 async def _body_fields(request: web.Request) -> dict[str, Any]:
-    """The request's fields, from a form, multipart or JSON body; raises ``ApiError``."""
+    """The request's fields, from a form, multipart or JSON body; raises ``ApiError``.
+
+    Decoding runs in a thread: a body of many megabytes must not stall the event loop.
+    """
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"the body is larger than {limit} bytes", "body")
     ctype = request.content_type
     if ctype == "application/json":
+        return await asyncio.to_thread(_json_fields, await request.read())
+    if ctype == FORM_TYPES[0]:
         raw = await request.read()
-        try:
-            doc = json.loads(raw, parse_constant=_reject_constant)
-        except RecursionError as e:
-            raise ApiError(400, "malformed", "the body is nested too deeply", "body") from e
-        except ValueError as e:
-            raise ApiError(400, "malformed", f"the body is not valid JSON: {e}", "body") from e
-        if not isinstance(doc, dict):
-            raise ApiError(400, "malformed", "the body must be a JSON object", "body")
-        return doc
+        return await asyncio.to_thread(_urlencoded_fields, raw, request.charset or "utf-8")
     if ctype in FORM_TYPES:
         try:
             form = await request.post()
@@ -114,7 +138,7 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
     a callback address the policy refuses. Engine errors go to the middleware's table."""
     settings = request.app[SETTINGS]
     if mission.return_ is not None:
-        refusal = url_refusal(mission.return_.url, settings.block_private_urls)
+        refusal = url_refusal(mission.return_.url, settings.address_policy)
         if refusal:
             raise ApiError(400, INVALID_MISSION, refusal, "mission.return.url")
     image = mission.image or settings.default_image
@@ -137,6 +161,20 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
             f"image '{image}' is not a judge image (it has no label '{SUPERVISOR_LABEL}')",
             "mission.image",
         )
+
+
+def prepare_mission(
+    raw: object, caps: MissionCaps
+) -> tuple[Mission, dict[str, Any], dict[str, Any]]:
+    """``(mission, its normalised echo, the document as submitted)`` of a submitted mission.
+
+    Raises ``MissionInvalid``/``MissionTooLarge``. Proportional to the mission: run it in a
+    thread, never on the event loop.
+    """
+    doc = load_json(raw) if isinstance(raw, str | bytes | bytearray) else raw
+    mission = parse_mission(doc, caps)
+    assert isinstance(doc, dict)  # parse_mission accepted it as an object
+    return mission, normalise(mission), doc
 
 
 def _wait_seconds(request: web.Request) -> float | None:
@@ -191,19 +229,17 @@ async def submit_mission(request: web.Request) -> web.Response:
         raise ApiError(400, INVALID_MISSION, f"unknown field '{unknown[0]}'", unknown[0])
     if "mission" not in fields:
         raise ApiError(400, INVALID_MISSION, "the field 'mission' is required", "mission")
-    mission = parse_mission(fields["mission"])
+    caps = request.app[SETTINGS].mission_caps
+    mission, normalised, stored = await asyncio.to_thread(prepare_mission, fields["mission"], caps)
     most = request.app[SETTINGS].max_task_parallel
     if mission.tasks.parallel > most:
         raise ApiError(
             400,
-            "invalid_mission",
+            INVALID_MISSION,
             f"must be at most {most} on this server (got {mission.tasks.parallel})",
             "mission.tasks.parallel",
         )
     await _check_runnable(request, mission)
-    normalised = normalise(mission)
-    raw = fields["mission"]
-    stored = json.loads(raw) if isinstance(raw, str) else raw  # parse_mission read it already
     # QueueFull and ShuttingDown are answered by the error middleware's table.
     mission_id = await request.app[WORKERS].submit(token_hash, stored, normalised)
     payload = normalised["return"]["payload"] if "return" in normalised else {}
@@ -213,7 +249,7 @@ async def submit_mission(request: web.Request) -> web.Response:
     row = await _wait_finished(request.app, mission_id, wait_s)
     if row is None or row.state not in FINAL_STATES:
         return web.json_response(msg, status=202, headers=limit_headers)
-    return web.json_response({**mission_body(row), **msg}, headers=limit_headers)
+    return await _json({**mission_body(row), **msg}, headers=limit_headers)
 
 
 async def _own_mission(request: web.Request) -> Any:
@@ -247,8 +283,15 @@ def mission_body(row: MissionRow) -> dict[str, Any]:
     return body
 
 
+async def _json(body: Any, **kwargs: Any) -> web.Response:
+    """A JSON response encoded off the event loop: a mission of thousands of executes echoes
+    megabytes."""
+    text = await asyncio.to_thread(json.dumps, body)
+    return web.Response(text=text, content_type="application/json", **kwargs)
+
+
 async def get_mission(request: web.Request) -> web.Response:
-    return web.json_response(mission_body(await _own_mission(request)))
+    return await _json(mission_body(await _own_mission(request)))
 
 
 async def mission_events(request: web.Request) -> web.StreamResponse:

@@ -6,13 +6,17 @@ import time; tests build ``Settings`` directly or set variables with ``monkeypat
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from orchestrator.fetch import AddressPolicy
+from orchestrator.mission import MissionCaps
 from orchestrator.pool import parse_pool_sizes
+from service.callbacks import signing_key
 
 ENV_PREFIX = "JUDGE_"
 
@@ -53,6 +57,8 @@ class Settings(BaseSettings):
     max_queued: int = Field(100, ge=0, le=1_000_000)
     callback_secret: str = ""
     block_private_urls: bool = False
+    # Comma-separated networks and host names private URLs may still reach: "10.1.2.0/24,files.lan"
+    allow_private: Annotated[tuple[str, ...], NoDecode] = ()
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=1 << 30)
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
     callback_attempts: int = Field(8, ge=1, le=1000)
@@ -72,6 +78,15 @@ class Settings(BaseSettings):
     pool_concurrency: int = Field(2, ge=1, le=64)
     # The largest tasks.parallel a mission may ask for (1: tasks always run one by one).
     max_task_parallel: int = Field(4, ge=1, le=64)
+    # Work one mission may ask for (see orchestrator.mission.MissionCaps); 413 beyond.
+    max_executes: int = Field(10_000, ge=1, le=1_000_000)
+    max_expanded_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=1 << 30)
+    max_macros_per_task: int = Field(256, ge=1, le=100_000)
+    max_macro_value_bytes: int = Field(64 * 1024, ge=16, le=64 * 1024 * 1024)
+    max_json_depth: int = Field(32, ge=8, le=512)
+    # The most bytes of files (downloads, blob: reads, imports) one mission holds in the server.
+    mission_files_bytes: int = Field(512 * 1024 * 1024, ge=1024 * 1024, le=1 << 40)
+    max_macro_key_bytes: int = Field(32, ge=11, le=4096)
     # Executor blobs per token (files and artifacts it uploaded or its jobs produced).
     storage_quota_bytes: int = Field(1 << 30, ge=1024, le=1 << 50)
     # Finished jobs and missions, and blobs no token touched, are removed after this long.
@@ -86,7 +101,7 @@ class Settings(BaseSettings):
         except ValidationError as e:
             raise SettingsError(_describe(e)) from None
 
-    @field_validator("tokens", mode="before")
+    @field_validator("tokens", "allow_private", mode="before")
     @classmethod
     def _split_tokens(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -107,6 +122,18 @@ class Settings(BaseSettings):
             return {self.default_image: 2}
         return parse_pool_sizes(self.pool)
 
+    @field_validator("allow_private")
+    @classmethod
+    def _allowlist_parses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        AddressPolicy.parse(True, v)  # raises ValueError naming a malformed entry
+        return v
+
+    @field_validator("callback_secret")
+    @classmethod
+    def _secret_usable(cls, v: str) -> str:
+        signing_key(v)  # a whsec_ secret must decode; raises ValueError naming the problem
+        return v
+
     @classmethod
     def from_env(cls) -> Settings:
         """Build settings from the ``JUDGE_*`` variables of this process's environment.
@@ -119,6 +146,33 @@ class Settings(BaseSettings):
     def variables(cls) -> list[str]:
         """Every environment variable the server reads, for docs and tests."""
         return [f"{ENV_PREFIX}{name.upper()}" for name in cls.model_fields]
+
+    @property
+    def address_policy(self) -> AddressPolicy:
+        """What downloads and callbacks may reach: ``block_private_urls`` and its allowlist."""
+        return AddressPolicy.parse(self.block_private_urls, self.allow_private)
+
+    @property
+    def listens_beyond_loopback(self) -> bool:
+        """Whether ``host`` is reachable from other machines (not 127.x, ::1 or localhost)."""
+        if self.host.strip("[]").lower() == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return True  # a host name: assume it resolves to a reachable address
+
+    @property
+    def mission_caps(self) -> MissionCaps:
+        """The caps every submitted mission is checked against."""
+        return MissionCaps(
+            max_executes=self.max_executes,
+            max_expanded_bytes=self.max_expanded_bytes,
+            max_macros_per_task=self.max_macros_per_task,
+            max_macro_value_bytes=self.max_macro_value_bytes,
+            max_json_depth=self.max_json_depth,
+            max_macro_key_bytes=self.max_macro_key_bytes,
+        )
 
     @property
     def db_path(self) -> Path:

@@ -23,6 +23,7 @@ import aiohttp
 from orchestrator.mission import (
     Execute,
     Mission,
+    MissionCaps,
     expand_execute,
     expand_task_files,
     parse_mission,
@@ -317,7 +318,8 @@ class MissionWorkers:
         if row is None:
             return "missing"
         if row.state == "queued":
-            result = not_run_result(parse_mission(row.mission), CANCELLED)
+            mission = await asyncio.to_thread(parse_mission, row.mission, MissionCaps.unlimited())
+            result = await asyncio.to_thread(not_run_result, mission, CANCELLED)
             if await self._store.call(Database.cancel_queued, mission_id, result):
                 self._waiting.discard(mission_id)
                 self.metrics.missions_finished["cancelled"] += 1
@@ -376,7 +378,10 @@ class MissionWorkers:
                         await self._ended(row, "failed", None, io, why)
                         return
                     io = got
-                mission = parse_mission(row.mission)
+                # Accepted under the caps of its day; parsed off the loop (it may be large).
+                mission = await asyncio.to_thread(
+                    parse_mission, row.mission, MissionCaps.unlimited()
+                )
                 self._emit(
                     mission_id, "state", {"state": "running", "executes": count_executes(mission)}
                 )
@@ -438,8 +443,8 @@ class MissionWorkers:
         if "return" not in row.normalised:  # polled only; never 'pending', but be sure
             return
         ret = row.normalised["return"]
-        body, ctype = callback_body(
-            mission_id, row.normalised, row.result, ret.get("format", "form")
+        body, ctype = await asyncio.to_thread(
+            callback_body, mission_id, row.normalised, row.result, ret.get("format", "form")
         )
         delivery = Delivery(ret["url"], body, ctype, row.delivery_id)
 

@@ -21,8 +21,10 @@
  *    round trip instead of an engine archive call, every path component opened O_NOFOLLOW.
  *  - SIGCHLD stays blocked; the monitor sleeps in sigtimedwait() for at most 5 ms, so a child's
  *    death wakes us at once and the limits are polled at least 200 times a second.
- *  - CPU time and anonymous memory come from the container's cgroup, which counts every
- *    descendant, including daemonized orphans and processes reaped by someone else.
+ *  - CPU time and memory come from the container's cgroup, which counts every descendant,
+ *    including daemonized orphans and processes reaped by someone else.  Memory is anonymous
+ *    memory plus shared memory (memfd, MAP_SHARED, /dev/shm, SysV); files in /box and /tmp are
+ *    not memory of the command: they are bounded by the sizes of those mounts.
  *  - No stdio on stdout: responses are assembled in memory (or streamed, for records) and written
  *    with a loop that survives EINTR, partial writes and a non-blocking pipe.
  *  - The supervisor keeps its resident memory small, because a forked child starts with a copy
@@ -47,6 +49,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1001,6 +1004,52 @@ static bool cg_anon_bytes(int64_t *out)
            find_key(cg.v2 ? "anon" : "total_rss", out);
 }
 
+/* Shared memory: memfd files, MAP_SHARED|MAP_ANONYMOUS, /dev/shm and SysV segments live in
+ * shmem, which the cgroup counts apart from anonymous memory; without it, 200 MiB written into a
+ * memfd passed a 64 MiB limit.  The tmpfs files of /box and /tmp are shmem too, but they have
+ * their own caps (the mounts' sizes), so what those mounts gained is taken out again (see
+ * shared_growth). */
+static bool cg_shmem_bytes(int64_t *out)
+{
+    return cg.mem_fd >= 0 && read_fd_text(cg.mem_fd) &&
+           find_key(cg.v2 ? "shmem" : "total_shmem", out);
+}
+
+static int g_tmpfs_fds[2] = {-1, -1};
+
+static void tmpfs_open(void)
+{
+    static const char *const mounts[] = {"/box", "/tmp"};
+    for (int i = 0; i < 2; i++)
+        g_tmpfs_fds[i] = open(mounts[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Bytes the files of /box and /tmp occupy now. */
+static int64_t tmpfs_used_bytes(void)
+{
+    int64_t used = 0;
+    for (int i = 0; i < 2; i++) {
+        struct statfs st;
+        if (g_tmpfs_fds[i] >= 0 && fstatfs(g_tmpfs_fds[i], &st) == 0)
+            used += (int64_t)(st.f_blocks - st.f_bfree) * (int64_t)st.f_bsize;
+    }
+    return used;
+}
+
+/* Shared memory the command gained since the baseline, files of /box and /tmp excepted.  The
+ * cgroup file is read before the mounts, so a file growing in between is under-counted rather
+ * than counted twice; files deleted meanwhile are not credited (those the judge put in were
+ * charged to the engine, not to us), so at most what the mounts held before can be hidden. */
+static int64_t shared_growth(bool base_ok, int64_t base_shmem, int64_t base_files)
+{
+    int64_t shmem;
+    if (!base_ok || !cg_shmem_bytes(&shmem))
+        return 0;
+    int64_t files = tmpfs_used_bytes() - base_files;
+    int64_t grown = shmem - base_shmem - (files > 0 ? files : 0);
+    return grown > 0 ? grown : 0;
+}
+
 static bool cg_oom_kills(int64_t *out)
 {
     return cg.oom_fd >= 0 && read_fd_text(cg.oom_fd) && find_key("oom_kill", out);
@@ -1416,6 +1465,8 @@ struct baseline {
     int64_t cg_cpu, self_cpu, children_cpu;
     bool anon_ok;
     int64_t anon;
+    bool shmem_ok;
+    int64_t shmem, files;
     bool oom_ok;
     int64_t oom;
 };
@@ -1426,6 +1477,8 @@ static void take_baseline(struct baseline *b)
     b->self_cpu = self_cpu_ns();
     b->children_cpu = children_cpu_ns();
     b->anon_ok = cg_anon_bytes(&b->anon);
+    b->shmem_ok = cg_shmem_bytes(&b->shmem);
+    b->files = tmpfs_used_bytes();
     b->oom_ok = cg_oom_kills(&b->oom);
 }
 
@@ -1449,6 +1502,7 @@ static void measure(const struct baseline *b, bool live, int64_t *cpu, int64_t *
     *cpu = v > 0 ? v : 0;
     if (b->anon_ok && cg_anon_bytes(&v)) {
         v -= b->anon;
+        v += shared_growth(b->shmem_ok, b->shmem, b->files);
     } else if (live) {
         if (!scanned)
             proc_scan(&scan_cpu, &scan_anon);
@@ -2148,6 +2202,8 @@ struct listing {
     struct sb out;          /* the entries, JSON */
     int64_t files, bytes;   /* counted so far */
     int64_t max_entries, max_bytes;
+    int64_t skip, emitted;  /* entries walked but not answered (earlier pages), answered */
+    bool more;              /* the answer is full: the caller asks again with skip */
     int err;                /* first failure */
     char where[PATH_MAX];   /* the path it concerns */
 };
@@ -2157,7 +2213,18 @@ static void list_add(struct listing *l, const char *rel, const struct stat *st, 
 {
     char type = S_ISREG(st->st_mode) ? 'f' : S_ISDIR(st->st_mode) ? 'd'
               : S_ISLNK(st->st_mode) ? 'l' : 'o';
-    if (l->files > 0)
+    bool emit = l->files >= l->skip;
+    l->files++;
+    if (type == 'f')
+        l->bytes += st->st_size;
+    if (l->bytes > l->max_bytes || l->files > l->max_entries) {
+        l->err = l->bytes > l->max_bytes ? E2BIG : ENOBUFS;
+        snprintf(l->where, sizeof l->where, "%s", rel);
+        return;
+    }
+    if (!emit)
+        return;
+    if (l->emitted++ > 0)
         sb_putc(&l->out, ',');
     sb_putc(&l->out, '[');
     json_cstr(&l->out, rel);
@@ -2170,13 +2237,8 @@ static void list_add(struct listing *l, const char *rel, const struct stat *st, 
         json_str(&l->out, target, n > 0 ? (size_t)n : 0);
     }
     sb_putc(&l->out, ']');
-    l->files++;
-    if (type == 'f')
-        l->bytes += st->st_size;
-    if (l->bytes > l->max_bytes || l->files > l->max_entries || l->out.n > LIST_MAX_OUT) {
-        l->err = l->bytes > l->max_bytes ? E2BIG : ENOBUFS;
-        snprintf(l->where, sizeof l->where, "%s", rel);
-    }
+    if (l->out.n > LIST_MAX_OUT)
+        l->more = true;                     /* stop here; the next page starts after it */
 }
 
 /* Lists the directory dfd (whose own entry is rel) depth first, parents before children. */
@@ -2196,7 +2258,7 @@ static void list_dir(struct listing *l, int dfd, const char *rel, int depth)
         return;
     }
     struct dirent *de;
-    while (!l->err && (errno = 0, de = readdir(d)) != NULL) {
+    while (!l->err && !l->more && (errno = 0, de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         char child[PATH_MAX];
@@ -2212,7 +2274,7 @@ static void list_dir(struct listing *l, int dfd, const char *rel, int depth)
             break;
         }
         list_add(l, child, &st, dirfd(d), de->d_name);
-        if (!l->err && S_ISDIR(st.st_mode)) {
+        if (!l->err && !l->more && S_ISDIR(st.st_mode)) {
             int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub < 0) {
                 l->err = errno;
@@ -2222,7 +2284,7 @@ static void list_dir(struct listing *l, int dfd, const char *rel, int depth)
             }
         }
     }
-    if (!l->err && errno != 0) {
+    if (!l->err && !l->more && errno != 0) {
         l->err = errno;
         snprintf(l->where, sizeof l->where, "%s", rel);
     }
@@ -2240,7 +2302,8 @@ static void op_list(const struct jval *req)
     struct listing l = {0};
     if (!get_str(req, "path", true, &path) ||
         !get_int(req, "max_entries", false, 100000, 1, LIMIT_MAX, &l.max_entries) ||
-        !get_int(req, "max_bytes", false, LIMIT_MAX, 0, LIMIT_MAX, &l.max_bytes)) {
+        !get_int(req, "max_bytes", false, LIMIT_MAX, 0, LIMIT_MAX, &l.max_bytes) ||
+        !get_int(req, "skip", false, 0, 0, LIMIT_MAX, &l.skip)) {
         respond_error("invalid request: %s", g_reqerr);
         return;
     }
@@ -2273,7 +2336,7 @@ static void op_list(const struct jval *req)
             snprintf(l.where, sizeof l.where, "%s", path);
         } else {
             list_add(&l, top, &st, dfd, leaf);
-            if (!l.err && target >= 0) {
+            if (!l.err && !l.more && target >= 0) {
                 list_dir(&l, target, top, 0);
                 target = -1;
             }
@@ -2290,7 +2353,7 @@ static void op_list(const struct jval *req)
         struct sb b = {0};
         sb_puts(&b, "{\"ok\":true,\"op\":\"list\",\"entries\":[");
         sb_put(&b, l.out.p ? l.out.p : "", l.out.n);
-        sb_puts(&b, "]}\n");
+        sb_printf(&b, "],\"more\":%s}\n", l.more ? "true" : "false");
         out_sb(&b);
         sb_free(&b);
     }
@@ -2481,6 +2544,7 @@ int main(void)
     mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 
     cg_detect();
+    tmpfs_open();
     {
         struct sb b = {0};
         sb_printf(&b, "{\"ok\":true,\"op\":\"hello\",\"version\":%d,\"cgroup\":\"%s\"}\n",

@@ -304,11 +304,12 @@ class ExecutorDoor:
             files = await self._files(token_hash, job_hash)
             if files is None:
                 raise LookupError(job_hash)
-            config = parse_job(files)
+            # A config may list arguments by the thousand: parsed off the event loop.
+            config = await asyncio.to_thread(parse_job, files)
             await self._store.call(Database.touch_blob, job_hash, token_hash)
             mission = job_mission(job_hash, config)
             try:
-                normalised = normalise(parse_mission(mission))
+                normalised = await asyncio.to_thread(lambda: normalise(parse_mission(mission)))
             except MissionInvalid as e:
                 raise JobRefused(f"{CONFIG_NAME}: {e.message}") from None
             doc_id = uuid.uuid4().hex[:16]

@@ -9,13 +9,14 @@ request that made them.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-from orchestrator.mission import MissionInvalid, normalise, parse_mission
+from orchestrator.mission import MissionInvalid, MissionTooLarge, normalise, parse_mission
 from orchestrator.runner import MissionIO
 from service.errors import INVALID_MISSION, ApiError
 from service.frontdoors import executor, zerovm
@@ -27,7 +28,7 @@ from service.frontdoors.blobs import (
     parse_metadata,
 )
 from service.frontdoors.mimes import mime_type
-from service.keys import BLOBS, EXECUTOR, STORE, WORKERS
+from service.keys import BLOBS, EXECUTOR, SETTINGS, STORE, WORKERS
 from service.routes import authenticate
 from service.store import Database, JobRow
 
@@ -53,7 +54,10 @@ async def _submit(
     request: web.Request, token_hash: str, mission: dict[str, Any], io: MissionIO
 ) -> int:
     try:
-        normalised = normalise(parse_mission(mission))
+        caps = request.app[SETTINGS].mission_caps
+        normalised = await asyncio.to_thread(lambda: normalise(parse_mission(mission, caps)))
+    except MissionTooLarge as e:
+        raise ApiError(413, "too_large", e.message, "body") from None
     except MissionInvalid as e:
         raise ApiError(400, INVALID_MISSION, e.message, "body") from None
     # QueueFull and ShuttingDown are answered by the error middleware's table.
@@ -262,7 +266,10 @@ async def execute(request: web.Request) -> web.Response:
     if row is None or row.result is None:
         raise ApiError(500, "internal", f"the program could not be run: {row and row.error}")
     ran = row.result["prepare"]["execute"]
-    outputs = [zerovm.read_stdout(io.collected.get(e["stdout"])) for e in executes]
+    # Outputs may be megabytes each: read out of their archives off the event loop.
+    outputs = await asyncio.to_thread(
+        lambda: [zerovm.read_stdout(io.collected.get(e["stdout"])) for e in executes]
+    )
     headers = zerovm.nexe_headers(ran, outputs, total_s)
     return web.Response(body=b"".join(outputs), content_type="text/plain", headers=headers)
 

@@ -81,6 +81,8 @@ async def test_compose_up_runs_hello_world(host_receiver: HostReceiver, owner: s
         "JUDGE_DEFAULT_IMAGE": os.environ.get("JUDGE_TEST_IMAGE", "judge/default"),
         "JUDGE_CALLBACK_INITIAL_WAIT_S": "0.2",
         "JUDGE_CALLBACK_MAX_WAIT_S": "1",
+        # Private addresses are blocked by default; the receiver on the host is opened by name.
+        "JUDGE_ALLOW_PRIVATE": "host.docker.internal",
     }
     url = f"http://127.0.0.1:{port}"
     try:

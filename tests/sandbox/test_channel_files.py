@@ -70,9 +70,9 @@ async def test_copy_keeps_the_exec_bit(box: Sandbox, runtime: SandboxRuntime) ->
 
 async def test_writes_never_go_through_a_link(box: Sandbox) -> None:
     await sh(box, "ln -s /tmp t && mkdir d && ln -s /tmp d/t")
-    with pytest.raises(JudgeError, match="symbolic link"):
+    with pytest.raises(JudgeError, match=r"is a link|symbolic link"):
         await box.put_files({"t/x": b"owned"})
-    with pytest.raises(JudgeError, match="symbolic link"):
+    with pytest.raises(JudgeError, match=r"is a link|symbolic link"):
         await box.put_archive("d/t", build_tar({"x": b"owned"}))
     assert await sh(box, "ls -A /tmp") == ""
     # A link at the very path is replaced, not written through.
@@ -83,7 +83,7 @@ async def test_writes_never_go_through_a_link(box: Sandbox) -> None:
 
 async def test_reads_never_go_through_a_link(box: Sandbox) -> None:
     await sh(box, "ln -s /etc e && ln -s /etc/passwd p && mkfifo f && mkdir d && ln -s .. d/up")
-    with pytest.raises(TransferRefused, match="symbolic link"):
+    with pytest.raises(TransferRefused, match=r"is a link|symbolic link"):
         await box.get_archive("e/passwd")
     with pytest.raises(TransferRefused, match=r"'p' is a link \(to '/etc/passwd'\)"):
         await box.get_archive("p")

@@ -56,7 +56,7 @@ async def test_hello_world_arrives_form_encoded_as_in_the_seed(
         f"callback after {latency * 1000:.1f} ms"
     )
     assert got.path == "/callback"
-    assert "X-Judge-Signature" not in got.headers  # no secret configured
+    assert "webhook-signature" not in got.headers  # no secret configured
     fields = got.form()
     assert [k for k, _ in fields] == ["id", "mission", "mission_result"]
     values = dict(fields)
@@ -113,9 +113,13 @@ async def test_json_callback_is_signed(start_judge: StartJudge, receiver: Receiv
     status, body, _ = await api.submit(hello_world(receiver.url, payload={"k": "v"}, format="json"))
     assert status == 200, body
     got = await receiver.next()
-    expected = "sha256=" + hmac.new(secret.encode(), got.body, hashlib.sha256).hexdigest()
-    assert got.headers["X-Judge-Signature"] == expected
-    assert len(got.headers["X-Judge-Delivery"]) >= 16
+    msg_id, stamp = got.headers["webhook-id"], got.headers["webhook-timestamp"]
+    signed = f"{msg_id}.{stamp}.".encode() + got.body
+    mac = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    assert got.headers["webhook-signature"] == "v1," + base64.b64encode(mac).decode()
+    assert abs(time.time() - int(stamp)) < 60
+    assert len(msg_id) >= 16
+    assert "X-Judge-Signature" not in got.headers
     doc = got.json()
     assert set(doc) == {"id", "mission", "mission_result", "k"}
     assert doc["id"] == 1
@@ -134,7 +138,7 @@ async def test_callback_retried_until_the_receiver_takes_it(
     assert status == 200, body
     tries = [await receiver.next() for _ in range(3)]
     assert len({t.body for t in tries}) == 1  # the same callback each time
-    assert len({t.headers["X-Judge-Delivery"] for t in tries}) == 1  # one delivery id
+    assert len({t.headers["webhook-id"] for t in tries}) == 1  # one delivery id
     assert all(b.at > a.at for a, b in itertools.pairwise(tries))
     state = await api.wait_for(1, lambda b: b["callback"]["state"] in FINAL)
     assert state["callback"] == {"state": "delivered", "attempts": 3, "error": ""}

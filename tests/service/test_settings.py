@@ -93,3 +93,19 @@ def test_pool_defaults_to_the_default_image() -> None:
     assert Settings(pool="a=1,b=0").pool_sizes == {"a": 1, "b": 0}
     with pytest.raises(SettingsError, match="JUDGE_POOL"):
         Settings(pool="a=lots")
+
+
+def test_the_private_url_allowlist_is_split_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUDGE_ALLOW_PRIVATE", "10.1.2.0/24, files.internal,*.corp.example")
+    s = Settings.from_env()
+    assert s.allow_private == ("10.1.2.0/24", "files.internal", "*.corp.example")
+    assert s.address_policy.host_listed("a.corp.example")
+    monkeypatch.setenv("JUDGE_ALLOW_PRIVATE", "10.1.2.0/24,not a host")
+    with pytest.raises(SettingsError, match="JUDGE_ALLOW_PRIVATE"):
+        Settings.from_env()
+
+
+def test_a_whsec_secret_must_be_base64(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUDGE_CALLBACK_SECRET", "whsec_%%%")
+    with pytest.raises(SettingsError, match="JUDGE_CALLBACK_SECRET"):
+        Settings.from_env()

@@ -173,7 +173,71 @@ BAD_MISSIONS: list[tuple[str, Any, str, str]] = [
         "mission.tasks.parallel",
         "every execute of tasks.execute is scoped",
     ),
+    (
+        "newline in a file name",
+        {"return": {"url": URL}, "prepare": {"file": {"a\nb": "data:,x"}}},
+        'mission.prepare.file["a\\nb"]',
+        "control character",
+    ),
+    (
+        "escape in a redirection",
+        execute(stdout="x\u001by"),
+        "mission.prepare.execute[0].stdout",
+        "control character",
+    ),
+    (
+        "payload key with a leading space",
+        {"return": {"url": URL, "payload": {" id": 1}}},
+        'mission.return.payload[" id"]',
+        "A-Z a-z 0-9",
+    ),
+    (
+        "payload key with a NUL",
+        {"return": {"url": URL, "payload": {"id\u0000": 1}}},
+        'mission.return.payload["id\\u0000"]',
+        "A-Z a-z 0-9",
+    ),
+    (
+        "payload key with a newline",
+        {"return": {"url": URL, "payload": {"mission_result\n": 1}}},
+        'mission.return.payload["mission_result\\n"]',
+        "A-Z a-z 0-9",
+    ),
 ]
+
+
+TOO_LARGE: list[tuple[str, Any, str]] = [
+    (
+        "a million planned executes",
+        {
+            "return": {"url": URL},
+            "tasks": {"task": [{}] * 1000, "execute": [{"command": ["true"]}] * 1000},
+        },
+        "mission.tasks",
+    ),
+    (
+        "a macro value of 100 KiB",
+        {
+            "return": {"url": URL},
+            "tasks": {"task": [{"macro": {"BIG": "x" * (100 << 10)}}], "execute": []},
+        },
+        "mission.tasks.task[0].macro.BIG",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mission", "path"), [c[1:] for c in TOO_LARGE], ids=[c[0] for c in TOO_LARGE]
+)
+@pytest.mark.parametrize("how", ["form", "json"])
+async def test_mission_over_a_cap_is_413_with_its_path(
+    judge: tuple[InProcessJudge, Api], how: str, mission: Any, path: str
+) -> None:
+    _, api = judge
+    status, body, _ = await api.submit(mission, how=how)
+    error = error_of(status, body, 413)
+    assert error["code"] == "mission_too_large"
+    assert error["path"] == path
 
 
 @pytest.mark.parametrize(

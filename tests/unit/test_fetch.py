@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from orchestrator.fetch import (
     HEAD_BYTES,
     AddressNotAllowed,
+    AddressPolicy,
     FetchLimits,
     PolicyConnector,
     PolicyResolver,
@@ -37,7 +38,9 @@ class Sessions:
         self.sessions: list[aiohttp.ClientSession] = []
         self.requested: list[str] = []
 
-    def make(self, block_private: bool = False, *, policy: bool = True) -> aiohttp.ClientSession:
+    def make(
+        self, block_private: bool | AddressPolicy = False, *, policy: bool = True
+    ) -> aiohttp.ClientSession:
         async def on_start(
             _s: aiohttp.ClientSession,
             _ctx: SimpleNamespace,
@@ -634,3 +637,50 @@ def test_address_allowed(address: str, allowed_open: bool, allowed_blocking: boo
     ip = ipaddress.ip_address(address)
     assert address_allowed(ip, block_private=False) is allowed_open
     assert address_allowed(ip, block_private=True) is allowed_blocking
+
+
+# --------------------------------------------------------------------------- allowlist
+
+
+async def test_an_allowlisted_network_opens_exactly_that_network(
+    aiohttp_server: ServerFactory, sessions: Sessions
+) -> None:
+    app, hits = secret_app()
+    server = await aiohttp_server(app)
+    url = f"http://127.0.0.1:{server.port}/secret"
+    policy = AddressPolicy.parse(True, ["127.0.0.1/32"])
+    result = await fetch(sessions.make(policy), url, FetchLimits(block_private=policy))
+    assert (result.status, result.data, result.error) == (200, b"internal secret", "")
+    other = AddressPolicy.parse(True, ["127.0.0.2/32", "10.0.0.0/8"])
+    result = await fetch(sessions.make(other), url, FetchLimits(block_private=other))
+    assert result.error == f"GET {url}: address 127.0.0.1 is loopback and not allowed"
+    assert hits == {"/secret": 1}
+
+
+async def test_an_allowlisted_host_name_opens_its_addresses_only(
+    aiohttp_server: ServerFactory, sessions: Sessions
+) -> None:
+    app, hits = secret_app()
+    server = await aiohttp_server(app)
+    policy = AddressPolicy.parse(True, ["localhost"])
+    named = f"http://localhost:{server.port}/secret"
+    result = await fetch(sessions.make(policy), named, FetchLimits(block_private=policy))
+    assert result.data == b"internal secret"
+    literal = f"http://127.0.0.1:{server.port}/secret"
+    result = await fetch(sessions.make(policy), literal, FetchLimits(block_private=policy))
+    assert "loopback and not allowed" in result.error
+    assert hits == {"/secret": 1}
+
+
+def test_the_allowlist_never_opens_link_local_or_multicast() -> None:
+    policy = AddressPolicy.parse(True, ["169.254.0.0/16", "224.0.0.0/4", "*.internal"])
+    for address in ("169.254.169.254", "224.0.0.1", "::ffff:169.254.169.254"):
+        assert policy.refusal(ipaddress.ip_address(address), "meta.internal") is not None
+    assert policy.refusal(ipaddress.ip_address("10.1.1.1"), "files.internal") is None
+    assert policy.refusal(ipaddress.ip_address("10.1.1.1"), "internal.evil.com") == "private"
+
+
+@pytest.mark.parametrize("entry", ["bad host!", "10.0.0.0/33", "*.", "a..b", ""])
+def test_malformed_allowlist_entries_are_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match="allowlist entry"):
+        AddressPolicy.parse(True, [entry])
