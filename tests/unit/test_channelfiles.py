@@ -128,3 +128,12 @@ def test_a_listing_is_vetted_like_an_engine_archive() -> None:
         assert tar.extractfile(members["out/f"]).read() == b"hi"  # type: ignore[union-attr]
     with pytest.raises(TransferRefused, match="larger than"):
         vet_archive(raw_tar(listing[:2], {1: b"hi"}), "'out'", max_file_bytes=1)
+
+
+def test_many_small_entries_fill_several_lines_under_the_limit() -> None:
+    entries = [PutEntry(f"many/{i:06d}", b"") for i in range(20_000)]
+    lines = put_lines(entries, parents=False)
+    assert len(lines) > 1
+    for line, _ in lines:
+        assert len(line) < 1 << 20
+    assert [p for _, paths in lines for p in paths] == [e.path for e in entries]
