@@ -23,7 +23,7 @@ venv: $(STAMP) ## create or refresh .venv (the package, editable, and its dev to
 
 install: venv ## same as venv (kept for old habits)
 
-engine: ## start a Docker engine if none answers (installs docker.io when missing)
+engine: ## start a Docker engine if none answers (installs docker.io when missing; JUDGE_RUNTIMES=runc,runsc adds gVisor)
 	bash scripts/ensure-docker.sh
 
 images: engine ## build or refresh every sandbox image (~1 s when nothing changed; no registry)
@@ -73,6 +73,7 @@ bench: venv images ## benchmarks against raw Docker operations (sandbox, mission
 	$(PY) -m bench.service_bench
 	$(PY) -m bench.intake_bench
 	$(PY) -m bench.side_by_side $(if $(BENCH_VENV),--peers $(BENCH_VENV))
+	$(PY) -m bench.runtime_bench
 
 run: venv images ## start the server (JUDGE_* settings from the environment)
 	$(PY) -m service

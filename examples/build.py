@@ -203,6 +203,78 @@ LIMITS: dict[str, Any] = {
     }
 }
 
+GUESS_C = r"""#include <stdio.h>
+#include <string.h>
+
+/* Binary search for the interactor's secret in 1..1000000: ask "? n", read "<", ">" or "=". */
+int main(void) {
+    long lo = 1, hi = 1000000;
+    char answer[8];
+    while (lo <= hi) {
+        long mid = lo + (hi - lo) / 2;
+        printf("? %ld\n", mid);
+        fflush(stdout);
+        if (scanf("%7s", answer) != 1) return 1;
+        if (strcmp(answer, "=") == 0) return 0;
+        if (strcmp(answer, "<") == 0) hi = mid - 1; else lo = mid + 1;
+    }
+    return 1;
+}
+"""
+
+GUESS_INTERACTOR = """import sys
+
+# The secret is a private file: the judged program cannot open it.
+secret = int(open(sys.argv[1]).read())
+for queries in range(1, 31):
+    line = sys.stdin.readline()
+    if not line.startswith("? "):
+        print(f"wrong answer: expected a query, got {line!r}", file=sys.stderr)
+        sys.exit(1)
+    guess = int(line[2:])
+    if guess == secret:
+        print("=", flush=True)
+        print(f"ok: found {secret} in {queries} queries", file=sys.stderr)
+        sys.exit(0)
+    print("<" if secret < guess else ">", flush=True)
+print("wrong answer: more than 30 queries", file=sys.stderr)
+sys.exit(1)
+"""
+
+INTERACTIVE: dict[str, Any] = {
+    "prepare": {
+        "file": {"guess.c": data(GUESS_C), "interactor.py": data(GUESS_INTERACTOR)},
+        "execute": [
+            {
+                "name": "compile",
+                "command": ["gcc", "-O2", "-std=c17", "-o", "guess", "guess.c"],
+                "memory_limit": 262144,
+                "stdout": "compile.txt",
+                "stderr": "compile.txt",
+            }
+        ],
+    },
+    "tasks": {
+        "task": [{"file": {"secret__TASK_ID__.txt": data(f"{n}\n")}} for n in (1, 500000, 999999)],
+        "execute": [
+            {
+                "name": "play",
+                "command": ["./guess"],
+                "time_limit": 1000,
+                "stderr": "play__TASK_ID__.err",
+                "meta": "play__TASK_ID__.meta",
+                "interactor": {
+                    "command": ["python3", "interactor.py", "secret__TASK_ID__.txt"],
+                    "time_limit": 5000,
+                    "stderr": "interactor__TASK_ID__.txt",
+                    "meta": "interactor__TASK_ID__.meta",
+                    "private": ["secret__TASK_ID__.txt"],
+                },
+            }
+        ],
+    },
+}
+
 # name -> (mission, the status of every execute in order: prepare, then each task's)
 EXAMPLES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "hello": (HELLO, [""]),
@@ -210,6 +282,7 @@ EXAMPLES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "python-grader": (PYTHON_GRADER, ["", ""]),
     "aplusb": (APLUSB, ["", *["", ""] * len(APLUSB_TESTS)]),
     "limits": (LIMITS, ["TLE", "MLE", "RE"]),
+    "interactive": (INTERACTIVE, ["", "", "", ""]),
 }
 
 

@@ -7,7 +7,8 @@
 # judge/rootfs  Debian bookworm root file system made by mmdebstrap from this host's own apt
 #               sources, piped into `docker import` (no registry needed). Skipped when
 #               BASE_IMAGE is set (e.g. BASE_IMAGE=debian:bookworm-slim on hosts with a registry).
-# judge/base    rootfs + the static supervisor + the unprivileged `sandbox` user (uid 10001).
+# judge/base    rootfs + the static supervisor + the unprivileged users `sandbox` (uid 10001)
+#               and `interactor` (uid 10002, an interactive execute's interactor).
 # judge/<name>  images/<name>/Dockerfile built FROM judge/base.
 # judge/server  the judge server itself (images/server/Dockerfile, FROM the rootfs or BASE_IMAGE):
 #               the project and its dependencies are made into wheels on this host with its own

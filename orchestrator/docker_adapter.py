@@ -235,6 +235,14 @@ class DockerAdapter:
         """Return ``docker info``; raises ``EngineUnavailable``."""
         return await self._call(_guard(self._api.info))
 
+    async def runtimes(self) -> list[str]:
+        """The names of the container runtimes the engine offers (``runc``, ``runsc``, ...).
+
+        Raises ``EngineUnavailable``.
+        """
+        info = await self.info()
+        return sorted((info.get("Runtimes") or {}).keys())
+
     async def image_labels(self, image: str) -> dict[str, str] | None:
         """Return the labels of ``image`` ({} when it has none) or None when it is not there."""
 
@@ -297,8 +305,9 @@ class DockerAdapter:
                 network_mode="none",
                 cap_drop=["ALL"],
                 # PID 1 (the supervisor, root without other capabilities) needs these to drop to
-                # the sandbox user and to kill what the command leaves behind.
-                cap_add=["SETUID", "SETGID", "KILL"],
+                # the sandbox user and to kill what the command leaves behind; CHOWN to hand an
+                # interactor's private files to the interactor user. Commands never hold any.
+                cap_add=["SETUID", "SETGID", "KILL", "CHOWN"],
                 security_opt=[
                     "no-new-privileges",
                     *([f"seccomp={spec.seccomp_profile}"] if spec.seccomp_profile else []),

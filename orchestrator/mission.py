@@ -41,6 +41,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
@@ -50,6 +51,7 @@ __all__ = [
     "RESERVED_PAYLOAD_KEYS",
     "TASK_ID_MACRO",
     "Execute",
+    "Interactor",
     "Mission",
     "MissionCaps",
     "MissionInvalid",
@@ -353,6 +355,26 @@ class Scope(_Model):
         return value
 
 
+class Interactor(_Model):
+    """The program an interactive execute talks to: its stdout is the execute's stdin and the
+    other way round. It runs as another user; ``private`` files are readable by it alone."""
+
+    command: Annotated[list[Arg], Field(min_length=1)]
+    memory_limit: Annotated[int, Field(ge=1, le=2_097_152)] = 65_536
+    time_limit: Annotated[int, Field(ge=1, le=60_000)] = 60_000
+    output_limit: Annotated[int, Field(ge=1, le=262_144)] = 262_144
+    meta: FileName = "interactor.meta"
+    stderr: OptionalFileName = ""
+    private: list[FileName] = Field(default_factory=list, max_length=64)
+
+    @field_validator("command")
+    @classmethod
+    def _program_named(cls, value: list[str]) -> list[str]:
+        if not value[0]:
+            raise ValueError("the program, command[0], must not be empty")
+        return value
+
+
 class Execute(_Model):
     """One command and its limits (memory KiB, CPU time ms, output KiB), files and options."""
 
@@ -367,6 +389,7 @@ class Execute(_Model):
     stderr: OptionalFileName = ""
     record: Record = Field(default_factory=Record)
     scope: Scope = Field(default_factory=Scope)
+    interactor: Interactor | None = None
 
     @field_validator("command")
     @classmethod
@@ -374,6 +397,31 @@ class Execute(_Model):
         if not value[0]:
             raise ValueError("the program, command[0], must not be empty")
         return value
+
+    @model_validator(mode="after")
+    def _pipes_are_the_interactors(self) -> Execute:
+        if self.interactor is None:
+            return self
+        if self.stdin or self.stdout:
+            raise ValueError(
+                "'stdin' and 'stdout' must be empty with an interactor (they are its pipes)"
+            )
+        if posixpath.normpath(self.meta) == posixpath.normpath(self.interactor.meta):
+            raise ValueError(f"the execute and its interactor both write meta {_show(self.meta)}")
+        theirs = {posixpath.normpath(p) for p in self.interactor.private}
+        if self.interactor.stderr:
+            theirs.add(posixpath.normpath(self.interactor.stderr))
+        for field in ("stderr", "meta"):
+            mine = getattr(self, field)
+            if mine and posixpath.normpath(mine) in theirs:
+                raise ValueError(
+                    f"{field} {_show(mine)} is the interactor's (its stderr or a private file)"
+                )
+        return self
+
+    def dump(self) -> dict[str, Any]:
+        """The execute as JSON, without ``interactor`` when it has none."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class Stage(_Model):
@@ -433,6 +481,7 @@ class Mission(_Model):
     tasks: Tasks = Field(default_factory=Tasks)
     final: Stage = Field(default_factory=Stage)
     image: Annotated[Text, Field(min_length=1)] | None = None
+    runtime: Annotated[Text, Field(min_length=1)] | None = None
     tick: bool = False
 
 
@@ -595,17 +644,25 @@ def expand_execute(
 ) -> Execute:
     """``execute`` with the macros applied to each of its strings, validated again.
 
-    The strings are the command items, ``name``, ``meta``, ``stdin``, ``stdout``, ``stderr`` and
-    the scope's ``import``/``export`` paths. When no macro occurs, ``execute`` itself is returned.
+    The strings are the command items, ``name``, ``meta``, ``stdin``, ``stdout``, ``stderr``,
+    the scope's ``import``/``export`` paths and the interactor's command, ``meta``, ``stderr``
+    and ``private`` paths. When no macro occurs, ``execute`` itself is returned.
     Raises :class:`MissionInvalid` (paths under ``path``) when an expanded value breaks a rule,
     e.g. a macro value that puts ``..`` into a file name; never for a mission that
     :func:`parse_mission` accepted.
     """
-    raw = execute.model_dump(by_alias=True)
+    raw = execute.model_dump(by_alias=True, exclude_none=True)
     done = dict(raw)
     for key in ("name", "meta", "stdin", "stdout", "stderr"):
         done[key] = expand(raw[key], macros)
     done["command"] = [expand(arg, macros) for arg in raw["command"]]
+    if "interactor" in raw:
+        inter = dict(raw["interactor"])
+        inter["command"] = [expand(arg, macros) for arg in inter["command"]]
+        inter["meta"] = expand(inter["meta"], macros)
+        inter["stderr"] = expand(inter["stderr"], macros)
+        inter["private"] = [expand(p, macros) for p in inter["private"]]
+        done["interactor"] = inter
     done["scope"] = {
         **raw["scope"],
         "import": [expand(p, macros) for p in raw["scope"]["import"]],
@@ -902,7 +959,7 @@ def parse_mission(data: object, caps: MissionCaps = DEFAULT_CAPS) -> Mission:
 def _stage(stage: Stage) -> dict[str, Any]:
     return {
         "file": dict(stage.file),
-        "execute": [e.model_dump(mode="json", by_alias=True) for e in stage.execute],
+        "execute": [e.dump() for e in stage.execute],
     }
 
 
@@ -929,9 +986,7 @@ def normalise(mission: Mission) -> dict[str, Any]:
                 "file": dict(task.file),
                 "macro": dict(task.macro),
                 "execute": [
-                    expand_execute(e, macros, path=f"{base}.execute[{j}]").model_dump(
-                        mode="json", by_alias=True
-                    )
+                    expand_execute(e, macros, path=f"{base}.execute[{j}]").dump()
                     for j, e in enumerate(mission.tasks.execute)
                 ],
             }
@@ -941,7 +996,7 @@ def normalise(mission: Mission) -> dict[str, Any]:
         "prepare": _stage(mission.prepare),
         "tasks": {
             "task": tasks,
-            "execute": [e.model_dump(mode="json", by_alias=True) for e in mission.tasks.execute],
+            "execute": [e.dump() for e in mission.tasks.execute],
             # The extension appears only when used, so seed missions echo as the seed shows.
             **({"parallel": mission.tasks.parallel} if mission.tasks.parallel > 1 else {}),
         },
@@ -949,5 +1004,7 @@ def normalise(mission: Mission) -> dict[str, Any]:
     }
     if mission.image is not None:
         out["image"] = mission.image
+    if mission.runtime is not None:
+        out["runtime"] = mission.runtime
     out["tick"] = mission.tick
     return out

@@ -36,7 +36,14 @@ from orchestrator.mission import (
     task_macros,
 )
 from orchestrator.pool import SandboxPool
-from orchestrator.sandbox import ExecOutcome, ExecRequest, Meta, Sandbox, SandboxRuntime
+from orchestrator.sandbox import (
+    ExecOutcome,
+    ExecRequest,
+    InteractorRequest,
+    Meta,
+    Sandbox,
+    SandboxRuntime,
+)
 from orchestrator.tarutil import build_tar, concat_archives
 
 log = logging.getLogger(__name__)
@@ -158,8 +165,20 @@ def _record(outcome: ExecOutcome | None, ex: Execute) -> dict[str, str]:
     return {"stdout": outcome.stdout_b64, "stderr": outcome.stderr_b64}
 
 
-def _entry(ex: Execute, meta: Meta, outcome: ExecOutcome | None = None) -> dict[str, Any]:
-    return {"name": ex.name, "meta": meta.to_dict(), "record": _record(outcome, ex)}
+def _entry(
+    ex: Execute,
+    meta: Meta,
+    outcome: ExecOutcome | None = None,
+    interactor_meta: Meta | None = None,
+) -> dict[str, Any]:
+    """An execute's result entry; an interactive one also gets ``interactor`` (its meta is
+    ``interactor_meta``, else the outcome's, else ``meta`` when it never ran)."""
+    entry = {"name": ex.name, "meta": meta.to_dict(), "record": _record(outcome, ex)}
+    if ex.interactor is not None:
+        inter = outcome.interactor if outcome is not None else None
+        imeta = interactor_meta or (inter.meta if inter is not None else meta)
+        entry["interactor"] = {"meta": imeta.to_dict(), "record": _record(inter, ex)}
+    return entry
 
 
 def _plan(mission: Mission) -> tuple[list[_Stage], dict[str, Any]]:
@@ -191,6 +210,26 @@ def _plan(mission: Mission) -> tuple[list[_Stage], dict[str, Any]]:
     return [prepare, *tasks, final], result
 
 
+def _interactor(ex: Execute) -> InteractorRequest | None:
+    inter = ex.interactor
+    if inter is None:
+        return None
+    return InteractorRequest(
+        argv=tuple(inter.command),
+        cpu_time_ms=inter.time_limit,
+        memory_kib=inter.memory_limit,
+        output_kib=inter.output_limit,
+        stderr=inter.stderr,
+        record_stderr_bytes=ex.record.stderr if ex.record.enable else 0,
+        private=tuple(inter.private),
+    )
+
+
+def _fence_kib(ex: Execute) -> int:
+    """The memory a sandbox needs for ``ex``: its limit plus its interactor's."""
+    return ex.memory_limit + (ex.interactor.memory_limit if ex.interactor else 0)
+
+
 def _request(ex: Execute, meta_file: str = "") -> ExecRequest:
     return ExecRequest(
         meta_file=meta_file,
@@ -203,6 +242,7 @@ def _request(ex: Execute, meta_file: str = "") -> ExecRequest:
         stderr=ex.stderr,
         record_stdout_bytes=ex.record.stdout if ex.record.enable else 0,
         record_stderr_bytes=ex.record.stderr if ex.record.enable else 0,
+        interactor=_interactor(ex),
     )
 
 
@@ -234,6 +274,14 @@ class _MissionRun:
         self.times = times
         self.image = mission.image or deps.default_image
         self.stages, self.result = _plan(mission)
+        self.container_runtime = mission.runtime
+        # A runtime that cannot resize a running container gets every sandbox sized once for
+        # the mission's largest execute.
+        self.fixed_fence_kib: int | None = None
+        if mission.runtime in deps.runtime.config.fixed_fence_runtimes:
+            self.fixed_fence_kib = max(
+                (_fence_kib(ex) for stage in self.stages for ex in stage.executes), default=65536
+            )
         self.main: Sandbox | None = None
         self.main_error: str | None = None
         self.budget = ByteBudget(deps.files_budget_bytes)
@@ -243,7 +291,7 @@ class _MissionRun:
             try:
                 with self.times.phase("create"):
                     first = self.stages[0].executes
-                    memory = first[0].memory_limit if first else 65536
+                    memory = _fence_kib(first[0]) if first else 65536
                     self.main = await self._create(memory, live_reads=self.io.live_reads)
                 # Removed in the background (the runtime tracks it): the result need not wait.
                 stack.callback(self.main.close_later)
@@ -343,15 +391,20 @@ class _MissionRun:
         The engine's calls run on threads that cannot be interrupted: a creation under way when
         the mission is cancelled still makes a container and a volume, which nobody would own.
         """
+        if self.fixed_fence_kib is not None:
+            memory_kib = self.fixed_fence_kib
         runtime = self.deps.runtime
         if live_reads:
             creating = asyncio.ensure_future(
-                runtime.create(self.image, memory_kib, box_volume=True)
+                runtime.create(self.image, memory_kib, self.container_runtime, box_volume=True)
             )
-        elif self.deps.pool is not None:
+        elif self.deps.pool is not None and self.container_runtime is None:
+            # Warm sandboxes run under the server's default runtime only.
             creating = asyncio.ensure_future(self.deps.pool.take(self.image, memory_kib))
         else:
-            creating = asyncio.ensure_future(runtime.create(self.image, memory_kib))
+            creating = asyncio.ensure_future(
+                runtime.create(self.image, memory_kib, self.container_runtime)
+            )
         try:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:
@@ -457,7 +510,8 @@ class _MissionRun:
             else:
                 # A version 2 supervisor writes the meta file in the same round trip.
                 with self.times.phase("execute"):
-                    outcome = await main.run(_request(ex, ex.meta if main.file_ops else ""))
+                    ask = main.file_ops and ex.interactor is None
+                    outcome = await main.run(_request(ex, ex.meta if ask else ""))
         except JudgeError as e:
             return _entry(ex, Meta.system_error(str(e)))
         meta = outcome.meta
@@ -469,15 +523,28 @@ class _MissionRun:
             return _entry(ex, meta, outcome)
         if overlay is not None:  # written into the mission's sandbox when the task commits
             overlay.ops.append(("meta", ex.meta, json.dumps(meta.to_dict()).encode(), index))
+            if ex.interactor is not None and outcome.interactor is not None:
+                inter = outcome.interactor.meta
+                overlay.ops.append(
+                    ("meta", ex.interactor.meta, json.dumps(inter.to_dict()).encode(), index)
+                )
             return _entry(ex, meta, outcome)
+        meta = await self._write_meta(main, ex.meta, outcome.meta)
+        imeta: Meta | None = None
+        if ex.interactor is not None and outcome.interactor is not None:
+            imeta = await self._write_meta(main, ex.interactor.meta, outcome.interactor.meta)
+        return _entry(ex, meta, outcome, imeta)
+
+    async def _write_meta(self, main: Sandbox, path: str, meta: Meta) -> Meta:
+        """Write ``meta`` to ``path`` in the main sandbox; the meta, amended if that failed."""
         try:
             with self.times.phase("meta"):
-                problem = await main.write_file(ex.meta, json.dumps(meta.to_dict()).encode())
+                problem = await main.write_file(path, json.dumps(meta.to_dict()).encode())
         except (JudgeError, ValueError) as e:
             problem = str(e)
         if problem:
-            meta = _with_failure(meta, f"cannot write meta file '{ex.meta}': {problem}")
-        return _entry(ex, meta, outcome)
+            meta = _with_failure(meta, f"cannot write meta file '{path}': {problem}")
+        return meta
 
     async def _scoped(
         self, ex: Execute, main: Sandbox, overlay: _Overlay | None = None, index: int = -1
@@ -490,7 +557,7 @@ class _MissionRun:
         """
         with self.times.phase("create"):
             created, pulled = await asyncio.gather(
-                self._create(ex.memory_limit),
+                self._create(_fence_kib(ex)),
                 self._pull_imports(ex, main, overlay),
                 return_exceptions=True,
             )
@@ -512,7 +579,7 @@ class _MissionRun:
                 problem = await self._export(scoped, main, path, overlay, index)
                 if problem:
                     meta = _with_failure(meta, problem)
-            return ExecOutcome(meta, outcome.stdout_b64, outcome.stderr_b64)
+            return dataclasses.replace(outcome, meta=meta)
         finally:
             scoped.close_later()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import functools
 import json
 import logging
@@ -80,6 +81,19 @@ class SandboxConfig:
     runtime: str | None = None
     # /box as a plain tmpfs mount for images whose supervisor moves files (see PROTOCOL.md).
     box_tmpfs: bool = True
+    # Runtimes whose containers cannot change their memory limit once started (runsc has no
+    # `update`): their fence is sized once, at creation, for the largest limit to come.
+    fixed_fence_runtimes: tuple[str, ...] = ("runsc",)
+    # Under gVisor the container's pids limit counts gVisor's own threads on the host (its
+    # kernel is one Go process), not the sandbox's processes: 128 starve it under load.
+    runsc_pids_limit: int = 1024
+
+    def pids_for(self, runtime: str | None) -> int:
+        """The container's pids limit under ``runtime``."""
+        if runtime == "runsc":
+            return max(self.pids_limit, self.runsc_pids_limit)
+        return self.pids_limit
+
     # Our allowlist (orchestrator/seccomp.json); None would leave the engine's default profile.
     seccomp_profile: str | None = field(default_factory=profile_json)
 
@@ -93,8 +107,45 @@ class SandboxConfig:
 
 
 @dataclass(frozen=True)
+class InteractorRequest:
+    """The interactor of an interactive execute: it runs beside the command as another user.
+
+    Its stdin is the command's stdout and its stdout the command's stdin (pipes in the sandbox).
+    ``private`` files become readable by the interactor only. Limits as in ``ExecRequest``.
+    """
+
+    argv: tuple[str, ...]
+    cpu_time_ms: int = 60000
+    memory_kib: int = 65536
+    output_kib: int = 262144
+    stderr: str = ""
+    record_stderr_bytes: int = 0
+    private: tuple[str, ...] = ()
+
+    @property
+    def wall_time_ms(self) -> int:
+        """Real time allowed: 1.5 x the CPU time limit (counted once the command has ended)."""
+        return math.ceil(self.cpu_time_ms * 3 / 2)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "argv": list(self.argv),
+            "cpu_time_ms": self.cpu_time_ms,
+            "wall_time_ms": self.wall_time_ms,
+            "memory_kib": self.memory_kib,
+            "output_kib": self.output_kib,
+            "stderr": self.stderr,
+            "record_stderr": self.record_stderr_bytes if self.stderr else 0,
+            "private": list(self.private),
+        }
+
+
+@dataclass(frozen=True)
 class ExecRequest:
-    """One command under limits. Paths are relative to the sandbox root; "" = no redirection."""
+    """One command under limits. Paths are relative to the sandbox root; "" = no redirection.
+
+    With an ``interactor``, stdin and stdout must be "" (they are the pipes to it).
+    """
 
     argv: tuple[str, ...]
     cpu_time_ms: int = 60000
@@ -107,13 +158,33 @@ class ExecRequest:
     record_stderr_bytes: int = 0
     # Protocol 2: the supervisor also writes the meta file here, as the runner would ("" = no).
     meta_file: str = ""
+    interactor: InteractorRequest | None = None
 
     @property
     def wall_time_ms(self) -> int:
         """Real time allowed: 1.5 x the CPU time limit."""
         return math.ceil(self.cpu_time_ms * 3 / 2)
 
+    @property
+    def fence_memory_kib(self) -> int:
+        """The memory the sandbox must hold: the command's limit plus its interactor's."""
+        return self.memory_kib + (self.interactor.memory_kib if self.interactor else 0)
+
+    @property
+    def answer_within_s(self) -> float:
+        """The longest the supervisor may take before it answers (beyond its kill margin)."""
+        wall = self.wall_time_ms
+        if self.interactor is not None:
+            wall += self.interactor.wall_time_ms
+        return wall / 1000
+
     def to_wire(self) -> dict[str, Any]:
+        wire = self._wire()
+        if self.interactor is not None:
+            wire["interactor"] = self.interactor.to_wire()
+        return wire
+
+    def _wire(self) -> dict[str, Any]:
         return {
             "op": "exec",
             "argv": list(self.argv),
@@ -185,6 +256,7 @@ class ExecOutcome:
     stderr_b64: str = ""
     # Asked for a meta file: "" written, else why not; None: not written (older supervisor).
     meta_file_error: str | None = None
+    interactor: ExecOutcome | None = None
 
     @property
     def stdout(self) -> bytes:
@@ -193,6 +265,13 @@ class ExecOutcome:
     @property
     def stderr(self) -> bytes:
         return base64.b64decode(self.stderr_b64)
+
+
+def _outcome(doc: Mapping[str, Any]) -> ExecOutcome:
+    """An outcome from the supervisor's ``meta`` and ``record``; raises on malformed ones."""
+    meta = Meta.from_wire(doc["meta"])
+    record = doc.get("record") or {}
+    return ExecOutcome(meta, str(record.get("stdout", "")), str(record.get("stderr", "")))
 
 
 class Sandbox:
@@ -204,6 +283,7 @@ class Sandbox:
         handle: ContainerHandle,
         image: str,
         fence_bytes: int,
+        container_runtime: str | None = None,
         protocol: int = 1,
     ) -> None:
         self._runtime = runtime
@@ -211,7 +291,10 @@ class Sandbox:
         self.protocol = protocol
         self._handle = handle
         self.image = image
+        self.container_runtime = container_runtime
         self._fence_bytes = fence_bytes
+        self._fixed_fence = container_runtime in runtime.config.fixed_fence_runtimes
+        self.features: frozenset[str] = frozenset()  # from the supervisor's hello
         self._broken: str | None = None
         self._channel = asyncio.Lock()
         self._ran = False  # no execute yet: /box holds only what the judge put there
@@ -267,14 +350,21 @@ class Sandbox:
         Verdicts (TLE/MLE/OLE/RE/SE) are data. Raises ``SandboxError`` (or another
         ``JudgeError``) only when the sandbox itself failed; the sandbox is then unusable.
         """
+        if req.interactor is not None and "interactor" not in self.features:
+            # An older supervisor would ignore the interactor and run the program alone.
+            meta = Meta.system_error(
+                f"image '{self.image}' has a supervisor without interactive executes "
+                "(rebuild it on the current judge/base)"
+            )
+            return ExecOutcome(meta, interactor=ExecOutcome(meta))
         self._ran = True
         # The fence only ever grows: the supervisor enforces each execute's own limit, and a
         # fence set at creation (a pooled sandbox's) saves two engine calls per execute.
-        fence = self._runtime.config.fence_bytes(req.memory_kib)
-        if fence > self._fence_bytes:
+        fence = self._runtime.config.fence_bytes(req.fence_memory_kib)
+        if fence > self._fence_bytes and not self._fixed_fence:
             await self._runtime.adapter.update_memory(self.container_id, fence)
             self._fence_bytes = fence
-        answer = await self._request(req.to_wire(), req.wall_time_ms / 1000 + _ANSWER_MARGIN_S)
+        answer = await self._request(req.to_wire(), req.answer_within_s + _ANSWER_MARGIN_S)
         if not answer.get("ok"):
             # A refused request (bad argv, protocol error) is the judge's failure, not a verdict.
             raise SandboxError(
@@ -282,15 +372,13 @@ class Sandbox:
                 container_id=self.container_id,
             )
         try:
-            meta = Meta.from_wire(answer["meta"])
-            record = answer.get("record") or {}
+            outcome = _outcome(answer)
+            if req.interactor is not None:
+                outcome = dataclasses.replace(outcome, interactor=_outcome(answer["interactor"]))
             written = answer.get("meta_file")
-            return ExecOutcome(
-                meta,
-                str(record.get("stdout", "")),
-                str(record.get("stderr", "")),
-                str(written) if req.meta_file and written is not None else None,
-            )
+            if req.meta_file and written is not None:
+                outcome = dataclasses.replace(outcome, meta_file_error=str(written))
+            return outcome
         except (KeyError, ValueError, TypeError) as e:
             self._broken = "the sandbox supervisor answered garbage"
             raise SandboxError(self._broken, container_id=self.container_id) from e
@@ -583,15 +671,23 @@ class SandboxRuntime:
             await asyncio.shield(asyncio.gather(*self._background, return_exceptions=True))
 
     async def create(
-        self, image: str, memory_kib: int = 65536, *, box_volume: bool = False
+        self,
+        image: str,
+        memory_kib: int = 65536,
+        runtime: str | None = None,
+        *,
+        box_volume: bool = False,
     ) -> Sandbox:
         """Start a sandbox from ``image`` with its memory fence sized for ``memory_kib``.
 
+        ``runtime`` names the engine's container runtime (``runc``, ``runsc``); None is the
+        config's, or the engine's default. Under a runtime that cannot resize a running
+        container, ``memory_kib`` must be the largest limit any of its executes will have.
         ``box_volume``: keep ``/box`` on a volume even for an image whose supervisor moves
         files, so that ``get_archive`` can read it through the engine while an execute runs.
-
         Raises ``ImageNotFound``, ``EngineUnavailable`` or ``SandboxError``.
         """
+        runtime = runtime or self.config.runtime
         fence = self.config.fence_bytes(memory_kib)
         box_tmpfs = not box_volume and self.config.box_tmpfs and await self._moves_files(image)
         spec = ContainerSpec(
@@ -600,9 +696,9 @@ class SandboxRuntime:
             memory_fence_bytes=fence,
             box_kib=self.config.box_kib,
             tmp_kib=self.config.tmp_kib,
-            pids_limit=self.config.pids_limit,
+            pids_limit=self.config.pids_for(runtime),
             nano_cpus=int(self.config.cpus * 1e9),
-            runtime=self.config.runtime,
+            runtime=runtime,
             box_tmpfs=box_tmpfs,
             seccomp_profile=self.config.seccomp_profile,
         )
@@ -612,12 +708,16 @@ class SandboxRuntime:
         except ValueError:
             hello = None
         version = hello.get("version") if isinstance(hello, dict) else None
-        sandbox = Sandbox(self, handle, image, fence, version if isinstance(version, int) else 1)
+        protocol = version if isinstance(version, int) else 1
+        sandbox = Sandbox(self, handle, image, fence, runtime, protocol)
         if not (isinstance(hello, dict) and hello.get("ok") and hello.get("op") == "hello"):
             await sandbox.close()
             raise SandboxError(
                 f"image '{image}' has no judge supervisor (it said {handle.hello[:200]!r})"
             )
+        features = hello.get("features")
+        if isinstance(features, list):
+            sandbox.features = frozenset(str(f) for f in features)
         if box_tmpfs and not sandbox.file_ops:
             await sandbox.close()
             raise SandboxError(
@@ -627,9 +727,11 @@ class SandboxRuntime:
         return sandbox
 
     @asynccontextmanager
-    async def sandbox(self, image: str, memory_kib: int = 65536) -> AsyncIterator[Sandbox]:
+    async def sandbox(
+        self, image: str, memory_kib: int = 65536, runtime: str | None = None
+    ) -> AsyncIterator[Sandbox]:
         """``create`` as a context manager that always closes the sandbox."""
-        box = await self.create(image, memory_kib)
+        box = await self.create(image, memory_kib, runtime)
         try:
             yield box
         finally:

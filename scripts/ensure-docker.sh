@@ -2,15 +2,89 @@
 # Make sure a Docker engine answers. An engine that already answers (local
 # socket or DOCKER_HOST) is left alone; otherwise Debian's docker.io is
 # installed if missing and dockerd is started in the background with runc.
+# When JUDGE_RUNTIMES (comma-separated, e.g. "runc,runsc") names runsc, gVisor is
+# installed (Debian's runsc) if missing and registered with the engine: added to
+# /etc/docker/daemon.json (other keys kept) and picked up with SIGHUP, never a
+# restart. An engine that already offers runsc is left alone.
 set -euo pipefail
 
 say() { printf 'ensure-docker: %s\n' "$*" >&2; }
 
 engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
+wants_runsc() { [[ ",${JUDGE_RUNTIMES:-}," == *,runsc,* ]]; }
+
+engine_has_runsc() { docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; }
+
+# Registers gVisor with a running local engine: idempotent, and a no-op when it is there.
+ensure_runsc() {
+    if engine_has_runsc; then
+        say "engine already offers runsc; leaving it alone"
+        return 0
+    fi
+    if [[ -n "${DOCKER_HOST:-}" ]]; then
+        say "runsc requested but DOCKER_HOST=$DOCKER_HOST is remote: register it there yourself"
+        return 1
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        say "registering runsc needs root; see docs/interactive.md"
+        return 1
+    fi
+    if ! command -v runsc >/dev/null 2>&1; then
+        say "installing Debian's runsc (gVisor)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq runsc >/dev/null 2>&1 || {
+            apt-get update -qq && apt-get install -y -qq runsc >/dev/null
+        }
+    fi
+    local conf=/etc/docker/daemon.json
+    mkdir -p /etc/docker
+    # Merge, keeping every key already there; --network=none because runsc's own network
+    # stack does not start on every host, and sandboxes have no network anyway.
+    python3 - "$conf" "$(command -v runsc)" <<'PY'
+import json, os, sys
+path, binary = sys.argv[1], sys.argv[2]
+try:
+    with open(path) as f:
+        doc = json.load(f)
+except FileNotFoundError:
+    doc = {}
+doc.setdefault("runtimes", {})["runsc"] = {"path": binary, "runtimeArgs": ["--network=none"]}
+tmp = path + ".judge-tmp"
+with open(tmp, "w") as f:
+    json.dump(doc, f, indent=2)
+    f.write("\n")
+os.replace(tmp, path)
+PY
+    local pid
+    pid=$(pidof dockerd || true)
+    if [[ -z "$pid" ]]; then
+        say "no local dockerd process to reload; restart your engine to pick up $conf"
+        return 1
+    fi
+    say "registered runsc in $conf; reloading dockerd (SIGHUP, no restart)"
+    kill -HUP $pid
+    for _ in $(seq 1 40); do
+        if engine_has_runsc; then
+            say "engine now offers runsc"
+            return 0
+        fi
+        sleep 0.25
+    done
+    say "dockerd did not pick up runsc; check $conf"
+    return 1
+}
+
+finish() {
+    if wants_runsc; then
+        ensure_runsc
+    fi
+    exit 0
+}
+
 if engine_answers; then
     say "engine $(docker version --format '{{.Server.Version}}') already answers; leaving it alone"
-    exit 0
+    finish
 fi
 if [[ -n "${DOCKER_HOST:-}" ]]; then
     say "DOCKER_HOST=$DOCKER_HOST is set but does not answer; not starting a local engine"
@@ -38,7 +112,7 @@ nohup dockerd --default-runtime=runc >"$log" 2>&1 &
 for _ in $(seq 1 120); do
     if engine_answers; then
         say "engine $(docker version --format '{{.Server.Version}}') is up"
-        exit 0
+        finish
     fi
     sleep 0.5
 done

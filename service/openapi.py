@@ -116,6 +116,8 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "tasks": "The tasks; each runs tasks.execute after its macros are applied.",
         "final": "Files fetched, then executes run, last.",
         "image": "The sandbox image (GET /api/images); the server's default when absent.",
+        "runtime": "The container runtime of every sandbox, e.g. runsc (gVisor); one of "
+        "JUDGE_RUNTIMES (GET /api/runtimes), the engine's default when absent.",
         "tick": "Accepted and echoed; no effect.",
     },
     "Return": {
@@ -151,6 +153,18 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "stderr": "File standard error goes to; empty: discarded.",
         "record": "How much of stdout/stderr to report back.",
         "scope": "Run in a fresh sandbox with imports and exports.",
+        "interactor": "A program run beside this one, wired by pipes (its stdout is this "
+        "execute's stdin and the other way round); stdin and stdout must then be empty. "
+        "See docs/interactive.md.",
+    },
+    "Interactor": {
+        "command": "Program and arguments of the interactor, run as another user.",
+        "memory_limit": "KiB of memory; over it: MLE (its own meta).",
+        "time_limit": "ms of CPU time; its real time (1.5x) counts from the program's end.",
+        "output_limit": "KiB, the largest file it may write; over it: OLE.",
+        "meta": "File the interactor's meta JSON is written to afterwards.",
+        "stderr": "File its standard error goes to; empty: discarded.",
+        "private": "Files only the interactor may read (the program gets EACCES).",
     },
     "Record": {
         "enable": "Report the output at all.",
@@ -370,6 +384,21 @@ def _mission_routes() -> dict[str, Any]:
                 "summary": "The sandbox images installed on the engine",
                 "responses": {
                     "200": _json('`{"images": [...]}`', {"type": "object"}),
+                    "401": UNAUTHORIZED,
+                    "503": ENGINE,
+                },
+            }
+        },
+        "/api/runtimes": {
+            "get": {
+                "tags": ["server"],
+                "operationId": "listRuntimes",
+                "summary": "The container runtimes a mission may name, and which the engine offers",
+                "responses": {
+                    "200": _json(
+                        '`{"runtimes": [{"name": "runc", "available": true}], "engine": ["runc"]}`',
+                        {"type": "object"},
+                    ),
                     "401": UNAUTHORIZED,
                     "503": ENGINE,
                 },

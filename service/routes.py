@@ -133,6 +133,28 @@ async def authenticate(request: web.Request, fields: dict[str, Any] | None = Non
     )
 
 
+async def _check_runtime(request: web.Request, runtime: str) -> None:
+    """A mission's ``runtime`` must be in ``JUDGE_RUNTIMES`` (else 400) and offered by the
+    engine (else 503: the server is misconfigured, not the mission). Engine errors go to the
+    middleware's table."""
+    allowed = request.app[SETTINGS].runtimes
+    if runtime not in allowed:
+        raise ApiError(
+            400,
+            INVALID_MISSION,
+            f"runtime {runtime!r} is not allowed on this server (allowed: {', '.join(allowed)})",
+            "mission.runtime",
+        )
+    offered = await request.app[RUNTIME].adapter.runtimes()
+    if runtime not in offered:
+        raise ApiError(
+            503,
+            "runtime_missing",
+            f"runtime {runtime!r} is allowed but the engine does not offer it",
+            headers={"Retry-After": "60"},
+        )
+
+
 async def _check_runnable(request: web.Request, mission: Mission) -> None:
     """Refuse what would fail for a reason known now: an image without the judge's supervisor,
     a callback address the policy refuses. Engine errors go to the middleware's table."""
@@ -141,6 +163,8 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
         refusal = url_refusal(mission.return_.url, settings.address_policy)
         if refusal:
             raise ApiError(400, INVALID_MISSION, refusal, "mission.return.url")
+    if mission.runtime is not None:
+        await _check_runtime(request, mission.runtime)
     image = mission.image or settings.default_image
     labels = await request.app[RUNTIME].image_labels(image)
     if mission.image is None:
@@ -364,6 +388,20 @@ async def list_images(request: web.Request) -> web.Response:
     return web.json_response({"images": images})
 
 
+async def list_runtimes(request: web.Request) -> web.Response:
+    """The container runtimes a mission may name: those ``JUDGE_RUNTIMES`` allows, each saying
+    whether the engine offers it (one cheap engine call, no container)."""
+    await authenticate(request)
+    offered = set(await request.app[RUNTIME].adapter.runtimes())
+    allowed = request.app[SETTINGS].runtimes
+    return web.json_response(
+        {
+            "runtimes": [{"name": name, "available": name in offered} for name in allowed],
+            "engine": sorted(offered),
+        }
+    )
+
+
 def setup_routes(app: web.Application) -> None:
     app[STOPPING] = asyncio.Event()
     app.on_shutdown.append(_stop_waiting)
@@ -373,6 +411,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/missions/{id}/events", mission_events)
     app.router.add_delete("/api/missions/{id}", cancel_mission)
     app.router.add_get("/api/images", list_images)
+    app.router.add_get("/api/runtimes", list_runtimes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
 

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     # Comma-separated in the environment: "a,b,c".
     tokens: Annotated[tuple[str, ...], NoDecode] = ()
+    # Container runtimes a mission may name in "runtime" (comma-separated: "runc,runsc").
+    runtimes: Annotated[tuple[str, ...], NoDecode] = ("runc",)
     data_dir: Path = Path("data")
     default_image: str = Field("judge/default", min_length=1)
     max_running: int = Field(2, ge=1, le=256)
@@ -101,7 +103,7 @@ class Settings(BaseSettings):
         except ValidationError as e:
             raise SettingsError(_describe(e)) from None
 
-    @field_validator("tokens", "allow_private", mode="before")
+    @field_validator("tokens", "runtimes", "allow_private", mode="before")
     @classmethod
     def _split_tokens(cls, v: Any) -> Any:
         if isinstance(v, str):

@@ -58,6 +58,11 @@ async def test_every_example_gives_its_verdicts(start_judge: StartJudge) -> None
         if name == "hello":
             record = body["mission_result"]["prepare"]["execute"][0]["record"]
             assert record["stdout"] == "aGVsbG8gd29ybGQK"
+        if name == "interactive":
+            for task in body["mission_result"]["task"]:
+                inter = task["execute"][0]["interactor"]
+                assert inter["meta"]["status"] == "", f"{name}: {out}"
+                assert base64.b64decode(inter["record"]["stderr"]).startswith(b"ok: found ")
         if name == "python-grader":
             record = body["mission_result"]["prepare"]["execute"][1]["record"]
             assert '{"score": 4, "out_of": 5}' in base64.b64decode(record["stdout"]).decode()

@@ -63,8 +63,8 @@ class Counting:
         self.most = 0
         real_create = runtime.create
 
-        async def create(image: str, memory_kib: int = 65536) -> Sandbox:
-            box = await real_create(image, memory_kib)
+        async def create(*args: Any, **kwargs: Any) -> Sandbox:
+            box = await real_create(*args, **kwargs)
             self.alive += 1
             self.most = max(self.most, self.alive)
             real_close = box.close_later
@@ -83,7 +83,7 @@ class Counting:
 async def test_parallel_tasks_match_the_sequential_result(
     deps: MissionDeps, runtime: SandboxRuntime
 ) -> None:
-    counting = Counting(runtime)
+    counting = Counting(deps.runtime)
     _, sequential = await run(deps, judged(1))
     assert counting.most == 2  # the mission's sandbox and one scoped one at a time
     counting.most = 0

@@ -52,10 +52,15 @@ async def test_echo_hello_world(runtime: SandboxRuntime) -> None:
 
 async def test_busy_loop_is_stopped_at_the_cpu_limit(runtime: SandboxRuntime) -> None:
     async with runtime.sandbox(DEFAULT_IMAGE) as box:
-        out = await box.run(sh("while :; do :; done", cpu_time_ms=500))
-    assert out.meta.status == "TLE"
+        for _ in range(3):
+            out = await box.run(sh("while :; do :; done", cpu_time_ms=500))
+            assert out.meta.status == "TLE", out.meta
+            # On a machine busy with other jobs the loop may get less than a third of a CPU
+            # and reach the real-time limit (750 ms) first: not what is measured here, again.
+            if "CPU time" in out.meta.message:
+                break
+    assert "CPU time" in out.meta.message, out.meta
     assert 500 <= out.meta.cpu_time_ms <= 550, out.meta
-    assert "CPU time" in out.meta.message
 
 
 async def test_sleeper_is_stopped_at_one_and_a_half_times_the_limit(
@@ -146,10 +151,17 @@ async def test_network_is_unreachable(runtime: SandboxRuntime) -> None:
             ExecRequest(argv=("python3", "-c", script), stderr="err.txt", record_stderr_bytes=4096)
         )
         ifaces = await box.run(
-            ExecRequest(argv=("ls", "/sys/class/net"), stdout="if.txt", record_stdout_bytes=256)
+            # Python, not ls: coreutils' statx is not served by every gVisor release.
+            ExecRequest(
+                argv=("python3", "-c", "import os; print(*sorted(os.listdir('/sys/class/net')))"),
+                stdout="if.txt",
+                record_stdout_bytes=256,
+            )
         )
     assert out.meta.status == "RE"
-    assert b"unreachable" in out.stderr.lower()
+    # runc: "Network is unreachable"; gVisor's own stack: "No route to host".
+    err = out.stderr.lower()
+    assert b"unreachable" in err or b"no route to host" in err, err
     assert ifaces.stdout.split() == [b"lo"]
 
 
@@ -199,7 +211,11 @@ async def test_stdin_and_put_files(runtime: SandboxRuntime) -> None:
             )
         )
         owner = await box.run(
-            ExecRequest(argv=("stat", "-c", "%u", "src/a.py"), stdout="u", record_stdout_bytes=16)
+            ExecRequest(
+                argv=("python3", "-c", "import os; print(os.stat('src/a.py').st_uid)"),
+                stdout="u",
+                record_stdout_bytes=16,
+            )
         )
     assert out.meta.status == ""
     assert out.stdout == b"7\n"

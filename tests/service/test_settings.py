@@ -9,9 +9,12 @@ import pytest
 from service.settings import Settings, SettingsError
 
 
-def test_defaults_are_usable() -> None:
+def test_defaults_are_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in Settings.variables():
+        monkeypatch.delenv(var, raising=False)
     s = Settings()
     assert (s.host, s.port, s.tokens) == ("127.0.0.1", 8000, ())
+    assert s.runtimes == ("runc",)
     assert s.db_path == Path("data/judge.sqlite3")
     assert s.engine_threads >= 2 * s.max_running
 
@@ -21,6 +24,7 @@ def test_every_documented_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> N
         "JUDGE_HOST": "0.0.0.0",
         "JUDGE_PORT": "9000",
         "JUDGE_TOKENS": " a, b ,,c ",
+        "JUDGE_RUNTIMES": "runc, runsc",
         "JUDGE_DATA_DIR": "/var/lib/judge",
         "JUDGE_DEFAULT_IMAGE": "judge/base",
         "JUDGE_MAX_RUNNING": "8",
@@ -36,6 +40,7 @@ def test_every_documented_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> N
     assert s.host == "0.0.0.0"
     assert s.port == 9000
     assert s.tokens == ("a", "b", "c")
+    assert s.runtimes == ("runc", "runsc")
     assert s.data_dir == Path("/var/lib/judge")
     assert s.default_image == "judge/base"
     assert (s.max_running, s.max_queued) == (8, 0)

@@ -428,7 +428,7 @@ def test_expand_execute_touches_every_string() -> None:
         }
     )
     done = expand_execute(execute, {"N": "9", "__TASK_ID__": "0"})
-    assert done.model_dump(by_alias=True) == {
+    assert done.model_dump(by_alias=True, exclude_none=True) == {
         "name": "run 9",
         "command": ["./9", "--case=9"],
         "memory_limit": 1024,
@@ -514,6 +514,15 @@ def _parallel(parallel: Any, scoped: bool = True) -> dict[str, Any]:
     }
 
 
+def _interactive(**interactor: Any) -> dict[str, Any]:
+    return {
+        "return": {"url": "https://cb.example/"},
+        "prepare": {
+            "execute": [{"command": ["./a"], "interactor": {"command": ["./i"], **interactor}}]
+        },
+    }
+
+
 def test_parallel_tasks_are_an_opt_in_echoed_only_when_used() -> None:
     assert parse_mission(HELLO).tasks.parallel == 1
     assert "parallel" not in normalise(parse_mission(HELLO))["tasks"]
@@ -536,3 +545,72 @@ def test_parallel_tasks_need_scoped_executes_and_a_sane_count(
     error = invalid(_parallel(parallel, scoped))
     assert paths(error) == ["mission.tasks.parallel"]
     assert message in error.errors[0]["message"]
+
+
+def test_an_interactor_gets_the_defaults_of_an_execute() -> None:
+    m = parse_mission(_interactive())
+    inter = m.prepare.execute[0].interactor
+    assert inter is not None
+    assert (inter.time_limit, inter.memory_limit, inter.output_limit) == (60000, 65536, 262144)
+    assert (inter.meta, inter.stderr, inter.private) == ("interactor.meta", "", [])
+    # Without one, the echo has no "interactor" key at all.
+    plain = normalise(
+        parse_mission(
+            {
+                "return": {"url": "https://cb.example/"},
+                "prepare": {"execute": [{"command": ["true"]}]},
+            }
+        )
+    )
+    assert "interactor" not in plain["prepare"]["execute"][0]
+
+
+@pytest.mark.parametrize(
+    ("interactor", "path"),
+    [
+        ({"private": ["../etc/shadow"]}, "mission.prepare.execute[0].interactor.private[0]"),
+        ({"colour": "red"}, "mission.prepare.execute[0].interactor.colour"),
+        ({"time_limit": 0}, "mission.prepare.execute[0].interactor.time_limit"),
+        ({"command": []}, "mission.prepare.execute[0].interactor.command"),
+        ({"meta": "meta"}, "mission.prepare.execute[0]"),
+        ({"private": ["meta"]}, "mission.prepare.execute[0]"),
+        ({"stderr": "./meta"}, "mission.prepare.execute[0]"),
+    ],
+)
+def test_interactor_errors_name_their_path(interactor: dict[str, Any], path: str) -> None:
+    with pytest.raises(MissionInvalid) as e:
+        parse_mission(_interactive(**interactor))
+    assert e.value.path == path, e.value.errors
+
+
+def test_stdin_and_stdout_are_the_interactors_pipes() -> None:
+    data = _interactive()
+    data["prepare"]["execute"][0]["stdout"] = "out.txt"
+    with pytest.raises(MissionInvalid) as e:
+        parse_mission(data)
+    assert e.value.path == "mission.prepare.execute[0]"
+    assert "stdout" in e.value.message
+
+
+def test_macros_reach_the_interactor() -> None:
+    data = {
+        "return": {"url": "https://cb.example/"},
+        "tasks": {
+            "task": [{"macro": {"N": "7"}}],
+            "execute": [
+                {"command": ["./a"], "interactor": {"command": ["./i", "N"], "private": ["tN.ans"]}}
+            ],
+        },
+    }
+    echoed = normalise(parse_mission(data))["tasks"]["task"][0]["execute"][0]
+    assert echoed["interactor"]["command"] == ["./i", "7"]
+    assert echoed["interactor"]["private"] == ["t7.ans"]
+
+
+def test_runtime_is_echoed_only_when_set() -> None:
+    base = {"return": {"url": "https://cb.example/"}}
+    assert "runtime" not in normalise(parse_mission(base))
+    assert normalise(parse_mission({**base, "runtime": "runsc"}))["runtime"] == "runsc"
+    with pytest.raises(MissionInvalid) as e:
+        parse_mission({**base, "runtime": ""})
+    assert e.value.path == "mission.runtime"
