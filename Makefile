@@ -67,10 +67,12 @@ test: venv images compose webgme ## every test, sandbox tests on the real engine
 test-unit: venv ## only the tests that need no Docker engine
 	$(PY) -m pytest -m "not docker" $(PYTEST_ARGS)
 
-bench: venv images ## benchmarks against raw Docker operations (sandbox, mission, service, runc vs runsc)
+bench: venv images ## benchmarks against raw Docker operations (sandbox, mission, service, intake, peers)
 	$(PY) -m bench.sandbox_overhead
 	$(PY) -m bench.mission_bench
 	$(PY) -m bench.service_bench
+	$(PY) -m bench.intake_bench
+	$(PY) -m bench.side_by_side $(if $(BENCH_VENV),--peers $(BENCH_VENV))
 	$(PY) -m bench.runtime_bench
 
 run: venv images ## start the server (JUDGE_* settings from the environment)

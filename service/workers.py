@@ -296,9 +296,7 @@ class MissionWorkers:
         kind: str,
         io: MissionIO | None,
     ) -> int:
-        mission_id = await self._store.call(
-            Database.insert_mission, token_hash, mission, normalised, kind
-        )
+        mission_id = await self._store.insert_mission(token_hash, mission, normalised, kind)
         if io is not None:
             self._ios[mission_id] = io
         self._enqueue(mission_id)
