@@ -70,10 +70,12 @@ test: venv images compose postgres webgme ## every test, sandbox tests on the re
 test-unit: venv postgres ## only the tests that need no Docker engine
 	$(PY) -m pytest -m "not docker" $(PYTEST_ARGS)
 
-bench: venv images postgres ## benchmarks against raw Docker operations (sandbox, mission, service, runc vs runsc, nodes)
+bench: venv images postgres ## benchmarks against raw Docker operations (sandbox, mission, service, intake, peers, runc vs runsc, nodes)
 	$(PY) -m bench.sandbox_overhead
 	$(PY) -m bench.mission_bench
 	$(PY) -m bench.service_bench
+	$(PY) -m bench.intake_bench
+	$(PY) -m bench.side_by_side $(if $(BENCH_VENV),--peers $(BENCH_VENV))
 	$(PY) -m bench.runtime_bench
 	$(PY) -m bench.cluster_bench
 

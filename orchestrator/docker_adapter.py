@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import os
+import select
 import socket
 import struct
 import threading
@@ -63,6 +64,9 @@ class ContainerSpec:
     nano_cpus: int
     runtime: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # /box as the container's own tmpfs mount (no volume: two engine calls fewer), for images
+    # whose supervisor moves files itself; the engine's archive calls cannot reach such a mount.
+    box_tmpfs: bool = False
     # The engine's seccomp profile as JSON text; None leaves the engine's default in place.
     seccomp_profile: str | None = None
 
@@ -130,6 +134,29 @@ class AttachedStream:
             buf += chunk
         return bytes(buf)
 
+    def idle_ok(self) -> bool:
+        """Whether an idle stream is still open and silent, without blocking.
+
+        An idle supervisor writes nothing on stdout, so stdout bytes or the end of the stream
+        mean the sandbox is gone or misbehaves; stderr frames (its diagnostics, which may trail
+        the hello line) are taken in. False when another thread uses the stream.
+        """
+        if self.closed or self._stdout or not self._io.acquire(blocking=False):
+            return False
+        try:
+            while select.select([self._sock], [], [], 0)[0]:
+                self._sock.settimeout(0.5)  # a frame that started arriving ends promptly
+                kind, payload = self._read_frame()
+                if kind != 2:
+                    self._stdout += payload
+                    return False
+                self.stderr_tail = (self.stderr_tail + payload)[-_STDERR_KEEP:]
+            return True
+        except (OSError, EOFError, ValueError):
+            return False
+        finally:
+            self._io.release()
+
     def close(self) -> None:
         """Close the stream; a thread blocked reading it wakes up with ``EOFError``."""
         self.closed = True
@@ -162,7 +189,7 @@ class ContainerHandle:
     """A started sandbox container, its volume and its attached stream."""
 
     container_id: str
-    volume_name: str
+    volume_name: str | None  # None: /box is the container's own tmpfs
     stream: AttachedStream
     hello: bytes
 
@@ -228,6 +255,17 @@ class DockerAdapter:
 
         return await self._call(_guard(inspect))
 
+    async def image_id(self, image: str) -> str | None:
+        """Return the id of the image ``image`` names now, or None when it is not there."""
+
+        def inspect() -> str | None:
+            try:
+                return str(self._api.inspect_image(image)["Id"])
+            except docker.errors.ImageNotFound:
+                return None
+
+        return await self._call(_guard(inspect))
+
     async def list_images(self, label: str) -> list[dict[str, Any]]:
         """Return the inspect documents of images carrying ``label``."""
 
@@ -252,17 +290,17 @@ class DockerAdapter:
         name = f"judge-{sandbox_id}"
         container_id: str | None = None
         stream: AttachedStream | None = None
+        volume: str | None = None if spec.box_tmpfs else name
+        box_opts = f"size={spec.box_kib}k,uid=10001,gid=10001,mode=0755,nosuid,nodev"
         try:
-            self._api.create_volume(
-                name=name,
-                driver="local",
-                driver_opts={
-                    "type": "tmpfs",
-                    "device": "tmpfs",
-                    "o": f"size={spec.box_kib}k,uid=10001,gid=10001,mode=0755,nosuid,nodev",
-                },
-                labels=labels,
-            )
+            if volume is None:
+                box_mounts = []
+                # "exec": the engine's tmpfs default is noexec, and compiled programs run here.
+                tmpfs = {BOX_PATH: f"{box_opts},exec"}
+            else:
+                box_mounts = [docker.types.Mount(target=BOX_PATH, source=volume, type="volume")]
+                tmpfs = {}
+                self._create_volume(volume, box_opts, labels)
             host_config = self._api.create_host_config(
                 network_mode="none",
                 cap_drop=["ALL"],
@@ -275,8 +313,8 @@ class DockerAdapter:
                     *([f"seccomp={spec.seccomp_profile}"] if spec.seccomp_profile else []),
                 ],
                 read_only=True,
-                mounts=[docker.types.Mount(target=BOX_PATH, source=name, type="volume")],
-                tmpfs={"/tmp": f"size={spec.tmp_kib}k,mode=1777,nosuid,nodev"},
+                mounts=box_mounts,
+                tmpfs={**tmpfs, "/tmp": f"size={spec.tmp_kib}k,mode=1777,nosuid,nodev"},
                 pids_limit=spec.pids_limit,
                 mem_limit=spec.memory_fence_bytes,
                 memswap_limit=spec.memory_fence_bytes,
@@ -313,24 +351,32 @@ class DockerAdapter:
                     f"{stream.stderr_tail.decode(errors='replace')}",
                     container_id=container_id,
                 ) from e
-            return ContainerHandle(container_id, name, stream, hello)
+            return ContainerHandle(container_id, volume, stream, hello)
         except docker.errors.ImageNotFound as e:
-            self._remove(container_id, name, stream)
+            self._remove(container_id, volume, stream)
             raise ImageNotFound(spec.image) from e
         except docker.errors.NotFound as e:
-            self._remove(container_id, name, stream)
+            self._remove(container_id, volume, stream)
             if "image" in str(e).lower():
                 raise ImageNotFound(spec.image) from e
             raise SandboxError(f"cannot start sandbox: {_explain(e)}") from e
         except docker.errors.APIError as e:
-            self._remove(container_id, name, stream)
+            self._remove(container_id, volume, stream)
             raise SandboxError(f"cannot start sandbox: {_explain(e)}") from e
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-            self._remove(container_id, name, stream)
+            self._remove(container_id, volume, stream)
             raise EngineUnavailable(f"Docker engine unavailable: {e}") from e
         except BaseException:
-            self._remove(container_id, name, stream)
+            self._remove(container_id, volume, stream)
             raise
+
+    def _create_volume(self, name: str, opts: str, labels: dict[str, str]) -> None:
+        self._api.create_volume(
+            name=name,
+            driver="local",
+            driver_opts={"type": "tmpfs", "device": "tmpfs", "o": opts},
+            labels=labels,
+        )
 
     async def remove_sandbox(self, handle: ContainerHandle) -> None:
         """Kill and remove the container and its volume; never raises for what is already gone."""

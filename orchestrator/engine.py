@@ -28,7 +28,12 @@ async def open_runtime(
         adapter = DockerAdapter.from_env(executor)
         if check_engine:
             await adapter.version()
-        yield SandboxRuntime(adapter, config)
+        runtime = SandboxRuntime(adapter, config)
+        try:
+            yield runtime
+        finally:
+            # Removals run in the background; the engine must see them all before we go.
+            await runtime.drain()
     finally:
         if adapter is not None:
             adapter.close()

@@ -83,6 +83,7 @@ receiver's form parser could normalise into one of the reserved fields."""
 
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4096
+MAX_PARALLEL = 64  # tasks.parallel's own bound; a server may allow fewer
 
 _ROOT = "mission"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -450,10 +451,15 @@ class Task(_Model):
 
 
 class Tasks(_Model):
-    """The tasks, and the executes each of them runs after its macros are applied."""
+    """The tasks, and the executes each of them runs after its macros are applied.
+
+    ``parallel`` (an extension of the seed's format): how many tasks may run at once; 1, the
+    default, is the seed's sequential order. More than 1 only when every execute is scoped.
+    """
 
     task: list[Task] = Field(default_factory=list)
     execute: list[Execute] = Field(default_factory=list)
+    parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL)] = 1
 
 
 class Return(_Model):
@@ -923,6 +929,16 @@ def parse_mission(data: object, caps: MissionCaps = DEFAULT_CAPS) -> Mission:
         raise MissionInvalid.from_errors(errors + _errors_of(exc, _ROOT)) from exc
     if errors:
         raise MissionInvalid.from_errors(errors)
+    if mission.tasks.parallel > 1 and not all(e.scope.enable for e in mission.tasks.execute):
+        raise MissionInvalid.from_errors(
+            [
+                {
+                    "path": f"{_ROOT}.tasks.parallel",
+                    "message": "tasks run in parallel only when every execute of tasks.execute "
+                    "is scoped (scope.enable true)",
+                }
+            ]
+        )
     for i, task in enumerate(mission.tasks.task):
         macros = task_macros(i, task)
         base = f"{_ROOT}.tasks.task[{i}]"
@@ -981,6 +997,8 @@ def normalise(mission: Mission) -> dict[str, Any]:
         "tasks": {
             "task": tasks,
             "execute": [e.dump() for e in mission.tasks.execute],
+            # The extension appears only when used, so seed missions echo as the seed shows.
+            **({"parallel": mission.tasks.parallel} if mission.tasks.parallel > 1 else {}),
         },
         "final": _stage(mission.final),
     }

@@ -3,7 +3,8 @@
 ``run_mission`` is the one entry every front door calls. It never raises for a user's error or a
 sandbox failure: whatever happens, the result is complete and every execute says what happened to
 it (``SE`` with a message when the judge could not run it). Only the cancellation of the caller's
-own task propagates, after the mission's sandboxes are gone.
+own task propagates. Sandboxes are removed in the background: ``SandboxRuntime.drain`` awaits
+their removal (the service does so at shutdown).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from orchestrator.mission import (
     normalise,
     task_macros,
 )
+from orchestrator.pool import SandboxPool
 from orchestrator.sandbox import (
     ExecOutcome,
     ExecRequest,
@@ -42,15 +44,15 @@ from orchestrator.sandbox import (
     Sandbox,
     SandboxRuntime,
 )
-from orchestrator.tarutil import concat_archives
+from orchestrator.tarutil import build_tar, concat_archives
 
 log = logging.getLogger(__name__)
 
 CANCELLED = "cancelled"
 _FETCH_CONCURRENCY = 4
 
-# Removals of sandboxes whose creation finished after the mission was cancelled twice over;
-# referenced here so that they run to completion.
+# Creations that finished after their mission was cancelled twice over; referenced here so
+# that they run to completion and their sandbox is removed.
 _CLEANUPS: set[asyncio.Task[None]] = set()
 
 
@@ -80,6 +82,8 @@ class MissionDeps:
     default_image: str
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
     blob_reader: Callable[[str], Awaitable[bytes | None]] | None = None
+    pool: SandboxPool | None = None
+    max_task_parallel: int = 4  # tasks.parallel is clamped to this
     # The most bytes of files one mission may hold in the server at once (see _fetch_files).
     files_budget_bytes: int = 512 * 1024 * 1024
 
@@ -94,6 +98,9 @@ class MissionIO:
     ``sandbox`` is the main sandbox while the mission's stages run (None before its inputs are
     in and once they are over): a front door may read files from it with ``get_archive`` (e.g.
     the output of a running command), never talk to its supervisor, which the runner owns.
+    ``live_reads``: the front door will read while commands run, so the main sandbox keeps
+    ``/box`` on a volume the engine can read from outside (the supervisor's channel is busy
+    during an execute); such a sandbox is created for the mission, not taken from the pool.
     """
 
     inputs: dict[str, bytes] = field(default_factory=dict)
@@ -101,6 +108,26 @@ class MissionIO:
     collected: dict[str, bytes] = field(default_factory=dict)
     collect_errors: dict[str, str] = field(default_factory=dict)
     sandbox: Sandbox | None = None
+    live_reads: bool = False
+
+
+@dataclass
+class _Overlay:
+    """What a task running in parallel would have written into the mission's sandbox: its
+    files, its exports (vetted tars) and its meta files, in the order they happened. Its own
+    later imports read from here first; the mission's sandbox gets all of it in task order."""
+
+    ops: list[tuple[str, str, bytes, int]] = field(default_factory=list)  # kind, path, data, ex
+
+    def lookup(self, path: str) -> bytes | None:
+        """A tar of ``path`` (arriving by its last component) if this task wrote it last."""
+        key = posixpath.normpath(path)
+        for kind, where, data, _ in reversed(self.ops):
+            if posixpath.normpath(where) == key:
+                if kind == "tar":
+                    return data
+                return build_tar({posixpath.basename(key): data})
+        return None
 
 
 @dataclass(frozen=True)
@@ -203,8 +230,9 @@ def _fence_kib(ex: Execute) -> int:
     return ex.memory_limit + (ex.interactor.memory_limit if ex.interactor else 0)
 
 
-def _request(ex: Execute) -> ExecRequest:
+def _request(ex: Execute, meta_file: str = "") -> ExecRequest:
     return ExecRequest(
+        meta_file=meta_file,
         argv=tuple(ex.command),
         cpu_time_ms=ex.time_limit,
         memory_kib=ex.memory_limit,
@@ -216,6 +244,10 @@ def _request(ex: Execute) -> ExecRequest:
         record_stderr_bytes=ex.record.stderr if ex.record.enable else 0,
         interactor=_interactor(ex),
     )
+
+
+def _plain(text: str) -> bool:
+    return text.isascii() and text.isprintable()
 
 
 def _with_failure(meta: Meta, message: str) -> Meta:
@@ -237,7 +269,6 @@ class _MissionRun:
     ) -> None:
         self.io = io
         self.on_execute = on_execute
-        self._closing: set[asyncio.Task[None]] = set()
         self.mission = mission
         self.deps = deps
         self.times = times
@@ -261,24 +292,85 @@ class _MissionRun:
                 with self.times.phase("create"):
                     first = self.stages[0].executes
                     memory = _fence_kib(first[0]) if first else 65536
-                    self.main = await self._create(memory)
-                stack.push_async_callback(self.main.close)
+                    self.main = await self._create(memory, live_reads=self.io.live_reads)
+                # Removed in the background (the runtime tracks it): the result need not wait.
+                stack.callback(self.main.close_later)
                 if self.io.inputs:
                     with self.times.phase("transfer"):
                         await self.main.put_files(self.io.inputs)
             except (JudgeError, ValueError) as e:
                 self.main_error = str(e)
+            prepare, *tasks, final = self.stages
+            self.io.sandbox = self.main
             try:
-                self.io.sandbox = self.main
-                try:
-                    for stage in self.stages:
+                await self._run_stage(prepare, stack)
+                parallel = min(self.mission.tasks.parallel, self.deps.max_task_parallel)
+                if parallel > 1 and tasks:
+                    await self._run_tasks_in_parallel(tasks, parallel)
+                else:
+                    for stage in tasks:
                         await self._run_stage(stage, stack)
-                finally:
-                    self.io.sandbox = None
-                await self._collect()
+                await self._run_stage(final, stack)
             finally:
-                # Shielded: a second cancellation must not leave removals half-awaited.
-                await asyncio.shield(asyncio.gather(*self._closing, return_exceptions=True))
+                self.io.sandbox = None
+            await self._collect()
+
+    async def _run_tasks_in_parallel(self, tasks: list[_Stage], parallel: int) -> None:
+        """Up to ``parallel`` tasks at once (every execute is scoped); each writes into its own
+        overlay, committed into the mission's sandbox in task order as soon as the tasks before
+        it are committed. A task so sees what prepare left, its own writes, and those of some
+        earlier tasks, never of later ones."""
+        slots = asyncio.Semaphore(parallel)
+
+        async def isolated(stage: _Stage) -> _Overlay:
+            async with slots:
+                return await self._run_isolated(stage)
+
+        async with asyncio.TaskGroup() as group:
+            running = [group.create_task(isolated(stage)) for stage in tasks]
+            for stage, work in zip(tasks, running, strict=True):
+                await self._commit(stage, await work)
+
+    async def _run_isolated(self, stage: _Stage) -> _Overlay:
+        overlay = _Overlay()
+        failed = await self._fetch_files(stage, overlay)
+        for i, ex in enumerate(stage.executes):
+            if failed:
+                stage.result["execute"][i] = _entry(ex, Meta.system_error(failed))
+            else:
+                stage.result["execute"][i] = await self._execute(ex, overlay, i)
+            stage.done = i + 1
+        return overlay
+
+    async def _commit(self, stage: _Stage, overlay: _Overlay) -> None:
+        """Write a parallel task's files, exports and meta files into the mission's sandbox in
+        the order they happened; a failure lands in the meta of the execute it belongs to."""
+        main = self.main
+        if main is None:
+            return
+        files = {path: data for kind, path, data, _ in overlay.ops if kind == "file"}
+        if files:
+            try:
+                with self.times.phase("transfer"):
+                    await main.put_files(files)
+            except (JudgeError, ValueError) as e:
+                log.info("task files could not be placed in the sandbox: %s", e)
+        for kind, path, data, i in overlay.ops:
+            problem = ""
+            if kind == "tar":
+                problem = await self._put_export(main, path, data)
+            elif kind == "meta":
+                try:
+                    with self.times.phase("meta"):
+                        problem = await main.write_file(path, data)
+                except (JudgeError, ValueError) as e:
+                    problem = str(e)
+                if problem:
+                    problem = f"cannot write meta file '{path}': {problem}"
+            if problem and i >= 0:
+                entry = stage.result["execute"][i]
+                meta = _with_failure(Meta.from_wire(entry["meta"]), problem)
+                entry["meta"] = meta.to_dict()
 
     async def _collect(self) -> None:
         for path in self.io.collect:
@@ -293,7 +385,7 @@ class _MissionRun:
             except (JudgeError, ValueError) as e:
                 self.io.collect_errors[path] = str(e)
 
-    async def _create(self, memory_kib: int) -> Sandbox:
+    async def _create(self, memory_kib: int, *, live_reads: bool = False) -> Sandbox:
         """Start a sandbox; when cancelled meanwhile, remove it before the cancellation goes on.
 
         The engine's calls run on threads that cannot be interrupted: a creation under way when
@@ -301,9 +393,18 @@ class _MissionRun:
         """
         if self.fixed_fence_kib is not None:
             memory_kib = self.fixed_fence_kib
-        creating = asyncio.ensure_future(
-            self.deps.runtime.create(self.image, memory_kib, self.container_runtime)
-        )
+        runtime = self.deps.runtime
+        if live_reads:
+            creating = asyncio.ensure_future(
+                runtime.create(self.image, memory_kib, self.container_runtime, box_volume=True)
+            )
+        elif self.deps.pool is not None and self.container_runtime is None:
+            # Warm sandboxes run under the server's default runtime only.
+            creating = asyncio.ensure_future(self.deps.pool.take(self.image, memory_kib))
+        else:
+            creating = asyncio.ensure_future(
+                runtime.create(self.image, memory_kib, self.container_runtime)
+            )
         try:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:
@@ -325,8 +426,10 @@ class _MissionRun:
             if self.on_execute is not None:
                 self.on_execute(ExecuteDone(stage.name, stage.task, i, stage.result["execute"][i]))
 
-    async def _fetch_files(self, stage: _Stage) -> str:
-        """Download a stage's files into the main sandbox; "" or why its executes cannot run.
+    async def _fetch_files(self, stage: _Stage, overlay: _Overlay | None = None) -> str:
+        """Download a stage's files into the main sandbox (a parallel task: into its
+        ``overlay``, written to the sandbox when the task commits); "" or why its executes
+        cannot run.
 
         Memory: each download reserves what it may hold from the mission's budget before it
         starts; a finished file keeps its size reserved until it is in the sandbox. Files are
@@ -349,7 +452,10 @@ class _MissionRun:
                 batch, held = pending, held_for_pending
                 pending, held_for_pending = {}, 0
                 try:
-                    if batch and self.main is not None:
+                    if batch and overlay is not None:
+                        # Held by the overlay until the task commits, outside the budget.
+                        overlay.ops.extend(("file", n, d, -1) for n, d in batch.items())
+                    elif batch and self.main is not None:
                         with self.times.phase("transfer"):
                             await self.main.put_files(batch)
                 except (JudgeError, ValueError) as e:
@@ -392,20 +498,39 @@ class _MissionRun:
             problems.insert(0, self.main_error)
         return "; ".join(problems)
 
-    async def _execute(self, ex: Execute) -> dict[str, Any]:
+    async def _execute(
+        self, ex: Execute, overlay: _Overlay | None = None, index: int = -1
+    ) -> dict[str, Any]:
         main = self.main
         if main is None:
             return _entry(ex, Meta.system_error(self.main_error or "no sandbox"))
         try:
             if ex.scope.enable:
-                outcome = await self._scoped(ex, main)
+                outcome = await self._scoped(ex, main, overlay, index)
             else:
+                # A version 2 supervisor writes the meta file in the same round trip.
                 with self.times.phase("execute"):
-                    outcome = await main.run(_request(ex))
+                    ask = main.file_ops and ex.interactor is None
+                    outcome = await main.run(_request(ex, ex.meta if ask else ""))
         except JudgeError as e:
             return _entry(ex, Meta.system_error(str(e)))
+        meta = outcome.meta
+        # Its bytes equal json.dumps' for printable ASCII messages; others are written here.
+        if outcome.meta_file_error is not None and _plain(meta.message):
+            if outcome.meta_file_error:
+                problem = f"cannot write meta file '{ex.meta}': {outcome.meta_file_error}"
+                meta = _with_failure(meta, problem)
+            return _entry(ex, meta, outcome)
+        if overlay is not None:  # written into the mission's sandbox when the task commits
+            overlay.ops.append(("meta", ex.meta, json.dumps(meta.to_dict()).encode(), index))
+            if ex.interactor is not None and outcome.interactor is not None:
+                inter = outcome.interactor.meta
+                overlay.ops.append(
+                    ("meta", ex.interactor.meta, json.dumps(inter.to_dict()).encode(), index)
+                )
+            return _entry(ex, meta, outcome)
         meta = await self._write_meta(main, ex.meta, outcome.meta)
-        imeta = None
+        imeta: Meta | None = None
         if ex.interactor is not None and outcome.interactor is not None:
             imeta = await self._write_meta(main, ex.interactor.meta, outcome.interactor.meta)
         return _entry(ex, meta, outcome, imeta)
@@ -421,16 +546,20 @@ class _MissionRun:
             meta = _with_failure(meta, f"cannot write meta file '{path}': {problem}")
         return meta
 
-    async def _scoped(self, ex: Execute, main: Sandbox) -> ExecOutcome:
+    async def _scoped(
+        self, ex: Execute, main: Sandbox, overlay: _Overlay | None = None, index: int = -1
+    ) -> ExecOutcome:
         """Run ``ex`` in a fresh sandbox with its imports, then copy its exports back.
 
         Docker round trips dominate a scoped execute, so the imports are read from the main
         sandbox while the new one starts, and arrive in it as one archive; the scoped sandbox
-        is removed in the background (tracked, awaited before the mission ends).
+        is removed in the background (tracked by the runtime, awaited at shutdown).
         """
         with self.times.phase("create"):
             created, pulled = await asyncio.gather(
-                self._create(_fence_kib(ex)), self._pull_imports(ex, main), return_exceptions=True
+                self._create(_fence_kib(ex)),
+                self._pull_imports(ex, main, overlay),
+                return_exceptions=True,
             )
         if isinstance(created, BaseException):
             raise created
@@ -447,19 +576,22 @@ class _MissionRun:
                 outcome = await scoped.run(_request(ex))
             meta = outcome.meta
             for path in ex.scope.export:
-                problem = await self._export(scoped, main, path)
+                problem = await self._export(scoped, main, path, overlay, index)
                 if problem:
                     meta = _with_failure(meta, problem)
             return dataclasses.replace(outcome, meta=meta)
         finally:
-            self._close_later(scoped)
+            scoped.close_later()
 
-    async def _pull_imports(self, ex: Execute, main: Sandbox) -> bytes | str:
+    async def _pull_imports(
+        self, ex: Execute, main: Sandbox, overlay: _Overlay | None = None
+    ) -> bytes | str:
         """One tar holding every import (b"" for none), or why the imports failed.
 
         Read one after the other: nested paths (``a``, ``a/b``, ``a/b/c`` ...) may each hold
         the same big file, so together they may come to more than the sandbox holds; beyond the
-        mission's file budget the execute is refused rather than the server's memory spent.
+        mission's file budget the execute is refused rather than the server's memory spent. A
+        parallel task's own writes (its overlay) come first, the mission's sandbox after.
         """
         paths = ex.scope.import_
         if not paths:
@@ -468,7 +600,13 @@ class _MissionRun:
         total = 0
         for path in paths:
             try:
-                tar = await main.get_archive(path, max_bytes=self.budget.total)
+                # Off the loop: building the tar is proportional to the file.
+                own = await asyncio.to_thread(overlay.lookup, path) if overlay is not None else None
+                tar = (
+                    own
+                    if own is not None
+                    else await main.get_archive(path, max_bytes=self.budget.total)
+                )
             except PathNotFound:
                 return f"import '{path}': not found"
             except TransferRefused as e:  # its message starts with the quoted path
@@ -482,18 +620,14 @@ class _MissionRun:
             tars.append(tar)
         return await asyncio.to_thread(concat_archives, tars)
 
-    def _close_later(self, box: Sandbox) -> None:
-        task = asyncio.create_task(self._timed_close(box), name="sandbox-close")
-        self._closing.add(task)
-        _CLEANUPS.add(task)
-        task.add_done_callback(self._closing.discard)
-        task.add_done_callback(_CLEANUPS.discard)
-
-    async def _timed_close(self, box: Sandbox) -> None:
-        with self.times.phase("remove"):
-            await box.close()
-
-    async def _export(self, scoped: Sandbox, main: Sandbox, path: str) -> str:
+    async def _export(
+        self,
+        scoped: Sandbox,
+        main: Sandbox,
+        path: str,
+        overlay: _Overlay | None = None,
+        index: int = -1,
+    ) -> str:
         try:
             with self.times.phase("transfer"):
                 # An export is held once read and once vetted: half the budget each.
@@ -502,6 +636,12 @@ class _MissionRun:
             return f"export '{path}': not found in the scoped sandbox"
         except TransferRefused as e:  # its message starts with the quoted path
             return f"export {e}"
+        if overlay is not None:  # copied into the mission's sandbox when the task commits
+            overlay.ops.append(("tar", path, data, index))
+            return ""
+        return await self._put_export(main, path, data)
+
+    async def _put_export(self, main: Sandbox, path: str, data: bytes) -> str:
         parent = posixpath.dirname(path)
         try:
             with self.times.phase("transfer"):
@@ -525,7 +665,7 @@ async def _close_when_created(creating: asyncio.Future[Sandbox]) -> None:
         box = await creating
     except Exception:  # the creation failed: nothing to remove
         return
-    await box.close()
+    box.close_later()
 
 
 async def run_mission(
@@ -563,7 +703,7 @@ async def run_mission(
             stopper.cancel()
         if not work.done():
             # Either our caller was cancelled or the mission was: the work's own finally blocks
-            # close every sandbox before it finishes.
+            # hand every sandbox to the runtime's background removal before it finishes.
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
     if work.cancelled():

@@ -12,6 +12,7 @@ from aiohttp import web
 from orchestrator.engine import open_runtime
 from orchestrator.errors import JudgeError
 from orchestrator.fetch import FetchLimits, make_connector
+from orchestrator.pool import SandboxPool
 from orchestrator.runner import MissionDeps
 from orchestrator.sandbox import SandboxConfig
 from service.callbacks import CallbackPolicy
@@ -26,6 +27,7 @@ from service.keys import (
     EXEC,
     EXECUTOR,
     HTTP,
+    POOL,
     RETENTION,
     RUNTIME,
     SETTINGS,
@@ -81,6 +83,17 @@ async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    pool = SandboxPool(app[RUNTIME], s.pool_sizes, cap=s.pool_max, concurrency=s.pool_concurrency)
+    app[POOL] = pool
+    pool.start()
+    try:
+        yield
+    finally:
+        await pool.stop()
+
+
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     # One session for downloads and callbacks, with the address policy on its connector.
     connector = make_connector(app[SETTINGS].address_policy)
@@ -97,6 +110,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         default_image=s.default_image,
         fetch_limits=FetchLimits(block_private=s.address_policy),
         files_budget_bytes=s.mission_files_bytes,
+        pool=app[POOL],
+        max_task_parallel=s.max_task_parallel,
     )
     workers = MissionWorkers(
         app[STORE],
@@ -151,7 +166,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_events(app)
     setup_metrics(app)
     app.cleanup_ctx.extend(
-        [store_ctx, blobs_ctx, runtime_ctx, http_ctx, workers_ctx, retention_ctx]
+        [store_ctx, blobs_ctx, runtime_ctx, pool_ctx, http_ctx, workers_ctx, retention_ctx]
     )
     setup_routes(app)
     setup_frontdoor_routes(app)

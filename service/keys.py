@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from orchestrator.pool import SandboxPool
 from orchestrator.sandbox import SandboxRuntime
 from service.frontdoors.blobs import BlobStore
 from service.frontdoors.executor import ExecutorDoor
@@ -18,6 +19,7 @@ from service.workers import MissionWorkers
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 RUNTIME = web.AppKey("runtime", SandboxRuntime)
+POOL = web.AppKey("pool", SandboxPool)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 WORKERS = web.AppKey("workers", MissionWorkers)
 BLOBS = web.AppKey("blobs", BlobStore)
@@ -30,6 +32,7 @@ __all__ = [
     "EXEC",
     "EXECUTOR",
     "HTTP",
+    "POOL",
     "RETENTION",
     "RUNTIME",
     "SETTINGS",

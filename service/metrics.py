@@ -8,6 +8,7 @@ the database's counts at scrape time, and the library's process, platform and GC
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -27,7 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from service.frontdoors.retention import RetentionSweeper
-from service.keys import RETENTION, STORE, WORKERS
+from service.keys import POOL, RETENTION, STORE, WORKERS
 from service.store import CALLBACK_STATES, MISSION_STATES, Database
 from service.workers import MissionWorkers
 
@@ -40,6 +41,7 @@ class JudgeCollector(Collector):
     def __init__(self, workers: MissionWorkers | None = None) -> None:
         self.workers = workers
         self.retention: RetentionSweeper | None = None
+        self.pool: dict[str, Any] | None = None
         self.counts: dict[str, int] = {}
         self.callbacks: dict[str, int] = {}
         self.running_by_node: dict[str, int] = {}
@@ -47,6 +49,8 @@ class JudgeCollector(Collector):
     async def refresh(self, app: web.Application) -> None:
         self.workers = app[WORKERS]
         self.retention = app.get(RETENTION)
+        pool = app.get(POOL)
+        self.pool = pool.snapshot() if pool is not None else None
         self.counts = await app[STORE].call(Database.counts)
         self.callbacks = await app[STORE].call(Database.callback_counts)
         self.running_by_node = await app[STORE].missions.running_by_owner()
@@ -116,6 +120,30 @@ class JudgeCollector(Collector):
         )
         if self.retention is not None:
             yield from _retention(self.retention)
+        if self.pool is not None:
+            yield from _pool(self.pool)
+
+
+def _pool(snapshot: dict[str, Any]) -> Iterator[Metric]:
+    """The warm pool: sandboxes ready and wanted per image, hits, misses, discards."""
+    images: dict[str, dict[str, int]] = snapshot["images"]
+    ready = GaugeMetricFamily(
+        "judge_pool_ready", "Warm sandboxes ready, by image.", labels=["image"]
+    )
+    target = GaugeMetricFamily(
+        "judge_pool_target", "Warm sandboxes wanted, by image.", labels=["image"]
+    )
+    for image, figures in sorted(images.items()):
+        ready.add_metric([image], figures["ready"])
+        target.add_metric([image], figures["target"])
+    yield ready
+    yield target
+    for name, help_ in [
+        ("hits", "Sandboxes taken warm from the pool."),
+        ("misses", "Sandboxes created on demand (none warm)."),
+        ("discarded", "Warm sandboxes removed unused (image changed, found dead)."),
+    ]:
+        yield CounterMetricFamily(f"judge_pool_{name}", help_, value=snapshot[name])
 
 
 def _retention(sweeper: RetentionSweeper) -> Iterator[Metric]:

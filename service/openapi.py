@@ -135,7 +135,12 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "macro": "Key -> replacement, applied to every string of tasks.execute and to the file "
         "names; __TASK_ID__ is the task's index and reserved.",
     },
-    "Tasks": {"task": "The tasks, run in order.", "execute": "Run once per task."},
+    "Tasks": {
+        "task": "The tasks, run in order.",
+        "execute": "Run once per task.",
+        "parallel": "Extension: up to this many tasks at once (1: in order); every execute must "
+        "be scoped; at most the server's JUDGE_MAX_TASK_PARALLEL. Results stay in task order.",
+    },
     "Execute": {
         "name": "A label echoed in the result and the events.",
         "command": "Program and arguments, run without a shell.",

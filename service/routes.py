@@ -16,7 +16,7 @@ from orchestrator.mission import Mission, MissionCaps, load_json, normalise, par
 from service.callbacks import url_refusal
 from service.errors import INVALID_MISSION, ApiError
 from service.events import stream_events
-from service.keys import RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import POOL, RUNTIME, SETTINGS, STORE, WORKERS
 from service.metrics import metrics
 from service.ratelimit import LIMITER
 from service.store import Database, MissionRow, hash_token
@@ -166,7 +166,7 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
     if mission.runtime is not None:
         await _check_runtime(request, mission.runtime)
     image = mission.image or settings.default_image
-    labels = await request.app[RUNTIME].adapter.image_labels(image)
+    labels = await request.app[RUNTIME].image_labels(image)
     if mission.image is None:
         if labels is None or SUPERVISOR_LABEL not in labels:
             raise ApiError(
@@ -255,6 +255,14 @@ async def submit_mission(request: web.Request) -> web.Response:
         raise ApiError(400, INVALID_MISSION, "the field 'mission' is required", "mission")
     caps = request.app[SETTINGS].mission_caps
     mission, normalised, stored = await asyncio.to_thread(prepare_mission, fields["mission"], caps)
+    most = request.app[SETTINGS].max_task_parallel
+    if mission.tasks.parallel > most:
+        raise ApiError(
+            400,
+            INVALID_MISSION,
+            f"must be at most {most} on this server (got {mission.tasks.parallel})",
+            "mission.tasks.parallel",
+        )
     await _check_runnable(request, mission)
     # QueueFull and ShuttingDown are answered by the error middleware's table.
     mission_id = await request.app[WORKERS].submit(token_hash, stored, normalised)
@@ -349,7 +357,10 @@ async def healthz(request: web.Request) -> web.Response:
     # Which node answered: its sandboxes (on its own engine) carry this owner label.
     checks["node"] = {"ok": True, "owner": settings.sandbox_owner}
     ok = all(c["ok"] for c in checks.values())
-    return web.json_response({"ok": ok, "checks": checks}, status=200 if ok else 503)
+    # The pool is information, not a check: an empty pool only makes sandboxes slower to get.
+    pool = request.app[POOL].snapshot()
+    body = {"ok": ok, "checks": checks, "pool": pool}
+    return web.json_response(body, status=200 if ok else 503)
 
 
 async def list_images(request: web.Request) -> web.Response:

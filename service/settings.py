@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orchestrator.fetch import AddressPolicy
 from orchestrator.mission import MissionCaps
+from orchestrator.pool import parse_pool_sizes
 from service.callbacks import signing_key
 
 ENV_PREFIX = "JUDGE_"
@@ -77,6 +78,13 @@ class Settings(BaseSettings):
     sandbox_tmp_kib: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     sandbox_pids: int = Field(128, ge=16, le=1_000_000)
     docker_threads: int = Field(64, ge=4, le=4096)
+    # Warm sandboxes per image, "IMAGE=N,IMAGE=N"; unset or "": the default image with 2 ready;
+    # "none": no pool.
+    pool: str | None = None
+    pool_max: int = Field(8, ge=0, le=64)
+    pool_concurrency: int = Field(2, ge=1, le=64)
+    # The largest tasks.parallel a mission may ask for (1: tasks always run one by one).
+    max_task_parallel: int = Field(4, ge=1, le=64)
     # Work one mission may ask for (see orchestrator.mission.MissionCaps); 413 beyond.
     max_executes: int = Field(10_000, ge=1, le=1_000_000)
     max_expanded_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=1 << 30)
@@ -106,6 +114,20 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             return tuple(t.strip() for t in v.split(",") if t.strip())
         return v
+
+    @field_validator("pool")
+    @classmethod
+    def _check_pool(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_pool_sizes(v)  # its ValueError names the bad entry
+        return v
+
+    @property
+    def pool_sizes(self) -> dict[str, int]:
+        """Warm sandboxes to keep per image (``pool``, or the default image with 2)."""
+        if not self.pool or not self.pool.strip():
+            return {self.default_image: 2}
+        return parse_pool_sizes(self.pool)
 
     @field_validator("allow_private")
     @classmethod

@@ -429,8 +429,9 @@ class MissionWorkers:
                 )
                 self._ios[mission_id] = io
         elif job is None:
-            mission_id = await self._store.call(
-                Database.insert_mission, token_hash, mission, normalised, kind
+            # SQLite: concurrent submissions share one commit (group commit).
+            mission_id = await self._store.missions.insert_mission(
+                token_hash, mission, normalised, kind
             )
         else:
             mission_id = await self._store.call(

@@ -27,6 +27,7 @@ async def runtime(owner: str) -> AsyncIterator[SandboxRuntime]:
     config = SandboxConfig(owner=owner, box_kib=64 * 1024, tmp_kib=16 * 1024)
     async with open_runtime(config, threads=16) as rt:
         yield rt
+        await rt.drain()  # removals run in the background; all must be done by now
         leftovers = await rt.adapter.count_owned(owner)
         await rt.sweep()
         assert leftovers == (0, 0), f"containers/volumes left behind: {leftovers}"

@@ -360,9 +360,10 @@ class ExecutorDoor:
             return None
         if files is None or config is None:
             return None
-        mission_io = MissionIO(inputs=files, collect=[""])
         interval = config.outputInterval or -1
         lines = config.outputSegmentSize or -1
+        # Streamed output is read while the command runs: through the engine, from a volume.
+        mission_io = MissionIO(inputs=files, collect=[""], live_reads=interval > 0 or lines > 0)
         if interval > 0 or lines > 0:
             stream = OutputStream(job.token_hash, job.hash, interval, lines)
             task = asyncio.create_task(self._pump(stream, mission_io), name=f"output-{row.id}")

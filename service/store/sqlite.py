@@ -293,6 +293,17 @@ class Database:
             (time.time() + lease_s, owner),
         )
 
+    def insert_missions(
+        self, batch: list[tuple[str, dict[str, Any], dict[str, Any], str]]
+    ) -> list[int]:
+        """Store queued missions ``(token_hash, mission, normalised, kind)`` in one transaction
+        (one commit, one fsync) and return their ids in order; all or none are stored."""
+        ids = []
+        with self._transaction():
+            for token_hash, mission, normalised, kind in batch:
+                ids.append(self.insert_mission(token_hash, mission, normalised, kind))
+        return ids
+
     def get_mission(self, mission_id: int) -> MissionRow | None:
         row = self._conn.execute("SELECT * FROM missions WHERE id = ?", (mission_id,)).fetchone()
         return None if row is None else mission_row(row)
@@ -788,6 +799,51 @@ class SqliteStore:
     def __init__(self, executor: ThreadPoolExecutor, db: Database) -> None:
         self._executor = executor
         self._db = db
+        # Group commit: submissions waiting for the next transaction, and the task writing them.
+        self._intake: list[
+            tuple[tuple[str, dict[str, Any], dict[str, Any], str], asyncio.Future[int]]
+        ] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def insert_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str = MISSION_KIND,
+    ) -> int:
+        """Store a queued mission and return its id once it is committed.
+
+        Concurrent submissions share one transaction and one fsync (group commit): while the
+        store thread commits one group, the next one gathers, so an idle server commits each
+        at once and a busy one commits many per fsync. A submission whose caller is cancelled
+        is still stored. Raises what the database raised for the whole group.
+        """
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._intake.append(((token_hash, mission, normalised, kind), future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_groups(), name="store-intake")
+        return await asyncio.shield(future)
+
+    async def _write_groups(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._intake:
+                group, self._intake = self._intake, []
+                try:
+                    ids = await loop.run_in_executor(
+                        self._executor, self._db.insert_missions, [args for args, _ in group]
+                    )
+                except Exception as e:  # every submission of the group learns it failed
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(e)
+                else:
+                    for (_, future), mission_id in zip(group, ids, strict=True):
+                        if not future.done():
+                            future.set_result(mission_id)
+        finally:
+            self._writer = None
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -813,6 +869,8 @@ class SqliteStore:
         )
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._db.close)
         self._executor.shutdown(wait=True)
@@ -850,14 +908,6 @@ class SqliteStore:
     def tokens(self) -> SqliteStore:
         return self
 
-    async def insert_mission(
-        self,
-        token_hash: str,
-        mission: dict[str, Any],
-        normalised: dict[str, Any],
-        kind: str = MISSION_KIND,
-    ) -> int:
-        return await self.call(Database.insert_mission, token_hash, mission, normalised, kind)
 
     async def insert_job_mission(
         self,

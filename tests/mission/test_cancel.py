@@ -71,6 +71,7 @@ async def test_cancel_during_an_execute(
     elapsed = time.monotonic() - start
 
     assert elapsed < 20, "the sleep was waited for instead of killed"
+    await runtime.drain()  # removals run in the background
     assert await runtime.adapter.count_owned(owner) == (0, 0)
     assert len(normalised["tasks"]["task"]) == 2
     assert_ok(result["prepare"]["execute"][0])
@@ -87,20 +88,22 @@ async def test_cancel_during_an_execute(
 async def test_cancel_while_the_sandbox_is_being_created(
     deps: MissionDeps, runtime: SandboxRuntime, owner: str
 ) -> None:
-    """Cancelled while the engine is still starting the mission's sandbox (its volume exists,
-    its creation has not returned): whatever the engine finishes creating is removed."""
+    """Cancelled while the engine is still starting the mission's sandbox (its container or
+    volume exists, its creation has not returned): whatever the engine finishes creating is
+    removed."""
     for _attempt in range(5):
         cancel = asyncio.Event()
         times = PhaseTimes()
         work = asyncio.create_task(run(deps, sleeper_mission(), cancel=cancel, times=times))
         async with asyncio.timeout(60):
             while times.counts["create"] == 0:
-                if (await runtime.adapter.count_owned(owner))[1] >= 1:
+                if sum(await runtime.adapter.count_owned(owner)) >= 1:
                     break
         caught_in_creation = times.counts["create"] == 0
         cancel.set()
         _, result = await work
 
+        await runtime.drain()  # removals run in the background
         assert await runtime.adapter.count_owned(owner) == (0, 0)
         for stage in [result["prepare"], *result["task"], result["final"]]:
             assert statuses(stage) == ["SE"] * len(stage["execute"])
@@ -121,6 +124,7 @@ async def test_cancelling_the_caller_removes_the_sandboxes(
     work.cancel()
     with pytest.raises(asyncio.CancelledError):
         await work
+    await runtime.drain()  # removals run in the background
     assert await runtime.adapter.count_owned(owner) == (0, 0)
 
 

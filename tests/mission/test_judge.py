@@ -184,6 +184,6 @@ async def test_judge_mission_end_to_end(deps: MissionDeps, file_server: FileServ
     assert_ok(summary)
     assert stdout_of(summary) == "2 AC RE TLE MLE AC\n"
 
-    # One main sandbox and one per scoped run were created and removed.
+    # One main sandbox and one per scoped run were created (and removed in the background: the
+    # runtime fixture drains the removals and fails the test on any leftover).
     assert times.counts["create"] == 1 + len(CASES)
-    assert times.counts["remove"] == len(CASES)

@@ -51,6 +51,7 @@ async def runtime(
     )
     async with open_runtime(config, threads=16) as rt:
         yield rt
+        await rt.drain()  # removals run in the background; all must be done by now
         leftovers = await rt.adapter.count_owned(owner)
         await rt.sweep()
         assert leftovers == (0, 0), f"containers/volumes left behind: {leftovers}"

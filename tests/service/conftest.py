@@ -56,6 +56,7 @@ def settings(tmp_path: Path, owner: str) -> Settings:
         callback_max_wait_s=0.5,
         callback_timeout_s=10,
         sandbox_owner=owner,
+        pool="none",  # no warm sandboxes: the tests count the missions' own
     )
 
 

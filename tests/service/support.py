@@ -178,6 +178,12 @@ class Api:
         return body
 
 
+async def all_removed(owner: str, timeout: float = 30.0) -> None:
+    """Wait until no sandbox of ``owner`` is left: removals run in the background, after the
+    callback (a readiness probe, polled)."""
+    await poll(lambda: owned(owner), lambda cv: cv == ([], []), timeout)
+
+
 async def poll(fetch: Callable[[], Awaitable[T]], check: Callable[[T], bool], timeout: float) -> T:
     """Fetch until ``check`` holds (every 20 ms); ``TimeoutError`` with the last value after
     ``timeout`` seconds. For states only an API shows; events use queues instead."""
@@ -340,5 +346,6 @@ def server_env(data_dir: Path, owner: str, **extra: str) -> dict[str, str]:
         "JUDGE_CALLBACK_INITIAL_WAIT_S": "0.05",
         "JUDGE_CALLBACK_MAX_WAIT_S": "0.5",
         "JUDGE_CALLBACK_ATTEMPTS": "1000",
+        "JUDGE_POOL": "none",  # no warm sandboxes: the tests count the missions' own
         **extra,
     }

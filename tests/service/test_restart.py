@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from tests.service.support import (
     Api,
     Receiver,
     ServerProcess,
+    all_removed,
     hello_world,
     owned,
     poll,
@@ -59,12 +61,12 @@ async def test_sigkill_with_missions_running_and_queued(
     assert await server.kill() == -9
     containers, volumes = await owned(owner)
     assert len(containers) == 2  # orphans of the crash
-    assert len(volumes) == 2
+    assert len(volumes) in (0, 2)  # none when /box is the container's own tmpfs
     assert receiver.queue.empty()
 
     t0 = time.perf_counter()
     server, api = await start(servers, session, env)
-    assert "removed 2 containers and 2 volumes left over" in server.log
+    assert f"removed 2 containers and {len(volumes)} volumes left over" in server.log
     assert "resuming 4 missions and 0 callbacks" in server.log
     got = [outcome(await receiver.next(timeout=60)) for _ in range(4)]
     took = time.perf_counter() - t0
@@ -73,8 +75,8 @@ async def test_sigkill_with_missions_running_and_queued(
     for _, meta in got:
         assert meta["status"] == "", meta
         assert meta["real-time-usage"] >= 3000
-    # The callbacks went out after the sandboxes were removed.
-    assert await owned(owner) == ([], [])
+    # The sandboxes are removed in the background, off the callbacks' path.
+    await all_removed(owner)
     for mission_id in ids:
         body = await api.wait_for(mission_id, lambda b: b["callback"]["state"] == "delivered")
         assert body["state"] == "done"
@@ -178,3 +180,35 @@ async def test_the_server_refuses_bad_settings(tmp_path: Path, owner: str) -> No
         await server.start()
     assert server.proc is not None
     assert await server.proc.wait() == 1
+
+
+async def test_warm_sandboxes_of_a_crashed_server_are_swept(
+    servers: list[ServerProcess],
+    session: aiohttp.ClientSession,
+    receiver: Receiver,
+    tmp_path: Path,
+    owner: str,
+) -> None:
+    image = os.environ.get("JUDGE_TEST_IMAGE", "judge/default")
+    env = server_env(tmp_path / "data", owner, JUDGE_POOL=f"{image}=2", JUDGE_POOL_MAX="2")
+    server, api = await start(servers, session, env)
+
+    async def ready() -> int:
+        async with session.get(f"{api.url}/healthz") as resp:
+            return int((await resp.json())["pool"]["images"][image]["ready"])
+
+    await poll(ready, lambda n: n == 2, 60)
+    assert await server.kill() == -9
+    containers, _ = await owned(owner)
+    assert len(containers) == 2  # the warm ones, labelled with the owner
+
+    server, api = await start(servers, session, env)
+    assert "removed 2 containers" in server.log
+    await poll(ready, lambda n: n == 2, 60)  # a fresh pool, none of the old sandboxes
+    after, _ = await owned(owner)
+    assert not set(after) & set(containers)
+    status, _, _ = await api.submit(hello_world(receiver.url))
+    assert status == 200
+    assert outcome(await receiver.next(timeout=60))[1]["status"] == ""
+    assert await server.terminate() == 0
+    await all_removed(owner)  # the pool removed its own at shutdown

@@ -91,6 +91,15 @@ def test_variables_lists_every_field() -> None:
     assert len(Settings.variables()) == len(Settings.model_fields)
 
 
+def test_pool_defaults_to_the_default_image() -> None:
+    assert Settings(default_image="x/y").pool_sizes == {"x/y": 2}
+    assert Settings(pool="").pool_sizes == {"judge/default": 2}
+    assert Settings(pool="none").pool_sizes == {}
+    assert Settings(pool="a=1,b=0").pool_sizes == {"a": 1, "b": 0}
+    with pytest.raises(SettingsError, match="JUDGE_POOL"):
+        Settings(pool="a=lots")
+
+
 def test_the_private_url_allowlist_is_split_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUDGE_ALLOW_PRIVATE", "10.1.2.0/24, files.internal,*.corp.example")
     s = Settings.from_env()

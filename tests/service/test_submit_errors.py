@@ -165,6 +165,15 @@ BAD_MISSIONS: list[tuple[str, Any, str, str]] = [
         "after macro expansion",
     ),
     (
+        "parallel tasks with an unscoped execute",
+        {
+            "return": {"url": URL},
+            "tasks": {"task": [{}], "execute": [{"command": ["true"]}], "parallel": 2},
+        },
+        "mission.tasks.parallel",
+        "every execute of tasks.execute is scoped",
+    ),
+    (
         "newline in a file name",
         {"return": {"url": URL}, "prepare": {"file": {"a\nb": "data:,x"}}},
         'mission.prepare.file["a\\nb"]',
@@ -372,3 +381,15 @@ async def test_unknown_routes_and_methods_are_json(
         assert "POST" in resp.headers["Allow"]
     async with session.get(f"{api.url}/nowhere") as resp:
         error_of(resp.status, await resp.json(), 404)
+
+
+async def test_more_parallel_tasks_than_the_server_allows(
+    judge: tuple[InProcessJudge, Api], start_judge: StartJudge
+) -> None:
+    _, api = await start_judge(max_task_parallel=2)
+    scoped = {"command": ["true"], "scope": {"enable": True}}
+    mission = {"return": {"url": URL}, "tasks": {"task": [{}], "execute": [scoped], "parallel": 3}}
+    status, body, _ = await api.submit(mission)
+    error = error_of(status, body, 400)
+    assert (error["code"], error["path"]) == ("invalid_mission", "mission.tasks.parallel")
+    assert "at most 2" in error["message"]

@@ -503,6 +503,17 @@ def test_macro_emptying_the_program_is_rejected() -> None:
     assert paths(invalid(data)) == ["mission.tasks.task[0].execute[0].command"]
 
 
+def _parallel(parallel: Any, scoped: bool = True) -> dict[str, Any]:
+    return {
+        "return": {"url": URL},
+        "tasks": {
+            "task": [{}, {}],
+            "execute": [{"command": ["true"], "scope": {"enable": scoped}}],
+            "parallel": parallel,
+        },
+    }
+
+
 def _interactive(**interactor: Any) -> dict[str, Any]:
     return {
         "return": {"url": "https://cb.example/"},
@@ -510,6 +521,30 @@ def _interactive(**interactor: Any) -> dict[str, Any]:
             "execute": [{"command": ["./a"], "interactor": {"command": ["./i"], **interactor}}]
         },
     }
+
+
+def test_parallel_tasks_are_an_opt_in_echoed_only_when_used() -> None:
+    assert parse_mission(HELLO).tasks.parallel == 1
+    assert "parallel" not in normalise(parse_mission(HELLO))["tasks"]
+    assert normalise(parse_mission(_parallel(3)))["tasks"]["parallel"] == 3
+    assert "parallel" not in normalise(parse_mission(_parallel(1, scoped=False)))["tasks"]
+
+
+@pytest.mark.parametrize(
+    ("parallel", "scoped", "message"),
+    [
+        (2, False, "every execute of tasks.execute is scoped"),
+        (0, True, "at least 1"),
+        (65, True, "at most 64"),
+        ("2", True, "integer"),
+    ],
+)
+def test_parallel_tasks_need_scoped_executes_and_a_sane_count(
+    parallel: Any, scoped: bool, message: str
+) -> None:
+    error = invalid(_parallel(parallel, scoped))
+    assert paths(error) == ["mission.tasks.parallel"]
+    assert message in error.errors[0]["message"]
 
 
 def test_an_interactor_gets_the_defaults_of_an_execute() -> None:
