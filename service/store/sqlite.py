@@ -908,7 +908,6 @@ class SqliteStore:
     def tokens(self) -> SqliteStore:
         return self
 
-
     async def insert_job_mission(
         self,
         token_hash: str,

@@ -145,11 +145,20 @@ async def test_a_killed_node_loses_no_mission(
         # The two A was running when it died ran again on B; the queued one ran once.
         assert [bodies[i]["runs"] for i in ids] == [2, 2, 1]
 
-        # A restarting sweeps its own leftovers, and only those.
-        b_before = await owned(survivor)
-        await node(servers, session, tmp_path / "a", owner, pg_url)
+        # A restarting sweeps its own leftovers, and only those: B keeps running a mission
+        # (its sandbox on the same engine) while A starts, and finishes it.
+        left_containers, left_volumes = await owned(owner)
+        await poll(lambda: owned(survivor), lambda o: o == ([], []), 60)  # removals done
+        held = await submit(b, sleeper(receiver.url, 6))
+        await b.wait_for(held, lambda body: body["state"] == "running")
+        await poll(lambda: owned(survivor), lambda o: len(o[0]) == 1, 60)
+        restarted, _ = await node(servers, session, tmp_path / "a", owner, pg_url)
+        swept = f"removed {len(left_containers)} containers and {len(left_volumes)} volumes"
+        assert swept in restarted.log
         assert await owned(owner) == ([], [])
-        assert await owned(survivor) == b_before
+        mission_id, _, execute = called_back(await receiver.next(60))
+        assert mission_id == held
+        assert execute["meta"]["status"] == "", execute
     finally:
         for server in servers:
             await server.terminate()
