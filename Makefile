@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 WEBGME_STAMP := tests/webgme/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv install engine images image compose format lint typecheck \
+.PHONY: help venv install engine images image compose postgres format lint typecheck \
 	test test-unit bench run clean webgme webgme-deps
 
 help: ## list the targets
@@ -34,6 +34,9 @@ image: engine ## build one image: make image NAME=default
 
 compose: engine ## install docker-compose when neither it nor the compose plugin is there
 	bash scripts/ensure-compose.sh
+
+postgres: ## install PostgreSQL's server programs (tests start throwaway clusters from them)
+	bash scripts/ensure-postgres.sh
 
 webgme-deps: ## npm ci: WebGME's clients for the executor tests (tests/webgme)
 	npm ci --prefix tests/webgme --ignore-scripts --no-audit --no-fund
@@ -61,19 +64,20 @@ lint: venv ## ruff and mypy
 typecheck: venv ## mypy only
 	$(VENV)/bin/mypy
 
-test: venv images compose webgme ## every test, sandbox tests on the real engine
+test: venv images compose postgres webgme ## every test, sandbox tests on the real engine
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: venv ## only the tests that need no Docker engine
+test-unit: venv postgres ## only the tests that need no Docker engine
 	$(PY) -m pytest -m "not docker" $(PYTEST_ARGS)
 
-bench: venv images ## benchmarks against raw Docker operations (sandbox, mission, service, intake, peers)
+bench: venv images postgres ## benchmarks against raw Docker operations (sandbox, mission, service, intake, peers, runc vs runsc, nodes)
 	$(PY) -m bench.sandbox_overhead
 	$(PY) -m bench.mission_bench
 	$(PY) -m bench.service_bench
 	$(PY) -m bench.intake_bench
 	$(PY) -m bench.side_by_side $(if $(BENCH_VENV),--peers $(BENCH_VENV))
 	$(PY) -m bench.runtime_bench
+	$(PY) -m bench.cluster_bench
 
 run: venv images ## start the server (JUDGE_* settings from the environment)
 	$(PY) -m service

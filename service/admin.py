@@ -8,11 +8,12 @@ database or the server's settings.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import sys
 
 from service.settings import Settings, SettingsError
-from service.store import Database
+from service.store import open_store
 
 
 def _when(ts: float | None) -> str:
@@ -22,28 +23,34 @@ def _when(ts: float | None) -> str:
 
 
 def tokens(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database(settings.db_path)
+    """Run a tokens action on the server's database (SQLite, or PostgreSQL when
+    ``JUDGE_DATABASE_URL`` names one: every node then knows the token)."""
+    return asyncio.run(_tokens(args, settings))
+
+
+async def _tokens(args: argparse.Namespace, settings: Settings) -> int:
+    store = await open_store(settings.database_url, settings.db_path)
     try:
         if args.action == "add":
             try:
-                token = db.add_token(args.name)
+                token = await store.tokens.add_token(args.name)
             except ValueError as e:
                 print(f"judge: {e}", file=sys.stderr)
                 return 1
             print(token)
             print(f"token '{args.name}' created; it is shown only once", file=sys.stderr)
         elif args.action == "list":
-            for t in db.list_tokens():
+            for t in await store.tokens.list_tokens():
                 state = "revoked " + _when(t["revoked_at"]) if t["revoked_at"] else "active"
                 print(f"{t['name']}\tcreated {_when(t['created_at'])}\t{state}")
         elif args.action == "revoke":
-            if not db.revoke_token(args.name):
+            if not await store.tokens.revoke_token(args.name):
                 print(f"judge: no active token named '{args.name}'", file=sys.stderr)
                 return 1
             print(f"token '{args.name}' revoked", file=sys.stderr)
         return 0
     finally:
-        db.close()
+        await store.close()
 
 
 def add_token_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -39,14 +39,17 @@ from service.openapi import setup_openapi_routes
 from service.ratelimit import LIMITER, RateLimiter
 from service.routes import setup_routes
 from service.settings import Settings
-from service.store import Store
+from service.store import open_store
 from service.workers import MissionWorkers
 
 log = logging.getLogger(__name__)
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = await Store.open(app[SETTINGS].db_path)
+    s = app[SETTINGS]
+    # Nodes may start with their database: give it half a minute to answer.
+    options = {"connect_s": 30.0} if s.database_url else {}
+    store = await open_store(s.database_url, s.db_path, **options)
     app[STORE] = store
     yield
     await store.close()
@@ -126,6 +129,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
         callback_concurrency=s.callback_concurrency,
         blob_reader_for=app[BLOBS].reader_for,
+        owner=s.sandbox_owner,
+        lease_s=s.lease_s,
     )
     app[WORKERS] = workers
     workers.add_listener(app[EVENTS].publish)

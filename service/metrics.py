@@ -44,6 +44,7 @@ class JudgeCollector(Collector):
         self.pool: dict[str, Any] | None = None
         self.counts: dict[str, int] = {}
         self.callbacks: dict[str, int] = {}
+        self.running_by_node: dict[str, int] = {}
 
     async def refresh(self, app: web.Application) -> None:
         self.workers = app[WORKERS]
@@ -52,6 +53,7 @@ class JudgeCollector(Collector):
         self.pool = pool.snapshot() if pool is not None else None
         self.counts = await app[STORE].call(Database.counts)
         self.callbacks = await app[STORE].call(Database.callback_counts)
+        self.running_by_node = await app[STORE].missions.running_by_owner()
 
     def collect(self) -> Iterator[Metric]:
         w = self.workers
@@ -68,6 +70,14 @@ class JudgeCollector(Collector):
             "judge_queue_depth", "Missions waiting for a worker.", value=w.queue_depth
         )
         yield GaugeMetricFamily("judge_running", "Missions running now.", value=w.running)
+        by_node = GaugeMetricFamily(
+            "judge_cluster_running",
+            "Missions running now per node (sandbox owner), from the shared database.",
+            labels=["node"],
+        )
+        for node, n in sorted(self.running_by_node.items()):
+            by_node.add_metric([node], n)
+        yield by_node
         finished = CounterMetricFamily(
             "judge_missions_finished", "Missions finished, by state.", labels=["state"]
         )

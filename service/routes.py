@@ -348,11 +348,14 @@ async def healthz(request: web.Request) -> web.Response:
         checks["engine"] = {"ok": False, "error": str(e)}
         checks["default_image"] = {"ok": False, "name": settings.default_image}
     try:
-        await request.app[STORE].call(Database.counts)
-        checks["database"] = {"ok": True}
+        store = request.app[STORE]
+        await store.call(Database.counts)
+        checks["database"] = {"ok": True, "engine": store.engine}
     except Exception as e:
         checks["database"] = {"ok": False, "error": str(e)}
     checks["intake"] = {"ok": request.app[WORKERS].accepting}
+    # Which node answered: its sandboxes (on its own engine) carry this owner label.
+    checks["node"] = {"ok": True, "owner": settings.sandbox_owner}
     ok = all(c["ok"] for c in checks.values())
     # The pool is information, not a check: an empty pool only makes sandboxes slower to get.
     pool = request.app[POOL].snapshot()

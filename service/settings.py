@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # Container runtimes a mission may name in "runtime" (comma-separated: "runc,runsc").
     runtimes: Annotated[tuple[str, ...], NoDecode] = ("runc",)
     data_dir: Path = Path("data")
+    # Empty: SQLite under data_dir (one node). postgresql://...: shared by every node.
+    database_url: str = ""
+    # A node holds a claimed mission or callback this long unless it renews the lease; when a
+    # node dies, another re-runs its missions this long after its last renewal.
+    lease_s: float = Field(20.0, ge=1, le=3600)
     default_image: str = Field("judge/default", min_length=1)
     max_running: int = Field(2, ge=1, le=256)
     max_queued: int = Field(100, ge=0, le=1_000_000)

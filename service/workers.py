@@ -1,14 +1,21 @@
-"""Mission workers: a bounded queue, a bounded number of running missions, callbacks.
+"""Mission workers: a bounded queue, a bounded number of running missions; callbacks are handed
+to ``service.delivery``.
 
 Every task is tracked. ``stop`` stops intake, lets running missions finish within a deadline and
 cancels the rest; a mission interrupted that way (or by a crash) stays ``queued``/``running`` in
 the database and is re-run from the start at the next start, keeping its id. Pending callbacks
 are resumed the same way.
+
+On SQLite (one node) the queue is in memory and the database holds its durable copy. On
+PostgreSQL (many nodes) there is no queue in memory: workers claim from the shared table under a
+lease they renew while running (see ``service.store.postgres``); a node that dies has its
+missions re-run by another once the lease expires.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import math
@@ -38,8 +45,17 @@ from orchestrator.runner import (
     run_mission,
 )
 from orchestrator.sandbox import Meta
-from service.callbacks import CallbackPolicy, Delivery, callback_body, deliver
-from service.store import MISSION_KIND, Database, MissionRow, Store
+from service.callbacks import CallbackPolicy
+from service.delivery import CallbackDelivery, DeliveryCounters
+from service.store import (
+    CANCEL_CHANNEL,
+    ENDED_CHANNEL,
+    MISSION_KIND,
+    MISSIONS_CHANNEL,
+    Database,
+    MissionRow,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +111,13 @@ class FrontDoor(Protocol):
 
 
 @dataclass
-class Metrics:
+class Metrics(DeliveryCounters):
     """Counters exposed on /metrics (since this process started)."""
 
     missions_finished: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     mission_seconds_sum: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     phase_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    callback_attempts: int = 0
-    callback_failures: int = 0
-    callbacks_delivered: int = 0
-    # Submission to delivered callback, for missions submitted to this process.
-    turnaround_seconds_sum: float = 0.0
     turnaround_count: int = 0
 
 
@@ -150,16 +161,26 @@ class MissionWorkers:
         callback_policy: CallbackPolicy,
         callback_concurrency: int = 32,
         blob_reader_for: Callable[[str], BlobReader] | None = None,
+        owner: str = "judge",
+        lease_s: float = 20.0,
+        poll_s: float = 2.0,
     ) -> None:
         self._store = store
+        # Many nodes share a PostgreSQL queue: missions and callbacks are claimed from the
+        # database under this node's lease (``owner``), not handed over in memory.
+        self._clustered = store.engine == "postgresql"
+        self._owner = owner
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self._work_arrived = asyncio.Event()  # a hint: the database stays the truth
+        self._queued_seen = 0  # the shared queue's depth when this node last looked
+        self._pinning = asyncio.Lock()  # held while a pinned mission and its files are stored
         self._deps = deps
         # ``blob:`` files of a mission are read as its token: blobs are per token.
         self._reader_for = blob_reader_for
         self._session = session
         self._max_running = max_running
         self._max_queued = max_queued
-        self._policy = callback_policy
-        self._limiter = asyncio.Semaphore(callback_concurrency)
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._waiting: set[int] = set()  # in the queue and not cancelled
         self._reserved = 0  # submissions being stored right now
@@ -170,6 +191,17 @@ class MissionWorkers:
         self._accepting = False
         self._stopping = False
         self.metrics = Metrics()
+        # Callbacks are delivered apart from running missions (``service.delivery``).
+        self._delivery = CallbackDelivery(
+            store,
+            session,
+            callback_policy,
+            self.metrics,
+            concurrency=callback_concurrency,
+            owner=owner,
+            lease_s=lease_s,
+            poll_s=poll_s,
+        )
         self.running = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -202,8 +234,17 @@ class MissionWorkers:
         waiters.add(waiter)
         try:
             row = await self._store.call(Database.get_mission, mission_id)
-            if row is not None and row.state in ("queued", "running"):
-                await waiter
+            while row is not None and row.state in ("queued", "running"):
+                if not self._clustered:
+                    await waiter
+                    return await self._store.call(Database.get_mission, mission_id)
+                # Another node may run it: its NOTIFY wakes us, polling covers a lost one.
+                await asyncio.wait([waiter], timeout=self._poll_s)
+                if waiter.done() and not self._accepting:
+                    return await self._store.call(Database.get_mission, mission_id)
+                waiters.discard(waiter)
+                waiter = asyncio.get_running_loop().create_future()
+                waiters.add(waiter)
                 row = await self._store.call(Database.get_mission, mission_id)
             return row
         finally:
@@ -229,7 +270,7 @@ class MissionWorkers:
         try:
             door = self._doors.get(row.kind)
             if row.kind == MISSION_KIND:
-                self._spawn_delivery(row.id)
+                self._delivery.due(row.id)
             elif door is not None:
                 await door.finished(row.id, state, result, io)
         finally:
@@ -238,26 +279,97 @@ class MissionWorkers:
 
     @property
     def queue_depth(self) -> int:
-        return len(self._waiting)
+        """Missions waiting: this node's, or the shared queue's (as last seen) on PostgreSQL."""
+        return self._queued_seen if self._clustered else len(self._waiting)
 
     @property
     def accepting(self) -> bool:
         return self._accepting
 
     async def start(self) -> None:
-        """Re-queue interrupted missions, resume pending callbacks, then start the workers."""
+        """Re-queue interrupted missions, resume pending callbacks, then start the workers.
+
+        On PostgreSQL only this node's own interrupted missions go back to the queue (other
+        nodes' come back when their leases expire) and every worker claims from the database.
+        """
+        if self._clustered:
+            await self._start_clustered()
+            return
         requeued = await self._store.call(Database.requeue_unfinished)
         for mission_id in requeued:
             self._enqueue(mission_id)
-        pending = await self._store.call(Database.pending_callbacks)
-        for mission_id in pending:
-            self._spawn_delivery(mission_id)
+        pending = await self._delivery.start()
         if requeued or pending:
-            log.info("resuming %d missions and %d callbacks", len(requeued), len(pending))
+            log.info("resuming %d missions and %d callbacks", len(requeued), pending)
         for n in range(self._max_running):
             task = asyncio.create_task(self._work(), name=f"mission-worker-{n}")
             self._workers.add(task)
         self._accepting = True
+
+    async def _start_clustered(self) -> None:
+        requeued = await self._store.call(Database.requeue_unfinished, self._owner)
+        self._queued_seen = len(requeued)
+        await self._store.subscribe(MISSIONS_CHANNEL, lambda _: self._work_arrived.set())
+        await self._store.subscribe(CANCEL_CHANNEL, self._cancel_heard)
+        await self._store.subscribe(ENDED_CHANNEL, self._ended_heard)
+        for n in range(self._max_running):
+            task = asyncio.create_task(self._work(), name=f"mission-worker-{n}")
+            self._workers.add(task)
+        await self._delivery.start()
+        self._accepting = True
+
+    def _cancel_heard(self, payload: str) -> None:
+        event = self._cancels.get(int(payload))
+        if event is not None:
+            event.set()
+
+    def _ended_heard(self, payload: str) -> None:
+        self._wake(int(payload))
+
+    async def _claim_next(self) -> MissionRow | None:
+        """Claim a mission from the shared queue (or one a dead node held), waiting for a
+        NOTIFY or the poll interval when there is none; None once stopping."""
+        while not self._stopping:
+            self._work_arrived.clear()
+            try:
+                row = await self._store.call(Database.claim_next, self._owner, self._lease_s)
+            except Exception:
+                log.exception("cannot claim a mission; retrying")
+                row = None
+            if row is not None:
+                return row
+            try:
+                await self._store.call(Database.renew_pins, self._owner, self._lease_s)
+                self._queued_seen = await self._store.call(Database.queued_count)
+            except Exception:
+                log.exception("cannot count the queue")
+            try:
+                async with asyncio.timeout(self._poll_s):
+                    await self._work_arrived.wait()
+            except TimeoutError:
+                pass
+        return None
+
+    async def _hold_lease(self, mission_id: int, cancel: asyncio.Event) -> None:
+        """Renew this node's lease on a running mission until cancelled; a cancel asked on
+        another node, or a lease lost (this node was presumed dead), stops the run."""
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                asked = await self._store.call(
+                    Database.renew_lease, mission_id, self._owner, self._lease_s
+                )
+                # Missions pinned here wait behind this one: keep them this node's.
+                await self._store.call(Database.renew_pins, self._owner, self._lease_s)
+            except Exception:
+                log.exception("mission %d: cannot renew the lease", mission_id)
+                continue
+            if asked is None:
+                log.warning("mission %d: lease lost to another node; stopping it", mission_id)
+                cancel.set()
+                return
+            if asked:
+                cancel.set()
 
     async def submit(
         self,
@@ -267,22 +379,27 @@ class MissionWorkers:
         *,
         kind: str = MISSION_KIND,
         io: MissionIO | None = None,
+        job: tuple[str, str] | None = None,
     ) -> int:
-        """Store the mission durably, then queue it; returns its id.
+        """Store the mission durably, then queue it; returns its id. With ``job`` (an
+        executor job's hash and document id) the job is (re)created with it, in the same
+        transaction.
 
         Raises ``ShuttingDown`` or ``QueueFull`` (nothing is stored then). Once storing has
         begun it completes and the mission is queued even if the caller is cancelled.
         """
         if not self._accepting:
             raise ShuttingDown()
-        if len(self._waiting) + self._reserved >= self._max_queued:
-            depth = len(self._waiting) + self._reserved
+        if self._clustered:
+            self._queued_seen = await self._store.call(Database.queued_count)
+        if self.queue_depth + self._reserved >= self._max_queued:
+            depth = self.queue_depth + self._reserved
             raise QueueFull(retry_after_s=max(1, math.ceil(depth / self._max_running)))
         self._reserved += 1
         try:
             return await asyncio.shield(
                 self._track(
-                    self._store_and_queue(token_hash, mission, normalised, kind, io), "store"
+                    self._store_and_queue(token_hash, mission, normalised, kind, io, job), "store"
                 )
             )
         finally:
@@ -295,8 +412,31 @@ class MissionWorkers:
         normalised: dict[str, Any],
         kind: str,
         io: MissionIO | None,
+        job: tuple[str, str] | None = None,
     ) -> int:
-        mission_id = await self._store.insert_mission(token_hash, mission, normalised, kind)
+        if job is None and io is not None and self._clustered:
+            # Its files are in this process's memory: no other node can run it. A worker here
+            # may claim it before this returns; it waits on the lock for the files.
+            async with self._pinning:
+                mission_id = await self._store.call(
+                    Database.insert_pinned_mission,
+                    token_hash,
+                    mission,
+                    normalised,
+                    kind,
+                    self._owner,
+                    self._lease_s,
+                )
+                self._ios[mission_id] = io
+        elif job is None:
+            # SQLite: concurrent submissions share one commit (group commit).
+            mission_id = await self._store.missions.insert_mission(
+                token_hash, mission, normalised, kind
+            )
+        else:
+            mission_id = await self._store.call(
+                Database.insert_job_mission, token_hash, mission, normalised, kind, *job
+            )
         if io is not None:
             self._ios[mission_id] = io
         self._enqueue(mission_id)
@@ -304,6 +444,9 @@ class MissionWorkers:
         return mission_id
 
     def _enqueue(self, mission_id: int) -> None:
+        if self._clustered:
+            self._work_arrived.set()  # a worker here claims it, unless another node is first
+            return
         self._waiting.add(mission_id)
         self._queue.put_nowait(mission_id)
 
@@ -332,11 +475,31 @@ class MissionWorkers:
             event = self._cancels.get(mission_id)
             if event is not None:
                 event.set()
+            elif self._clustered:
+                # Another node runs it: it hears the NOTIFY (or sees it at its next renewal).
+                await self._store.call(Database.request_cancel, mission_id)
             return "cancelling"
         return row.state
 
     async def _work(self) -> None:
         while True:
+            claimed = None
+            if self._clustered:
+                claimed = await self._claim_next()
+                if claimed is None:
+                    return  # stopping
+                mission_id = claimed.id
+                self.running += 1
+                self._idle.clear()
+                try:
+                    await self._run(mission_id, claimed)
+                except Exception:
+                    log.exception("mission %d: the worker failed", mission_id)
+                finally:
+                    self.running -= 1
+                    if self.running == 0:
+                        self._idle.set()
+                continue
             mission_id = await self._queue.get()
             if mission_id not in self._waiting:
                 continue  # cancelled while queued
@@ -354,13 +517,20 @@ class MissionWorkers:
                 if self.running == 0:
                     self._idle.set()
 
-    async def _run(self, mission_id: int) -> None:
+    async def _run(self, mission_id: int, claimed: MissionRow | None = None) -> None:
+        """Run a mission this node claims (or ``claimed``), holding its lease on PostgreSQL,
+        and store how it ended; a result is stored only while this node holds the lease."""
         cancel = asyncio.Event()
         self._cancels[mission_id] = cancel
+        lease: asyncio.Task[None] | None = None
         try:
-            row = await self._store.call(Database.claim, mission_id)
+            row = claimed
+            if row is None:
+                row = await self._store.call(Database.claim, mission_id, self._owner, self._lease_s)
             if row is None:
                 return  # cancelled or finished meanwhile
+            if self._clustered:
+                lease = asyncio.create_task(self._hold_lease(mission_id, cancel), name="lease")
             if row.runs > 1:
                 log.info("mission %d: run %d (re-run from the start)", mission_id, row.runs)
             started = time.perf_counter()
@@ -370,10 +540,14 @@ class MissionWorkers:
                 if row.kind != MISSION_KIND:
                     door = self._doors.get(row.kind)
                     given = self._ios.pop(mission_id, None)
+                    if given is None and self._clustered:
+                        # Claimed (on a NOTIFY) before its submitter registered its files?
+                        async with self._pinning:
+                            given = self._ios.pop(mission_id, None)
                     got = None if door is None else await door.started(row, given)
                     if got is None:
                         why = "its front door can no longer run it"
-                        await self._store.call(Database.fail, mission_id, why)
+                        await self._store.call(Database.fail, mission_id, why, None, self._owner)
                         self.metrics.missions_finished["failed"] += 1
                         await self._ended(row, "failed", None, io, why)
                         return
@@ -400,13 +574,25 @@ class MissionWorkers:
                 # run_mission reports every failure in the result; this is a bug in the judge.
                 log.exception("mission %d: cannot be run", mission_id)
                 why = f"internal error: {e}"
-                await self._store.call(Database.fail, mission_id, why)
-                self.metrics.missions_finished["failed"] += 1
-                await self._ended(row, "failed", None, io, why)
+                # Nothing may be lost: its client is called back with every execute ``SE``.
+                failed: dict[str, Any] | None = None
+                with contextlib.suppress(Exception):
+                    failed = not_run_result(parse_mission(row.mission), why)
+                stored = await self._store.call(Database.fail, mission_id, why, failed, self._owner)
+                if stored:
+                    self.metrics.missions_finished["failed"] += 1
+                    await self._ended(row, "failed", failed, io, why)
                 return
             state = "cancelled" if cancel.is_set() else "done"
-            await self._store.call(Database.finish, mission_id, state, result)
+            stored = await self._store.call(Database.finish, mission_id, state, result, self._owner)
+            if not stored:
+                # Its lease went to another node (this one was presumed dead), which runs it
+                # again: that run's result is the one stored and called back.
+                log.warning("mission %d: lease lost; its result here is dropped", mission_id)
+                return
         finally:
+            if lease is not None:
+                lease.cancel()
             del self._cancels[mission_id]
         elapsed = time.perf_counter() - started
         m = self.metrics
@@ -429,55 +615,6 @@ class MissionWorkers:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("task %s failed", task.get_name(), exc_info=error)
 
-    def _spawn_delivery(self, mission_id: int) -> None:
-        if mission_id in self._delivering:
-            return
-        self._delivering.add(mission_id)
-        task = self._track(self._deliver(mission_id), f"callback-{mission_id}")
-        task.add_done_callback(lambda _: self._delivering.discard(mission_id))
-
-    async def _deliver(self, mission_id: int) -> None:
-        row = await self._store.call(Database.get_mission, mission_id)
-        if row is None or row.result is None or row.callback_state != "pending":
-            return
-        if "return" not in row.normalised:  # polled only; never 'pending', but be sure
-            return
-        ret = row.normalised["return"]
-        body, ctype = await asyncio.to_thread(
-            callback_body, mission_id, row.normalised, row.result, ret.get("format", "form")
-        )
-        delivery = Delivery(ret["url"], body, ctype, row.delivery_id)
-
-        async def failed_attempt(n: int, error: str) -> None:
-            self.metrics.callback_attempts += 1
-            log.info("mission %d: callback attempt %d failed: %s", mission_id, n, error)
-            await self._store.call(Database.set_callback, mission_id, "pending", n, error)
-
-        outcome = await deliver(
-            self._session,
-            delivery,
-            self._policy,
-            done_before=row.callback_attempts,
-            limiter=self._limiter,
-            on_attempt=failed_attempt,
-        )
-        m = self.metrics
-        if outcome.delivered:
-            m.callback_attempts += 1
-            m.callbacks_delivered += 1
-            m.turnaround_seconds_sum += max(0.0, time.time() - row.created_at)
-            m.turnaround_count += 1
-            log.info("mission %d: callback delivered (attempt %d)", mission_id, outcome.attempts)
-        else:
-            m.callback_failures += 1
-        await self._store.call(
-            Database.set_callback,
-            mission_id,
-            "delivered" if outcome.delivered else "failed",
-            outcome.attempts,
-            outcome.error,
-        )
-
     async def stop(self, grace_s: float) -> None:
         """Stop intake, give running missions ``grace_s`` to finish, cancel what remains.
 
@@ -497,6 +634,7 @@ class MissionWorkers:
         linger = min(max(0.0, deadline - time.monotonic()), _CALLBACK_LINGER_S)
         if self._tasks and linger > 0:
             await asyncio.wait(list(self._tasks), timeout=linger)
+        await self._delivery.stop(min(max(0.0, deadline - time.monotonic()), linger))
         tasks = [*self._workers, *self._tasks]
         for task in tasks:
             task.cancel()

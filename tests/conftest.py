@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from orchestrator.engine import open_runtime
 from orchestrator.sandbox import SandboxConfig, SandboxRuntime
+from tests import pgcluster
 
 DEFAULT_IMAGE = os.environ.get("JUDGE_TEST_IMAGE", "judge/default")
 
@@ -30,3 +31,17 @@ async def runtime(owner: str) -> AsyncIterator[SandboxRuntime]:
         leftovers = await rt.adapter.count_owned(owner)
         await rt.sweep()
         assert leftovers == (0, 0), f"containers/volumes left behind: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server for the whole run (a throwaway cluster unless
+    ``JUDGE_TEST_DATABASE_URL`` names one); tests take a database of their own from it."""
+    with pgcluster.cluster() as url:
+        yield url
+
+
+@pytest.fixture
+async def pg_url(pg_server: str) -> str:
+    """The URL of an empty database of this test's own."""
+    return await pgcluster.fresh_database(pg_server)

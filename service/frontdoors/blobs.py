@@ -37,7 +37,7 @@ from service.frontdoors.archives import (
     zip_member,
 )
 from service.frontdoors.mimes import mime_type
-from service.store import BlobRef, BlobRow, Database, Store, SweepResult
+from service.store import BlobRef, BlobRow, Database, PgStore, Store, SweepResult
 
 T = TypeVar("T")
 
@@ -241,6 +241,25 @@ class BlobStore:
                 self._writers -= 1
                 self._changed.notify_all()
 
+    # File contents: on disk under ``root`` with SQLite (one node); in the database with
+    # PostgreSQL, so that every node reads every blob without a shared file system.
+
+    async def _put_content(self, content_hash: str, data: bytes) -> None:
+        if isinstance(self._store, PgStore):
+            await self._store.put_content(content_hash, data)
+        else:
+            await self.run(self._write, content_hash, data)
+
+    async def _get_content(self, content_hash: str) -> bytes | None:
+        if isinstance(self._store, PgStore):
+            return await self._store.get_content(content_hash)
+        return await self.run(self._read, content_hash)
+
+    async def _delete_contents(self, content_hashes: tuple[str, ...]) -> tuple[int, int]:
+        if isinstance(self._store, PgStore):
+            return await self._store.delete_contents(content_hashes)
+        return await self.run(self._delete, content_hashes)
+
     def _write(self, content_hash: str, data: bytes) -> None:
         path = self._path(content_hash)
         if path.exists():
@@ -320,8 +339,14 @@ class BlobStore:
             _js_json(doc),
         )
         async with self._writing():
-            await self.run(self._write, content_hash, data)
-            return await self._store.call(Database.put_blob, row, token_hash)
+            await self._put_content(content_hash, data)
+            stored = await self._store.call(Database.put_blob, row, token_hash)
+            if isinstance(self._store, PgStore) and not await self._store.has_content(content_hash):
+                # Another node's sweep removed the file between our two statements (the
+                # writers' lock above is per process): the metadata now refers to it, so it
+                # stays once stored again.
+                await self._store.put_content(content_hash, data)
+            return stored
 
     async def put_metadata(
         self,
@@ -399,7 +424,7 @@ class BlobStore:
     async def _object_bytes(self, row: BlobRow, depth: int = 0) -> bytes | None:
         """The bytes of a file blob, following soft links (stored blobs, any owner)."""
         if row.content_type == OBJECT:
-            return await self.run(self._read, row.content)
+            return await self._get_content(row.content)
         if row.content_type == SOFT_LINK and depth < _MAX_LINK_DEPTH:
             target = await self._store.call(Database.get_blob, row.content)
             return None if target is None else await self._object_bytes(target, depth + 1)
@@ -407,7 +432,7 @@ class BlobStore:
 
     async def _entry_bytes(self, path: str, entry: dict[str, Any]) -> bytes:
         if entry["contentType"] == OBJECT:
-            data = await self.run(self._read, entry["content"])
+            data = await self._get_content(entry["content"])
         else:
             target = await self._store.call(Database.get_blob, entry["content"])
             data = None if target is None else await self._object_bytes(target)
@@ -517,7 +542,7 @@ class BlobStore:
             await self._changed.wait_for(lambda: self._writers == 0)
         try:
             result = await self._store.call(Database.sweep, cutoff)
-            files, size = await self.run(self._delete, result.contents)
+            files, size = await self._delete_contents(result.contents)
             self.files_freed += files
             self.bytes_freed += size
             return result

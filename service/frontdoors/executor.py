@@ -313,13 +313,11 @@ class ExecutorDoor:
             except MissionInvalid as e:
                 raise JobRefused(f"{CONFIG_NAME}: {e.message}") from None
             doc_id = uuid.uuid4().hex[:16]
-            await self._store.call(Database.put_job, token_hash, job_hash, doc_id)
-            try:
-                mission_id = await self._workers.submit(token_hash, mission, normalised, kind=KIND)
-            except BaseException:
-                await self._store.call(Database.delete_job, token_hash, job_hash)
-                raise
-            await self._update(token_hash, job_hash, mission_id=mission_id)
+            # The job and its mission are stored in one transaction: a crash never leaves a
+            # CREATED job without a mission (which create would then return forever).
+            await self._workers.submit(
+                token_hash, mission, normalised, kind=KIND, job=(job_hash, doc_id)
+            )
             job = await self._store.call(Database.get_job, token_hash, job_hash)
             assert job is not None
             return job, True

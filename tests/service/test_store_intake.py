@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from service.store import Database, Store
+from service.store import Database, SqliteStore
 
 
 def mission(i: int) -> dict[str, Any]:
@@ -18,7 +18,7 @@ def mission(i: int) -> dict[str, Any]:
 
 
 async def test_concurrent_submissions_share_commits(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await SqliteStore.open(tmp_path / "db.sqlite3")
     groups: list[int] = []
     real = store._db.insert_missions
 
@@ -51,7 +51,7 @@ async def test_concurrent_submissions_share_commits(tmp_path: Path) -> None:
 
 
 async def test_a_failed_group_fails_every_submission_of_it(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await SqliteStore.open(tmp_path / "db.sqlite3")
 
     def broken(batch: list[Any]) -> list[int]:
         raise sqlite3.OperationalError("disk I/O error")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
 import secrets
 import sqlite3
@@ -20,9 +19,20 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from service.store.records import (
+    MISSION_KIND,
+    BlobRef,
+    BlobRow,
+    JobRow,
+    MissionRow,
+    SweepResult,
+    hash_token,
+    job_row,
+    mission_row,
+)
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -91,6 +101,13 @@ MIGRATIONS = (
     ("missions", "kind", "TEXT NOT NULL DEFAULT 'mission'"),
     ("blobs", "content_type", "TEXT NOT NULL DEFAULT 'object'"),
     ("blobs", "doc", "TEXT"),
+    # Leases: which node runs a mission until when (one node here, but the same interface as
+    # PostgreSQL), and a cancel asked of whichever node runs it.
+    ("missions", "lease_owner", "TEXT NOT NULL DEFAULT ''"),
+    ("missions", "lease_until", "REAL NOT NULL DEFAULT 0"),
+    ("missions", "cancel_requested", "INTEGER NOT NULL DEFAULT 0"),
+    ("missions", "callback_owner", "TEXT NOT NULL DEFAULT ''"),
+    ("missions", "callback_lease_until", "REAL NOT NULL DEFAULT 0"),
 )
 
 # Jobs belong to the token that created them: two tokens creating a job from the same blob get
@@ -119,91 +136,6 @@ _JOB_COLUMNS = (
     "hash, doc_id, mission_id, status, create_time, start_time, finish_time, worker,"
     " result_hashes, output, error"
 )
-
-MISSION_KIND = "mission"
-"""The kind of missions submitted to the mission API; only they have callbacks. Front doors
-(``executor``, ``exec``) store their missions under their own kind."""
-
-MISSION_STATES = ("queued", "running", "done", "cancelled", "failed")
-CALLBACK_STATES = ("none", "waiting", "pending", "delivered", "failed")
-
-
-def hash_token(token: str) -> str:
-    """Tokens are stored and compared as SHA-256 hex digests, never in clear."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class MissionRow:
-    id: int
-    token_hash: str
-    state: str
-    mission: dict[str, Any]
-    normalised: dict[str, Any]
-    result: dict[str, Any] | None
-    error: str
-    created_at: float
-    updated_at: float
-    runs: int
-    delivery_id: str
-    callback_state: str
-    callback_attempts: int
-    callback_error: str
-    kind: str = MISSION_KIND
-
-
-@dataclass(frozen=True)
-class BlobRow:
-    """A blob's metadata. ``content`` is the SHA-1 of the file for an ``object``, the JSON of
-    the file map for a ``complex`` artifact; ``doc`` is the metadata document its hash was
-    computed from (None for blobs stored before documents were kept)."""
-
-    hash: str
-    name: str
-    size: int
-    mime: str
-    content: str
-    last_modified: float
-    content_type: str = "object"
-    doc: str | None = None
-
-
-@dataclass(frozen=True)
-class BlobRef:
-    """What a complex artifact points at: a file's content (``content``) or another blob's
-    metadata (``meta``, a soft link)."""
-
-    kind: str
-    child: str
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    """What one retention sweep removed; ``contents`` are file hashes nothing refers to now."""
-
-    jobs: int = 0
-    outputs: int = 0
-    missions: int = 0
-    blobs: int = 0
-    contents: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class JobRow:
-    hash: str
-    doc_id: str
-    mission_id: int | None
-    status: str
-    create_time: float
-    start_time: float | None
-    finish_time: float | None
-    worker: str | None
-    result_hashes: dict[str, str] | None
-    output: str
-    error: str
-    token_hash: str = ""
-    output_number: int | None = None  # the last streamed output segment, None for none
-
 
 # A finished mission's callback becomes due only for the mission API's own missions, and only
 # for those with a ``return`` (the others are polled: their callback state stays 'none').
@@ -306,6 +238,61 @@ class Database:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    def insert_job_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        job_hash: str,
+        doc_id: str,
+    ) -> int:
+        """Create (or re-create) a token's executor job and its queued mission in one
+        transaction (a crash leaves both or neither); returns the mission id."""
+        now = time.time()
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO executor_jobs (token_hash, hash, doc_id, status,"
+                " create_time) VALUES (?, ?, ?, 'CREATED', ?)",
+                (token_hash, job_hash, doc_id, now),
+            )
+            conn.execute(
+                "DELETE FROM executor_outputs WHERE token_hash = ? AND hash = ?",
+                (token_hash, job_hash),
+            )
+            mission_id = self.insert_mission(token_hash, mission, normalised, kind)
+            conn.execute(
+                "UPDATE executor_jobs SET mission_id = ? WHERE token_hash = ? AND hash = ?",
+                (mission_id, token_hash, job_hash),
+            )
+        return mission_id
+
+    def insert_pinned_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        owner: str,
+        lease_s: float,
+    ) -> int:
+        """Store a queued mission only ``owner`` may claim while it renews the pin
+        (``renew_pins``): its files are in that node's memory. Returns its id."""
+        with self._transaction() as conn:
+            mission_id = self.insert_mission(token_hash, mission, normalised, kind)
+            conn.execute(
+                "UPDATE missions SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                (owner, time.time() + lease_s, mission_id),
+            )
+        return mission_id
+
+    def renew_pins(self, owner: str, lease_s: float) -> None:
+        """Keep ``owner``'s queued pinned missions its own for ``lease_s`` more."""
+        self._conn.execute(
+            "UPDATE missions SET lease_until = ? WHERE state = 'queued' AND lease_owner = ?",
+            (time.time() + lease_s, owner),
+        )
+
     def insert_missions(
         self, batch: list[tuple[str, dict[str, Any], dict[str, Any], str]]
     ) -> list[int]:
@@ -319,27 +306,79 @@ class Database:
 
     def get_mission(self, mission_id: int) -> MissionRow | None:
         row = self._conn.execute("SELECT * FROM missions WHERE id = ?", (mission_id,)).fetchone()
-        return None if row is None else _mission_row(row)
+        return None if row is None else mission_row(row)
 
-    def claim(self, mission_id: int) -> MissionRow | None:
-        """Move a queued mission to ``running`` and return it; None when it is not queued."""
+    def claim(self, mission_id: int, owner: str = "", lease_s: float = 0.0) -> MissionRow | None:
+        """Move a queued mission to ``running`` under ``owner``'s lease of ``lease_s`` and
+        return it; None when it is not queued."""
+        now = time.time()
         with self._transaction() as conn:
             cur = conn.execute(
-                "UPDATE missions SET state = 'running', runs = runs + 1, updated_at = ?"
+                "UPDATE missions SET state = 'running', runs = runs + 1, updated_at = ?,"
+                " lease_owner = ?, lease_until = ?, cancel_requested = 0"
                 " WHERE id = ? AND state = 'queued'",
-                (time.time(), mission_id),
+                (now, owner, now + lease_s, mission_id),
             )
             if cur.rowcount == 0:
                 return None
             return self.get_mission(mission_id)
 
-    def finish(self, mission_id: int, state: str, result: dict[str, Any]) -> None:
-        """Store the result of a running mission and make its callback due, in one statement."""
-        self._conn.execute(
-            "UPDATE missions SET state = ?, result = ?, updated_at = ?, callback_state ="
-            f" {_CALLBACK_DUE} WHERE id = ? AND state = 'running'",
-            (state, json.dumps(result), time.time(), mission_id),
+    def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
+        """Claim the oldest queued mission, or a running one whose lease expired (its node
+        died), for ``owner``; None when there is none."""
+        now = time.time()
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT id FROM missions WHERE (state = 'queued' AND (lease_owner IN ('', ?)"
+                " OR lease_until < ?)) OR (state = 'running' AND lease_until < ?)"
+                " ORDER BY id LIMIT 1",
+                (owner, now, now),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE missions SET state = 'running', runs = runs + 1, updated_at = ?,"
+                " lease_owner = ?, lease_until = ? WHERE id = ?",
+                (now, owner, now + lease_s, row["id"]),
+            )
+            return self.get_mission(row["id"])
+
+    def renew_lease(self, mission_id: int, owner: str, lease_s: float) -> bool | None:
+        """Extend ``owner``'s lease on a running mission; returns whether a cancel was asked
+        for it, None when ``owner`` no longer holds it."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE missions SET lease_until = ? WHERE id = ? AND state = 'running'"
+                " AND lease_owner = ?",
+                (time.time() + lease_s, mission_id, owner),
+            )
+            if cur.rowcount == 0:
+                return None
+            row = conn.execute(
+                "SELECT cancel_requested FROM missions WHERE id = ?", (mission_id,)
+            ).fetchone()
+        return bool(row["cancel_requested"])
+
+    def request_cancel(self, mission_id: int) -> bool:
+        """Ask whichever node runs a mission to cancel it; False when it is not running."""
+        cur = self._conn.execute(
+            "UPDATE missions SET cancel_requested = 1 WHERE id = ? AND state = 'running'",
+            (mission_id,),
         )
+        return cur.rowcount > 0
+
+    def finish(
+        self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
+    ) -> bool:
+        """Store the result of a running mission and make its callback due, in one statement;
+        with ``owner``, only while it holds the lease. True when stored."""
+        cur = self._conn.execute(
+            "UPDATE missions SET state = ?, result = ?, updated_at = ?, callback_state ="
+            f" {_CALLBACK_DUE} WHERE id = ? AND state = 'running'"
+            " AND (? IS NULL OR lease_owner = ?)",
+            (state, json.dumps(result), time.time(), mission_id, owner, owner),
+        )
+        return cur.rowcount > 0
 
     def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
         """Finish a mission that is still queued as ``cancelled`` with ``result``; True if it was
@@ -351,30 +390,106 @@ class Database:
         )
         return cur.rowcount > 0
 
-    def fail(self, mission_id: int, error: str) -> None:
-        """Mark a mission the judge could not run at all (no result, so no callback)."""
-        self._conn.execute(
+    def fail(
+        self,
+        mission_id: int,
+        error: str,
+        result: dict[str, Any] | None = None,
+        owner: str | None = None,
+    ) -> bool:
+        """Mark a mission the judge could not run (an error inside the judge). With a
+        ``result`` (every execute ``SE``) its callback is due like any other; without one
+        there is nothing to deliver. With ``owner``, only while it holds the lease."""
+        if result is not None:
+            callback = f"{_CALLBACK_DUE}, callback_error = ''"
+        else:
+            callback = (
+                f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'failed'"
+                " ELSE callback_state END), callback_error = (CASE WHEN callback_state = 'none'"
+                " THEN '' ELSE 'no result to deliver' END)"
+            )
+        cur = self._conn.execute(
             "UPDATE missions SET state = 'failed', error = ?, updated_at = ?,"
-            f" callback_state = (CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none'"
-            " THEN 'failed'"
-            " ELSE callback_state END), callback_error = (CASE WHEN callback_state = 'none'"
-            " THEN '' ELSE 'no result to deliver' END)"
-            " WHERE id = ? AND state IN ('queued', 'running')",
-            (error, time.time(), mission_id),
+            f" result = COALESCE(?, result), callback_state = {callback}"
+            " WHERE id = ? AND state IN ('queued', 'running')"
+            " AND (? IS NULL OR state = 'queued' OR lease_owner = ?)",
+            (
+                error,
+                time.time(),
+                None if result is None else json.dumps(result),
+                mission_id,
+                owner,
+                owner,
+            ),
         )
+        return cur.rowcount > 0
 
-    def requeue_unfinished(self) -> list[int]:
+    def requeue_unfinished(self, owner: str | None = None) -> list[int]:
         """At start: missions a crash or a stop interrupted go back to the queue (they are
-        re-run from the start, keeping their ids). Returns every queued id, oldest first."""
+        re-run from the start, keeping their ids); with ``owner``, only those it held.
+        Returns every queued id, oldest first."""
         with self._transaction() as conn:
             conn.execute(
-                "UPDATE missions SET state = 'queued', updated_at = ? WHERE state = 'running'",
-                (time.time(),),
+                "UPDATE missions SET state = 'queued', updated_at = ?, lease_owner = '',"
+                " lease_until = 0 WHERE state = 'running' AND (? IS NULL OR lease_owner = ?)",
+                (time.time(), owner, owner),
+            )
+            # Callbacks it was delivering are due again at once, not when their lease expires.
+            conn.execute(
+                "UPDATE missions SET callback_lease_until = 0"
+                " WHERE (? IS NULL OR callback_owner = ?)",
+                (owner, owner),
             )
             rows = conn.execute(
                 "SELECT id FROM missions WHERE state = 'queued' ORDER BY id"
             ).fetchall()
         return [r["id"] for r in rows]
+
+    def running_by_owner(self) -> dict[str, int]:
+        """Running missions per node holding them (one node here)."""
+        rows = self._conn.execute(
+            "SELECT lease_owner, COUNT(*) AS n FROM missions WHERE state = 'running'"
+            " GROUP BY lease_owner"
+        )
+        return {r["lease_owner"]: r["n"] for r in rows}
+
+    def queued_count(self) -> int:
+        """Missions waiting in the queue (of every node)."""
+        row = self._conn.execute(
+            "SELECT COUNT(*) AS n FROM missions WHERE state = 'queued'"
+        ).fetchone()
+        return int(row["n"])
+
+    def claim_callbacks(self, owner: str, lease_s: float, limit: int) -> list[int]:
+        """Claim up to ``limit`` due callbacks nobody holds (or whose holder's lease expired)
+        for ``owner``; returns their mission ids, oldest first."""
+        now = time.time()
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT id FROM missions WHERE callback_state = 'pending'"
+                " AND callback_lease_until < ? ORDER BY id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            ids = [r["id"] for r in rows]
+            conn.executemany(
+                "UPDATE missions SET callback_owner = ?, callback_lease_until = ? WHERE id = ?",
+                [(owner, now + lease_s, i) for i in ids],
+            )
+        return ids
+
+    def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
+        """Extend ``owner``'s lease on callbacks it is still delivering (retries wait long)."""
+        self._conn.executemany(
+            "UPDATE missions SET callback_lease_until = ? WHERE id = ? AND callback_owner = ?",
+            [(time.time() + lease_s, i, owner) for i in mission_ids],
+        )
+
+    def release_callback(self, mission_id: int, owner: str) -> None:
+        """``owner`` stops holding a callback (delivered, given up, or left for later)."""
+        self._conn.execute(
+            "UPDATE missions SET callback_lease_until = 0 WHERE id = ? AND callback_owner = ?",
+            (mission_id, owner),
+        )
 
     def pending_callbacks(self) -> list[int]:
         rows = self._conn.execute(
@@ -492,7 +607,7 @@ class Database:
         row = self._conn.execute(
             f"{self._job_select()} WHERE j.token_hash = ? AND j.hash = ?", (token_hash, job_hash)
         ).fetchone()
-        return None if row is None else _job_row(row)
+        return None if row is None else job_row(row)
 
     def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
         query = f"{self._job_select()} WHERE j.token_hash = ?"
@@ -501,7 +616,7 @@ class Database:
             query += " AND j.status = ?"
             args = (token_hash, status)
         rows = self._conn.execute(query + " ORDER BY j.create_time", args)
-        return [_job_row(r) for r in rows]
+        return [job_row(r) for r in rows]
 
     def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
         """Create (or re-create) a token's job of ``job_hash`` as CREATED, without a mission
@@ -672,50 +787,14 @@ class Database:
         return row is not None
 
 
-def _mission_row(row: sqlite3.Row) -> MissionRow:
-    return MissionRow(
-        id=row["id"],
-        token_hash=row["token_hash"],
-        state=row["state"],
-        mission=json.loads(row["mission"]),
-        normalised=json.loads(row["normalised"]),
-        result=None if row["result"] is None else json.loads(row["result"]),
-        error=row["error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        runs=row["runs"],
-        delivery_id=row["delivery_id"],
-        callback_state=row["callback_state"],
-        callback_attempts=row["callback_attempts"],
-        callback_error=row["callback_error"],
-        kind=row["kind"],
-    )
+class SqliteStore:
+    """The database on a single thread of its own, awaited from the event loop; implements
+    every repository protocol (``service.store.protocols``) by running ``Database`` there.
 
-
-def _job_row(row: sqlite3.Row) -> JobRow:
-    hashes = row["result_hashes"]
-    return JobRow(
-        hash=row["hash"],
-        doc_id=row["doc_id"],
-        mission_id=row["mission_id"],
-        status=row["status"],
-        create_time=row["create_time"],
-        start_time=row["start_time"],
-        finish_time=row["finish_time"],
-        worker=row["worker"],
-        result_hashes=None if hashes is None else json.loads(hashes),
-        output=row["output"],
-        error=row["error"],
-        token_hash=row["token_hash"],
-        output_number=row["output_number"],
-    )
-
-
-class Store:
-    """The database on a single thread of its own, awaited from the event loop.
-
-    Build it with ``await Store.open(path)``; ``await close()`` when done.
+    Build it with ``await SqliteStore.open(path)``; ``await close()`` when done.
     """
+
+    engine = "sqlite"
 
     def __init__(self, executor: ThreadPoolExecutor, db: Database) -> None:
         self._executor = executor
@@ -767,7 +846,7 @@ class Store:
             self._writer = None
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path) -> SqliteStore:
         executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
         loop = asyncio.get_running_loop()
         try:
@@ -795,3 +874,190 @@ class Store:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._db.close)
         self._executor.shutdown(wait=True)
+
+    async def subscribe(self, channel: str, callback: Callable[[str], None]) -> None:
+        """No other node to hear from: this node's own queue wakes its workers."""
+
+    async def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            await self.call(Database.queued_count)
+        except sqlite3.Error:
+            return False
+        return True
+
+    # -- the repository protocols ----------------------------------------------------------------
+
+    @property
+    def missions(self) -> SqliteStore:
+        return self
+
+    @property
+    def callbacks(self) -> SqliteStore:
+        return self
+
+    @property
+    def jobs(self) -> SqliteStore:
+        return self
+
+    @property
+    def blobs(self) -> SqliteStore:
+        return self
+
+    @property
+    def tokens(self) -> SqliteStore:
+        return self
+
+    async def insert_job_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        job_hash: str,
+        doc_id: str,
+    ) -> int:
+        return await self.call(
+            Database.insert_job_mission, token_hash, mission, normalised, kind, job_hash, doc_id
+        )
+
+    async def insert_pinned_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        owner: str,
+        lease_s: float,
+    ) -> int:
+        return await self.call(
+            Database.insert_pinned_mission, token_hash, mission, normalised, kind, owner, lease_s
+        )
+
+    async def renew_pins(self, owner: str, lease_s: float) -> None:
+        return await self.call(Database.renew_pins, owner, lease_s)
+
+    async def get_mission(self, mission_id: int) -> MissionRow | None:
+        return await self.call(Database.get_mission, mission_id)
+
+    async def claim(
+        self, mission_id: int, owner: str = "", lease_s: float = 0.0
+    ) -> MissionRow | None:
+        return await self.call(Database.claim, mission_id, owner, lease_s)
+
+    async def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
+        return await self.call(Database.claim_next, owner, lease_s)
+
+    async def renew_lease(self, mission_id: int, owner: str, lease_s: float) -> bool | None:
+        return await self.call(Database.renew_lease, mission_id, owner, lease_s)
+
+    async def request_cancel(self, mission_id: int) -> bool:
+        return await self.call(Database.request_cancel, mission_id)
+
+    async def finish(
+        self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
+    ) -> bool:
+        return await self.call(Database.finish, mission_id, state, result, owner)
+
+    async def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
+        return await self.call(Database.cancel_queued, mission_id, result)
+
+    async def fail(
+        self,
+        mission_id: int,
+        error: str,
+        result: dict[str, Any] | None = None,
+        owner: str | None = None,
+    ) -> bool:
+        return await self.call(Database.fail, mission_id, error, result, owner)
+
+    async def requeue_unfinished(self, owner: str | None = None) -> list[int]:
+        return await self.call(Database.requeue_unfinished, owner)
+
+    async def running_by_owner(self) -> dict[str, int]:
+        return await self.call(Database.running_by_owner)
+
+    async def queued_count(self) -> int:
+        return await self.call(Database.queued_count)
+
+    async def counts(self) -> dict[str, int]:
+        return await self.call(Database.counts)
+
+    async def pending_callbacks(self) -> list[int]:
+        return await self.call(Database.pending_callbacks)
+
+    async def claim_callbacks(self, owner: str, lease_s: float, limit: int) -> list[int]:
+        return await self.call(Database.claim_callbacks, owner, lease_s, limit)
+
+    async def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
+        return await self.call(Database.renew_callbacks, mission_ids, owner, lease_s)
+
+    async def release_callback(self, mission_id: int, owner: str) -> None:
+        return await self.call(Database.release_callback, mission_id, owner)
+
+    async def set_callback(self, mission_id: int, state: str, attempts: int, error: str) -> None:
+        return await self.call(Database.set_callback, mission_id, state, attempts, error)
+
+    async def callback_counts(self) -> dict[str, int]:
+        return await self.call(Database.callback_counts)
+
+    async def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
+        return await self.call(Database.get_job, token_hash, job_hash)
+
+    async def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
+        return await self.call(Database.list_jobs, token_hash, status)
+
+    async def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
+        return await self.call(Database.put_job, token_hash, job_hash, doc_id)
+
+    async def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
+        return await self.call(Database.update_job, token_hash, job_hash, changes)
+
+    async def delete_job(self, token_hash: str, job_hash: str) -> None:
+        return await self.call(Database.delete_job, token_hash, job_hash)
+
+    async def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
+        return await self.call(Database.add_output, token_hash, job_hash, number, output)
+
+    async def clear_outputs(self, token_hash: str, job_hash: str) -> None:
+        return await self.call(Database.clear_outputs, token_hash, job_hash)
+
+    async def get_outputs(
+        self, token_hash: str, job_hash: str, start: int | None, end: int | None
+    ) -> list[tuple[int, str]]:
+        return await self.call(Database.get_outputs, token_hash, job_hash, start, end)
+
+    async def put_blob(
+        self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()
+    ) -> BlobRow:
+        return await self.call(Database.put_blob, blob, token_hash, refs)
+
+    async def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
+        return await self.call(Database.get_blob, blob_hash, token_hash)
+
+    async def touch_blob(self, blob_hash: str, token_hash: str) -> None:
+        return await self.call(Database.touch_blob, blob_hash, token_hash)
+
+    async def list_blobs(self, token_hash: str) -> list[BlobRow]:
+        return await self.call(Database.list_blobs, token_hash)
+
+    async def owns_content(self, content_hash: str, token_hash: str) -> bool:
+        return await self.call(Database.owns_content, content_hash, token_hash)
+
+    async def storage_used(self, token_hash: str) -> int:
+        return await self.call(Database.storage_used, token_hash)
+
+    async def sweep(self, cutoff: float) -> SweepResult:
+        return await self.call(Database.sweep, cutoff)
+
+    async def add_token(self, name: str) -> str:
+        return await self.call(Database.add_token, name)
+
+    async def list_tokens(self) -> list[dict[str, Any]]:
+        return await self.call(Database.list_tokens)
+
+    async def revoke_token(self, name: str) -> bool:
+        return await self.call(Database.revoke_token, name)
+
+    async def token_active(self, token_hash: str) -> bool:
+        return await self.call(Database.token_active, token_hash)

@@ -1,0 +1,127 @@
+"""Durable state behind one interface (``protocols``) with two engines.
+
+SQLite (``sqlite``, embedded, the default) serves one node; PostgreSQL (``postgres``, chosen by
+``JUDGE_DATABASE_URL=postgresql://...``) lets many nodes share one queue. ``open_store`` picks
+the engine; the records are the same for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeAlias, TypeVar
+
+from service.store.records import (
+    CALLBACK_STATES,
+    MISSION_KIND,
+    MISSION_STATES,
+    BlobRef,
+    BlobRow,
+    JobRow,
+    MissionRow,
+    SweepResult,
+    hash_token,
+)
+from service.store.sqlite import Database, SqliteStore
+
+__all__ = [
+    "CALLBACKS_CHANNEL",
+    "CALLBACK_STATES",
+    "CANCEL_CHANNEL",
+    "ENDED_CHANNEL",
+    "MISSIONS_CHANNEL",
+    "MISSION_KIND",
+    "MISSION_STATES",
+    "BlobRef",
+    "BlobRow",
+    "Database",
+    "JobRow",
+    "MissionRow",
+    "PgStore",
+    "SqliteStore",
+    "Storage",
+    "Store",
+    "SweepResult",
+    "hash_token",
+    "is_postgres_url",
+    "open_store",
+]
+
+from service.store.postgres import (
+    CALLBACKS_CHANNEL,
+    CANCEL_CHANNEL,
+    ENDED_CHANNEL,
+    MISSIONS_CHANNEL,
+    PgStore,
+)
+from service.store.protocols import BlobRepo, CallbackRepo, JobRepo, MissionRepo, TokenRepo
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+class Storage(Protocol):
+    """What the service holds: either engine, with one repository per aggregate.
+
+    ``call(Database.method, ...)`` is the older way to reach the same methods (by name on
+    PostgreSQL), kept so call sites move to the repositories one at a time.
+    """
+
+    engine: str
+
+    @property
+    def missions(self) -> MissionRepo: ...
+    @property
+    def callbacks(self) -> CallbackRepo: ...
+    @property
+    def jobs(self) -> JobRepo: ...
+    @property
+    def blobs(self) -> BlobRepo: ...
+    @property
+    def tokens(self) -> TokenRepo: ...
+
+    async def call(
+        self, fn: Callable[Concatenate[Database, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T: ...
+
+    async def subscribe(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Hear NOTIFY hints of other nodes on ``channel`` (nothing on SQLite)."""
+        ...
+
+    async def ping(self) -> bool:
+        """True when the database answers."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+Store: TypeAlias = Storage
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+async def open_store(database_url: str, sqlite_path: Path, **options: Any) -> Store:
+    """Open the engine ``database_url`` names (empty: SQLite at ``sqlite_path``), its schema
+    created or migrated. Raises ``ValueError`` for a URL of another engine."""
+    if not database_url:
+        return await SqliteStore.open(sqlite_path)
+    if is_postgres_url(database_url):
+        return await PgStore.open(database_url, **options)
+    raise ValueError("JUDGE_DATABASE_URL must be a postgresql:// URL (or empty for SQLite)")
+
+
+if TYPE_CHECKING:
+
+    def _engines_implement_the_protocols(sqlite: SqliteStore, pg: PgStore) -> None:
+        """Never called: mypy checks here that both engines satisfy every protocol."""
+        engines: list[Storage] = [sqlite, pg]
+        del engines
+        for store in (sqlite, pg):
+            missions: MissionRepo = store.missions
+            callbacks: CallbackRepo = store.callbacks
+            jobs: JobRepo = store.jobs
+            blobs: BlobRepo = store.blobs
+            tokens: TokenRepo = store.tokens
+            del missions, callbacks, jobs, blobs, tokens

@@ -1,0 +1,945 @@
+"""Durable state in PostgreSQL (asyncpg), shared by every judge node.
+
+The same repositories as the SQLite engine (``service.store.protocols``), plus what many nodes
+need: missions and callbacks are claimed with ``FOR UPDATE SKIP LOCKED`` under a lease whose
+clock is the database's (nodes' clocks may disagree), an expired lease is claimed again by the
+same query, and ``NOTIFY`` tells the other nodes that work arrived or a cancel was asked for (a
+hint: polling stays the truth). Blob contents live here too (``bytea``), so every node reads
+every blob. The schema is created and migrated at start, versioned in ``judge_schema``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+
+import asyncpg
+
+from service.store.records import (
+    MISSION_KIND,
+    BlobRef,
+    BlobRow,
+    JobRow,
+    MissionRow,
+    SweepResult,
+    hash_token,
+    job_row,
+    mission_row,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+MISSIONS_CHANNEL = "judge_missions"
+"""NOTIFY channel: a mission was queued (payload: its id)."""
+CANCEL_CHANNEL = "judge_cancel"
+"""NOTIFY channel: a cancel was asked for a running mission (payload: its id)."""
+CALLBACKS_CHANNEL = "judge_callbacks"
+"""NOTIFY channel: a callback became due (payload: the mission id)."""
+ENDED_CHANNEL = "judge_ended"
+"""NOTIFY channel: a mission reached a final state (payload: its id)."""
+
+_NOW = "extract(epoch from clock_timestamp())"
+
+# Each entry moves the schema one version up; never edit one that shipped, append another.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE missions (
+        id BIGSERIAL PRIMARY KEY,
+        token_hash TEXT NOT NULL,
+        state TEXT NOT NULL,
+        mission TEXT NOT NULL,
+        normalised TEXT NOT NULL,
+        result TEXT,
+        error TEXT NOT NULL DEFAULT '',
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        runs INTEGER NOT NULL DEFAULT 0,
+        delivery_id TEXT NOT NULL,
+        callback_state TEXT NOT NULL DEFAULT 'waiting',
+        callback_attempts INTEGER NOT NULL DEFAULT 0,
+        callback_error TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT 'mission',
+        lease_owner TEXT NOT NULL DEFAULT '',
+        lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+        cancel_requested BOOLEAN NOT NULL DEFAULT false,
+        callback_owner TEXT NOT NULL DEFAULT '',
+        callback_lease_until DOUBLE PRECISION NOT NULL DEFAULT 0
+    );
+    CREATE INDEX missions_queued ON missions(id) WHERE state = 'queued';
+    CREATE INDEX missions_running ON missions(lease_until) WHERE state = 'running';
+    CREATE INDEX missions_state ON missions(state);
+    CREATE INDEX missions_callback_due ON missions(id) WHERE callback_state = 'pending';
+    CREATE INDEX missions_callback_state ON missions(callback_state);
+    CREATE TABLE tokens (
+        hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION
+    );
+    CREATE TABLE blobs (
+        hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        mime TEXT NOT NULL,
+        content TEXT NOT NULL,
+        last_modified DOUBLE PRECISION NOT NULL,
+        content_type TEXT NOT NULL DEFAULT 'object',
+        doc TEXT
+    );
+    CREATE INDEX blobs_content ON blobs(content);
+    CREATE TABLE blob_owners (
+        hash TEXT NOT NULL,
+        token_hash TEXT NOT NULL,
+        touched_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (hash, token_hash)
+    );
+    CREATE INDEX blob_owners_token ON blob_owners(token_hash);
+    CREATE TABLE blob_refs (
+        parent TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        child TEXT NOT NULL,
+        PRIMARY KEY (parent, kind, child)
+    );
+    CREATE INDEX blob_refs_child ON blob_refs(child);
+    CREATE TABLE blob_contents (
+        hash TEXT PRIMARY KEY,
+        data BYTEA NOT NULL
+    );
+    CREATE TABLE executor_jobs (
+        token_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        doc_id TEXT NOT NULL,
+        mission_id BIGINT,
+        status TEXT NOT NULL,
+        create_time DOUBLE PRECISION NOT NULL,
+        start_time DOUBLE PRECISION,
+        finish_time DOUBLE PRECISION,
+        worker TEXT,
+        result_hashes TEXT,
+        output TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (token_hash, hash)
+    );
+    CREATE INDEX executor_jobs_status ON executor_jobs(status);
+    CREATE TABLE executor_outputs (
+        token_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        output TEXT NOT NULL,
+        PRIMARY KEY (token_hash, hash, number)
+    );
+    """,
+)
+
+_OWNED_BLOB = "hash, name, size, mime, content, o.touched_at AS last_modified, content_type, doc"
+# A finished mission's callback becomes due only for the mission API's own missions with a
+# ``return`` (the others are polled: their callback state stays 'none').
+_CALLBACK_DUE = (
+    f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'pending'"
+    " ELSE callback_state END)"
+)
+_JOB_SELECT = (
+    "SELECT j.*, (SELECT MAX(number) FROM executor_outputs o WHERE"
+    " o.token_hash = j.token_hash AND o.hash = j.hash) AS output_number"
+    " FROM executor_jobs j"
+)
+
+
+def _count(status: str) -> int:
+    """Rows a statement touched, from asyncpg's status string (``DELETE 3``)."""
+    return int(status.rsplit(" ", 1)[-1]) if status[-1:].isdigit() else 0
+
+
+async def migrate(conn: asyncpg.Connection) -> int:
+    """Bring the schema to the newest version in one transaction (nodes starting together
+    wait on an advisory lock); returns the version."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(7301013)")
+        await conn.execute("CREATE TABLE IF NOT EXISTS judge_schema (version INTEGER NOT NULL)")
+        version = await conn.fetchval("SELECT MAX(version) FROM judge_schema") or 0
+        for n, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await conn.execute(script)
+            await conn.execute("INSERT INTO judge_schema (version) VALUES ($1)", n)
+            log.info("database schema migrated to version %d", n)
+        return len(MIGRATIONS)
+
+
+class PgStore:
+    """A pool of connections to PostgreSQL implementing every repository protocol, and a
+    dedicated connection for ``LISTEN``.
+
+    Build it with ``await PgStore.open(url)``; ``await close()`` when done.
+    """
+
+    engine = "postgresql"
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self._pool = pool
+        self._url = url
+        self._listener: asyncpg.Connection | None = None
+        self._subscribers: dict[str, list[Callable[[str], None]]] = {}
+
+    @classmethod
+    async def open(cls, url: str, *, max_connections: int = 10, connect_s: float = 0.0) -> PgStore:
+        """Connect (retrying for ``connect_s``: the database may be starting with the nodes)
+        and migrate the schema. Raises what asyncpg raises when it cannot."""
+        deadline = time.monotonic() + connect_s
+        while True:
+            try:
+                pool = await asyncpg.create_pool(url, min_size=1, max_size=max_connections)
+                break
+            except (OSError, asyncpg.CannotConnectNowError) as e:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("database not reachable yet (%s); retrying", e)
+                await asyncio.sleep(1)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, url)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        await self._pool.close()
+
+    @property
+    def missions(self) -> PgStore:
+        return self
+
+    @property
+    def callbacks(self) -> PgStore:
+        return self
+
+    @property
+    def jobs(self) -> PgStore:
+        return self
+
+    @property
+    def blobs(self) -> PgStore:
+        return self
+
+    @property
+    def tokens(self) -> PgStore:
+        return self
+
+    async def call(
+        self, fn: Callable[Concatenate[Any, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run the method of this store named like ``Database`` method ``fn``: call sites
+        written for ``SqliteStore.call`` work on both engines."""
+        method = getattr(self, fn.__name__)
+        return cast(T, await method(*args, **kwargs))
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    # -- notifications ----------------------------------------------------------------------------
+
+    async def subscribe(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(payload)`` on every NOTIFY on ``channel`` (one dedicated connection
+        for all). A lost connection loses hints only: callers poll as well."""
+        if self._listener is None:
+            self._listener = await asyncpg.connect(self._url)
+        first = channel not in self._subscribers
+        self._subscribers.setdefault(channel, []).append(callback)
+        if first:
+            await self._listener.add_listener(channel, self._notified)
+
+    def _notified(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
+        for callback in self._subscribers.get(channel, ()):
+            try:
+                callback(payload)
+            except Exception:
+                log.exception("a NOTIFY subscriber on %s failed", channel)
+
+    async def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            async with asyncio.timeout(5):
+                return bool(await self._pool.fetchval("SELECT 1"))
+        except (OSError, TimeoutError, asyncpg.PostgresError):
+            return False
+
+    # -- missions ---------------------------------------------------------------------------------
+
+    async def insert_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str = MISSION_KIND,
+    ) -> int:
+        """Store a queued mission (committed when this returns), tell the nodes, return its id."""
+        async with self._tx() as conn:
+            return await self._insert_mission(conn, token_hash, mission, normalised, kind)
+
+    async def _insert_mission(
+        self,
+        conn: asyncpg.Connection,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+    ) -> int:
+        now = time.time()
+        mission_id = await conn.fetchval(
+            "INSERT INTO missions (token_hash, state, mission, normalised, created_at,"
+            " updated_at, delivery_id, kind, callback_state)"
+            " VALUES ($1, 'queued', $2, $3, $4, $4, $5, $6, $7) RETURNING id",
+            token_hash,
+            json.dumps(mission),
+            json.dumps(normalised),
+            now,
+            uuid.uuid4().hex,
+            kind,
+            "waiting" if kind != MISSION_KIND or "return" in normalised else "none",
+        )
+        await conn.execute("SELECT pg_notify($1, $2)", MISSIONS_CHANNEL, str(mission_id))
+        return int(mission_id)
+
+    async def insert_job_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        job_hash: str,
+        doc_id: str,
+    ) -> int:
+        """Create (or re-create) a token's executor job and its queued mission in one
+        transaction (a crash leaves both or neither); returns the mission id."""
+        async with self._tx() as conn:
+            await self._put_job(conn, token_hash, job_hash, doc_id)
+            mission_id = await self._insert_mission(conn, token_hash, mission, normalised, kind)
+            await conn.execute(
+                "UPDATE executor_jobs SET mission_id = $3 WHERE token_hash = $1 AND hash = $2",
+                token_hash,
+                job_hash,
+                mission_id,
+            )
+            return mission_id
+
+    async def insert_pinned_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        owner: str,
+        lease_s: float,
+    ) -> int:
+        """Store a queued mission only ``owner`` may claim while it renews the pin
+        (``renew_pins``): its files are in that node's memory. Returns its id."""
+        async with self._tx() as conn:
+            mission_id = await self._insert_mission(conn, token_hash, mission, normalised, kind)
+            await conn.execute(
+                f"UPDATE missions SET lease_owner = $2, lease_until = {_NOW} + $3 WHERE id = $1",
+                mission_id,
+                owner,
+                lease_s,
+            )
+            return mission_id
+
+    async def renew_pins(self, owner: str, lease_s: float) -> None:
+        """Keep ``owner``'s queued pinned missions its own for ``lease_s`` more."""
+        await self._pool.execute(
+            f"UPDATE missions SET lease_until = {_NOW} + $2"
+            " WHERE state = 'queued' AND lease_owner = $1",
+            owner,
+            lease_s,
+        )
+
+    async def get_mission(self, mission_id: int) -> MissionRow | None:
+        row = await self._pool.fetchrow("SELECT * FROM missions WHERE id = $1", mission_id)
+        return None if row is None else mission_row(row)
+
+    async def claim(
+        self, mission_id: int, owner: str = "", lease_s: float = 0.0
+    ) -> MissionRow | None:
+        """Move a queued mission to ``running`` under ``owner``'s lease of ``lease_s`` and
+        return it; None when it is not queued (another node may have it)."""
+        row = await self._pool.fetchrow(
+            "UPDATE missions SET state = 'running', runs = runs + 1, updated_at = $4,"
+            f" lease_owner = $2, lease_until = {_NOW} + $3, cancel_requested = false"
+            " WHERE id = $1 AND state = 'queued' RETURNING *",
+            mission_id,
+            owner,
+            lease_s,
+            time.time(),
+        )
+        return None if row is None else mission_row(row)
+
+    async def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
+        """Claim the oldest queued mission, or a running one whose lease expired (its node
+        died), for ``owner``, in one statement that skips rows other nodes are claiming."""
+        row = await self._pool.fetchrow(
+            "WITH next AS (SELECT id FROM missions WHERE (state = 'queued'"
+            f" AND (lease_owner IN ('', $1) OR lease_until < {_NOW}))"
+            f" OR (state = 'running' AND lease_until < {_NOW})"
+            " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+            " UPDATE missions m SET state = 'running', runs = m.runs + 1, updated_at = $3,"
+            f" lease_owner = $1, lease_until = {_NOW} + $2"
+            " FROM next WHERE m.id = next.id RETURNING m.*",
+            owner,
+            lease_s,
+            time.time(),
+        )
+        return None if row is None else mission_row(row)
+
+    async def renew_lease(self, mission_id: int, owner: str, lease_s: float) -> bool | None:
+        """Extend ``owner``'s lease on a running mission; returns whether a cancel was asked
+        for it, None when ``owner`` no longer holds it."""
+        got = await self._pool.fetchrow(
+            f"UPDATE missions SET lease_until = {_NOW} + $3 WHERE id = $1"
+            " AND state = 'running' AND lease_owner = $2 RETURNING cancel_requested",
+            mission_id,
+            owner,
+            lease_s,
+        )
+        return None if got is None else bool(got["cancel_requested"])
+
+    async def request_cancel(self, mission_id: int) -> bool:
+        """Ask whichever node runs a mission to cancel it (NOTIFY it); False when it is not
+        running."""
+        async with self._tx() as conn:
+            status = await conn.execute(
+                "UPDATE missions SET cancel_requested = true WHERE id = $1 AND state = 'running'",
+                mission_id,
+            )
+            if _count(status) == 0:
+                return False
+            await conn.execute("SELECT pg_notify($1, $2)", CANCEL_CHANNEL, str(mission_id))
+            return True
+
+    async def finish(
+        self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
+    ) -> bool:
+        """Store the result of a running mission and make its callback due, in one statement;
+        with ``owner``, only while it holds the lease. True when stored."""
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "UPDATE missions SET state = $2, result = $3, updated_at = $4, callback_state ="
+                f" {_CALLBACK_DUE} WHERE id = $1 AND state = 'running'"
+                " AND ($5::text IS NULL OR lease_owner = $5) RETURNING callback_state",
+                mission_id,
+                state,
+                json.dumps(result),
+                time.time(),
+                owner,
+            )
+            if row is not None:
+                await self._notify_ended(conn, mission_id, row["callback_state"])
+            return row is not None
+
+    async def _notify_ended(
+        self, conn: asyncpg.Connection, mission_id: int, callback_state: str
+    ) -> None:
+        await conn.execute("SELECT pg_notify($1, $2)", ENDED_CHANNEL, str(mission_id))
+        if callback_state == "pending":
+            await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
+
+    async def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
+        """Finish a mission that is still queued as ``cancelled`` with ``result``; True if it was
+        queued (its callback is then due)."""
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "UPDATE missions SET state = 'cancelled', result = $2, updated_at = $3,"
+                f" callback_state = {_CALLBACK_DUE} WHERE id = $1 AND state = 'queued'"
+                " RETURNING callback_state",
+                mission_id,
+                json.dumps(result),
+                time.time(),
+            )
+            if row is not None:
+                await self._notify_ended(conn, mission_id, row["callback_state"])
+            return row is not None
+
+    async def fail(
+        self,
+        mission_id: int,
+        error: str,
+        result: dict[str, Any] | None = None,
+        owner: str | None = None,
+    ) -> bool:
+        """Mark a mission the judge could not run (an error inside the judge). With a
+        ``result`` (every execute ``SE``) its callback is due like any other; without one
+        there is nothing to deliver. With ``owner``, only while it holds the lease."""
+        if result is not None:
+            callback = f"{_CALLBACK_DUE}, callback_error = ''"
+        else:
+            callback = (
+                f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'failed'"
+                " ELSE callback_state END), callback_error = (CASE WHEN callback_state = 'none'"
+                " THEN '' ELSE 'no result to deliver' END)"
+            )
+        async with self._tx() as conn:
+            row = await conn.fetchrow(
+                "UPDATE missions SET state = 'failed', error = $2, updated_at = $3,"
+                f" result = COALESCE($4, result), callback_state = {callback}"
+                " WHERE id = $1 AND state IN ('queued', 'running')"
+                " AND ($5::text IS NULL OR state = 'queued' OR lease_owner = $5)"
+                " RETURNING callback_state",
+                mission_id,
+                error,
+                time.time(),
+                None if result is None else json.dumps(result),
+                owner,
+            )
+            if row is not None:
+                await self._notify_ended(conn, mission_id, row["callback_state"])
+            return row is not None
+
+    async def requeue_unfinished(self, owner: str | None = None) -> list[int]:
+        """At start: missions ``owner`` held when it stopped go back to the queue (re-run from
+        the start, keeping their ids; other nodes' missions come back when their leases
+        expire). Returns every queued id, oldest first."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE missions SET state = 'queued', updated_at = $1, lease_owner = '',"
+                " lease_until = 0 WHERE state = 'running'"
+                " AND ($2::text IS NULL OR lease_owner = $2)",
+                time.time(),
+                owner,
+            )
+            # Callbacks it was delivering are due again at once, not when their lease expires.
+            await conn.execute(
+                "UPDATE missions SET callback_lease_until = 0"
+                " WHERE ($1::text IS NULL OR callback_owner = $1)",
+                owner,
+            )
+            rows = await conn.fetch("SELECT id FROM missions WHERE state = 'queued' ORDER BY id")
+        return [r["id"] for r in rows]
+
+    async def running_by_owner(self) -> dict[str, int]:
+        """Running missions per node holding them, across the cluster."""
+        rows = await self._pool.fetch(
+            "SELECT lease_owner, COUNT(*) AS n FROM missions WHERE state = 'running'"
+            " GROUP BY lease_owner"
+        )
+        return {r["lease_owner"]: r["n"] for r in rows}
+
+    async def queued_count(self) -> int:
+        """Missions waiting in the queue (of every node)."""
+        return int(
+            await self._pool.fetchval("SELECT COUNT(*) FROM missions WHERE state = 'queued'")
+        )
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._pool.fetch("SELECT state, COUNT(*) AS n FROM missions GROUP BY state")
+        return {r["state"]: r["n"] for r in rows}
+
+    # -- callbacks --------------------------------------------------------------------------------
+
+    async def pending_callbacks(self) -> list[int]:
+        rows = await self._pool.fetch(
+            "SELECT id FROM missions WHERE callback_state = 'pending' ORDER BY id"
+        )
+        return [r["id"] for r in rows]
+
+    async def claim_callbacks(self, owner: str, lease_s: float, limit: int) -> list[int]:
+        """Claim up to ``limit`` due callbacks nobody holds (or whose holder's lease expired)
+        for ``owner``; returns their mission ids, oldest first."""
+        rows = await self._pool.fetch(
+            "WITH due AS (SELECT id FROM missions WHERE callback_state = 'pending'"
+            f" AND callback_lease_until < {_NOW} ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)"
+            f" UPDATE missions m SET callback_owner = $1, callback_lease_until = {_NOW} + $2"
+            " FROM due WHERE m.id = due.id RETURNING m.id",
+            owner,
+            lease_s,
+            limit,
+        )
+        return sorted(r["id"] for r in rows)
+
+    async def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
+        """Extend ``owner``'s lease on callbacks it is still delivering (retries wait long)."""
+        await self._pool.execute(
+            f"UPDATE missions SET callback_lease_until = {_NOW} + $3"
+            " WHERE id = ANY($1::bigint[]) AND callback_owner = $2",
+            mission_ids,
+            owner,
+            lease_s,
+        )
+
+    async def release_callback(self, mission_id: int, owner: str) -> None:
+        """``owner`` stops holding a callback (delivered, given up, or left for later)."""
+        await self._pool.execute(
+            "UPDATE missions SET callback_lease_until = 0 WHERE id = $1 AND callback_owner = $2",
+            mission_id,
+            owner,
+        )
+
+    async def set_callback(self, mission_id: int, state: str, attempts: int, error: str) -> None:
+        await self._pool.execute(
+            "UPDATE missions SET callback_state = $2, callback_attempts = $3,"
+            " callback_error = $4, updated_at = $5 WHERE id = $1",
+            mission_id,
+            state,
+            attempts,
+            error,
+            time.time(),
+        )
+
+    async def callback_counts(self) -> dict[str, int]:
+        rows = await self._pool.fetch(
+            "SELECT callback_state, COUNT(*) AS n FROM missions GROUP BY callback_state"
+        )
+        return {r["callback_state"]: r["n"] for r in rows}
+
+    # -- blobs ------------------------------------------------------------------------------------
+
+    async def put_blob(
+        self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()
+    ) -> BlobRow:
+        """Record a blob's metadata (a blob with the same hash keeps its first record) and make
+        it visible to ``token_hash``; returns the stored record."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO blobs (hash, name, size, mime, content, last_modified,"
+                " content_type, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " ON CONFLICT (hash) DO NOTHING",
+                blob.hash,
+                blob.name,
+                blob.size,
+                blob.mime,
+                blob.content,
+                blob.last_modified,
+                blob.content_type,
+                blob.doc,
+            )
+            if refs:
+                await conn.executemany(
+                    "INSERT INTO blob_refs (parent, kind, child) VALUES ($1, $2, $3)"
+                    " ON CONFLICT DO NOTHING",
+                    [(blob.hash, ref.kind, ref.child) for ref in refs],
+                )
+            await conn.execute(
+                "INSERT INTO blob_owners (hash, token_hash, touched_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (hash, token_hash) DO UPDATE SET touched_at = excluded.touched_at",
+                blob.hash,
+                token_hash,
+                time.time(),
+            )
+            row = await conn.fetchrow(
+                f"SELECT {_OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+                " WHERE hash = $1 AND o.token_hash = $2",
+                blob.hash,
+                token_hash,
+            )
+        assert row is not None
+        return BlobRow(**dict(row))
+
+    async def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
+        """A blob's metadata; with ``token_hash``, None unless that token may see it, and its
+        ``last_modified`` is when that token last stored it."""
+        if token_hash is None:
+            row = await self._pool.fetchrow("SELECT * FROM blobs WHERE hash = $1", blob_hash)
+        else:
+            row = await self._pool.fetchrow(
+                f"SELECT {_OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+                " WHERE hash = $1 AND o.token_hash = $2",
+                blob_hash,
+                token_hash,
+            )
+        return None if row is None else BlobRow(**dict(row))
+
+    async def touch_blob(self, blob_hash: str, token_hash: str) -> None:
+        """The token used its blob now: the retention period starts again."""
+        await self._pool.execute(
+            "UPDATE blob_owners SET touched_at = $3 WHERE hash = $1 AND token_hash = $2",
+            blob_hash,
+            token_hash,
+            time.time(),
+        )
+
+    async def list_blobs(self, token_hash: str) -> list[BlobRow]:
+        rows = await self._pool.fetch(
+            f"SELECT {_OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+            " WHERE o.token_hash = $1 ORDER BY o.touched_at, hash",
+            token_hash,
+        )
+        return [BlobRow(**dict(r)) for r in rows]
+
+    async def owns_content(self, content_hash: str, token_hash: str) -> bool:
+        """True when ``token_hash`` sees a file blob with this content."""
+        row = await self._pool.fetchrow(
+            "SELECT 1 FROM blobs JOIN blob_owners USING (hash) WHERE content = $1"
+            " AND content_type = 'object' AND token_hash = $2 LIMIT 1",
+            content_hash,
+            token_hash,
+        )
+        return row is not None
+
+    async def storage_used(self, token_hash: str) -> int:
+        """Bytes the blobs visible to a token hold (files by size, artifacts by document)."""
+        n = await self._pool.fetchval(
+            "SELECT COALESCE(SUM(CASE WHEN content_type = 'object' THEN size"
+            " ELSE LENGTH(COALESCE(doc, content)) END), 0)"
+            " FROM blobs JOIN blob_owners USING (hash) WHERE token_hash = $1",
+            token_hash,
+        )
+        return int(n)
+
+    async def sweep(self, cutoff: float) -> SweepResult:
+        """Remove what ended before ``cutoff`` (as the SQLite engine does, in one transaction);
+        returns what went, with the file hashes no blob refers to any more."""
+        finished = "('SUCCESS', 'FAILED_TO_EXECUTE', 'CANCELED')"
+        async with self._tx() as conn:
+            outputs = _count(
+                await conn.execute(
+                    "DELETE FROM executor_outputs o USING executor_jobs j"
+                    " WHERE j.token_hash = o.token_hash AND j.hash = o.hash"
+                    f" AND j.status IN {finished} AND COALESCE(j.finish_time, j.create_time) < $1",
+                    cutoff,
+                )
+            )
+            jobs = _count(
+                await conn.execute(
+                    f"DELETE FROM executor_jobs WHERE status IN {finished}"
+                    " AND COALESCE(finish_time, create_time) < $1",
+                    cutoff,
+                )
+            )
+            missions = _count(
+                await conn.execute(
+                    "DELETE FROM missions WHERE state IN ('done', 'cancelled', 'failed')"
+                    " AND callback_state != 'pending' AND updated_at < $1"
+                    " AND id NOT IN (SELECT mission_id FROM executor_jobs"
+                    " WHERE mission_id IS NOT NULL)",
+                    cutoff,
+                )
+            )
+            await conn.execute(
+                "DELETE FROM blob_owners WHERE touched_at < $1 AND NOT EXISTS (SELECT 1 FROM"
+                " executor_jobs j WHERE j.hash = blob_owners.hash"
+                " AND j.token_hash = blob_owners.token_hash"
+                " AND j.status IN ('CREATED', 'RUNNING'))",
+                cutoff,
+            )
+            removed: set[str] = set()
+            candidates: set[str] = set()
+            while True:  # soft links keep their targets: repeat until nothing more goes
+                rows = await conn.fetch(
+                    "SELECT hash, content, content_type FROM blobs WHERE NOT EXISTS"
+                    " (SELECT 1 FROM blob_owners o WHERE o.hash = blobs.hash) AND NOT EXISTS"
+                    " (SELECT 1 FROM blob_refs r WHERE r.kind = 'meta' AND r.child = blobs.hash)"
+                )
+                if not rows:
+                    break
+                for row in rows:
+                    removed.add(row["hash"])
+                    if row["content_type"] == "object":
+                        candidates.add(row["content"])
+                    refs = await conn.fetch(
+                        "SELECT child FROM blob_refs WHERE kind = 'content' AND parent = $1",
+                        row["hash"],
+                    )
+                    candidates.update(r["child"] for r in refs)
+                    await conn.execute("DELETE FROM blob_refs WHERE parent = $1", row["hash"])
+                    await conn.execute("DELETE FROM blobs WHERE hash = $1", row["hash"])
+            contents = []
+            for c in sorted(candidates):
+                used = await conn.fetchval(
+                    "SELECT 1 FROM blobs WHERE content = $1 AND content_type = 'object'"
+                    " UNION ALL SELECT 1 FROM blob_refs WHERE kind = 'content' AND child = $1"
+                    " LIMIT 1",
+                    c,
+                )
+                if used is None:
+                    contents.append(c)
+        return SweepResult(jobs, outputs, missions, len(removed), tuple(contents))
+
+    # -- blob contents (files every node reads) ---------------------------------------------------
+
+    async def put_content(self, content_hash: str, data: bytes) -> None:
+        """Store a file's bytes under its hash (once: the same hash is the same bytes)."""
+        await self._pool.execute(
+            "INSERT INTO blob_contents (hash, data) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            content_hash,
+            data,
+        )
+
+    async def has_content(self, content_hash: str) -> bool:
+        return bool(
+            await self._pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM blob_contents WHERE hash = $1)", content_hash
+            )
+        )
+
+    async def get_content(self, content_hash: str) -> bytes | None:
+        data = await self._pool.fetchval(
+            "SELECT data FROM blob_contents WHERE hash = $1", content_hash
+        )
+        return None if data is None else bytes(data)
+
+    async def delete_contents(self, content_hashes: tuple[str, ...]) -> tuple[int, int]:
+        """Delete files no blob refers to (checked again here: another node may have stored
+        one since the sweep chose them); returns how many went and their bytes."""
+        rows = await self._pool.fetch(
+            "DELETE FROM blob_contents c WHERE hash = ANY($1::text[]) AND NOT EXISTS"
+            " (SELECT 1 FROM blobs b WHERE b.content = c.hash AND b.content_type = 'object')"
+            " AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.kind = 'content'"
+            " AND r.child = c.hash) RETURNING LENGTH(data) AS n",
+            list(content_hashes),
+        )
+        return len(rows), sum(r["n"] for r in rows)
+
+    # -- executor jobs ----------------------------------------------------------------------------
+
+    async def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
+        row = await self._pool.fetchrow(
+            f"{_JOB_SELECT} WHERE j.token_hash = $1 AND j.hash = $2", token_hash, job_hash
+        )
+        return None if row is None else job_row(row)
+
+    async def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
+        rows = await self._pool.fetch(
+            f"{_JOB_SELECT} WHERE j.token_hash = $1 AND ($2::text IS NULL OR j.status = $2)"
+            " ORDER BY j.create_time",
+            token_hash,
+            status,
+        )
+        return [job_row(r) for r in rows]
+
+    async def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
+        """Create (or re-create) a token's job of ``job_hash`` as CREATED, without a mission
+        yet; the output of an earlier run is dropped."""
+        async with self._tx() as conn:
+            await self._put_job(conn, token_hash, job_hash, doc_id)
+            row = await conn.fetchrow(
+                f"{_JOB_SELECT} WHERE j.token_hash = $1 AND j.hash = $2", token_hash, job_hash
+            )
+        assert row is not None
+        return job_row(row)
+
+    async def _put_job(
+        self, conn: asyncpg.Connection, token_hash: str, job_hash: str, doc_id: str
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO executor_jobs (token_hash, hash, doc_id, status, create_time)"
+            " VALUES ($1, $2, $3, 'CREATED', $4) ON CONFLICT (token_hash, hash) DO UPDATE"
+            " SET doc_id = excluded.doc_id, status = 'CREATED',"
+            " create_time = excluded.create_time, mission_id = NULL, start_time = NULL,"
+            " finish_time = NULL, worker = NULL, result_hashes = NULL, output = '',"
+            " error = ''",
+            token_hash,
+            job_hash,
+            doc_id,
+            time.time(),
+        )
+        await conn.execute(
+            "DELETE FROM executor_outputs WHERE token_hash = $1 AND hash = $2",
+            token_hash,
+            job_hash,
+        )
+
+    async def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
+        """Set columns of a job (``result_hashes`` as a dict)."""
+        fields = dict(changes)
+        if "result_hashes" in fields:
+            fields["result_hashes"] = json.dumps(fields["result_hashes"])
+        allowed = {"mission_id", "status", "start_time", "finish_time", "worker"}
+        allowed |= {"result_hashes", "output", "error"}
+        assert set(fields) <= allowed, fields
+        assignments = ", ".join(f"{name} = ${n}" for n, name in enumerate(fields, start=3))
+        await self._pool.execute(
+            f"UPDATE executor_jobs SET {assignments} WHERE token_hash = $1 AND hash = $2",
+            token_hash,
+            job_hash,
+            *fields.values(),
+        )
+
+    async def delete_job(self, token_hash: str, job_hash: str) -> None:
+        await self._pool.execute(
+            "DELETE FROM executor_jobs WHERE token_hash = $1 AND hash = $2", token_hash, job_hash
+        )
+
+    async def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
+        """Store output segment ``number`` of a job (replacing one of that number)."""
+        await self._pool.execute(
+            "INSERT INTO executor_outputs (token_hash, hash, number, output)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (token_hash, hash, number)"
+            " DO UPDATE SET output = excluded.output",
+            token_hash,
+            job_hash,
+            number,
+            output,
+        )
+
+    async def clear_outputs(self, token_hash: str, job_hash: str) -> None:
+        await self._pool.execute(
+            "DELETE FROM executor_outputs WHERE token_hash = $1 AND hash = $2",
+            token_hash,
+            job_hash,
+        )
+
+    async def get_outputs(
+        self, token_hash: str, job_hash: str, start: int | None, end: int | None
+    ) -> list[tuple[int, str]]:
+        """Segments ``start`` <= number < ``end`` of a job, in order."""
+        rows = await self._pool.fetch(
+            "SELECT number, output FROM executor_outputs WHERE token_hash = $1 AND hash = $2"
+            " AND number >= $3 AND number < $4 ORDER BY number",
+            token_hash,
+            job_hash,
+            0 if start is None else start,
+            (1 << 31) - 1 if end is None else min(end, (1 << 31) - 1),
+        )
+        return [(r["number"], r["output"]) for r in rows]
+
+    # -- tokens -----------------------------------------------------------------------------------
+
+    async def add_token(self, name: str) -> str:
+        """Create a token called ``name`` and return it; only its hash is stored.
+
+        Raises ``ValueError`` when the name is empty or taken.
+        """
+        if not name.strip():
+            raise ValueError("a token needs a name")
+        token = secrets.token_urlsafe(24)
+        try:
+            await self._pool.execute(
+                "INSERT INTO tokens (hash, name, created_at) VALUES ($1, $2, $3)",
+                hash_token(token),
+                name,
+                time.time(),
+            )
+        except asyncpg.UniqueViolationError as e:
+            raise ValueError(f"a token named '{name}' exists") from e
+        return token
+
+    async def list_tokens(self) -> list[dict[str, Any]]:
+        rows = await self._pool.fetch(
+            "SELECT name, created_at, revoked_at FROM tokens ORDER BY name"
+        )
+        return [dict(r) for r in rows]
+
+    async def revoke_token(self, name: str) -> bool:
+        status = await self._pool.execute(
+            "UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+            name,
+            time.time(),
+        )
+        return _count(status) > 0
+
+    async def token_active(self, token_hash: str) -> bool:
+        row = await self._pool.fetchrow(
+            "SELECT 1 FROM tokens WHERE hash = $1 AND revoked_at IS NULL", token_hash
+        )
+        return row is not None

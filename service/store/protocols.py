@@ -1,0 +1,230 @@
+"""The storage interface: one protocol per aggregate, implemented by every engine.
+
+SQLite (``sqlite.py``, one node, the default) and PostgreSQL (``postgres.py``, many nodes)
+implement all of them; ``Storage`` is what the service holds. Every method is one statement or
+one transaction. Owners and leases only matter with many nodes: on SQLite one node holds every
+lease.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from service.store.records import MISSION_KIND, BlobRef, BlobRow, JobRow, MissionRow, SweepResult
+
+
+class MissionRepo(Protocol):
+    """Missions and their results: intake, claim under a lease, finish, cancel."""
+
+    async def insert_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str = MISSION_KIND,
+    ) -> int:
+        """Store a queued mission (committed when this returns) and return its id."""
+        ...
+
+    async def insert_job_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        job_hash: str,
+        doc_id: str,
+    ) -> int:
+        """Create (or re-create) a token's executor job and its queued mission in one
+        transaction (a crash leaves both or neither); returns the mission id."""
+        ...
+
+    async def insert_pinned_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        owner: str,
+        lease_s: float,
+    ) -> int:
+        """Store a queued mission only ``owner`` may claim while it renews the pin
+        (``renew_pins``): its files are in that node's memory. Returns its id."""
+        ...
+
+    async def renew_pins(self, owner: str, lease_s: float) -> None:
+        """Keep ``owner``'s queued pinned missions its own for ``lease_s`` more."""
+        ...
+
+    async def get_mission(self, mission_id: int) -> MissionRow | None: ...
+
+    async def claim(
+        self, mission_id: int, owner: str = "", lease_s: float = 0.0
+    ) -> MissionRow | None:
+        """Move a queued mission to ``running`` under ``owner``'s lease of ``lease_s`` and
+        return it; None when it is not queued."""
+        ...
+
+    async def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
+        """Claim the oldest queued mission, or a running one whose lease expired (its node
+        died), for ``owner``; None when there is none."""
+        ...
+
+    async def renew_lease(self, mission_id: int, owner: str, lease_s: float) -> bool | None:
+        """Extend ``owner``'s lease on a running mission; returns whether a cancel was asked
+        for it, None when ``owner`` no longer holds it."""
+        ...
+
+    async def request_cancel(self, mission_id: int) -> bool:
+        """Ask whichever node runs a mission to cancel it; False when it is not running."""
+        ...
+
+    async def finish(
+        self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
+    ) -> bool:
+        """Store the result of a running mission and make its callback due, in one statement;
+        with ``owner``, only while it holds the lease. True when stored."""
+        ...
+
+    async def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
+        """Finish a mission that is still queued as ``cancelled`` with ``result``; True if it was
+        queued (its callback is then due)."""
+        ...
+
+    async def fail(
+        self,
+        mission_id: int,
+        error: str,
+        result: dict[str, Any] | None = None,
+        owner: str | None = None,
+    ) -> bool:
+        """Mark a mission the judge could not run (an error inside the judge). With a
+        ``result`` (every execute ``SE``) its callback is due like any other; without one
+        there is nothing to deliver. With ``owner``, only while it holds the lease."""
+        ...
+
+    async def requeue_unfinished(self, owner: str | None = None) -> list[int]:
+        """At start: missions a crash or a stop interrupted go back to the queue (they are
+        re-run from the start, keeping their ids); with ``owner``, only those it held.
+        Returns every queued id, oldest first."""
+        ...
+
+    async def running_by_owner(self) -> dict[str, int]:
+        """Running missions per node holding them (the cluster's, on PostgreSQL)."""
+        ...
+
+    async def queued_count(self) -> int:
+        """Missions waiting in the queue (of every node)."""
+        ...
+
+    async def counts(self) -> dict[str, int]: ...
+
+
+class CallbackRepo(Protocol):
+    """Callback deliveries of finished missions, claimed by one node at a time."""
+
+    async def pending_callbacks(self) -> list[int]: ...
+
+    async def claim_callbacks(self, owner: str, lease_s: float, limit: int) -> list[int]:
+        """Claim up to ``limit`` due callbacks nobody holds (or whose holder's lease expired)
+        for ``owner``; returns their mission ids, oldest first."""
+        ...
+
+    async def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
+        """Extend ``owner``'s lease on callbacks it is still delivering (retries wait long)."""
+        ...
+
+    async def release_callback(self, mission_id: int, owner: str) -> None:
+        """``owner`` stops holding a callback (delivered, given up, or left for later)."""
+        ...
+
+    async def set_callback(
+        self, mission_id: int, state: str, attempts: int, error: str
+    ) -> None: ...
+
+    async def callback_counts(self) -> dict[str, int]: ...
+
+
+class JobRepo(Protocol):
+    """Executor jobs and their streamed output segments."""
+
+    async def get_job(self, token_hash: str, job_hash: str) -> JobRow | None: ...
+
+    async def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]: ...
+
+    async def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
+        """Create (or re-create) a token's job of ``job_hash`` as CREATED, without a mission
+        yet; the output of an earlier run is dropped."""
+        ...
+
+    async def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
+        """Set columns of a job (``result_hashes`` as a dict)."""
+        ...
+
+    async def delete_job(self, token_hash: str, job_hash: str) -> None: ...
+
+    async def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
+        """Store output segment ``number`` of a job (replacing one of that number)."""
+        ...
+
+    async def clear_outputs(self, token_hash: str, job_hash: str) -> None: ...
+
+    async def get_outputs(
+        self, token_hash: str, job_hash: str, start: int | None, end: int | None
+    ) -> list[tuple[int, str]]:
+        """Segments ``start`` <= number < ``end`` of a job, in order."""
+        ...
+
+
+class BlobRepo(Protocol):
+    """Blob metadata, who may see it, and the retention sweep."""
+
+    async def put_blob(
+        self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()
+    ) -> BlobRow:
+        """Record a blob's metadata (a blob with the same hash keeps its first record) and make
+        it visible to ``token_hash``; returns the stored record."""
+        ...
+
+    async def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
+        """A blob's metadata; with ``token_hash``, None unless that token may see it, and its
+        ``last_modified`` is when that token last stored it (never another token's time, which
+        would tell it someone else holds the same file)."""
+        ...
+
+    async def touch_blob(self, blob_hash: str, token_hash: str) -> None:
+        """The token used its blob now: the retention period starts again."""
+        ...
+
+    async def list_blobs(self, token_hash: str) -> list[BlobRow]: ...
+
+    async def owns_content(self, content_hash: str, token_hash: str) -> bool:
+        """True when ``token_hash`` sees a file blob with this content."""
+        ...
+
+    async def storage_used(self, token_hash: str) -> int:
+        """Bytes the blobs visible to a token hold (files by size, artifacts by document)."""
+        ...
+
+    async def sweep(self, cutoff: float) -> SweepResult:
+        """Remove what ended before ``cutoff``: finished jobs (and their output), finished
+        missions whose callback is settled, blobs no token touched since (unless a live job or
+        a kept artifact needs them). Returns what went, with the file hashes no blob refers to
+        any more (the caller deletes those files)."""
+        ...
+
+
+class TokenRepo(Protocol):
+    """API tokens, stored as hashes."""
+
+    async def add_token(self, name: str) -> str:
+        """Create a token called ``name`` and return it; only its hash is stored.
+
+        Raises ``ValueError`` when the name is empty or taken."""
+        ...
+
+    async def list_tokens(self) -> list[dict[str, Any]]: ...
+
+    async def revoke_token(self, name: str) -> bool: ...
+
+    async def token_active(self, token_hash: str) -> bool: ...
