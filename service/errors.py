@@ -16,7 +16,7 @@ from aiohttp import web
 
 from orchestrator.errors import EngineUnavailable, JudgeError
 from orchestrator.mission import MissionInvalid, MissionTooLarge
-from service.workers import QueueFull, ShuttingDown
+from service.intake import QueueFull, ShuttingDown
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine
@@ -47,6 +46,7 @@ from orchestrator.runner import (
 from orchestrator.sandbox import Meta
 from service.callbacks import CallbackPolicy
 from service.delivery import CallbackDelivery, DeliveryCounters
+from service.intake import Admission
 from service.store import (
     CANCEL_CHANNEL,
     ENDED_CHANNEL,
@@ -64,18 +64,6 @@ T = TypeVar("T")
 _CALLBACK_LINGER_S = 5.0
 
 BlobReader = Callable[[str], Awaitable[bytes | None]]
-
-
-class QueueFull(Exception):
-    """The queue holds as many missions as it may; the client should retry later."""
-
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__("the mission queue is full; retry later")
-        self.retry_after_s = retry_after_s
-
-
-class ShuttingDown(Exception):
-    """The server is stopping and takes no new missions."""
 
 
 Listener = Callable[[int, str, dict[str, Any]], None]
@@ -180,15 +168,13 @@ class MissionWorkers:
         self._reader_for = blob_reader_for
         self._session = session
         self._max_running = max_running
-        self._max_queued = max_queued
+        self._admission = Admission(max_queued=max_queued, max_running=max_running)
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._waiting: set[int] = set()  # in the queue and not cancelled
-        self._reserved = 0  # submissions being stored right now
         self._cancels: dict[int, asyncio.Event] = {}  # missions a worker holds
         self._workers: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()  # deliveries and stores in flight
         self._delivering: set[int] = set()
-        self._accepting = False
         self._stopping = False
         self.metrics = Metrics()
         # Callbacks are delivered apart from running missions (``service.delivery``).
@@ -240,7 +226,7 @@ class MissionWorkers:
                     return await self._store.call(Database.get_mission, mission_id)
                 # Another node may run it: its NOTIFY wakes us, polling covers a lost one.
                 await asyncio.wait([waiter], timeout=self._poll_s)
-                if waiter.done() and not self._accepting:
+                if waiter.done() and not self._admission.accepting:
                     return await self._store.call(Database.get_mission, mission_id)
                 waiters.discard(waiter)
                 waiter = asyncio.get_running_loop().create_future()
@@ -284,7 +270,7 @@ class MissionWorkers:
 
     @property
     def accepting(self) -> bool:
-        return self._accepting
+        return self._admission.accepting
 
     async def start(self) -> None:
         """Re-queue interrupted missions, resume pending callbacks, then start the workers.
@@ -304,7 +290,7 @@ class MissionWorkers:
         for n in range(self._max_running):
             task = asyncio.create_task(self._work(), name=f"mission-worker-{n}")
             self._workers.add(task)
-        self._accepting = True
+        self._admission.open()
 
     async def _start_clustered(self) -> None:
         requeued = await self._store.call(Database.requeue_unfinished, self._owner)
@@ -316,7 +302,7 @@ class MissionWorkers:
             task = asyncio.create_task(self._work(), name=f"mission-worker-{n}")
             self._workers.add(task)
         await self._delivery.start()
-        self._accepting = True
+        self._admission.open()
 
     def _cancel_heard(self, payload: str) -> None:
         event = self._cancels.get(int(payload))
@@ -388,22 +374,15 @@ class MissionWorkers:
         Raises ``ShuttingDown`` or ``QueueFull`` (nothing is stored then). Once storing has
         begun it completes and the mission is queued even if the caller is cancelled.
         """
-        if not self._accepting:
-            raise ShuttingDown()
+        self._admission.check_open()
         if self._clustered:
             self._queued_seen = await self._store.call(Database.queued_count)
-        if self.queue_depth + self._reserved >= self._max_queued:
-            depth = self.queue_depth + self._reserved
-            raise QueueFull(retry_after_s=max(1, math.ceil(depth / self._max_running)))
-        self._reserved += 1
-        try:
+        with self._admission.admit(self.queue_depth):
             return await asyncio.shield(
                 self._track(
                     self._store_and_queue(token_hash, mission, normalised, kind, io, job), "store"
                 )
             )
-        finally:
-            self._reserved -= 1
 
     async def _store_and_queue(
         self,
@@ -621,7 +600,7 @@ class MissionWorkers:
         What is cancelled stays in the database as it was (queued, running, callback pending)
         and is resumed at the next start.
         """
-        self._accepting = False
+        self._admission.close()
         self._stopping = True
         deadline = time.monotonic() + grace_s
         try:

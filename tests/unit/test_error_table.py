@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from orchestrator.errors import EngineUnavailable, SandboxError
 from orchestrator.mission import MissionInvalid
 from service.errors import error_middleware
-from service.workers import QueueFull, ShuttingDown
+from service.intake import QueueFull, ShuttingDown
 
 Client = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 
