@@ -33,6 +33,7 @@ from service.store.records import (
     job_row,
     mission_row,
 )
+from service.store.sql import CALLBACK_DUE, CALLBACK_UNDELIVERABLE, OWNED_BLOB
 
 log = logging.getLogger(__name__)
 
@@ -141,13 +142,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_OWNED_BLOB = "hash, name, size, mime, content, o.touched_at AS last_modified, content_type, doc"
-# A finished mission's callback becomes due only for the mission API's own missions with a
-# ``return`` (the others are polled: their callback state stays 'none').
-_CALLBACK_DUE = (
-    f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'pending'"
-    " ELSE callback_state END)"
-)
 _JOB_SELECT = (
     "SELECT j.*, (SELECT MAX(number) FROM executor_outputs o WHERE"
     " o.token_hash = j.token_hash AND o.hash = j.hash) AS output_number"
@@ -436,7 +430,7 @@ class PgStore:
         async with self._tx() as conn:
             row = await conn.fetchrow(
                 "UPDATE missions SET state = $2, result = $3, updated_at = $4, callback_state ="
-                f" {_CALLBACK_DUE} WHERE id = $1 AND state = 'running'"
+                f" {CALLBACK_DUE} WHERE id = $1 AND state = 'running'"
                 " AND ($5::text IS NULL OR lease_owner = $5) RETURNING callback_state",
                 mission_id,
                 state,
@@ -461,7 +455,7 @@ class PgStore:
         async with self._tx() as conn:
             row = await conn.fetchrow(
                 "UPDATE missions SET state = 'cancelled', result = $2, updated_at = $3,"
-                f" callback_state = {_CALLBACK_DUE} WHERE id = $1 AND state = 'queued'"
+                f" callback_state = {CALLBACK_DUE} WHERE id = $1 AND state = 'queued'"
                 " RETURNING callback_state",
                 mission_id,
                 json.dumps(result),
@@ -482,13 +476,9 @@ class PgStore:
         ``result`` (every execute ``SE``) its callback is due like any other; without one
         there is nothing to deliver. With ``owner``, only while it holds the lease."""
         if result is not None:
-            callback = f"{_CALLBACK_DUE}, callback_error = ''"
+            callback = f"{CALLBACK_DUE}, callback_error = ''"
         else:
-            callback = (
-                f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'failed'"
-                " ELSE callback_state END), callback_error = (CASE WHEN callback_state = 'none'"
-                " THEN '' ELSE 'no result to deliver' END)"
-            )
+            callback = CALLBACK_UNDELIVERABLE
         async with self._tx() as conn:
             row = await conn.fetchrow(
                 "UPDATE missions SET state = 'failed', error = $2, updated_at = $3,"
@@ -637,7 +627,7 @@ class PgStore:
                 time.time(),
             )
             row = await conn.fetchrow(
-                f"SELECT {_OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+                f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
                 " WHERE hash = $1 AND o.token_hash = $2",
                 blob.hash,
                 token_hash,
@@ -652,7 +642,7 @@ class PgStore:
             row = await self._pool.fetchrow("SELECT * FROM blobs WHERE hash = $1", blob_hash)
         else:
             row = await self._pool.fetchrow(
-                f"SELECT {_OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+                f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
                 " WHERE hash = $1 AND o.token_hash = $2",
                 blob_hash,
                 token_hash,
@@ -670,7 +660,7 @@ class PgStore:
 
     async def list_blobs(self, token_hash: str) -> list[BlobRow]:
         rows = await self._pool.fetch(
-            f"SELECT {_OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+            f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
             " WHERE o.token_hash = $1 ORDER BY o.touched_at, hash",
             token_hash,
         )

@@ -33,6 +33,7 @@ from service.store.records import (
     job_row,
     mission_row,
 )
+from service.store.sql import CALLBACK_DUE, CALLBACK_UNDELIVERABLE, OWNED_BLOB
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -130,18 +131,9 @@ CREATE TABLE IF NOT EXISTS executor_jobs (
 );
 CREATE INDEX IF NOT EXISTS executor_jobs_status ON executor_jobs(status);
 """
-# A blob's columns as one token sees it: its own time, not the first uploader's.
-_OWNED_BLOB = "hash, name, size, mime, content, o.touched_at AS last_modified, content_type, doc"
 _JOB_COLUMNS = (
     "hash, doc_id, mission_id, status, create_time, start_time, finish_time, worker,"
     " result_hashes, output, error"
-)
-
-# A finished mission's callback becomes due only for the mission API's own missions, and only
-# for those with a ``return`` (the others are polled: their callback state stays 'none').
-_CALLBACK_DUE = (
-    f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'pending'"
-    " ELSE callback_state END)"
 )
 
 
@@ -374,7 +366,7 @@ class Database:
         with ``owner``, only while it holds the lease. True when stored."""
         cur = self._conn.execute(
             "UPDATE missions SET state = ?, result = ?, updated_at = ?, callback_state ="
-            f" {_CALLBACK_DUE} WHERE id = ? AND state = 'running'"
+            f" {CALLBACK_DUE} WHERE id = ? AND state = 'running'"
             " AND (? IS NULL OR lease_owner = ?)",
             (state, json.dumps(result), time.time(), mission_id, owner, owner),
         )
@@ -385,7 +377,7 @@ class Database:
         queued (its callback is then due)."""
         cur = self._conn.execute(
             "UPDATE missions SET state = 'cancelled', result = ?, updated_at = ?,"
-            f" callback_state = {_CALLBACK_DUE} WHERE id = ? AND state = 'queued'",
+            f" callback_state = {CALLBACK_DUE} WHERE id = ? AND state = 'queued'",
             (json.dumps(result), time.time(), mission_id),
         )
         return cur.rowcount > 0
@@ -401,13 +393,9 @@ class Database:
         ``result`` (every execute ``SE``) its callback is due like any other; without one
         there is nothing to deliver. With ``owner``, only while it holds the lease."""
         if result is not None:
-            callback = f"{_CALLBACK_DUE}, callback_error = ''"
+            callback = f"{CALLBACK_DUE}, callback_error = ''"
         else:
-            callback = (
-                f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'failed'"
-                " ELSE callback_state END), callback_error = (CASE WHEN callback_state = 'none'"
-                " THEN '' ELSE 'no result to deliver' END)"
-            )
+            callback = CALLBACK_UNDELIVERABLE
         cur = self._conn.execute(
             "UPDATE missions SET state = 'failed', error = ?, updated_at = ?,"
             f" result = COALESCE(?, result), callback_state = {callback}"
@@ -556,7 +544,7 @@ class Database:
             row = self._conn.execute("SELECT * FROM blobs WHERE hash = ?", (blob_hash,)).fetchone()
         else:
             row = self._conn.execute(
-                f"SELECT {_OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+                f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
                 " WHERE hash = ? AND o.token_hash = ?",
                 (blob_hash, token_hash),
             ).fetchone()
@@ -571,7 +559,7 @@ class Database:
 
     def list_blobs(self, token_hash: str) -> list[BlobRow]:
         rows = self._conn.execute(
-            f"SELECT {_OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+            f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
             " WHERE o.token_hash = ? ORDER BY o.touched_at, hash",
             (token_hash,),
         )
