@@ -133,7 +133,7 @@ class EventHub:
         return log
 
     def publish(self, mission_id: int, kind: str, data: dict[str, Any]) -> None:
-        """A workers' listener (``service.workers.Listener``); never blocks."""
+        """A workers' listener (``service.progress.Listener``); never blocks."""
         if kind == "state":
             log = self._log(mission_id)
             if data["state"] == "running":

@@ -1,15 +1,27 @@
-"""Admission of submissions: whether a mission may enter the queue now, and what to answer if not.
+"""Intake: a submission becomes a durably stored, queued mission, or a clear refusal.
 
-The first piece of ``MissionWorkers`` taken apart (issue 13, item 3): it holds no queue and
-touches no database, so its rules (503 while stopping, 429 with ``Retry-After`` when full,
-submissions being stored counted against the bound) are testable alone.
+``Admission`` holds the rules alone (503 while stopping, 429 with ``Retry-After`` when full,
+submissions being stored counted against the bound): no queue, no database. ``Intake`` applies
+them, stores the mission (one transaction per use case: an executor job and its mission commit
+together) and hands it to the work queue. Running missions is ``service.running``'s job.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from orchestrator.runner import MissionIO
+from service.handoff import FilesInHand
+from service.progress import MissionProgress
+from service.store import MISSION_KIND, Database, Store
+from service.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
 
 
 class QueueFull(Exception):
@@ -62,3 +74,122 @@ class Admission:
             yield
         finally:
             self.reserved -= 1
+
+
+class Intake:
+    """Admits, stores and queues submissions; ``close`` refuses later ones."""
+
+    def __init__(
+        self,
+        store: Store,
+        queue: WorkQueue,
+        files: FilesInHand,
+        progress: MissionProgress,
+        *,
+        max_queued: int,
+        max_running: int,
+        owner: str = "judge",
+        lease_s: float = 20.0,
+    ) -> None:
+        self._store = store
+        self._clustered = store.engine == "postgresql"
+        self._queue = queue
+        self._files = files
+        self._progress = progress
+        self._owner = owner
+        self._lease_s = lease_s
+        self.admission = Admission(max_queued=max_queued, max_running=max_running)
+        self._storing: set[asyncio.Task[int]] = set()
+
+    @property
+    def accepting(self) -> bool:
+        return self.admission.accepting
+
+    def open(self) -> None:
+        self.admission.open()
+
+    def close(self) -> None:
+        self.admission.close()
+
+    async def submit(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        *,
+        kind: str = MISSION_KIND,
+        io: MissionIO | None = None,
+        job: tuple[str, str] | None = None,
+    ) -> int:
+        """Store the mission durably, then queue it; returns its id. With ``job`` (an
+        executor job's hash and document id) the job is (re)created with it, in the same
+        transaction. ``io``: front-door files held in this process until the mission runs.
+
+        Raises ``ShuttingDown`` or ``QueueFull`` (nothing is stored then). Once storing has
+        begun it completes and the mission is queued even if the caller is cancelled.
+        """
+        self.admission.check_open()
+        depth = await self._queue.refresh_depth()
+        with self.admission.admit(depth):
+            store = self._store_and_queue(token_hash, mission, normalised, kind, io, job)
+            return await asyncio.shield(self._track(store))
+
+    async def _store_and_queue(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        io: MissionIO | None,
+        job: tuple[str, str] | None,
+    ) -> int:
+        if job is None and io is not None and self._clustered:
+            # Its files are in this process's memory: no other node can run it.
+            async with self._files.storing():
+                mission_id = await self._store.call(
+                    Database.insert_pinned_mission,
+                    token_hash,
+                    mission,
+                    normalised,
+                    kind,
+                    self._owner,
+                    self._lease_s,
+                )
+                self._files.put(mission_id, io)
+        elif job is None:
+            # SQLite: concurrent submissions share one commit (group commit).
+            mission_id = await self._store.missions.insert_mission(
+                token_hash, mission, normalised, kind
+            )
+        else:
+            mission_id = await self._store.call(
+                Database.insert_job_mission, token_hash, mission, normalised, kind, *job
+            )
+        if io is not None:
+            self._files.put(mission_id, io)
+        self._queue.push(mission_id)
+        self._progress.emit(mission_id, "state", {"state": "queued"})
+        return mission_id
+
+    def _track(self, coro: Coroutine[Any, Any, int]) -> asyncio.Task[int]:
+        task = asyncio.create_task(coro, name="store")
+        self._storing.add(task)
+        task.add_done_callback(self._stored)
+        return task
+
+    def _stored(self, task: asyncio.Task[int]) -> None:
+        self._storing.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("storing a mission failed", exc_info=error)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let submissions being stored finish within ``timeout_s``; cancel the rest (a
+        mission cancelled mid-store was either committed, and is queued at the next start, or
+        was never acknowledged)."""
+        pending = list(self._storing)
+        if pending and timeout_s > 0:
+            await asyncio.wait(pending, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._storing.clear()

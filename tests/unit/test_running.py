@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 
 from orchestrator.runner import MissionDeps, MissionIO
-from service import workers as workers_module
 from service.callbacks import CallbackPolicy
 from service.store import MissionRow, PgStore
 from service.workers import MissionWorkers
@@ -46,17 +45,15 @@ class FakeRuns:
 
 
 @pytest.fixture
-def fake_runs(monkeypatch: pytest.MonkeyPatch) -> FakeRuns:
-    fake = FakeRuns()
-    monkeypatch.setattr(workers_module, "run_mission", fake)
-    return fake
+def fake_runs() -> FakeRuns:
+    return FakeRuns()
 
 
 Node = tuple[MissionWorkers, PgStore]
 
 
 @pytest.fixture
-async def make_node(pg_url: str) -> AsyncIterator[Callable[..., Any]]:
+async def make_node(pg_url: str, fake_runs: FakeRuns) -> AsyncIterator[Callable[..., Any]]:
     made: list[Node] = []
     async with aiohttp.ClientSession() as session:
 
@@ -74,6 +71,7 @@ async def make_node(pg_url: str) -> AsyncIterator[Callable[..., Any]]:
                 owner=owner,
                 lease_s=LEASE_S,
                 poll_s=0.2,
+                run=fake_runs,
             )
             for kind, door in (doors or {}).items():
                 workers.register(kind, door)

@@ -1,0 +1,174 @@
+"""Where running finds its next mission: the hand-over between intake and running.
+
+Two queues behind one shape. ``LocalQueue`` (SQLite, one node) keeps the ids of queued missions
+in memory; the database holds their durable copy and ``requeue_unfinished`` refills the queue at
+start. ``SharedQueue`` (PostgreSQL, many nodes) keeps nothing in memory: ``take`` claims from the
+shared table with ``SKIP LOCKED`` under this node's lease, and a NOTIFY (or the poll interval)
+says when to look again.
+
+Taking and claiming are two steps so that running can make a mission cancellable between them:
+on one node nothing else can then stop a mission that is already claimed but not yet held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from service.store import MISSIONS_CHANNEL, Database, MissionRow, Store
+
+log = logging.getLogger(__name__)
+
+
+class WorkQueue(Protocol):
+    """Queued missions as running sees them."""
+
+    @property
+    def depth(self) -> int:
+        """Missions waiting (on PostgreSQL: the shared queue's depth when last looked)."""
+        ...
+
+    async def start(self) -> list[int]:
+        """Queue again what this node left unfinished (state back to ``queued``); returns
+        their ids."""
+        ...
+
+    async def refresh_depth(self) -> int:
+        """``depth``, looked up again where another node can change it."""
+        ...
+
+    def push(self, mission_id: int) -> None:
+        """A mission was stored as queued: a worker should run it."""
+        ...
+
+    def discard(self, mission_id: int) -> None:
+        """A queued mission was cancelled: no worker should take it."""
+        ...
+
+    async def take(self) -> int | None:
+        """The next mission for this node; None once ``close`` was called."""
+        ...
+
+    async def claim(self, mission_id: int) -> MissionRow | None:
+        """Mark a taken mission ``running`` under this node's lease; returns its row, None if it
+        was cancelled or finished meanwhile."""
+        ...
+
+    def close(self) -> None:
+        """Stop handing out missions (shutdown): what is left stays queued in the database."""
+        ...
+
+
+class LocalQueue:
+    """One node's queue in memory (SQLite)."""
+
+    def __init__(self, store: Store, *, owner: str, lease_s: float) -> None:
+        self._store = store
+        self._owner = owner
+        self._lease_s = lease_s
+        self._ids: asyncio.Queue[int] = asyncio.Queue()
+        self._waiting: set[int] = set()  # in ``_ids`` and not cancelled
+        self._closed = False
+
+    @property
+    def depth(self) -> int:
+        return len(self._waiting)
+
+    async def start(self) -> list[int]:
+        requeued = await self._store.call(Database.requeue_unfinished)
+        for mission_id in requeued:
+            self.push(mission_id)
+        return requeued
+
+    async def refresh_depth(self) -> int:
+        return self.depth
+
+    def push(self, mission_id: int) -> None:
+        self._waiting.add(mission_id)
+        self._ids.put_nowait(mission_id)
+
+    def discard(self, mission_id: int) -> None:
+        self._waiting.discard(mission_id)
+
+    async def take(self) -> int | None:
+        while True:
+            mission_id = await self._ids.get()
+            if mission_id not in self._waiting:
+                continue  # cancelled while queued
+            if self._closed:
+                return None  # it stays queued in the database; the next start runs it
+            self._waiting.discard(mission_id)
+            return mission_id
+
+    async def claim(self, mission_id: int) -> MissionRow | None:
+        return await self._store.call(Database.claim, mission_id, self._owner, self._lease_s)
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class SharedQueue:
+    """The queue in PostgreSQL, shared by every node; this node claims under ``owner``."""
+
+    def __init__(self, store: Store, *, owner: str, lease_s: float, poll_s: float) -> None:
+        self._store = store
+        self._owner = owner
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self._arrived = asyncio.Event()  # a hint: the database stays the truth
+        self._claimed: dict[int, MissionRow] = {}  # taken, not yet handed to ``claim``
+        self._depth = 0
+        self._closed = False
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    async def start(self) -> list[int]:
+        # Only this node's own: other nodes' come back when their leases expire.
+        requeued = await self._store.call(Database.requeue_unfinished, self._owner)
+        self._depth = len(requeued)
+        await self._store.subscribe(MISSIONS_CHANNEL, lambda _: self._arrived.set())
+        return requeued
+
+    async def refresh_depth(self) -> int:
+        self._depth = await self._store.call(Database.queued_count)
+        return self._depth
+
+    def push(self, mission_id: int) -> None:
+        self._arrived.set()  # a worker here claims it, unless another node is first
+
+    def discard(self, mission_id: int) -> None:
+        pass  # the database's state is what claims look at
+
+    async def take(self) -> int | None:
+        while not self._closed:
+            self._arrived.clear()
+            try:
+                row = await self._store.call(Database.claim_next, self._owner, self._lease_s)
+            except Exception:
+                log.exception("cannot claim a mission; retrying")
+                row = None
+            if row is not None:
+                self._claimed[row.id] = row
+                return row.id
+            try:
+                # Missions pinned to this node (files in its memory) stay its own while idle.
+                await self._store.call(Database.renew_pins, self._owner, self._lease_s)
+                await self.refresh_depth()
+            except Exception:
+                log.exception("cannot count the queue")
+            try:
+                async with asyncio.timeout(self._poll_s):
+                    await self._arrived.wait()
+            except TimeoutError:
+                pass
+        return None
+
+    async def claim(self, mission_id: int) -> MissionRow | None:
+        return self._claimed.pop(mission_id, None)
+
+    def close(self) -> None:
+        self._closed = True
+        self._arrived.set()
