@@ -272,6 +272,18 @@ class RepositoryTests:
         assert row is not None
         assert (row.kind, row.state) == ("executor", "queued")
 
+    async def test_a_job_whose_mission_cannot_be_stored_is_not_stored_either(
+        self, store: Storage
+    ) -> None:
+        unstorable = {"tasks": {"task": [object()]}}  # not JSON: the mission's insert fails
+        with pytest.raises(TypeError):
+            await store.missions.insert_job_mission(
+                "tok", unstorable, NORMALISED, "executor", "jh", "doc"
+            )
+        # Both or neither: no job left in CREATED without a mission.
+        assert await store.jobs.get_job("tok", "jh") is None
+        assert await store.jobs.list_jobs("tok", "CREATED") == []
+
     async def test_the_call_bridge_reaches_the_same_methods(self, store: Storage) -> None:
         from service.store import Database
 
