@@ -1,8 +1,9 @@
-"""Front-door files held in this process between a mission's submission and its run.
+"""What intake hands running besides the database: the work queue, the front-door files held in
+this process, and who hears of a mission's progress.
 
 The exec API hands its inputs to ``submit`` in memory; they are not in the database, so only
 this process can run such a mission (on PostgreSQL it is stored *pinned* to this node). Intake
-puts the files here; the worker that runs the mission takes them.
+puts the files in ``FilesInHand``; the worker that runs the mission takes them.
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from orchestrator.runner import MissionIO
+from service.progress import MissionProgress
+from service.store import Store
+from service.workqueue import WorkQueue
 
 
 class FilesInHand:
@@ -43,3 +48,22 @@ class FilesInHand:
 
     def drop(self, mission_id: int) -> None:
         self._files.pop(mission_id, None)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """The parts intake and running share, one of each per node: the store and the queue a
+    mission goes through, this node's name (``owner``) and lease for claims and pins, who hears
+    of progress, and the front-door files held here."""
+
+    store: Store
+    queue: WorkQueue
+    progress: MissionProgress
+    owner: str = "judge"
+    lease_s: float = 20.0
+    files: FilesInHand = field(default_factory=FilesInHand)
+
+    @property
+    def clustered(self) -> bool:
+        """Many nodes share the store (PostgreSQL): claims and pins are by ``owner``."""
+        return self.store.engine == "postgresql"

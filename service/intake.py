@@ -16,10 +16,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.runner import MissionIO
-from service.handoff import FilesInHand
-from service.progress import MissionProgress
-from service.store import MISSION_KIND, Database, Store
-from service.workqueue import WorkQueue
+from service.handoff import Handoff
+from service.store import MISSION_KIND, Database
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +79,12 @@ class Intake:
 
     def __init__(
         self,
-        store: Store,
-        queue: WorkQueue,
-        files: FilesInHand,
-        progress: MissionProgress,
+        handoff: Handoff,
         *,
         max_queued: int,
         max_running: int,
-        owner: str = "judge",
-        lease_s: float = 20.0,
     ) -> None:
-        self._store = store
-        self._clustered = store.engine == "postgresql"
-        self._queue = queue
-        self._files = files
-        self._progress = progress
-        self._owner = owner
-        self._lease_s = lease_s
+        self._handoff = handoff
         self.admission = Admission(max_queued=max_queued, max_running=max_running)
         self._storing: set[asyncio.Task[int]] = set()
 
@@ -129,7 +116,7 @@ class Intake:
         begun it completes and the mission is queued even if the caller is cancelled.
         """
         self.admission.check_open()
-        depth = await self._queue.refresh_depth()
+        depth = await self._handoff.queue.refresh_depth()
         with self.admission.admit(depth):
             store = self._store_and_queue(token_hash, mission, normalised, kind, io, job)
             return await asyncio.shield(self._track(store))
@@ -143,32 +130,32 @@ class Intake:
         io: MissionIO | None,
         job: tuple[str, str] | None,
     ) -> int:
-        if job is None and io is not None and self._clustered:
+        if job is None and io is not None and self._handoff.clustered:
             # Its files are in this process's memory: no other node can run it.
-            async with self._files.storing():
-                mission_id = await self._store.call(
+            async with self._handoff.files.storing():
+                mission_id = await self._handoff.store.call(
                     Database.insert_pinned_mission,
                     token_hash,
                     mission,
                     normalised,
                     kind,
-                    self._owner,
-                    self._lease_s,
+                    self._handoff.owner,
+                    self._handoff.lease_s,
                 )
-                self._files.put(mission_id, io)
+                self._handoff.files.put(mission_id, io)
         elif job is None:
             # SQLite: concurrent submissions share one commit (group commit).
-            mission_id = await self._store.missions.insert_mission(
+            mission_id = await self._handoff.store.missions.insert_mission(
                 token_hash, mission, normalised, kind
             )
         else:
-            mission_id = await self._store.call(
+            mission_id = await self._handoff.store.call(
                 Database.insert_job_mission, token_hash, mission, normalised, kind, *job
             )
         if io is not None:
-            self._files.put(mission_id, io)
-        self._queue.push(mission_id)
-        self._progress.emit(mission_id, "state", {"state": "queued"})
+            self._handoff.files.put(mission_id, io)
+        self._handoff.queue.push(mission_id)
+        self._handoff.progress.emit(mission_id, "state", {"state": "queued"})
         return mission_id
 
     def _track(self, coro: Coroutine[Any, Any, int]) -> asyncio.Task[int]:

@@ -39,10 +39,8 @@ from orchestrator.runner import (
 )
 from orchestrator.sandbox import Meta
 from service.delivery import DeliveryCounters
-from service.handoff import FilesInHand
-from service.progress import MissionProgress
-from service.store import CANCEL_CHANNEL, MISSION_KIND, Database, MissionRow, Store
-from service.workqueue import WorkQueue
+from service.handoff import Handoff
+from service.store import CANCEL_CHANNEL, MISSION_KIND, Database, MissionRow
 
 log = logging.getLogger(__name__)
 
@@ -124,34 +122,27 @@ class MissionRunning:
 
     def __init__(
         self,
-        store: Store,
-        queue: WorkQueue,
+        handoff: Handoff,
         deps: MissionDeps,
         *,
-        files: FilesInHand,
-        progress: MissionProgress,
         metrics: Metrics,
         callback_due: CallbackDue,
         max_running: int,
         run: RunMission = run_mission,
         blob_reader_for: Callable[[str], BlobReader] | None = None,
-        owner: str = "judge",
-        lease_s: float = 20.0,
     ) -> None:
-        self._store = store
-        self._clustered = store.engine == "postgresql"
-        self._queue = queue
+        self._handoff = handoff
+        self._store = handoff.store
+        self._clustered = handoff.clustered
+        self._owner = handoff.owner
+        self._lease_s = handoff.lease_s
         self._deps = deps
-        self._files = files
-        self._progress = progress
         self.metrics = metrics
         self._callback_due = callback_due
         self._max_running = max_running
         self._run_mission = run
         # ``blob:`` files of a mission are read as its token: blobs are per token.
         self._reader_for = blob_reader_for
-        self._owner = owner
-        self._lease_s = lease_s
         self._doors: dict[str, FrontDoor] = {}
         self._cancels: dict[int, asyncio.Event] = {}  # missions a worker here holds
         self._workers: set[asyncio.Task[None]] = set()
@@ -175,7 +166,7 @@ class MissionRunning:
     async def stop(self, grace_s: float) -> None:
         """Take no more missions, give running ones ``grace_s`` to end, cancel the rest: what
         is cancelled stays ``running`` in the database and is re-run from the start later."""
-        self._queue.close()
+        self._handoff.queue.close()
         try:
             async with asyncio.timeout(grace_s):
                 await self._idle.wait()
@@ -206,7 +197,7 @@ class MissionRunning:
             mission = await asyncio.to_thread(parse_mission, row.mission, MissionCaps.unlimited())
             result = await asyncio.to_thread(not_run_result, mission, CANCELLED)
             if await self._store.call(Database.cancel_queued, mission_id, result):
-                self._queue.discard(mission_id)
+                self._handoff.queue.discard(mission_id)
                 self.metrics.missions_finished["cancelled"] += 1
                 log.info("mission %d cancelled while queued", mission_id)
                 await self._ended(row, "cancelled", result, MissionIO())
@@ -224,7 +215,7 @@ class MissionRunning:
         return row.state
 
     async def _work(self) -> None:
-        while (mission_id := await self._queue.take()) is not None:
+        while (mission_id := await self._handoff.queue.take()) is not None:
             self.running += 1
             self._idle.clear()
             try:
@@ -243,7 +234,7 @@ class MissionRunning:
         self._cancels[mission_id] = cancel
         lease: asyncio.Task[None] | None = None
         try:
-            row = await self._queue.claim(mission_id)
+            row = await self._handoff.queue.claim(mission_id)
             if row is None:
                 return  # cancelled or finished meanwhile
             if self._clustered:
@@ -294,12 +285,12 @@ class MissionRunning:
                 io = got
             # Accepted under the caps of its day; parsed off the loop (it may be large).
             mission = await asyncio.to_thread(parse_mission, row.mission, MissionCaps.unlimited())
-            executes = count_executes(mission)
-            self._progress.emit(mission_id, "state", {"state": "running", "executes": executes})
+            running = {"state": "running", "executes": count_executes(mission)}
+            self._handoff.progress.emit(mission_id, "state", running)
 
             def executed(done: ExecuteDone) -> None:
                 data = {"stage": done.stage, "task": done.task, "index": done.index}
-                self._progress.emit(mission_id, "execute", {**data, "entry": done.entry})
+                self._handoff.progress.emit(mission_id, "execute", {**data, "entry": done.entry})
 
             deps = self._deps
             if self._reader_for is not None:
@@ -335,7 +326,7 @@ class MissionRunning:
 
     async def _door_files(self, row: MissionRow) -> MissionIO | None:
         door = self._doors.get(row.kind)
-        given = await self._files.take(row.id)
+        given = await self._handoff.files.take(row.id)
         return None if door is None else await door.started(row, given)
 
     async def _fail(
@@ -357,7 +348,8 @@ class MissionRunning:
     ) -> None:
         """After a mission is stored as ended: listeners, then its callback or its front
         door's hook, then those waiting for it."""
-        self._progress.emit(row.id, "end", {"state": state, "result": result, "error": error})
+        end = {"state": state, "result": result, "error": error}
+        self._handoff.progress.emit(row.id, "end", end)
         try:
             door = self._doors.get(row.kind)
             if row.kind == MISSION_KIND:
@@ -365,5 +357,5 @@ class MissionRunning:
             elif door is not None:
                 await door.finished(row.id, state, result, io)
         finally:
-            self._files.drop(row.id)
-            self._progress.wake(row.id)
+            self._handoff.files.drop(row.id)
+            self._handoff.progress.wake(row.id)

@@ -9,7 +9,8 @@ Each part is its own module and can be read and tested alone:
 - ``service.running``: workers that claim, run (``run_mission``, or a fake in unit tests),
   finish and cancel missions, and front-door hooks;
 - ``service.delivery``: callbacks, apart from running (as arq delivers results apart from jobs);
-- ``service.progress``: listeners and those waiting for a mission to end.
+- ``service.progress``: listeners and those waiting for a mission to end;
+- ``service.handoff``: what intake and running share (queue, progress, front-door files).
 
 This module only wires them and orders start and shutdown. ``stop`` stops intake, lets running
 missions finish within a deadline and cancels the rest; a mission interrupted that way (or by a
@@ -30,7 +31,7 @@ import aiohttp
 from orchestrator.runner import MissionDeps, MissionIO, run_mission
 from service.callbacks import CallbackPolicy
 from service.delivery import CallbackDelivery
-from service.handoff import FilesInHand
+from service.handoff import Handoff
 from service.intake import Intake
 from service.progress import Listener, MissionProgress
 from service.running import BlobReader, FrontDoor, Metrics, MissionRunning, RunMission
@@ -69,18 +70,9 @@ class MissionWorkers:
             self._queue = SharedQueue(store, owner=owner, lease_s=lease_s, poll_s=poll_s)
         else:
             self._queue = LocalQueue(store, owner=owner, lease_s=lease_s)
-        files = FilesInHand()
         self._progress = MissionProgress(store, poll_s=poll_s)
-        self._intake = Intake(
-            store,
-            self._queue,
-            files,
-            self._progress,
-            max_queued=max_queued,
-            max_running=max_running,
-            owner=owner,
-            lease_s=lease_s,
-        )
+        handoff = Handoff(store, self._queue, self._progress, owner=owner, lease_s=lease_s)
+        self._intake = Intake(handoff, max_queued=max_queued, max_running=max_running)
         self._delivery = CallbackDelivery(
             store,
             session,
@@ -92,18 +84,13 @@ class MissionWorkers:
             poll_s=poll_s,
         )
         self._running = MissionRunning(
-            store,
-            self._queue,
+            handoff,
             deps,
-            files=files,
-            progress=self._progress,
             metrics=self.metrics,
             callback_due=self._delivery.due,
             max_running=max_running,
             run=run,
             blob_reader_for=blob_reader_for,
-            owner=owner,
-            lease_s=lease_s,
         )
 
     @property

@@ -11,8 +11,18 @@ import pytest
 from orchestrator.engine import open_runtime
 from orchestrator.sandbox import SandboxConfig, SandboxRuntime
 from tests import pgcluster
+from tests.service.support import Receiver
 
 DEFAULT_IMAGE = os.environ.get("JUDGE_TEST_IMAGE", "judge/default")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A callback receiver on a free local port (see ``Receiver``)."""
+    rx = Receiver()
+    await rx.start()
+    yield rx
+    await rx.stop()
 
 
 @pytest.fixture

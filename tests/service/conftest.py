@@ -16,21 +16,12 @@ from tests.service.support import (
     BOB,
     Api,
     InProcessJudge,
-    Receiver,
     ServerProcess,
     owned,
     remove_owned,
 )
 
 StartJudge = Callable[..., Awaitable[tuple[InProcessJudge, Api]]]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rx = Receiver()
-    await rx.start()
-    yield rx
-    await rx.stop()
 
 
 @pytest.fixture

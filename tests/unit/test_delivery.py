@@ -3,7 +3,6 @@ state a finished run leaves them, and a real receiver answers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,6 @@ RESULT: dict[str, Any] = {
     "final": {"file": {}, "execute": []},
 }
 POLICY = CallbackPolicy(attempts=5, initial_wait_s=0.01, max_wait_s=0.05, secret="s3cret")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rx = Receiver()
-    await rx.start()
-    yield rx
-    await rx.stop()
 
 
 async def finished(store: Storage, url: str) -> tuple[int, str]:

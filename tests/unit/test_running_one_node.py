@@ -104,14 +104,6 @@ def runs() -> FakeRuns:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rx = Receiver()
-    await rx.start()
-    yield rx
-    await rx.stop()
-
-
-@pytest.fixture
 async def node(tmp_path: Path, runs: FakeRuns) -> AsyncIterator[Node]:
     async with aiohttp.ClientSession() as session:
         made = Node(tmp_path / "judge.sqlite3", session, runs)
