@@ -33,7 +33,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from service.keys import STORE
-from service.store import Database, MissionRow
+from service.store import MissionRow
 
 KEEP_FINISHED = 256
 FINAL_STATES = frozenset({"done", "cancelled", "failed"})
@@ -222,7 +222,7 @@ async def _with_result(
     request: web.Request, mission_id: int, data: dict[str, Any]
 ) -> dict[str, Any]:
     """``done``'s data with the stored result (stored before the workers announce the end)."""
-    stored = await request.app[STORE].call(Database.get_mission, mission_id)
+    stored = await request.app[STORE].missions.get_mission(mission_id)
     result = None if stored is None else stored.result
     return {**data, "mission_result": result}
 

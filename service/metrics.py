@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from service.frontdoors.retention import RetentionSweeper
 from service.keys import POOL, RETENTION, STORE, WORKERS
-from service.store import CALLBACK_STATES, MISSION_STATES, Database
+from service.store import CALLBACK_STATES, MISSION_STATES
 from service.workers import MissionWorkers
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
@@ -51,8 +51,8 @@ class JudgeCollector(Collector):
         self.retention = app.get(RETENTION)
         pool = app.get(POOL)
         self.pool = pool.snapshot() if pool is not None else None
-        self.counts = await app[STORE].call(Database.counts)
-        self.callbacks = await app[STORE].call(Database.callback_counts)
+        self.counts = await app[STORE].missions.counts()
+        self.callbacks = await app[STORE].callbacks.callback_counts()
         self.running_by_node = await app[STORE].missions.running_by_owner()
 
     def collect(self) -> Iterator[Metric]:

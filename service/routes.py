@@ -19,7 +19,7 @@ from service.events import stream_events
 from service.keys import POOL, RUNTIME, SETTINGS, STORE, WORKERS
 from service.metrics import metrics
 from service.ratelimit import LIMITER
-from service.store import Database, MissionRow, hash_token
+from service.store import MissionRow, hash_token
 
 SUBMIT_FIELDS = frozenset({"token", "mission"})
 SUPERVISOR_LABEL = "judge.supervisor"
@@ -122,7 +122,7 @@ async def authenticate(request: web.Request, fields: dict[str, Any] | None = Non
     allowed = False
     for configured in request.app[SETTINGS].tokens:
         allowed |= hmac.compare_digest(hash_token(configured), digest)
-    if allowed or await request.app[STORE].call(Database.token_active, digest):
+    if allowed or await request.app[STORE].tokens.token_active(digest):
         return digest
     raise ApiError(
         401,
@@ -281,7 +281,7 @@ async def _own_mission(request: web.Request) -> Any:
     raw = request.match_info["id"]
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise ApiError(404, "not_found", "no such mission", "id")
-    row = await request.app[STORE].call(Database.get_mission, int(raw))
+    row = await request.app[STORE].missions.get_mission(int(raw))
     # Another token's mission is "not found": ids must not reveal what others submitted.
     if row is None or not hmac.compare_digest(row.token_hash, token_hash):
         raise ApiError(404, "not_found", "no such mission", "id")
@@ -349,7 +349,7 @@ async def healthz(request: web.Request) -> web.Response:
         checks["default_image"] = {"ok": False, "name": settings.default_image}
     try:
         store = request.app[STORE]
-        await store.call(Database.counts)
+        await store.missions.counts()
         checks["database"] = {"ok": True, "engine": store.engine}
     except Exception as e:
         checks["database"] = {"ok": False, "error": str(e)}

@@ -37,7 +37,7 @@ from service.frontdoors.archives import (
     zip_member,
 )
 from service.frontdoors.mimes import mime_type
-from service.store import BlobRef, BlobRow, Database, PgStore, Store, SweepResult
+from service.store import BlobRef, BlobRow, PgStore, Store, SweepResult
 
 T = TypeVar("T")
 
@@ -299,7 +299,7 @@ class BlobStore:
         """Raises ``QuotaExceeded`` when ``adding`` more bytes would not fit the quota."""
         if self._quota is None:
             return
-        used = await self._store.call(Database.storage_used, token_hash)
+        used = await self._store.blobs.storage_used(token_hash)
         if used + adding > self._quota:
             raise QuotaExceeded(
                 f"storing {adding} bytes would exceed this token's storage quota"
@@ -319,7 +319,7 @@ class BlobStore:
         meta_hash = metadata_hash(doc)
         if charge:
             async with self.quota_lock(token_hash):
-                if await self._store.call(Database.get_blob, meta_hash, token_hash) is None:
+                if await self._store.blobs.get_blob(meta_hash, token_hash) is None:
                     await self.check_quota(token_hash, len(data))
                 return await self._put_file(token_hash, data, doc, meta_hash)
         return await self._put_file(token_hash, data, doc, meta_hash)
@@ -340,7 +340,7 @@ class BlobStore:
         )
         async with self._writing():
             await self._put_content(content_hash, data)
-            stored = await self._store.call(Database.put_blob, row, token_hash)
+            stored = await self._store.blobs.put_blob(row, token_hash)
             if isinstance(self._store, PgStore) and not await self._store.has_content(content_hash):
                 # Another node's sweep removed the file between our two statements (the
                 # writers' lock above is per process): the metadata now refers to it, so it
@@ -363,9 +363,9 @@ class BlobStore:
         """
         for ref in refs:
             if ref.kind == "content":
-                ok = await self._store.call(Database.owns_content, ref.child, token_hash)
+                ok = await self._store.blobs.owns_content(ref.child, token_hash)
             else:
-                ok = await self._store.call(Database.get_blob, ref.child, token_hash) is not None
+                ok = await self._store.blobs.get_blob(ref.child, token_hash) is not None
             if not ok:
                 what = "file content" if ref.kind == "content" else "blob"
                 raise BlobRefused(f"content: no {what} '{ref.child}' (upload it first)")
@@ -373,7 +373,7 @@ class BlobStore:
         meta_hash = metadata_hash(doc)
         if charge:
             async with self.quota_lock(token_hash):
-                if await self._store.call(Database.get_blob, meta_hash, token_hash) is None:
+                if await self._store.blobs.get_blob(meta_hash, token_hash) is None:
                     await self.check_quota(token_hash, len(text))
                 return await self._put_doc(token_hash, doc, refs, text, meta_hash)
         return await self._put_doc(token_hash, doc, refs, text, meta_hash)
@@ -397,7 +397,7 @@ class BlobStore:
             text,
         )
         async with self._writing():
-            return await self._store.call(Database.put_blob, row, token_hash, refs)
+            return await self._store.blobs.put_blob(row, token_hash, refs)
 
     async def put_artifact(
         self, token_hash: str, doc: dict[str, Any], *, charge: bool = True
@@ -414,11 +414,11 @@ class BlobStore:
         """A blob's metadata, None when unknown or not visible to the token."""
         if not HASH.fullmatch(blob_hash):
             return None
-        return await self._store.call(Database.get_blob, blob_hash, token_hash)
+        return await self._store.blobs.get_blob(blob_hash, token_hash)
 
     async def listing(self, token_hash: str) -> bytes:
         """The JSON of every blob the token sees, keyed by hash (built off the loop)."""
-        rows = await self._store.call(Database.list_blobs, token_hash)
+        rows = await self._store.blobs.list_blobs(token_hash)
         return await self.run(lambda: json.dumps({r.hash: blob_doc(r) for r in rows}).encode())
 
     async def _object_bytes(self, row: BlobRow, depth: int = 0) -> bytes | None:
@@ -426,7 +426,7 @@ class BlobStore:
         if row.content_type == OBJECT:
             return await self._get_content(row.content)
         if row.content_type == SOFT_LINK and depth < _MAX_LINK_DEPTH:
-            target = await self._store.call(Database.get_blob, row.content)
+            target = await self._store.blobs.get_blob(row.content)
             return None if target is None else await self._object_bytes(target, depth + 1)
         return None
 
@@ -434,7 +434,7 @@ class BlobStore:
         if entry["contentType"] == OBJECT:
             data = await self._get_content(entry["content"])
         else:
-            target = await self._store.call(Database.get_blob, entry["content"])
+            target = await self._store.blobs.get_blob(entry["content"])
             data = None if target is None else await self._object_bytes(target)
         if data is None:
             raise LookupError(f"the content of '{path}' is gone")
@@ -541,7 +541,7 @@ class BlobStore:
             self._sweeping = True
             await self._changed.wait_for(lambda: self._writers == 0)
         try:
-            result = await self._store.call(Database.sweep, cutoff)
+            result = await self._store.blobs.sweep(cutoff)
             files, size = await self._delete_contents(result.contents)
             self.files_freed += files
             self.bytes_freed += size

@@ -42,7 +42,7 @@ from service.frontdoors.blobs import (
     QuotaExceeded,
     iso_time,
 )
-from service.store import Database, JobRow, MissionRow, Store
+from service.store import JobRow, MissionRow, Store
 from service.workers import MissionWorkers
 
 log = logging.getLogger(__name__)
@@ -298,7 +298,7 @@ class ExecutorDoor:
         a new one, queued. Returns (job, created). Raises ``LookupError`` (the token sees no
         such blob), ``JobRefused``, and ``QueueFull``/``ShuttingDown`` from the workers."""
         async with self._lock:
-            existing = await self._store.call(Database.get_job, token_hash, job_hash)
+            existing = await self._store.jobs.get_job(token_hash, job_hash)
             if existing is not None and existing.status != "CANCELED":
                 return existing, False
             files = await self._files(token_hash, job_hash)
@@ -306,7 +306,7 @@ class ExecutorDoor:
                 raise LookupError(job_hash)
             # A config may list arguments by the thousand: parsed off the event loop.
             config = await asyncio.to_thread(parse_job, files)
-            await self._store.call(Database.touch_blob, job_hash, token_hash)
+            await self._store.blobs.touch_blob(job_hash, token_hash)
             mission = job_mission(job_hash, config)
             try:
                 normalised = await asyncio.to_thread(lambda: normalise(parse_mission(mission)))
@@ -318,26 +318,26 @@ class ExecutorDoor:
             await self._workers.submit(
                 token_hash, mission, normalised, kind=KIND, job=(job_hash, doc_id)
             )
-            job = await self._store.call(Database.get_job, token_hash, job_hash)
+            job = await self._store.jobs.get_job(token_hash, job_hash)
             assert job is not None
             return job, True
 
     async def _update(self, token_hash: str, job_hash: str, **changes: Any) -> None:
-        await self._store.call(Database.update_job, token_hash, job_hash, changes)
+        await self._store.jobs.update_job(token_hash, job_hash, changes)
 
     async def cancel(self, job: JobRow) -> JobRow:
         if job.mission_id is not None and job.status in ("CREATED", "RUNNING"):
             await self._workers.cancel(job.mission_id)
-        now = await self._store.call(Database.get_job, job.token_hash, job.hash)
+        now = await self._store.jobs.get_job(job.token_hash, job.hash)
         return now or job
 
     async def _job_of(self, mission_id: int, row: MissionRow | None = None) -> JobRow | None:
         if row is None:
-            row = await self._store.call(Database.get_mission, mission_id)
+            row = await self._store.missions.get_mission(mission_id)
         if row is None:
             return None
         job_hash = row.normalised["return"]["payload"].get("job")
-        job = await self._store.call(Database.get_job, row.token_hash, str(job_hash))
+        job = await self._store.jobs.get_job(row.token_hash, str(job_hash))
         return job if job is not None and job.mission_id == mission_id else None
 
     async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
@@ -345,7 +345,7 @@ class ExecutorDoor:
             job = await self._job_of(row.id, row)
         if job is None:
             return None
-        await self._store.call(Database.clear_outputs, job.token_hash, job.hash)
+        await self._store.jobs.clear_outputs(job.token_hash, job.hash)
         await self._update(
             job.token_hash,
             job.hash,
@@ -373,9 +373,7 @@ class ExecutorDoor:
     async def _post(self, stream: OutputStream, text: str) -> None:
         number = stream.number
         stream.number += 1
-        await self._store.call(
-            Database.add_output, stream.token_hash, stream.job_hash, number, text
-        )
+        await self._store.jobs.add_output(stream.token_hash, stream.job_hash, number, text)
 
     async def _pump(self, stream: OutputStream, mission_io: MissionIO) -> None:
         """Read the running command's stdout from the sandbox and store due segments, until
@@ -517,7 +515,7 @@ class ExecutorDoor:
         """Segments ``start`` <= n < ``end`` of a job's output (WebGME's ``getOutput``). A job
         that streamed nothing has its whole stdout as segment 0 once it is finished."""
         if job.output_number is not None:
-            got = await self._store.call(Database.get_outputs, job.token_hash, job.hash, start, end)
+            got = await self._store.jobs.get_outputs(job.token_hash, job.hash, start, end)
             return [output_segment(job.hash, n, text) for n, text in got]
         if not job.output or (start is not None and start > 0) or (end is not None and end < 1):
             return []

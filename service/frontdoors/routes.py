@@ -30,7 +30,7 @@ from service.frontdoors.blobs import (
 from service.frontdoors.mimes import mime_type
 from service.keys import BLOBS, EXECUTOR, SETTINGS, STORE, WORKERS
 from service.routes import authenticate
-from service.store import Database, JobRow
+from service.store import JobRow
 
 _PYTHON_TYPES = ("application/python", "text/x-python", "application/x-python")
 _TAR_TYPES = ("application/x-tar", "application/x-gtar", "application/tar")
@@ -158,7 +158,7 @@ async def blob_view(request: web.Request) -> web.Response:
 
 async def _job(request: web.Request, token_hash: str) -> JobRow:
     """The token's job named in the path; 404 for any job of another token."""
-    job = await request.app[STORE].call(Database.get_job, token_hash, request.match_info["hash"])
+    job = await request.app[STORE].jobs.get_job(token_hash, request.match_info["hash"])
     if job is None:
         raise ApiError(404, "not_found", "no such job", "hash")
     return job
@@ -214,7 +214,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     if status is not None and status not in executor.WEBGME_STATUSES:
         known = ", ".join(executor.WEBGME_STATUSES)
         raise ApiError(400, "invalid", f"unknown status '{status}' (known: {known})", "status")
-    jobs = await request.app[STORE].call(Database.list_jobs, token_hash, status)
+    jobs = await request.app[STORE].jobs.list_jobs(token_hash, status)
     return web.json_response({job.hash: executor.job_doc(job, with_id=False) for job in jobs})
 
 
