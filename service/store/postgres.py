@@ -15,13 +15,13 @@ import json
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import asyncpg
 
+from service.store import sql
 from service.store.records import (
     MISSION_KIND,
     BlobRef,
@@ -33,7 +33,7 @@ from service.store.records import (
     job_row,
     mission_row,
 )
-from service.store.sql import CALLBACK_DUE, CALLBACK_UNDELIVERABLE, OWNED_BLOB
+from service.store.sql import OWNED_BLOB
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,16 @@ CALLBACKS_CHANNEL = "judge_callbacks"
 ENDED_CHANNEL = "judge_ended"
 """NOTIFY channel: a mission reached a final state (payload: its id)."""
 
-_NOW = "extract(epoch from clock_timestamp())"
+_NOW = sql.PG_CLOCK
+
+# Shared statements (``service.store.sql``) handing back what SQLite reads in a second statement.
+_INSERT_MISSION = sql.INSERT_MISSION.returning("id")
+_CLAIM = sql.CLAIM.returning("*")
+_RENEW_LEASE = sql.RENEW_LEASE.returning("cancel_requested")
+_FINISH = sql.FINISH.returning("callback_state")
+_CANCEL_QUEUED = sql.CANCEL_QUEUED.returning("callback_state")
+_FAIL_WITH_RESULT = sql.FAIL_WITH_RESULT.returning("callback_state")
+_FAIL_UNDELIVERABLE = sql.FAIL_UNDELIVERABLE.returning("callback_state")
 
 # Each entry moves the schema one version up; never edit one that shipped, append another.
 MIGRATIONS: tuple[str, ...] = (
@@ -271,7 +280,7 @@ class PgStore:
         except (OSError, TimeoutError, asyncpg.PostgresError):
             return False
 
-    # -- missions ---------------------------------------------------------------------------------
+    # -- missions (each does what ``protocols.MissionRepo`` promises) -----------------------------
 
     async def insert_mission(
         self,
@@ -292,19 +301,8 @@ class PgStore:
         normalised: dict[str, Any],
         kind: str,
     ) -> int:
-        now = time.time()
-        mission_id = await conn.fetchval(
-            "INSERT INTO missions (token_hash, state, mission, normalised, created_at,"
-            " updated_at, delivery_id, kind, callback_state)"
-            " VALUES ($1, 'queued', $2, $3, $4, $4, $5, $6, $7) RETURNING id",
-            token_hash,
-            json.dumps(mission),
-            json.dumps(normalised),
-            now,
-            uuid.uuid4().hex,
-            kind,
-            "waiting" if kind != MISSION_KIND or "return" in normalised else "none",
-        )
+        values = sql.new_mission(token_hash, mission, normalised, kind, time.time())
+        mission_id = await conn.fetchval(*_INSERT_MISSION.bind_pg(**values))
         await conn.execute("SELECT pg_notify($1, $2)", MISSIONS_CHANNEL, str(mission_id))
         return int(mission_id)
 
@@ -317,8 +315,6 @@ class PgStore:
         job_hash: str,
         doc_id: str,
     ) -> int:
-        """Create (or re-create) a token's executor job and its queued mission in one
-        transaction (a crash leaves both or neither); returns the mission id."""
         async with self._tx() as conn:
             await self._put_job(conn, token_hash, job_hash, doc_id)
             mission_id = await self._insert_mission(conn, token_hash, mission, normalised, kind)
@@ -339,50 +335,32 @@ class PgStore:
         owner: str,
         lease_s: float,
     ) -> int:
-        """Store a queued mission only ``owner`` may claim while it renews the pin
-        (``renew_pins``): its files are in that node's memory. Returns its id."""
         async with self._tx() as conn:
             mission_id = await self._insert_mission(conn, token_hash, mission, normalised, kind)
             await conn.execute(
-                f"UPDATE missions SET lease_owner = $2, lease_until = {_NOW} + $3 WHERE id = $1",
-                mission_id,
-                owner,
-                lease_s,
+                *sql.PIN_MISSION.bind_pg(mission_id=mission_id, owner=owner, lease_s=lease_s)
             )
             return mission_id
 
     async def renew_pins(self, owner: str, lease_s: float) -> None:
-        """Keep ``owner``'s queued pinned missions its own for ``lease_s`` more."""
-        await self._pool.execute(
-            f"UPDATE missions SET lease_until = {_NOW} + $2"
-            " WHERE state = 'queued' AND lease_owner = $1",
-            owner,
-            lease_s,
-        )
+        await self._pool.execute(*sql.RENEW_PINS.bind_pg(owner=owner, lease_s=lease_s))
 
     async def get_mission(self, mission_id: int) -> MissionRow | None:
-        row = await self._pool.fetchrow("SELECT * FROM missions WHERE id = $1", mission_id)
+        row = await self._pool.fetchrow(*sql.GET_MISSION.bind_pg(mission_id=mission_id))
         return None if row is None else mission_row(row)
 
     async def claim(
         self, mission_id: int, owner: str = "", lease_s: float = 0.0
     ) -> MissionRow | None:
-        """Move a queued mission to ``running`` under ``owner``'s lease of ``lease_s`` and
-        return it; None when it is not queued (another node may have it)."""
+        """None also when another node claimed it first."""
         row = await self._pool.fetchrow(
-            "UPDATE missions SET state = 'running', runs = runs + 1, updated_at = $4,"
-            f" lease_owner = $2, lease_until = {_NOW} + $3, cancel_requested = false"
-            " WHERE id = $1 AND state = 'queued' RETURNING *",
-            mission_id,
-            owner,
-            lease_s,
-            time.time(),
+            *_CLAIM.bind_pg(mission_id=mission_id, owner=owner, lease_s=lease_s, now=time.time())
         )
         return None if row is None else mission_row(row)
 
     async def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
-        """Claim the oldest queued mission, or a running one whose lease expired (its node
-        died), for ``owner``, in one statement that skips rows other nodes are claiming."""
+        """In one statement that skips rows other nodes are claiming (SQLite, one node, needs
+        none of this)."""
         row = await self._pool.fetchrow(
             "WITH next AS (SELECT id FROM missions WHERE (state = 'queued'"
             f" AND (lease_owner IN ('', $1) OR lease_until < {_NOW}))"
@@ -398,25 +376,15 @@ class PgStore:
         return None if row is None else mission_row(row)
 
     async def renew_lease(self, mission_id: int, owner: str, lease_s: float) -> bool | None:
-        """Extend ``owner``'s lease on a running mission; returns whether a cancel was asked
-        for it, None when ``owner`` no longer holds it."""
         got = await self._pool.fetchrow(
-            f"UPDATE missions SET lease_until = {_NOW} + $3 WHERE id = $1"
-            " AND state = 'running' AND lease_owner = $2 RETURNING cancel_requested",
-            mission_id,
-            owner,
-            lease_s,
+            *_RENEW_LEASE.bind_pg(mission_id=mission_id, owner=owner, lease_s=lease_s)
         )
         return None if got is None else bool(got["cancel_requested"])
 
     async def request_cancel(self, mission_id: int) -> bool:
-        """Ask whichever node runs a mission to cancel it (NOTIFY it); False when it is not
-        running."""
+        """And NOTIFY the node running it."""
         async with self._tx() as conn:
-            status = await conn.execute(
-                "UPDATE missions SET cancel_requested = true WHERE id = $1 AND state = 'running'",
-                mission_id,
-            )
+            status = await conn.execute(*sql.REQUEST_CANCEL.bind_pg(mission_id=mission_id))
             if _count(status) == 0:
                 return False
             await conn.execute("SELECT pg_notify($1, $2)", CANCEL_CHANNEL, str(mission_id))
@@ -425,45 +393,16 @@ class PgStore:
     async def finish(
         self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
     ) -> bool:
-        """Store the result of a running mission and make its callback due, in one statement;
-        with ``owner``, only while it holds the lease. True when stored."""
-        async with self._tx() as conn:
-            row = await conn.fetchrow(
-                "UPDATE missions SET state = $2, result = $3, updated_at = $4, callback_state ="
-                f" {CALLBACK_DUE} WHERE id = $1 AND state = 'running'"
-                " AND ($5::text IS NULL OR lease_owner = $5) RETURNING callback_state",
-                mission_id,
-                state,
-                json.dumps(result),
-                time.time(),
-                owner,
-            )
-            if row is not None:
-                await self._notify_ended(conn, mission_id, row["callback_state"])
-            return row is not None
-
-    async def _notify_ended(
-        self, conn: asyncpg.Connection, mission_id: int, callback_state: str
-    ) -> None:
-        await conn.execute("SELECT pg_notify($1, $2)", ENDED_CHANNEL, str(mission_id))
-        if callback_state == "pending":
-            await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
+        return await self._end(
+            _FINISH,
+            mission_id=mission_id,
+            state=state,
+            result=json.dumps(result),
+            owner=owner,
+        )
 
     async def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
-        """Finish a mission that is still queued as ``cancelled`` with ``result``; True if it was
-        queued (its callback is then due)."""
-        async with self._tx() as conn:
-            row = await conn.fetchrow(
-                "UPDATE missions SET state = 'cancelled', result = $2, updated_at = $3,"
-                f" callback_state = {CALLBACK_DUE} WHERE id = $1 AND state = 'queued'"
-                " RETURNING callback_state",
-                mission_id,
-                json.dumps(result),
-                time.time(),
-            )
-            if row is not None:
-                await self._notify_ended(conn, mission_id, row["callback_state"])
-            return row is not None
+        return await self._end(_CANCEL_QUEUED, mission_id=mission_id, result=json.dumps(result))
 
     async def fail(
         self,
@@ -472,67 +411,46 @@ class PgStore:
         result: dict[str, Any] | None = None,
         owner: str | None = None,
     ) -> bool:
-        """Mark a mission the judge could not run (an error inside the judge). With a
-        ``result`` (every execute ``SE``) its callback is due like any other; without one
-        there is nothing to deliver. With ``owner``, only while it holds the lease."""
-        if result is not None:
-            callback = f"{CALLBACK_DUE}, callback_error = ''"
-        else:
-            callback = CALLBACK_UNDELIVERABLE
+        return await self._end(
+            _FAIL_UNDELIVERABLE if result is None else _FAIL_WITH_RESULT,
+            mission_id=mission_id,
+            error=error,
+            result=None if result is None else json.dumps(result),
+            owner=owner,
+        )
+
+    async def _end(self, statement: sql.Statement, *, mission_id: int, **values: Any) -> bool:
+        """Run ``statement`` (one ending a mission, returning its callback state) and, when it
+        ended one, tell the nodes (and the callback deliverers when its callback is due)."""
         async with self._tx() as conn:
             row = await conn.fetchrow(
-                "UPDATE missions SET state = 'failed', error = $2, updated_at = $3,"
-                f" result = COALESCE($4, result), callback_state = {callback}"
-                " WHERE id = $1 AND state IN ('queued', 'running')"
-                " AND ($5::text IS NULL OR state = 'queued' OR lease_owner = $5)"
-                " RETURNING callback_state",
-                mission_id,
-                error,
-                time.time(),
-                None if result is None else json.dumps(result),
-                owner,
+                *statement.bind_pg(mission_id=mission_id, now=time.time(), **values)
             )
-            if row is not None:
-                await self._notify_ended(conn, mission_id, row["callback_state"])
-            return row is not None
+            if row is None:
+                return False
+            await conn.execute("SELECT pg_notify($1, $2)", ENDED_CHANNEL, str(mission_id))
+            if row["callback_state"] == "pending":
+                await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
+            return True
 
     async def requeue_unfinished(self, owner: str | None = None) -> list[int]:
-        """At start: missions ``owner`` held when it stopped go back to the queue (re-run from
-        the start, keeping their ids; other nodes' missions come back when their leases
-        expire). Returns every queued id, oldest first."""
+        """Other nodes' missions come back when their leases expire."""
         async with self._tx() as conn:
-            await conn.execute(
-                "UPDATE missions SET state = 'queued', updated_at = $1, lease_owner = '',"
-                " lease_until = 0 WHERE state = 'running'"
-                " AND ($2::text IS NULL OR lease_owner = $2)",
-                time.time(),
-                owner,
-            )
-            # Callbacks it was delivering are due again at once, not when their lease expires.
-            await conn.execute(
-                "UPDATE missions SET callback_lease_until = 0"
-                " WHERE ($1::text IS NULL OR callback_owner = $1)",
-                owner,
-            )
-            rows = await conn.fetch("SELECT id FROM missions WHERE state = 'queued' ORDER BY id")
+            await conn.execute(*sql.REQUEUE_RUNNING.bind_pg(owner=owner, now=time.time()))
+            await conn.execute(*sql.RELEASE_CALLBACKS_OF.bind_pg(owner=owner))
+            rows = await conn.fetch(sql.QUEUED_IDS)
         return [r["id"] for r in rows]
 
     async def running_by_owner(self) -> dict[str, int]:
-        """Running missions per node holding them, across the cluster."""
-        rows = await self._pool.fetch(
-            "SELECT lease_owner, COUNT(*) AS n FROM missions WHERE state = 'running'"
-            " GROUP BY lease_owner"
-        )
+        """Across the cluster."""
+        rows = await self._pool.fetch(sql.RUNNING_BY_OWNER)
         return {r["lease_owner"]: r["n"] for r in rows}
 
     async def queued_count(self) -> int:
-        """Missions waiting in the queue (of every node)."""
-        return int(
-            await self._pool.fetchval("SELECT COUNT(*) FROM missions WHERE state = 'queued'")
-        )
+        return int(await self._pool.fetchval(sql.QUEUED_COUNT))
 
     async def counts(self) -> dict[str, int]:
-        rows = await self._pool.fetch("SELECT state, COUNT(*) AS n FROM missions GROUP BY state")
+        rows = await self._pool.fetch(sql.COUNTS)
         return {r["state"]: r["n"] for r in rows}
 
     # -- callbacks --------------------------------------------------------------------------------

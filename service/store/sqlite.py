@@ -15,13 +15,13 @@ import json
 import secrets
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from service.store import sql
 from service.store.records import (
     MISSION_KIND,
     BlobRef,
@@ -33,7 +33,7 @@ from service.store.records import (
     job_row,
     mission_row,
 )
-from service.store.sql import CALLBACK_DUE, CALLBACK_UNDELIVERABLE, OWNED_BLOB
+from service.store.sql import OWNED_BLOB, Statement
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -201,7 +201,11 @@ class Database:
             raise
         self._conn.execute("COMMIT")
 
-    # -- missions -------------------------------------------------------------------------------
+    def _run(self, statement: Statement, **values: Any) -> sqlite3.Cursor:
+        """Execute a shared statement (``service.store.sql``) with its named ``values``."""
+        return self._conn.execute(*statement.bind_sqlite(**values))
+
+    # -- missions (each does what ``protocols.MissionRepo`` promises) ----------------------------
 
     def insert_mission(
         self,
@@ -210,23 +214,8 @@ class Database:
         normalised: dict[str, Any],
         kind: str = MISSION_KIND,
     ) -> int:
-        """Store a queued mission (committed when this returns) and return its id."""
-        now = time.time()
-        cur = self._conn.execute(
-            "INSERT INTO missions (token_hash, state, mission, normalised, created_at,"
-            " updated_at, delivery_id, kind, callback_state) VALUES (?, 'queued', ?, ?, ?, ?, ?,"
-            " ?, ?)",
-            (
-                token_hash,
-                json.dumps(mission),
-                json.dumps(normalised),
-                now,
-                now,
-                uuid.uuid4().hex,
-                kind,
-                "waiting" if kind != MISSION_KIND or "return" in normalised else "none",
-            ),
-        )
+        values = sql.new_mission(token_hash, mission, normalised, kind, time.time())
+        cur = self._run(sql.INSERT_MISSION, **values)
         assert cur.lastrowid is not None
         return cur.lastrowid
 
@@ -239,8 +228,6 @@ class Database:
         job_hash: str,
         doc_id: str,
     ) -> int:
-        """Create (or re-create) a token's executor job and its queued mission in one
-        transaction (a crash leaves both or neither); returns the mission id."""
         now = time.time()
         with self._transaction() as conn:
             conn.execute(
@@ -268,22 +255,19 @@ class Database:
         owner: str,
         lease_s: float,
     ) -> int:
-        """Store a queued mission only ``owner`` may claim while it renews the pin
-        (``renew_pins``): its files are in that node's memory. Returns its id."""
-        with self._transaction() as conn:
+        with self._transaction():
             mission_id = self.insert_mission(token_hash, mission, normalised, kind)
-            conn.execute(
-                "UPDATE missions SET lease_owner = ?, lease_until = ? WHERE id = ?",
-                (owner, time.time() + lease_s, mission_id),
+            self._run(
+                sql.PIN_MISSION,
+                mission_id=mission_id,
+                owner=owner,
+                lease_s=lease_s,
+                now=time.time(),
             )
         return mission_id
 
     def renew_pins(self, owner: str, lease_s: float) -> None:
-        """Keep ``owner``'s queued pinned missions its own for ``lease_s`` more."""
-        self._conn.execute(
-            "UPDATE missions SET lease_until = ? WHERE state = 'queued' AND lease_owner = ?",
-            (time.time() + lease_s, owner),
-        )
+        self._run(sql.RENEW_PINS, owner=owner, lease_s=lease_s, now=time.time())
 
     def insert_missions(
         self, batch: list[tuple[str, dict[str, Any], dict[str, Any], str]]
@@ -297,27 +281,21 @@ class Database:
         return ids
 
     def get_mission(self, mission_id: int) -> MissionRow | None:
-        row = self._conn.execute("SELECT * FROM missions WHERE id = ?", (mission_id,)).fetchone()
+        row = self._run(sql.GET_MISSION, mission_id=mission_id).fetchone()
         return None if row is None else mission_row(row)
 
     def claim(self, mission_id: int, owner: str = "", lease_s: float = 0.0) -> MissionRow | None:
-        """Move a queued mission to ``running`` under ``owner``'s lease of ``lease_s`` and
-        return it; None when it is not queued."""
-        now = time.time()
-        with self._transaction() as conn:
-            cur = conn.execute(
-                "UPDATE missions SET state = 'running', runs = runs + 1, updated_at = ?,"
-                " lease_owner = ?, lease_until = ?, cancel_requested = 0"
-                " WHERE id = ? AND state = 'queued'",
-                (now, owner, now + lease_s, mission_id),
+        with self._transaction():
+            cur = self._run(
+                sql.CLAIM, mission_id=mission_id, owner=owner, lease_s=lease_s, now=time.time()
             )
             if cur.rowcount == 0:
                 return None
             return self.get_mission(mission_id)
 
     def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
-        """Claim the oldest queued mission, or a running one whose lease expired (its node
-        died), for ``owner``; None when there is none."""
+        # One node, one writer at a time: a SELECT then an UPDATE in a transaction is the
+        # claim PostgreSQL makes in one statement with FOR UPDATE SKIP LOCKED.
         now = time.time()
         with self._transaction() as conn:
             row = conn.execute(
@@ -336,13 +314,13 @@ class Database:
             return self.get_mission(row["id"])
 
     def renew_lease(self, mission_id: int, owner: str, lease_s: float) -> bool | None:
-        """Extend ``owner``'s lease on a running mission; returns whether a cancel was asked
-        for it, None when ``owner`` no longer holds it."""
         with self._transaction() as conn:
-            cur = conn.execute(
-                "UPDATE missions SET lease_until = ? WHERE id = ? AND state = 'running'"
-                " AND lease_owner = ?",
-                (time.time() + lease_s, mission_id, owner),
+            cur = self._run(
+                sql.RENEW_LEASE,
+                mission_id=mission_id,
+                owner=owner,
+                lease_s=lease_s,
+                now=time.time(),
             )
             if cur.rowcount == 0:
                 return None
@@ -352,33 +330,24 @@ class Database:
         return bool(row["cancel_requested"])
 
     def request_cancel(self, mission_id: int) -> bool:
-        """Ask whichever node runs a mission to cancel it; False when it is not running."""
-        cur = self._conn.execute(
-            "UPDATE missions SET cancel_requested = 1 WHERE id = ? AND state = 'running'",
-            (mission_id,),
-        )
-        return cur.rowcount > 0
+        return self._run(sql.REQUEST_CANCEL, mission_id=mission_id).rowcount > 0
 
     def finish(
         self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
     ) -> bool:
-        """Store the result of a running mission and make its callback due, in one statement;
-        with ``owner``, only while it holds the lease. True when stored."""
-        cur = self._conn.execute(
-            "UPDATE missions SET state = ?, result = ?, updated_at = ?, callback_state ="
-            f" {CALLBACK_DUE} WHERE id = ? AND state = 'running'"
-            " AND (? IS NULL OR lease_owner = ?)",
-            (state, json.dumps(result), time.time(), mission_id, owner, owner),
+        cur = self._run(
+            sql.FINISH,
+            mission_id=mission_id,
+            state=state,
+            result=json.dumps(result),
+            owner=owner,
+            now=time.time(),
         )
         return cur.rowcount > 0
 
     def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
-        """Finish a mission that is still queued as ``cancelled`` with ``result``; True if it was
-        queued (its callback is then due)."""
-        cur = self._conn.execute(
-            "UPDATE missions SET state = 'cancelled', result = ?, updated_at = ?,"
-            f" callback_state = {CALLBACK_DUE} WHERE id = ? AND state = 'queued'",
-            (json.dumps(result), time.time(), mission_id),
+        cur = self._run(
+            sql.CANCEL_QUEUED, mission_id=mission_id, result=json.dumps(result), now=time.time()
         )
         return cur.rowcount > 0
 
@@ -389,64 +358,32 @@ class Database:
         result: dict[str, Any] | None = None,
         owner: str | None = None,
     ) -> bool:
-        """Mark a mission the judge could not run (an error inside the judge). With a
-        ``result`` (every execute ``SE``) its callback is due like any other; without one
-        there is nothing to deliver. With ``owner``, only while it holds the lease."""
-        if result is not None:
-            callback = f"{CALLBACK_DUE}, callback_error = ''"
-        else:
-            callback = CALLBACK_UNDELIVERABLE
-        cur = self._conn.execute(
-            "UPDATE missions SET state = 'failed', error = ?, updated_at = ?,"
-            f" result = COALESCE(?, result), callback_state = {callback}"
-            " WHERE id = ? AND state IN ('queued', 'running')"
-            " AND (? IS NULL OR state = 'queued' OR lease_owner = ?)",
-            (
-                error,
-                time.time(),
-                None if result is None else json.dumps(result),
-                mission_id,
-                owner,
-                owner,
-            ),
+        cur = self._run(
+            sql.FAIL_UNDELIVERABLE if result is None else sql.FAIL_WITH_RESULT,
+            mission_id=mission_id,
+            error=error,
+            result=None if result is None else json.dumps(result),
+            owner=owner,
+            now=time.time(),
         )
         return cur.rowcount > 0
 
     def requeue_unfinished(self, owner: str | None = None) -> list[int]:
-        """At start: missions a crash or a stop interrupted go back to the queue (they are
-        re-run from the start, keeping their ids); with ``owner``, only those it held.
-        Returns every queued id, oldest first."""
         with self._transaction() as conn:
-            conn.execute(
-                "UPDATE missions SET state = 'queued', updated_at = ?, lease_owner = '',"
-                " lease_until = 0 WHERE state = 'running' AND (? IS NULL OR lease_owner = ?)",
-                (time.time(), owner, owner),
-            )
-            # Callbacks it was delivering are due again at once, not when their lease expires.
-            conn.execute(
-                "UPDATE missions SET callback_lease_until = 0"
-                " WHERE (? IS NULL OR callback_owner = ?)",
-                (owner, owner),
-            )
-            rows = conn.execute(
-                "SELECT id FROM missions WHERE state = 'queued' ORDER BY id"
-            ).fetchall()
+            self._run(sql.REQUEUE_RUNNING, owner=owner, now=time.time())
+            self._run(sql.RELEASE_CALLBACKS_OF, owner=owner)
+            rows = conn.execute(sql.QUEUED_IDS).fetchall()
         return [r["id"] for r in rows]
 
     def running_by_owner(self) -> dict[str, int]:
         """Running missions per node holding them (one node here)."""
-        rows = self._conn.execute(
-            "SELECT lease_owner, COUNT(*) AS n FROM missions WHERE state = 'running'"
-            " GROUP BY lease_owner"
-        )
-        return {r["lease_owner"]: r["n"] for r in rows}
+        return {r["lease_owner"]: r["n"] for r in self._conn.execute(sql.RUNNING_BY_OWNER)}
 
     def queued_count(self) -> int:
-        """Missions waiting in the queue (of every node)."""
-        row = self._conn.execute(
-            "SELECT COUNT(*) AS n FROM missions WHERE state = 'queued'"
-        ).fetchone()
-        return int(row["n"])
+        return int(self._conn.execute(sql.QUEUED_COUNT).fetchone()["n"])
+
+    def counts(self) -> dict[str, int]:
+        return {r["state"]: r["n"] for r in self._conn.execute(sql.COUNTS)}
 
     def claim_callbacks(self, owner: str, lease_s: float, limit: int) -> list[int]:
         """Claim up to ``limit`` due callbacks nobody holds (or whose holder's lease expired)
@@ -491,10 +428,6 @@ class Database:
             " updated_at = ? WHERE id = ?",
             (state, attempts, error, time.time(), mission_id),
         )
-
-    def counts(self) -> dict[str, int]:
-        rows = self._conn.execute("SELECT state, COUNT(*) AS n FROM missions GROUP BY state")
-        return {r["state"]: r["n"] for r in rows}
 
     def callback_counts(self) -> dict[str, int]:
         rows = self._conn.execute(
