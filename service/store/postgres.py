@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -32,6 +31,7 @@ from service.store.records import (
     hash_token,
     job_row,
     mission_row,
+    new_token,
 )
 from service.store.sql import OWNED_BLOB
 
@@ -453,17 +453,13 @@ class PgStore:
         rows = await self._pool.fetch(sql.COUNTS)
         return {r["state"]: r["n"] for r in rows}
 
-    # -- callbacks --------------------------------------------------------------------------------
+    # -- callbacks (``protocols.CallbackRepo``) ---------------------------------------------------
 
     async def pending_callbacks(self) -> list[int]:
-        rows = await self._pool.fetch(
-            "SELECT id FROM missions WHERE callback_state = 'pending' ORDER BY id"
-        )
-        return [r["id"] for r in rows]
+        return [r["id"] for r in await self._pool.fetch(sql.PENDING_CALLBACKS)]
 
     async def claim_callbacks(self, owner: str, lease_s: float, limit: int) -> list[int]:
-        """Claim up to ``limit`` due callbacks nobody holds (or whose holder's lease expired)
-        for ``owner``; returns their mission ids, oldest first."""
+        """In one statement that skips rows other nodes are claiming."""
         rows = await self._pool.fetch(
             "WITH due AS (SELECT id FROM missions WHERE callback_state = 'pending'"
             f" AND callback_lease_until < {_NOW} ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)"
@@ -476,7 +472,6 @@ class PgStore:
         return sorted(r["id"] for r in rows)
 
     async def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
-        """Extend ``owner``'s lease on callbacks it is still delivering (retries wait long)."""
         await self._pool.execute(
             f"UPDATE missions SET callback_lease_until = {_NOW} + $3"
             " WHERE id = ANY($1::bigint[]) AND callback_owner = $2",
@@ -486,28 +481,21 @@ class PgStore:
         )
 
     async def release_callback(self, mission_id: int, owner: str) -> None:
-        """``owner`` stops holding a callback (delivered, given up, or left for later)."""
-        await self._pool.execute(
-            "UPDATE missions SET callback_lease_until = 0 WHERE id = $1 AND callback_owner = $2",
-            mission_id,
-            owner,
-        )
+        await self._pool.execute(*sql.RELEASE_CALLBACK.bind_pg(mission_id=mission_id, owner=owner))
 
     async def set_callback(self, mission_id: int, state: str, attempts: int, error: str) -> None:
         await self._pool.execute(
-            "UPDATE missions SET callback_state = $2, callback_attempts = $3,"
-            " callback_error = $4, updated_at = $5 WHERE id = $1",
-            mission_id,
-            state,
-            attempts,
-            error,
-            time.time(),
+            *sql.SET_CALLBACK.bind_pg(
+                mission_id=mission_id,
+                state=state,
+                attempts=attempts,
+                error=error,
+                now=time.time(),
+            )
         )
 
     async def callback_counts(self) -> dict[str, int]:
-        rows = await self._pool.fetch(
-            "SELECT callback_state, COUNT(*) AS n FROM missions GROUP BY callback_state"
-        )
+        rows = await self._pool.fetch(sql.CALLBACK_COUNTS)
         return {r["callback_state"]: r["n"] for r in rows}
 
     # -- blobs ------------------------------------------------------------------------------------
@@ -811,43 +799,29 @@ class PgStore:
         )
         return [(r["number"], r["output"]) for r in rows]
 
-    # -- tokens -----------------------------------------------------------------------------------
+    # -- tokens (``protocols.TokenRepo``) ---------------------------------------------------------
 
     async def add_token(self, name: str) -> str:
         """Create a token called ``name`` and return it; only its hash is stored.
 
         Raises ``ValueError`` when the name is empty or taken.
         """
-        if not name.strip():
-            raise ValueError("a token needs a name")
-        token = secrets.token_urlsafe(24)
+        token = new_token(name)
         try:
             await self._pool.execute(
-                "INSERT INTO tokens (hash, name, created_at) VALUES ($1, $2, $3)",
-                hash_token(token),
-                name,
-                time.time(),
+                *sql.ADD_TOKEN.bind_pg(hash=hash_token(token), name=name, now=time.time())
             )
         except asyncpg.UniqueViolationError as e:
             raise ValueError(f"a token named '{name}' exists") from e
         return token
 
     async def list_tokens(self) -> list[dict[str, Any]]:
-        rows = await self._pool.fetch(
-            "SELECT name, created_at, revoked_at FROM tokens ORDER BY name"
-        )
-        return [dict(r) for r in rows]
+        return [dict(r) for r in await self._pool.fetch(sql.LIST_TOKENS)]
 
     async def revoke_token(self, name: str) -> bool:
-        status = await self._pool.execute(
-            "UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
-            name,
-            time.time(),
-        )
+        status = await self._pool.execute(*sql.REVOKE_TOKEN.bind_pg(name=name, now=time.time()))
         return _count(status) > 0
 
     async def token_active(self, token_hash: str) -> bool:
-        row = await self._pool.fetchrow(
-            "SELECT 1 FROM tokens WHERE hash = $1 AND revoked_at IS NULL", token_hash
-        )
+        row = await self._pool.fetchrow(*sql.TOKEN_ACTIVE.bind_pg(token_hash=token_hash))
         return row is not None

@@ -188,3 +188,25 @@ RUNNING_BY_OWNER = (
 )
 QUEUED_COUNT = "SELECT COUNT(*) AS n FROM missions WHERE state = 'queued'"
 COUNTS = "SELECT state, COUNT(*) AS n FROM missions GROUP BY state"
+
+# -- callbacks ------------------------------------------------------------------------------------
+
+PENDING_CALLBACKS = "SELECT id FROM missions WHERE callback_state = 'pending' ORDER BY id"
+RELEASE_CALLBACK = Statement(
+    "UPDATE missions SET callback_lease_until = 0 WHERE id = :mission_id"
+    " AND callback_owner = :owner"
+)
+SET_CALLBACK = Statement(
+    "UPDATE missions SET callback_state = :state, callback_attempts = :attempts,"
+    " callback_error = :error, updated_at = :now WHERE id = :mission_id"
+)
+CALLBACK_COUNTS = "SELECT callback_state, COUNT(*) AS n FROM missions GROUP BY callback_state"
+
+# -- tokens ---------------------------------------------------------------------------------------
+
+ADD_TOKEN = Statement("INSERT INTO tokens (hash, name, created_at) VALUES (:hash, :name, :now)")
+LIST_TOKENS = "SELECT name, created_at, revoked_at FROM tokens ORDER BY name"
+REVOKE_TOKEN = Statement(
+    "UPDATE tokens SET revoked_at = :now WHERE name = :name AND revoked_at IS NULL"
+)
+TOKEN_ACTIVE = Statement("SELECT 1 FROM tokens WHERE hash = :token_hash AND revoked_at IS NULL")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from service.store.records import (
     hash_token,
     job_row,
     mission_row,
+    new_token,
 )
 from service.store.sql import OWNED_BLOB, Statement
 
@@ -385,9 +385,13 @@ class Database:
     def counts(self) -> dict[str, int]:
         return {r["state"]: r["n"] for r in self._conn.execute(sql.COUNTS)}
 
+    # -- callbacks (``protocols.CallbackRepo``) --------------------------------------------------
+
+    def pending_callbacks(self) -> list[int]:
+        return [r["id"] for r in self._conn.execute(sql.PENDING_CALLBACKS)]
+
     def claim_callbacks(self, owner: str, lease_s: float, limit: int) -> list[int]:
-        """Claim up to ``limit`` due callbacks nobody holds (or whose holder's lease expired)
-        for ``owner``; returns their mission ids, oldest first."""
+        # One writer at a time: PostgreSQL claims these with FOR UPDATE SKIP LOCKED instead.
         now = time.time()
         with self._transaction() as conn:
             rows = conn.execute(
@@ -403,37 +407,27 @@ class Database:
         return ids
 
     def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
-        """Extend ``owner``'s lease on callbacks it is still delivering (retries wait long)."""
+        # One statement per id: SQLite has no array parameter (PostgreSQL uses ``= ANY``).
         self._conn.executemany(
             "UPDATE missions SET callback_lease_until = ? WHERE id = ? AND callback_owner = ?",
             [(time.time() + lease_s, i, owner) for i in mission_ids],
         )
 
     def release_callback(self, mission_id: int, owner: str) -> None:
-        """``owner`` stops holding a callback (delivered, given up, or left for later)."""
-        self._conn.execute(
-            "UPDATE missions SET callback_lease_until = 0 WHERE id = ? AND callback_owner = ?",
-            (mission_id, owner),
-        )
-
-    def pending_callbacks(self) -> list[int]:
-        rows = self._conn.execute(
-            "SELECT id FROM missions WHERE callback_state = 'pending' ORDER BY id"
-        ).fetchall()
-        return [r["id"] for r in rows]
+        self._run(sql.RELEASE_CALLBACK, mission_id=mission_id, owner=owner)
 
     def set_callback(self, mission_id: int, state: str, attempts: int, error: str) -> None:
-        self._conn.execute(
-            "UPDATE missions SET callback_state = ?, callback_attempts = ?, callback_error = ?,"
-            " updated_at = ? WHERE id = ?",
-            (state, attempts, error, time.time(), mission_id),
+        self._run(
+            sql.SET_CALLBACK,
+            mission_id=mission_id,
+            state=state,
+            attempts=attempts,
+            error=error,
+            now=time.time(),
         )
 
     def callback_counts(self) -> dict[str, int]:
-        rows = self._conn.execute(
-            "SELECT callback_state, COUNT(*) AS n FROM missions GROUP BY callback_state"
-        )
-        return {r["callback_state"]: r["n"] for r in rows}
+        return {r["callback_state"]: r["n"] for r in self._conn.execute(sql.CALLBACK_COUNTS)}
 
     # -- blobs and executor jobs (the executor API) ----------------------------------------------
 
@@ -671,41 +665,28 @@ class Database:
         ).fetchone()
         return row is not None
 
-    # -- tokens ---------------------------------------------------------------------------------
+    # -- tokens (``protocols.TokenRepo``) --------------------------------------------------------
 
     def add_token(self, name: str) -> str:
         """Create a token called ``name`` and return it; only its hash is stored.
 
         Raises ``ValueError`` when the name is empty or taken.
         """
-        if not name.strip():
-            raise ValueError("a token needs a name")
-        token = secrets.token_urlsafe(24)
+        token = new_token(name)
         try:
-            self._conn.execute(
-                "INSERT INTO tokens (hash, name, created_at) VALUES (?, ?, ?)",
-                (hash_token(token), name, time.time()),
-            )
+            self._run(sql.ADD_TOKEN, hash=hash_token(token), name=name, now=time.time())
         except sqlite3.IntegrityError as e:
             raise ValueError(f"a token named '{name}' exists") from e
         return token
 
     def list_tokens(self) -> list[dict[str, Any]]:
-        rows = self._conn.execute("SELECT name, created_at, revoked_at FROM tokens ORDER BY name")
-        return [dict(r) for r in rows]
+        return [dict(r) for r in self._conn.execute(sql.LIST_TOKENS)]
 
     def revoke_token(self, name: str) -> bool:
-        cur = self._conn.execute(
-            "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-            (time.time(), name),
-        )
-        return cur.rowcount > 0
+        return self._run(sql.REVOKE_TOKEN, name=name, now=time.time()).rowcount > 0
 
     def token_active(self, token_hash: str) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM tokens WHERE hash = ? AND revoked_at IS NULL", (token_hash,)
-        ).fetchone()
-        return row is not None
+        return self._run(sql.TOKEN_ACTIVE, token_hash=token_hash).fetchone() is not None
 
 
 class SqliteStore:
