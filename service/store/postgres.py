@@ -11,6 +11,7 @@ every blob. The schema is created and migrated at start, versioned in ``judge_sc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -33,7 +34,6 @@ from service.store.records import (
     mission_row,
     new_token,
 )
-from service.store.sql import OWNED_BLOB
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +149,6 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (token_hash, hash, number)
     );
     """,
-)
-
-_JOB_SELECT = (
-    "SELECT j.*, (SELECT MAX(number) FROM executor_outputs o WHERE"
-    " o.token_hash = j.token_hash AND o.hash = j.hash) AS output_number"
-    " FROM executor_jobs j"
 )
 
 
@@ -319,10 +313,9 @@ class PgStore:
             await self._put_job(conn, token_hash, job_hash, doc_id)
             mission_id = await self._insert_mission(conn, token_hash, mission, normalised, kind)
             await conn.execute(
-                "UPDATE executor_jobs SET mission_id = $3 WHERE token_hash = $1 AND hash = $2",
-                token_hash,
-                job_hash,
-                mission_id,
+                *sql.SET_JOB_MISSION.bind_pg(
+                    mission_id=mission_id, token_hash=token_hash, job_hash=job_hash
+                )
             )
             return mission_id
 
@@ -498,166 +491,83 @@ class PgStore:
         rows = await self._pool.fetch(sql.CALLBACK_COUNTS)
         return {r["callback_state"]: r["n"] for r in rows}
 
-    # -- blobs ------------------------------------------------------------------------------------
+    # -- blobs (``protocols.BlobRepo``) -----------------------------------------------------------
 
     async def put_blob(
         self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()
     ) -> BlobRow:
-        """Record a blob's metadata (a blob with the same hash keeps its first record) and make
-        it visible to ``token_hash``; returns the stored record."""
         async with self._tx() as conn:
-            await conn.execute(
-                "INSERT INTO blobs (hash, name, size, mime, content, last_modified,"
-                " content_type, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                " ON CONFLICT (hash) DO NOTHING",
-                blob.hash,
-                blob.name,
-                blob.size,
-                blob.mime,
-                blob.content,
-                blob.last_modified,
-                blob.content_type,
-                blob.doc,
-            )
+            await conn.execute(*sql.INSERT_BLOB.bind_pg(**dataclasses.asdict(blob)))
             if refs:
                 await conn.executemany(
-                    "INSERT INTO blob_refs (parent, kind, child) VALUES ($1, $2, $3)"
-                    " ON CONFLICT DO NOTHING",
-                    [(blob.hash, ref.kind, ref.child) for ref in refs],
+                    sql.INSERT_BLOB_REF.pg_text,
+                    [
+                        sql.INSERT_BLOB_REF.pg_args(
+                            {"parent": blob.hash, "kind": ref.kind, "child": ref.child}
+                        )
+                        for ref in refs
+                    ],
                 )
             await conn.execute(
-                "INSERT INTO blob_owners (hash, token_hash, touched_at) VALUES ($1, $2, $3)"
-                " ON CONFLICT (hash, token_hash) DO UPDATE SET touched_at = excluded.touched_at",
-                blob.hash,
-                token_hash,
-                time.time(),
+                *sql.OWN_BLOB.bind_pg(hash=blob.hash, token_hash=token_hash, now=time.time())
             )
             row = await conn.fetchrow(
-                f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
-                " WHERE hash = $1 AND o.token_hash = $2",
-                blob.hash,
-                token_hash,
+                *sql.GET_OWNED_BLOB.bind_pg(hash=blob.hash, token_hash=token_hash)
             )
         assert row is not None
         return BlobRow(**dict(row))
 
     async def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
-        """A blob's metadata; with ``token_hash``, None unless that token may see it, and its
-        ``last_modified`` is when that token last stored it."""
         if token_hash is None:
-            row = await self._pool.fetchrow("SELECT * FROM blobs WHERE hash = $1", blob_hash)
+            row = await self._pool.fetchrow(*sql.GET_BLOB.bind_pg(hash=blob_hash))
         else:
             row = await self._pool.fetchrow(
-                f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
-                " WHERE hash = $1 AND o.token_hash = $2",
-                blob_hash,
-                token_hash,
+                *sql.GET_OWNED_BLOB.bind_pg(hash=blob_hash, token_hash=token_hash)
             )
         return None if row is None else BlobRow(**dict(row))
 
     async def touch_blob(self, blob_hash: str, token_hash: str) -> None:
-        """The token used its blob now: the retention period starts again."""
         await self._pool.execute(
-            "UPDATE blob_owners SET touched_at = $3 WHERE hash = $1 AND token_hash = $2",
-            blob_hash,
-            token_hash,
-            time.time(),
+            *sql.TOUCH_BLOB.bind_pg(hash=blob_hash, token_hash=token_hash, now=time.time())
         )
 
     async def list_blobs(self, token_hash: str) -> list[BlobRow]:
-        rows = await self._pool.fetch(
-            f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
-            " WHERE o.token_hash = $1 ORDER BY o.touched_at, hash",
-            token_hash,
-        )
+        rows = await self._pool.fetch(*sql.LIST_BLOBS.bind_pg(token_hash=token_hash))
         return [BlobRow(**dict(r)) for r in rows]
 
     async def owns_content(self, content_hash: str, token_hash: str) -> bool:
-        """True when ``token_hash`` sees a file blob with this content."""
         row = await self._pool.fetchrow(
-            "SELECT 1 FROM blobs JOIN blob_owners USING (hash) WHERE content = $1"
-            " AND content_type = 'object' AND token_hash = $2 LIMIT 1",
-            content_hash,
-            token_hash,
+            *sql.OWNS_CONTENT.bind_pg(content=content_hash, token_hash=token_hash)
         )
         return row is not None
 
     async def storage_used(self, token_hash: str) -> int:
-        """Bytes the blobs visible to a token hold (files by size, artifacts by document)."""
-        n = await self._pool.fetchval(
-            "SELECT COALESCE(SUM(CASE WHEN content_type = 'object' THEN size"
-            " ELSE LENGTH(COALESCE(doc, content)) END), 0)"
-            " FROM blobs JOIN blob_owners USING (hash) WHERE token_hash = $1",
-            token_hash,
-        )
-        return int(n)
+        return int(await self._pool.fetchval(*sql.STORAGE_USED.bind_pg(token_hash=token_hash)))
 
     async def sweep(self, cutoff: float) -> SweepResult:
-        """Remove what ended before ``cutoff`` (as the SQLite engine does, in one transaction);
-        returns what went, with the file hashes no blob refers to any more."""
-        finished = "('SUCCESS', 'FAILED_TO_EXECUTE', 'CANCELED')"
+        # The same steps as SQLite's sweep (there run synchronously), in one transaction.
         async with self._tx() as conn:
-            outputs = _count(
-                await conn.execute(
-                    "DELETE FROM executor_outputs o USING executor_jobs j"
-                    " WHERE j.token_hash = o.token_hash AND j.hash = o.hash"
-                    f" AND j.status IN {finished} AND COALESCE(j.finish_time, j.create_time) < $1",
-                    cutoff,
-                )
-            )
-            jobs = _count(
-                await conn.execute(
-                    f"DELETE FROM executor_jobs WHERE status IN {finished}"
-                    " AND COALESCE(finish_time, create_time) < $1",
-                    cutoff,
-                )
-            )
-            missions = _count(
-                await conn.execute(
-                    "DELETE FROM missions WHERE state IN ('done', 'cancelled', 'failed')"
-                    " AND callback_state != 'pending' AND updated_at < $1"
-                    " AND id NOT IN (SELECT mission_id FROM executor_jobs"
-                    " WHERE mission_id IS NOT NULL)",
-                    cutoff,
-                )
-            )
-            await conn.execute(
-                "DELETE FROM blob_owners WHERE touched_at < $1 AND NOT EXISTS (SELECT 1 FROM"
-                " executor_jobs j WHERE j.hash = blob_owners.hash"
-                " AND j.token_hash = blob_owners.token_hash"
-                " AND j.status IN ('CREATED', 'RUNNING'))",
-                cutoff,
-            )
+            outputs = _count(await conn.execute(*sql.SWEEP_OUTPUTS.bind_pg(cutoff=cutoff)))
+            jobs = _count(await conn.execute(*sql.SWEEP_JOBS.bind_pg(cutoff=cutoff)))
+            missions = _count(await conn.execute(*sql.SWEEP_MISSIONS.bind_pg(cutoff=cutoff)))
+            await conn.execute(*sql.SWEEP_OWNERS.bind_pg(cutoff=cutoff))
             removed: set[str] = set()
             candidates: set[str] = set()
             while True:  # soft links keep their targets: repeat until nothing more goes
-                rows = await conn.fetch(
-                    "SELECT hash, content, content_type FROM blobs WHERE NOT EXISTS"
-                    " (SELECT 1 FROM blob_owners o WHERE o.hash = blobs.hash) AND NOT EXISTS"
-                    " (SELECT 1 FROM blob_refs r WHERE r.kind = 'meta' AND r.child = blobs.hash)"
-                )
+                rows = await conn.fetch(sql.UNOWNED_BLOBS)
                 if not rows:
                     break
                 for row in rows:
                     removed.add(row["hash"])
                     if row["content_type"] == "object":
                         candidates.add(row["content"])
-                    refs = await conn.fetch(
-                        "SELECT child FROM blob_refs WHERE kind = 'content' AND parent = $1",
-                        row["hash"],
-                    )
+                    refs = await conn.fetch(*sql.CONTENT_REFS.bind_pg(hash=row["hash"]))
                     candidates.update(r["child"] for r in refs)
-                    await conn.execute("DELETE FROM blob_refs WHERE parent = $1", row["hash"])
-                    await conn.execute("DELETE FROM blobs WHERE hash = $1", row["hash"])
+                    await conn.execute(*sql.DELETE_BLOB_REFS.bind_pg(hash=row["hash"]))
+                    await conn.execute(*sql.DELETE_BLOB.bind_pg(hash=row["hash"]))
             contents = []
             for c in sorted(candidates):
-                used = await conn.fetchval(
-                    "SELECT 1 FROM blobs WHERE content = $1 AND content_type = 'object'"
-                    " UNION ALL SELECT 1 FROM blob_refs WHERE kind = 'content' AND child = $1"
-                    " LIMIT 1",
-                    c,
-                )
-                if used is None:
+                if await conn.fetchval(*sql.CONTENT_USED.bind_pg(content=c)) is None:
                     contents.append(c)
         return SweepResult(jobs, outputs, missions, len(removed), tuple(contents))
 
@@ -696,30 +606,23 @@ class PgStore:
         )
         return len(rows), sum(r["n"] for r in rows)
 
-    # -- executor jobs ----------------------------------------------------------------------------
+    # -- executor jobs (``protocols.JobRepo``) ----------------------------------------------------
 
     async def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
         row = await self._pool.fetchrow(
-            f"{_JOB_SELECT} WHERE j.token_hash = $1 AND j.hash = $2", token_hash, job_hash
+            *sql.GET_JOB.bind_pg(token_hash=token_hash, job_hash=job_hash)
         )
         return None if row is None else job_row(row)
 
     async def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
-        rows = await self._pool.fetch(
-            f"{_JOB_SELECT} WHERE j.token_hash = $1 AND ($2::text IS NULL OR j.status = $2)"
-            " ORDER BY j.create_time",
-            token_hash,
-            status,
-        )
+        rows = await self._pool.fetch(*sql.LIST_JOBS.bind_pg(token_hash=token_hash, status=status))
         return [job_row(r) for r in rows]
 
     async def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
-        """Create (or re-create) a token's job of ``job_hash`` as CREATED, without a mission
-        yet; the output of an earlier run is dropped."""
         async with self._tx() as conn:
             await self._put_job(conn, token_hash, job_hash, doc_id)
             row = await conn.fetchrow(
-                f"{_JOB_SELECT} WHERE j.token_hash = $1 AND j.hash = $2", token_hash, job_hash
+                *sql.GET_JOB.bind_pg(token_hash=token_hash, job_hash=job_hash)
             )
         assert row is not None
         return job_row(row)
@@ -727,75 +630,47 @@ class PgStore:
     async def _put_job(
         self, conn: asyncpg.Connection, token_hash: str, job_hash: str, doc_id: str
     ) -> None:
+        """The job made again, its earlier output dropped (inside the caller's transaction)."""
         await conn.execute(
-            "INSERT INTO executor_jobs (token_hash, hash, doc_id, status, create_time)"
-            " VALUES ($1, $2, $3, 'CREATED', $4) ON CONFLICT (token_hash, hash) DO UPDATE"
-            " SET doc_id = excluded.doc_id, status = 'CREATED',"
-            " create_time = excluded.create_time, mission_id = NULL, start_time = NULL,"
-            " finish_time = NULL, worker = NULL, result_hashes = NULL, output = '',"
-            " error = ''",
-            token_hash,
-            job_hash,
-            doc_id,
-            time.time(),
+            *sql.PUT_JOB.bind_pg(
+                token_hash=token_hash, job_hash=job_hash, doc_id=doc_id, now=time.time()
+            )
         )
-        await conn.execute(
-            "DELETE FROM executor_outputs WHERE token_hash = $1 AND hash = $2",
-            token_hash,
-            job_hash,
-        )
+        await conn.execute(*sql.CLEAR_OUTPUTS.bind_pg(token_hash=token_hash, job_hash=job_hash))
 
     async def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
-        """Set columns of a job (``result_hashes`` as a dict)."""
-        fields = dict(changes)
-        if "result_hashes" in fields:
-            fields["result_hashes"] = json.dumps(fields["result_hashes"])
-        allowed = {"mission_id", "status", "start_time", "finish_time", "worker"}
-        allowed |= {"result_hashes", "output", "error"}
-        assert set(fields) <= allowed, fields
-        assignments = ", ".join(f"{name} = ${n}" for n, name in enumerate(fields, start=3))
+        statement, values = sql.update_job(changes)
         await self._pool.execute(
-            f"UPDATE executor_jobs SET {assignments} WHERE token_hash = $1 AND hash = $2",
-            token_hash,
-            job_hash,
-            *fields.values(),
+            *statement.bind_pg(**values, token_hash=token_hash, job_hash=job_hash)
         )
 
     async def delete_job(self, token_hash: str, job_hash: str) -> None:
-        await self._pool.execute(
-            "DELETE FROM executor_jobs WHERE token_hash = $1 AND hash = $2", token_hash, job_hash
-        )
+        await self._pool.execute(*sql.DELETE_JOB.bind_pg(token_hash=token_hash, job_hash=job_hash))
 
     async def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
-        """Store output segment ``number`` of a job (replacing one of that number)."""
         await self._pool.execute(
-            "INSERT INTO executor_outputs (token_hash, hash, number, output)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (token_hash, hash, number)"
-            " DO UPDATE SET output = excluded.output",
-            token_hash,
-            job_hash,
-            number,
-            output,
+            *sql.ADD_OUTPUT.bind_pg(
+                token_hash=token_hash, job_hash=job_hash, number=number, output=output
+            )
         )
 
     async def clear_outputs(self, token_hash: str, job_hash: str) -> None:
         await self._pool.execute(
-            "DELETE FROM executor_outputs WHERE token_hash = $1 AND hash = $2",
-            token_hash,
-            job_hash,
+            *sql.CLEAR_OUTPUTS.bind_pg(token_hash=token_hash, job_hash=job_hash)
         )
 
     async def get_outputs(
         self, token_hash: str, job_hash: str, start: int | None, end: int | None
     ) -> list[tuple[int, str]]:
-        """Segments ``start`` <= number < ``end`` of a job, in order."""
+        # ``number`` is a 32-bit INTEGER here: asyncpg refuses a larger bound.
+        int_max = (1 << 31) - 1
         rows = await self._pool.fetch(
-            "SELECT number, output FROM executor_outputs WHERE token_hash = $1 AND hash = $2"
-            " AND number >= $3 AND number < $4 ORDER BY number",
-            token_hash,
-            job_hash,
-            0 if start is None else start,
-            (1 << 31) - 1 if end is None else min(end, (1 << 31) - 1),
+            *sql.GET_OUTPUTS.bind_pg(
+                token_hash=token_hash,
+                job_hash=job_hash,
+                start=0 if start is None else start,
+                end=int_max if end is None else min(end, int_max),
+            )
         )
         return [(r["number"], r["output"]) for r in rows]
 

@@ -10,6 +10,7 @@ before it is acknowledged, so a crash never loses an accepted mission.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import sqlite3
@@ -33,7 +34,7 @@ from service.store.records import (
     mission_row,
     new_token,
 )
-from service.store.sql import OWNED_BLOB, Statement
+from service.store.sql import Statement
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -228,21 +229,11 @@ class Database:
         job_hash: str,
         doc_id: str,
     ) -> int:
-        now = time.time()
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO executor_jobs (token_hash, hash, doc_id, status,"
-                " create_time) VALUES (?, ?, ?, 'CREATED', ?)",
-                (token_hash, job_hash, doc_id, now),
-            )
-            conn.execute(
-                "DELETE FROM executor_outputs WHERE token_hash = ? AND hash = ?",
-                (token_hash, job_hash),
-            )
+        with self._transaction():
+            self._put_job(token_hash, job_hash, doc_id)
             mission_id = self.insert_mission(token_hash, mission, normalised, kind)
-            conn.execute(
-                "UPDATE executor_jobs SET mission_id = ? WHERE token_hash = ? AND hash = ?",
-                (mission_id, token_hash, job_hash),
+            self._run(
+                sql.SET_JOB_MISSION, mission_id=mission_id, token_hash=token_hash, job_hash=job_hash
             )
         return mission_id
 
@@ -429,241 +420,124 @@ class Database:
     def callback_counts(self) -> dict[str, int]:
         return {r["callback_state"]: r["n"] for r in self._conn.execute(sql.CALLBACK_COUNTS)}
 
-    # -- blobs and executor jobs (the executor API) ----------------------------------------------
+    # -- blobs (``protocols.BlobRepo``) ----------------------------------------------------------
 
     def put_blob(self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()) -> BlobRow:
-        """Record a blob's metadata (a blob with the same hash keeps its first record) and make
-        it visible to ``token_hash``; returns the stored record."""
-        now = time.time()
         with self._transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO blobs (hash, name, size, mime, content, last_modified,"
-                " content_type, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    blob.hash,
-                    blob.name,
-                    blob.size,
-                    blob.mime,
-                    blob.content,
-                    blob.last_modified,
-                    blob.content_type,
-                    blob.doc,
-                ),
-            )
+            self._run(sql.INSERT_BLOB, **dataclasses.asdict(blob))
             conn.executemany(
-                "INSERT OR IGNORE INTO blob_refs (parent, kind, child) VALUES (?, ?, ?)",
-                [(blob.hash, ref.kind, ref.child) for ref in refs],
+                sql.INSERT_BLOB_REF.sqlite_text,
+                [
+                    sql.INSERT_BLOB_REF.sqlite_args(
+                        {"parent": blob.hash, "kind": ref.kind, "child": ref.child}
+                    )
+                    for ref in refs
+                ],
             )
-            conn.execute(
-                "INSERT INTO blob_owners (hash, token_hash, touched_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (hash, token_hash) DO UPDATE SET touched_at = excluded.touched_at",
-                (blob.hash, token_hash, now),
-            )
+            self._run(sql.OWN_BLOB, hash=blob.hash, token_hash=token_hash, now=time.time())
             stored = self.get_blob(blob.hash, token_hash)
         assert stored is not None
         return stored
 
     def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
-        """A blob's metadata; with ``token_hash``, None unless that token may see it, and its
-        ``last_modified`` is when that token last stored it (never another token's time, which
-        would tell it someone else holds the same file)."""
         if token_hash is None:
-            row = self._conn.execute("SELECT * FROM blobs WHERE hash = ?", (blob_hash,)).fetchone()
+            row = self._run(sql.GET_BLOB, hash=blob_hash).fetchone()
         else:
-            row = self._conn.execute(
-                f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
-                " WHERE hash = ? AND o.token_hash = ?",
-                (blob_hash, token_hash),
-            ).fetchone()
+            row = self._run(sql.GET_OWNED_BLOB, hash=blob_hash, token_hash=token_hash).fetchone()
         return None if row is None else BlobRow(**dict(row))
 
     def touch_blob(self, blob_hash: str, token_hash: str) -> None:
-        """The token used its blob now: the retention period starts again."""
-        self._conn.execute(
-            "UPDATE blob_owners SET touched_at = ? WHERE hash = ? AND token_hash = ?",
-            (time.time(), blob_hash, token_hash),
-        )
+        self._run(sql.TOUCH_BLOB, hash=blob_hash, token_hash=token_hash, now=time.time())
 
     def list_blobs(self, token_hash: str) -> list[BlobRow]:
-        rows = self._conn.execute(
-            f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
-            " WHERE o.token_hash = ? ORDER BY o.touched_at, hash",
-            (token_hash,),
-        )
-        return [BlobRow(**dict(r)) for r in rows]
+        return [BlobRow(**dict(r)) for r in self._run(sql.LIST_BLOBS, token_hash=token_hash)]
 
     def owns_content(self, content_hash: str, token_hash: str) -> bool:
-        """True when ``token_hash`` sees a file blob with this content."""
-        row = self._conn.execute(
-            "SELECT 1 FROM blobs JOIN blob_owners USING (hash) WHERE content = ?"
-            " AND content_type = 'object' AND token_hash = ? LIMIT 1",
-            (content_hash, token_hash),
-        ).fetchone()
+        row = self._run(sql.OWNS_CONTENT, content=content_hash, token_hash=token_hash).fetchone()
         return row is not None
 
     def storage_used(self, token_hash: str) -> int:
-        """Bytes the blobs visible to a token hold (files by size, artifacts by document)."""
-        row = self._conn.execute(
-            "SELECT COALESCE(SUM(CASE WHEN content_type = 'object' THEN size"
-            " ELSE LENGTH(COALESCE(doc, content)) END), 0) AS n"
-            " FROM blobs JOIN blob_owners USING (hash) WHERE token_hash = ?",
-            (token_hash,),
-        ).fetchone()
-        return int(row["n"])
-
-    def _job_select(self) -> str:
-        return (
-            "SELECT j.*, (SELECT MAX(number) FROM executor_outputs o WHERE"
-            " o.token_hash = j.token_hash AND o.hash = j.hash) AS output_number"
-            " FROM executor_jobs j"
-        )
-
-    def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
-        row = self._conn.execute(
-            f"{self._job_select()} WHERE j.token_hash = ? AND j.hash = ?", (token_hash, job_hash)
-        ).fetchone()
-        return None if row is None else job_row(row)
-
-    def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
-        query = f"{self._job_select()} WHERE j.token_hash = ?"
-        args: tuple[str, ...] = (token_hash,)
-        if status is not None:
-            query += " AND j.status = ?"
-            args = (token_hash, status)
-        rows = self._conn.execute(query + " ORDER BY j.create_time", args)
-        return [job_row(r) for r in rows]
-
-    def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
-        """Create (or re-create) a token's job of ``job_hash`` as CREATED, without a mission
-        yet; the output of an earlier run is dropped."""
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO executor_jobs (token_hash, hash, doc_id, status,"
-                " create_time) VALUES (?, ?, ?, 'CREATED', ?)",
-                (token_hash, job_hash, doc_id, time.time()),
-            )
-            conn.execute(
-                "DELETE FROM executor_outputs WHERE token_hash = ? AND hash = ?",
-                (token_hash, job_hash),
-            )
-        row = self.get_job(token_hash, job_hash)
-        assert row is not None
-        return row
-
-    def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
-        """Set columns of a job (``result_hashes`` as a dict)."""
-        fields = dict(changes)
-        if "result_hashes" in fields:
-            fields["result_hashes"] = json.dumps(fields["result_hashes"])
-        allowed = {"mission_id", "status", "start_time", "finish_time", "worker"}
-        allowed |= {"result_hashes", "output", "error"}
-        assert set(fields) <= allowed, fields
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        self._conn.execute(
-            f"UPDATE executor_jobs SET {assignments} WHERE token_hash = ? AND hash = ?",
-            (*fields.values(), token_hash, job_hash),
-        )
-
-    def delete_job(self, token_hash: str, job_hash: str) -> None:
-        self._conn.execute(
-            "DELETE FROM executor_jobs WHERE token_hash = ? AND hash = ?", (token_hash, job_hash)
-        )
-
-    def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
-        """Store output segment ``number`` of a job (replacing one of that number)."""
-        self._conn.execute(
-            "INSERT OR REPLACE INTO executor_outputs (token_hash, hash, number, output)"
-            " VALUES (?, ?, ?, ?)",
-            (token_hash, job_hash, number, output),
-        )
-
-    def clear_outputs(self, token_hash: str, job_hash: str) -> None:
-        self._conn.execute(
-            "DELETE FROM executor_outputs WHERE token_hash = ? AND hash = ?",
-            (token_hash, job_hash),
-        )
-
-    def get_outputs(
-        self, token_hash: str, job_hash: str, start: int | None, end: int | None
-    ) -> list[tuple[int, str]]:
-        """Segments ``start`` <= number < ``end`` of a job, in order."""
-        rows = self._conn.execute(
-            "SELECT number, output FROM executor_outputs WHERE token_hash = ? AND hash = ?"
-            " AND number >= ? AND number < ? ORDER BY number",
-            (
-                token_hash,
-                job_hash,
-                0 if start is None else start,
-                (1 << 62) if end is None else end,
-            ),
-        )
-        return [(r["number"], r["output"]) for r in rows]
+        return int(self._run(sql.STORAGE_USED, token_hash=token_hash).fetchone()["n"])
 
     def sweep(self, cutoff: float) -> SweepResult:
-        """Remove what ended before ``cutoff``: finished jobs (and their output), finished
-        missions whose callback is settled, blobs no token touched since (unless a live job or
-        a kept artifact needs them). Returns what went, with the file hashes no blob refers to
-        any more (the caller deletes those files)."""
-        with self._transaction() as conn:
-            finished = "('SUCCESS', 'FAILED_TO_EXECUTE', 'CANCELED')"
-            outputs = conn.execute(
-                "DELETE FROM executor_outputs WHERE EXISTS (SELECT 1 FROM executor_jobs j"
-                " WHERE j.token_hash = executor_outputs.token_hash"
-                " AND j.hash = executor_outputs.hash"
-                f" AND j.status IN {finished} AND COALESCE(j.finish_time, j.create_time) < ?)",
-                (cutoff,),
-            ).rowcount
-            jobs = conn.execute(
-                f"DELETE FROM executor_jobs WHERE status IN {finished}"
-                " AND COALESCE(finish_time, create_time) < ?",
-                (cutoff,),
-            ).rowcount
-            missions = conn.execute(
-                "DELETE FROM missions WHERE state IN ('done', 'cancelled', 'failed')"
-                " AND callback_state != 'pending' AND updated_at < ?"
-                " AND id NOT IN (SELECT mission_id FROM executor_jobs"
-                " WHERE mission_id IS NOT NULL)",
-                (cutoff,),
-            ).rowcount
-            # A live job's source blob stays with its token.
-            conn.execute(
-                "DELETE FROM blob_owners WHERE touched_at < ? AND NOT EXISTS (SELECT 1 FROM"
-                " executor_jobs j WHERE j.hash = blob_owners.hash"
-                " AND j.token_hash = blob_owners.token_hash"
-                " AND j.status IN ('CREATED', 'RUNNING'))",
-                (cutoff,),
-            )
+        # The same steps as PostgreSQL's sweep (there awaited on one connection).
+        with self._transaction():
+            outputs = self._run(sql.SWEEP_OUTPUTS, cutoff=cutoff).rowcount
+            jobs = self._run(sql.SWEEP_JOBS, cutoff=cutoff).rowcount
+            missions = self._run(sql.SWEEP_MISSIONS, cutoff=cutoff).rowcount
+            self._run(sql.SWEEP_OWNERS, cutoff=cutoff)
             removed: set[str] = set()
             candidates: set[str] = set()
             while True:  # soft links keep their targets: repeat until nothing more goes
-                rows = conn.execute(
-                    "SELECT hash, content, content_type FROM blobs WHERE NOT EXISTS"
-                    " (SELECT 1 FROM blob_owners o WHERE o.hash = blobs.hash) AND NOT EXISTS"
-                    " (SELECT 1 FROM blob_refs r WHERE r.kind = 'meta' AND r.child = blobs.hash)"
-                ).fetchall()
+                rows = self._conn.execute(sql.UNOWNED_BLOBS).fetchall()
                 if not rows:
                     break
                 for row in rows:
                     removed.add(row["hash"])
                     if row["content_type"] == "object":
                         candidates.add(row["content"])
-                    refs = conn.execute(
-                        "SELECT child FROM blob_refs WHERE kind = 'content' AND parent = ?",
-                        (row["hash"],),
-                    )
+                    refs = self._run(sql.CONTENT_REFS, hash=row["hash"])
                     candidates.update(r["child"] for r in refs)
-                    conn.execute("DELETE FROM blob_refs WHERE parent = ?", (row["hash"],))
-                    conn.execute("DELETE FROM blobs WHERE hash = ?", (row["hash"],))
-            contents = tuple(sorted(c for c in candidates if not self._content_referenced(c)))
+                    self._run(sql.DELETE_BLOB_REFS, hash=row["hash"])
+                    self._run(sql.DELETE_BLOB, hash=row["hash"])
+            contents = tuple(
+                sorted(
+                    c
+                    for c in candidates
+                    if self._run(sql.CONTENT_USED, content=c).fetchone() is None
+                )
+            )
         return SweepResult(jobs, outputs, missions, len(removed), contents)
 
-    def _content_referenced(self, content_hash: str) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM blobs WHERE content = ? AND content_type = 'object' UNION ALL"
-            " SELECT 1 FROM blob_refs WHERE kind = 'content' AND child = ? LIMIT 1",
-            (content_hash, content_hash),
-        ).fetchone()
-        return row is not None
+    # -- executor jobs (``protocols.JobRepo``) ---------------------------------------------------
+
+    def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
+        row = self._run(sql.GET_JOB, token_hash=token_hash, job_hash=job_hash).fetchone()
+        return None if row is None else job_row(row)
+
+    def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
+        return [job_row(r) for r in self._run(sql.LIST_JOBS, token_hash=token_hash, status=status)]
+
+    def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
+        with self._transaction():
+            self._put_job(token_hash, job_hash, doc_id)
+        row = self.get_job(token_hash, job_hash)
+        assert row is not None
+        return row
+
+    def _put_job(self, token_hash: str, job_hash: str, doc_id: str) -> None:
+        """The job made again, its earlier output dropped (inside the caller's transaction)."""
+        self._run(
+            sql.PUT_JOB, token_hash=token_hash, job_hash=job_hash, doc_id=doc_id, now=time.time()
+        )
+        self._run(sql.CLEAR_OUTPUTS, token_hash=token_hash, job_hash=job_hash)
+
+    def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
+        statement, values = sql.update_job(changes)
+        self._run(statement, **values, token_hash=token_hash, job_hash=job_hash)
+
+    def delete_job(self, token_hash: str, job_hash: str) -> None:
+        self._run(sql.DELETE_JOB, token_hash=token_hash, job_hash=job_hash)
+
+    def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
+        self._run(
+            sql.ADD_OUTPUT, token_hash=token_hash, job_hash=job_hash, number=number, output=output
+        )
+
+    def clear_outputs(self, token_hash: str, job_hash: str) -> None:
+        self._run(sql.CLEAR_OUTPUTS, token_hash=token_hash, job_hash=job_hash)
+
+    def get_outputs(
+        self, token_hash: str, job_hash: str, start: int | None, end: int | None
+    ) -> list[tuple[int, str]]:
+        rows = self._run(
+            sql.GET_OUTPUTS,
+            token_hash=token_hash,
+            job_hash=job_hash,
+            start=0 if start is None else start,
+            end=(1 << 62) if end is None else end,  # SQLite's integers have 64 bits
+        )
+        return [(r["number"], r["output"]) for r in rows]
 
     # -- tokens (``protocols.TokenRepo``) --------------------------------------------------------
 
