@@ -22,6 +22,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 import asyncpg
 
 from service.store import sql
+from service.store.protocols import EveryRepository
 from service.store.records import (
     MISSION_KIND,
     BlobRef,
@@ -171,7 +172,7 @@ async def migrate(conn: asyncpg.Connection) -> int:
         return len(MIGRATIONS)
 
 
-class PgStore:
+class PgStore(EveryRepository):
     """A pool of connections to PostgreSQL implementing every repository protocol, and a
     dedicated connection for ``LISTEN``.
 
@@ -213,26 +214,6 @@ class PgStore:
             await self._listener.close()
             self._listener = None
         await self._pool.close()
-
-    @property
-    def missions(self) -> PgStore:
-        return self
-
-    @property
-    def callbacks(self) -> PgStore:
-        return self
-
-    @property
-    def jobs(self) -> PgStore:
-        return self
-
-    @property
-    def blobs(self) -> PgStore:
-        return self
-
-    @property
-    def tokens(self) -> PgStore:
-        return self
 
     async def call(
         self, fn: Callable[Concatenate[Any, P], T], *args: P.args, **kwargs: P.kwargs

@@ -15,13 +15,14 @@ import functools
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from service.store import sql
+from service.store.protocols import EveryRepository
 from service.store.records import (
     MISSION_KIND,
     BlobRef,
@@ -563,7 +564,25 @@ class Database:
         return self._run(sql.TOKEN_ACTIVE, token_hash=token_hash).fetchone() is not None
 
 
-class SqliteStore:
+def _on_store_thread(
+    fn: Callable[Concatenate[Database, P], T],
+) -> Callable[Concatenate[SqliteStore, P], Coroutine[Any, Any, T]]:
+    """A ``SqliteStore`` method awaiting ``Database`` method ``fn`` on the store thread.
+
+    It keeps ``fn``'s parameters, so mypy checks ``Database`` against the repository protocols
+    the store must satisfy.
+    """
+
+    async def method(self: SqliteStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self.call(fn, *args, **kwargs)
+
+    method.__name__ = fn.__name__
+    method.__qualname__ = f"SqliteStore.{fn.__name__}"
+    method.__doc__ = fn.__doc__
+    return method
+
+
+class SqliteStore(EveryRepository):
     """The database on a single thread of its own, awaited from the event loop; implements
     every repository protocol (``service.store.protocols``) by running ``Database`` there.
 
@@ -662,178 +681,50 @@ class SqliteStore:
             return False
         return True
 
-    # -- the repository protocols ----------------------------------------------------------------
+    # -- the repository protocols: each runs its ``Database`` method on the store thread -------
+    # (insert_mission, above, is the one that does more: group commit).
 
-    @property
-    def missions(self) -> SqliteStore:
-        return self
+    insert_job_mission = _on_store_thread(Database.insert_job_mission)
+    insert_pinned_mission = _on_store_thread(Database.insert_pinned_mission)
+    renew_pins = _on_store_thread(Database.renew_pins)
+    get_mission = _on_store_thread(Database.get_mission)
+    claim = _on_store_thread(Database.claim)
+    claim_next = _on_store_thread(Database.claim_next)
+    renew_lease = _on_store_thread(Database.renew_lease)
+    request_cancel = _on_store_thread(Database.request_cancel)
+    finish = _on_store_thread(Database.finish)
+    cancel_queued = _on_store_thread(Database.cancel_queued)
+    fail = _on_store_thread(Database.fail)
+    requeue_unfinished = _on_store_thread(Database.requeue_unfinished)
+    running_by_owner = _on_store_thread(Database.running_by_owner)
+    queued_count = _on_store_thread(Database.queued_count)
+    counts = _on_store_thread(Database.counts)
 
-    @property
-    def callbacks(self) -> SqliteStore:
-        return self
+    pending_callbacks = _on_store_thread(Database.pending_callbacks)
+    claim_callbacks = _on_store_thread(Database.claim_callbacks)
+    renew_callbacks = _on_store_thread(Database.renew_callbacks)
+    release_callback = _on_store_thread(Database.release_callback)
+    set_callback = _on_store_thread(Database.set_callback)
+    callback_counts = _on_store_thread(Database.callback_counts)
 
-    @property
-    def jobs(self) -> SqliteStore:
-        return self
+    get_job = _on_store_thread(Database.get_job)
+    list_jobs = _on_store_thread(Database.list_jobs)
+    put_job = _on_store_thread(Database.put_job)
+    update_job = _on_store_thread(Database.update_job)
+    delete_job = _on_store_thread(Database.delete_job)
+    add_output = _on_store_thread(Database.add_output)
+    clear_outputs = _on_store_thread(Database.clear_outputs)
+    get_outputs = _on_store_thread(Database.get_outputs)
 
-    @property
-    def blobs(self) -> SqliteStore:
-        return self
+    put_blob = _on_store_thread(Database.put_blob)
+    get_blob = _on_store_thread(Database.get_blob)
+    touch_blob = _on_store_thread(Database.touch_blob)
+    list_blobs = _on_store_thread(Database.list_blobs)
+    owns_content = _on_store_thread(Database.owns_content)
+    storage_used = _on_store_thread(Database.storage_used)
+    sweep = _on_store_thread(Database.sweep)
 
-    @property
-    def tokens(self) -> SqliteStore:
-        return self
-
-    async def insert_job_mission(
-        self,
-        token_hash: str,
-        mission: dict[str, Any],
-        normalised: dict[str, Any],
-        kind: str,
-        job_hash: str,
-        doc_id: str,
-    ) -> int:
-        return await self.call(
-            Database.insert_job_mission, token_hash, mission, normalised, kind, job_hash, doc_id
-        )
-
-    async def insert_pinned_mission(
-        self,
-        token_hash: str,
-        mission: dict[str, Any],
-        normalised: dict[str, Any],
-        kind: str,
-        owner: str,
-        lease_s: float,
-    ) -> int:
-        return await self.call(
-            Database.insert_pinned_mission, token_hash, mission, normalised, kind, owner, lease_s
-        )
-
-    async def renew_pins(self, owner: str, lease_s: float) -> None:
-        return await self.call(Database.renew_pins, owner, lease_s)
-
-    async def get_mission(self, mission_id: int) -> MissionRow | None:
-        return await self.call(Database.get_mission, mission_id)
-
-    async def claim(
-        self, mission_id: int, owner: str = "", lease_s: float = 0.0
-    ) -> MissionRow | None:
-        return await self.call(Database.claim, mission_id, owner, lease_s)
-
-    async def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
-        return await self.call(Database.claim_next, owner, lease_s)
-
-    async def renew_lease(self, mission_id: int, owner: str, lease_s: float) -> bool | None:
-        return await self.call(Database.renew_lease, mission_id, owner, lease_s)
-
-    async def request_cancel(self, mission_id: int) -> bool:
-        return await self.call(Database.request_cancel, mission_id)
-
-    async def finish(
-        self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
-    ) -> bool:
-        return await self.call(Database.finish, mission_id, state, result, owner)
-
-    async def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
-        return await self.call(Database.cancel_queued, mission_id, result)
-
-    async def fail(
-        self,
-        mission_id: int,
-        error: str,
-        result: dict[str, Any] | None = None,
-        owner: str | None = None,
-    ) -> bool:
-        return await self.call(Database.fail, mission_id, error, result, owner)
-
-    async def requeue_unfinished(self, owner: str | None = None) -> list[int]:
-        return await self.call(Database.requeue_unfinished, owner)
-
-    async def running_by_owner(self) -> dict[str, int]:
-        return await self.call(Database.running_by_owner)
-
-    async def queued_count(self) -> int:
-        return await self.call(Database.queued_count)
-
-    async def counts(self) -> dict[str, int]:
-        return await self.call(Database.counts)
-
-    async def pending_callbacks(self) -> list[int]:
-        return await self.call(Database.pending_callbacks)
-
-    async def claim_callbacks(self, owner: str, lease_s: float, limit: int) -> list[int]:
-        return await self.call(Database.claim_callbacks, owner, lease_s, limit)
-
-    async def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
-        return await self.call(Database.renew_callbacks, mission_ids, owner, lease_s)
-
-    async def release_callback(self, mission_id: int, owner: str) -> None:
-        return await self.call(Database.release_callback, mission_id, owner)
-
-    async def set_callback(self, mission_id: int, state: str, attempts: int, error: str) -> None:
-        return await self.call(Database.set_callback, mission_id, state, attempts, error)
-
-    async def callback_counts(self) -> dict[str, int]:
-        return await self.call(Database.callback_counts)
-
-    async def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
-        return await self.call(Database.get_job, token_hash, job_hash)
-
-    async def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
-        return await self.call(Database.list_jobs, token_hash, status)
-
-    async def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
-        return await self.call(Database.put_job, token_hash, job_hash, doc_id)
-
-    async def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
-        return await self.call(Database.update_job, token_hash, job_hash, changes)
-
-    async def delete_job(self, token_hash: str, job_hash: str) -> None:
-        return await self.call(Database.delete_job, token_hash, job_hash)
-
-    async def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
-        return await self.call(Database.add_output, token_hash, job_hash, number, output)
-
-    async def clear_outputs(self, token_hash: str, job_hash: str) -> None:
-        return await self.call(Database.clear_outputs, token_hash, job_hash)
-
-    async def get_outputs(
-        self, token_hash: str, job_hash: str, start: int | None, end: int | None
-    ) -> list[tuple[int, str]]:
-        return await self.call(Database.get_outputs, token_hash, job_hash, start, end)
-
-    async def put_blob(
-        self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()
-    ) -> BlobRow:
-        return await self.call(Database.put_blob, blob, token_hash, refs)
-
-    async def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
-        return await self.call(Database.get_blob, blob_hash, token_hash)
-
-    async def touch_blob(self, blob_hash: str, token_hash: str) -> None:
-        return await self.call(Database.touch_blob, blob_hash, token_hash)
-
-    async def list_blobs(self, token_hash: str) -> list[BlobRow]:
-        return await self.call(Database.list_blobs, token_hash)
-
-    async def owns_content(self, content_hash: str, token_hash: str) -> bool:
-        return await self.call(Database.owns_content, content_hash, token_hash)
-
-    async def storage_used(self, token_hash: str) -> int:
-        return await self.call(Database.storage_used, token_hash)
-
-    async def sweep(self, cutoff: float) -> SweepResult:
-        return await self.call(Database.sweep, cutoff)
-
-    async def add_token(self, name: str) -> str:
-        return await self.call(Database.add_token, name)
-
-    async def list_tokens(self) -> list[dict[str, Any]]:
-        return await self.call(Database.list_tokens)
-
-    async def revoke_token(self, name: str) -> bool:
-        return await self.call(Database.revoke_token, name)
-
-    async def token_active(self, token_hash: str) -> bool:
-        return await self.call(Database.token_active, token_hash)
+    add_token = _on_store_thread(Database.add_token)
+    list_tokens = _on_store_thread(Database.list_tokens)
+    revoke_token = _on_store_thread(Database.revoke_token)
+    token_active = _on_store_thread(Database.token_active)
