@@ -6,6 +6,8 @@ clock is the database's (nodes' clocks may disagree), an expired lease is claime
 same query, and ``NOTIFY`` tells the other nodes that work arrived or a cancel was asked for (a
 hint: polling stays the truth). Blob contents live here too (``bytea``), so every node reads
 every blob. The schema is created and migrated at start, versioned in ``judge_schema``.
+Statements SQLite runs as well are in ``service.store.sql``; the ones written here are
+PostgreSQL's own (claims, NOTIFY, blob contents).
 """
 
 from __future__ import annotations
@@ -173,8 +175,8 @@ async def migrate(conn: asyncpg.Connection) -> int:
 
 
 class PgStore(EveryRepository):
-    """A pool of connections to PostgreSQL implementing every repository protocol, and a
-    dedicated connection for ``LISTEN``.
+    """A pool of connections to PostgreSQL implementing every repository protocol (each method
+    does what its protocol promises), and a dedicated connection for ``LISTEN``.
 
     Build it with ``await PgStore.open(url)``; ``await close()`` when done.
     """

@@ -1,10 +1,11 @@
 """Durable state in an embedded SQLite database (WAL): missions, results, callbacks, tokens.
 
-``Database`` is synchronous (the tokens CLI uses it directly); ``Store`` runs it on one thread the
-service owns so the event loop never blocks on disk. Every method is one statement or one
-transaction, and they run one at a time, so a state change guarded by the current state (a
+``Database`` is synchronous (the tokens CLI uses it directly); ``SqliteStore`` runs it on one
+thread the service owns so the event loop never blocks on disk. Every method is one statement or
+one transaction, and they run one at a time, so a state change guarded by the current state (a
 worker claiming a queued mission, a client cancelling it) is atomic. A mission is committed
-before it is acknowledged, so a crash never loses an accepted mission.
+before it is acknowledged, so a crash never loses an accepted mission. The statements PostgreSQL
+runs as well are in ``service.store.sql``; the ones written here are SQLite's own.
 """
 
 from __future__ import annotations
@@ -140,7 +141,10 @@ _JOB_COLUMNS = (
 
 
 class Database:
-    """Synchronous access to the judge database; one connection, one thread at a time."""
+    """Synchronous access to the judge database; one connection, one thread at a time.
+
+    Each repository method does what its protocol (``service.store.protocols``) promises.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
