@@ -1,5 +1,6 @@
-"""The service tests' fixtures (a real receiver, the judge on a real port), shared here."""
+"""The service tests' fixtures (the judge on a real port, a client session), shared here; the
+callback receiver comes from the top-level conftest."""
 
-from tests.service.conftest import receiver, session, settings, start_judge
+from tests.service.conftest import session, settings, start_judge
 
-__all__ = ["receiver", "session", "settings", "start_judge"]
+__all__ = ["session", "settings", "start_judge"]

@@ -9,7 +9,6 @@ import zipfile
 from typing import Any
 
 from tests.service.conftest import (  # noqa: F401
-    receiver,
     servers,
     session,
     settings,
