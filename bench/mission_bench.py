@@ -1,6 +1,6 @@
 """A judge's mission end to end, with the time spent in each phase, against raw Docker.
 
-    python bench/mission_bench.py [--tasks 20] [--image judge/default] [--repeat 1]
+    python -m bench.mission_bench [--tasks 20] [--image judge/default] [--repeat 1]
 
 The mission compiles one C program (fetched from a local HTTP server), then, for each task,
 fetches its input and answer, runs the binary in a scoped sandbox (a fresh container importing
@@ -16,123 +16,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import io
-import platform
 import statistics
 import tarfile
 import time
-import uuid
 from typing import Any
 
-import aiohttp
 import docker
-from aiohttp import web
 
-from orchestrator.engine import open_runtime
-from orchestrator.fetch import FetchLimits, make_connector
+from bench.common import docker_run_ms, engine_info, loopback_deps, machine, serve_judgement
 from orchestrator.mission import parse_mission
-from orchestrator.runner import MissionDeps, PhaseTimes, run_mission
-from orchestrator.sandbox import SandboxConfig
+from orchestrator.runner import PhaseTimes, run_mission
 
-MAIN_C = b"""#include <stdio.h>
-int main(void) {
-    long a = 0, b = 0;
-    if (scanf("%ld %ld", &a, &b) != 2) return 2;
-    printf("%ld\\n", a + b);
-    return 0;
-}
-"""
 PHASES = ("create", "transfer", "execute", "meta", "remove", "fetch")
-COUNT_PASSES = (
-    "import glob, json; "
-    "print(sum(json.load(open(f))['status'] == '' for f in glob.glob('check*.meta')))"
-)
-
-
-def judge_mission(base: str, tasks: int) -> dict[str, Any]:
-    return {
-        "return": {"url": "https://callback.example/bench"},
-        "prepare": {
-            "file": {"main.c": f"{base}/main.c"},
-            "execute": [
-                {
-                    "name": "compile",
-                    "command": ["gcc", "-O2", "-o", "main", "main.c"],
-                    "memory_limit": 262144,
-                    "time_limit": 30000,
-                }
-            ],
-        },
-        "tasks": {
-            "task": [
-                {
-                    "file": {"INPUT": f"{base}/in{i}", "ANSWER": f"{base}/ans{i}"},
-                    "macro": {"INPUT": f"in{i}.txt", "ANSWER": f"ans{i}.txt"},
-                }
-                for i in range(tasks)
-            ],
-            "execute": [
-                {
-                    "name": "run",
-                    "command": ["./main"],
-                    "time_limit": 1000,
-                    "memory_limit": 65536,
-                    "stdin": "INPUT",
-                    "stdout": "out__TASK_ID__.txt",
-                    "meta": "run__TASK_ID__.meta",
-                    "scope": {
-                        "enable": True,
-                        "import": ["main", "INPUT"],
-                        "export": ["out__TASK_ID__.txt"],
-                    },
-                },
-                {
-                    "name": "check",
-                    "command": ["diff", "out__TASK_ID__.txt", "ANSWER"],
-                    "meta": "check__TASK_ID__.meta",
-                },
-            ],
-        },
-        "final": {
-            "execute": [
-                {"name": "count", "command": ["python3", "-c", COUNT_PASSES], "stdout": "passed"}
-            ]
-        },
-    }
-
-
-async def serve_files(tasks: int) -> tuple[web.AppRunner, str]:
-    files = {"main.c": MAIN_C}
-    for i in range(tasks):
-        files[f"in{i}"] = f"{i} {i * 7}\n".encode()
-        files[f"ans{i}"] = f"{i * 8}\n".encode()
-
-    async def handler(request: web.Request) -> web.Response:
-        body = files.get(request.match_info["name"])
-        return web.Response(status=404) if body is None else web.Response(body=body)
-
-    app = web.Application()
-    app.router.add_get("/{name}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
-
-
-def raw_docker_runs(image: str, runs: int) -> list[float]:
-    """Milliseconds of each of ``runs`` sequential ``docker run --rm`` of /bin/true."""
-    client = docker.from_env()
-    try:
-        out = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            client.containers.run(image, entrypoint=["/bin/true"], remove=True, network_mode="none")
-            out.append((time.perf_counter() - start) * 1000)
-        return out
-    finally:
-        client.close()
 
 
 def raw_docker_archives(image: str, runs: int) -> tuple[list[float], list[float]]:
@@ -171,34 +68,20 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="missions to run (the last printed)")
     args = parser.parse_args()
 
-    client = docker.from_env()
-    info = client.info()
-    client.close()
-    print(
-        f"machine: {platform.node()} {info['NCPU']} cpus, kernel {info['KernelVersion']}, "
-        f"Docker {info['ServerVersion']}, cgroup v{info.get('CgroupVersion', '?')}"
-    )
-    server, base = await serve_files(args.tasks)
-    mission = parse_mission(judge_mission(base, args.tasks))
-    owner = f"judge-bench-{uuid.uuid4().hex[:8]}"
-    limits = FetchLimits(block_private=False)
+    info = engine_info()
+    print(f"{machine(info)}, cgroup v{info.get('CgroupVersion', '?')}")
+    server, data = await serve_judgement(args.tasks)
+    mission = parse_mission(data)
     walls: list[float] = []
     times = PhaseTimes()
     result: dict[str, Any] = {}
     try:
-        async with (
-            open_runtime(SandboxConfig(owner=owner)) as runtime,
-            aiohttp.ClientSession(connector=make_connector(limits.block_private)) as session,
-        ):
-            deps = MissionDeps(runtime, session, args.image, fetch_limits=limits)
-            try:
-                for _ in range(args.repeat):
-                    times = PhaseTimes()
-                    start = time.perf_counter()
-                    _, result = await run_mission(mission, deps, times=times)
-                    walls.append(time.perf_counter() - start)
-            finally:
-                await runtime.sweep()
+        async with loopback_deps(args.image) as deps:
+            for _ in range(args.repeat):
+                times = PhaseTimes()
+                start = time.perf_counter()
+                _, result = await run_mission(mission, deps, times=times)
+                walls.append(time.perf_counter() - start)
     finally:
         await server.cleanup()
 
@@ -229,7 +112,9 @@ async def main() -> None:
     print("   so 'other' can be negative)")
 
     loop = asyncio.get_running_loop()
-    raw = await loop.run_in_executor(None, raw_docker_runs, args.image, args.tasks)
+    raw = await loop.run_in_executor(
+        None, functools.partial(docker_run_ms, args.image, args.tasks, entrypoint=["/bin/true"])
+    )
     print(f"\nraw Docker: {args.tasks} x docker run --rm {args.image} /bin/true (sequential)")
     print(f"  total                    {sum(raw):9.1f} ms")
     print(f"  median per run           {statistics.median(raw):9.1f} ms")

@@ -4,8 +4,8 @@
 
 Needs an engine offering runsc (``JUDGE_RUNTIMES=runc,runsc make engine``). Prints, per runtime,
 the medians of: raw ``docker run --rm <image> echo`` (the docker SDK directly, the baseline); a
-hello-world mission (one sandbox, ``echo hello world``); the 20-case judgement of
-``bench/mission_bench.py`` (compile once, each task a scoped run plus ``diff``); the CPU time
+hello-world mission (one sandbox, ``echo hello world``); the 20-case judgement that
+``bench/mission_bench.py`` runs (compile once, each task a scoped run plus ``diff``); the CPU time
 and memory the supervisor reports for a fixed amount of work; and one interactive execute (the
 guess-the-number game of ``examples/interactive.json``). Then the runsc/runc ratios.
 """
@@ -15,22 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import platform
 import statistics
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import docker
-
-from bench.mission_bench import judge_mission, serve_files
-from orchestrator.engine import open_runtime
-from orchestrator.fetch import FetchLimits, make_connector
+from bench.common import docker_run_ms, engine_info, loopback_deps, machine, serve_judgement
 from orchestrator.mission import parse_mission
 from orchestrator.runner import MissionDeps, run_mission
-from orchestrator.sandbox import ExecRequest, InteractorRequest, SandboxConfig
+from orchestrator.sandbox import ExecRequest, InteractorRequest
 
 
 def _example_programs() -> tuple[str, str]:
@@ -69,24 +62,9 @@ GUESS = ExecRequest(
 BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\n"
 
 
-def raw_runs(image: str, runtime: str, runs: int) -> list[float]:
-    """Milliseconds of each of ``runs`` sequential ``docker run --rm`` of ``echo``."""
-    client = docker.from_env()
-    try:
-        out = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            client.containers.run(
-                image,
-                entrypoint=["echo", "hello world"],
-                remove=True,
-                network_mode="none",
-                runtime=runtime,
-            )
-            out.append((time.perf_counter() - start) * 1000)
-        return out
-    finally:
-        client.close()
+def raw_echo(image: str, runtime: str) -> list[float]:
+    """Milliseconds of one ``docker run --rm`` of ``echo`` with ``runtime``."""
+    return docker_run_ms(image, 1, entrypoint=["echo", "hello world"], runtime=runtime)
 
 
 async def timed_missions(
@@ -112,69 +90,55 @@ async def main() -> None:
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--image", default="judge/default")
     args = parser.parse_args()
-    client = docker.from_env()
-    info = client.info()
-    client.close()
+    info = engine_info()
     offered = set(info.get("Runtimes") or {})
-    print(
-        f"machine: {platform.node()} {info['NCPU']} cpus, kernel {info['KernelVersion']}, "
-        f"Docker {info['ServerVersion']}, runtimes {', '.join(sorted(offered))}"
-    )
+    print(f"{machine(info)}, runtimes {', '.join(sorted(offered))}")
     if "runsc" not in offered:
         print("the engine offers no runsc: JUDGE_RUNTIMES=runc,runsc make engine")
         return
-    server, base = await serve_files(args.tasks)
-    judgement = judge_mission(base, args.tasks)
-    owner = f"judge-bench-{uuid.uuid4().hex[:8]}"
-    limits = FetchLimits(block_private=False)
+    server, judgement = await serve_judgement(args.tasks)
     rows: dict[str, dict[str, float]] = {}
     loop = asyncio.get_running_loop()
     try:
-        async with (
-            open_runtime(SandboxConfig(owner=owner)) as rt,
-            aiohttp.ClientSession(connector=make_connector(limits.block_private)) as session,
-        ):
-            deps = MissionDeps(rt, session, args.image, fetch_limits=limits)
-            try:
-                # The runtimes take turns, run by run, so a machine whose load changes meanwhile
-                # (it is shared) weighs on both alike.
-                samples: dict[str, dict[str, list[float]]] = {n: {} for n in RUNTIMES}
-                judge_key = f"{args.tasks}-case judgement"
-                for i in range(args.runs):
-                    for name in RUNTIMES:
-                        got = samples[name]
-                        raw = await loop.run_in_executor(None, raw_runs, args.image, name, 1)
-                        got.setdefault("raw docker run echo", []).extend(raw)
-                        hello, result = await timed_missions(deps, HELLO, name, 1)
-                        assert verdicts_ok(result), result
-                        got.setdefault("hello world mission", []).extend(hello)
-                        if i < max(1, args.runs // 5):
-                            judged, result = await timed_missions(deps, judgement, name, 1)
-                            assert verdicts_ok(result), result
-                            got.setdefault(judge_key, []).extend(judged)
+        async with loopback_deps(args.image) as deps:
+            rt = deps.runtime
+            # The runtimes take turns, run by run, so a machine whose load changes meanwhile
+            # (it is shared) weighs on both alike.
+            samples: dict[str, dict[str, list[float]]] = {n: {} for n in RUNTIMES}
+            judge_key = f"{args.tasks}-case judgement"
+            for i in range(args.runs):
                 for name in RUNTIMES:
-                    row = rows.setdefault(name, {})
-                    for key, values in samples[name].items():
-                        row[key] = statistics.median(values)
-                    async with rt.sandbox(args.image, runtime=name) as box:
-                        cpu = [
-                            (await box.run(ExecRequest(argv=("python3", "-c", BUSY)))).meta
-                            for _ in range(3)
-                        ]
-                        await box.put_files(GUESS_FILES)
-                        walls = []
-                        for _ in range(5):
-                            start = time.perf_counter()
-                            out = await box.run(GUESS)
-                            walls.append((time.perf_counter() - start) * 1000)
-                            assert out.meta.status == "", out
-                            assert out.interactor is not None
-                            assert out.interactor.meta.status == "", out.interactor
-                    row["cpu-time of a 500 ms burn"] = statistics.median(m.cpu_time_ms for m in cpu)
-                    row["memory-usage of it (KiB)"] = statistics.median(m.memory_kib for m in cpu)
-                    row["interactive execute (C+py)"] = statistics.median(walls)
-            finally:
-                await rt.sweep()
+                    got = samples[name]
+                    raw = await loop.run_in_executor(None, raw_echo, args.image, name)
+                    got.setdefault("raw docker run echo", []).extend(raw)
+                    hello, result = await timed_missions(deps, HELLO, name, 1)
+                    assert verdicts_ok(result), result
+                    got.setdefault("hello world mission", []).extend(hello)
+                    if i < max(1, args.runs // 5):
+                        judged, result = await timed_missions(deps, judgement, name, 1)
+                        assert verdicts_ok(result), result
+                        got.setdefault(judge_key, []).extend(judged)
+            for name in RUNTIMES:
+                row = rows.setdefault(name, {})
+                for key, values in samples[name].items():
+                    row[key] = statistics.median(values)
+                async with rt.sandbox(args.image, runtime=name) as box:
+                    cpu = [
+                        (await box.run(ExecRequest(argv=("python3", "-c", BUSY)))).meta
+                        for _ in range(3)
+                    ]
+                    await box.put_files(GUESS_FILES)
+                    walls = []
+                    for _ in range(5):
+                        start = time.perf_counter()
+                        out = await box.run(GUESS)
+                        walls.append((time.perf_counter() - start) * 1000)
+                        assert out.meta.status == "", out
+                        assert out.interactor is not None
+                        assert out.interactor.meta.status == "", out.interactor
+                row["cpu-time of a 500 ms burn"] = statistics.median(m.cpu_time_ms for m in cpu)
+                row["memory-usage of it (KiB)"] = statistics.median(m.memory_kib for m in cpu)
+                row["interactive execute (C+py)"] = statistics.median(walls)
     finally:
         await server.cleanup()
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 
 import docker
 
+from bench.common import machine
 from orchestrator.engine import open_runtime
 from orchestrator.sandbox import ExecRequest, SandboxConfig
 
@@ -50,10 +50,7 @@ async def main() -> None:
     args = parser.parse_args()
     client = docker.from_env()
     info = client.info()
-    print(
-        f"machine: {platform.node()} {info['NCPU']} cpus, kernel {info['KernelVersion']}, "
-        f"Docker {info['ServerVersion']}, cgroup v{info.get('CgroupVersion', '?')}"
-    )
+    print(f"{machine(info)}, cgroup v{info.get('CgroupVersion', '?')}")
 
     config = SandboxConfig(owner="judge-bench")
     async with open_runtime(config) as rt:

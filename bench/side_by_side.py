@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import base64
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,15 @@ from typing import Any
 import aiohttp
 import docker
 
+from bench.common import (
+    docker_run_ms,
+    engine_info,
+    hello_latency_ms,
+    judge_in_process,
+    judgement,
+    judgement_files,
+    machine,
+)
 from orchestrator.engine import open_runtime
 from orchestrator.fetch import FetchLimits, make_connector
 from orchestrator.mission import parse_mission
@@ -44,18 +52,8 @@ from orchestrator.pool import SandboxPool
 from orchestrator.runner import MissionDeps, PhaseTimes, run_mission
 from orchestrator.sandbox import ExecRequest, SandboxConfig
 from service.settings import Settings
-from tests.seed000 import hello_mission
-from tests.service.support import Api, InProcessJudge, Receiver
 
 OWNER = "judge-bench-sbs"
-MAIN_C = b"""#include <stdio.h>
-int main(void) {
-    long a = 0, b = 0;
-    if (scanf("%ld %ld", &a, &b) != 2) return 2;
-    printf("%ld\\n", a + b);
-    return 0;
-}
-"""
 PEERS = Path(__file__).with_name("peers.py")
 
 
@@ -63,64 +61,10 @@ def data_url(content: bytes) -> str:
     return "data:application/octet-stream;base64," + base64.b64encode(content).decode()
 
 
-def cases(n: int) -> list[tuple[bytes, bytes]]:
-    return [(f"{i} {i * 7}\n".encode(), f"{i * 8}\n".encode()) for i in range(n)]
-
-
-def judgement(n: int, *, scoped: bool, parallel: int = 1) -> dict[str, Any]:
-    """Compile, then per task run the binary on its input and diff against its answer."""
-    run: dict[str, Any] = {
-        "name": "run",
-        "command": ["./main"],
-        "time_limit": 1000,
-        "memory_limit": 65536,
-        "stdin": "INPUT",
-        "stdout": "out__TASK_ID__.txt",
-        "meta": "run__TASK_ID__.meta",
-    }
-    if scoped:
-        run["scope"] = {
-            "enable": True,
-            "import": ["main", "INPUT"],
-            "export": ["out__TASK_ID__.txt"],
-        }
-    return {
-        "return": {"url": "https://callback.example/bench"},
-        "prepare": {
-            "file": {"main.c": data_url(MAIN_C)},
-            "execute": [
-                {
-                    "name": "compile",
-                    "command": ["gcc", "-O2", "-o", "main", "main.c"],
-                    "memory_limit": 262144,
-                    "time_limit": 30000,
-                }
-            ],
-        },
-        "tasks": {
-            "task": [
-                {
-                    "file": {"INPUT": data_url(inp), "ANSWER": data_url(ans)},
-                    "macro": {"INPUT": f"in{i}.txt", "ANSWER": f"ans{i}.txt"},
-                }
-                for i, (inp, ans) in enumerate(cases(n))
-            ],
-            "execute": [
-                run,
-                {
-                    "name": "check",
-                    "command": ["diff", "out__TASK_ID__.txt", "ANSWER"],
-                    "meta": "check__TASK_ID__.meta",
-                    **(
-                        {"scope": {"enable": True, "import": ["out__TASK_ID__.txt", "ANSWER"]}}
-                        if parallel > 1
-                        else {}
-                    ),
-                },
-            ],
-            **({"parallel": parallel} if parallel > 1 else {}),
-        },
-    }
+def data_judgement(n: int, *, scoped: bool, parallel: int = 1) -> dict[str, Any]:
+    """The judgement of ``n`` tasks with every file inline as a ``data:`` URL."""
+    files = judgement_files(n)
+    return judgement(n, lambda name: data_url(files[name]), scoped=scoped, parallel=parallel)
 
 
 # -- raw Docker --------------------------------------------------------------------------------
@@ -176,22 +120,9 @@ def raw_exec_ms(image: str, runs: int) -> list[float]:
 
 
 def raw_run_ms(image: str, runs: int) -> list[float]:
-    client = docker.from_env()
-    try:
-        out = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            client.containers.run(
-                image,
-                entrypoint=["echo", "hello world"],
-                remove=True,
-                network_mode="none",
-                labels={"io.judge.owner": OWNER},
-            )
-            out.append((time.perf_counter() - start) * 1000)
-        return out
-    finally:
-        client.close()
+    return docker_run_ms(
+        image, runs, entrypoint=["echo", "hello world"], labels={"io.judge.owner": OWNER}
+    )
 
 
 # -- the judge ----------------------------------------------------------------------------------
@@ -228,28 +159,10 @@ async def judge_hello_ms(image: str, runs: int, gap_s: float) -> list[float]:
             default_image=image,
             sandbox_owner=OWNER,
         )
-        rx = Receiver()
-        await rx.start()
-        judge = InProcessJudge(settings)
-        await judge.start()
-        try:
-            async with aiohttp.ClientSession() as session:
-                api = Api(session, judge.url)
-                mission = hello_mission(rx.url)
-                await api.submit(mission, token="bench-token-0123456789")
-                await rx.next(timeout=60)  # warm up
-                out = []
-                for _ in range(runs):
-                    await asyncio.sleep(gap_s)
-                    start = time.perf_counter()
-                    status, _, _ = await api.submit(mission, token="bench-token-0123456789")
-                    assert status == 200
-                    await rx.next(timeout=60)
-                    out.append((time.perf_counter() - start) * 1000)
-                return out
-        finally:
-            await judge.stop()
-            await rx.stop()
+        async with judge_in_process(settings) as (api, rx):
+            return await hello_latency_ms(
+                api, rx, runs, token="bench-token-0123456789", gap_s=gap_s, timeout=60
+            )
 
 
 async def judge_judgement_s(
@@ -267,7 +180,7 @@ async def judge_judgement_s(
             deps = MissionDeps(
                 rt, session, image, fetch_limits=limits, pool=pool, max_task_parallel=parallel
             )
-            mission = parse_mission(judgement(n, scoped=scoped, parallel=parallel))
+            mission = parse_mission(data_judgement(n, scoped=scoped, parallel=parallel))
             for _ in range(repeat + 1):
                 await pool.refresh()
                 while pool.snapshot()["images"][image]["ready"] < 4:  # type: ignore[index]
@@ -327,6 +240,16 @@ def p90(xs: list[float]) -> float:
     return sorted(xs)[max(0, int(len(xs) * 0.9) - 1)]
 
 
+def against(name: str, ours: list[float], doc: dict[str, Any], goal: float | None) -> str:
+    """The peer's part of a row: its median and our ratio to it (with the ``goal`` for that
+    ratio), or why the peer was not measured (``doc`` as :func:`peer` returns it)."""
+    if "seconds" not in doc:
+        return f"   {name}: not measured ({doc.get('error')})"
+    theirs = med(doc["seconds"])
+    line = f"   {name} {theirs * 1000:7.0f} ms   ratio {med(ours) / theirs:.2f}"
+    return line if goal is None else f"{line} (goal <= {goal})"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--image", default="judge/default")
@@ -340,13 +263,7 @@ async def main() -> None:
     skip = set(args.skip.split(","))
     epic: dict[str, Any] = {}
     loop = asyncio.get_running_loop()
-    client = docker.from_env()
-    info = client.info()
-    client.close()
-    print(
-        f"machine: {platform.node()} {info['NCPU']} cpus, kernel {info['KernelVersion']}, "
-        f"Docker {info['ServerVersion']}, image {args.image}"
-    )
+    print(f"{machine(engine_info())}, image {args.image}")
     if "floor" not in skip:
         rates = await loop.run_in_executor(None, engine_floor, args.image, 16)
         best = max(rates, key=lambda k: rates[k])
@@ -382,28 +299,13 @@ async def main() -> None:
         print(
             f"\n4. {args.tasks}-case C judgement in the mission's sandbox (median of {args.repeat})"
         )
-        line = f"   judge {med(ours) * 1000:7.0f} ms"
-        if "seconds" in dmoj:
-            theirs = med(dmoj["seconds"])
-            line += (
-                f"   DMOJ {theirs * 1000:7.0f} ms   ratio {med(ours) / theirs:.2f} (goal <= 1.0)"
-            )
-        else:
-            line += f"   DMOJ: not measured ({dmoj.get('error')})"
-        print(line)
+        print(f"   judge {med(ours) * 1000:7.0f} ms" + against("DMOJ", ours, dmoj, 1.0))
     if "scoped" not in skip:
         ours = await judge_judgement_s(args.image, args.tasks, scoped=True, repeat=args.repeat)
         epic = peer(args.peers, "epicbox", args.plain_image or args.image, args.tasks, args.repeat)
         print(f"\n5. {args.tasks}-case C judgement, every run scoped (median of {args.repeat})")
         line = f"   judge {med(ours) * 1000:7.0f} ms ({args.tasks / med(ours):.2f} runs/s)"
-        if "seconds" in epic:
-            theirs = med(epic["seconds"])
-            line += (
-                f"   epicbox {theirs * 1000:7.0f} ms   ratio {med(ours) / theirs:.2f} (goal <= 0.9)"
-            )
-        else:
-            line += f"   epicbox: not measured ({epic.get('error')})"
-        print(line)
+        print(line + against("epicbox", ours, epic, 0.9))
     if "parallel" not in skip:
         ours = await judge_judgement_s(
             args.image, args.tasks, scoped=True, repeat=args.repeat, parallel=4
@@ -413,10 +315,7 @@ async def main() -> None:
         )
         line = f"   judge {med(ours) * 1000:7.0f} ms ({2 * args.tasks / med(ours):.2f} sandboxes/s)"
         if "seconds" in epic:
-            line += (
-                f"   epicbox {med(epic['seconds']) * 1000:7.0f} ms   ratio "
-                f"{med(ours) / med(epic['seconds']):.2f}"
-            )
+            line += against("epicbox", ours, epic, None)
         print(line)
 
 

@@ -291,14 +291,15 @@ def _check_scalar(value: object) -> str | int | float | bool | None:
     raise ValueError("must be a string, number, boolean or null (payload is one level deep)")
 
 
-def _check_unique_files(names: Iterable[str]) -> None:
+def _check_unique_files(files: dict[str, str]) -> dict[str, str]:
     """Reject two names of one file, such as ``a`` and ``./a``."""
     seen: dict[str, str] = {}
-    for name in names:
+    for name in files:
         key = posixpath.normpath(name)
         if key in seen:
             raise ValueError(f"{_show(seen[key])} and {_show(name)} name the same file")
         seen[key] = name
+    return files
 
 
 Text = Annotated[str, AfterValidator(_check_text)]
@@ -310,6 +311,7 @@ FileUrl = Annotated[str, AfterValidator(_check_file_url)]
 CallbackUrl = Annotated[str, AfterValidator(_check_callback_url)]
 MacroKey = Annotated[str, AfterValidator(_check_macro_key)]
 PayloadKey = Annotated[str, AfterValidator(_check_payload_key)]
+Files = Annotated[dict[FileName, FileUrl], AfterValidator(_check_unique_files)]
 Scalar = Annotated[
     str | int | float | bool | None,
     PlainValidator(_check_scalar),
@@ -355,17 +357,14 @@ class Scope(_Model):
         return value
 
 
-class Interactor(_Model):
-    """The program an interactive execute talks to: its stdout is the execute's stdin and the
-    other way round. It runs as another user; ``private`` files are readable by it alone."""
+class _Program(_Model):
+    """What an execute and its interactor both are: a command and its limits (memory KiB, CPU
+    time ms, output KiB). Its fields come first in both, in this order."""
 
     command: Annotated[list[Arg], Field(min_length=1)]
     memory_limit: Annotated[int, Field(ge=1, le=2_097_152)] = 65_536
     time_limit: Annotated[int, Field(ge=1, le=60_000)] = 60_000
     output_limit: Annotated[int, Field(ge=1, le=262_144)] = 262_144
-    meta: FileName = "interactor.meta"
-    stderr: OptionalFileName = ""
-    private: list[FileName] = Field(default_factory=list, max_length=64)
 
     @field_validator("command")
     @classmethod
@@ -375,14 +374,26 @@ class Interactor(_Model):
         return value
 
 
-class Execute(_Model):
-    """One command and its limits (memory KiB, CPU time ms, output KiB), files and options."""
+class _Named(_Model):
+    """An execute's ``name``. A base of its own because pydantic orders fields base first (the
+    last base's first): ``Execute(_Program, _Named)`` keeps ``name`` the first key of an
+    execute in the schema and in the echo, where it stood before ``_Program`` existed."""
 
     name: Text = ""
-    command: Annotated[list[Arg], Field(min_length=1)]
-    memory_limit: Annotated[int, Field(ge=1, le=2_097_152)] = 65_536
-    time_limit: Annotated[int, Field(ge=1, le=60_000)] = 60_000
-    output_limit: Annotated[int, Field(ge=1, le=262_144)] = 262_144
+
+
+class Interactor(_Program):
+    """The program an interactive execute talks to: its stdout is the execute's stdin and the
+    other way round. It runs as another user; ``private`` files are readable by it alone."""
+
+    meta: FileName = "interactor.meta"
+    stderr: OptionalFileName = ""
+    private: list[FileName] = Field(default_factory=list, max_length=64)
+
+
+class Execute(_Program, _Named):
+    """One command and its limits (memory KiB, CPU time ms, output KiB), files and options."""
+
     meta: FileName = "meta"
     stdin: OptionalFileName = ""
     stdout: OptionalFileName = ""
@@ -390,13 +401,6 @@ class Execute(_Model):
     record: Record = Field(default_factory=Record)
     scope: Scope = Field(default_factory=Scope)
     interactor: Interactor | None = None
-
-    @field_validator("command")
-    @classmethod
-    def _program_named(cls, value: list[str]) -> list[str]:
-        if not value[0]:
-            raise ValueError("the program, command[0], must not be empty")
-        return value
 
     @model_validator(mode="after")
     def _pipes_are_the_interactors(self) -> Execute:
@@ -427,27 +431,15 @@ class Execute(_Model):
 class Stage(_Model):
     """``prepare`` or ``final``: files fetched (name -> URL), then executes run in order."""
 
-    file: dict[FileName, FileUrl] = Field(default_factory=dict)
+    file: Files = Field(default_factory=dict)
     execute: list[Execute] = Field(default_factory=list)
-
-    @field_validator("file")
-    @classmethod
-    def _files_distinct(cls, value: dict[str, str]) -> dict[str, str]:
-        _check_unique_files(value)
-        return value
 
 
 class Task(_Model):
     """One task: its files (names may use macros) and its macros (key -> replacement)."""
 
-    file: dict[FileName, FileUrl] = Field(default_factory=dict)
+    file: Files = Field(default_factory=dict)
     macro: dict[MacroKey, Text] = Field(default_factory=dict)
-
-    @field_validator("file")
-    @classmethod
-    def _files_distinct(cls, value: dict[str, str]) -> dict[str, str]:
-        _check_unique_files(value)
-        return value
 
 
 class Tasks(_Model):

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from service.callbacks import CallbackPolicy, Delivery, callback_body, deliver
-from service.store import CALLBACKS_CHANNEL, Database, Store
+from service.store import CALLBACKS_CHANNEL, Store
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class CallbackDelivery:
             await self._store.subscribe(CALLBACKS_CHANNEL, lambda _: self._due.set())
             self._claimer = asyncio.create_task(self._claim_loop(), name="callback-claimer")
             return 0
-        pending = await self._store.call(Database.pending_callbacks)
+        pending = await self._store.callbacks.pending_callbacks()
         for mission_id in pending:
             self._spawn(mission_id)
         return len(pending)
@@ -131,15 +131,14 @@ class CallbackDelivery:
             self._due.clear()
             try:
                 if self._delivering:
-                    await self._store.call(
-                        Database.renew_callbacks,
+                    await self._store.callbacks.renew_callbacks(
                         sorted(self._delivering),
                         self._owner,
                         self._lease_s,
                     )
                 if not self._stopping:
-                    claimed = await self._store.call(
-                        Database.claim_callbacks, self._owner, self._lease_s, CLAIM_BATCH
+                    claimed = await self._store.callbacks.claim_callbacks(
+                        self._owner, self._lease_s, CLAIM_BATCH
                     )
                     for mission_id in claimed:
                         self._spawn(mission_id)
@@ -152,7 +151,7 @@ class CallbackDelivery:
                 pass
 
     async def _deliver(self, mission_id: int) -> None:
-        row = await self._store.call(Database.get_mission, mission_id)
+        row = await self._store.missions.get_mission(mission_id)
         if row is None or row.result is None or row.callback_state != "pending":
             return
         if "return" not in row.normalised:  # polled only; never 'pending', but be sure
@@ -167,7 +166,7 @@ class CallbackDelivery:
         async def failed_attempt(n: int, error: str) -> None:
             c.callback_attempts += 1
             log.info("mission %d: callback attempt %d failed: %s", mission_id, n, error)
-            await self._store.call(Database.set_callback, mission_id, "pending", n, error)
+            await self._store.callbacks.set_callback(mission_id, "pending", n, error)
 
         outcome = await deliver(
             self._session,
@@ -185,12 +184,11 @@ class CallbackDelivery:
             log.info("mission %d: callback delivered (attempt %d)", mission_id, outcome.attempts)
         else:
             c.callback_failures += 1
-        await self._store.call(
-            Database.set_callback,
+        await self._store.callbacks.set_callback(
             mission_id,
             "delivered" if outcome.delivered else "failed",
             outcome.attempts,
             outcome.error,
         )
         if self._clustered:
-            await self._store.call(Database.release_callback, mission_id, self._owner)
+            await self._store.callbacks.release_callback(mission_id, self._owner)

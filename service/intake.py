@@ -17,7 +17,7 @@ from typing import Any
 
 from orchestrator.runner import MissionIO
 from service.handoff import Handoff
-from service.store import MISSION_KIND, Database
+from service.store import MISSION_KIND
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,7 @@ class Intake:
         if job is None and io is not None and self._handoff.clustered:
             # Its files are in this process's memory: no other node can run it.
             async with self._handoff.files.storing():
-                mission_id = await self._handoff.store.call(
-                    Database.insert_pinned_mission,
+                mission_id = await self._handoff.store.missions.insert_pinned_mission(
                     token_hash,
                     mission,
                     normalised,
@@ -149,8 +148,8 @@ class Intake:
                 token_hash, mission, normalised, kind
             )
         else:
-            mission_id = await self._handoff.store.call(
-                Database.insert_job_mission, token_hash, mission, normalised, kind, *job
+            mission_id = await self._handoff.store.missions.insert_job_mission(
+                token_hash, mission, normalised, kind, *job
             )
         if io is not None:
             self._handoff.files.put(mission_id, io)

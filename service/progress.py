@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from service.store import ENDED_CHANNEL, Database, MissionRow, Store
+from service.store import ENDED_CHANNEL, MissionRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class MissionProgress:
         waiter = loop.create_future()
         waiters.add(waiter)
         try:
-            row = await self._store.call(Database.get_mission, mission_id)
+            row = await self._store.missions.get_mission(mission_id)
             while row is not None and row.state in ("queued", "running") and not self._closed:
                 if self._clustered:
                     await asyncio.wait([waiter], timeout=self._poll_s)
@@ -70,7 +70,7 @@ class MissionProgress:
                 waiters.discard(waiter)
                 waiter = loop.create_future()
                 waiters.add(waiter)
-                row = await self._store.call(Database.get_mission, mission_id)
+                row = await self._store.missions.get_mission(mission_id)
             return row
         finally:
             waiters.discard(waiter)

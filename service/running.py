@@ -40,7 +40,7 @@ from orchestrator.runner import (
 from orchestrator.sandbox import Meta
 from service.delivery import DeliveryCounters
 from service.handoff import Handoff
-from service.store import CANCEL_CHANNEL, MISSION_KIND, Database, MissionRow
+from service.store import CANCEL_CHANNEL, MISSION_KIND, MissionRow
 
 log = logging.getLogger(__name__)
 
@@ -190,19 +190,19 @@ class MissionRunning:
         "cancelled") and its end is reported; a running one is stopped by its worker, which
         kills its sandboxes (state ``cancelling`` until then).
         """
-        row = await self._store.call(Database.get_mission, mission_id)
+        row = await self._store.missions.get_mission(mission_id)
         if row is None:
             return "missing"
         if row.state == "queued":
             mission = await asyncio.to_thread(parse_mission, row.mission, MissionCaps.unlimited())
             result = await asyncio.to_thread(not_run_result, mission, CANCELLED)
-            if await self._store.call(Database.cancel_queued, mission_id, result):
+            if await self._store.missions.cancel_queued(mission_id, result):
                 self._handoff.queue.discard(mission_id)
                 self.metrics.missions_finished["cancelled"] += 1
                 log.info("mission %d cancelled while queued", mission_id)
                 await self._ended(row, "cancelled", result, MissionIO())
                 return "cancelled"
-            row = await self._store.call(Database.get_mission, mission_id)
+            row = await self._store.missions.get_mission(mission_id)
             assert row is not None
         if row.state == "running":
             event = self._cancels.get(mission_id)
@@ -210,7 +210,7 @@ class MissionRunning:
                 event.set()
             elif self._clustered:
                 # Another node runs it: it hears the NOTIFY (or sees it at its next renewal).
-                await self._store.call(Database.request_cancel, mission_id)
+                await self._store.missions.request_cancel(mission_id)
             return "cancelling"
         return row.state
 
@@ -252,11 +252,11 @@ class MissionRunning:
         while True:
             await asyncio.sleep(self._lease_s / 3)
             try:
-                asked = await self._store.call(
-                    Database.renew_lease, mission_id, self._owner, self._lease_s
+                asked = await self._store.missions.renew_lease(
+                    mission_id, self._owner, self._lease_s
                 )
                 # Missions pinned here wait behind this one: keep them this node's.
-                await self._store.call(Database.renew_pins, self._owner, self._lease_s)
+                await self._store.missions.renew_pins(self._owner, self._lease_s)
             except Exception:
                 log.exception("mission %d: cannot renew the lease", mission_id)
                 continue
@@ -308,7 +308,7 @@ class MissionRunning:
             await self._fail(row, why, failed, io)
             return
         state = "cancelled" if cancel.is_set() else "done"
-        stored = await self._store.call(Database.finish, mission_id, state, result, self._owner)
+        stored = await self._store.missions.finish(mission_id, state, result, self._owner)
         if not stored:
             # Its lease went to another node (this one was presumed dead), which runs it
             # again: that run's result is the one stored and called back.
@@ -334,7 +334,7 @@ class MissionRunning:
     ) -> None:
         """Store the mission ``failed`` (while this node holds it) and report the end; with
         ``result`` its callback is due like any other."""
-        if await self._store.call(Database.fail, row.id, why, result, self._owner):
+        if await self._store.missions.fail(row.id, why, result, self._owner):
             self.metrics.missions_finished["failed"] += 1
             await self._ended(row, "failed", result, io, why)
 

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Protocol
 
-from service.store import MISSIONS_CHANNEL, Database, MissionRow, Store
+from service.store import MISSIONS_CHANNEL, MissionRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class LocalQueue:
         return len(self._waiting)
 
     async def start(self) -> list[int]:
-        requeued = await self._store.call(Database.requeue_unfinished)
+        requeued = await self._store.missions.requeue_unfinished()
         for mission_id in requeued:
             self.push(mission_id)
         return requeued
@@ -102,7 +102,7 @@ class LocalQueue:
             return mission_id
 
     async def claim(self, mission_id: int) -> MissionRow | None:
-        return await self._store.call(Database.claim, mission_id, self._owner, self._lease_s)
+        return await self._store.missions.claim(mission_id, self._owner, self._lease_s)
 
     def close(self) -> None:
         self._closed = True
@@ -127,13 +127,13 @@ class SharedQueue:
 
     async def start(self) -> list[int]:
         # Only this node's own: other nodes' come back when their leases expire.
-        requeued = await self._store.call(Database.requeue_unfinished, self._owner)
+        requeued = await self._store.missions.requeue_unfinished(self._owner)
         self._depth = len(requeued)
         await self._store.subscribe(MISSIONS_CHANNEL, lambda _: self._arrived.set())
         return requeued
 
     async def refresh_depth(self) -> int:
-        self._depth = await self._store.call(Database.queued_count)
+        self._depth = await self._store.missions.queued_count()
         return self._depth
 
     def push(self, mission_id: int) -> None:
@@ -146,7 +146,7 @@ class SharedQueue:
         while not self._closed:
             self._arrived.clear()
             try:
-                row = await self._store.call(Database.claim_next, self._owner, self._lease_s)
+                row = await self._store.missions.claim_next(self._owner, self._lease_s)
             except Exception:
                 log.exception("cannot claim a mission; retrying")
                 row = None
@@ -155,7 +155,7 @@ class SharedQueue:
                 return row.id
             try:
                 # Missions pinned to this node (files in its memory) stay its own while idle.
-                await self._store.call(Database.renew_pins, self._owner, self._lease_s)
+                await self._store.missions.renew_pins(self._owner, self._lease_s)
                 await self.refresh_depth()
             except Exception:
                 log.exception("cannot count the queue")

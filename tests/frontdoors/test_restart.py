@@ -25,6 +25,14 @@ async def get_json(session: aiohttp.ClientSession, url: str) -> Any:
         return await resp.json()
 
 
+async def start(servers: list[ServerProcess], env: dict[str, str]) -> tuple[ServerProcess, str]:
+    """A server started on ``env`` (``servers`` kills it at the end if it still runs) and its
+    URL."""
+    server = ServerProcess(env)
+    servers.append(server)
+    return server, await server.start()
+
+
 async def test_jobs_and_blobs_survive_a_crash(
     servers: list[ServerProcess],
     session: aiohttp.ClientSession,
@@ -32,9 +40,7 @@ async def test_jobs_and_blobs_survive_a_crash(
     owner: str,
 ) -> None:
     env = server_env(tmp_path / "data", owner)
-    server = ServerProcess(env)
-    servers.append(server)
-    url = await server.start()
+    server, url = await start(servers, env)
 
     async def create(name: str, data: bytes) -> str:
         async with session.post(
@@ -59,9 +65,7 @@ async def test_jobs_and_blobs_survive_a_crash(
     await poll(lambda: get_json(session, info + slow), lambda b: b["status"] == "RUNNING", 60)
     assert await server.kill() == -9
 
-    server = ServerProcess(env)
-    servers.append(server)
-    url = await server.start()
+    server, url = await start(servers, env)
     info = f"{url}/rest/executor/info/"
     assert "resuming 1 missions" in server.log
     # The finished job and its result blob are as they were.
@@ -97,9 +101,7 @@ async def test_an_interrupted_exec_request_is_failed_not_rerun(
     owner: str,
 ) -> None:
     env = server_env(tmp_path / "data", owner)
-    server = ServerProcess(env)
-    servers.append(server)
-    url = await server.start()
+    server, url = await start(servers, env)
     api = Api(session, url)
     script = b"#!file://python:python\nimport time\ntime.sleep(30)\n"
     headers = {
@@ -119,9 +121,8 @@ async def test_an_interrupted_exec_request_is_failed_not_rerun(
     with pytest.raises(aiohttp.ClientError):
         await request
 
-    server = ServerProcess(env)
-    servers.append(server)
-    api = Api(session, await server.start())
+    server, url = await start(servers, env)
+    api = Api(session, url)
     body = await api.wait_for(1, lambda b: b["state"] == "failed")
     assert body["error"] == "its front door can no longer run it"
     assert body["runs"] == 2
@@ -136,9 +137,7 @@ async def test_an_artifact_job_with_streamed_output_is_rerun_after_a_crash(
     owner: str,
 ) -> None:
     env = server_env(tmp_path / "data", owner)
-    server = ServerProcess(env)
-    servers.append(server)
-    url = await server.start()
+    server, url = await start(servers, env)
     config = {
         "cmd": "sh",
         "args": ["-c", "echo first; sleep 2; echo second"],
@@ -167,9 +166,7 @@ async def test_an_artifact_job_with_streamed_output_is_rerun_after_a_crash(
     await poll(lambda: get_json(session, info), lambda b: b.get("outputNumber") == 0, 60)
     assert await server.kill() == -9
 
-    server = ServerProcess(env)
-    servers.append(server)
-    url = await server.start()
+    server, url = await start(servers, env)
     info = f"{url}/rest/executor/info/{job}"
     done = await poll(
         lambda: get_json(session, info), lambda b: b["status"] not in ("CREATED", "RUNNING"), 60

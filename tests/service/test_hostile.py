@@ -41,6 +41,23 @@ async def started(servers: list[ServerProcess], env: dict[str, str]) -> tuple[Se
     return server, url
 
 
+async def peak_rss_once_healthy(
+    server: ServerProcess, session: aiohttp.ClientSession, url: str
+) -> int:
+    """:func:`peak_rss` once the server's health check has answered 200: the baseline of
+    :func:`assert_peak_rss_grew_less`."""
+    async with session.get(f"{url}/healthz") as resp:
+        assert resp.status == 200
+    return peak_rss(server)
+
+
+def assert_peak_rss_grew_less(server: ServerProcess, before: int, bound: int) -> None:
+    """The server's peak resident memory is less than ``bound`` bytes above ``before``."""
+    grown = peak_rss(server) - before
+    print(f"peak RSS grew by {grown / MiB:.1f} MiB")
+    assert grown < bound
+
+
 async def submit(session: aiohttp.ClientSession, url: str, body: bytes) -> tuple[int, Any]:
     async with session.post(
         f"{url}/api/missions/",
@@ -71,9 +88,7 @@ async def test_work_bombs_are_refused_with_bounded_memory_and_a_live_server(
     servers: list[ServerProcess], session: aiohttp.ClientSession, tmp_path: Path, owner: str
 ) -> None:
     server, url = await started(servers, server_env(tmp_path / "data", owner))
-    async with session.get(f"{url}/healthz") as resp:
-        assert resp.status == 200
-    before = peak_rss(server)
+    before = await peak_rss_once_healthy(server, session, url)
     idle = asyncio.get_running_loop().create_future()
     asyncio.get_running_loop().call_later(1.0, idle.set_result, None)
     baseline = await health_latencies(session, url, idle)
@@ -117,9 +132,7 @@ async def test_work_bombs_are_refused_with_bounded_memory_and_a_live_server(
     # The parse takes seconds; a loop blocked by it would hold a health check that long.
     assert max(took) < 1.0, took
 
-    grown = peak_rss(server) - before
-    print(f"peak RSS grew by {grown / MiB:.1f} MiB")
-    assert grown < 200 * MiB
+    assert_peak_rss_grew_less(server, before, 200 * MiB)
 
 
 async def test_query_tokens_never_reach_the_access_log(
@@ -180,9 +193,7 @@ async def test_archive_bombs_to_the_exec_api_cost_little_memory(
     servers: list[ServerProcess], session: aiohttp.ClientSession, tmp_path: Path, owner: str
 ) -> None:
     server, url = await started(servers, server_env(tmp_path / "data", owner))
-    async with session.get(f"{url}/healthz") as resp:
-        assert resp.status == 200
-    before = peak_rss(server)
+    before = await peak_rss_once_healthy(server, session, url)
     for bomb, expected in ((long_name_bomb(), "bytes of names"), (gzip_bomb(), "decompressed")):
         headers = {
             "X-Auth-Token": ALICE,
@@ -201,6 +212,4 @@ async def test_archive_bombs_to_the_exec_api_cost_little_memory(
         assert expected in body["error"]["message"], body
         print(f"{expected}: {len(bomb)} bytes sent, health max {max(took) * 1000:.0f} ms")
         assert max(took) < 1.0, took
-    grown = peak_rss(server) - before
-    print(f"peak RSS grew by {grown / MiB:.1f} MiB")
-    assert grown < 200 * MiB
+    assert_peak_rss_grew_less(server, before, 200 * MiB)

@@ -35,6 +35,21 @@ async def start(
     return server, Api(session, url)
 
 
+async def running_sleeper(
+    servers: list[ServerProcess],
+    session: aiohttp.ClientSession,
+    receiver: Receiver,
+    env: dict[str, str],
+    seconds: float,
+) -> tuple[ServerProcess, Api]:
+    """A server started on ``env`` whose mission 1, a sleeper of ``seconds`` calling back to
+    ``receiver``, is running."""
+    server, api = await start(servers, session, env)
+    assert (await api.submit(sleeper(receiver.url, seconds)))[0] == 200
+    await api.wait_for(1, lambda b: b["state"] == "running")
+    return server, api
+
+
 def outcome(got: Any) -> tuple[int, dict[str, Any]]:
     fields = dict(got.form())
     execute = json.loads(fields["mission_result"])["prepare"]["execute"][0]
@@ -134,9 +149,7 @@ async def test_sigterm_lets_a_running_mission_finish(
     owner: str,
 ) -> None:
     env = server_env(tmp_path / "data", owner, JUDGE_SHUTDOWN_GRACE_S="30")
-    server, api = await start(servers, session, env)
-    assert (await api.submit(sleeper(receiver.url, 2)))[0] == 200
-    await api.wait_for(1, lambda b: b["state"] == "running")
+    server, _ = await running_sleeper(servers, session, receiver, env, 2)
     t0 = time.perf_counter()
     assert await server.terminate() == 0
     took = time.perf_counter() - t0
@@ -156,9 +169,7 @@ async def test_sigterm_past_the_grace_resumes_the_mission_at_restart(
     owner: str,
 ) -> None:
     env = server_env(tmp_path / "data", owner, JUDGE_SHUTDOWN_GRACE_S="0.5")
-    server, api = await start(servers, session, env)
-    assert (await api.submit(sleeper(receiver.url, 4)))[0] == 200
-    await api.wait_for(1, lambda b: b["state"] == "running")
+    server, _ = await running_sleeper(servers, session, receiver, env, 4)
     t0 = time.perf_counter()
     assert await server.terminate(timeout=20) == 0
     assert time.perf_counter() - t0 < 5  # the grace, then the mission is cut short
