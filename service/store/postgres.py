@@ -6,22 +6,25 @@ clock is the database's (nodes' clocks may disagree), an expired lease is claime
 same query, and ``NOTIFY`` tells the other nodes that work arrived or a cancel was asked for (a
 hint: polling stays the truth). Blob contents live here too (``bytea``), so every node reads
 every blob. The schema is created and migrated at start, versioned in ``judge_schema``.
+Statements SQLite runs as well are in ``service.store.sql``; the ones written here are
+PostgreSQL's own (claims, NOTIFY, blob contents).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
-import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import asyncpg
 
+from service.store import sql
+from service.store.protocols import EveryRepository
 from service.store.records import (
     MISSION_KIND,
     BlobRef,
@@ -32,8 +35,8 @@ from service.store.records import (
     hash_token,
     job_row,
     mission_row,
+    new_token,
 )
-from service.store.sql import CALLBACK_DUE, CALLBACK_UNDELIVERABLE, OWNED_BLOB
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,16 @@ CALLBACKS_CHANNEL = "judge_callbacks"
 ENDED_CHANNEL = "judge_ended"
 """NOTIFY channel: a mission reached a final state (payload: its id)."""
 
-_NOW = "extract(epoch from clock_timestamp())"
+_NOW = sql.PG_CLOCK
+
+# Shared statements (``service.store.sql``) handing back what SQLite reads in a second statement.
+_INSERT_MISSION = sql.INSERT_MISSION.returning("id")
+_CLAIM = sql.CLAIM.returning("*")
+_RENEW_LEASE = sql.RENEW_LEASE.returning("cancel_requested")
+_FINISH = sql.FINISH.returning("callback_state")
+_CANCEL_QUEUED = sql.CANCEL_QUEUED.returning("callback_state")
+_FAIL_WITH_RESULT = sql.FAIL_WITH_RESULT.returning("callback_state")
+_FAIL_UNDELIVERABLE = sql.FAIL_UNDELIVERABLE.returning("callback_state")
 
 # Each entry moves the schema one version up; never edit one that shipped, append another.
 MIGRATIONS: tuple[str, ...] = (
@@ -142,12 +154,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_JOB_SELECT = (
-    "SELECT j.*, (SELECT MAX(number) FROM executor_outputs o WHERE"
-    " o.token_hash = j.token_hash AND o.hash = j.hash) AS output_number"
-    " FROM executor_jobs j"
-)
-
 
 def _count(status: str) -> int:
     """Rows a statement touched, from asyncpg's status string (``DELETE 3``)."""
@@ -168,9 +174,9 @@ async def migrate(conn: asyncpg.Connection) -> int:
         return len(MIGRATIONS)
 
 
-class PgStore:
-    """A pool of connections to PostgreSQL implementing every repository protocol, and a
-    dedicated connection for ``LISTEN``.
+class PgStore(EveryRepository):
+    """A pool of connections to PostgreSQL implementing every repository protocol (each method
+    does what its protocol promises), and a dedicated connection for ``LISTEN``.
 
     Build it with ``await PgStore.open(url)``; ``await close()`` when done.
     """
@@ -210,26 +216,6 @@ class PgStore:
             await self._listener.close()
             self._listener = None
         await self._pool.close()
-
-    @property
-    def missions(self) -> PgStore:
-        return self
-
-    @property
-    def callbacks(self) -> PgStore:
-        return self
-
-    @property
-    def jobs(self) -> PgStore:
-        return self
-
-    @property
-    def blobs(self) -> PgStore:
-        return self
-
-    @property
-    def tokens(self) -> PgStore:
-        return self
 
     async def call(
         self, fn: Callable[Concatenate[Any, P], T], *args: P.args, **kwargs: P.kwargs
@@ -271,7 +257,7 @@ class PgStore:
         except (OSError, TimeoutError, asyncpg.PostgresError):
             return False
 
-    # -- missions ---------------------------------------------------------------------------------
+    # -- missions (each does what ``protocols.MissionRepo`` promises) -----------------------------
 
     async def insert_mission(
         self,
@@ -292,19 +278,8 @@ class PgStore:
         normalised: dict[str, Any],
         kind: str,
     ) -> int:
-        now = time.time()
-        mission_id = await conn.fetchval(
-            "INSERT INTO missions (token_hash, state, mission, normalised, created_at,"
-            " updated_at, delivery_id, kind, callback_state)"
-            " VALUES ($1, 'queued', $2, $3, $4, $4, $5, $6, $7) RETURNING id",
-            token_hash,
-            json.dumps(mission),
-            json.dumps(normalised),
-            now,
-            uuid.uuid4().hex,
-            kind,
-            "waiting" if kind != MISSION_KIND or "return" in normalised else "none",
-        )
+        values = sql.new_mission(token_hash, mission, normalised, kind, time.time())
+        mission_id = await conn.fetchval(*_INSERT_MISSION.bind_pg(**values))
         await conn.execute("SELECT pg_notify($1, $2)", MISSIONS_CHANNEL, str(mission_id))
         return int(mission_id)
 
@@ -317,16 +292,13 @@ class PgStore:
         job_hash: str,
         doc_id: str,
     ) -> int:
-        """Create (or re-create) a token's executor job and its queued mission in one
-        transaction (a crash leaves both or neither); returns the mission id."""
         async with self._tx() as conn:
             await self._put_job(conn, token_hash, job_hash, doc_id)
             mission_id = await self._insert_mission(conn, token_hash, mission, normalised, kind)
             await conn.execute(
-                "UPDATE executor_jobs SET mission_id = $3 WHERE token_hash = $1 AND hash = $2",
-                token_hash,
-                job_hash,
-                mission_id,
+                *sql.SET_JOB_MISSION.bind_pg(
+                    mission_id=mission_id, token_hash=token_hash, job_hash=job_hash
+                )
             )
             return mission_id
 
@@ -339,50 +311,32 @@ class PgStore:
         owner: str,
         lease_s: float,
     ) -> int:
-        """Store a queued mission only ``owner`` may claim while it renews the pin
-        (``renew_pins``): its files are in that node's memory. Returns its id."""
         async with self._tx() as conn:
             mission_id = await self._insert_mission(conn, token_hash, mission, normalised, kind)
             await conn.execute(
-                f"UPDATE missions SET lease_owner = $2, lease_until = {_NOW} + $3 WHERE id = $1",
-                mission_id,
-                owner,
-                lease_s,
+                *sql.PIN_MISSION.bind_pg(mission_id=mission_id, owner=owner, lease_s=lease_s)
             )
             return mission_id
 
     async def renew_pins(self, owner: str, lease_s: float) -> None:
-        """Keep ``owner``'s queued pinned missions its own for ``lease_s`` more."""
-        await self._pool.execute(
-            f"UPDATE missions SET lease_until = {_NOW} + $2"
-            " WHERE state = 'queued' AND lease_owner = $1",
-            owner,
-            lease_s,
-        )
+        await self._pool.execute(*sql.RENEW_PINS.bind_pg(owner=owner, lease_s=lease_s))
 
     async def get_mission(self, mission_id: int) -> MissionRow | None:
-        row = await self._pool.fetchrow("SELECT * FROM missions WHERE id = $1", mission_id)
+        row = await self._pool.fetchrow(*sql.GET_MISSION.bind_pg(mission_id=mission_id))
         return None if row is None else mission_row(row)
 
     async def claim(
         self, mission_id: int, owner: str = "", lease_s: float = 0.0
     ) -> MissionRow | None:
-        """Move a queued mission to ``running`` under ``owner``'s lease of ``lease_s`` and
-        return it; None when it is not queued (another node may have it)."""
+        """None also when another node claimed it first."""
         row = await self._pool.fetchrow(
-            "UPDATE missions SET state = 'running', runs = runs + 1, updated_at = $4,"
-            f" lease_owner = $2, lease_until = {_NOW} + $3, cancel_requested = false"
-            " WHERE id = $1 AND state = 'queued' RETURNING *",
-            mission_id,
-            owner,
-            lease_s,
-            time.time(),
+            *_CLAIM.bind_pg(mission_id=mission_id, owner=owner, lease_s=lease_s, now=time.time())
         )
         return None if row is None else mission_row(row)
 
     async def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
-        """Claim the oldest queued mission, or a running one whose lease expired (its node
-        died), for ``owner``, in one statement that skips rows other nodes are claiming."""
+        """In one statement that skips rows other nodes are claiming (SQLite, one node, needs
+        none of this)."""
         row = await self._pool.fetchrow(
             "WITH next AS (SELECT id FROM missions WHERE (state = 'queued'"
             f" AND (lease_owner IN ('', $1) OR lease_until < {_NOW}))"
@@ -398,25 +352,15 @@ class PgStore:
         return None if row is None else mission_row(row)
 
     async def renew_lease(self, mission_id: int, owner: str, lease_s: float) -> bool | None:
-        """Extend ``owner``'s lease on a running mission; returns whether a cancel was asked
-        for it, None when ``owner`` no longer holds it."""
         got = await self._pool.fetchrow(
-            f"UPDATE missions SET lease_until = {_NOW} + $3 WHERE id = $1"
-            " AND state = 'running' AND lease_owner = $2 RETURNING cancel_requested",
-            mission_id,
-            owner,
-            lease_s,
+            *_RENEW_LEASE.bind_pg(mission_id=mission_id, owner=owner, lease_s=lease_s)
         )
         return None if got is None else bool(got["cancel_requested"])
 
     async def request_cancel(self, mission_id: int) -> bool:
-        """Ask whichever node runs a mission to cancel it (NOTIFY it); False when it is not
-        running."""
+        """And NOTIFY the node running it."""
         async with self._tx() as conn:
-            status = await conn.execute(
-                "UPDATE missions SET cancel_requested = true WHERE id = $1 AND state = 'running'",
-                mission_id,
-            )
+            status = await conn.execute(*sql.REQUEST_CANCEL.bind_pg(mission_id=mission_id))
             if _count(status) == 0:
                 return False
             await conn.execute("SELECT pg_notify($1, $2)", CANCEL_CHANNEL, str(mission_id))
@@ -425,45 +369,16 @@ class PgStore:
     async def finish(
         self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
     ) -> bool:
-        """Store the result of a running mission and make its callback due, in one statement;
-        with ``owner``, only while it holds the lease. True when stored."""
-        async with self._tx() as conn:
-            row = await conn.fetchrow(
-                "UPDATE missions SET state = $2, result = $3, updated_at = $4, callback_state ="
-                f" {CALLBACK_DUE} WHERE id = $1 AND state = 'running'"
-                " AND ($5::text IS NULL OR lease_owner = $5) RETURNING callback_state",
-                mission_id,
-                state,
-                json.dumps(result),
-                time.time(),
-                owner,
-            )
-            if row is not None:
-                await self._notify_ended(conn, mission_id, row["callback_state"])
-            return row is not None
-
-    async def _notify_ended(
-        self, conn: asyncpg.Connection, mission_id: int, callback_state: str
-    ) -> None:
-        await conn.execute("SELECT pg_notify($1, $2)", ENDED_CHANNEL, str(mission_id))
-        if callback_state == "pending":
-            await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
+        return await self._end(
+            _FINISH,
+            mission_id=mission_id,
+            state=state,
+            result=json.dumps(result),
+            owner=owner,
+        )
 
     async def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
-        """Finish a mission that is still queued as ``cancelled`` with ``result``; True if it was
-        queued (its callback is then due)."""
-        async with self._tx() as conn:
-            row = await conn.fetchrow(
-                "UPDATE missions SET state = 'cancelled', result = $2, updated_at = $3,"
-                f" callback_state = {CALLBACK_DUE} WHERE id = $1 AND state = 'queued'"
-                " RETURNING callback_state",
-                mission_id,
-                json.dumps(result),
-                time.time(),
-            )
-            if row is not None:
-                await self._notify_ended(conn, mission_id, row["callback_state"])
-            return row is not None
+        return await self._end(_CANCEL_QUEUED, mission_id=mission_id, result=json.dumps(result))
 
     async def fail(
         self,
@@ -472,80 +387,55 @@ class PgStore:
         result: dict[str, Any] | None = None,
         owner: str | None = None,
     ) -> bool:
-        """Mark a mission the judge could not run (an error inside the judge). With a
-        ``result`` (every execute ``SE``) its callback is due like any other; without one
-        there is nothing to deliver. With ``owner``, only while it holds the lease."""
-        if result is not None:
-            callback = f"{CALLBACK_DUE}, callback_error = ''"
-        else:
-            callback = CALLBACK_UNDELIVERABLE
+        return await self._end(
+            _FAIL_UNDELIVERABLE if result is None else _FAIL_WITH_RESULT,
+            mission_id=mission_id,
+            error=error,
+            result=None if result is None else json.dumps(result),
+            owner=owner,
+        )
+
+    async def _end(self, statement: sql.Statement, *, mission_id: int, **values: Any) -> bool:
+        """Run ``statement`` (one ending a mission, returning its callback state) and, when it
+        ended one, tell the nodes (and the callback deliverers when its callback is due)."""
         async with self._tx() as conn:
             row = await conn.fetchrow(
-                "UPDATE missions SET state = 'failed', error = $2, updated_at = $3,"
-                f" result = COALESCE($4, result), callback_state = {callback}"
-                " WHERE id = $1 AND state IN ('queued', 'running')"
-                " AND ($5::text IS NULL OR state = 'queued' OR lease_owner = $5)"
-                " RETURNING callback_state",
-                mission_id,
-                error,
-                time.time(),
-                None if result is None else json.dumps(result),
-                owner,
+                *statement.bind_pg(mission_id=mission_id, now=time.time(), **values)
             )
-            if row is not None:
-                await self._notify_ended(conn, mission_id, row["callback_state"])
-            return row is not None
+            if row is None:
+                return False
+            await conn.execute("SELECT pg_notify($1, $2)", ENDED_CHANNEL, str(mission_id))
+            if row["callback_state"] == "pending":
+                await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
+            return True
 
     async def requeue_unfinished(self, owner: str | None = None) -> list[int]:
-        """At start: missions ``owner`` held when it stopped go back to the queue (re-run from
-        the start, keeping their ids; other nodes' missions come back when their leases
-        expire). Returns every queued id, oldest first."""
+        """Other nodes' missions come back when their leases expire."""
         async with self._tx() as conn:
-            await conn.execute(
-                "UPDATE missions SET state = 'queued', updated_at = $1, lease_owner = '',"
-                " lease_until = 0 WHERE state = 'running'"
-                " AND ($2::text IS NULL OR lease_owner = $2)",
-                time.time(),
-                owner,
-            )
-            # Callbacks it was delivering are due again at once, not when their lease expires.
-            await conn.execute(
-                "UPDATE missions SET callback_lease_until = 0"
-                " WHERE ($1::text IS NULL OR callback_owner = $1)",
-                owner,
-            )
-            rows = await conn.fetch("SELECT id FROM missions WHERE state = 'queued' ORDER BY id")
+            await conn.execute(*sql.REQUEUE_RUNNING.bind_pg(owner=owner, now=time.time()))
+            await conn.execute(*sql.RELEASE_CALLBACKS_OF.bind_pg(owner=owner))
+            rows = await conn.fetch(sql.QUEUED_IDS)
         return [r["id"] for r in rows]
 
     async def running_by_owner(self) -> dict[str, int]:
-        """Running missions per node holding them, across the cluster."""
-        rows = await self._pool.fetch(
-            "SELECT lease_owner, COUNT(*) AS n FROM missions WHERE state = 'running'"
-            " GROUP BY lease_owner"
-        )
+        """Across the cluster."""
+        rows = await self._pool.fetch(sql.RUNNING_BY_OWNER)
         return {r["lease_owner"]: r["n"] for r in rows}
 
     async def queued_count(self) -> int:
-        """Missions waiting in the queue (of every node)."""
-        return int(
-            await self._pool.fetchval("SELECT COUNT(*) FROM missions WHERE state = 'queued'")
-        )
+        return int(await self._pool.fetchval(sql.QUEUED_COUNT))
 
     async def counts(self) -> dict[str, int]:
-        rows = await self._pool.fetch("SELECT state, COUNT(*) AS n FROM missions GROUP BY state")
+        rows = await self._pool.fetch(sql.COUNTS)
         return {r["state"]: r["n"] for r in rows}
 
-    # -- callbacks --------------------------------------------------------------------------------
+    # -- callbacks (``protocols.CallbackRepo``) ---------------------------------------------------
 
     async def pending_callbacks(self) -> list[int]:
-        rows = await self._pool.fetch(
-            "SELECT id FROM missions WHERE callback_state = 'pending' ORDER BY id"
-        )
-        return [r["id"] for r in rows]
+        return [r["id"] for r in await self._pool.fetch(sql.PENDING_CALLBACKS)]
 
     async def claim_callbacks(self, owner: str, lease_s: float, limit: int) -> list[int]:
-        """Claim up to ``limit`` due callbacks nobody holds (or whose holder's lease expired)
-        for ``owner``; returns their mission ids, oldest first."""
+        """In one statement that skips rows other nodes are claiming."""
         rows = await self._pool.fetch(
             "WITH due AS (SELECT id FROM missions WHERE callback_state = 'pending'"
             f" AND callback_lease_until < {_NOW} ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)"
@@ -558,7 +448,6 @@ class PgStore:
         return sorted(r["id"] for r in rows)
 
     async def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
-        """Extend ``owner``'s lease on callbacks it is still delivering (retries wait long)."""
         await self._pool.execute(
             f"UPDATE missions SET callback_lease_until = {_NOW} + $3"
             " WHERE id = ANY($1::bigint[]) AND callback_owner = $2",
@@ -568,190 +457,100 @@ class PgStore:
         )
 
     async def release_callback(self, mission_id: int, owner: str) -> None:
-        """``owner`` stops holding a callback (delivered, given up, or left for later)."""
-        await self._pool.execute(
-            "UPDATE missions SET callback_lease_until = 0 WHERE id = $1 AND callback_owner = $2",
-            mission_id,
-            owner,
-        )
+        await self._pool.execute(*sql.RELEASE_CALLBACK.bind_pg(mission_id=mission_id, owner=owner))
 
     async def set_callback(self, mission_id: int, state: str, attempts: int, error: str) -> None:
         await self._pool.execute(
-            "UPDATE missions SET callback_state = $2, callback_attempts = $3,"
-            " callback_error = $4, updated_at = $5 WHERE id = $1",
-            mission_id,
-            state,
-            attempts,
-            error,
-            time.time(),
+            *sql.SET_CALLBACK.bind_pg(
+                mission_id=mission_id,
+                state=state,
+                attempts=attempts,
+                error=error,
+                now=time.time(),
+            )
         )
 
     async def callback_counts(self) -> dict[str, int]:
-        rows = await self._pool.fetch(
-            "SELECT callback_state, COUNT(*) AS n FROM missions GROUP BY callback_state"
-        )
+        rows = await self._pool.fetch(sql.CALLBACK_COUNTS)
         return {r["callback_state"]: r["n"] for r in rows}
 
-    # -- blobs ------------------------------------------------------------------------------------
+    # -- blobs (``protocols.BlobRepo``) -----------------------------------------------------------
 
     async def put_blob(
         self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()
     ) -> BlobRow:
-        """Record a blob's metadata (a blob with the same hash keeps its first record) and make
-        it visible to ``token_hash``; returns the stored record."""
         async with self._tx() as conn:
-            await conn.execute(
-                "INSERT INTO blobs (hash, name, size, mime, content, last_modified,"
-                " content_type, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                " ON CONFLICT (hash) DO NOTHING",
-                blob.hash,
-                blob.name,
-                blob.size,
-                blob.mime,
-                blob.content,
-                blob.last_modified,
-                blob.content_type,
-                blob.doc,
-            )
+            await conn.execute(*sql.INSERT_BLOB.bind_pg(**dataclasses.asdict(blob)))
             if refs:
                 await conn.executemany(
-                    "INSERT INTO blob_refs (parent, kind, child) VALUES ($1, $2, $3)"
-                    " ON CONFLICT DO NOTHING",
-                    [(blob.hash, ref.kind, ref.child) for ref in refs],
+                    sql.INSERT_BLOB_REF.pg_text,
+                    [
+                        sql.INSERT_BLOB_REF.pg_args(
+                            {"parent": blob.hash, "kind": ref.kind, "child": ref.child}
+                        )
+                        for ref in refs
+                    ],
                 )
             await conn.execute(
-                "INSERT INTO blob_owners (hash, token_hash, touched_at) VALUES ($1, $2, $3)"
-                " ON CONFLICT (hash, token_hash) DO UPDATE SET touched_at = excluded.touched_at",
-                blob.hash,
-                token_hash,
-                time.time(),
+                *sql.OWN_BLOB.bind_pg(hash=blob.hash, token_hash=token_hash, now=time.time())
             )
             row = await conn.fetchrow(
-                f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
-                " WHERE hash = $1 AND o.token_hash = $2",
-                blob.hash,
-                token_hash,
+                *sql.GET_OWNED_BLOB.bind_pg(hash=blob.hash, token_hash=token_hash)
             )
         assert row is not None
         return BlobRow(**dict(row))
 
     async def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
-        """A blob's metadata; with ``token_hash``, None unless that token may see it, and its
-        ``last_modified`` is when that token last stored it."""
         if token_hash is None:
-            row = await self._pool.fetchrow("SELECT * FROM blobs WHERE hash = $1", blob_hash)
+            row = await self._pool.fetchrow(*sql.GET_BLOB.bind_pg(hash=blob_hash))
         else:
             row = await self._pool.fetchrow(
-                f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
-                " WHERE hash = $1 AND o.token_hash = $2",
-                blob_hash,
-                token_hash,
+                *sql.GET_OWNED_BLOB.bind_pg(hash=blob_hash, token_hash=token_hash)
             )
         return None if row is None else BlobRow(**dict(row))
 
     async def touch_blob(self, blob_hash: str, token_hash: str) -> None:
-        """The token used its blob now: the retention period starts again."""
         await self._pool.execute(
-            "UPDATE blob_owners SET touched_at = $3 WHERE hash = $1 AND token_hash = $2",
-            blob_hash,
-            token_hash,
-            time.time(),
+            *sql.TOUCH_BLOB.bind_pg(hash=blob_hash, token_hash=token_hash, now=time.time())
         )
 
     async def list_blobs(self, token_hash: str) -> list[BlobRow]:
-        rows = await self._pool.fetch(
-            f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
-            " WHERE o.token_hash = $1 ORDER BY o.touched_at, hash",
-            token_hash,
-        )
+        rows = await self._pool.fetch(*sql.LIST_BLOBS.bind_pg(token_hash=token_hash))
         return [BlobRow(**dict(r)) for r in rows]
 
     async def owns_content(self, content_hash: str, token_hash: str) -> bool:
-        """True when ``token_hash`` sees a file blob with this content."""
         row = await self._pool.fetchrow(
-            "SELECT 1 FROM blobs JOIN blob_owners USING (hash) WHERE content = $1"
-            " AND content_type = 'object' AND token_hash = $2 LIMIT 1",
-            content_hash,
-            token_hash,
+            *sql.OWNS_CONTENT.bind_pg(content=content_hash, token_hash=token_hash)
         )
         return row is not None
 
     async def storage_used(self, token_hash: str) -> int:
-        """Bytes the blobs visible to a token hold (files by size, artifacts by document)."""
-        n = await self._pool.fetchval(
-            "SELECT COALESCE(SUM(CASE WHEN content_type = 'object' THEN size"
-            " ELSE LENGTH(COALESCE(doc, content)) END), 0)"
-            " FROM blobs JOIN blob_owners USING (hash) WHERE token_hash = $1",
-            token_hash,
-        )
-        return int(n)
+        return int(await self._pool.fetchval(*sql.STORAGE_USED.bind_pg(token_hash=token_hash)))
 
     async def sweep(self, cutoff: float) -> SweepResult:
-        """Remove what ended before ``cutoff`` (as the SQLite engine does, in one transaction);
-        returns what went, with the file hashes no blob refers to any more."""
-        finished = "('SUCCESS', 'FAILED_TO_EXECUTE', 'CANCELED')"
+        # The same steps as SQLite's sweep (there run synchronously), in one transaction.
         async with self._tx() as conn:
-            outputs = _count(
-                await conn.execute(
-                    "DELETE FROM executor_outputs o USING executor_jobs j"
-                    " WHERE j.token_hash = o.token_hash AND j.hash = o.hash"
-                    f" AND j.status IN {finished} AND COALESCE(j.finish_time, j.create_time) < $1",
-                    cutoff,
-                )
-            )
-            jobs = _count(
-                await conn.execute(
-                    f"DELETE FROM executor_jobs WHERE status IN {finished}"
-                    " AND COALESCE(finish_time, create_time) < $1",
-                    cutoff,
-                )
-            )
-            missions = _count(
-                await conn.execute(
-                    "DELETE FROM missions WHERE state IN ('done', 'cancelled', 'failed')"
-                    " AND callback_state != 'pending' AND updated_at < $1"
-                    " AND id NOT IN (SELECT mission_id FROM executor_jobs"
-                    " WHERE mission_id IS NOT NULL)",
-                    cutoff,
-                )
-            )
-            await conn.execute(
-                "DELETE FROM blob_owners WHERE touched_at < $1 AND NOT EXISTS (SELECT 1 FROM"
-                " executor_jobs j WHERE j.hash = blob_owners.hash"
-                " AND j.token_hash = blob_owners.token_hash"
-                " AND j.status IN ('CREATED', 'RUNNING'))",
-                cutoff,
-            )
+            outputs = _count(await conn.execute(*sql.SWEEP_OUTPUTS.bind_pg(cutoff=cutoff)))
+            jobs = _count(await conn.execute(*sql.SWEEP_JOBS.bind_pg(cutoff=cutoff)))
+            missions = _count(await conn.execute(*sql.SWEEP_MISSIONS.bind_pg(cutoff=cutoff)))
+            await conn.execute(*sql.SWEEP_OWNERS.bind_pg(cutoff=cutoff))
             removed: set[str] = set()
             candidates: set[str] = set()
             while True:  # soft links keep their targets: repeat until nothing more goes
-                rows = await conn.fetch(
-                    "SELECT hash, content, content_type FROM blobs WHERE NOT EXISTS"
-                    " (SELECT 1 FROM blob_owners o WHERE o.hash = blobs.hash) AND NOT EXISTS"
-                    " (SELECT 1 FROM blob_refs r WHERE r.kind = 'meta' AND r.child = blobs.hash)"
-                )
+                rows = await conn.fetch(sql.UNOWNED_BLOBS)
                 if not rows:
                     break
                 for row in rows:
                     removed.add(row["hash"])
                     if row["content_type"] == "object":
                         candidates.add(row["content"])
-                    refs = await conn.fetch(
-                        "SELECT child FROM blob_refs WHERE kind = 'content' AND parent = $1",
-                        row["hash"],
-                    )
+                    refs = await conn.fetch(*sql.CONTENT_REFS.bind_pg(hash=row["hash"]))
                     candidates.update(r["child"] for r in refs)
-                    await conn.execute("DELETE FROM blob_refs WHERE parent = $1", row["hash"])
-                    await conn.execute("DELETE FROM blobs WHERE hash = $1", row["hash"])
+                    await conn.execute(*sql.DELETE_BLOB_REFS.bind_pg(hash=row["hash"]))
+                    await conn.execute(*sql.DELETE_BLOB.bind_pg(hash=row["hash"]))
             contents = []
             for c in sorted(candidates):
-                used = await conn.fetchval(
-                    "SELECT 1 FROM blobs WHERE content = $1 AND content_type = 'object'"
-                    " UNION ALL SELECT 1 FROM blob_refs WHERE kind = 'content' AND child = $1"
-                    " LIMIT 1",
-                    c,
-                )
-                if used is None:
+                if await conn.fetchval(*sql.CONTENT_USED.bind_pg(content=c)) is None:
                     contents.append(c)
         return SweepResult(jobs, outputs, missions, len(removed), tuple(contents))
 
@@ -790,30 +589,23 @@ class PgStore:
         )
         return len(rows), sum(r["n"] for r in rows)
 
-    # -- executor jobs ----------------------------------------------------------------------------
+    # -- executor jobs (``protocols.JobRepo``) ----------------------------------------------------
 
     async def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
         row = await self._pool.fetchrow(
-            f"{_JOB_SELECT} WHERE j.token_hash = $1 AND j.hash = $2", token_hash, job_hash
+            *sql.GET_JOB.bind_pg(token_hash=token_hash, job_hash=job_hash)
         )
         return None if row is None else job_row(row)
 
     async def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
-        rows = await self._pool.fetch(
-            f"{_JOB_SELECT} WHERE j.token_hash = $1 AND ($2::text IS NULL OR j.status = $2)"
-            " ORDER BY j.create_time",
-            token_hash,
-            status,
-        )
+        rows = await self._pool.fetch(*sql.LIST_JOBS.bind_pg(token_hash=token_hash, status=status))
         return [job_row(r) for r in rows]
 
     async def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
-        """Create (or re-create) a token's job of ``job_hash`` as CREATED, without a mission
-        yet; the output of an earlier run is dropped."""
         async with self._tx() as conn:
             await self._put_job(conn, token_hash, job_hash, doc_id)
             row = await conn.fetchrow(
-                f"{_JOB_SELECT} WHERE j.token_hash = $1 AND j.hash = $2", token_hash, job_hash
+                *sql.GET_JOB.bind_pg(token_hash=token_hash, job_hash=job_hash)
             )
         assert row is not None
         return job_row(row)
@@ -821,115 +613,73 @@ class PgStore:
     async def _put_job(
         self, conn: asyncpg.Connection, token_hash: str, job_hash: str, doc_id: str
     ) -> None:
+        """The job made again, its earlier output dropped (inside the caller's transaction)."""
         await conn.execute(
-            "INSERT INTO executor_jobs (token_hash, hash, doc_id, status, create_time)"
-            " VALUES ($1, $2, $3, 'CREATED', $4) ON CONFLICT (token_hash, hash) DO UPDATE"
-            " SET doc_id = excluded.doc_id, status = 'CREATED',"
-            " create_time = excluded.create_time, mission_id = NULL, start_time = NULL,"
-            " finish_time = NULL, worker = NULL, result_hashes = NULL, output = '',"
-            " error = ''",
-            token_hash,
-            job_hash,
-            doc_id,
-            time.time(),
+            *sql.PUT_JOB.bind_pg(
+                token_hash=token_hash, job_hash=job_hash, doc_id=doc_id, now=time.time()
+            )
         )
-        await conn.execute(
-            "DELETE FROM executor_outputs WHERE token_hash = $1 AND hash = $2",
-            token_hash,
-            job_hash,
-        )
+        await conn.execute(*sql.CLEAR_OUTPUTS.bind_pg(token_hash=token_hash, job_hash=job_hash))
 
     async def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
-        """Set columns of a job (``result_hashes`` as a dict)."""
-        fields = dict(changes)
-        if "result_hashes" in fields:
-            fields["result_hashes"] = json.dumps(fields["result_hashes"])
-        allowed = {"mission_id", "status", "start_time", "finish_time", "worker"}
-        allowed |= {"result_hashes", "output", "error"}
-        assert set(fields) <= allowed, fields
-        assignments = ", ".join(f"{name} = ${n}" for n, name in enumerate(fields, start=3))
+        statement, values = sql.update_job(changes)
         await self._pool.execute(
-            f"UPDATE executor_jobs SET {assignments} WHERE token_hash = $1 AND hash = $2",
-            token_hash,
-            job_hash,
-            *fields.values(),
+            *statement.bind_pg(**values, token_hash=token_hash, job_hash=job_hash)
         )
 
     async def delete_job(self, token_hash: str, job_hash: str) -> None:
-        await self._pool.execute(
-            "DELETE FROM executor_jobs WHERE token_hash = $1 AND hash = $2", token_hash, job_hash
-        )
+        await self._pool.execute(*sql.DELETE_JOB.bind_pg(token_hash=token_hash, job_hash=job_hash))
 
     async def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
-        """Store output segment ``number`` of a job (replacing one of that number)."""
         await self._pool.execute(
-            "INSERT INTO executor_outputs (token_hash, hash, number, output)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (token_hash, hash, number)"
-            " DO UPDATE SET output = excluded.output",
-            token_hash,
-            job_hash,
-            number,
-            output,
+            *sql.ADD_OUTPUT.bind_pg(
+                token_hash=token_hash, job_hash=job_hash, number=number, output=output
+            )
         )
 
     async def clear_outputs(self, token_hash: str, job_hash: str) -> None:
         await self._pool.execute(
-            "DELETE FROM executor_outputs WHERE token_hash = $1 AND hash = $2",
-            token_hash,
-            job_hash,
+            *sql.CLEAR_OUTPUTS.bind_pg(token_hash=token_hash, job_hash=job_hash)
         )
 
     async def get_outputs(
         self, token_hash: str, job_hash: str, start: int | None, end: int | None
     ) -> list[tuple[int, str]]:
-        """Segments ``start`` <= number < ``end`` of a job, in order."""
+        # ``number`` is a 32-bit INTEGER here: asyncpg refuses a larger bound.
+        int_max = (1 << 31) - 1
         rows = await self._pool.fetch(
-            "SELECT number, output FROM executor_outputs WHERE token_hash = $1 AND hash = $2"
-            " AND number >= $3 AND number < $4 ORDER BY number",
-            token_hash,
-            job_hash,
-            0 if start is None else start,
-            (1 << 31) - 1 if end is None else min(end, (1 << 31) - 1),
+            *sql.GET_OUTPUTS.bind_pg(
+                token_hash=token_hash,
+                job_hash=job_hash,
+                start=0 if start is None else start,
+                end=int_max if end is None else min(end, int_max),
+            )
         )
         return [(r["number"], r["output"]) for r in rows]
 
-    # -- tokens -----------------------------------------------------------------------------------
+    # -- tokens (``protocols.TokenRepo``) ---------------------------------------------------------
 
     async def add_token(self, name: str) -> str:
         """Create a token called ``name`` and return it; only its hash is stored.
 
         Raises ``ValueError`` when the name is empty or taken.
         """
-        if not name.strip():
-            raise ValueError("a token needs a name")
-        token = secrets.token_urlsafe(24)
+        token = new_token(name)
         try:
             await self._pool.execute(
-                "INSERT INTO tokens (hash, name, created_at) VALUES ($1, $2, $3)",
-                hash_token(token),
-                name,
-                time.time(),
+                *sql.ADD_TOKEN.bind_pg(hash=hash_token(token), name=name, now=time.time())
             )
         except asyncpg.UniqueViolationError as e:
             raise ValueError(f"a token named '{name}' exists") from e
         return token
 
     async def list_tokens(self) -> list[dict[str, Any]]:
-        rows = await self._pool.fetch(
-            "SELECT name, created_at, revoked_at FROM tokens ORDER BY name"
-        )
-        return [dict(r) for r in rows]
+        return [dict(r) for r in await self._pool.fetch(sql.LIST_TOKENS)]
 
     async def revoke_token(self, name: str) -> bool:
-        status = await self._pool.execute(
-            "UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
-            name,
-            time.time(),
-        )
+        status = await self._pool.execute(*sql.REVOKE_TOKEN.bind_pg(name=name, now=time.time()))
         return _count(status) > 0
 
     async def token_active(self, token_hash: str) -> bool:
-        row = await self._pool.fetchrow(
-            "SELECT 1 FROM tokens WHERE hash = $1 AND revoked_at IS NULL", token_hash
-        )
+        row = await self._pool.fetchrow(*sql.TOKEN_ACTIVE.bind_pg(token_hash=token_hash))
         return row is not None

@@ -8,7 +8,7 @@ lease.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from service.store.records import MISSION_KIND, BlobRef, BlobRow, JobRow, MissionRow, SweepResult
 
@@ -228,3 +228,27 @@ class TokenRepo(Protocol):
     async def revoke_token(self, name: str) -> bool: ...
 
     async def token_active(self, token_hash: str) -> bool: ...
+
+
+class EveryRepository:
+    """Base of an engine that implements every repository itself: each is the store."""
+
+    @property
+    def missions(self) -> Self:
+        return self
+
+    @property
+    def callbacks(self) -> Self:
+        return self
+
+    @property
+    def jobs(self) -> Self:
+        return self
+
+    @property
+    def blobs(self) -> Self:
+        return self
+
+    @property
+    def tokens(self) -> Self:
+        return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,14 @@ CALLBACK_STATES = ("none", "waiting", "pending", "delivered", "failed")
 def hash_token(token: str) -> str:
     """Tokens are stored and compared as SHA-256 hex digests, never in clear."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(name: str) -> str:
+    """A fresh token for a token called ``name``. Raises ``ValueError`` when the name is empty
+    (a name already taken is the store's to find)."""
+    if not name.strip():
+        raise ValueError("a token needs a name")
+    return secrets.token_urlsafe(24)
 
 
 @dataclass(frozen=True)

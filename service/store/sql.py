@@ -1,8 +1,86 @@
-"""SQL fragments both engines use word for word (SQLite and PostgreSQL read them alike)."""
+"""SQL both engines run: each statement written once, with named parameters (``:mission_id``).
+
+``Statement`` renders such a text for each engine when it is made (at import): ``?`` in order
+for ``sqlite3``, ``$1, $2`` for ``asyncpg`` (a name used twice is one ``$n`` there, two ``?``
+here). Two names mean time:
+
+* ``:now`` is the caller's ``time.time()`` (``updated_at``, ``created_at``, ...);
+* ``:clock`` is the clock leases are measured on: PostgreSQL's own (nodes' clocks may
+  disagree, the database's is the one they share), and on SQLite (one node) the same ``:now``.
+
+Where the engines really differ (claims with ``FOR UPDATE SKIP LOCKED``, ``RETURNING``,
+NOTIFY, group commit, transactions) the statement stays in its engine's module.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
 from service.store.records import MISSION_KIND
+
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+PG_CLOCK = "extract(epoch from clock_timestamp())"
+"""The database's clock on PostgreSQL, in seconds since the epoch (what ``:clock`` becomes)."""
+
+
+class Statement:
+    """One SQL text with named parameters, rendered for both engines once.
+
+    ``bind_sqlite(**values)`` gives ``(text, args)`` for ``sqlite3``'s ``execute``;
+    ``bind_pg(**values)`` gives ``(text, *args)`` for asyncpg's ``execute``/``fetch``. Values
+    the statement does not name are ignored; a missing one raises ``KeyError``.
+    """
+
+    __slots__ = ("_pg_names", "_sqlite_names", "pg_text", "sqlite_text", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        sqlite_names: list[str] = []
+        pg_names: list[str] = []
+
+        def to_sqlite(match: re.Match[str]) -> str:
+            name = match[1]
+            sqlite_names.append("now" if name == "clock" else name)
+            return "?"
+
+        def to_pg(match: re.Match[str]) -> str:
+            name = match[1]
+            if name == "clock":
+                return PG_CLOCK
+            if name not in pg_names:
+                pg_names.append(name)
+            return f"${pg_names.index(name) + 1}"
+
+        self.sqlite_text = _PARAMETER.sub(to_sqlite, text)
+        self.pg_text = _PARAMETER.sub(to_pg, text)
+        self._sqlite_names = tuple(sqlite_names)
+        self._pg_names = tuple(pg_names)
+
+    def returning(self, columns: str) -> Statement:
+        """The same statement handing back ``columns`` of the rows it touched."""
+        return Statement(f"{self.text} RETURNING {columns}")
+
+    def sqlite_args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(values[name] for name in self._sqlite_names)
+
+    def pg_args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(values[name] for name in self._pg_names)
+
+    def bind_sqlite(self, **values: Any) -> tuple[str, tuple[Any, ...]]:
+        return self.sqlite_text, self.sqlite_args(values)
+
+    def bind_pg(self, **values: Any) -> tuple[Any, ...]:
+        return (self.pg_text, *self.pg_args(values))
+
+    def __repr__(self) -> str:
+        return f"Statement({self.text!r})"
+
 
 # A blob's columns as one token sees it: its own time, not the first uploader's.
 OWNED_BLOB = "hash, name, size, mime, content, o.touched_at AS last_modified, content_type, doc"
@@ -20,4 +98,256 @@ CALLBACK_UNDELIVERABLE = (
     f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'failed'"
     " ELSE callback_state END), callback_error = (CASE WHEN callback_state = 'none'"
     " THEN '' ELSE 'no result to deliver' END)"
+)
+
+
+# -- missions -------------------------------------------------------------------------------------
+
+# Only the node holding the lease (``:owner``), or anyone when ``:owner`` is NULL. The cast tells
+# PostgreSQL the parameter's type; SQLite reads it the same way.
+_ANY_OR_OWNER = "(CAST(:owner AS TEXT) IS NULL OR lease_owner = :owner)"
+
+INSERT_MISSION = Statement(
+    "INSERT INTO missions (token_hash, state, mission, normalised, created_at, updated_at,"
+    " delivery_id, kind, callback_state) VALUES (:token_hash, 'queued', :mission, :normalised,"
+    " :now, :now, :delivery_id, :kind, :callback_state)"
+)
+
+
+def new_mission(
+    token_hash: str, mission: dict[str, Any], normalised: dict[str, Any], kind: str, now: float
+) -> dict[str, Any]:
+    """The values ``INSERT_MISSION`` stores for a queued mission: JSON as text, a fresh
+    delivery id, and a callback only missions of the mission API without a ``return`` lack."""
+    return {
+        "token_hash": token_hash,
+        "mission": json.dumps(mission),
+        "normalised": json.dumps(normalised),
+        "now": now,
+        "delivery_id": uuid.uuid4().hex,
+        "kind": kind,
+        "callback_state": "waiting" if kind != MISSION_KIND or "return" in normalised else "none",
+    }
+
+
+PIN_MISSION = Statement(
+    "UPDATE missions SET lease_owner = :owner, lease_until = :clock + :lease_s"
+    " WHERE id = :mission_id"
+)
+RENEW_PINS = Statement(
+    "UPDATE missions SET lease_until = :clock + :lease_s"
+    " WHERE state = 'queued' AND lease_owner = :owner"
+)
+GET_MISSION = Statement("SELECT * FROM missions WHERE id = :mission_id")
+CLAIM = Statement(
+    "UPDATE missions SET state = 'running', runs = runs + 1, updated_at = :now,"
+    " lease_owner = :owner, lease_until = :clock + :lease_s, cancel_requested = false"
+    " WHERE id = :mission_id AND state = 'queued'"
+)
+RENEW_LEASE = Statement(
+    "UPDATE missions SET lease_until = :clock + :lease_s WHERE id = :mission_id"
+    " AND state = 'running' AND lease_owner = :owner"
+)
+REQUEST_CANCEL = Statement(
+    "UPDATE missions SET cancel_requested = true WHERE id = :mission_id AND state = 'running'"
+)
+FINISH = Statement(
+    "UPDATE missions SET state = :state, result = :result, updated_at = :now,"
+    f" callback_state = {CALLBACK_DUE} WHERE id = :mission_id AND state = 'running'"
+    f" AND {_ANY_OR_OWNER}"
+)
+CANCEL_QUEUED = Statement(
+    "UPDATE missions SET state = 'cancelled', result = :result, updated_at = :now,"
+    f" callback_state = {CALLBACK_DUE} WHERE id = :mission_id AND state = 'queued'"
+)
+
+
+def _fail(callback: str) -> Statement:
+    return Statement(
+        "UPDATE missions SET state = 'failed', error = :error, updated_at = :now,"
+        f" result = COALESCE(:result, result), callback_state = {callback}"
+        " WHERE id = :mission_id AND state IN ('queued', 'running')"
+        " AND (CAST(:owner AS TEXT) IS NULL OR state = 'queued' OR lease_owner = :owner)"
+    )
+
+
+FAIL_WITH_RESULT = _fail(f"{CALLBACK_DUE}, callback_error = ''")
+FAIL_UNDELIVERABLE = _fail(CALLBACK_UNDELIVERABLE)
+
+REQUEUE_RUNNING = Statement(
+    "UPDATE missions SET state = 'queued', updated_at = :now, lease_owner = '',"
+    f" lease_until = 0 WHERE state = 'running' AND {_ANY_OR_OWNER}"
+)
+# Callbacks it was delivering are due again at once, not when their lease expires.
+RELEASE_CALLBACKS_OF = Statement(
+    "UPDATE missions SET callback_lease_until = 0"
+    " WHERE (CAST(:owner AS TEXT) IS NULL OR callback_owner = :owner)"
+)
+QUEUED_IDS = "SELECT id FROM missions WHERE state = 'queued' ORDER BY id"
+RUNNING_BY_OWNER = (
+    "SELECT lease_owner, COUNT(*) AS n FROM missions WHERE state = 'running' GROUP BY lease_owner"
+)
+QUEUED_COUNT = "SELECT COUNT(*) AS n FROM missions WHERE state = 'queued'"
+COUNTS = "SELECT state, COUNT(*) AS n FROM missions GROUP BY state"
+
+# -- callbacks ------------------------------------------------------------------------------------
+
+PENDING_CALLBACKS = "SELECT id FROM missions WHERE callback_state = 'pending' ORDER BY id"
+RELEASE_CALLBACK = Statement(
+    "UPDATE missions SET callback_lease_until = 0 WHERE id = :mission_id"
+    " AND callback_owner = :owner"
+)
+SET_CALLBACK = Statement(
+    "UPDATE missions SET callback_state = :state, callback_attempts = :attempts,"
+    " callback_error = :error, updated_at = :now WHERE id = :mission_id"
+)
+CALLBACK_COUNTS = "SELECT callback_state, COUNT(*) AS n FROM missions GROUP BY callback_state"
+
+# -- tokens ---------------------------------------------------------------------------------------
+
+ADD_TOKEN = Statement("INSERT INTO tokens (hash, name, created_at) VALUES (:hash, :name, :now)")
+LIST_TOKENS = "SELECT name, created_at, revoked_at FROM tokens ORDER BY name"
+REVOKE_TOKEN = Statement(
+    "UPDATE tokens SET revoked_at = :now WHERE name = :name AND revoked_at IS NULL"
+)
+TOKEN_ACTIVE = Statement("SELECT 1 FROM tokens WHERE hash = :token_hash AND revoked_at IS NULL")
+
+# -- executor jobs --------------------------------------------------------------------------------
+
+JOB_SELECT = (
+    "SELECT j.*, (SELECT MAX(number) FROM executor_outputs o WHERE"
+    " o.token_hash = j.token_hash AND o.hash = j.hash) AS output_number"
+    " FROM executor_jobs j"
+)
+GET_JOB = Statement(f"{JOB_SELECT} WHERE j.token_hash = :token_hash AND j.hash = :job_hash")
+LIST_JOBS = Statement(
+    f"{JOB_SELECT} WHERE j.token_hash = :token_hash"
+    " AND (CAST(:status AS TEXT) IS NULL OR j.status = :status) ORDER BY j.create_time"
+)
+# A job made again starts over: every column but its document goes back to its default.
+PUT_JOB = Statement(
+    "INSERT INTO executor_jobs (token_hash, hash, doc_id, status, create_time)"
+    " VALUES (:token_hash, :job_hash, :doc_id, 'CREATED', :now)"
+    " ON CONFLICT (token_hash, hash) DO UPDATE SET doc_id = excluded.doc_id,"
+    " status = 'CREATED', create_time = excluded.create_time, mission_id = NULL,"
+    " start_time = NULL, finish_time = NULL, worker = NULL, result_hashes = NULL, output = '',"
+    " error = ''"
+)
+SET_JOB_MISSION = Statement(
+    "UPDATE executor_jobs SET mission_id = :mission_id"
+    " WHERE token_hash = :token_hash AND hash = :job_hash"
+)
+DELETE_JOB = Statement(
+    "DELETE FROM executor_jobs WHERE token_hash = :token_hash AND hash = :job_hash"
+)
+ADD_OUTPUT = Statement(
+    "INSERT INTO executor_outputs (token_hash, hash, number, output)"
+    " VALUES (:token_hash, :job_hash, :number, :output) ON CONFLICT (token_hash, hash, number)"
+    " DO UPDATE SET output = excluded.output"
+)
+CLEAR_OUTPUTS = Statement(
+    "DELETE FROM executor_outputs WHERE token_hash = :token_hash AND hash = :job_hash"
+)
+GET_OUTPUTS = Statement(
+    "SELECT number, output FROM executor_outputs WHERE token_hash = :token_hash"
+    " AND hash = :job_hash AND number >= :start AND number < :end ORDER BY number"
+)
+
+_JOB_CHANGES = frozenset(
+    {"mission_id", "status", "start_time", "finish_time", "worker", "result_hashes", "output"}
+    | {"error"}
+)
+
+
+def update_job(changes: dict[str, Any]) -> tuple[Statement, dict[str, Any]]:
+    """The statement setting ``changes`` (columns of a job) and its values, ``result_hashes``
+    as JSON text; the caller adds ``token_hash`` and ``job_hash``."""
+    fields = dict(changes)
+    if "result_hashes" in fields:
+        fields["result_hashes"] = json.dumps(fields["result_hashes"])
+    assert set(fields) <= _JOB_CHANGES, fields
+    return _update_job(tuple(fields)), fields
+
+
+@lru_cache(maxsize=64)
+def _update_job(columns: tuple[str, ...]) -> Statement:
+    assignments = ", ".join(f"{column} = :{column}" for column in columns)
+    return Statement(
+        f"UPDATE executor_jobs SET {assignments}"
+        " WHERE token_hash = :token_hash AND hash = :job_hash"
+    )
+
+
+# -- blobs ----------------------------------------------------------------------------------------
+
+INSERT_BLOB = Statement(
+    "INSERT INTO blobs (hash, name, size, mime, content, last_modified, content_type, doc)"
+    " VALUES (:hash, :name, :size, :mime, :content, :last_modified, :content_type, :doc)"
+    " ON CONFLICT (hash) DO NOTHING"
+)
+INSERT_BLOB_REF = Statement(
+    "INSERT INTO blob_refs (parent, kind, child) VALUES (:parent, :kind, :child)"
+    " ON CONFLICT DO NOTHING"
+)
+OWN_BLOB = Statement(
+    "INSERT INTO blob_owners (hash, token_hash, touched_at) VALUES (:hash, :token_hash, :now)"
+    " ON CONFLICT (hash, token_hash) DO UPDATE SET touched_at = excluded.touched_at"
+)
+GET_BLOB = Statement("SELECT * FROM blobs WHERE hash = :hash")
+GET_OWNED_BLOB = Statement(
+    f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+    " WHERE hash = :hash AND o.token_hash = :token_hash"
+)
+TOUCH_BLOB = Statement(
+    "UPDATE blob_owners SET touched_at = :now WHERE hash = :hash AND token_hash = :token_hash"
+)
+LIST_BLOBS = Statement(
+    f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
+    " WHERE o.token_hash = :token_hash ORDER BY o.touched_at, hash"
+)
+OWNS_CONTENT = Statement(
+    "SELECT 1 FROM blobs JOIN blob_owners USING (hash) WHERE content = :content"
+    " AND content_type = 'object' AND token_hash = :token_hash LIMIT 1"
+)
+STORAGE_USED = Statement(
+    "SELECT COALESCE(SUM(CASE WHEN content_type = 'object' THEN size"
+    " ELSE LENGTH(COALESCE(doc, content)) END), 0) AS n"
+    " FROM blobs JOIN blob_owners USING (hash) WHERE token_hash = :token_hash"
+)
+
+# -- the retention sweep (one transaction; ``:cutoff`` is when kept things must have ended) -------
+
+_FINISHED_JOB = "('SUCCESS', 'FAILED_TO_EXECUTE', 'CANCELED')"
+SWEEP_OUTPUTS = Statement(
+    "DELETE FROM executor_outputs WHERE EXISTS (SELECT 1 FROM executor_jobs j"
+    " WHERE j.token_hash = executor_outputs.token_hash AND j.hash = executor_outputs.hash"
+    f" AND j.status IN {_FINISHED_JOB} AND COALESCE(j.finish_time, j.create_time) < :cutoff)"
+)
+SWEEP_JOBS = Statement(
+    f"DELETE FROM executor_jobs WHERE status IN {_FINISHED_JOB}"
+    " AND COALESCE(finish_time, create_time) < :cutoff"
+)
+SWEEP_MISSIONS = Statement(
+    "DELETE FROM missions WHERE state IN ('done', 'cancelled', 'failed')"
+    " AND callback_state != 'pending' AND updated_at < :cutoff"
+    " AND id NOT IN (SELECT mission_id FROM executor_jobs WHERE mission_id IS NOT NULL)"
+)
+# A live job's source blob stays with its token.
+SWEEP_OWNERS = Statement(
+    "DELETE FROM blob_owners WHERE touched_at < :cutoff AND NOT EXISTS (SELECT 1 FROM"
+    " executor_jobs j WHERE j.hash = blob_owners.hash AND j.token_hash = blob_owners.token_hash"
+    " AND j.status IN ('CREATED', 'RUNNING'))"
+)
+# Blobs no token sees and no artifact links to (soft links keep their targets).
+UNOWNED_BLOBS = (
+    "SELECT hash, content, content_type FROM blobs WHERE NOT EXISTS"
+    " (SELECT 1 FROM blob_owners o WHERE o.hash = blobs.hash) AND NOT EXISTS"
+    " (SELECT 1 FROM blob_refs r WHERE r.kind = 'meta' AND r.child = blobs.hash)"
+)
+CONTENT_REFS = Statement("SELECT child FROM blob_refs WHERE kind = 'content' AND parent = :hash")
+DELETE_BLOB_REFS = Statement("DELETE FROM blob_refs WHERE parent = :hash")
+DELETE_BLOB = Statement("DELETE FROM blobs WHERE hash = :hash")
+CONTENT_USED = Statement(
+    "SELECT 1 FROM blobs WHERE content = :content AND content_type = 'object'"
+    " UNION ALL SELECT 1 FROM blob_refs WHERE kind = 'content' AND child = :content LIMIT 1"
 )

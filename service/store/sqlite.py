@@ -1,27 +1,29 @@
 """Durable state in an embedded SQLite database (WAL): missions, results, callbacks, tokens.
 
-``Database`` is synchronous (the tokens CLI uses it directly); ``Store`` runs it on one thread the
-service owns so the event loop never blocks on disk. Every method is one statement or one
-transaction, and they run one at a time, so a state change guarded by the current state (a
+``Database`` is synchronous (the tokens CLI uses it directly); ``SqliteStore`` runs it on one
+thread the service owns so the event loop never blocks on disk. Every method is one statement or
+one transaction, and they run one at a time, so a state change guarded by the current state (a
 worker claiming a queued mission, a client cancelling it) is atomic. A mission is committed
-before it is acknowledged, so a crash never loses an accepted mission.
+before it is acknowledged, so a crash never loses an accepted mission. The statements PostgreSQL
+runs as well are in ``service.store.sql``; the ones written here are SQLite's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
-import secrets
 import sqlite3
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from service.store import sql
+from service.store.protocols import EveryRepository
 from service.store.records import (
     MISSION_KIND,
     BlobRef,
@@ -32,8 +34,9 @@ from service.store.records import (
     hash_token,
     job_row,
     mission_row,
+    new_token,
 )
-from service.store.sql import CALLBACK_DUE, CALLBACK_UNDELIVERABLE, OWNED_BLOB
+from service.store.sql import Statement
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -138,7 +141,10 @@ _JOB_COLUMNS = (
 
 
 class Database:
-    """Synchronous access to the judge database; one connection, one thread at a time."""
+    """Synchronous access to the judge database; one connection, one thread at a time.
+
+    Each repository method does what its protocol (``service.store.protocols``) promises.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -201,7 +207,11 @@ class Database:
             raise
         self._conn.execute("COMMIT")
 
-    # -- missions -------------------------------------------------------------------------------
+    def _run(self, statement: Statement, **values: Any) -> sqlite3.Cursor:
+        """Execute a shared statement (``service.store.sql``) with its named ``values``."""
+        return self._conn.execute(*statement.bind_sqlite(**values))
+
+    # -- missions (each does what ``protocols.MissionRepo`` promises) ----------------------------
 
     def insert_mission(
         self,
@@ -210,23 +220,8 @@ class Database:
         normalised: dict[str, Any],
         kind: str = MISSION_KIND,
     ) -> int:
-        """Store a queued mission (committed when this returns) and return its id."""
-        now = time.time()
-        cur = self._conn.execute(
-            "INSERT INTO missions (token_hash, state, mission, normalised, created_at,"
-            " updated_at, delivery_id, kind, callback_state) VALUES (?, 'queued', ?, ?, ?, ?, ?,"
-            " ?, ?)",
-            (
-                token_hash,
-                json.dumps(mission),
-                json.dumps(normalised),
-                now,
-                now,
-                uuid.uuid4().hex,
-                kind,
-                "waiting" if kind != MISSION_KIND or "return" in normalised else "none",
-            ),
-        )
+        values = sql.new_mission(token_hash, mission, normalised, kind, time.time())
+        cur = self._run(sql.INSERT_MISSION, **values)
         assert cur.lastrowid is not None
         return cur.lastrowid
 
@@ -239,23 +234,11 @@ class Database:
         job_hash: str,
         doc_id: str,
     ) -> int:
-        """Create (or re-create) a token's executor job and its queued mission in one
-        transaction (a crash leaves both or neither); returns the mission id."""
-        now = time.time()
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO executor_jobs (token_hash, hash, doc_id, status,"
-                " create_time) VALUES (?, ?, ?, 'CREATED', ?)",
-                (token_hash, job_hash, doc_id, now),
-            )
-            conn.execute(
-                "DELETE FROM executor_outputs WHERE token_hash = ? AND hash = ?",
-                (token_hash, job_hash),
-            )
+        with self._transaction():
+            self._put_job(token_hash, job_hash, doc_id)
             mission_id = self.insert_mission(token_hash, mission, normalised, kind)
-            conn.execute(
-                "UPDATE executor_jobs SET mission_id = ? WHERE token_hash = ? AND hash = ?",
-                (mission_id, token_hash, job_hash),
+            self._run(
+                sql.SET_JOB_MISSION, mission_id=mission_id, token_hash=token_hash, job_hash=job_hash
             )
         return mission_id
 
@@ -268,22 +251,19 @@ class Database:
         owner: str,
         lease_s: float,
     ) -> int:
-        """Store a queued mission only ``owner`` may claim while it renews the pin
-        (``renew_pins``): its files are in that node's memory. Returns its id."""
-        with self._transaction() as conn:
+        with self._transaction():
             mission_id = self.insert_mission(token_hash, mission, normalised, kind)
-            conn.execute(
-                "UPDATE missions SET lease_owner = ?, lease_until = ? WHERE id = ?",
-                (owner, time.time() + lease_s, mission_id),
+            self._run(
+                sql.PIN_MISSION,
+                mission_id=mission_id,
+                owner=owner,
+                lease_s=lease_s,
+                now=time.time(),
             )
         return mission_id
 
     def renew_pins(self, owner: str, lease_s: float) -> None:
-        """Keep ``owner``'s queued pinned missions its own for ``lease_s`` more."""
-        self._conn.execute(
-            "UPDATE missions SET lease_until = ? WHERE state = 'queued' AND lease_owner = ?",
-            (time.time() + lease_s, owner),
-        )
+        self._run(sql.RENEW_PINS, owner=owner, lease_s=lease_s, now=time.time())
 
     def insert_missions(
         self, batch: list[tuple[str, dict[str, Any], dict[str, Any], str]]
@@ -297,27 +277,21 @@ class Database:
         return ids
 
     def get_mission(self, mission_id: int) -> MissionRow | None:
-        row = self._conn.execute("SELECT * FROM missions WHERE id = ?", (mission_id,)).fetchone()
+        row = self._run(sql.GET_MISSION, mission_id=mission_id).fetchone()
         return None if row is None else mission_row(row)
 
     def claim(self, mission_id: int, owner: str = "", lease_s: float = 0.0) -> MissionRow | None:
-        """Move a queued mission to ``running`` under ``owner``'s lease of ``lease_s`` and
-        return it; None when it is not queued."""
-        now = time.time()
-        with self._transaction() as conn:
-            cur = conn.execute(
-                "UPDATE missions SET state = 'running', runs = runs + 1, updated_at = ?,"
-                " lease_owner = ?, lease_until = ?, cancel_requested = 0"
-                " WHERE id = ? AND state = 'queued'",
-                (now, owner, now + lease_s, mission_id),
+        with self._transaction():
+            cur = self._run(
+                sql.CLAIM, mission_id=mission_id, owner=owner, lease_s=lease_s, now=time.time()
             )
             if cur.rowcount == 0:
                 return None
             return self.get_mission(mission_id)
 
     def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
-        """Claim the oldest queued mission, or a running one whose lease expired (its node
-        died), for ``owner``; None when there is none."""
+        # One node, one writer at a time: a SELECT then an UPDATE in a transaction is the
+        # claim PostgreSQL makes in one statement with FOR UPDATE SKIP LOCKED.
         now = time.time()
         with self._transaction() as conn:
             row = conn.execute(
@@ -336,13 +310,13 @@ class Database:
             return self.get_mission(row["id"])
 
     def renew_lease(self, mission_id: int, owner: str, lease_s: float) -> bool | None:
-        """Extend ``owner``'s lease on a running mission; returns whether a cancel was asked
-        for it, None when ``owner`` no longer holds it."""
         with self._transaction() as conn:
-            cur = conn.execute(
-                "UPDATE missions SET lease_until = ? WHERE id = ? AND state = 'running'"
-                " AND lease_owner = ?",
-                (time.time() + lease_s, mission_id, owner),
+            cur = self._run(
+                sql.RENEW_LEASE,
+                mission_id=mission_id,
+                owner=owner,
+                lease_s=lease_s,
+                now=time.time(),
             )
             if cur.rowcount == 0:
                 return None
@@ -352,33 +326,24 @@ class Database:
         return bool(row["cancel_requested"])
 
     def request_cancel(self, mission_id: int) -> bool:
-        """Ask whichever node runs a mission to cancel it; False when it is not running."""
-        cur = self._conn.execute(
-            "UPDATE missions SET cancel_requested = 1 WHERE id = ? AND state = 'running'",
-            (mission_id,),
-        )
-        return cur.rowcount > 0
+        return self._run(sql.REQUEST_CANCEL, mission_id=mission_id).rowcount > 0
 
     def finish(
         self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
     ) -> bool:
-        """Store the result of a running mission and make its callback due, in one statement;
-        with ``owner``, only while it holds the lease. True when stored."""
-        cur = self._conn.execute(
-            "UPDATE missions SET state = ?, result = ?, updated_at = ?, callback_state ="
-            f" {CALLBACK_DUE} WHERE id = ? AND state = 'running'"
-            " AND (? IS NULL OR lease_owner = ?)",
-            (state, json.dumps(result), time.time(), mission_id, owner, owner),
+        cur = self._run(
+            sql.FINISH,
+            mission_id=mission_id,
+            state=state,
+            result=json.dumps(result),
+            owner=owner,
+            now=time.time(),
         )
         return cur.rowcount > 0
 
     def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
-        """Finish a mission that is still queued as ``cancelled`` with ``result``; True if it was
-        queued (its callback is then due)."""
-        cur = self._conn.execute(
-            "UPDATE missions SET state = 'cancelled', result = ?, updated_at = ?,"
-            f" callback_state = {CALLBACK_DUE} WHERE id = ? AND state = 'queued'",
-            (json.dumps(result), time.time(), mission_id),
+        cur = self._run(
+            sql.CANCEL_QUEUED, mission_id=mission_id, result=json.dumps(result), now=time.time()
         )
         return cur.rowcount > 0
 
@@ -389,68 +354,40 @@ class Database:
         result: dict[str, Any] | None = None,
         owner: str | None = None,
     ) -> bool:
-        """Mark a mission the judge could not run (an error inside the judge). With a
-        ``result`` (every execute ``SE``) its callback is due like any other; without one
-        there is nothing to deliver. With ``owner``, only while it holds the lease."""
-        if result is not None:
-            callback = f"{CALLBACK_DUE}, callback_error = ''"
-        else:
-            callback = CALLBACK_UNDELIVERABLE
-        cur = self._conn.execute(
-            "UPDATE missions SET state = 'failed', error = ?, updated_at = ?,"
-            f" result = COALESCE(?, result), callback_state = {callback}"
-            " WHERE id = ? AND state IN ('queued', 'running')"
-            " AND (? IS NULL OR state = 'queued' OR lease_owner = ?)",
-            (
-                error,
-                time.time(),
-                None if result is None else json.dumps(result),
-                mission_id,
-                owner,
-                owner,
-            ),
+        cur = self._run(
+            sql.FAIL_UNDELIVERABLE if result is None else sql.FAIL_WITH_RESULT,
+            mission_id=mission_id,
+            error=error,
+            result=None if result is None else json.dumps(result),
+            owner=owner,
+            now=time.time(),
         )
         return cur.rowcount > 0
 
     def requeue_unfinished(self, owner: str | None = None) -> list[int]:
-        """At start: missions a crash or a stop interrupted go back to the queue (they are
-        re-run from the start, keeping their ids); with ``owner``, only those it held.
-        Returns every queued id, oldest first."""
         with self._transaction() as conn:
-            conn.execute(
-                "UPDATE missions SET state = 'queued', updated_at = ?, lease_owner = '',"
-                " lease_until = 0 WHERE state = 'running' AND (? IS NULL OR lease_owner = ?)",
-                (time.time(), owner, owner),
-            )
-            # Callbacks it was delivering are due again at once, not when their lease expires.
-            conn.execute(
-                "UPDATE missions SET callback_lease_until = 0"
-                " WHERE (? IS NULL OR callback_owner = ?)",
-                (owner, owner),
-            )
-            rows = conn.execute(
-                "SELECT id FROM missions WHERE state = 'queued' ORDER BY id"
-            ).fetchall()
+            self._run(sql.REQUEUE_RUNNING, owner=owner, now=time.time())
+            self._run(sql.RELEASE_CALLBACKS_OF, owner=owner)
+            rows = conn.execute(sql.QUEUED_IDS).fetchall()
         return [r["id"] for r in rows]
 
     def running_by_owner(self) -> dict[str, int]:
         """Running missions per node holding them (one node here)."""
-        rows = self._conn.execute(
-            "SELECT lease_owner, COUNT(*) AS n FROM missions WHERE state = 'running'"
-            " GROUP BY lease_owner"
-        )
-        return {r["lease_owner"]: r["n"] for r in rows}
+        return {r["lease_owner"]: r["n"] for r in self._conn.execute(sql.RUNNING_BY_OWNER)}
 
     def queued_count(self) -> int:
-        """Missions waiting in the queue (of every node)."""
-        row = self._conn.execute(
-            "SELECT COUNT(*) AS n FROM missions WHERE state = 'queued'"
-        ).fetchone()
-        return int(row["n"])
+        return int(self._conn.execute(sql.QUEUED_COUNT).fetchone()["n"])
+
+    def counts(self) -> dict[str, int]:
+        return {r["state"]: r["n"] for r in self._conn.execute(sql.COUNTS)}
+
+    # -- callbacks (``protocols.CallbackRepo``) --------------------------------------------------
+
+    def pending_callbacks(self) -> list[int]:
+        return [r["id"] for r in self._conn.execute(sql.PENDING_CALLBACKS)]
 
     def claim_callbacks(self, owner: str, lease_s: float, limit: int) -> list[int]:
-        """Claim up to ``limit`` due callbacks nobody holds (or whose holder's lease expired)
-        for ``owner``; returns their mission ids, oldest first."""
+        # One writer at a time: PostgreSQL claims these with FOR UPDATE SKIP LOCKED instead.
         now = time.time()
         with self._transaction() as conn:
             rows = conn.execute(
@@ -466,316 +403,190 @@ class Database:
         return ids
 
     def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
-        """Extend ``owner``'s lease on callbacks it is still delivering (retries wait long)."""
+        # One statement per id: SQLite has no array parameter (PostgreSQL uses ``= ANY``).
         self._conn.executemany(
             "UPDATE missions SET callback_lease_until = ? WHERE id = ? AND callback_owner = ?",
             [(time.time() + lease_s, i, owner) for i in mission_ids],
         )
 
     def release_callback(self, mission_id: int, owner: str) -> None:
-        """``owner`` stops holding a callback (delivered, given up, or left for later)."""
-        self._conn.execute(
-            "UPDATE missions SET callback_lease_until = 0 WHERE id = ? AND callback_owner = ?",
-            (mission_id, owner),
-        )
-
-    def pending_callbacks(self) -> list[int]:
-        rows = self._conn.execute(
-            "SELECT id FROM missions WHERE callback_state = 'pending' ORDER BY id"
-        ).fetchall()
-        return [r["id"] for r in rows]
+        self._run(sql.RELEASE_CALLBACK, mission_id=mission_id, owner=owner)
 
     def set_callback(self, mission_id: int, state: str, attempts: int, error: str) -> None:
-        self._conn.execute(
-            "UPDATE missions SET callback_state = ?, callback_attempts = ?, callback_error = ?,"
-            " updated_at = ? WHERE id = ?",
-            (state, attempts, error, time.time(), mission_id),
+        self._run(
+            sql.SET_CALLBACK,
+            mission_id=mission_id,
+            state=state,
+            attempts=attempts,
+            error=error,
+            now=time.time(),
         )
-
-    def counts(self) -> dict[str, int]:
-        rows = self._conn.execute("SELECT state, COUNT(*) AS n FROM missions GROUP BY state")
-        return {r["state"]: r["n"] for r in rows}
 
     def callback_counts(self) -> dict[str, int]:
-        rows = self._conn.execute(
-            "SELECT callback_state, COUNT(*) AS n FROM missions GROUP BY callback_state"
-        )
-        return {r["callback_state"]: r["n"] for r in rows}
+        return {r["callback_state"]: r["n"] for r in self._conn.execute(sql.CALLBACK_COUNTS)}
 
-    # -- blobs and executor jobs (the executor API) ----------------------------------------------
+    # -- blobs (``protocols.BlobRepo``) ----------------------------------------------------------
 
     def put_blob(self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()) -> BlobRow:
-        """Record a blob's metadata (a blob with the same hash keeps its first record) and make
-        it visible to ``token_hash``; returns the stored record."""
-        now = time.time()
         with self._transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO blobs (hash, name, size, mime, content, last_modified,"
-                " content_type, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    blob.hash,
-                    blob.name,
-                    blob.size,
-                    blob.mime,
-                    blob.content,
-                    blob.last_modified,
-                    blob.content_type,
-                    blob.doc,
-                ),
-            )
+            self._run(sql.INSERT_BLOB, **dataclasses.asdict(blob))
             conn.executemany(
-                "INSERT OR IGNORE INTO blob_refs (parent, kind, child) VALUES (?, ?, ?)",
-                [(blob.hash, ref.kind, ref.child) for ref in refs],
+                sql.INSERT_BLOB_REF.sqlite_text,
+                [
+                    sql.INSERT_BLOB_REF.sqlite_args(
+                        {"parent": blob.hash, "kind": ref.kind, "child": ref.child}
+                    )
+                    for ref in refs
+                ],
             )
-            conn.execute(
-                "INSERT INTO blob_owners (hash, token_hash, touched_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (hash, token_hash) DO UPDATE SET touched_at = excluded.touched_at",
-                (blob.hash, token_hash, now),
-            )
+            self._run(sql.OWN_BLOB, hash=blob.hash, token_hash=token_hash, now=time.time())
             stored = self.get_blob(blob.hash, token_hash)
         assert stored is not None
         return stored
 
     def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
-        """A blob's metadata; with ``token_hash``, None unless that token may see it, and its
-        ``last_modified`` is when that token last stored it (never another token's time, which
-        would tell it someone else holds the same file)."""
         if token_hash is None:
-            row = self._conn.execute("SELECT * FROM blobs WHERE hash = ?", (blob_hash,)).fetchone()
+            row = self._run(sql.GET_BLOB, hash=blob_hash).fetchone()
         else:
-            row = self._conn.execute(
-                f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
-                " WHERE hash = ? AND o.token_hash = ?",
-                (blob_hash, token_hash),
-            ).fetchone()
+            row = self._run(sql.GET_OWNED_BLOB, hash=blob_hash, token_hash=token_hash).fetchone()
         return None if row is None else BlobRow(**dict(row))
 
     def touch_blob(self, blob_hash: str, token_hash: str) -> None:
-        """The token used its blob now: the retention period starts again."""
-        self._conn.execute(
-            "UPDATE blob_owners SET touched_at = ? WHERE hash = ? AND token_hash = ?",
-            (time.time(), blob_hash, token_hash),
-        )
+        self._run(sql.TOUCH_BLOB, hash=blob_hash, token_hash=token_hash, now=time.time())
 
     def list_blobs(self, token_hash: str) -> list[BlobRow]:
-        rows = self._conn.execute(
-            f"SELECT {OWNED_BLOB} FROM blobs JOIN blob_owners o USING (hash)"
-            " WHERE o.token_hash = ? ORDER BY o.touched_at, hash",
-            (token_hash,),
-        )
-        return [BlobRow(**dict(r)) for r in rows]
+        return [BlobRow(**dict(r)) for r in self._run(sql.LIST_BLOBS, token_hash=token_hash)]
 
     def owns_content(self, content_hash: str, token_hash: str) -> bool:
-        """True when ``token_hash`` sees a file blob with this content."""
-        row = self._conn.execute(
-            "SELECT 1 FROM blobs JOIN blob_owners USING (hash) WHERE content = ?"
-            " AND content_type = 'object' AND token_hash = ? LIMIT 1",
-            (content_hash, token_hash),
-        ).fetchone()
+        row = self._run(sql.OWNS_CONTENT, content=content_hash, token_hash=token_hash).fetchone()
         return row is not None
 
     def storage_used(self, token_hash: str) -> int:
-        """Bytes the blobs visible to a token hold (files by size, artifacts by document)."""
-        row = self._conn.execute(
-            "SELECT COALESCE(SUM(CASE WHEN content_type = 'object' THEN size"
-            " ELSE LENGTH(COALESCE(doc, content)) END), 0) AS n"
-            " FROM blobs JOIN blob_owners USING (hash) WHERE token_hash = ?",
-            (token_hash,),
-        ).fetchone()
-        return int(row["n"])
-
-    def _job_select(self) -> str:
-        return (
-            "SELECT j.*, (SELECT MAX(number) FROM executor_outputs o WHERE"
-            " o.token_hash = j.token_hash AND o.hash = j.hash) AS output_number"
-            " FROM executor_jobs j"
-        )
-
-    def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
-        row = self._conn.execute(
-            f"{self._job_select()} WHERE j.token_hash = ? AND j.hash = ?", (token_hash, job_hash)
-        ).fetchone()
-        return None if row is None else job_row(row)
-
-    def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
-        query = f"{self._job_select()} WHERE j.token_hash = ?"
-        args: tuple[str, ...] = (token_hash,)
-        if status is not None:
-            query += " AND j.status = ?"
-            args = (token_hash, status)
-        rows = self._conn.execute(query + " ORDER BY j.create_time", args)
-        return [job_row(r) for r in rows]
-
-    def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
-        """Create (or re-create) a token's job of ``job_hash`` as CREATED, without a mission
-        yet; the output of an earlier run is dropped."""
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO executor_jobs (token_hash, hash, doc_id, status,"
-                " create_time) VALUES (?, ?, ?, 'CREATED', ?)",
-                (token_hash, job_hash, doc_id, time.time()),
-            )
-            conn.execute(
-                "DELETE FROM executor_outputs WHERE token_hash = ? AND hash = ?",
-                (token_hash, job_hash),
-            )
-        row = self.get_job(token_hash, job_hash)
-        assert row is not None
-        return row
-
-    def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
-        """Set columns of a job (``result_hashes`` as a dict)."""
-        fields = dict(changes)
-        if "result_hashes" in fields:
-            fields["result_hashes"] = json.dumps(fields["result_hashes"])
-        allowed = {"mission_id", "status", "start_time", "finish_time", "worker"}
-        allowed |= {"result_hashes", "output", "error"}
-        assert set(fields) <= allowed, fields
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        self._conn.execute(
-            f"UPDATE executor_jobs SET {assignments} WHERE token_hash = ? AND hash = ?",
-            (*fields.values(), token_hash, job_hash),
-        )
-
-    def delete_job(self, token_hash: str, job_hash: str) -> None:
-        self._conn.execute(
-            "DELETE FROM executor_jobs WHERE token_hash = ? AND hash = ?", (token_hash, job_hash)
-        )
-
-    def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
-        """Store output segment ``number`` of a job (replacing one of that number)."""
-        self._conn.execute(
-            "INSERT OR REPLACE INTO executor_outputs (token_hash, hash, number, output)"
-            " VALUES (?, ?, ?, ?)",
-            (token_hash, job_hash, number, output),
-        )
-
-    def clear_outputs(self, token_hash: str, job_hash: str) -> None:
-        self._conn.execute(
-            "DELETE FROM executor_outputs WHERE token_hash = ? AND hash = ?",
-            (token_hash, job_hash),
-        )
-
-    def get_outputs(
-        self, token_hash: str, job_hash: str, start: int | None, end: int | None
-    ) -> list[tuple[int, str]]:
-        """Segments ``start`` <= number < ``end`` of a job, in order."""
-        rows = self._conn.execute(
-            "SELECT number, output FROM executor_outputs WHERE token_hash = ? AND hash = ?"
-            " AND number >= ? AND number < ? ORDER BY number",
-            (
-                token_hash,
-                job_hash,
-                0 if start is None else start,
-                (1 << 62) if end is None else end,
-            ),
-        )
-        return [(r["number"], r["output"]) for r in rows]
+        return int(self._run(sql.STORAGE_USED, token_hash=token_hash).fetchone()["n"])
 
     def sweep(self, cutoff: float) -> SweepResult:
-        """Remove what ended before ``cutoff``: finished jobs (and their output), finished
-        missions whose callback is settled, blobs no token touched since (unless a live job or
-        a kept artifact needs them). Returns what went, with the file hashes no blob refers to
-        any more (the caller deletes those files)."""
-        with self._transaction() as conn:
-            finished = "('SUCCESS', 'FAILED_TO_EXECUTE', 'CANCELED')"
-            outputs = conn.execute(
-                "DELETE FROM executor_outputs WHERE EXISTS (SELECT 1 FROM executor_jobs j"
-                " WHERE j.token_hash = executor_outputs.token_hash"
-                " AND j.hash = executor_outputs.hash"
-                f" AND j.status IN {finished} AND COALESCE(j.finish_time, j.create_time) < ?)",
-                (cutoff,),
-            ).rowcount
-            jobs = conn.execute(
-                f"DELETE FROM executor_jobs WHERE status IN {finished}"
-                " AND COALESCE(finish_time, create_time) < ?",
-                (cutoff,),
-            ).rowcount
-            missions = conn.execute(
-                "DELETE FROM missions WHERE state IN ('done', 'cancelled', 'failed')"
-                " AND callback_state != 'pending' AND updated_at < ?"
-                " AND id NOT IN (SELECT mission_id FROM executor_jobs"
-                " WHERE mission_id IS NOT NULL)",
-                (cutoff,),
-            ).rowcount
-            # A live job's source blob stays with its token.
-            conn.execute(
-                "DELETE FROM blob_owners WHERE touched_at < ? AND NOT EXISTS (SELECT 1 FROM"
-                " executor_jobs j WHERE j.hash = blob_owners.hash"
-                " AND j.token_hash = blob_owners.token_hash"
-                " AND j.status IN ('CREATED', 'RUNNING'))",
-                (cutoff,),
-            )
+        # The same steps as PostgreSQL's sweep (there awaited on one connection).
+        with self._transaction():
+            outputs = self._run(sql.SWEEP_OUTPUTS, cutoff=cutoff).rowcount
+            jobs = self._run(sql.SWEEP_JOBS, cutoff=cutoff).rowcount
+            missions = self._run(sql.SWEEP_MISSIONS, cutoff=cutoff).rowcount
+            self._run(sql.SWEEP_OWNERS, cutoff=cutoff)
             removed: set[str] = set()
             candidates: set[str] = set()
             while True:  # soft links keep their targets: repeat until nothing more goes
-                rows = conn.execute(
-                    "SELECT hash, content, content_type FROM blobs WHERE NOT EXISTS"
-                    " (SELECT 1 FROM blob_owners o WHERE o.hash = blobs.hash) AND NOT EXISTS"
-                    " (SELECT 1 FROM blob_refs r WHERE r.kind = 'meta' AND r.child = blobs.hash)"
-                ).fetchall()
+                rows = self._conn.execute(sql.UNOWNED_BLOBS).fetchall()
                 if not rows:
                     break
                 for row in rows:
                     removed.add(row["hash"])
                     if row["content_type"] == "object":
                         candidates.add(row["content"])
-                    refs = conn.execute(
-                        "SELECT child FROM blob_refs WHERE kind = 'content' AND parent = ?",
-                        (row["hash"],),
-                    )
+                    refs = self._run(sql.CONTENT_REFS, hash=row["hash"])
                     candidates.update(r["child"] for r in refs)
-                    conn.execute("DELETE FROM blob_refs WHERE parent = ?", (row["hash"],))
-                    conn.execute("DELETE FROM blobs WHERE hash = ?", (row["hash"],))
-            contents = tuple(sorted(c for c in candidates if not self._content_referenced(c)))
+                    self._run(sql.DELETE_BLOB_REFS, hash=row["hash"])
+                    self._run(sql.DELETE_BLOB, hash=row["hash"])
+            contents = tuple(
+                sorted(
+                    c
+                    for c in candidates
+                    if self._run(sql.CONTENT_USED, content=c).fetchone() is None
+                )
+            )
         return SweepResult(jobs, outputs, missions, len(removed), contents)
 
-    def _content_referenced(self, content_hash: str) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM blobs WHERE content = ? AND content_type = 'object' UNION ALL"
-            " SELECT 1 FROM blob_refs WHERE kind = 'content' AND child = ? LIMIT 1",
-            (content_hash, content_hash),
-        ).fetchone()
-        return row is not None
+    # -- executor jobs (``protocols.JobRepo``) ---------------------------------------------------
 
-    # -- tokens ---------------------------------------------------------------------------------
+    def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
+        row = self._run(sql.GET_JOB, token_hash=token_hash, job_hash=job_hash).fetchone()
+        return None if row is None else job_row(row)
+
+    def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
+        return [job_row(r) for r in self._run(sql.LIST_JOBS, token_hash=token_hash, status=status)]
+
+    def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
+        with self._transaction():
+            self._put_job(token_hash, job_hash, doc_id)
+        row = self.get_job(token_hash, job_hash)
+        assert row is not None
+        return row
+
+    def _put_job(self, token_hash: str, job_hash: str, doc_id: str) -> None:
+        """The job made again, its earlier output dropped (inside the caller's transaction)."""
+        self._run(
+            sql.PUT_JOB, token_hash=token_hash, job_hash=job_hash, doc_id=doc_id, now=time.time()
+        )
+        self._run(sql.CLEAR_OUTPUTS, token_hash=token_hash, job_hash=job_hash)
+
+    def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
+        statement, values = sql.update_job(changes)
+        self._run(statement, **values, token_hash=token_hash, job_hash=job_hash)
+
+    def delete_job(self, token_hash: str, job_hash: str) -> None:
+        self._run(sql.DELETE_JOB, token_hash=token_hash, job_hash=job_hash)
+
+    def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
+        self._run(
+            sql.ADD_OUTPUT, token_hash=token_hash, job_hash=job_hash, number=number, output=output
+        )
+
+    def clear_outputs(self, token_hash: str, job_hash: str) -> None:
+        self._run(sql.CLEAR_OUTPUTS, token_hash=token_hash, job_hash=job_hash)
+
+    def get_outputs(
+        self, token_hash: str, job_hash: str, start: int | None, end: int | None
+    ) -> list[tuple[int, str]]:
+        rows = self._run(
+            sql.GET_OUTPUTS,
+            token_hash=token_hash,
+            job_hash=job_hash,
+            start=0 if start is None else start,
+            end=(1 << 62) if end is None else end,  # SQLite's integers have 64 bits
+        )
+        return [(r["number"], r["output"]) for r in rows]
+
+    # -- tokens (``protocols.TokenRepo``) --------------------------------------------------------
 
     def add_token(self, name: str) -> str:
         """Create a token called ``name`` and return it; only its hash is stored.
 
         Raises ``ValueError`` when the name is empty or taken.
         """
-        if not name.strip():
-            raise ValueError("a token needs a name")
-        token = secrets.token_urlsafe(24)
+        token = new_token(name)
         try:
-            self._conn.execute(
-                "INSERT INTO tokens (hash, name, created_at) VALUES (?, ?, ?)",
-                (hash_token(token), name, time.time()),
-            )
+            self._run(sql.ADD_TOKEN, hash=hash_token(token), name=name, now=time.time())
         except sqlite3.IntegrityError as e:
             raise ValueError(f"a token named '{name}' exists") from e
         return token
 
     def list_tokens(self) -> list[dict[str, Any]]:
-        rows = self._conn.execute("SELECT name, created_at, revoked_at FROM tokens ORDER BY name")
-        return [dict(r) for r in rows]
+        return [dict(r) for r in self._conn.execute(sql.LIST_TOKENS)]
 
     def revoke_token(self, name: str) -> bool:
-        cur = self._conn.execute(
-            "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-            (time.time(), name),
-        )
-        return cur.rowcount > 0
+        return self._run(sql.REVOKE_TOKEN, name=name, now=time.time()).rowcount > 0
 
     def token_active(self, token_hash: str) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM tokens WHERE hash = ? AND revoked_at IS NULL", (token_hash,)
-        ).fetchone()
-        return row is not None
+        return self._run(sql.TOKEN_ACTIVE, token_hash=token_hash).fetchone() is not None
 
 
-class SqliteStore:
+def _on_store_thread(
+    fn: Callable[Concatenate[Database, P], T],
+) -> Callable[Concatenate[SqliteStore, P], Coroutine[Any, Any, T]]:
+    """A ``SqliteStore`` method awaiting ``Database`` method ``fn`` on the store thread.
+
+    It keeps ``fn``'s parameters, so mypy checks ``Database`` against the repository protocols
+    the store must satisfy.
+    """
+
+    async def method(self: SqliteStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self.call(fn, *args, **kwargs)
+
+    method.__name__ = fn.__name__
+    method.__qualname__ = f"SqliteStore.{fn.__name__}"
+    method.__doc__ = fn.__doc__
+    return method
+
+
+class SqliteStore(EveryRepository):
     """The database on a single thread of its own, awaited from the event loop; implements
     every repository protocol (``service.store.protocols``) by running ``Database`` there.
 
@@ -874,178 +685,50 @@ class SqliteStore:
             return False
         return True
 
-    # -- the repository protocols ----------------------------------------------------------------
+    # -- the repository protocols: each runs its ``Database`` method on the store thread -------
+    # (insert_mission, above, is the one that does more: group commit).
 
-    @property
-    def missions(self) -> SqliteStore:
-        return self
+    insert_job_mission = _on_store_thread(Database.insert_job_mission)
+    insert_pinned_mission = _on_store_thread(Database.insert_pinned_mission)
+    renew_pins = _on_store_thread(Database.renew_pins)
+    get_mission = _on_store_thread(Database.get_mission)
+    claim = _on_store_thread(Database.claim)
+    claim_next = _on_store_thread(Database.claim_next)
+    renew_lease = _on_store_thread(Database.renew_lease)
+    request_cancel = _on_store_thread(Database.request_cancel)
+    finish = _on_store_thread(Database.finish)
+    cancel_queued = _on_store_thread(Database.cancel_queued)
+    fail = _on_store_thread(Database.fail)
+    requeue_unfinished = _on_store_thread(Database.requeue_unfinished)
+    running_by_owner = _on_store_thread(Database.running_by_owner)
+    queued_count = _on_store_thread(Database.queued_count)
+    counts = _on_store_thread(Database.counts)
 
-    @property
-    def callbacks(self) -> SqliteStore:
-        return self
+    pending_callbacks = _on_store_thread(Database.pending_callbacks)
+    claim_callbacks = _on_store_thread(Database.claim_callbacks)
+    renew_callbacks = _on_store_thread(Database.renew_callbacks)
+    release_callback = _on_store_thread(Database.release_callback)
+    set_callback = _on_store_thread(Database.set_callback)
+    callback_counts = _on_store_thread(Database.callback_counts)
 
-    @property
-    def jobs(self) -> SqliteStore:
-        return self
+    get_job = _on_store_thread(Database.get_job)
+    list_jobs = _on_store_thread(Database.list_jobs)
+    put_job = _on_store_thread(Database.put_job)
+    update_job = _on_store_thread(Database.update_job)
+    delete_job = _on_store_thread(Database.delete_job)
+    add_output = _on_store_thread(Database.add_output)
+    clear_outputs = _on_store_thread(Database.clear_outputs)
+    get_outputs = _on_store_thread(Database.get_outputs)
 
-    @property
-    def blobs(self) -> SqliteStore:
-        return self
+    put_blob = _on_store_thread(Database.put_blob)
+    get_blob = _on_store_thread(Database.get_blob)
+    touch_blob = _on_store_thread(Database.touch_blob)
+    list_blobs = _on_store_thread(Database.list_blobs)
+    owns_content = _on_store_thread(Database.owns_content)
+    storage_used = _on_store_thread(Database.storage_used)
+    sweep = _on_store_thread(Database.sweep)
 
-    @property
-    def tokens(self) -> SqliteStore:
-        return self
-
-    async def insert_job_mission(
-        self,
-        token_hash: str,
-        mission: dict[str, Any],
-        normalised: dict[str, Any],
-        kind: str,
-        job_hash: str,
-        doc_id: str,
-    ) -> int:
-        return await self.call(
-            Database.insert_job_mission, token_hash, mission, normalised, kind, job_hash, doc_id
-        )
-
-    async def insert_pinned_mission(
-        self,
-        token_hash: str,
-        mission: dict[str, Any],
-        normalised: dict[str, Any],
-        kind: str,
-        owner: str,
-        lease_s: float,
-    ) -> int:
-        return await self.call(
-            Database.insert_pinned_mission, token_hash, mission, normalised, kind, owner, lease_s
-        )
-
-    async def renew_pins(self, owner: str, lease_s: float) -> None:
-        return await self.call(Database.renew_pins, owner, lease_s)
-
-    async def get_mission(self, mission_id: int) -> MissionRow | None:
-        return await self.call(Database.get_mission, mission_id)
-
-    async def claim(
-        self, mission_id: int, owner: str = "", lease_s: float = 0.0
-    ) -> MissionRow | None:
-        return await self.call(Database.claim, mission_id, owner, lease_s)
-
-    async def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
-        return await self.call(Database.claim_next, owner, lease_s)
-
-    async def renew_lease(self, mission_id: int, owner: str, lease_s: float) -> bool | None:
-        return await self.call(Database.renew_lease, mission_id, owner, lease_s)
-
-    async def request_cancel(self, mission_id: int) -> bool:
-        return await self.call(Database.request_cancel, mission_id)
-
-    async def finish(
-        self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
-    ) -> bool:
-        return await self.call(Database.finish, mission_id, state, result, owner)
-
-    async def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
-        return await self.call(Database.cancel_queued, mission_id, result)
-
-    async def fail(
-        self,
-        mission_id: int,
-        error: str,
-        result: dict[str, Any] | None = None,
-        owner: str | None = None,
-    ) -> bool:
-        return await self.call(Database.fail, mission_id, error, result, owner)
-
-    async def requeue_unfinished(self, owner: str | None = None) -> list[int]:
-        return await self.call(Database.requeue_unfinished, owner)
-
-    async def running_by_owner(self) -> dict[str, int]:
-        return await self.call(Database.running_by_owner)
-
-    async def queued_count(self) -> int:
-        return await self.call(Database.queued_count)
-
-    async def counts(self) -> dict[str, int]:
-        return await self.call(Database.counts)
-
-    async def pending_callbacks(self) -> list[int]:
-        return await self.call(Database.pending_callbacks)
-
-    async def claim_callbacks(self, owner: str, lease_s: float, limit: int) -> list[int]:
-        return await self.call(Database.claim_callbacks, owner, lease_s, limit)
-
-    async def renew_callbacks(self, mission_ids: list[int], owner: str, lease_s: float) -> None:
-        return await self.call(Database.renew_callbacks, mission_ids, owner, lease_s)
-
-    async def release_callback(self, mission_id: int, owner: str) -> None:
-        return await self.call(Database.release_callback, mission_id, owner)
-
-    async def set_callback(self, mission_id: int, state: str, attempts: int, error: str) -> None:
-        return await self.call(Database.set_callback, mission_id, state, attempts, error)
-
-    async def callback_counts(self) -> dict[str, int]:
-        return await self.call(Database.callback_counts)
-
-    async def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
-        return await self.call(Database.get_job, token_hash, job_hash)
-
-    async def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
-        return await self.call(Database.list_jobs, token_hash, status)
-
-    async def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
-        return await self.call(Database.put_job, token_hash, job_hash, doc_id)
-
-    async def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
-        return await self.call(Database.update_job, token_hash, job_hash, changes)
-
-    async def delete_job(self, token_hash: str, job_hash: str) -> None:
-        return await self.call(Database.delete_job, token_hash, job_hash)
-
-    async def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
-        return await self.call(Database.add_output, token_hash, job_hash, number, output)
-
-    async def clear_outputs(self, token_hash: str, job_hash: str) -> None:
-        return await self.call(Database.clear_outputs, token_hash, job_hash)
-
-    async def get_outputs(
-        self, token_hash: str, job_hash: str, start: int | None, end: int | None
-    ) -> list[tuple[int, str]]:
-        return await self.call(Database.get_outputs, token_hash, job_hash, start, end)
-
-    async def put_blob(
-        self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()
-    ) -> BlobRow:
-        return await self.call(Database.put_blob, blob, token_hash, refs)
-
-    async def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
-        return await self.call(Database.get_blob, blob_hash, token_hash)
-
-    async def touch_blob(self, blob_hash: str, token_hash: str) -> None:
-        return await self.call(Database.touch_blob, blob_hash, token_hash)
-
-    async def list_blobs(self, token_hash: str) -> list[BlobRow]:
-        return await self.call(Database.list_blobs, token_hash)
-
-    async def owns_content(self, content_hash: str, token_hash: str) -> bool:
-        return await self.call(Database.owns_content, content_hash, token_hash)
-
-    async def storage_used(self, token_hash: str) -> int:
-        return await self.call(Database.storage_used, token_hash)
-
-    async def sweep(self, cutoff: float) -> SweepResult:
-        return await self.call(Database.sweep, cutoff)
-
-    async def add_token(self, name: str) -> str:
-        return await self.call(Database.add_token, name)
-
-    async def list_tokens(self) -> list[dict[str, Any]]:
-        return await self.call(Database.list_tokens)
-
-    async def revoke_token(self, name: str) -> bool:
-        return await self.call(Database.revoke_token, name)
-
-    async def token_active(self, token_hash: str) -> bool:
-        return await self.call(Database.token_active, token_hash)
+    add_token = _on_store_thread(Database.add_token)
+    list_tokens = _on_store_thread(Database.list_tokens)
+    revoke_token = _on_store_thread(Database.revoke_token)
+    token_active = _on_store_thread(Database.token_active)

@@ -234,6 +234,19 @@ class RepositoryTests:
         await store.jobs.delete_job("tok", "jh")
         assert await store.jobs.get_job("tok", "jh") is None
 
+    async def test_the_sweep_removes_finished_jobs_with_their_output(self, store: Storage) -> None:
+        await store.jobs.put_job("tok", "done", "doc")
+        await store.jobs.update_job("tok", "done", {"status": "SUCCESS", "finish_time": 1.0})
+        await store.jobs.add_output("tok", "done", 0, "a")
+        await store.jobs.add_output("tok", "done", 1, "b")
+        await store.jobs.put_job("tok", "live", "doc")
+        await store.jobs.add_output("tok", "live", 0, "c")
+        assert [j.hash for j in await store.jobs.list_jobs("tok", None)] == ["done", "live"]
+        swept = await store.blobs.sweep(cutoff=1e12)
+        assert (swept.jobs, swept.outputs) == (1, 2)
+        assert [j.hash for j in await store.jobs.list_jobs("tok", None)] == ["live"]
+        assert await store.jobs.get_outputs("tok", "live", None, None) == [(0, "c")]
+
     async def test_a_pinned_mission_is_claimed_only_by_its_node_while_pinned(
         self, store: Storage
     ) -> None:
