@@ -68,6 +68,7 @@ __all__ = [
     "load_json",
     "normalise",
     "parse_mission",
+    "plans_little",
     "task_macros",
 ]
 
@@ -775,6 +776,20 @@ def _list_at(doc: object, *keys: str) -> list[Any]:
     for key in keys:
         doc = doc.get(key) if isinstance(doc, dict) else None
     return doc if isinstance(doc, list) else []
+
+
+def plans_little(doc: object, max_executes: int) -> bool:
+    """Whether a raw (unvalidated) mission document has no tasks and at most ``max_executes``
+    executes: then validating it and building its echo are proportional to the document alone,
+    with nothing expanded. Looks at three lists only; never raises."""
+    if _list_at(doc, "tasks", "task"):
+        return False
+    executes = (
+        len(_list_at(doc, "prepare", "execute"))
+        + len(_list_at(doc, "tasks", "execute"))
+        + len(_list_at(doc, "final", "execute"))
+    )
+    return executes <= max_executes
 
 
 def _expanded_bytes(strings: Sequence[str], macros: Mapping[str, str]) -> int:
