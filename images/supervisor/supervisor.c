@@ -1172,18 +1172,22 @@ static void cg_detect(void)
         logmsg("supervisor: no cgroup memory counter; falling back to /proc");
 }
 
-/* Fallback when a cgroup file is missing: walk /proc.  Every process but us belongs to the
- * command.  CPU: utime+stime+cutime+cstime of the live processes (dead ones reaped by a live
- * parent are in its c-times, the ones we reaped are in RUSAGE_CHILDREN).  Memory: resident minus
- * shared pages, summed. */
-static void proc_scan(int64_t *cpu_ns, int64_t *anon_bytes)
+/* Walk /proc and add up, per side, utime+stime+cutime+cstime and resident minus shared pages of
+ * every process but PID 1 (us).  `side_of` puts a process in side 0..n-1 by its euid (the owner
+ * of /proc/<pid>/stat), or leaves it out with -1; NULL puts every process in side 0.  Dead
+ * processes reaped by a live parent are in its c-times; the ones we reaped are in our rusage. */
+#define MAX_SIDES 2
+
+static void proc_walk(int (*side_of)(uid_t), int n, int64_t cpu_ns[], int64_t anon[])
 {
-    int64_t ticks = 0, pages = 0;
+    int64_t ticks[MAX_SIDES] = {0}, pages[MAX_SIDES] = {0};
+    if (n > MAX_SIDES)
+        n = MAX_SIDES;
+    for (int k = 0; k < n; k++)
+        cpu_ns[k] = anon[k] = 0;
     DIR *d = opendir("/proc");
-    if (!d) {
-        *cpu_ns = *anon_bytes = 0;
+    if (!d)
         return;
-    }
     char path[64], buf[1024];
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -1193,31 +1197,46 @@ static void proc_scan(int64_t *cpu_ns, int64_t *anon_bytes)
             continue;
         snprintf(path, sizeof path, "/proc/%ld/stat", pid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            ssize_t r = read(fd, buf, sizeof buf - 1);
-            close(fd);
-            char *p = r > 0 ? (buf[r] = '\0', strrchr(buf, ')')) : NULL;
-            /* After "(comm)": field 3 is the state; utime..cstime are fields 14..17. */
-            for (int field = 2; p && field < 17;) {
-                p = strchr(p + 1, ' ');
-                if (p && ++field >= 14)
-                    ticks += strtoll(p + 1, NULL, 10);
-            }
+        if (fd < 0)
+            continue;
+        int k = 0;
+        if (side_of) {
+            struct stat st;
+            k = fstat(fd, &st) == 0 ? side_of(st.st_uid) : -1;
+        }
+        ssize_t r = k >= 0 && k < n ? read(fd, buf, sizeof buf - 1) : -1;
+        close(fd);
+        if (k < 0 || k >= n)
+            continue;
+        char *p = r > 0 ? (buf[r] = '\0', strrchr(buf, ')')) : NULL;
+        /* After "(comm)": field 3 is the state; utime..cstime are fields 14..17. */
+        for (int field = 2; p && field < 17;) {
+            p = strchr(p + 1, ' ');
+            if (p && ++field >= 14)
+                ticks[k] += strtoll(p + 1, NULL, 10);
         }
         snprintf(path, sizeof path, "/proc/%ld/statm", pid);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
-            ssize_t r = read(fd, buf, sizeof buf - 1);
+            r = read(fd, buf, sizeof buf - 1);
             close(fd);
             long long size, resident, shared;
             if (r > 0 && (buf[r] = '\0', sscanf(buf, "%lld %lld %lld", &size, &resident,
                                                 &shared) == 3) && resident > shared)
-                pages += resident - shared;
+                pages[k] += resident - shared;
         }
     }
     closedir(d);
-    *cpu_ns = ticks * (NS_PER_SEC / g_clk_tck);
-    *anon_bytes = pages * sysconf(_SC_PAGESIZE);
+    for (int k = 0; k < n; k++) {
+        cpu_ns[k] = ticks[k] * (NS_PER_SEC / g_clk_tck);
+        anon[k] = pages[k] * sysconf(_SC_PAGESIZE);
+    }
+}
+
+/* Fallback when a cgroup file is missing: every process but us belongs to the command. */
+static void proc_scan(int64_t *cpu_ns, int64_t *anon_bytes)
+{
+    proc_walk(NULL, 1, cpu_ns, anon_bytes);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1943,56 +1962,10 @@ static bool reap_pair(struct side s[2])
     }
 }
 
-/* Live figures per side from /proc: utime+stime+cutime+cstime and resident minus shared pages
- * of every process owned by the side's uid (the owner of /proc/<pid>/stat is its euid). */
-static void proc_scan_pair(int64_t cpu_ns[2], int64_t anon[2])
+/* An interactive execute's two sides: the program (0) and its interactor (1). */
+static int pair_side(uid_t uid)
 {
-    int64_t ticks[2] = {0, 0}, pages[2] = {0, 0};
-    DIR *d = opendir("/proc");
-    cpu_ns[0] = cpu_ns[1] = anon[0] = anon[1] = 0;
-    if (!d)
-        return;
-    char path[64], buf[1024];
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        if (*end || pid <= 1)
-            continue;
-        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        struct stat st;
-        int k = -1;
-        if (fstat(fd, &st) == 0)
-            k = st.st_uid == SANDBOX_UID ? 0 : st.st_uid == INTERACTOR_UID ? 1 : -1;
-        ssize_t r = k >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-        close(fd);
-        if (k < 0)
-            continue;
-        char *p = r > 0 ? (buf[r] = '\0', strrchr(buf, ')')) : NULL;
-        for (int field = 2; p && field < 17;) {
-            p = strchr(p + 1, ' ');
-            if (p && ++field >= 14)
-                ticks[k] += strtoll(p + 1, NULL, 10);
-        }
-        snprintf(path, sizeof path, "/proc/%ld/statm", pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            r = read(fd, buf, sizeof buf - 1);
-            close(fd);
-            long long size, resident, shared;
-            if (r > 0 && (buf[r] = '\0', sscanf(buf, "%lld %lld %lld", &size, &resident,
-                                                &shared) == 3) && resident > shared)
-                pages[k] += resident - shared;
-        }
-    }
-    closedir(d);
-    for (int k = 0; k < 2; k++) {
-        cpu_ns[k] = ticks[k] * (NS_PER_SEC / g_clk_tck);
-        anon[k] = pages[k] * sysconf(_SC_PAGESIZE);
-    }
+    return uid == SANDBOX_UID ? 0 : uid == INTERACTOR_UID ? 1 : -1;
 }
 
 /* Whether a process other than `self` owned by uid is still alive (not a zombie). */
@@ -2310,7 +2283,7 @@ static void supervise_pair(struct side s[2])
         if (s[0].r.main_done && s[1].r.main_done)
             break;
         int64_t cpu[2], anon[2], wait = POLL_NS;
-        proc_scan_pair(cpu, anon);
+        proc_walk(pair_side, 2, cpu, anon);
         int64_t elapsed = now_ns() - s[0].r.t0;
         for (int k = 0; k < 2; k++) {
             struct side *sd = &s[k];
