@@ -1,12 +1,15 @@
 """Durable intake under load: submissions accepted per second and their latency percentiles.
 
     python -m bench.intake_bench [--requests 4000] [--connections 64] [--image judge/default]
+                                 [--idle-workers]
 
 Starts the server as its own process (``python -m service``, a fresh data directory, two workers
 kept busy by the very missions submitted), then POSTs hello-world missions over ``connections``
 concurrent keep-alive connections from this process. Every 200 means the mission was committed
 (fsync'd) before the answer. Prints accepted/s over the whole run and the p50/p99/max latency;
 at the end the server is stopped (the queued missions are left in the throw-away database).
+With ``--idle-workers`` each mission sleeps a minute instead, so the two workers each hold one and
+nothing else runs: the figures are intake's alone.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.seed000 import hello_mission
-from tests.service.support import ALICE, ServerProcess, server_env
+from tests.service.support import ALICE, ServerProcess, server_env, sleeper
 
 OWNER = "judge-bench-intake"
 
@@ -39,6 +42,7 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--image", default="judge/default")
+    parser.add_argument("--idle-workers", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = server_env(
@@ -54,7 +58,9 @@ async def main() -> None:
         )
         server = ServerProcess(env)
         url = await server.start()
-        body = {"token": ALICE, "mission": json.dumps(hello_mission("http://127.0.0.1:9/cb"))}
+        callback = "http://127.0.0.1:9/cb"
+        mission = sleeper(callback, 60) if args.idle_workers else hello_mission(callback)
+        body = {"token": ALICE, "mission": json.dumps(mission)}
         latencies: list[float] = []
         statuses: dict[int, int] = {}
         todo = iter(range(args.requests))
@@ -83,7 +89,8 @@ async def main() -> None:
             await server.terminate(timeout=120)
     accepted = statuses.get(200, 0)
     lat = sorted(latencies)
-    print(f"{args.requests} submissions over {args.connections} connections, workers busy")
+    workers = "workers idle" if args.idle_workers else "workers busy"
+    print(f"{args.requests} submissions over {args.connections} connections, {workers}")
     print(f"  statuses        {statuses}")
     print(f"  accepted        {accepted / elapsed:8.1f} /s (goal 2000/s)")
     per = server_cpu / max(accepted, 1) * 1000

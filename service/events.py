@@ -122,6 +122,9 @@ class EventHub:
     def __init__(self, keep_finished: int = KEEP_FINISHED) -> None:
         self._epoch = secrets.token_hex(4)
         self._logs: OrderedDict[int, MissionLog] = OrderedDict()
+        # The finished ones among them, oldest end first: forgetting the oldest costs no scan
+        # of the logs (thousands of queued missions each have one).
+        self._finished: OrderedDict[int, None] = OrderedDict()
         self._keep = keep_finished
         self.closed = False
 
@@ -130,6 +133,7 @@ class EventHub:
         if log is None or log.finished:
             # A mission re-run after a restart, or new: a fresh log.
             log = self._logs[mission_id] = MissionLog(self._epoch + f"m{mission_id}")
+            self._finished.pop(mission_id, None)
         return log
 
     def publish(self, mission_id: int, kind: str, data: dict[str, Any]) -> None:
@@ -151,11 +155,12 @@ class EventHub:
             # kept logs stay small however large the results are.
             log.append("done", _done_data(mission_id, data["state"], None, data["error"]))
             self._logs.move_to_end(mission_id)
+            self._finished[mission_id] = None
             self._forget_old()
 
     def _forget_old(self) -> None:
-        finished = [m for m, log in self._logs.items() if log.finished]
-        for mission_id in finished[: max(0, len(finished) - self._keep)]:
+        while len(self._finished) > self._keep:
+            mission_id, _ = self._finished.popitem(last=False)
             del self._logs[mission_id]
 
     def log_for(self, row: MissionRow) -> MissionLog:

@@ -6,6 +6,7 @@ import time; tests build ``Settings`` directly or set variables with ``monkeypat
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +32,11 @@ def _describe(e: ValidationError) -> str:
         field = str(err["loc"][0]) if err["loc"] else "settings"
         problems.append(f"{ENV_PREFIX}{field.upper()} ({field}): {err['msg']}")
     return "; ".join(problems)
+
+
+# Every submission asks for the address policy (its callback URL is checked against it): parsed
+# once per value rather than per request. Keyed by the values, so other settings get their own.
+_address_policy = functools.lru_cache(maxsize=16)(AddressPolicy.parse)
 
 
 class Settings(BaseSettings):
@@ -157,7 +163,7 @@ class Settings(BaseSettings):
     @property
     def address_policy(self) -> AddressPolicy:
         """What downloads and callbacks may reach: ``block_private_urls`` and its allowlist."""
-        return AddressPolicy.parse(self.block_private_urls, self.allow_private)
+        return _address_policy(self.block_private_urls, self.allow_private)
 
     @property
     def listens_beyond_loopback(self) -> bool:

@@ -173,3 +173,18 @@ def test_finished_logs_are_forgotten_beyond_the_limit() -> None:
     # Mission 1 is then rebuilt from its row, under another epoch.
     log = hub.log_for(row(1, "done", {"prepare": {"execute": []}}))
     assert [e.type for e in log.events] == ["state", "done"]
+
+
+def test_a_finished_mission_run_again_is_live_and_not_forgotten() -> None:
+    hub = EventHub(keep_finished=1)
+    hub.publish(1, "state", {"state": "queued"})
+    hub.publish(1, "end", {"state": "done", "result": {}, "error": ""})
+    hub.publish(1, "state", {"state": "queued"})  # run again (after a restart): a fresh log
+    for mission_id in (2, 3):
+        hub.publish(mission_id, "state", {"state": "queued"})
+        hub.publish(mission_id, "end", {"state": "done", "result": {}, "error": ""})
+    live = hub.current(1)
+    assert live is not None
+    assert not live.finished
+    assert hub.current(2) is None
+    assert hub.current(3) is not None

@@ -8,6 +8,7 @@ refusing stays near the size of the request itself (tracemalloc), so nothing was
 from __future__ import annotations
 
 import json
+import sys
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ from orchestrator.mission import (
     parse_mission,
 )
 from orchestrator.mission import _expanded_bytes as expanded_bytes
+from orchestrator.mission import _has_control as has_control
 
 URL = "http://example.com/cb"
 
@@ -219,6 +221,25 @@ def test_non_utf8_names_are_refused() -> None:
             '{"return": {"url": "http://e.com"}, "prepare": {"file": {"\\udc80": "data:,"}}}'
         )
     assert got.value.path.startswith("mission.prepare.file")
+
+
+def test_control_characters_are_c0_del_and_c1_exactly() -> None:
+    for cp in range(sys.maxunicode + 1):
+        assert has_control(chr(cp)) == (cp < 0x20 or 0x7F <= cp <= 0x9F), hex(cp)
+
+
+@pytest.mark.parametrize(
+    "c", [" ", "\t", "\x1c", "\x85", "\xa0", "\u2028", "\u3000", "\x7f", "\x00"]
+)
+def test_whitespace_and_control_characters_in_callback_urls_are_refused(c: str) -> None:
+    assert c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F
+    with pytest.raises(MissionInvalid) as got:
+        parse_mission(mission(**{"return": {"url": f"http://e.com/a{c}b"}}))
+    assert "whitespace or control characters" in got.value.message
+
+
+def test_other_characters_in_callback_urls_are_accepted() -> None:
+    parse_mission(mission(**{"return": {"url": "http://e.com/\u00e9\x80\u200b~"}}))
 
 
 def test_control_characters_in_arguments_stay_allowed() -> None:
