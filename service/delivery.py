@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
 from service.callbacks import CallbackPolicy, Delivery, callback_body, deliver
 from service.store import CALLBACKS_CHANNEL, Store
+from service.tracked import TrackedTasks
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ class CallbackDelivery:
         self._poll_s = poll_s
         self._due = asyncio.Event()  # a hint: the database stays the truth
         self._delivering: set[int] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TrackedTasks()
         self._claimer: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -97,31 +96,17 @@ class CallbackDelivery:
         """Give deliveries in flight up to ``linger_s`` (most are one quick POST), then cancel
         the rest: they stay pending and resume at the next start (or on another node)."""
         self._stopping = True
-        if self._tasks and linger_s > 0:
-            await asyncio.wait(list(self._tasks), timeout=linger_s)
-        tasks = [*self._tasks, *([self._claimer] if self._claimer else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
-        self._claimer = None
-
-    def _track(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-        return task
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("task %s failed", task.get_name(), exc_info=error)
+        await self._tasks.drain(linger_s)
+        if self._claimer is not None:
+            self._claimer.cancel()
+            await asyncio.gather(self._claimer, return_exceptions=True)
+            self._claimer = None
 
     def _spawn(self, mission_id: int) -> None:
         if mission_id in self._delivering or self._stopping:
             return
         self._delivering.add(mission_id)
-        task = self._track(self._deliver(mission_id), f"callback-{mission_id}")
+        task = self._tasks.start(self._deliver(mission_id), f"callback-{mission_id}")
         task.add_done_callback(lambda _: self._delivering.discard(mission_id))
 
     async def _claim_loop(self) -> None:

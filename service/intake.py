@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.runner import MissionIO
 from service.handoff import Handoff
 from service.store import MISSION_KIND
+from service.tracked import TrackedTasks
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Intake:
     ) -> None:
         self._handoff = handoff
         self.admission = Admission(max_queued=max_queued, max_running=max_running)
-        self._storing: set[asyncio.Task[int]] = set()
+        self._storing = TrackedTasks()
 
     @property
     def accepting(self) -> bool:
@@ -119,7 +120,7 @@ class Intake:
         depth = await self._handoff.queue.refresh_depth()
         with self.admission.admit(depth):
             store = self._store_and_queue(token_hash, mission, normalised, kind, io, job)
-            return await asyncio.shield(self._track(store))
+            return await asyncio.shield(self._storing.start(store, "store"))
 
     async def _store_and_queue(
         self,
@@ -157,25 +158,8 @@ class Intake:
         self._handoff.progress.emit(mission_id, "state", {"state": "queued"})
         return mission_id
 
-    def _track(self, coro: Coroutine[Any, Any, int]) -> asyncio.Task[int]:
-        task = asyncio.create_task(coro, name="store")
-        self._storing.add(task)
-        task.add_done_callback(self._stored)
-        return task
-
-    def _stored(self, task: asyncio.Task[int]) -> None:
-        self._storing.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("storing a mission failed", exc_info=error)
-
     async def drain(self, timeout_s: float) -> None:
         """Let submissions being stored finish within ``timeout_s``; cancel the rest (a
         mission cancelled mid-store was either committed, and is queued at the next start, or
         was never acknowledged)."""
-        pending = list(self._storing)
-        if pending and timeout_s > 0:
-            await asyncio.wait(pending, timeout=timeout_s)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        self._storing.clear()
+        await self._storing.drain(timeout_s)

@@ -24,18 +24,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
 
-from orchestrator.runner import MissionDeps, MissionIO, run_mission
+from orchestrator.runner import MissionDeps, run_mission
 from service.callbacks import CallbackPolicy
 from service.delivery import CallbackDelivery
 from service.handoff import Handoff
 from service.intake import Intake
 from service.progress import Listener, MissionProgress
 from service.running import BlobReader, FrontDoor, Metrics, MissionRunning, RunMission
-from service.store import MISSION_KIND, MissionRow, Store
+from service.store import Store
 from service.workqueue import LocalQueue, SharedQueue, WorkQueue
 
 __all__ = ["FrontDoor", "Listener", "Metrics", "MissionWorkers"]
@@ -92,6 +91,12 @@ class MissionWorkers:
             run=run,
             blob_reader_for=blob_reader_for,
         )
+        # What the routes call is the parts' own: no wrapper to keep in step with them.
+        self.submit = self._intake.submit  # stored and queued, or ShuttingDown/QueueFull
+        self.cancel = self._running.cancel
+        self.wait_finished = self._progress.wait_finished
+        self.add_listener = self._progress.add_listener
+        self.register = self._running.register  # before start
 
     @property
     def running(self) -> int:
@@ -106,35 +111,6 @@ class MissionWorkers:
     @property
     def accepting(self) -> bool:
         return self._intake.accepting
-
-    def add_listener(self, listener: Listener) -> None:
-        """Tell ``listener`` about every mission's progress (see ``service.progress``)."""
-        self._progress.add_listener(listener)
-
-    def register(self, kind: str, door: FrontDoor) -> None:
-        """Serve missions of ``kind`` through ``door``; call before ``start``."""
-        self._running.register(kind, door)
-
-    async def submit(
-        self,
-        token_hash: str,
-        mission: dict[str, Any],
-        normalised: dict[str, Any],
-        *,
-        kind: str = MISSION_KIND,
-        io: MissionIO | None = None,
-        job: tuple[str, str] | None = None,
-    ) -> int:
-        """See ``Intake.submit``: stored and queued, or ``ShuttingDown``/``QueueFull``."""
-        return await self._intake.submit(token_hash, mission, normalised, kind=kind, io=io, job=job)
-
-    async def cancel(self, mission_id: int) -> str:
-        """See ``MissionRunning.cancel``."""
-        return await self._running.cancel(mission_id)
-
-    async def wait_finished(self, mission_id: int) -> MissionRow | None:
-        """See ``MissionProgress.wait_finished``."""
-        return await self._progress.wait_finished(mission_id)
 
     async def start(self) -> None:
         """Queue again what this node left unfinished, resume (or start claiming) callbacks,
