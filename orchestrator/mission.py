@@ -65,6 +65,7 @@ __all__ = [
     "expand",
     "expand_execute",
     "expand_task_files",
+    "has_control",
     "load_json",
     "normalise",
     "parse_mission",
@@ -186,7 +187,7 @@ def _check_arg(value: str) -> str:
     return value
 
 
-def _has_control(value: str) -> bool:
+def has_control(value: str) -> bool:
     """Whether ``value`` holds a C0/C1 control character or DEL (newlines, escapes, NUL...)."""
     return _CONTROL.search(value) is not None
 
@@ -197,7 +198,7 @@ def _check_relative_path(value: str) -> str:
     if not value:
         raise ValueError("must not be empty")
     _check_arg(value)
-    if _has_control(value):
+    if has_control(value):
         raise ValueError(f"{_show(value)} contains a control character")
     if value.startswith("/"):
         raise ValueError(f"{_show(value)} must be a relative path, not an absolute one")

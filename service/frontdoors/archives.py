@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 
 from orchestrator.errors import TransferRefused
+from orchestrator.mission import has_control
 from orchestrator.tarutil import MAX_META_BYTES, check_relative_path, check_tar_headers
 
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024
@@ -45,16 +46,12 @@ def _entry_name(raw: str, what: str) -> str:
         raise ArchiveRefused(f"{what}: entry '{raw}' contains a backslash")
     if len(raw) > 1 and raw[1] == ":":
         raise ArchiveRefused(f"{what}: entry '{raw}' is absolute (it names a drive)")
-    if _has_control(raw):
+    if has_control(raw):
         raise ArchiveRefused(f"{what}: entry {raw!r} contains a control character")
     try:
         return check_relative_path(raw)
     except ValueError as e:
         raise ArchiveRefused(f"{what}: entry refused: {e}") from None
-
-
-def _has_control(name: str) -> bool:
-    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in name)
 
 
 def _decompressed(data: bytes, cap: int, what: str) -> io.BytesIO:

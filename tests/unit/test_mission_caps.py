@@ -20,11 +20,11 @@ from orchestrator.mission import (
     MissionInvalid,
     MissionTooLarge,
     expand,
+    has_control,
     normalise,
     parse_mission,
 )
 from orchestrator.mission import _expanded_bytes as expanded_bytes
-from orchestrator.mission import _has_control as has_control
 
 URL = "http://example.com/cb"
 
