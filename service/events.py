@@ -121,7 +121,7 @@ class EventHub:
 
     def __init__(self, keep_finished: int = KEEP_FINISHED) -> None:
         self._epoch = secrets.token_hex(4)
-        self._logs: OrderedDict[int, MissionLog] = OrderedDict()
+        self._logs: dict[int, MissionLog] = {}
         # The finished ones among them, oldest end first: forgetting the oldest costs no scan
         # of the logs (thousands of queued missions each have one).
         self._finished: OrderedDict[int, None] = OrderedDict()
@@ -154,7 +154,6 @@ class EventHub:
             # The result itself is read from the database when a stream sends this event:
             # kept logs stay small however large the results are.
             log.append("done", _done_data(mission_id, data["state"], None, data["error"]))
-            self._logs.move_to_end(mission_id)
             self._finished[mission_id] = None
             self._forget_old()
 

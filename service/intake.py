@@ -132,7 +132,8 @@ class Intake:
         job: tuple[str, str] | None,
     ) -> int:
         if job is None and io is not None and self._handoff.clustered:
-            # Its files are in this process's memory: no other node can run it.
+            # Its files are in this process's memory: no other node can run it, and a worker
+            # here that claims it first waits for ``storing`` to end to take them.
             async with self._handoff.files.storing():
                 mission_id = await self._handoff.store.missions.insert_pinned_mission(
                     token_hash,
@@ -143,17 +144,18 @@ class Intake:
                     self._handoff.lease_s,
                 )
                 self._handoff.files.put(mission_id, io)
-        elif job is None:
-            # SQLite: concurrent submissions share one commit (group commit).
-            mission_id = await self._handoff.store.missions.insert_mission(
-                token_hash, mission, normalised, kind
-            )
         else:
-            mission_id = await self._handoff.store.missions.insert_job_mission(
-                token_hash, mission, normalised, kind, *job
-            )
-        if io is not None:
-            self._handoff.files.put(mission_id, io)
+            if job is None:
+                # On SQLite concurrent submissions share one commit (group commit).
+                mission_id = await self._handoff.store.missions.insert_mission(
+                    token_hash, mission, normalised, kind
+                )
+            else:
+                mission_id = await self._handoff.store.missions.insert_job_mission(
+                    token_hash, mission, normalised, kind, *job
+                )
+            if io is not None:
+                self._handoff.files.put(mission_id, io)
         self._handoff.queue.push(mission_id)
         self._handoff.progress.emit(mission_id, "state", {"state": "queued"})
         return mission_id

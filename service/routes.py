@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -73,6 +74,16 @@ def _urlencoded_fields(raw: bytes, charset: str) -> dict[str, Any]:
     return fields
 
 
+async def _decode(
+    decode: Callable[..., dict[str, Any]], raw: bytes, *args: Any
+) -> tuple[dict[str, Any], bool]:
+    """``decode(raw, *args)`` on the loop when ``raw`` is at most ``INLINE_BODY_BYTES``, else in
+    a thread; and whether it ran on the loop."""
+    if len(raw) <= INLINE_BODY_BYTES:
+        return decode(raw, *args), True
+    return await asyncio.to_thread(decode, raw, *args), False
+
+
 async def _body_fields(request: web.Request) -> tuple[dict[str, Any], bool]:
     """The request's fields, from a form, multipart or JSON body, and whether the body was at
     most ``INLINE_BODY_BYTES`` (then it was decoded on the loop); raises ``ApiError``.
@@ -84,16 +95,10 @@ async def _body_fields(request: web.Request) -> tuple[dict[str, Any], bool]:
         raise ApiError(413, "too_large", f"the body is larger than {limit} bytes", "body")
     ctype = request.content_type
     if ctype == "application/json":
-        raw = await request.read()
-        if len(raw) <= INLINE_BODY_BYTES:
-            return _json_fields(raw), True
-        return await asyncio.to_thread(_json_fields, raw), False
+        return await _decode(_json_fields, await request.read())
     if ctype == FORM_TYPES[0]:
-        raw = await request.read()
         charset = request.charset or "utf-8"
-        if len(raw) <= INLINE_BODY_BYTES:
-            return _urlencoded_fields(raw, charset), True
-        return await asyncio.to_thread(_urlencoded_fields, raw, charset), False
+        return await _decode(_urlencoded_fields, await request.read(), charset)
     if ctype in FORM_TYPES:
         try:
             form = await request.post()
