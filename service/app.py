@@ -18,7 +18,7 @@ from orchestrator.sandbox import SandboxConfig
 from service.callbacks import CallbackPolicy
 from service.errors import error_middleware
 from service.events import EVENTS, setup_events
-from service.frontdoors import executor, zerovm
+from service.frontdoors import executor, judge0, zerovm
 from service.frontdoors.blobs import BlobStore
 from service.frontdoors.retention import RetentionSweeper
 from service.frontdoors.routes import setup_frontdoor_routes
@@ -139,6 +139,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     app[EXEC] = zerovm.ExecDoor()
     workers.register(executor.KIND, app[EXECUTOR])
     workers.register(zerovm.KIND, app[EXEC])
+    workers.register(judge0.door.name, judge0.door)
     try:
         await workers.start()
         yield
@@ -170,5 +171,6 @@ def create_app(settings: Settings) -> web.Application:
     )
     setup_routes(app)
     setup_frontdoor_routes(app)
+    judge0.door.setup(app)
     setup_openapi_routes(app)
     return app
