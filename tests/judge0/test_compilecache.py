@@ -63,9 +63,11 @@ def test_bounded_by_bytes_lru_and_age() -> None:
     cache.put("b", box(10))
     assert cache.get("a") is not None  # a is now the most recent
     cache.put("c", box(10))  # over 25 bytes: b, the least recently used, goes
-    assert cache.get("b") is None and cache.get("a") is not None
+    assert cache.get("b") is None
+    assert cache.get("a") is not None
     assert cache.size_bytes == 20
     cache.put("big", box(21))  # over the entry cap: not kept
     assert cache.get("big") is None
     now[0] = 11.0
-    assert cache.get("a") is None and len(cache) == 1
+    assert cache.get("a") is None
+    assert len(cache) == 1

@@ -32,8 +32,10 @@ def test_defaults_are_judge0s() -> None:
     assert (req.cpu_time_limit, req.cpu_extra_time, req.wall_time_limit) == (5.0, 1.0, 10.0)
     assert (req.memory_limit, req.stack_limit, req.max_file_size) == (128000, 64000, 1024)
     assert (req.max_processes_and_or_threads, req.number_of_runs) == (60, 1)
-    assert req.redirect_stderr_to_stdout is False and req.enable_network is False
-    assert req.source_code == b"print(1)" and req.stdin is None
+    assert req.redirect_stderr_to_stdout is False
+    assert req.enable_network is False
+    assert req.source_code == b"print(1)"
+    assert req.stdin is None
 
 
 def test_strings_are_numbers_as_rails_casts_them() -> None:
@@ -127,7 +129,8 @@ def test_multi_file_program_wants_files_not_source() -> None:
         "source_code": ["must be blank"]
     }
     req = parse({"language_id": 89, "source_code": "", "additional_files": "UEsFBg=="})
-    assert isinstance(req, SubmissionRequest) and req.source_code is None
+    assert isinstance(req, SubmissionRequest)
+    assert req.source_code is None
 
 
 def test_non_scalars_are_dropped_as_rails_permit_drops_them() -> None:
@@ -139,4 +142,5 @@ def test_config_info_has_the_39_keys_the_sdk_validates() -> None:
     assert len(info) == 39
     judge0.base_types.Config(**info)  # the SDK's own model accepts it
     assert set(info) == set(judge0.base_types.Config.model_fields)
-    assert info["allow_enable_network"] is False and info["enable_network"] is False
+    assert info["allow_enable_network"] is False
+    assert info["enable_network"] is False

@@ -87,7 +87,9 @@ def test_compile_failure_and_timeout() -> None:
     compile_fail = meta("RE", **{"exit-code": 1})
     got = judge([compile_fail, meta()], {"compile": b"main.c:1: error"}, compiles=True)
     assert got.status_id == wire.COMPILATION_ERROR
-    assert got.compile_output == b"main.c:1: error" and got.time_s is None and got.stdout is None
+    assert got.compile_output == b"main.c:1: error"
+    assert got.time_s is None
+    assert got.stdout is None
     got = judge([meta("TLE"), meta()], {"compile": b"..."}, compiles=True)
     assert got.compile_output == b"Compilation time limit exceeded."
     got = judge([meta(), meta()], {"compile": b"warning", "out0": b"ok"}, compiles=True)
@@ -112,7 +114,9 @@ def test_runs_stop_at_the_first_that_is_not_accepted_and_average() -> None:
     ]
     got = judge(runs, {"out0": b"a", "out1": b"b", "out2": b"c"}, runs=3)
     assert got.status_id == wire.NZEC
-    assert got.stdout == b"b" and got.time_s == pytest.approx(0.02) and got.memory_kib == 200
+    assert got.stdout == b"b"
+    assert got.time_s == pytest.approx(0.02)
+    assert got.memory_kib == 200
 
 
 def test_redirected_stderr() -> None:
@@ -175,8 +179,10 @@ def test_a_compiled_submission_becomes_compile_then_runs() -> None:
     ]
     assert executes[0]["command"][:2] == ["sh", "-c"]
     assert executes[1]["command"] == ["./a.out", "a", "b c", "HOME"]
-    assert executes[1]["time_limit"] == 2500 and executes[1]["memory_limit"] == 65536
-    assert executes[1]["output_limit"] == 10 and executes[1]["stdin"] == plan.STDIN
+    assert executes[1]["time_limit"] == 2500
+    assert executes[1]["memory_limit"] == 65536
+    assert executes[1]["output_limit"] == 10
+    assert executes[1]["stdin"] == plan.STDIN
     assert built.inputs == {"lib.h": b"//", "main.c": b"x", plan.STDIN: b"1 2", plan.KEEP: b""}
     assert built.mission["image"] == "judge/cpp"
     assert built.mission["return"]["payload"] == {"token": "t"}
