@@ -22,8 +22,8 @@ BOB_AUTH = {"X-Auth-Token": BOB}
 class Judge0Http:
     """Raw HTTP to the door: (status, parsed JSON or text or None, headers)."""
 
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
-        self.session = session
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.session = http
         self.base = base
 
     async def call(
