@@ -27,7 +27,8 @@ IMAGES = Path(__file__).resolve().parents[2] / "images"
 def _build_tool() -> Any:
     """images/languages.py (the build's label step), loaded as a module."""
     spec = importlib.util.spec_from_file_location("images_languages", IMAGES / "languages.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -124,7 +125,8 @@ def test_bad_labels_and_entries_are_reported_and_left_out() -> None:
     languages, problems = parse_label(json.dumps([good, *bad]), "judge/x")
     assert [lang.id for lang in languages] == ["ok"]
     assert len(problems) == len(bad)
-    assert "bad-version" in problems[0] and "version" in problems[0]
+    assert "bad-version" in problems[0]
+    assert "version" in problems[0]
     with pytest.raises(ValueError, match="source_file"):
         parse_entry(entry("x", source_file="a/b"), "img")
 
