@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from orchestrator.languages import LanguageRegistry
 from orchestrator.runner import MissionIO
 from service.callbacks import url_refusal
 from service.compilecache import CompileCache
@@ -23,69 +24,13 @@ from service.frontdoors.judge0.request import Judge0Config
 from service.frontdoors.judge0.routes import make_app
 from service.frontdoors.judge0.settings import Judge0Settings
 from service.frontdoors.judge0.submissions import KIND, Submissions
-from service.keys import SETTINGS, STORE, WORKERS
+from service.keys import LANGUAGES, SETTINGS, STORE, WORKERS
 from service.ratelimit import LIMITER
 from service.store import MissionRow
 from service.store.records import hash_token
 from service.store.sql import Statement
 
 MIGRATIONS = Path(__file__).parent / "sql"
-
-# Until the language registry lands: the images' toolchains as the registry will declare them.
-_PROVISIONAL = (
-    langs.RegistryEntry(
-        (48, 49, 50),
-        "C",
-        "GCC 12",
-        "judge/cpp",
-        ("gcc", "-O2", "-o", "a.out", "{file}", "-lm"),
-        ("./a.out",),
-    ),
-    langs.RegistryEntry(
-        (52, 53, 54),
-        "C++",
-        "GCC 12",
-        "judge/cpp",
-        ("g++", "-O2", "-o", "a.out", "{file}"),
-        ("./a.out",),
-    ),
-    langs.RegistryEntry((71,), "Python", "3.11", "judge/python3", None, ("python3", "{file}")),
-    langs.RegistryEntry(
-        (62,),
-        "Java",
-        "OpenJDK 17",
-        "judge/java",
-        (
-            "javac",
-            "-J-Xmx256m",
-            "-J-XX:+UseSerialGC",
-            "-J-XX:TieredStopAtLevel=1",
-            "-J-XX:-UsePerfData",
-            "-encoding",
-            "UTF-8",
-            "{file}",
-        ),
-        (
-            "java",
-            "-Xmx64m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-XX:-UsePerfData",
-            "-cp",
-            ".",
-            "{stem}",
-        ),
-    ),
-    langs.RegistryEntry((63,), "JavaScript", "Node.js 18", "judge/node", None, ("node", "{file}")),
-    langs.RegistryEntry(
-        (60,), "Go", "1.19", "judge/go", ("go", "build", "-o", "main", "{file}"), ("./main",)
-    ),
-    langs.RegistryEntry(
-        (73,), "Rust", "1.63", "judge/rust", ("rustc", "-O", "-o", "main", "{file}"), ("./main",)
-    ),
-    langs.RegistryEntry((46,), "Bash", "5.2", "judge/default", None, ("bash", "{file}")),
-    langs.RegistryEntry((43,), "Plain Text", "", "judge/default", None, ("cat", "{file}")),
-)
 
 
 class StoreSql:
@@ -145,17 +90,18 @@ class Judge0Door:
         self.cache = CompileCache()
         self._app: web.Application | None = None
         self._submissions: Submissions | None = None
-        self._table: dict[int, langs.Judge0Language] | None = None
+        self._table: tuple[LanguageRegistry, dict[int, langs.Judge0Language]] | None = None
 
     def _root(self) -> web.Application:
         assert self._app is not None, "the Judge0 door is not mounted"
         return self._app
 
     def languages(self) -> dict[int, langs.Judge0Language]:
-        if self._table is None:
-            default_image = self._root()[SETTINGS].default_image
-            self._table = langs.served(_PROVISIONAL, default_image)
-        return self._table
+        """The served ids, rebuilt when the registry changed (images came or went)."""
+        registry = self._root()[LANGUAGES].registry
+        if self._table is None or self._table[0] is not registry:
+            self._table = (registry, langs.served(registry))
+        return self._table[1]
 
     def config(self) -> Judge0Config:
         s = self._root()[SETTINGS]

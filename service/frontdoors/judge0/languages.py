@@ -3,41 +3,29 @@
 Each language of the registry names the Judge0 1.13.1 ids it serves (``judge0.ids``). Clients pin
 ids, so every id whose language an image provides is served and active, the ids of older
 compiler versions included: those run the current toolchain and say so in their name. Source
-files keep Judge0's names (``Main.java``, ``script.py``): clients' code expects them (a Java
-``public class Main``). Id 89, the multi-file program, is Judge0's own: its ``additional_files``
-zip brings ``compile`` (optional) and ``run`` scripts, run with bash in the default image.
+files are Judge0's names (``Main.java``, ``script.py``), as the registry declares them. Id 89,
+the multi-file program: its ``additional_files`` zip brings ``compile`` (optional) and ``run``
+scripts, run with bash.
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.languages import LanguageRegistry
 from service.frontdoors.judge0.request import LanguageFacts
 
 MULTI_FILE_ID = 89
-MULTI_FILE_NAME = "Multi-file program"
 
-# Judge0 1.13.1's own name and source file of each id a registry language may claim.
-JUDGE0_IDS: dict[int, tuple[str, str]] = {
-    43: ("Plain Text", "text.txt"),
-    46: ("Bash (5.0.0)", "script.sh"),
-    48: ("C (GCC 7.4.0)", "main.c"),
-    49: ("C (GCC 8.3.0)", "main.c"),
-    50: ("C (GCC 9.2.0)", "main.c"),
-    52: ("C++ (GCC 7.4.0)", "main.cpp"),
-    53: ("C++ (GCC 8.3.0)", "main.cpp"),
-    54: ("C++ (GCC 9.2.0)", "main.cpp"),
-    60: ("Go (1.13.5)", "main.go"),
-    62: ("Java (OpenJDK 13.0.1)", "Main.java"),
-    63: ("JavaScript (Node.js 12.14.0)", "script.js"),
-    70: ("Python (2.7.17)", "script.py"),
-    71: ("Python (3.8.1)", "script.py"),
-    72: ("Ruby (2.7.0)", "script.rb"),
-    73: ("Rust (1.40.0)", "main.rs"),
-    74: ("TypeScript (3.7.4)", "script.ts"),
+# Judge0 1.13.1's own names of ids with older toolchains: such an id keeps its name and says
+# what it runs now.
+JUDGE0_NAMES: dict[int, str] = {
+    48: "C (GCC 7.4.0)",
+    49: "C (GCC 8.3.0)",
+    52: "C++ (GCC 7.4.0)",
+    53: "C++ (GCC 8.3.0)",
 }
 
 
@@ -53,13 +41,15 @@ class Judge0Language:
     run: tuple[str, ...] | None
     is_project: bool = False
     is_archived: bool = False
+    compile_memory_kib: int = 0  # what the compile step needs at least (the registry's)
+    compile_time_ms: int = 0
 
     @property
     def facts(self) -> LanguageFacts:
         return LanguageFacts(
             is_archived=self.is_archived,
             is_project=self.is_project,
-            compiled=self.compile is not None,
+            compiled=self.compile is not None and not self.is_project,
         )
 
     def doc(self) -> dict[str, Any]:
@@ -67,7 +57,7 @@ class Judge0Language:
         (``%s`` where compiler options go, as Judge0 shows it)."""
         compile_cmd = None
         if self.compile is not None:
-            compile_cmd = shlex.join(self.compile) + " %s"
+            compile_cmd = shlex.join(self.compile) + ("" if self.is_project else " %s")
         run_cmd = shlex.join(self.run) if self.run is not None else None
         return {
             "id": self.id,
@@ -79,62 +69,40 @@ class Judge0Language:
         }
 
 
-def bind(template: Sequence[str], source_file: str) -> tuple[str, ...]:
-    """An argv template with ``{file}`` and ``{stem}`` replaced (no other formatting: a brace
-    in a command stays as it is)."""
-    stem = source_file.rsplit(".", 1)[0] if "." in source_file else source_file
-    return tuple(item.replace("{file}", source_file).replace("{stem}", stem) for item in template)
+def served(registry: LanguageRegistry) -> dict[int, Judge0Language]:
+    """Every Judge0 id the registry's languages claim (the registry settles which language
+    serves an id two images claim).
 
-
-@dataclass(frozen=True)
-class RegistryEntry:
-    """What the door reads of one registry language (the registry's ``Language``)."""
-
-    judge0_ids: tuple[int, ...]
-    judge0_name: str
-    version: str
-    image: str
-    compile: tuple[str, ...] | None
-    run: tuple[str, ...]
-
-
-def served(entries: Iterable[RegistryEntry], default_image: str) -> dict[int, Judge0Language]:
-    """Every Judge0 id the registry's languages claim, plus the multi-file program.
-
-    The newest id of a language is named after its toolchain (``C (GCC 12.2.0)``); an older id
-    keeps Judge0's name and says what it runs (``C (GCC 7.4.0, runs GCC 12.2.0)``). Ids the door
-    does not know Judge0's source file for are left out.
+    An id is named after its language and version (``C (12.2.0)``); one of Judge0's older
+    toolchain ids keeps Judge0's name and says what it runs (``C (GCC 7.4.0, runs 12.2.0)``).
+    Id 89 is the multi-file program: its zip brings the files, its compile step runs only when
+    the zip has a ``compile`` script.
     """
     table: dict[int, Judge0Language] = {}
-    for entry in entries:
-        newest = max(entry.judge0_ids, default=None)
-        for judge0_id in entry.judge0_ids:
-            known = JUDGE0_IDS.get(judge0_id)
-            if known is None:
-                continue
-            original, source_file = known
-            current = f"{entry.judge0_name} ({entry.version})"
-            if judge0_id == newest:
-                name = current
-            else:
-                name = f"{original.removesuffix(')')}, runs {entry.version})"
-            table[judge0_id] = Judge0Language(
-                id=judge0_id,
-                name=name,
-                image=entry.image,
-                source_file=source_file,
-                compile=bind(entry.compile, source_file) if entry.compile else None,
-                run=bind(entry.run, source_file),
-            )
-    table[MULTI_FILE_ID] = Judge0Language(
-        id=MULTI_FILE_ID,
-        name=MULTI_FILE_NAME,
-        image=default_image,
-        source_file=None,
-        compile=("/bin/bash", "compile"),
-        run=("/bin/bash", "run"),
-        is_project=True,
-    )
+    ids = sorted({i for lang in registry.all() for i in lang.judge0_ids})
+    for judge0_id in ids:
+        lang = registry.by_judge0_id(judge0_id)
+        if lang is None:
+            continue
+        base = lang.judge0_name or lang.name
+        old = JUDGE0_NAMES.get(judge0_id)
+        name = (
+            f"{old.removesuffix(')')}, runs {lang.version})" if old else f"{base} ({lang.version})"
+        )
+        if judge0_id == MULTI_FILE_ID:
+            name = base
+        file = lang.source_file
+        table[judge0_id] = Judge0Language(
+            id=judge0_id,
+            name=name,
+            image=lang.image,
+            source_file=None if judge0_id == MULTI_FILE_ID else file,
+            compile=tuple(lang.compile_argv(file) or ()) or None,
+            run=tuple(lang.run_argv(file)),
+            is_project=judge0_id == MULTI_FILE_ID,
+            compile_memory_kib=lang.compile_limits.get("memory_limit", 0),
+            compile_time_ms=lang.compile_limits.get("time_limit", 0),
+        )
     return table
 
 

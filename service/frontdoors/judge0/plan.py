@@ -5,7 +5,8 @@ One mission per submission, in the language's image, one sandbox:
 * the source file (Judge0's name for it) and ``additional_files`` at the top of the box (the
   source wins over a file of the zip with its name, as Judge0's ``unzip -n``), the input in
   ``.j0/stdin``, and ``.j0/o/`` where every output goes;
-* for a compiled language, one ``compile`` execute under Judge0's compile limits (its maxima);
+* for a compiled language, one ``compile`` execute under Judge0's compile limits (its maxima,
+  or what the language's compiler needs when that is more);
   it runs the compiler, then packs the box into ``.j0/o/artifact.tar`` for the compile cache, or
   only unpacks ``.j0/artifact.tar`` when the cache handed one in (one exec either way; the
   mission is the same, so a re-run after a restart needs nothing but the store);
@@ -132,8 +133,8 @@ def build(
         ex = _execute(
             "compile",
             ["sh", "-c", _COMPILE_SCRIPT, "compile", *compiler],
-            time_ms=math.ceil(config.max_cpu_time_limit * 1000),
-            memory_kib=config.max_memory_limit,
+            time_ms=max(math.ceil(config.max_cpu_time_limit * 1000), lang.compile_time_ms),
+            memory_kib=max(config.max_memory_limit, lang.compile_memory_kib),
             output_kib=COMPILE_OUTPUT_KIB,
         )
         ex.update(stdout=COMPILE_OUT, stderr=COMPILE_OUT, meta=f"{WORK}/compile.meta")
