@@ -45,8 +45,10 @@ class StoreSql:
         async with self._ready:
             if self._migrated:
                 return
-            script = "\n".join(p.read_text() for p in sorted(MIGRATIONS.glob("*.sql")))
             pool = getattr(self._store, "_pool", None)
+            engine = "postgresql" if pool is not None else "sqlite"
+            files = sorted((MIGRATIONS / engine).glob("*.sql"))
+            script = "\n".join(p.read_text() for p in files)
             if pool is not None:
                 await pool.execute(script)
             else:

@@ -1,24 +1,24 @@
 -- The Judge0 door's submissions: what the client sent (its inputs, kept with the mission that
 -- runs it, so a restart or a re-run needs nothing else) and how it ended, in Judge0's terms.
--- Types are PostgreSQL's; SQLite reads them with the same meaning (BYTEA holds blobs there too).
+-- SQLite's types (postgresql/ holds the same tables in PostgreSQL's).
 CREATE TABLE IF NOT EXISTS judge0_submissions (
     token TEXT PRIMARY KEY,
     token_hash TEXT NOT NULL,
-    mission_id BIGINT,
+    mission_id INTEGER,
     batch TEXT NOT NULL DEFAULT '',
-    created_at DOUBLE PRECISION NOT NULL,
-    finished_at DOUBLE PRECISION,
+    created_at REAL NOT NULL,
+    finished_at REAL,
     language_id INTEGER NOT NULL,
     params TEXT NOT NULL,
-    source_code BYTEA,
-    stdin BYTEA,
-    expected_output BYTEA,
-    additional_files BYTEA,
+    source_code BLOB,
+    stdin BLOB,
+    expected_output BLOB,
+    additional_files BLOB,
     status_id INTEGER NOT NULL DEFAULT 1,
     outcome TEXT,
-    stdout BYTEA,
-    stderr BYTEA,
-    compile_output BYTEA
+    stdout BLOB,
+    stderr BLOB,
+    compile_output BLOB
 );
 CREATE INDEX IF NOT EXISTS judge0_submissions_owner ON judge0_submissions(token_hash, created_at);
 CREATE INDEX IF NOT EXISTS judge0_submissions_mission ON judge0_submissions(mission_id);
@@ -30,5 +30,5 @@ CREATE TABLE IF NOT EXISTS judge0_batches (
     callback_url TEXT NOT NULL,
     size INTEGER NOT NULL,
     called INTEGER NOT NULL DEFAULT 0,
-    created_at DOUBLE PRECISION NOT NULL
+    created_at REAL NOT NULL
 );
