@@ -18,6 +18,7 @@ from orchestrator.languages import LanguageRegistry
 from service.frontdoors.judge0.request import LanguageFacts
 
 MULTI_FILE_ID = 89
+UNVERSIONED = frozenset({43, MULTI_FILE_ID})  # Judge0 names these without a version
 
 # Judge0 1.13.1's own names of ids with older toolchains: such an id keeps its name and says
 # what it runs now.
@@ -89,7 +90,7 @@ def served(registry: LanguageRegistry) -> dict[int, Judge0Language]:
         name = (
             f"{old.removesuffix(')')}, runs {lang.version})" if old else f"{base} ({lang.version})"
         )
-        if judge0_id == MULTI_FILE_ID:
+        if judge0_id in UNVERSIONED:
             name = base
         file = lang.source_file
         table[judge0_id] = Judge0Language(

@@ -116,6 +116,7 @@ def build(
     files: dict[str, bytes],
     *,
     token: str,
+    batch: str = "",
     image: str | None = None,
 ) -> Plan:
     """The mission of a valid submission. ``files`` are its ``additional_files``, already read
@@ -158,8 +159,14 @@ def build(
             meta=f"{WORK}/run{i}.meta",
         )
         executes.append(ex)
+    # The payload says which submission this is, and whether it (or its batch) is called back.
+    payload: dict[str, Any] = {"token": token}
+    if req.callback_url:
+        payload["callback_url"] = req.callback_url
+    if batch:
+        payload["batch"] = batch
     mission: dict[str, Any] = {
-        "return": {"url": NO_CALLBACK, "payload": {"token": token}},
+        "return": {"url": NO_CALLBACK, "payload": payload},
         "image": image or lang.image,
         "prepare": {"execute": executes},
     }

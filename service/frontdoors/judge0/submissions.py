@@ -31,6 +31,8 @@ from service.store import MissionRow
 log = logging.getLogger(__name__)
 
 KIND = "judge0"
+LOST_AFTER_S = 60.0
+LOST = "the server stopped while storing this submission's outcome; submit it again"
 _TEXT_PARAMS = ("source_code", "stdin", "expected_output", "additional_files")
 _EMPTY_TAR = b"\0" * 1024
 
@@ -134,7 +136,8 @@ class Submissions:
         req = request_of(row)
         config = self._config()
         files = additional_files(req.additional_files, config.max_extract_size)
-        return plan.build(req, lang, config, files, token=row.token), lang, req
+        built = plan.build(req, lang, config, files, token=row.token, batch=row.batch)
+        return built, lang, req
 
     # -- the mission's hooks ---------------------------------------------------------------------
 
@@ -256,15 +259,29 @@ class Submissions:
 
     async def live_status(self, row: SubmissionRow) -> int:
         """A row's status: its outcome's, else 1 while its mission waits (an engine outage
-        included) and 2 while it runs."""
+        included) and 2 while it runs.
+
+        A mission that ended without its outcome stored (the node died between the two) is
+        told apart from one whose outcome is being stored by its age: after ``LOST_AFTER_S``
+        the submission ends as an internal error saying so, rather than hanging a client that
+        polls until the status leaves 1 and 2."""
         if row.finished_at is not None:
             return row.status_id
         if row.mission_id is None:
             return wire.IN_QUEUE
         mission = await self._mission_state(row.mission_id)
-        if mission is not None and mission.state in ("running", "cancelling"):
+        if mission is None or mission.state == "queued":
+            return wire.IN_QUEUE
+        if mission.state in ("running", "cancelling"):
             return wire.PROCESSING
-        return wire.IN_QUEUE
+        if time.time() - mission.updated_at < LOST_AFTER_S:
+            return wire.PROCESSING
+        lost = verdict.Outcome(wire.INTERNAL_ERROR, message=LOST)
+        await self.repo.finish(row.token, lost.columns(), time.time())
+        stored = await self.repo.get(row.token)
+        if stored is not None:
+            row.__dict__.update(stored.__dict__)
+        return row.status_id if stored is not None else wire.INTERNAL_ERROR
 
 
 def render(
