@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import tarfile
 import time
@@ -331,3 +332,21 @@ def render(
         return params.get(name)
 
     return {name: value(name) for name in fields}
+
+
+def callback_body(row: SubmissionRow, languages: dict[int, Judge0Language]) -> bytes:
+    """Judge0's callback body: the default fields, always base64 (as Judge0 sends it)."""
+    doc = render(
+        row, row.status_id, wire.DEFAULT_FIELDS, base64_encoded=True, languages=languages
+    )
+    return json.dumps(doc).encode()
+
+
+def batch_callback_body(rows: list[SubmissionRow], languages: dict[int, Judge0Language]) -> bytes:
+    """The batch callback's body (our extension): ``{"submissions": [...]}`` in batch order,
+    each as its own callback would be."""
+    docs = [
+        render(r, r.status_id, wire.DEFAULT_FIELDS, base64_encoded=True, languages=languages)
+        for r in rows
+    ]
+    return json.dumps({"submissions": docs}).encode()
