@@ -71,7 +71,7 @@ async def test_run_wait_polls_a_server_without_events(
     start_judge: StartJudge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Against a server without the event stream (404), --wait polls instead."""
-    from service import routes
+    from service.api import missions as routes
 
     asked = []
 
