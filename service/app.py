@@ -10,6 +10,8 @@ import aiohttp
 from aiohttp import web
 
 from orchestrator.errors import JudgeError
+from orchestrator.languages import LABEL as LANGUAGES_LABEL
+from orchestrator.languages import ImageInfo
 from orchestrator.netpolicy import make_connector
 from orchestrator.run.fetch import FetchLimits
 from orchestrator.run.runner import MissionDeps
@@ -31,7 +33,8 @@ from service.frontdoors.zerocloud.keys import EXEC
 from service.frontdoors.zerocloud.routes import setup_zerocloud_routes
 from service.http.errors import error_middleware
 from service.http.ratelimit import LIMITER, RateLimiter
-from service.keys import HTTP, POOL, RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import HTTP, LANGUAGES, POOL, RUNTIME, SETTINGS, STORE, WORKERS
+from service.languages import Languages, image_infos
 from service.pipeline.callbacks import CallbackPolicy
 from service.pipeline.wiring import MissionWorkers
 from service.settings import Settings
@@ -76,6 +79,25 @@ async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning("Docker engine not reachable at start: %s", e)
         app[RUNTIME] = runtime
         yield
+
+
+async def languages_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The language registry: built at start (empty while the engine does not answer) and
+    refreshed every ``languages_refresh_s`` while the server runs (``service.languages``)."""
+    adapter = app[RUNTIME].adapter
+
+    async def list_images() -> list[ImageInfo]:
+        return image_infos(await adapter.image_summaries(LANGUAGES_LABEL))
+
+    languages = Languages(list_images)
+    await languages.refresh()
+    app[LANGUAGES] = languages
+    task = asyncio.create_task(
+        languages.run_every(app[SETTINGS].languages_refresh_s), name="languages"
+    )
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -161,7 +183,16 @@ def create_app(settings: Settings) -> web.Application:
     setup_events(app)
     setup_metrics(app)
     app.cleanup_ctx.extend(
-        [store_ctx, blobs_ctx, runtime_ctx, pool_ctx, http_ctx, workers_ctx, retention_ctx]
+        [
+            store_ctx,
+            blobs_ctx,
+            runtime_ctx,
+            languages_ctx,
+            pool_ctx,
+            http_ctx,
+            workers_ctx,
+            retention_ctx,
+        ]
     )
     setup_routes(app)
     setup_ops_routes(app)

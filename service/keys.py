@@ -8,6 +8,7 @@ from aiohttp import web
 
 from orchestrator.sandbox.pool import SandboxPool
 from orchestrator.sandbox.sandbox import SandboxRuntime
+from service.languages import Languages
 from service.pipeline.wiring import MissionWorkers
 from service.settings import Settings
 from service.store import Store
@@ -18,9 +19,11 @@ RUNTIME = web.AppKey("runtime", SandboxRuntime)
 POOL = web.AppKey("pool", SandboxPool)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 WORKERS = web.AppKey("workers", MissionWorkers)
+LANGUAGES = web.AppKey("languages", Languages)
 
 __all__ = [
     "HTTP",
+    "LANGUAGES",
     "POOL",
     "RUNTIME",
     "SETTINGS",
