@@ -514,6 +514,7 @@ async function refreshHistory() {
     ({ body } = await api.history(HISTORY_LIMIT));
   } catch (e) {
     ui.history.replaceChildren(el("li", { class: "muted", text: `History unavailable: ${e.message}` }));
+    if (e instanceof ApiError && e.status === 401) say("error", `The token was refused: ${e.message}`);
     return;
   }
   const missions = body.missions || [];
