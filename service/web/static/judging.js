@@ -7,7 +7,7 @@ export const DIR = "prog";
 export const INPUT = "input.txt";
 export const EXPECTED = "expected.txt";
 const COMPILE_TIME_MS = 30000;
-const COMPILE_MEMORY_KIB = 1024 * 1024;
+const COMPILE_MEMORY_KIB = 512 * 1024;
 const OUTPUT_KIB = 16 * 1024;
 // Runs the argv in `prog/`: the source and whatever compiling it makes stay in one folder a
 // scoped execute can import whole, whatever the compiler names its outputs. "$@" is the argv
@@ -69,11 +69,13 @@ export function buildMission(language, source, cases, limits, scoped) {
   const file = language.source_file;
   const prepare = { file: { [`${DIR}/${file}`]: dataUrl(source) }, execute: [] };
   if (language.compile) {
+    // At least what the language says its compiler needs (javac, rustc), else the page's own.
+    const needs = language.compile_limits || {};
     prepare.execute.push({
       name: "compile",
       command: [...IN_DIR, ...fill(language.compile, file)],
-      time_limit: COMPILE_TIME_MS,
-      memory_limit: COMPILE_MEMORY_KIB,
+      time_limit: Math.max(COMPILE_TIME_MS, needs.time_limit || 0),
+      memory_limit: Math.max(COMPILE_MEMORY_KIB, needs.memory_limit || 0),
       stdout: "compile.out",
       stderr: "compile.err",
       record: { stdout: RECORD_CAP, stderr: RECORD_CAP },

@@ -127,7 +127,9 @@ async function loadLanguages() {
   }
   try {
     const { body } = await api.languages();
-    languages = (Array.isArray(body) ? body : body.languages || []).filter((l) => l.run);
+    // "multifile" runs a script among extra files the page cannot attach: not offered here.
+    const all = Array.isArray(body) ? body : body.languages || [];
+    languages = all.filter((l) => l.run && l.id !== "multifile");
   } catch (e) {
     languages = [];
     const text = e instanceof ApiError && e.status === 401 ? "unknown token" : "unavailable";
