@@ -374,11 +374,25 @@ function diffBlock(diff) {
 function render(id, state, result, error, cases, language) {
   const judged = judgeResult(result, cases);
   const verdicts = judged.cases.map((c) => c.verdict);
-  const summary = state === "done" ? tally(verdicts) : `${state}${error ? `: ${error}` : ""}`;
-  const allGood = state === "done" && verdicts.every((v) => v === "AC" || v === "OK");
-  ui.progress.replaceChildren(
-    el("p", { class: allGood ? "good" : state === "done" ? "bad" : "error" }, el("strong", { text: `Mission ${id}` }), ` ${language ? `· ${languageLabel(language)} ` : ""}· ${summary}`),
+  const line = el(
+    "p",
+    { class: "summary" },
+    el("strong", { text: `Mission ${id}` }),
+    el("span", { class: "what", text: language ? `· ${languageLabel(language)}` : "" }),
   );
+  if (state === "done") {
+    // One chip per verdict kind, in the order the cases first show it ("2 AC · 1 WA").
+    tally(verdicts)
+      .split(" · ")
+      .forEach((part, i) => {
+        if (i) line.append(el("span", { class: "sep", "aria-hidden": "true", text: " · " }));
+        const verdict = part.split(" ")[1];
+        line.append(el("span", { class: `chip v-${verdict}` }, el("span", { class: "badge", text: part })));
+      });
+  } else {
+    line.append(el("span", { class: "error", text: `${state}${error ? `: ${error}` : ""}` }));
+  }
+  ui.progress.replaceChildren(line);
   ui.compile.replaceChildren();
   if (judged.compile && !judged.compile.ok) {
     const text = [judged.compile.stderr, judged.compile.stdout].filter(Boolean).join("\n");

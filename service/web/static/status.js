@@ -19,7 +19,10 @@ export function statusRows(health, metrics) {
   const engine = checks.engine || {};
   rows.push({
     label: "Engine",
-    value: engine.ok ? `Docker ${engine.version || ""}`.trim() : engine.error || "unreachable",
+    // "20.10.24+dfsg1": the packager's suffix says nothing to a reader of the panel.
+    value: engine.ok
+      ? `Docker ${String(engine.version || "").split("+")[0]}`.trim()
+      : engine.error || "unreachable",
     ok: Boolean(engine.ok),
   });
   const db = checks.database || {};
