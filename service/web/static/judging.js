@@ -100,8 +100,8 @@ export function buildMission(language, source, cases, limits, scoped) {
     }
     return { file: files };
   });
-  const mission = { image: language.image, prepare, tasks: { task, execute: [run] } };
-  return mission;
+  // The language, not an image: the server picks the image that provides it.
+  return { language: language.id, prepare, tasks: { task, execute: [run] } };
 }
 
 // What a stored mission (GET's `mission`, the normalised echo) says the page asked for:

@@ -540,7 +540,8 @@ async function refreshHistory() {
   }
   ui.history.replaceChildren(
     ...missions.map((m) => {
-      const what = m.language || (m.image ? m.image.replace(/^judge\//, "") : "");
+      const lang = m.language ? languages.find((l) => l.id === m.language) : null;
+      const what = lang ? lang.name : m.language || (m.image || "").replace(/^judge\//, "") || m.kind;
       const link = el(
         "a",
         { href: `?mission=${m.id}`, class: `state-${m.state}` },
