@@ -39,6 +39,7 @@ from service.pipeline.callbacks import CallbackPolicy
 from service.pipeline.wiring import MissionWorkers
 from service.settings import Settings
 from service.store import open_store
+from service.web import setup_web_routes
 
 log = logging.getLogger(__name__)
 
@@ -199,4 +200,5 @@ def create_app(settings: Settings) -> web.Application:
     setup_webgme_routes(app)
     setup_zerocloud_routes(app)
     setup_openapi_routes(app)
+    setup_web_routes(app)
     return app
