@@ -207,3 +207,29 @@ def test_a_wrong_token_is_told(playground: Page, watch: Watch) -> None:
     playground.get_by_label("Token").fill("not-a-token")
     playground.get_by_label("Token").press("Tab")
     expect(playground.get_by_role("alert")).to_contain_text("refused")
+
+
+def test_a_running_mission_can_be_cancelled(playground: Page, judge: Judge) -> None:
+    sign_in(playground, judge.token)
+    write(playground, "python3", "while True:\n    pass\n")
+    playground.get_by_label("CPU time (s)").fill("20")
+    playground.get_by_role("button", name="Run", exact=True).click()
+    expect(playground.get_by_role("status")).to_contain_text("Running", timeout=RESULT_TIMEOUT_MS)
+    playground.get_by_role("button", name="Cancel").click()
+    expect(playground.get_by_role("status")).to_contain_text("cancelled", timeout=30_000)
+    expect(result(playground, 1)).to_contain_text("cancelled")
+
+
+def test_a_mission_opens_from_the_history(playground: Page, judge: Judge) -> None:
+    sign_in(playground, judge.token)
+    write(playground, "python3", 'print("from history")\n')
+    run(playground, "1 OK")
+    mission_id = re.search(r"mission=(\d+)", playground.url)
+    assert mission_id is not None
+    playground.goto("/")  # a fresh page: the token is still in this tab
+    expect(playground.get_by_label("Source code")).not_to_have_value('print("from history")\n')
+    history = playground.get_by_role("region", name="History")
+    history.get_by_role("link", name=re.compile(f"#{mission_id[1]}\\b")).click()
+    expect(playground.get_by_role("status")).to_contain_text("1 OK")
+    expect(playground.get_by_label("Source code")).to_have_value('print("from history")\n')
+    assert playground.url.endswith(f"?mission={mission_id[1]}")
