@@ -137,6 +137,11 @@ async function loadLanguages() {
     if (e instanceof ApiError && e.status === 401) say("error", `The token was refused: ${e.message}`);
     return;
   }
+  if (!languages.length) {
+    ui.language.replaceChildren(el("option", { value: "", text: "none installed" }));
+    say("error", "The server offers no language yet: no sandbox image declares one, or the engine is down.");
+    return;
+  }
   const previous = ui.language.value || localStorage.getItem(LANGUAGE_KEY) || "";
   ui.language.replaceChildren(
     ...languages.map((l) => el("option", { value: l.id, text: languageLabel(l) })),
