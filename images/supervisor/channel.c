@@ -158,7 +158,7 @@ int main(void)
         /* "features" names the optional parts of the protocol this supervisor speaks. */
         sb_printf(&b,
                   "{\"ok\":true,\"op\":\"hello\",\"version\":%d,\"cgroup\":\"%s\","
-                  "\"features\":[\"interactor\"]}\n",
+                  "\"features\":[\"interactor\",\"limits\"]}\n",
                   PROTOCOL_VERSION, cg.version);
         out_sb(&b);
         sb_free(&b);

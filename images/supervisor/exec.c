@@ -123,7 +123,8 @@ _Noreturn void child_main(const struct exec_req *rq, int rfd)
         dup2(err, STDERR_FILENO) < 0)
         child_fail(rfd, ST_STDIN, errno);
 
-    if (set_limit(RLIMIT_FSIZE, rq->out_kib * 1024) != 0 || set_limit(RLIMIT_CORE, 0) != 0 ||
+    if (set_limit(RLIMIT_FSIZE, file_size_limit_bytes(rq)) != 0 ||
+        set_limit(RLIMIT_CORE, 0) != 0 ||
         set_limit(RLIMIT_STACK, stack_limit_bytes(rq)) != 0 ||
         set_limit(RLIMIT_NOFILE, 1024) != 0)
         child_fail(rfd, ST_RLIMIT, errno);
@@ -193,21 +194,23 @@ void take_baseline(struct baseline *b)
     b->shmem_ok = cg_shmem_bytes(&b->shmem);
     b->files = tmpfs_used_bytes();
     b->oom_ok = cg_oom_kills(&b->oom);
+    b->tasks_ok = cg_tasks(&b->tasks);
 }
 
-/* The command's CPU time and anonymous memory now.  cgroup: deltas against the baseline, minus
- * our own CPU time (the cgroup counts us too).  Without the cgroup files: reaped descendants
- * (RUSAGE_CHILDREN) plus one /proc walk over the live processes, skipped when live is false
- * because everything has been reaped by then. */
-static void measure(const struct baseline *b, bool live, int64_t *cpu, int64_t *anon)
+/* The command's CPU time, anonymous memory and (when tasks is not NULL) its number of tasks
+ * now.  cgroup: deltas against the baseline, minus our own CPU time (the cgroup counts us too).
+ * Without the cgroup files: reaped descendants (RUSAGE_CHILDREN) plus one /proc walk over the
+ * live processes, skipped when live is false because everything has been reaped by then. */
+static void measure(const struct baseline *b, bool live, int64_t *cpu, int64_t *anon,
+                    int64_t *tasks)
 {
-    int64_t v, scan_cpu = 0, scan_anon = 0;
+    int64_t v, scan_cpu = 0, scan_anon = 0, scan_tasks = 0;
     bool scanned = false;
     if (b->cg_cpu_ok && cg_cpu_ns(&v)) {
         v = (v - b->cg_cpu) - (self_cpu_ns() - b->self_cpu);
     } else {
         if (live) {
-            proc_scan(&scan_cpu, &scan_anon);
+            proc_scan(&scan_cpu, &scan_anon, &scan_tasks);
             scanned = true;
         }
         v = children_cpu_ns() - b->children_cpu + scan_cpu;
@@ -217,19 +220,56 @@ static void measure(const struct baseline *b, bool live, int64_t *cpu, int64_t *
         v -= b->anon;
         v += shared_growth(b->shmem_ok, b->shmem, b->files);
     } else if (live) {
-        if (!scanned)
-            proc_scan(&scan_cpu, &scan_anon);
+        if (!scanned) {
+            proc_scan(&scan_cpu, &scan_anon, &scan_tasks);
+            scanned = true;
+        }
         v = scan_anon;
     } else {
         v = 0;
     }
     *anon = v > 0 ? v : 0;
+    if (!tasks)
+        return;
+    if (b->tasks_ok && cg_tasks(&v)) {
+        v -= b->tasks;
+    } else if (live) {
+        if (!scanned)
+            proc_scan(&scan_cpu, &scan_anon, &scan_tasks);
+        v = scan_tasks;
+    } else {
+        v = 0;
+    }
+    *tasks = v > 0 ? v : 0;
 }
 
 static bool oom_rose(const struct baseline *b)
 {
     int64_t v;
     return b->oom_ok && cg_oom_kills(&v) && v > b->oom;
+}
+
+/* One poll of a running command: measures it and sets o->reason when a limit is exceeded;
+ * returns how long the monitor may sleep before the next poll.  peak_anon is the running peak
+ * of its memory. */
+int64_t check_limits(const struct exec_req *rq, const struct baseline *base, const struct run *r,
+                     int64_t *peak_anon, struct outcome *o)
+{
+    const int64_t cpu_limit = rq->cpu_ms * NS_PER_MS, wall_limit = rq->wall_ms * NS_PER_MS;
+    int64_t cpu, anon, tasks = 0;
+    measure(base, true, &cpu, &anon, rq->process_limit > 0 ? &tasks : NULL);
+    int64_t elapsed = now_ns() - r->t0;
+    if (anon > *peak_anon)
+        *peak_anon = anon;
+    if (cpu > cpu_limit)
+        o->reason = KR_CPU;
+    else if (elapsed > wall_limit)
+        o->reason = KR_WALL;
+    else if (*peak_anon > rq->mem_kib * 1024 || oom_rose(base))
+        o->reason = KR_MEM;
+    else if (rq->process_limit > 0 && tasks > rq->process_limit)
+        o->reason = KR_PROC;
+    return next_poll_ns(cpu_limit - cpu, wall_limit - elapsed);
 }
 
 /* Opens a file to record as the sandbox user (caller switched): regular files only, no links,
@@ -314,37 +354,21 @@ static void supervise(const struct exec_req *rq, struct outcome *o)
         return;
     }
 
-    const int64_t cpu_limit = rq->cpu_ms * NS_PER_MS, wall_limit = rq->wall_ms * NS_PER_MS;
-    const int64_t mem_limit = rq->mem_kib * 1024;
     for (;;) {
         reap(&r);
         if (r.main_done)
             break;
-        int64_t cpu, anon;
-        measure(&base, true, &cpu, &anon);
-        if (cpu > cpu_limit) {
-            o->reason = KR_CPU;
+        int64_t wait = check_limits(rq, &base, &r, &peak_anon, o);
+        if (o->reason != KR_NONE)
             break;
-        }
-        int64_t elapsed = now_ns() - r.t0;
-        if (elapsed > wall_limit) {
-            o->reason = KR_WALL;
-            break;
-        }
-        if (anon > peak_anon)
-            peak_anon = anon;
-        if (peak_anon > mem_limit || oom_rose(&base)) {
-            o->reason = KR_MEM;
-            break;
-        }
-        sleep_for_sigchld(next_poll_ns(cpu_limit - cpu, wall_limit - elapsed));
+        sleep_for_sigchld(wait);
     }
     kill_all(&r);
     int64_t t_end = r.main_done ? r.t_end : now_ns();
 
     /* Final figures, now that every process is gone and its CPU time is in the counters. */
     int64_t anon;
-    measure(&base, false, &o->cpu_ns, &anon);
+    measure(&base, false, &o->cpu_ns, &anon, NULL);
     if (anon > peak_anon)
         peak_anon = anon;
     o->oom = oom_rose(&base);
@@ -432,7 +456,7 @@ void op_exec(const struct exec_req *rq)
         for (int i = 1; i <= 2; i++) {
             struct stat st;
             if (rq->path[i] && lstat(rq->path[i], &st) == 0 && S_ISREG(st.st_mode) &&
-                st.st_size >= rq->out_kib * 1024)
+                st.st_size >= file_size_limit_bytes(rq))
                 o.output_full = true;
             if (!setup_error)
                 rec_fd[i] = open_record(rq->path[i], rq->record[i], &rec_len[i]);
@@ -500,7 +524,10 @@ bool parse_exec(const struct jval *req, struct arena *a, struct exec_req *rq)
     if (!get_int(req, "cpu_time_ms", true, 0, 1, LIMIT_MAX, &rq->cpu_ms) ||
         !get_int(req, "wall_time_ms", true, 0, 1, LIMIT_MAX, &rq->wall_ms) ||
         !get_int(req, "memory_kib", true, 0, 1, LIMIT_MAX, &rq->mem_kib) ||
-        !get_int(req, "output_kib", true, 0, 0, LIMIT_MAX, &rq->out_kib))
+        !get_int(req, "output_kib", true, 0, 0, LIMIT_MAX, &rq->out_kib) ||
+        !get_int(req, "process_limit", false, 0, 1, LIMIT_MAX, &rq->process_limit) ||
+        !get_int(req, "file_size_kib", false, -1, 0, LIMIT_MAX, &rq->file_size_kib) ||
+        !get_int(req, "stack_kib", false, 0, 1, LIMIT_MAX, &rq->stack_kib))
         return false;
     for (int k = 0; k < 3; k++) {
         if (!get_str(req, names[k], false, &rq->name[k]))

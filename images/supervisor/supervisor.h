@@ -204,6 +204,7 @@ struct cgroup_files {
     int cpu_fd;             /* v1 cpuacct.usage (ns) / v2 cpu.stat usage_usec */
     int mem_fd;             /* v1 memory.stat total_rss / v2 memory.stat anon (bytes) */
     int oom_fd;             /* v1 memory.oom_control / v2 memory.events: oom_kill */
+    int pids_fd;            /* v1 and v2 pids.current: tasks in the container */
 };
 extern struct cgroup_files cg;
 
@@ -214,13 +215,14 @@ bool cg_cpu_ns(int64_t *out);
 bool cg_anon_bytes(int64_t *out);
 bool cg_shmem_bytes(int64_t *out);
 bool cg_oom_kills(int64_t *out);
+bool cg_tasks(int64_t *out);
 void tmpfs_open(void);
 int64_t tmpfs_used_bytes(void);
 int64_t shared_growth(bool base_ok, int64_t base_shmem, int64_t base_files);
 
 #define MAX_SIDES 2
-void proc_walk(int (*side_of)(uid_t), int n, int64_t cpu_ns[], int64_t anon[]);
-void proc_scan(int64_t *cpu_ns, int64_t *anon_bytes);
+void proc_walk(int (*side_of)(uid_t), int n, int64_t cpu_ns[], int64_t anon[], int64_t tasks[]);
+void proc_scan(int64_t *cpu_ns, int64_t *anon_bytes, int64_t *tasks);
 
 /* ------------------------------------------------------------------------------------------ */
 /* exec.c: one command                                                                         */
@@ -238,6 +240,9 @@ struct child_report {
 struct exec_req {
     char **argv;
     int64_t cpu_ms, wall_ms, mem_kib, out_kib;
+    int64_t process_limit;  /* tasks alive at once; 0 = no limit of ours (the pids fence) */
+    int64_t file_size_kib;  /* RLIMIT_FSIZE when below out_kib; -1 = absent */
+    int64_t stack_kib;      /* RLIMIT_STACK; 0 = absent (the memory limit, at least 8 MiB) */
     int64_t record[3];      /* [1] stdout, [2] stderr bytes to return */
     const char *name[3];    /* redirection as given; "" = /dev/null */
     const char *path[3];    /* "/box/<name>", NULL for /dev/null */
@@ -255,7 +260,7 @@ struct run {
     long maxrss_kib;        /* max ru_maxrss over every reaped process */
 };
 
-enum reason { KR_NONE, KR_CPU, KR_WALL, KR_MEM };
+enum reason { KR_NONE, KR_CPU, KR_WALL, KR_MEM, KR_PROC };
 
 /* Baselines taken just before fork, so the figures are the command's alone. */
 struct baseline {
@@ -267,6 +272,8 @@ struct baseline {
     int64_t shmem, files;
     bool oom_ok;
     int64_t oom;
+    bool tasks_ok;
+    int64_t tasks;          /* pids.current: the supervisor (and zombies not reaped yet) */
 };
 
 /* Everything the verdict and the figures are made of. */
@@ -286,6 +293,8 @@ _Noreturn void child_main(const struct exec_req *rq, int rfd);
 bool reap(struct run *r);
 void kill_all(struct run *r);
 void take_baseline(struct baseline *b);
+int64_t check_limits(const struct exec_req *rq, const struct baseline *base, const struct run *r,
+                     int64_t *peak_anon, struct outcome *o);
 int open_record(const char *path, int64_t want, int64_t *size);
 bool parse_exec(const struct jval *req, struct arena *a, struct exec_req *rq);
 void op_exec(const struct exec_req *rq);
@@ -296,6 +305,7 @@ void op_exec(const struct exec_req *rq);
 
 int64_t rlimit_value(int64_t want, int64_t hard_max);
 int64_t stack_limit_bytes(const struct exec_req *rq);
+int64_t file_size_limit_bytes(const struct exec_req *rq);
 int64_t next_poll_ns(int64_t cpu_left, int64_t wall_left);
 bool is_setup_error(const struct outcome *o);
 const char *verdict(const struct exec_req *rq, const struct outcome *o, struct sb *msg);
