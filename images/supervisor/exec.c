@@ -103,7 +103,9 @@ _Noreturn void child_main(const struct exec_req *rq, int rfd)
     if (out < 0)
         child_fail(rfd, ST_STDOUT, errno);
     int err;
-    if (rq->path[1] && rq->path[2] && strcmp(rq->path[1], rq->path[2]) == 0) {
+    if (rq->pipe_fd[2] >= 0) {
+        err = rq->pipe_fd[2];
+    } else if (rq->path[1] && rq->path[2] && strcmp(rq->path[1], rq->path[2]) == 0) {
         err = out;                          /* one open file: a shared offset, no clobbering */
     } else {
         err = open_redirect(rq->path[2], O_WRONLY | O_CREAT | O_TRUNC);
@@ -320,40 +322,78 @@ static void stream_record(int fd, int64_t n)
     free(buf);
 }
 
-/* Forks the command, enforces the limits until its main process ends or a limit is hit, kills
- * and reaps everything, and measures.  Leaves the user/root switching to the caller. */
-static void supervise(const struct exec_req *rq, struct outcome *o)
+/* Forks the command after taking the baselines.  False when it could not be started
+ * (o->fork_errno set); else *rfd is the read end of its report pipe. */
+bool start_command(const struct exec_req *rq, struct run *r, struct baseline *base, int *rfd,
+                   struct outcome *o)
 {
-    struct run r = {.pid = -1};
-    struct baseline base;
-    int64_t peak_anon = 0;
     int pfd[2];
-
     memset(o, 0, sizeof *o);
+    *r = (struct run){.pid = -1};
+    *rfd = -1;
     struct run strays = {.pid = -1};
     reap(&strays);                          /* stray zombies must not count for this command */
     malloc_trim(0);                         /* the child starts with our resident pages */
-    take_baseline(&base);
+    take_baseline(base);
 
     /* Both ends non-blocking: the parent reads it only after the child is gone, so a child
      * stuck before execvp can never block us. */
     if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) != 0) {
         o->fork_errno = errno;
-        return;
+        return false;
     }
-    r.t0 = now_ns();
-    r.pid = fork();
-    if (r.pid == 0) {
+    r->t0 = now_ns();
+    r->pid = fork();
+    if (r->pid == 0) {
         close(pfd[0]);
         child_main(rq, pfd[1]);
     }
     close(pfd[1]);
-    if (r.pid < 0) {
+    if (r->pid < 0) {
         o->fork_errno = errno;
         close(pfd[0]);
-        return;
+        return false;
     }
+    *rfd = pfd[0];
+    return true;
+}
 
+/* Kills and reaps everything left, then the final figures, now that every process is gone and
+ * its CPU time is in the counters. */
+void finish_command(struct run *r, const struct baseline *base, int rfd, int64_t peak_anon,
+                    struct outcome *o)
+{
+    kill_all(r);
+    int64_t t_end = r->main_done ? r->t_end : now_ns();
+    int64_t anon;
+    measure(base, false, &o->cpu_ns, &anon, NULL);
+    if (anon > peak_anon)
+        peak_anon = anon;
+    o->oom = oom_rose(base);
+    if (read(rfd, &o->report, sizeof o->report) != (ssize_t)sizeof o->report)
+        o->report.stage = 0;
+    close(rfd);
+
+    o->real_ns = t_end - r->t0;
+    o->mem_kib = peak_anon / 1024;
+    if (r->maxrss_kib > o->mem_kib)
+        o->mem_kib = r->maxrss_kib;
+    if (r->main_done && WIFEXITED(r->wstatus))
+        o->exit_code = WEXITSTATUS(r->wstatus);
+    if (r->main_done && WIFSIGNALED(r->wstatus))
+        o->sig = WTERMSIG(r->wstatus);
+}
+
+/* Forks the command, enforces the limits until its main process ends or a limit is hit, kills
+ * and reaps everything, and measures.  Leaves the user/root switching to the caller. */
+static void supervise(const struct exec_req *rq, struct outcome *o)
+{
+    struct run r;
+    struct baseline base;
+    int64_t peak_anon = 0;
+    int rfd;
+    if (!start_command(rq, &r, &base, &rfd, o))
+        return;
     for (;;) {
         reap(&r);
         if (r.main_done)
@@ -363,27 +403,7 @@ static void supervise(const struct exec_req *rq, struct outcome *o)
             break;
         sleep_for_sigchld(wait);
     }
-    kill_all(&r);
-    int64_t t_end = r.main_done ? r.t_end : now_ns();
-
-    /* Final figures, now that every process is gone and its CPU time is in the counters. */
-    int64_t anon;
-    measure(&base, false, &o->cpu_ns, &anon, NULL);
-    if (anon > peak_anon)
-        peak_anon = anon;
-    o->oom = oom_rose(&base);
-    if (read(pfd[0], &o->report, sizeof o->report) != (ssize_t)sizeof o->report)
-        o->report.stage = 0;
-    close(pfd[0]);
-
-    o->real_ns = t_end - r.t0;
-    o->mem_kib = peak_anon / 1024;
-    if (r.maxrss_kib > o->mem_kib)
-        o->mem_kib = r.maxrss_kib;
-    if (r.main_done && WIFEXITED(r.wstatus))
-        o->exit_code = WEXITSTATUS(r.wstatus);
-    if (r.main_done && WIFSIGNALED(r.wstatus))
-        o->sig = WTERMSIG(r.wstatus);
+    finish_command(&r, &base, rfd, peak_anon, o);
 }
 
 /* Protocol 2: the exec's meta, as the orchestrator writes it (Python's json.dumps layout), into
@@ -446,18 +466,24 @@ void op_exec(const struct exec_req *rq)
 {
     struct outcome o;
     supervise(rq, &o);
+    answer_exec(rq, &o, NULL);
+}
 
+/* The exec answer for an ended command: its verdict, its meta (also into its meta_file), any
+ * extra members (JSON text beginning with a comma, or NULL), and its records. */
+void answer_exec(const struct exec_req *rq, struct outcome *o, const char *extra)
+{
     /* The redirected files, as the sandbox user: sizes for OLE, open fds for the records.  (No
      * records after SE: a file the command never opened may hold an earlier execute's data.) */
-    bool setup_error = is_setup_error(&o);
+    bool setup_error = is_setup_error(o);
     int rec_fd[3] = {-1, -1, -1};
     int64_t rec_len[3] = {0, 0, 0};
-    if (o.fork_errno == 0 && become_user()) {
+    if (o->fork_errno == 0 && become_user()) {
         for (int i = 1; i <= 2; i++) {
             struct stat st;
             if (rq->path[i] && lstat(rq->path[i], &st) == 0 && S_ISREG(st.st_mode) &&
                 st.st_size >= file_size_limit_bytes(rq))
-                o.output_full = true;
+                o->output_full = true;
             if (!setup_error)
                 rec_fd[i] = open_record(rq->path[i], rq->record[i], &rec_len[i]);
         }
@@ -465,9 +491,9 @@ void op_exec(const struct exec_req *rq)
     }
 
     struct sb msg = {0};
-    const char *status = verdict(rq, &o, &msg);
+    const char *status = verdict(rq, o, &msg);
     if (setup_error)
-        o.exit_code = o.sig = 0;            /* the command never ran */
+        o->exit_code = o->sig = 0;          /* the command never ran */
 
     struct sb b = {0};
     sb_puts(&b, "{\"ok\":true,\"op\":\"exec\",\"meta\":{\"status\":");
@@ -477,10 +503,12 @@ void op_exec(const struct exec_req *rq)
     sb_printf(&b,
               ",\"memory-usage\":%lld,\"cpu-time-usage\":%lld,\"real-time-usage\":%lld,"
               "\"exit-code\":%d,\"signal\":%d}",
-              (long long)o.mem_kib, (long long)(o.cpu_ns / NS_PER_MS),
-              (long long)(o.real_ns / NS_PER_MS), o.exit_code, o.sig);
+              (long long)o->mem_kib, (long long)(o->cpu_ns / NS_PER_MS),
+              (long long)(o->real_ns / NS_PER_MS), o->exit_code, o->sig);
     if (rq->meta_file && rq->meta_file[0])
-        write_meta_file(&b, rq->meta_file, status, &msg, &o);
+        write_meta_file(&b, rq->meta_file, status, &msg, o);
+    if (extra)
+        sb_puts(&b, extra);
     sb_puts(&b, ",\"record\":{\"stdout\":\"");
     out_sb(&b);
     if (rec_fd[1] >= 0)
@@ -507,7 +535,7 @@ bool parse_exec(const struct jval *req, struct arena *a, struct exec_req *rq)
     memset(rq, 0, sizeof *rq);
     rq->uid = SANDBOX_UID;
     rq->gid = SANDBOX_GID;
-    rq->pipe_fd[0] = rq->pipe_fd[1] = -1;
+    rq->pipe_fd[0] = rq->pipe_fd[1] = rq->pipe_fd[2] = -1;
 
     const struct jval *argv = member(req, "argv");
     if (!argv || argv->type != J_ARR || argv->count == 0)

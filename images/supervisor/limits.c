@@ -109,6 +109,10 @@ const char *verdict(const struct exec_req *rq, const struct outcome *o, struct s
         sb_printf(msg, "process limit exceeded (%lld)", (long long)rq->process_limit);
         return "RE";
     }
+    if (o->reason == KR_OUTPUT) {
+        sb_printf(msg, "output limit exceeded (%lld KiB)", (long long)rq->out_kib);
+        return "OLE";
+    }
     if (o->sig == SIGXFSZ || (o->output_full && (o->exit_code != 0 || o->sig != 0))) {
         if (file_size_rules(rq))
             sb_printf(msg, "file size limit exceeded (%lld KiB)", (long long)rq->file_size_kib);
