@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from service.compilecache import CompileCache, CompiledBox
+from service.pipeline.compilecache import CompileCache, CompiledBox
 
 
 def box(size: int = 10, ok: bool = True) -> CompiledBox:

@@ -14,9 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.languages import LanguageRegistry
-from orchestrator.runner import MissionIO
-from service.callbacks import url_refusal
-from service.compilecache import CompileCache
+from orchestrator.run.runner import MissionIO
 from service.frontdoors.judge0 import languages as langs
 from service.frontdoors.judge0.ports import Judge0Ports
 from service.frontdoors.judge0.repo import Judge0Repo
@@ -24,8 +22,10 @@ from service.frontdoors.judge0.request import Judge0Config
 from service.frontdoors.judge0.routes import make_app
 from service.frontdoors.judge0.settings import Judge0Settings
 from service.frontdoors.judge0.submissions import KIND, Submissions
+from service.http.ratelimit import LIMITER
 from service.keys import LANGUAGES, SETTINGS, STORE, WORKERS
-from service.ratelimit import LIMITER
+from service.pipeline.callbacks import url_refusal
+from service.pipeline.compilecache import CompileCache
 from service.store import MissionRow
 from service.store.records import hash_token
 from service.store.sql import Statement

@@ -19,14 +19,14 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from orchestrator.mission import MissionInvalid, normalise, parse_mission
-from service.errors import ApiError
 from service.frontdoors.archives import ArchiveRefused
 from service.frontdoors.judge0 import wire
 from service.frontdoors.judge0.languages import listing
 from service.frontdoors.judge0.ports import PORTS, Judge0Ports
 from service.frontdoors.judge0.request import SubmissionRequest, parse_submission
 from service.frontdoors.judge0.submissions import KIND, additional_files, render
-from service.intake import QueueFull, ShuttingDown
+from service.http.errors import ApiError
+from service.pipeline.intake import QueueFull, ShuttingDown
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -20,13 +20,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from orchestrator.runner import MissionIO
-from service.compilecache import CompileCache, CompiledBox
+from orchestrator.run.runner import MissionIO
 from service.frontdoors.archives import ArchiveRefused, read_tar, read_zip
 from service.frontdoors.judge0 import plan, verdict, wire
 from service.frontdoors.judge0.languages import Judge0Language
 from service.frontdoors.judge0.repo import Judge0Repo, SubmissionRow
 from service.frontdoors.judge0.request import Judge0Config, SubmissionRequest
+from service.pipeline.compilecache import CompileCache, CompiledBox
 from service.store import MissionRow
 
 log = logging.getLogger(__name__)
@@ -336,9 +336,7 @@ def render(
 
 def callback_body(row: SubmissionRow, languages: dict[int, Judge0Language]) -> bytes:
     """Judge0's callback body: the default fields, always base64 (as Judge0 sends it)."""
-    doc = render(
-        row, row.status_id, wire.DEFAULT_FIELDS, base64_encoded=True, languages=languages
-    )
+    doc = render(row, row.status_id, wire.DEFAULT_FIELDS, base64_encoded=True, languages=languages)
     return json.dumps(doc).encode()
 
 
