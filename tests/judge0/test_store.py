@@ -67,7 +67,7 @@ async def exercise(repo: Judge0Repo) -> None:
     assert await repo.count("alice") == 2
     assert [r.token for r in await repo.page("alice", 0, 1)] == ["t2"]
     assert [r.token for r in await repo.page("alice", 1, 5)] == ["t1"]
-    assert {t for t, _ in await repo.batch_tokens("b1")} == {"t1", "t2", "t3"}
+    assert {r.token for r in await repo.batch_rows("b1")} == {"t1", "t2", "t3"}
     await repo.insert_batch("b1", "alice", "http://x/", 2, 1.0)
     batch = await repo.batch("b1")
     assert batch is not None

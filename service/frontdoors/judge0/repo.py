@@ -62,7 +62,7 @@ SET_MISSION = Statement(
 GET = Statement(f"SELECT {_COLUMNS} FROM judge0_submissions WHERE token = :token")
 BY_MISSION = Statement(f"SELECT {_COLUMNS} FROM judge0_submissions WHERE mission_id = :mission_id")
 BY_BATCH = Statement(
-    "SELECT token, status_id FROM judge0_submissions WHERE batch = :batch ORDER BY created_at"
+    f"SELECT {_COLUMNS} FROM judge0_submissions WHERE batch = :batch ORDER BY created_at, token"
 )
 PAGE = Statement(
     f"SELECT {_COLUMNS} FROM judge0_submissions WHERE token_hash = :token_hash "
@@ -180,9 +180,9 @@ class Judge0Repo:
         rows = await self._sql.fetch_all(GET_BATCH, id=batch)
         return rows[0] if rows else None
 
-    async def batch_tokens(self, batch: str) -> list[tuple[str, int]]:
-        rows = await self._sql.fetch_all(BY_BATCH, batch=batch)
-        return [(r["token"], r["status_id"]) for r in rows]
+    async def batch_rows(self, batch: str) -> list[SubmissionRow]:
+        """A batch's submissions in the order they were created (the request's)."""
+        return [_row(r) for r in await self._sql.fetch_all(BY_BATCH, batch=batch)]
 
     async def claim_batch_call(self, batch: str) -> bool:
         """True for exactly one caller once the batch may be called back."""

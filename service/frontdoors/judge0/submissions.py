@@ -256,6 +256,19 @@ class Submissions:
             box = self._empty_tar
         return CompiledBox(done.ok, done.output, box, done.timed_out)
 
+    async def batch_ended(self, batch: str) -> tuple[str, list[SubmissionRow]] | None:
+        """The callback URL and the submissions of a batch with a callback whose submissions
+        have all ended, for exactly one caller (the others get None)."""
+        info = await self.repo.batch(batch)
+        if info is None:
+            return None
+        rows = await self.repo.batch_rows(batch)
+        if len(rows) < info["size"] or any(r.finished_at is None for r in rows):
+            return None
+        if not await self.repo.claim_batch_call(batch):
+            return None
+        return str(info["callback_url"]), rows
+
     # -- reading ---------------------------------------------------------------------------------
 
     async def live_status(self, row: SubmissionRow) -> int:
