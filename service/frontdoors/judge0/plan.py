@@ -173,6 +173,13 @@ def build(
     return Plan(mission, inputs, compiler is not None, req.number_of_runs)
 
 
+def batch_callback_mission(batch: str, image: str) -> dict[str, Any]:
+    """The mission that carries a batch's callback: it runs nothing; its end is the moment all
+    the batch's submissions ended, and its callback goes through the durable delivery."""
+    payload = {"batch": batch, "batch_callback": "1"}
+    return {"return": {"url": NO_CALLBACK, "payload": payload}, "image": image}
+
+
 def cached_inputs(plan_inputs: dict[str, bytes], artifact: bytes) -> dict[str, bytes]:
     """The files of a mission whose compile the cache holds: the packed box (it holds the
     source and the additional files) and the input."""

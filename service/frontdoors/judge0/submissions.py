@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 KIND = "judge0"
 LOST_AFTER_S = 60.0
+BATCH_CALLBACK = "batch_callback"  # payload key of the mission that calls a batch back
 LOST = "the server stopped while storing this submission's outcome; submit it again"
 _TEXT_PARAMS = ("source_code", "stdin", "expected_output", "additional_files")
 _EMPTY_TAR = b"\0" * 1024
@@ -144,7 +145,10 @@ class Submissions:
 
     async def started(self, mission: MissionRow, given: MissionIO | None) -> MissionIO | None:
         """The files of a starting mission, from its row (None: the row is gone)."""
-        token = mission.mission.get("return", {}).get("payload", {}).get("token")
+        payload = mission.mission.get("return", {}).get("payload", {})
+        if payload.get(BATCH_CALLBACK):
+            return MissionIO()  # it only carries its batch's callback
+        token = payload.get("token")
         row = await self.repo.get(token) if isinstance(token, str) else None
         if row is None:
             return None
@@ -268,6 +272,27 @@ class Submissions:
         if not await self.repo.claim_batch_call(batch):
             return None
         return str(info["callback_url"]), rows
+
+    async def callback_of(self, mission: MissionRow) -> tuple[str, bytes] | None:
+        """Where to ``PUT`` what when a mission of the door ended: a submission's callback
+        (Judge0's body) or a batch's (``{"submissions": [...]}``); None when it has none."""
+        payload = mission.mission.get("return", {}).get("payload", {})
+        languages = self._languages()
+        if payload.get(BATCH_CALLBACK):
+            batch = str(payload.get("batch", ""))
+            info = await self.repo.batch(batch)
+            if info is None:
+                return None
+            rows = await self.repo.batch_rows(batch)
+            return str(info["callback_url"]), batch_callback_body(rows, languages)
+        url = payload.get("callback_url")
+        token = payload.get("token")
+        if not isinstance(url, str) or not isinstance(token, str):
+            return None
+        row = await self.repo.get(token)
+        if row is None or row.finished_at is None:
+            return None
+        return url, callback_body(row, languages)
 
     # -- reading ---------------------------------------------------------------------------------
 
