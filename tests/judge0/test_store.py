@@ -74,9 +74,13 @@ async def exercise(repo: Judge0Repo) -> None:
     assert batch["size"] == 2
     assert await repo.claim_batch_call("b1")
     assert not await repo.claim_batch_call("b1")
+    assert await repo.sweep(4.0) == 0  # t1 ended at 5.0
     assert not await repo.delete("t1", "bob")
     assert await repo.delete("t1", "alice")
     assert await repo.get("t1") is None
+    assert await repo.finish("t2", outcome, 5.0)
+    assert await repo.sweep(6.0) == 1  # t2; t3 never ended
+    assert await repo.get("t3") is not None
 
 
 async def test_sqlite(tmp_path: Path) -> None:

@@ -84,6 +84,10 @@ INSERT_BATCH = Statement(
 GET_BATCH = Statement(
     "SELECT id, token_hash, callback_url, size, called FROM judge0_batches WHERE id = :id"
 )
+SWEEP = Statement(
+    "DELETE FROM judge0_submissions WHERE finished_at IS NOT NULL AND finished_at < :cutoff"
+)
+SWEEP_BATCHES = Statement("DELETE FROM judge0_batches WHERE created_at < :cutoff")
 CLAIM_BATCH_CALL = Statement("UPDATE judge0_batches SET called = 1 WHERE id = :id AND called = 0")
 
 
@@ -187,3 +191,10 @@ class Judge0Repo:
     async def claim_batch_call(self, batch: str) -> bool:
         """True for exactly one caller once the batch may be called back."""
         return await self._sql.execute(CLAIM_BATCH_CALL, id=batch) > 0
+
+    async def sweep(self, cutoff: float) -> int:
+        """Forget submissions that ended before ``cutoff`` (and batches made before it), as
+        the judge forgets its missions after its retention period; returns how many went."""
+        gone = await self._sql.execute(SWEEP, cutoff=cutoff)
+        await self._sql.execute(SWEEP_BATCHES, cutoff=cutoff)
+        return gone
