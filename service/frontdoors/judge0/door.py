@@ -19,7 +19,7 @@ from service.frontdoors.judge0 import languages as langs
 from service.frontdoors.judge0.ports import Judge0Ports
 from service.frontdoors.judge0.repo import Judge0Repo
 from service.frontdoors.judge0.request import Judge0Config
-from service.frontdoors.judge0.routes import make_app
+from service.frontdoors.judge0.routes import judge0_errors, routes
 from service.frontdoors.judge0.settings import Judge0Settings
 from service.frontdoors.judge0.submissions import KIND, Submissions
 from service.http.ratelimit import LIMITER
@@ -161,8 +161,11 @@ class Judge0Door:
         ) -> int:
             return int(await root[WORKERS].submit(token_hash, mission, normalised, kind=kind))
 
+        async def running() -> int:
+            return sum((await root[STORE].missions.running_by_owner()).values())
+
         ports = Judge0Ports(
-            settings=self.settings,
+            settings=lambda: self.settings,
             anonymous_tenant=hash_token("judge0:anonymous"),
             authenticate=auth,
             rate_limit=lambda token_hash: root[LIMITER].take(token_hash),
@@ -173,18 +176,14 @@ class Judge0Door:
             mission_caps=lambda: root[SETTINGS].mission_caps,
             languages=self.languages,
             config=self.config,
-            accepting=lambda: root[WORKERS].accepting,
-            queue_depth=lambda: root[WORKERS].queue_depth,
-            settings_max_queued=lambda: root[SETTINGS].max_queued,
-            running=lambda: root[WORKERS].running,
+            queued=lambda: root[STORE].missions.queued_count(),
+            running=running,
             max_running=lambda: root[SETTINGS].max_running,
+            submissions_of=lambda: self.submissions,
         )
-        root.add_subapp("/judge0", make_app(ports, settings.max_body_bytes))
-
-        async def bind(_: web.Application) -> None:
-            ports.submissions = self.submissions
-
-        root.on_startup.append(bind)
+        app = web.Application(middlewares=[judge0_errors], client_max_size=settings.max_body_bytes)
+        routes(app, ports)
+        root.add_subapp("/judge0", app)
 
 
 def _callback_refusal(url: str, policy: Any) -> str | None:

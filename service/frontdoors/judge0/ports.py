@@ -6,7 +6,7 @@ Everything is resolved lazily (the judge's resources exist once the root applica
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +23,7 @@ from service.store import MissionRow
 class Judge0Ports:
     """The judge as the door uses it; each callable is bound when the judge has started."""
 
-    settings: Judge0Settings
+    settings: Callable[[], Judge0Settings]
     anonymous_tenant: str
     authenticate: Callable[[str], Awaitable[str | None]]
     rate_limit: Callable[[str], dict[str, str]]
@@ -34,12 +34,14 @@ class Judge0Ports:
     mission_caps: Callable[[], MissionCaps]
     languages: Callable[[], dict[int, Judge0Language]]
     config: Callable[[], Judge0Config]
-    accepting: Callable[[], bool]
-    queue_depth: Callable[[], int]
-    settings_max_queued: Callable[[], int]
-    running: Callable[[], int]
+    queued: Callable[[], Awaitable[int]]
+    running: Callable[[], Awaitable[int]]
     max_running: Callable[[], int]
-    submissions: Submissions = field(init=False)
+    submissions_of: Callable[[], Submissions]
+
+    @property
+    def submissions(self) -> Submissions:
+        return self.submissions_of()
 
     async def wait_for(self, token: str) -> Any:
         """Wait until a submission ended; its row (None when the server stopped first)."""

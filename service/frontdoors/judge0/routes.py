@@ -80,7 +80,7 @@ async def _tenant(request: web.Request) -> str:
         if scheme.lower() == "bearer":
             token = credentials.strip()
     if not token:
-        if ports.settings.anonymous:
+        if ports.settings().anonymous:
             return ports.anonymous_tenant
         raise Judge0Error(401, None)
     token_hash = await ports.authenticate(token)
@@ -118,14 +118,6 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise _error(400, "the body must be a JSON object")
     params.update(body)
     return params
-
-
-def _check_queue(ports: Judge0Ports, count: int) -> None:
-    """Judge0's queue check, before validation: 503 ``queue is full``."""
-    if not ports.accepting():
-        raise _error(503, "the server is shutting down; retry later", {"Retry-After": "5"})
-    if ports.queue_depth() + count > ports.settings_max_queued():
-        raise _error(503, "queue is full", {"Retry-After": "1"})
 
 
 def _validate(
@@ -187,7 +179,6 @@ async def create(request: web.Request) -> web.Response:
     ports = _ports(request)
     token_hash = await _tenant(request)
     headers = ports.rate_limit(token_hash)
-    _check_queue(ports, 1)
     fields = _fields(request)
     base64_encoded = _flag(request, "base64_encoded")
     params = await _body(request)
@@ -226,7 +217,6 @@ async def create_batch(request: web.Request) -> web.Response:
         raise _error(400, "there should be at least one submission in a batch")
     assert isinstance(items, list)
     headers = ports.rate_limit(token_hash)
-    _check_queue(ports, count)
     callback = params.get("callback_url")
     callback = callback.strip() if isinstance(callback, str) else ""
     batch = ""
@@ -429,13 +419,13 @@ async def system_info(request: web.Request) -> web.Response:
 async def workers(request: web.Request) -> web.Response:
     await _tenant(request)
     ports = _ports(request)
-    running = ports.running()
+    running = await ports.running()
     slots = ports.max_running()
     return web.json_response(
         [
             {
                 "queue": wire.API_VERSION,
-                "size": ports.queue_depth(),
+                "size": await ports.queued(),
                 "available": slots,
                 "idle": max(0, slots - running),
                 "working": running,
@@ -446,9 +436,8 @@ async def workers(request: web.Request) -> web.Response:
     )
 
 
-def make_app(ports: Judge0Ports, max_body_bytes: int) -> web.Application:
-    """The sub-application mounted at ``/judge0``."""
-    app = web.Application(middlewares=[judge0_errors], client_max_size=max_body_bytes)
+def routes(app: web.Application, ports: Judge0Ports) -> None:
+    """Judge0's routes on the sub-application mounted at ``/judge0``."""
     app[PORTS] = ports
     r = app.router
     r.add_post("/submissions", create)
@@ -466,4 +455,3 @@ def make_app(ports: Judge0Ports, max_body_bytes: int) -> web.Application:
     r.add_get("/config_info", config_info)
     r.add_get("/system_info", system_info)
     r.add_get("/workers", workers)
-    return app
