@@ -11,6 +11,7 @@ from judge0 import Status, Submission
 from judge0.filesystem import File, Filesystem
 
 from tests.judge0.conftest import cache, client, sdk
+from tests.service.support import ALICE, BOB
 
 pytestmark = pytest.mark.docker
 
@@ -161,3 +162,26 @@ async def test_output_that_is_not_utf8_reaches_the_sdk_through_base64(j0: Any) -
     result = await sdk(run)
     assert result.status == Status.ACCEPTED
     assert result.stdout == "\\xff\\xfeok"  # the SDK's own backslashreplace
+
+
+async def test_identical_submissions_close_in_time_reuse_the_compile_per_tenant(j0: Any) -> None:
+    judge, _ = j0
+    source = A_PLUS_B[50] + "\n// reused\n"
+
+    def run(token: str) -> Any:
+        return judge0.run(
+            client=client(judge, token),
+            source_code=source,
+            language=judge0.C,
+            stdin="2 2",
+            expected_output="4",
+        )
+
+    misses, hits = cache().misses, cache().hits
+    first = await sdk(lambda: run(ALICE))
+    second = await sdk(lambda: run(ALICE))
+    assert (first.status, second.status) == (Status.ACCEPTED, Status.ACCEPTED)
+    assert (cache().misses - misses, cache().hits - hits) == (1, 1)
+    other = await sdk(lambda: run(BOB))  # another tenant compiles its own
+    assert other.status == Status.ACCEPTED
+    assert cache().misses - misses == 2
