@@ -12,7 +12,6 @@ from aiohttp import web
 from orchestrator.engine import open_runtime
 from orchestrator.errors import JudgeError
 from orchestrator.fetch import FetchLimits, make_connector
-from orchestrator.languages import LABEL as LANGUAGES_LABEL
 from orchestrator.languages import ImageInfo
 from orchestrator.pool import SandboxPool
 from orchestrator.runner import MissionDeps
@@ -41,7 +40,7 @@ from service.languages import Languages, image_infos
 from service.metrics import setup_metrics
 from service.openapi import setup_openapi_routes
 from service.ratelimit import LIMITER, RateLimiter
-from service.routes import setup_routes
+from service.routes import SUPERVISOR_LABEL, setup_routes
 from service.settings import Settings
 from service.store import open_store
 from service.workers import MissionWorkers
@@ -93,7 +92,7 @@ async def languages_ctx(app: web.Application) -> AsyncIterator[None]:
     adapter = app[RUNTIME].adapter
 
     async def list_images() -> list[ImageInfo]:
-        return image_infos(await adapter.image_summaries(LANGUAGES_LABEL))
+        return image_infos(await adapter.image_summaries(SUPERVISOR_LABEL))
 
     languages = Languages(list_images)
     await languages.refresh()

@@ -42,9 +42,23 @@ async def test_refresh_rebuilds_only_when_images_change(caplog: pytest.LogCaptur
     engine = FakeEngine()
     languages = Languages(engine.list_images)
     assert languages.all() == []
+    assert languages.images is None  # not known yet: a shared queue then filters nothing
     engine.images = [info("judge/a", "a")]
     first = await languages.refresh()
     assert [lang.id for lang in first.all()] == ["a"]
+    # Which images this node has (what it may claim from a shared queue): every name and id.
+    plain = ImageInfo("sha256:p", ("judge/base:latest", "judge/base:v2"), {"judge.supervisor": "1"})
+    engine.images.append(plain)
+    await languages.refresh()
+    assert languages.images == {
+        "judge/a",
+        "sha256:judge/a",
+        "judge/base",
+        "judge/base:v2",
+        "sha256:p",
+    }
+    engine.images.remove(plain)
+    first = await languages.refresh()
     assert await languages.refresh() is first  # same ids and tags: the same registry
     engine.images = [info("judge/a", "a", image_id="sha256:rebuilt")]
     assert await languages.refresh() is not first
