@@ -153,6 +153,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         blob_reader_for=app[BLOBS].reader_for,
         owner=s.sandbox_owner,
         lease_s=s.lease_s,
+        images=lambda: app[LANGUAGES].images,
     )
     app[WORKERS] = workers
     workers.add_listener(app[EVENTS].publish)

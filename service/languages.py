@@ -43,6 +43,7 @@ def image_infos(summaries: list[dict[str, Any]]) -> list[ImageInfo]:
                 tags=tags,
                 labels=dict(doc.get("Labels") or {}),
                 created=float(doc.get("Created") or 0),
+                digests=tuple(d for d in doc.get("RepoDigests") or () if d and "<none>" not in d),
             )
         )
     return out
@@ -50,9 +51,15 @@ def image_infos(summaries: list[dict[str, Any]]) -> list[ImageInfo]:
 
 def node_images(infos: list[ImageInfo]) -> frozenset[str]:
     """Every name a mission may give one of ``infos``: its tags (``judge/x`` for
-    ``judge/x:latest``) and its id."""
+    ``judge/x:latest``), digests and id (``sha256:<64 hex>``, the hex alone, its 12-digit
+    short form)."""
     names = {short_tag(t) for info in infos for t in info.tags}
-    return frozenset(names | {info.id for info in infos if info.id})
+    names |= {d for info in infos for d in info.digests}
+    for info in infos:
+        if info.id:
+            hex_id = info.id.removeprefix("sha256:")
+            names |= {info.id, hex_id, hex_id[:12]}
+    return frozenset(names)
 
 
 class Languages:

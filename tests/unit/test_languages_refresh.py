@@ -50,13 +50,8 @@ async def test_refresh_rebuilds_only_when_images_change(caplog: pytest.LogCaptur
     plain = ImageInfo("sha256:p", ("judge/base:latest", "judge/base:v2"), {"judge.supervisor": "1"})
     engine.images.append(plain)
     await languages.refresh()
-    assert languages.images == {
-        "judge/a",
-        "sha256:judge/a",
-        "judge/base",
-        "judge/base:v2",
-        "sha256:p",
-    }
+    names = {"judge/a", "sha256:judge/a", "judge/base", "judge/base:v2", "sha256:p", "p"}
+    assert languages.images == names
     engine.images.remove(plain)
     first = await languages.refresh()
     assert await languages.refresh() is first  # same ids and tags: the same registry
@@ -103,8 +98,15 @@ def test_image_infos_drop_untagged_names() -> None:
     infos = image_infos(
         [
             {"Id": "sha256:1", "RepoTags": ["<none>:<none>"], "Labels": None, "Created": 5},
-            {"Id": "sha256:2", "RepoTags": ["judge/a:latest"], "Labels": {"k": "v"}},
+            {
+                "Id": "sha256:2",
+                "RepoTags": ["judge/a:latest"],
+                "Labels": {"k": "v"},
+                "RepoDigests": ["judge/a@sha256:d"],
+            },
         ]
     )
     assert infos[0].tags == ()
-    assert infos[1] == ImageInfo("sha256:2", ("judge/a:latest",), {"k": "v"}, 0.0)
+    assert infos[1] == ImageInfo(
+        "sha256:2", ("judge/a:latest",), {"k": "v"}, 0.0, ("judge/a@sha256:d",)
+    )
