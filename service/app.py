@@ -43,6 +43,7 @@ from service.ratelimit import LIMITER, RateLimiter
 from service.routes import SUPERVISOR_LABEL, setup_routes
 from service.settings import Settings
 from service.store import open_store
+from service.web import setup_web_routes
 from service.workers import MissionWorkers
 
 log = logging.getLogger(__name__)
@@ -203,4 +204,5 @@ def create_app(settings: Settings) -> web.Application:
     setup_routes(app)
     setup_frontdoor_routes(app)
     setup_openapi_routes(app)
+    setup_web_routes(app)
     return app

@@ -18,6 +18,8 @@ from aiohttp import web
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from orchestrator.mission import Mission
+from service import web as playground
+from service.store import MISSION_STATES
 
 OPENAPI_PATH = "/api/openapi.json"
 DOCS_PATH = "/docs"
@@ -194,6 +196,30 @@ def _schemas() -> dict[str, Any]:
         "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
         "required": ["path", "message"],
     }
+    schemas["MissionList"] = {
+        "type": "object",
+        "properties": {
+            "missions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "state": {"enum": list(MISSION_STATES)},
+                        "kind": {"type": "string", "description": "`mission` or a front door's"},
+                        "runs": {"type": "integer"},
+                        "created_at": {"type": "number", "description": "Unix time, seconds."},
+                        "updated_at": {"type": "number", "description": "Unix time, seconds."},
+                        "image": {"type": ["string", "null"]},
+                        "language": {"type": "string"},
+                        "error": {"type": "string"},
+                    },
+                    "required": ["id", "state", "kind", "runs", "created_at", "updated_at"],
+                },
+            }
+        },
+        "required": ["missions"],
+    }
     schemas["Error"] = {
         "type": "object",
         "properties": {
@@ -325,7 +351,31 @@ def _mission_routes() -> dict[str, Any]:
     mission_id = _path_param("id", "The mission's id.", {"type": "integer"})
     return {
         "/api/missions/": {"post": {**submit, "operationId": "submitMission"}},
-        "/api/missions": {"post": {**submit, "operationId": "submitMissionNoSlash"}},
+        "/api/missions": {
+            "post": {**submit, "operationId": "submitMissionNoSlash"},
+            "get": {
+                "tags": ["missions"],
+                "operationId": "listMissions",
+                "summary": "The caller's own missions, newest first",
+                "description": "Every kind (the mission API's and the front doors'), at most "
+                "`limit`. Each entry says what a list shows; `GET /api/missions/{id}` has the "
+                "mission and its result.",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                        "description": "How many missions at most.",
+                    }
+                ],
+                "responses": {
+                    "200": _json("The missions.", _ref("MissionList")),
+                    "400": _error("`invalid_limit`."),
+                    "401": UNAUTHORIZED,
+                },
+            },
+        },
         "/api/missions/{id}": {
             "parameters": [mission_id],
             "get": {
@@ -637,7 +687,7 @@ def openapi_document() -> dict[str, Any]:
             {"name": "server", "description": "Health, metrics, images, this description."},
         ],
         "security": [{"bearer": []}],
-        "paths": {**_mission_routes(), **_front_routes()},
+        "paths": {**_mission_routes(), **_front_routes(), **playground.openapi_paths()},
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {

@@ -400,6 +400,51 @@ async def _json(body: Any, **kwargs: Any) -> web.Response:
     return web.Response(text=text, content_type="application/json", **kwargs)
 
 
+LIST_LIMIT = 20
+LIST_LIMIT_MAX = 100
+
+
+def _limit(request: web.Request) -> int:
+    """``?limit=N`` (1 to ``LIST_LIMIT_MAX``, default ``LIST_LIMIT``); raises ``ApiError`` 400."""
+    raw = request.query.get("limit")
+    if raw is None:
+        return LIST_LIMIT
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= LIST_LIMIT_MAX:
+        raise ApiError(
+            400,
+            "invalid_limit",
+            f"limit must be a whole number from 1 to {LIST_LIMIT_MAX}",
+            "limit",
+        )
+    return int(raw)
+
+
+def mission_summary(row: MissionRow) -> dict[str, Any]:
+    """One entry of ``GET /api/missions``: what a list shows, not the mission or its result."""
+    summary: dict[str, Any] = {
+        "id": row.id,
+        "state": row.state,
+        "kind": row.kind,
+        "runs": row.runs,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "image": row.normalised.get("image"),
+    }
+    if "language" in row.normalised:
+        summary["language"] = row.normalised["language"]
+    if row.error:
+        summary["error"] = row.error
+    return summary
+
+
+async def list_missions(request: web.Request) -> web.Response:
+    """The caller's own missions (every kind), newest first, at most ``?limit=``."""
+    token_hash = await authenticate(request)
+    limit = _limit(request)
+    rows = await request.app[STORE].missions.list_missions(token_hash, limit)
+    return await _json({"missions": [mission_summary(row) for row in rows]})
+
+
 async def get_mission(request: web.Request) -> web.Response:
     return await _json(mission_body(await _own_mission(request)))
 
@@ -504,6 +549,7 @@ def setup_routes(app: web.Application) -> None:
     app.on_shutdown.append(_stop_waiting)
     app.router.add_post("/api/missions/", submit_mission)
     app.router.add_post("/api/missions", submit_mission)
+    app.router.add_get("/api/missions", list_missions)
     app.router.add_get("/api/missions/{id}", get_mission)
     app.router.add_get("/api/missions/{id}/events", mission_events)
     app.router.add_delete("/api/missions/{id}", cancel_mission)
