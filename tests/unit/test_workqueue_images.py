@@ -8,7 +8,7 @@ from collections.abc import Collection
 from types import SimpleNamespace
 from typing import Any
 
-from service.workqueue import SharedQueue
+from service.pipeline.workqueue import SharedQueue
 
 
 class FakeMissions:
