@@ -44,6 +44,7 @@ class Judge0Language:
     is_archived: bool = False
     compile_memory_kib: int = 0  # what the compile step needs at least (the registry's)
     compile_time_ms: int = 0
+    version: str = ""  # the toolchain's (part of a compile's cache key)
 
     @property
     def facts(self) -> LanguageFacts:
@@ -103,6 +104,7 @@ def served(registry: LanguageRegistry) -> dict[int, Judge0Language]:
             is_project=judge0_id == MULTI_FILE_ID,
             compile_memory_kib=lang.compile_limits.get("memory_limit", 0),
             compile_time_ms=lang.compile_limits.get("time_limit", 0),
+            version=lang.version,
         )
     return table
 

@@ -163,6 +163,7 @@ class Submissions:
             key = CompileCache.key(
                 row.token_hash,
                 lang.image,
+                lang.version,
                 "\0".join(argv),
                 lang.source_file or "",
                 req.source_code or b"",
