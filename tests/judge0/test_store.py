@@ -38,10 +38,11 @@ def row(token: str, owner: str = "alice", created_at: float = 1.0) -> Submission
 
 
 async def exercise(repo: Judge0Repo) -> None:
-    await repo.insert(row("t1", created_at=1.0))
+    first = row("t1", created_at=1.0)
+    first.mission_id = 41
+    await repo.insert(first)
     await repo.insert(row("t2", created_at=2.0))
     await repo.insert(row("t3", owner="bob"))
-    await repo.set_mission("t1", 41)
     got = await repo.by_mission(41)
     assert got is not None
     assert got.token == "t1"

@@ -157,9 +157,15 @@ class Judge0Door:
             return digest if await root[STORE].tokens.token_active(digest) else None
 
         async def submit(
-            token_hash: str, mission: dict[str, Any], normalised: dict[str, Any], kind: str
+            token_hash: str,
+            mission: dict[str, Any],
+            normalised: dict[str, Any],
+            kind: str,
+            io: MissionIO | None,
         ) -> int:
-            return int(await root[WORKERS].submit(token_hash, mission, normalised, kind=kind))
+            return int(
+                await root[WORKERS].submit(token_hash, mission, normalised, kind=kind, io=io)
+            )
 
         async def running() -> int:
             return sum((await root[STORE].missions.running_by_owner()).values())
@@ -170,6 +176,7 @@ class Judge0Door:
             authenticate=auth,
             rate_limit=lambda token_hash: root[LIMITER].take(token_hash),
             submit=submit,
+            single_node=lambda: root[STORE].engine != "postgresql",
             mission=lambda i: root[STORE].missions.get_mission(i),
             wait_finished=lambda i: root[WORKERS].wait_finished(i),
             callback_refusal=lambda url: _callback_refusal(url, root[SETTINGS].address_policy),

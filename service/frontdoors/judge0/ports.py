@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.mission import MissionCaps
+from orchestrator.run.runner import MissionIO
 from service.frontdoors.judge0.languages import Judge0Language
 from service.frontdoors.judge0.request import Judge0Config
 from service.frontdoors.judge0.settings import Judge0Settings
@@ -27,7 +28,8 @@ class Judge0Ports:
     anonymous_tenant: str
     authenticate: Callable[[str], Awaitable[str | None]]
     rate_limit: Callable[[str], dict[str, str]]
-    submit: Callable[[str, dict[str, Any], dict[str, Any], str], Awaitable[int]]
+    submit: Callable[[str, dict[str, Any], dict[str, Any], str, MissionIO | None], Awaitable[int]]
+    single_node: Callable[[], bool]
     mission: Callable[[int], Awaitable[MissionRow | None]]
     wait_finished: Callable[[int], Awaitable[MissionRow | None]]
     callback_refusal: Callable[[str], str | None]

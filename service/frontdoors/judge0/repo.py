@@ -1,8 +1,8 @@
 """The Judge0 door's rows: submissions (inputs and outcome) and batches with a callback.
 
 Statements are written once (``service.store.sql.Statement``) and run on either engine through
-``SqlRunner``. A submission row is written before its mission, and names it once the mission is
-stored: a crash in between leaves a row no client was told about (its token was never answered).
+``SqlRunner``. A submission row is written right after its mission, with its id: a crash in
+between leaves a mission whose row never comes (it then fails; its token was never answered).
 """
 
 from __future__ import annotations
@@ -127,9 +127,6 @@ class Judge0Repo:
         values["params"] = json.dumps(row.params)
         values["outcome"] = json.dumps(row.outcome) if row.outcome is not None else None
         await self._sql.execute(INSERT, **values)
-
-    async def set_mission(self, token: str, mission_id: int) -> None:
-        await self._sql.execute(SET_MISSION, token=token, mission_id=mission_id)
 
     async def get(self, token: str) -> SubmissionRow | None:
         rows = await self._sql.fetch_all(GET, token=token)

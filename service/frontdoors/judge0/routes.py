@@ -13,7 +13,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -24,11 +24,13 @@ from service.frontdoors.judge0 import wire
 from service.frontdoors.judge0.languages import listing
 from service.frontdoors.judge0.ports import PORTS, Judge0Ports
 from service.frontdoors.judge0.request import SubmissionRequest, parse_submission
-from service.frontdoors.judge0.submissions import KIND, additional_files, render
+from service.frontdoors.judge0.submissions import KIND, Judge0IO, additional_files, render
+from service.http.body import INLINE_BODY_BYTES
 from service.http.errors import ApiError
 from service.pipeline.intake import QueueFull, ShuttingDown
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 class Judge0Error(Exception):
@@ -100,24 +102,40 @@ def _fields(request: web.Request) -> tuple[str, ...]:
     return fields.requested
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    """The body's parameters over the query's (as Rails merges them): JSON or a form."""
-    params: dict[str, Any] = dict(request.query)
-    raw = await request.read()
-    if not raw.strip():
-        return params
-    ctype = request.content_type
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _decode(raw: bytes, ctype: str) -> dict[str, Any]:
+    """A body's parameters (JSON or a form); raises 400. Proportional to the body."""
     if ctype == "application/x-www-form-urlencoded":
-        params.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-        return params
+        return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise _error(400, "the body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise _error(400, f"the body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
         raise _error(400, "the body must be a JSON object")
-    params.update(body)
-    return params
+    return body
+
+
+async def _body(request: web.Request) -> tuple[dict[str, Any], bool]:
+    """The body's parameters over the query's (as Rails merges them), and whether the body is
+    large: then it is decoded, validated and turned into a mission in a thread, off the loop
+    (a small one costs less there than the hops to a thread)."""
+    params: dict[str, Any] = dict(request.query)
+    raw = await request.read()
+    big = len(raw) > INLINE_BODY_BYTES
+    if raw.strip():
+        ctype = request.content_type
+        params.update(await asyncio.to_thread(_decode, raw, ctype) if big else _decode(raw, ctype))
+    return params, big
+
+
+async def _maybe_off_loop(big: bool, fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.to_thread(fn, *args) if big else fn(*args)
 
 
 def _validate(
@@ -149,29 +167,38 @@ def _validate(
 
 
 async def _create_one(
-    ports: Judge0Ports, token_hash: str, req: SubmissionRequest, batch: str = ""
+    ports: Judge0Ports, token_hash: str, req: SubmissionRequest, *, big: bool, batch: str = ""
 ) -> str:
-    """Store a valid submission and queue its mission; returns its token. Raises 503 when the
-    queue filled meanwhile (the row is then removed)."""
+    """Queue a valid submission's mission, then store its row; returns its token. Raises 503
+    when the queue is full (nothing is stored then).
+
+    The mission goes first so that the row is written once, with its mission's id; the
+    mission's hooks wait for the row while it is being written. The files go along with the
+    mission on one node (no read back when it starts); in a cluster any node may run it and
+    reads them from the row."""
     subs = ports.submissions
     row = subs.new_row(token_hash, req, batch=batch)
-    built, _, _ = subs.plan_of(row)
+    single_node = ports.single_node()
+    caps = ports.mission_caps()
+
+    def build() -> tuple[dict[str, Any], dict[str, Any], Judge0IO | None]:
+        built, _, _ = subs.plan_of(row)
+        try:
+            normalised = normalise(parse_mission(built.mission, caps))
+        except MissionInvalid as e:  # a limit beyond what missions allow: the settings'
+            raise _error(400, f"this submission cannot be run here: {e}") from None
+        return built.mission, normalised, subs.prepare(row) if single_node else None
+
+    mission, normalised, io = await _maybe_off_loop(big, build)
     try:
-        normalised = normalise(parse_mission(built.mission, ports.mission_caps()))
-    except MissionInvalid as e:  # a limit beyond what missions allow: the operator's settings
-        raise _error(400, f"this submission cannot be run here: {e}") from None
-    await subs.repo.insert(row)
-    try:
-        mission_id = await ports.submit(token_hash, built.mission, normalised, KIND)
+        row.mission_id = await ports.submit(token_hash, mission, normalised, KIND, io)
     except QueueFull as e:
-        await subs.repo.delete(row.token, token_hash)
         raise _error(503, "queue is full", {"Retry-After": str(e.retry_after_s)}) from None
     except ShuttingDown:
-        await subs.repo.delete(row.token, token_hash)
         raise _error(
             503, "the server is shutting down; retry later", {"Retry-After": "5"}
         ) from None
-    await subs.repo.set_mission(row.token, mission_id)
+    await subs.repo.insert(row)
     return row.token
 
 
@@ -181,11 +208,11 @@ async def create(request: web.Request) -> web.Response:
     headers = ports.rate_limit(token_hash)
     fields = _fields(request)
     base64_encoded = _flag(request, "base64_encoded")
-    params = await _body(request)
-    req, errors = _validate(ports, params, base64_encoded)
+    params, big = await _body(request)
+    req, errors = await _maybe_off_loop(big, _validate, ports, params, base64_encoded)
     if req is None:
         return web.json_response(errors, status=422, headers=headers)
-    token = await _create_one(ports, token_hash, req)
+    token = await _create_one(ports, token_hash, req, big=big)
     if not _flag(request, "wait"):
         return web.json_response({"token": token}, status=201, headers=headers)
     row = await ports.wait_for(token)
@@ -205,7 +232,7 @@ async def create_batch(request: web.Request) -> web.Response:
     ports = _ports(request)
     token_hash = await _tenant(request)
     base64_encoded = _flag(request, "base64_encoded")
-    params = await _body(request)
+    params, big = await _body(request)
     items = params.get("submissions")
     count = len(items) if isinstance(items, list) else 0
     limit = ports.config().max_submission_batch_size
@@ -225,9 +252,14 @@ async def create_batch(request: web.Request) -> web.Response:
         if refusal:
             return web.json_response({"callback_url": [refusal]}, status=422, headers=headers)
         batch = str(uuid.uuid4())
-    checked = [
-        _validate(ports, item if isinstance(item, dict) else {}, base64_encoded) for item in items
-    ]
+
+    def check_all() -> list[tuple[SubmissionRequest | None, dict[str, list[str]]]]:
+        return [
+            _validate(ports, item if isinstance(item, dict) else {}, base64_encoded)
+            for item in items
+        ]
+
+    checked = await _maybe_off_loop(big, check_all)
     valid = [req for req, _ in checked if req is not None]
     if batch and valid:
         await ports.submissions.repo.insert_batch(
@@ -238,7 +270,8 @@ async def create_batch(request: web.Request) -> web.Response:
         if req is None:
             answer.append(errors)
         else:
-            answer.append({"token": await _create_one(ports, token_hash, req, batch)})
+            token = await _create_one(ports, token_hash, req, big=big, batch=batch)
+            answer.append({"token": token})
     status = 201 if valid else 422
     return web.json_response(answer, status=status, headers=headers)
 

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 KIND = "judge0"
 LOST_AFTER_S = 60.0
+ROW_WAIT_S = 5.0
 BATCH_CALLBACK = "batch_callback"  # payload key of the mission that calls a batch back
 LOST = "the server stopped while storing this submission's outcome; submit it again"
 _TEXT_PARAMS = ("source_code", "stdin", "expected_output", "additional_files")
@@ -75,6 +76,13 @@ def _empty_tar() -> bytes:
     with tarfile.open(fileobj=buf, mode="w"):
         pass
     return buf.getvalue() or _EMPTY_TAR
+
+
+@dataclass
+class Judge0IO(MissionIO):
+    """A submission's files, and the compile-cache key of its compile (None: no compile)."""
+
+    compile_key: str | None = None
 
 
 @dataclass
@@ -143,21 +151,10 @@ class Submissions:
 
     # -- the mission's hooks ---------------------------------------------------------------------
 
-    async def started(self, mission: MissionRow, given: MissionIO | None) -> MissionIO | None:
-        """The files of a starting mission, from its row (None: the row is gone)."""
-        payload = mission.mission.get("return", {}).get("payload", {})
-        if payload.get(BATCH_CALLBACK):
-            return MissionIO()  # it only carries its batch's callback
-        token = payload.get("token")
-        row = await self.repo.get(token) if isinstance(token, str) else None
-        if row is None:
-            return None
-        try:
-            built, lang, req = await asyncio.to_thread(self.plan_of, row)
-        except (LookupError, ArchiveRefused) as e:
-            log.warning("judge0 submission %s cannot run: %s", row.token, e)
-            return None
-        inputs = built.inputs
+    def prepare(self, row: SubmissionRow) -> Judge0IO:
+        """The files and the compile-cache key of a row's mission (``plan_of``'s errors)."""
+        built, lang, req = self.plan_of(row)
+        key = None
         if built.compiles:
             argv = plan.compile_argv(req, lang) or ()
             key = CompileCache.key(
@@ -169,19 +166,51 @@ class Submissions:
                 req.source_code or b"",
                 req.additional_files or b"",
             )
+        return Judge0IO(inputs=built.inputs, collect=[plan.OUT_DIR], compile_key=key)
+
+    async def _row_of(self, get: Callable[[], Awaitable[SubmissionRow | None]]) -> Any:
+        """A row that may be being written right now (it follows its mission into the store):
+        asked again for a short while before it counts as gone."""
+        deadline = time.monotonic() + ROW_WAIT_S
+        while (row := await get()) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return row
+
+    async def started(self, mission: MissionRow, given: MissionIO | None) -> MissionIO | None:
+        """The files of a starting mission: those prepared when it was submitted (in this
+        process), else rebuilt from its row (None: the row is gone)."""
+        payload = mission.mission.get("return", {}).get("payload", {})
+        if payload.get(BATCH_CALLBACK):
+            return MissionIO()  # it only carries its batch's callback
+        token = payload.get("token")
+        if not isinstance(token, str):
+            return None
+        if isinstance(given, Judge0IO):
+            io = given
+        else:
+            row = await self._row_of(lambda: self.repo.get(token))
+            if row is None:
+                return None
+            try:
+                io = await asyncio.to_thread(self.prepare, row)
+            except (LookupError, ArchiveRefused) as e:
+                log.warning("judge0 submission %s cannot run: %s", token, e)
+                return None
+        if io.compile_key is not None:
             wait_s = self._config().max_cpu_time_limit * 1.5 + 5
-            cached = await self.cache.claim(key, wait_s)
-            self._compiling[mission.id] = _Compiling(key, cached)
+            cached = await self.cache.claim(io.compile_key, wait_s)
+            self._compiling[mission.id] = _Compiling(io.compile_key, cached)
             if cached is not None:
-                inputs = plan.cached_inputs(inputs, cached.box or self._empty_tar)
-        return MissionIO(inputs=inputs, collect=[plan.OUT_DIR])
+                inputs = plan.cached_inputs(io.inputs, cached.box or self._empty_tar)
+                return Judge0IO(inputs=inputs, collect=[plan.OUT_DIR])
+        return io
 
     async def finished(
         self, mission_id: int, state: str, result: dict[str, Any] | None, mio: MissionIO
     ) -> None:
         """Judge an ended mission and store its outcome (once), then report the end."""
         compiling = self._compiling.pop(mission_id, None)
-        row = await self.repo.by_mission(mission_id)
+        row = await self._row_of(lambda: self.repo.by_mission(mission_id))
         if row is None:
             if compiling is not None and compiling.cached is None:
                 self.cache.abandon(compiling.key)
