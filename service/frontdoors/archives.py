@@ -211,9 +211,9 @@ def read_tar(
     """The regular files of a tar (plain, gzip, bzip2 or xz), like ``read_zip``.
 
     Raises ``ArchiveRefused`` for a corrupt archive, an absolute name, ``..``, a symbolic or hard
-    link, a device or FIFO, a file name twice, too many entries, more than ``max_bytes`` unpacked, a stream that
-    decompresses to more than the files and their headers could fill, or a long-name or PAX
-    record larger than ``MAX_META_BYTES``.
+    link, a device or FIFO, a file name twice, too many entries, more than ``max_bytes``
+    unpacked, a stream that decompresses to more than the files and their headers could fill,
+    or a long-name or PAX record larger than ``MAX_META_BYTES``.
     """
     files: dict[str, bytes] = {}
     total = 0
