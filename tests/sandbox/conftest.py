@@ -26,12 +26,22 @@ async def _engine_runtimes() -> set[str]:
     return _OFFERED
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "runc_only(why): a test of a RUNSC_MODULES module not claimed under runsc"
+    )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every test runs under runc; those of RUNSC_MODULES under runsc too. A test not claimed
-    under runsc is not generated for it (rather than reported as a skip)."""
+    """Every test runs under runc; those of RUNSC_MODULES under runsc too, unless marked
+    ``runc_only``. A test not claimed under runsc is not generated for it (rather than reported
+    as a skip)."""
     if "container_runtime" in metafunc.fixturenames:
         module = metafunc.module.__name__.rsplit(".", 1)[-1]
-        runtimes = ["runc", "runsc"] if module in RUNSC_MODULES else ["runc"]
+        claimed = module in RUNSC_MODULES and not metafunc.definition.get_closest_marker(
+            "runc_only"
+        )
+        runtimes = ["runc", "runsc"] if claimed else ["runc"]
         metafunc.parametrize("container_runtime", runtimes)
 
 
