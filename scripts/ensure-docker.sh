@@ -141,9 +141,24 @@ if [[ -n "$private_dir" ]]; then
         --config-file "$private_dir/daemon.json" --bridge none --iptables=false --ip-masq=false
         --cgroup-parent /judge-private-engine)
 fi
-# A pid file left by an engine that died is stale: dockerd refuses to start over it.
-if [[ -f "$pidfile" ]] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    rm -f "$pidfile"
+# Pid files left by an engine that died are stale: dockerd refuses to start over its own, and
+# waits in vain for the containerd its old one names. A dead process may linger as a zombie
+# where nothing reaps orphans (some containers' init), so kill -0 is not enough.
+clear_stale() { # pidfile command-name
+    [[ -f "$1" ]] || return 0
+    local pid state
+    pid=$(cat "$1")
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)
+    if [[ -z "$state" || "$state" == Z || "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$2" ]]; then
+        say "removing the stale pid file $1"
+        rm -f "$1"
+    fi
+}
+clear_stale "$pidfile" dockerd
+if [[ -n "$private_dir" ]]; then
+    clear_stale "$private_dir/exec/containerd/containerd.pid" containerd
+else
+    clear_stale /var/run/docker/containerd/containerd.pid containerd
 fi
 mkdir -p "$(dirname "$log")"
 say "starting dockerd in its own session (log: $log, pid file: $pidfile)"
