@@ -7,10 +7,10 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tests.faults.harness import PrivateEngine
+from tests.service.conftest import session, settings, start_judge  # noqa: F401
 from tests.service.support import ServerProcess, server_env
 
 # What the fault missions run: judge/base has sh and coreutils, and copies in ~4 s.
@@ -42,14 +42,9 @@ def engine(private_engine: PrivateEngine) -> Iterator[PrivateEngine]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[ServerProcess]]:
-    """Server processes a test starts; each is stopped at the end (killed if it will not)."""
+async def servers(engine: PrivateEngine, owner: str) -> AsyncIterator[list[ServerProcess]]:
+    """Server processes a test starts on the private engine; each is stopped at the end
+    (killed if it will not), and then no sandbox of the test's owner may be left there."""
     started: list[ServerProcess] = []
     yield started
     for server in started:
@@ -58,6 +53,11 @@ async def servers() -> AsyncIterator[list[ServerProcess]]:
                 await server.terminate(timeout=30)
             except TimeoutError:
                 await server.kill()
+    label = f"label=io.judge.owner={owner}"
+    left = engine.docker("ps", "-aq", "--filter", label).split()
+    if left:
+        engine.docker("rm", "-f", *left)
+    assert left == [], f"sandboxes left behind on the private engine: {left}"
 
 
 def fault_env(engine: PrivateEngine, data_dir: Path, owner: str, **extra: str) -> dict[str, str]:
