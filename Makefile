@@ -10,12 +10,12 @@ WEBGME_STAMP := tests/webgme/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv install engine engine-stop test-engine images image compose postgres node \
-	format lint typecheck test test-unit bench run clean webgme webgme-deps
+	format lint typecheck test test-unit bench run clean webgme webgme-deps chromium screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/ensure-venv.sh $(VENV)
 	touch $(STAMP)
 
@@ -61,17 +61,24 @@ format: venv ## ruff format + autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-lint: venv ## ruff and mypy
+lint: venv ## ruff, mypy and the layer rules (import-linter contracts in pyproject.toml)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 typecheck: venv ## mypy only
 	$(VENV)/bin/mypy
 
+chromium: ## install Debian's chromium when missing (the playground's browser tests drive it)
+	bash scripts/ensure-chromium.sh
+
+screenshots: venv images chromium ## regenerate the playground's screenshots in docs/ (docs/playground.md)
+	$(PY) -m tests.browser.screenshots docs/images
+
 # JUDGE_TEST_NO_SKIPS: a test that skips fails instead, so nothing is left out silently
 # (everything a test needs is installed above).
-test: venv test-engine images compose postgres webgme ## every test, sandbox tests on the real engine; a skip fails
+test: venv test-engine images compose postgres webgme chromium ## every test, sandbox tests on the real engine; a skip fails
 	JUDGE_TEST_NO_SKIPS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv postgres ## only the tests that need no Docker engine
