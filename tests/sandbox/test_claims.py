@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.sandbox import ExecRequest, Meta, SandboxRuntime
+from orchestrator.sandbox.sandbox import ExecRequest, Meta, SandboxRuntime
 from tests.conftest import DEFAULT_IMAGE
 
 pytestmark = pytest.mark.docker

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.sandbox import ExecRequest, Sandbox, SandboxRuntime
+from orchestrator.sandbox.sandbox import ExecRequest, Sandbox, SandboxRuntime
 from tests.conftest import DEFAULT_IMAGE
 
 pytestmark = pytest.mark.docker
