@@ -42,6 +42,9 @@ def test_the_engine_make_starts_survives_ctrl_c_and_engine_stop_stops_it(tmp_pat
                 ["bash", "-c", f"bash {REPO}/scripts/ensure-docker.sh && exec sleep 600"],
                 env=engine.env,
                 start_new_session=True,
+                # As from a terminal: SIGINT not ignored (a test runner started in the
+                # background may hand an ignored SIGINT down).
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                 stdout=out,
                 stderr=out,
             )
@@ -55,7 +58,12 @@ def test_the_engine_make_starts_survives_ctrl_c_and_engine_stop_stops_it(tmp_pat
         assert os.getpgid(pid) != make.pid
 
         os.killpg(make.pid, signal.SIGINT)  # Ctrl-C on make run
-        make.wait(timeout=10)
+        try:
+            make.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            # What a process manager does next: the whole group goes.
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait(timeout=10)
         _wait_gone(make.pid)
         assert _alive(pid), "Ctrl-C on make run reached the engine"
         assert engine.answers()
