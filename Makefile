@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/ensure-venv.sh $(VENV)
 	touch $(STAMP)
 
@@ -56,10 +56,11 @@ format: venv ## ruff format + autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-lint: venv ## ruff and mypy
+lint: venv ## ruff, mypy and the layer rules (import-linter contracts in pyproject.toml)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 typecheck: venv ## mypy only
 	$(VENV)/bin/mypy

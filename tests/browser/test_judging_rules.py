@@ -57,6 +57,8 @@ def entry(stdout: str, status: str = "") -> dict[str, Any]:
         ("1\n\n2", "1\n2", False),  # an empty line inside counts
         ("  x", "x", False),  # leading whitespace counts
         ("x", "X", False),
+        ("x", "x\u00a0", False),  # only ASCII whitespace is trailing whitespace (as Judge0's)
+        ("x\f\v", "x", True),
     ],
 )
 def test_trailing_whitespace_per_line_and_at_the_end_is_ignored(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.support import Judge, Watch, sign_in
@@ -85,14 +86,21 @@ def test_a_compile_error_is_shown_as_one(playground: Page, judge: Judge) -> None
     expect(result(playground, 1)).to_contain_text("Compilation error")
 
 
-def test_a_runaway_program_gets_a_time_limit_verdict_within_the_limit_set(
-    playground: Page, judge: Judge
+@pytest.mark.parametrize(
+    ("program", "limit", "value", "verdict", "name"),
+    [
+        ("while True:\n    pass\n", "CPU time (s)", "0.5", "TLE", "Time limit exceeded"),
+        ('s = "x" * (300 << 20)\n', "Memory (MiB)", "64", "MLE", "Memory limit exceeded"),
+    ],
+)
+def test_a_runaway_program_gets_its_verdict_under_the_limit_set(
+    playground: Page, judge: Judge, program: str, limit: str, value: str, verdict: str, name: str
 ) -> None:
     sign_in(playground, judge.token)
-    write(playground, "python3", "while True:\n    pass\n")
-    playground.get_by_label("CPU time (s)").fill("0.5")
-    run(playground, "1 TLE")
-    expect(result(playground, 1)).to_contain_text("Time limit exceeded")
+    write(playground, "python3", program)
+    playground.get_by_label(limit).fill(value)
+    run(playground, f"1 {verdict}")
+    expect(result(playground, 1)).to_contain_text(name)
 
 
 def test_several_cases_are_judged_in_one_mission_and_a_wrong_answer_shows_a_diff(
@@ -135,6 +143,10 @@ def test_a_reload_restores_the_result_from_the_address_without_the_token_in_it(
     expect(playground.get_by_label("Source code")).to_have_value('print("restored", input())\n')
     expect(playground.get_by_label("Input")).to_have_value("here")
     expect(playground.get_by_label("Token")).to_have_value(judge.token)
+    # The tab's sessionStorage holds the token; nothing that outlives the tab does.
+    assert judge.token in playground.evaluate("JSON.stringify(sessionStorage)")
+    assert judge.token not in playground.evaluate("JSON.stringify(localStorage)")
+    assert judge.token not in playground.evaluate("document.cookie")
     requests: list[str] = []
     playground.on("request", lambda r: requests.append(r.url))
     playground.reload()
@@ -207,3 +219,29 @@ def test_a_wrong_token_is_told(playground: Page, watch: Watch) -> None:
     playground.get_by_label("Token").fill("not-a-token")
     playground.get_by_label("Token").press("Tab")
     expect(playground.get_by_role("alert")).to_contain_text("refused")
+
+
+def test_a_running_mission_can_be_cancelled(playground: Page, judge: Judge) -> None:
+    sign_in(playground, judge.token)
+    write(playground, "python3", "while True:\n    pass\n")
+    playground.get_by_label("CPU time (s)").fill("20")
+    playground.get_by_role("button", name="Run", exact=True).click()
+    expect(playground.get_by_role("status")).to_contain_text("Running", timeout=RESULT_TIMEOUT_MS)
+    playground.get_by_role("button", name="Cancel").click()
+    expect(playground.get_by_role("status")).to_contain_text("cancelled", timeout=30_000)
+    expect(result(playground, 1)).to_contain_text("cancelled")
+
+
+def test_a_mission_opens_from_the_history(playground: Page, judge: Judge) -> None:
+    sign_in(playground, judge.token)
+    write(playground, "python3", 'print("from history")\n')
+    run(playground, "1 OK")
+    mission_id = re.search(r"mission=(\d+)", playground.url)
+    assert mission_id is not None
+    playground.goto("/")  # a fresh page: the token is still in this tab
+    expect(playground.get_by_label("Source code")).not_to_have_value('print("from history")\n')
+    history = playground.get_by_role("region", name="History")
+    history.get_by_role("link", name=re.compile(f"#{mission_id[1]}\\b")).click()
+    expect(playground.get_by_role("status")).to_contain_text("1 OK")
+    expect(playground.get_by_label("Source code")).to_have_value('print("from history")\n')
+    assert playground.url.endswith(f"?mission={mission_id[1]}")

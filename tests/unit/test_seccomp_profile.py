@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from types import ModuleType
 
-from orchestrator.sandbox import SandboxConfig
-from orchestrator.seccomp import profile_json
-
-REPO = Path(__file__).resolve().parents[2]
+from orchestrator.sandbox.sandbox import SandboxConfig
+from orchestrator.sandbox.seccomp import profile_json
+from tests.scriptfile import REPO, load
 
 
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_seccomp", REPO / "scripts/make_seccomp.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("scripts/make_seccomp.py")
 
 
 def test_the_committed_profile_is_what_the_generator_writes() -> None:
-    assert (REPO / "orchestrator/seccomp.json").read_text() == generator().render()
+    assert (REPO / "orchestrator/sandbox/seccomp.json").read_text() == generator().render()
 
 
 def test_refused_calls_are_not_allowed_by_any_rule() -> None:

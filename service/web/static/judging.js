@@ -130,9 +130,10 @@ export function readMission(mission) {
 }
 
 // Trailing whitespace of every line and trailing empty lines do not count (the Judge0 door's
-// rule); "\r\n" is a line end like "\n".
+// rule, strip_output: ASCII whitespace as Python's bytes.rstrip has it, so a no-break space
+// counts); "\r\n" is a line end like "\n".
 export function normalise(text) {
-  const lines = text.replace(/\r\n/g, "\n").split("\n").map((l) => l.replace(/\s+$/, ""));
+  const lines = text.split("\n").map((l) => l.replace(/[ \t\n\r\v\f]+$/, ""));
   while (lines.length && lines[lines.length - 1] === "") lines.pop();
   return lines;
 }

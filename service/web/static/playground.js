@@ -68,7 +68,9 @@ function el(tag, attrs = {}, ...children) {
 function say(kind, text, details = []) {
   ui.progress.replaceChildren(
     el("p", { class: kind, role: kind === "error" ? "alert" : null, text }),
-    ...(details.length ? [el("ul", { class: "errors" }, ...details.map((d) => el("li", { text: d })))] : []),
+    ...(details.length
+      ? [el("ul", { class: "errors" }, ...details.map((d) => el("li", { text: d })))]
+      : []),
   );
 }
 
@@ -134,7 +136,16 @@ async function loadLanguages() {
     languages = [];
     const text = e instanceof ApiError && e.status === 401 ? "unknown token" : "unavailable";
     ui.language.replaceChildren(el("option", { value: "", text }));
-    if (e instanceof ApiError && e.status === 401) say("error", `The token was refused: ${e.message}`);
+    if (e instanceof ApiError && e.status === 401)
+      say("error", `The token was refused: ${e.message}`);
+    return;
+  }
+  if (!languages.length) {
+    ui.language.replaceChildren(el("option", { value: "", text: "none installed" }));
+    say(
+      "error",
+      "The server offers no language yet: no sandbox image declares one, or the engine is down.",
+    );
     return;
   }
   const previous = ui.language.value || localStorage.getItem(LANGUAGE_KEY) || "";
@@ -201,7 +212,8 @@ function readCases() {
 
 function setCases(cases) {
   ui.caseList.replaceChildren();
-  for (const c of cases.length ? cases : [{ input: "", expected: "" }]) addCase(c.input, c.expected);
+  for (const c of cases.length ? cases : [{ input: "", expected: "" }])
+    addCase(c.input, c.expected);
 }
 
 ui.addCase.addEventListener("click", () => {
@@ -250,7 +262,11 @@ async function run() {
   } catch (e) {
     ui.run.disabled = false;
     if (e instanceof ApiError) {
-      say("error", `The judge refused the run: ${e.message}`, e.errors.map((x) => `${x.path}: ${x.message}`));
+      say(
+        "error",
+        `The judge refused the run: ${e.message}`,
+        e.errors.map((x) => `${x.path}: ${x.message}`),
+      );
     } else {
       say("error", `The judge could not be reached: ${e.message}`);
     }
@@ -299,7 +315,8 @@ async function show(id, cases, language, state) {
     render(id, done.state, done.mission_result, done.error, cases, language);
   } catch (e) {
     if (controller.signal.aborted) return;
-    if (e instanceof ApiError && e.status === 404) say("error", `Mission ${id} is not one of this token's.`);
+    if (e instanceof ApiError && e.status === 404)
+      say("error", `Mission ${id} is not one of this token's.`);
     else say("error", `Lost the mission's progress: ${e.message}. Reload to try again.`);
   } finally {
     if (following === controller) {
@@ -310,13 +327,21 @@ async function show(id, cases, language, state) {
 }
 
 function progress({ state, n, executes }) {
-  const label = {
-    queued: "Queued…",
-    running: executes ? `Running: ${n} of ${executes} executes` : "Running…",
-  }[state] || state;
-  const bar = el("progress", { max: executes || 1, value: executes ? n : null, "aria-label": "Progress" });
+  const label =
+    {
+      queued: "Queued…",
+      running: executes ? `Running: ${n} of ${executes} executes` : "Running…",
+    }[state] || state;
+  const bar = el("progress", {
+    max: executes || 1,
+    value: executes ? n : null,
+    "aria-label": "Progress",
+  });
   if (state === "queued") bar.removeAttribute("value");
-  ui.progress.replaceChildren(el("p", { class: "busy", text: `Mission ${current.id}: ${label}` }), bar);
+  ui.progress.replaceChildren(
+    el("p", { class: "busy", text: `Mission ${current.id}: ${label}` }),
+    bar,
+  );
 }
 
 function placeholders(cases) {
@@ -326,7 +351,13 @@ function placeholders(cases) {
       el(
         "li",
         { class: "case-result pending", "data-case": i },
-        el("div", { class: "head" }, el("span", { class: "badge", text: "…" }), el("strong", { text: `Case ${i + 1}` }), el("span", { class: "name", text: "waiting" })),
+        el(
+          "div",
+          { class: "head" },
+          el("span", { class: "badge", text: "…" }),
+          el("strong", { text: `Case ${i + 1}` }),
+          el("span", { class: "name", text: "waiting" }),
+        ),
       ),
     ),
   );
@@ -338,7 +369,10 @@ function live(data) {
   if (data.stage === "prepare" && data.name === "compile") {
     const failed = Boolean(data.meta && data.meta.status);
     ui.compile.replaceChildren(
-      el("p", { class: failed ? "compile failed" : "compile ok", text: failed ? "Compilation failed…" : "Compiled." }),
+      el("p", {
+        class: failed ? "compile failed" : "compile ok",
+        text: failed ? "Compilation failed…" : "Compiled.",
+      }),
     );
     return;
   }
@@ -348,7 +382,9 @@ function live(data) {
   const status = (data.meta && data.meta.status) || "";
   const head = item.querySelector(".head");
   head.querySelector(".badge").textContent = status || "✓";
-  head.querySelector(".name").textContent = status ? VERDICT_NAMES[status] || status : "ran, checking…";
+  head.querySelector(".name").textContent = status
+    ? VERDICT_NAMES[status] || status
+    : "ran, checking…";
   item.className = `case-result ${status ? "v-" + status : "pending"}`;
 }
 
@@ -359,14 +395,24 @@ function outputBlock(title, text, cut) {
     { class: "output", "aria-label": title },
     el("h4", { text: title }),
     el("pre", { text }),
-    cut ? el("p", { class: "cut", text: `Cut: the judge reports the first ${RECORD_CAP} bytes only.` }) : null,
+    cut
+      ? el("p", {
+          class: "cut",
+          text: `Cut: the judge reports the first ${RECORD_CAP} bytes only.`,
+        })
+      : null,
   );
 }
 
 function diffBlock(diff) {
   const pre = el("pre", { class: "diff", "aria-label": "Difference: - expected, + actual" });
   for (const line of diff) {
-    pre.append(el("span", { class: line.op === "-" ? "del" : line.op === "+" ? "ins" : "same", text: `${line.op} ${line.text}\n` }));
+    pre.append(
+      el("span", {
+        class: line.op === "-" ? "del" : line.op === "+" ? "ins" : "same",
+        text: `${line.op} ${line.text}\n`,
+      }),
+    );
   }
   return el("div", { class: "output" }, el("h4", { text: "Expected (−) against actual (+)" }), pre);
 }
@@ -387,7 +433,9 @@ function render(id, state, result, error, cases, language) {
       .forEach((part, i) => {
         if (i) line.append(el("span", { class: "sep", "aria-hidden": "true", text: " · " }));
         const verdict = part.split(" ")[1];
-        line.append(el("span", { class: `chip v-${verdict}` }, el("span", { class: "badge", text: part })));
+        line.append(
+          el("span", { class: `chip v-${verdict}` }, el("span", { class: "badge", text: part })),
+        );
       });
   } else {
     line.append(el("span", { class: "error", text: `${state}${error ? `: ${error}` : ""}` }));
@@ -407,7 +455,12 @@ function render(id, state, result, error, cases, language) {
     );
   } else if (judged.compile && (judged.compile.stderr || judged.compile.stdout)) {
     ui.compile.append(
-      el("details", { class: "compile-warnings" }, el("summary", { text: "Compiler messages" }), el("pre", { text: judged.compile.stderr + judged.compile.stdout })),
+      el(
+        "details",
+        { class: "compile-warnings" },
+        el("summary", { text: "Compiler messages" }),
+        el("pre", { text: judged.compile.stderr + judged.compile.stdout }),
+      ),
     );
   }
   ui.results.replaceChildren(
@@ -415,8 +468,13 @@ function render(id, state, result, error, cases, language) {
       const meta = c.meta || {};
       const stats = [];
       if (c.verdict !== "CE") {
-        stats.push(`${ms(meta["cpu-time-usage"])} CPU`, `${ms(meta["real-time-usage"])} real`, kib(meta["memory-usage"]));
-        if (meta["exit-code"] !== undefined) stats.push(meta.signal ? `signal ${meta.signal}` : `exit ${meta["exit-code"]}`);
+        stats.push(
+          `${ms(meta["cpu-time-usage"])} CPU`,
+          `${ms(meta["real-time-usage"])} real`,
+          kib(meta["memory-usage"]),
+        );
+        if (meta["exit-code"] !== undefined)
+          stats.push(meta.signal ? `signal ${meta.signal}` : `exit ${meta["exit-code"]}`);
       }
       return el(
         "li",
@@ -430,7 +488,14 @@ function render(id, state, result, error, cases, language) {
           el("span", { class: "stats", text: stats.join(" · ") }),
         ),
         c.message && c.verdict !== "CE" ? el("p", { class: "message", text: c.message }) : null,
-        c.verdict === "CUT" ? el("p", { class: "cut", text: `The output is longer than the ${RECORD_CAP} bytes the judge reports and agrees with the expected output that far: not compared.` }) : null,
+        c.verdict === "CUT"
+          ? el("p", {
+              class: "cut",
+              text:
+                `The output is longer than the ${RECORD_CAP} bytes the judge reports ` +
+                "and agrees with the expected output that far: not compared.",
+            })
+          : null,
         c.diff ? diffBlock(c.diff) : null,
         c.verdict === "CE" ? null : outputBlock("Output", c.stdout, c.stdoutCut),
         c.verdict === "CE" ? null : outputBlock("Error output", c.stderr, c.stderrCut),
@@ -460,7 +525,9 @@ ui.cancel.addEventListener("click", async () => {
 
 function languageOf(made) {
   if (made.language) {
-    const byId = languages.find((l) => l.id === made.language || (l.aliases || []).includes(made.language));
+    const byId = languages.find(
+      (l) => l.id === made.language || (l.aliases || []).includes(made.language),
+    );
     if (byId) return byId;
   }
   return (
@@ -486,7 +553,12 @@ async function restoreFromUrl() {
   try {
     ({ body } = await api.mission(id));
   } catch (e) {
-    say("error", e instanceof ApiError && e.status === 404 ? `Mission ${id} is not one of this token's.` : `Could not load mission ${id}: ${e.message}`);
+    say(
+      "error",
+      e instanceof ApiError && e.status === 404
+        ? `Mission ${id} is not one of this token's.`
+        : `Could not load mission ${id}: ${e.message}`,
+    );
     return;
   }
   const made = readMission(body.mission);
@@ -529,8 +601,11 @@ async function refreshHistory() {
   try {
     ({ body } = await api.history(HISTORY_LIMIT));
   } catch (e) {
-    ui.history.replaceChildren(el("li", { class: "muted", text: `History unavailable: ${e.message}` }));
-    if (e instanceof ApiError && e.status === 401) say("error", `The token was refused: ${e.message}`);
+    ui.history.replaceChildren(
+      el("li", { class: "muted", text: `History unavailable: ${e.message}` }),
+    );
+    if (e instanceof ApiError && e.status === 401)
+      say("error", `The token was refused: ${e.message}`);
     return;
   }
   const missions = body.missions || [];
@@ -541,14 +616,19 @@ async function refreshHistory() {
   ui.history.replaceChildren(
     ...missions.map((m) => {
       const lang = m.language ? languages.find((l) => l.id === m.language) : null;
-      const what = lang ? lang.name : m.language || (m.image || "").replace(/^judge\//, "") || m.kind;
+      const what = lang
+        ? lang.name
+        : m.language || (m.image || "").replace(/^judge\//, "") || m.kind;
       const link = el(
         "a",
         { href: `?mission=${m.id}`, class: `state-${m.state}` },
         el("span", { class: "id", text: `#${m.id}` }),
         el("span", { class: "what", text: what }),
         el("span", { class: "state", text: m.state }),
-        el("time", { datetime: new Date(m.created_at * 1000).toISOString(), text: ago(m.created_at) }),
+        el("time", {
+          datetime: new Date(m.created_at * 1000).toISOString(),
+          text: ago(m.created_at),
+        }),
       );
       link.addEventListener("click", (e) => {
         if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
@@ -587,7 +667,9 @@ async function refreshStatus() {
       el(
         "dd",
         { class: r.ok === false ? "bad" : null },
-        r.ok === null ? null : el("span", { class: `dot ${r.ok ? "ok" : "bad"}`, "aria-hidden": "true" }),
+        r.ok === null
+          ? null
+          : el("span", { class: `dot ${r.ok ? "ok" : "bad"}`, "aria-hidden": "true" }),
         r.value,
       ),
     ]),

@@ -4,7 +4,7 @@ const STARTERS = [
   [["python3", "python", "py"], 'name = input()\nprint(f"Hello, {name}!")\n'],
   [
     ["c", "gcc"],
-    '#include <stdio.h>\n\nint main(void) {\n    char name[100];\n' +
+    "#include <stdio.h>\n\nint main(void) {\n    char name[100];\n" +
       '    if (scanf("%99s", name) == 1) {\n        printf("Hello, %s!\\n", name);\n    }\n' +
       "    return 0;\n}\n",
   ],

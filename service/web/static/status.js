@@ -11,8 +11,8 @@ export function parseMetrics(text) {
   return samples;
 }
 
-// Rows [{label, value, ok}] for the panel (ok: a check's outcome, null for a plain figure); `health` may be null (unreachable) and `metrics`
-// null (not readable).
+// Rows [{label, value, ok}] for the panel (ok: a check's outcome, null for a plain figure);
+// `health` may be null (unreachable) and `metrics` null (not readable).
 export function statusRows(health, metrics) {
   const checks = (health && health.checks) || {};
   const rows = [];
