@@ -118,7 +118,10 @@ class Languages:
         """Refresh every ``interval_s`` until cancelled."""
         while True:
             await asyncio.sleep(interval_s)
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # a bug here must not end the refreshes for good
+                log.exception("languages: refresh failed")
 
     # -- lookups (the current registry's; see orchestrator.languages.registry) -------------------
 
