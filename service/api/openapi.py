@@ -106,6 +106,36 @@ RATE_HEADERS = {
         ("RateLimit-Reset", "Seconds until the minute ends."),
     )
 }
+_ARGV = {"type": "array", "items": {"type": "string"}}
+LANGUAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "version", "aliases", "image", "source_file", "compile", "run"],
+    "properties": {
+        "id": {"type": "string", "example": "python3"},
+        "name": {"type": "string", "example": "Python"},
+        "version": {"type": "string", "example": "3.11.2"},
+        "aliases": {"type": "array", "items": {"type": "string"}},
+        "image": {"type": "string", "example": "judge/python3"},
+        "source_file": {"type": "string", "example": "script.py"},
+        "compile": {"type": ["array", "null"], "items": {"type": "string"}},
+        "run": _ARGV,
+        "compile_limits": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "piston": {
+            "type": ["object", "null"],
+            "properties": {
+                "language": {"type": "string"},
+                "runtime": {"type": ["string", "null"]},
+            },
+        },
+        "judge0": {
+            "type": ["object", "null"],
+            "properties": {
+                "ids": {"type": "array", "items": {"type": "integer"}},
+                "name": {"type": "string"},
+            },
+        },
+    },
+}
 FRONT_AUTH: list[dict[str, list[str]]] = [{"bearer": []}, {"xAuthToken": []}, {"tokenQuery": []}]
 
 
@@ -465,7 +495,11 @@ def _mission_routes() -> dict[str, Any]:
                 "responses": {
                     "200": _json(
                         '`{"languages": [{"id": "python3", "version": "3.11.2", ...}]}`',
-                        {"type": "object"},
+                        {
+                            "type": "object",
+                            "required": ["languages"],
+                            "properties": {"languages": {"type": "array", "items": LANGUAGE}},
+                        },
                     ),
                     "401": UNAUTHORIZED,
                 },
