@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import docker
+import jsonschema
 import pytest
 
 from orchestrator.languages import expand
@@ -127,6 +128,14 @@ async def test_list_languages_and_run_a_mission_by_language(start_judge: StartJu
     assert python["piston"] == {"language": "python", "runtime": None}
     assert python["version"].count(".") == 2
     assert listed["c"]["image"] == "judge/cpp"  # its own image, not judge/default's copy
+    # The answer is what the OpenAPI document says it is.
+    async with api.session.get(f"{api.url}/api/openapi.json") as resp:
+        doc = await resp.json()
+    schema = doc["paths"]["/api/languages"]["get"]["responses"]["200"]["content"][
+        "application/json"
+    ]["schema"]
+    async with api.session.get(f"{api.url}/api/languages", headers=AUTH) as resp:
+        jsonschema.Draft202012Validator(schema).validate(await resp.json())
 
     # An alias, case-insensitive; the image comes from the registry and is echoed.
     mission = {
