@@ -115,6 +115,20 @@ PY_CASES: list[tuple[str, Any, dict[str, Any], str | None]] = [
         "Memory limit exceeded",
     ),
     ("print('x' * 3000)", Status.RUNTIME_ERROR_SIGXFSZ, {"max_file_size": 1}, None),
+    (
+        "import time\ntime.sleep(5)",
+        Status.TIME_LIMIT_EXCEEDED,
+        {"wall_time_limit": 1},
+        "Time limit exceeded (wall clock)",
+    ),
+    (
+        "import threading, time\n"
+        "ts = [threading.Thread(target=time.sleep, args=(2,)) for _ in range(20)]\n"
+        "[t.start() for t in ts]",
+        Status.RUNTIME_ERROR_OTHER,
+        {"max_processes_and_or_threads": 5},
+        "Process limit exceeded (max_processes_and_or_threads)",
+    ),
 ]
 
 
@@ -131,6 +145,37 @@ async def test_statuses_the_sdk_reads(
     assert result.status == status
     if message is not None:
         assert judge0.common.decode(result.message) == message  # the SDK leaves it base64
+
+
+async def test_a_file_over_max_file_size_is_sigxfsz(j0: Any) -> None:
+    judge, _ = j0
+
+    def run() -> Any:
+        return judge0.run(
+            client=client(judge),
+            source_code="exec head -c 5000 /dev/zero > big",
+            language=judge0.BASH,
+            max_file_size=2,
+        )
+
+    result = await sdk(run)
+    assert result.status == Status.RUNTIME_ERROR_SIGXFSZ
+
+
+async def test_a_stack_limit_makes_deep_recursion_a_sigsegv(j0: Any) -> None:
+    judge, _ = j0
+    source = (
+        "int f(int n) { volatile char pad[1024]; pad[0] = n; return n ? f(n - 1) + pad[0] : 0; }\n"
+    )
+    source += "int main(void) { return f(100000000); }"
+
+    def run() -> Any:
+        return judge0.run(
+            client=client(judge), source_code=source, language=judge0.C, stack_limit=1024
+        )
+
+    result = await sdk(run)
+    assert result.status == Status.RUNTIME_ERROR_SIGSEGV
 
 
 async def test_a_compilation_error_is_compiled_once_per_batch(j0: Any) -> None:

@@ -52,6 +52,16 @@ def judge(executes: list[dict[str, Any]], outputs: dict[str, bytes], **kw: Any) 
         (meta("RE", **{"exit-code": 3}), 11, "Exited with error status 3"),
         (meta("SE", message="sandbox failed"), 13, "sandbox failed"),
         (meta("MLE"), 12, "Memory limit exceeded"),
+        (
+            meta("TLE", message="real time limit exceeded (2000 ms)", **{"cpu-time-usage": 9000}),
+            5,
+            "Time limit exceeded (wall clock)",
+        ),
+        (
+            meta("RE", signal=9, message="process limit exceeded (5)"),
+            12,
+            "Process limit exceeded (max_processes_and_or_threads)",
+        ),
         (meta("OLE"), 8, "Output limit exceeded: a file reached max_file_size (1024 KB)"),
         (meta(""), 3, None),
     ],
@@ -182,6 +192,10 @@ def test_a_compiled_submission_becomes_compile_then_runs() -> None:
     assert executes[1]["time_limit"] == 2500
     assert executes[1]["memory_limit"] == 65536
     assert executes[1]["output_limit"] == 10
+    assert executes[1]["wall_time_limit"] == 10000
+    assert executes[1]["process_limit"] == 60
+    assert executes[1]["file_size_limit"] == 10
+    assert executes[1]["stack_limit"] == 64000
     assert executes[1]["stdin"] == plan.STDIN
     assert built.inputs == {"lib.h": b"//", "main.c": b"x", plan.STDIN: b"1 2", plan.KEEP: b""}
     assert built.mission["image"] == "judge/cpp"

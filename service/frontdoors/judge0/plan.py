@@ -10,7 +10,9 @@ One mission per submission, in the language's image, one sandbox:
   it runs the compiler, then packs the box into ``.j0/o/artifact.tar`` for the compile cache, or
   only unpacks ``.j0/artifact.tar`` when the cache handed one in (one exec either way; the
   mission is the same, so a re-run after a restart needs nothing but the store);
-* ``number_of_runs`` run executes, each from ``.j0/stdin`` to ``.j0/o/out<i>``/``err<i>``.
+* ``number_of_runs`` run executes, each from ``.j0/stdin`` to ``.j0/o/out<i>``/``err<i>``, under
+  the submission's CPU time (plus its extra time), real time, memory, process count, file size
+  and stack limits.
 
 The door collects ``.j0/o`` in one read after the mission and judges it (``verdict``).
 """
@@ -23,6 +25,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.mission.model import MIN_STACK_KIB
 from service.frontdoors.judge0.languages import Judge0Language
 from service.frontdoors.judge0.request import Judge0Config, SubmissionRequest
 
@@ -153,6 +156,11 @@ def build(
             output_kib=max(1, req.max_file_size),
         )
         ex.update(
+            # Judge0's other run limits, each one to one onto an execute's.
+            wall_time_limit=max(1, math.ceil(req.wall_time_limit * 1000)),
+            process_limit=req.max_processes_and_or_threads,
+            file_size_limit=req.max_file_size,
+            stack_limit=max(MIN_STACK_KIB, req.stack_limit),
             stdin=STDIN,
             stdout=out_name(i),
             stderr=err_name(i, req.redirect_stderr_to_stdout),

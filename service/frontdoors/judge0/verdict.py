@@ -85,14 +85,23 @@ def run_status(
     cpu_ms = float(meta.get("cpu-time-usage") or 0)
     if status == "SE":
         return wire.INTERNAL_ERROR, str(meta.get("message") or "the judge could not run it")
+    message = str(meta.get("message") or "")
     if status == "TLE" or (
         cpu_limit_ms is not None and status in ("", "RE") and cpu_ms > cpu_limit_ms
     ):
-        wall = cpu_limit_ms is not None and cpu_ms <= cpu_limit_ms
+        # The sandbox says which limit it was; an older one only that it was one of them.
+        wall = message.startswith("real time") or (
+            status == "TLE"
+            and not message.startswith("CPU time")
+            and cpu_limit_ms is not None
+            and cpu_ms <= cpu_limit_ms
+        )
         return (
             wire.TIME_LIMIT_EXCEEDED,
             "Time limit exceeded (wall clock)" if wall else "Time limit exceeded",
         )
+    if status == "RE" and message.startswith("process limit exceeded"):
+        return wire.OTHER, "Process limit exceeded (max_processes_and_or_threads)"
     if status == "MLE":
         return wire.OTHER, "Memory limit exceeded"
     if status == "OLE":
