@@ -10,7 +10,7 @@ WEBGME_STAMP := tests/webgme/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv install engine images image compose postgres format lint typecheck \
-	test test-unit bench run clean webgme webgme-deps
+	test test-unit bench run clean webgme webgme-deps chromium screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -65,7 +65,13 @@ lint: venv ## ruff, mypy and the layer rules (import-linter contracts in pyproje
 typecheck: venv ## mypy only
 	$(VENV)/bin/mypy
 
-test: venv images compose postgres webgme ## every test, sandbox tests on the real engine
+chromium: ## install Debian's chromium when missing (the playground's browser tests drive it)
+	bash scripts/ensure-chromium.sh
+
+screenshots: venv images chromium ## regenerate the playground's screenshots in docs/ (docs/playground.md)
+	$(PY) -m tests.browser.screenshots docs/images
+
+test: venv images compose postgres webgme chromium ## every test, sandbox tests on the real engine
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv postgres ## only the tests that need no Docker engine

@@ -3,6 +3,7 @@ and the one list of front doors (``DOORS``): nothing else in the core names a do
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -14,6 +15,8 @@ from aiohttp import web
 from pydantic_settings import BaseSettings
 
 from orchestrator.errors import JudgeError
+from orchestrator.languages import LABEL as LANGUAGES_LABEL
+from orchestrator.languages import ImageInfo
 from orchestrator.netpolicy import make_connector
 from orchestrator.run.fetch import FetchLimits
 from orchestrator.run.runner import MissionDeps
@@ -29,11 +32,13 @@ from service.frontdoors import webgme, zerocloud
 from service.frontdoors.door import CORE, Core, FrontDoor
 from service.http.errors import error_middleware
 from service.http.ratelimit import LIMITER, RateLimiter
-from service.keys import BLOB_URLS, HTTP, POOL, RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import BLOB_URLS, HTTP, LANGUAGES, POOL, RUNTIME, SETTINGS, STORE, WORKERS
+from service.languages import Languages, image_infos
 from service.pipeline.callbacks import CallbackPolicy
 from service.pipeline.wiring import MissionWorkers
 from service.settings import Settings
 from service.store import Store, open_store
+from service.web import setup_web_routes
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,25 @@ async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning("Docker engine not reachable at start: %s", e)
         app[RUNTIME] = runtime
         yield
+
+
+async def languages_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The language registry: built at start (empty while the engine does not answer) and
+    refreshed every ``languages_refresh_s`` while the server runs (``service.languages``)."""
+    adapter = app[RUNTIME].adapter
+
+    async def list_images() -> list[ImageInfo]:
+        return image_infos(await adapter.image_summaries(LANGUAGES_LABEL))
+
+    languages = Languages(list_images)
+    await languages.refresh()
+    app[LANGUAGES] = languages
+    task = asyncio.create_task(
+        languages.run_every(app[SETTINGS].languages_refresh_s), name="languages"
+    )
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -185,11 +209,14 @@ def create_app(
     app[CORE] = core
     setup_events(app)
     setup_metrics(app, [door.metrics for door in doors])
-    app.cleanup_ctx.extend([store_ctx, runtime_ctx, pool_ctx, http_ctx, doors_ctx, workers_ctx])
+    app.cleanup_ctx.extend(
+        [store_ctx, runtime_ctx, languages_ctx, pool_ctx, http_ctx, doors_ctx, workers_ctx]
+    )
     setup_routes(app)
     setup_ops_routes(app)
     for door in doors:
         for prefix, sub_app in door.mount(core):
             app.add_subapp(prefix, sub_app)
     api_openapi.setup_openapi_routes(app, openapi_document())
+    setup_web_routes(app)
     return app

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from orchestrator.languages import short_tag
 from orchestrator.mission import (
     Mission,
     MissionCaps,
@@ -24,7 +25,7 @@ from service.http.auth import authenticate
 from service.http.body import body_fields
 from service.http.errors import INVALID_MISSION, ApiError
 from service.http.ratelimit import LIMITER
-from service.keys import RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import LANGUAGES, RUNTIME, SETTINGS, STORE, WORKERS
 from service.pipeline.callbacks import url_refusal
 from service.store import MissionRow
 
@@ -87,6 +88,43 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
             f"image '{image}' is not a judge image (it has no label '{SUPERVISOR_LABEL}')",
             "mission.image",
         )
+
+
+async def _apply_language(
+    request: web.Request, mission: Mission, normalised: dict[str, Any], stored: dict[str, Any]
+) -> tuple[Mission, dict[str, Any], dict[str, Any]]:
+    """A mission naming a ``language`` runs in the image the registry has for it: set as its
+    ``image`` (also in the normalised and stored documents). Raises ``ApiError`` 400 for a
+    language no image declares, or an ``image`` that does not declare it."""
+    assert mission.language is not None
+    languages = request.app[LANGUAGES]
+    lang = languages.find(mission.language)
+    if lang is None:  # an image built a moment ago: look again (at most once a second)
+        lang = (await languages.refresh(max_age_s=1.0)).find(mission.language)
+    if lang is None:
+        raise ApiError(
+            400,
+            INVALID_MISSION,
+            f"unknown language {mission.language!r} (GET /api/languages lists them)",
+            "mission.language",
+        )
+    if mission.image is not None:
+        declaring = {p.image for p in languages.registry.providers(lang.id)}
+        if short_tag(mission.image) not in declaring:
+            raise ApiError(
+                400,
+                INVALID_MISSION,
+                f"image {mission.image!r} does not provide language {lang.id!r} "
+                f"({lang.image} does)",
+                "mission.image",
+            )
+        return mission, normalised, stored
+    image = lang.image
+    return (
+        mission.model_copy(update={"image": image}),
+        {**normalised, "image": image},
+        {**stored, "image": image},
+    )
 
 
 def prepare_mission(
@@ -179,6 +217,8 @@ async def submit_mission(request: web.Request) -> web.Response:
             f"must be at most {most} on this server (got {mission.tasks.parallel})",
             "mission.tasks.parallel",
         )
+    if mission.language is not None:
+        mission, normalised, stored = await _apply_language(request, mission, normalised, stored)
     await _check_runnable(request, mission)
     # QueueFull and ShuttingDown are answered by the error middleware's table.
     mission_id = await request.app[WORKERS].submit(token_hash, stored, normalised)
@@ -230,6 +270,51 @@ async def _json(body: Any, **kwargs: Any) -> web.Response:
     return web.Response(text=text, content_type="application/json", **kwargs)
 
 
+LIST_LIMIT = 20
+LIST_LIMIT_MAX = 100
+
+
+def _limit(request: web.Request) -> int:
+    """``?limit=N`` (1 to ``LIST_LIMIT_MAX``, default ``LIST_LIMIT``); raises ``ApiError`` 400."""
+    raw = request.query.get("limit")
+    if raw is None:
+        return LIST_LIMIT
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= LIST_LIMIT_MAX:
+        raise ApiError(
+            400,
+            "invalid_limit",
+            f"limit must be a whole number from 1 to {LIST_LIMIT_MAX}",
+            "limit",
+        )
+    return int(raw)
+
+
+def mission_summary(row: MissionRow) -> dict[str, Any]:
+    """One entry of ``GET /api/missions``: what a list shows, not the mission or its result."""
+    summary: dict[str, Any] = {
+        "id": row.id,
+        "state": row.state,
+        "kind": row.kind,
+        "runs": row.runs,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "image": row.normalised.get("image"),
+    }
+    if "language" in row.normalised:
+        summary["language"] = row.normalised["language"]
+    if row.error:
+        summary["error"] = row.error
+    return summary
+
+
+async def list_missions(request: web.Request) -> web.Response:
+    """The caller's own missions (every kind), newest first, at most ``?limit=``."""
+    token_hash = await authenticate(request)
+    limit = _limit(request)
+    rows = await request.app[STORE].missions.list_missions(token_hash, limit)
+    return await _json({"missions": [mission_summary(row) for row in rows]})
+
+
 async def get_mission(request: web.Request) -> web.Response:
     return await _json(mission_body(await _own_mission(request)))
 
@@ -253,6 +338,7 @@ def setup_routes(app: web.Application) -> None:
     app.on_shutdown.append(_stop_waiting)
     app.router.add_post("/api/missions/", submit_mission)
     app.router.add_post("/api/missions", submit_mission)
+    app.router.add_get("/api/missions", list_missions)
     app.router.add_get("/api/missions/{id}", get_mission)
     app.router.add_get("/api/missions/{id}/events", mission_events)
     app.router.add_delete("/api/missions/{id}", cancel_mission)

@@ -18,12 +18,14 @@ from aiohttp import web
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from orchestrator.mission import Mission
+from service import web as playground
 from service.http.openapi import ENGINE, NOT_FOUND, RATE_HEADERS, UNAUTHORIZED, DoorApi
 from service.http.openapi import REF as _REF
 from service.http.openapi import error as _error
 from service.http.openapi import json_content as _json
 from service.http.openapi import path_param as _path_param
 from service.http.openapi import ref as _ref
+from service.store import MISSION_STATES
 
 OPENAPI_PATH = "/api/openapi.json"
 DOCS_PATH = "/docs"
@@ -79,6 +81,9 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "tasks": "The tasks; each runs tasks.execute after its macros are applied.",
         "final": "Files fetched, then executes run, last.",
         "image": "The sandbox image (GET /api/images); the server's default when absent.",
+        "language": "A language of GET /api/languages (its id or an alias): the sandbox image "
+        "is the one providing it (set into `image`); with `image` too, that image must "
+        "declare the language.",
         "runtime": "The container runtime of every sandbox, e.g. runsc (gVisor); one of "
         "JUDGE_RUNTIMES (GET /api/runtimes), the engine's default when absent.",
         "tick": "Accepted and echoed; no effect.",
@@ -153,6 +158,30 @@ def _schemas() -> dict[str, Any]:
         "type": "object",
         "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
         "required": ["path", "message"],
+    }
+    schemas["MissionList"] = {
+        "type": "object",
+        "properties": {
+            "missions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "state": {"enum": list(MISSION_STATES)},
+                        "kind": {"type": "string", "description": "`mission` or a front door's"},
+                        "runs": {"type": "integer"},
+                        "created_at": {"type": "number", "description": "Unix time, seconds."},
+                        "updated_at": {"type": "number", "description": "Unix time, seconds."},
+                        "image": {"type": ["string", "null"]},
+                        "language": {"type": "string"},
+                        "error": {"type": "string"},
+                    },
+                    "required": ["id", "state", "kind", "runs", "created_at", "updated_at"],
+                },
+            }
+        },
+        "required": ["missions"],
     }
     schemas["Error"] = {
         "type": "object",
@@ -285,7 +314,31 @@ def _mission_routes() -> dict[str, Any]:
     mission_id = _path_param("id", "The mission's id.", {"type": "integer"})
     return {
         "/api/missions/": {"post": {**submit, "operationId": "submitMission"}},
-        "/api/missions": {"post": {**submit, "operationId": "submitMissionNoSlash"}},
+        "/api/missions": {
+            "post": {**submit, "operationId": "submitMissionNoSlash"},
+            "get": {
+                "tags": ["missions"],
+                "operationId": "listMissions",
+                "summary": "The caller's own missions, newest first",
+                "description": "Every kind (the mission API's and the front doors'), at most "
+                "`limit`. Each entry says what a list shows; `GET /api/missions/{id}` has the "
+                "mission and its result.",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                        "description": "How many missions at most.",
+                    }
+                ],
+                "responses": {
+                    "200": _json("The missions.", _ref("MissionList")),
+                    "400": _error("`invalid_limit`."),
+                    "401": UNAUTHORIZED,
+                },
+            },
+        },
         "/api/missions/{id}": {
             "parameters": [mission_id],
             "get": {
@@ -349,6 +402,26 @@ def _mission_routes() -> dict[str, Any]:
                     "200": _json('`{"images": [...]}`', {"type": "object"}),
                     "401": UNAUTHORIZED,
                     "503": ENGINE,
+                },
+            }
+        },
+        "/api/languages": {
+            "get": {
+                "tags": ["server"],
+                "operationId": "listLanguages",
+                "summary": "The languages the engine's images declare (a mission may name one)",
+                "description": "Each language: `id`, `name`, `version` (semver), `aliases`, "
+                "`image`, `source_file`, `compile` (argv template or null), `run`, "
+                "`compile_limits`, `piston` ({language, runtime} or null), `judge0` ({ids, name} "
+                "or null). In templates `{file}` is the entry file's name, `{stem}` that name "
+                "without its extension. Looks at the engine's images first (at most once a "
+                "second), so an image built a moment ago is listed.",
+                "responses": {
+                    "200": _json(
+                        '`{"languages": [{"id": "python3", "version": "3.11.2", ...}]}`',
+                        {"type": "object"},
+                    ),
+                    "401": UNAUTHORIZED,
                 },
             }
         },
@@ -439,6 +512,7 @@ def openapi_document(doors: Sequence[DoorApi] = ()) -> dict[str, Any]:
         schemes.update(door.security_schemes)
         paths.update(door.paths)
         tags.extend(door.tags)
+    paths.update(playground.openapi_paths())  # the page (service.web), after the doors
     tags.append({"name": "server", "description": "Health, metrics, images, this description."})
     return {
         "openapi": "3.1.0",

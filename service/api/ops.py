@@ -9,7 +9,7 @@ from aiohttp import web
 from orchestrator.errors import JudgeError
 from service.api.metrics import metrics
 from service.http.auth import authenticate
-from service.keys import POOL, RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import LANGUAGES, POOL, RUNTIME, SETTINGS, STORE, WORKERS
 
 SUPERVISOR_LABEL = "judge.supervisor"
 
@@ -73,6 +73,14 @@ async def list_images(request: web.Request) -> web.Response:
     return web.json_response({"images": images})
 
 
+async def list_languages(request: web.Request) -> web.Response:
+    """The language registry (``service.languages``), after looking at the engine's images
+    again when that was more than a second ago."""
+    await authenticate(request)
+    registry = await request.app[LANGUAGES].refresh(max_age_s=1.0)
+    return web.json_response({"languages": [lang.describe() for lang in registry.all()]})
+
+
 async def list_runtimes(request: web.Request) -> web.Response:
     """The container runtimes a mission may name: those ``JUDGE_RUNTIMES`` allows, each saying
     whether the engine offers it (one cheap engine call, no container)."""
@@ -89,6 +97,7 @@ async def list_runtimes(request: web.Request) -> web.Response:
 
 def setup_ops_routes(app: web.Application) -> None:
     app.router.add_get("/api/images", list_images)
+    app.router.add_get("/api/languages", list_languages)
     app.router.add_get("/api/runtimes", list_runtimes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

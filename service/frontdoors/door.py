@@ -27,7 +27,8 @@ from orchestrator.sandbox.sandbox import SandboxRuntime
 from service.http.auth import token_hash_of
 from service.http.openapi import DoorApi
 from service.http.ratelimit import LIMITER, RateLimiter
-from service.keys import BLOB_URLS, HTTP, RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import BLOB_URLS, HTTP, LANGUAGES, RUNTIME, SETTINGS, STORE, WORKERS
+from service.languages import Languages
 from service.pipeline.callbacks import Callback
 from service.pipeline.progress import Listener
 from service.pipeline.running import BlobReader
@@ -134,6 +135,12 @@ class Core:
     @property
     def runtime(self) -> SandboxRuntime:
         return self._get(RUNTIME)  # type: ignore[no-any-return]
+
+    @property
+    def languages(self) -> Languages:
+        """The language registry (``all``, ``get``, ``by_judge0_id``, ``find``, ``resolve``,
+        ``refresh``)."""
+        return self._get(LANGUAGES)  # type: ignore[no-any-return]
 
     @property
     def limiter(self) -> RateLimiter:
