@@ -39,8 +39,7 @@ from orchestrator.run.runner import (
     run_mission,
 )
 from orchestrator.sandbox.sandbox import Meta
-from service.pipeline.callbacks import Callback
-from service.pipeline.delivery import DeliveryCounters
+from service.pipeline.delivery import DeliveryCounters, DoorCallback
 from service.pipeline.handoff import Handoff
 from service.store import CANCEL_CHANNEL, MISSION_KIND, MissionRow
 
@@ -57,9 +56,10 @@ class DoorHooks(Protocol):
     """What the pipeline asks a front door about its missions (the door's side of
     ``service.frontdoors.door.FrontDoor``).
 
-    Running calls ``started`` when one is claimed and ``finished`` when it ends; a mission of
-    the door has a callback when ``callback`` gives one (asked when it ends, and again by the
-    delivery, maybe on another node: a pure function of the row and the result).
+    Running calls ``started`` when one is claimed and ``finished`` when it ends. A door may
+    also have ``callback(row, result) -> Callback | None`` (see :data:`DoorCallback`): a mission
+    of the door has a callback when it gives one (asked when it ends, and again by the delivery,
+    maybe on another node: a pure function of the row and the result). Without it, none has.
     """
 
     async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
@@ -73,9 +73,10 @@ class DoorHooks(Protocol):
         """The mission ended in ``state`` (``done``, ``cancelled``, ``failed``)."""
         ...
 
-    def callback(self, row: MissionRow, result: dict[str, Any] | None) -> Callback | None:
-        """The mission's callback, or None; called in a thread."""
-        ...
+
+def door_callback(door: DoorHooks | None) -> DoorCallback | None:
+    """The door's ``callback``, when it has one."""
+    return getattr(door, "callback", None)
 
 
 @dataclass
@@ -340,10 +341,10 @@ class MissionRunning:
     async def _door_due(self, row: MissionRow, result: dict[str, Any] | None) -> bool:
         """Whether a front door's mission ending with ``result`` has a callback (its door
         builds it, off the loop: it may be proportional to the result)."""
-        door = self._doors.get(row.kind)
-        if row.kind == MISSION_KIND or door is None:
+        build = door_callback(self._doors.get(row.kind))
+        if row.kind == MISSION_KIND or build is None:
             return False
-        return await asyncio.to_thread(door.callback, row, result) is not None
+        return await asyncio.to_thread(build, row, result) is not None
 
     async def _door_files(self, row: MissionRow) -> MissionIO | None:
         door = self._doors.get(row.kind)

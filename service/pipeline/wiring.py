@@ -34,7 +34,14 @@ from service.pipeline.delivery import CallbackDelivery
 from service.pipeline.handoff import Handoff
 from service.pipeline.intake import Intake
 from service.pipeline.progress import Listener, MissionProgress
-from service.pipeline.running import BlobReader, DoorHooks, Metrics, MissionRunning, RunMission
+from service.pipeline.running import (
+    BlobReader,
+    DoorHooks,
+    Metrics,
+    MissionRunning,
+    RunMission,
+    door_callback,
+)
 from service.pipeline.workqueue import LocalQueue, SharedQueue, WorkQueue
 from service.store import Store
 
@@ -83,7 +90,7 @@ class MissionWorkers:
             owner=owner,
             lease_s=lease_s,
             poll_s=poll_s,
-            door_callback=lambda kind: door.callback if (door := doors.get(kind)) else None,
+            door_callback=lambda kind: door_callback(doors.get(kind)),
         )
         self._running = MissionRunning(
             handoff,
