@@ -15,7 +15,6 @@ from aiohttp import web
 from pydantic_settings import BaseSettings
 
 from orchestrator.errors import JudgeError
-from orchestrator.languages import LABEL as LANGUAGES_LABEL
 from orchestrator.languages import ImageInfo
 from orchestrator.netpolicy import make_connector
 from orchestrator.run.fetch import FetchLimits
@@ -27,7 +26,7 @@ from service.api import openapi as api_openapi
 from service.api.events import EVENTS, setup_events
 from service.api.metrics import setup_metrics
 from service.api.missions import setup_routes
-from service.api.ops import setup_ops_routes
+from service.api.ops import SUPERVISOR_LABEL, setup_ops_routes
 from service.frontdoors import webgme, zerocloud
 from service.frontdoors.door import CORE, Core, FrontDoor
 from service.http.errors import error_middleware
@@ -88,7 +87,7 @@ async def languages_ctx(app: web.Application) -> AsyncIterator[None]:
     adapter = app[RUNTIME].adapter
 
     async def list_images() -> list[ImageInfo]:
-        return image_infos(await adapter.image_summaries(LANGUAGES_LABEL))
+        return image_infos(await adapter.image_summaries(SUPERVISOR_LABEL))
 
     languages = Languages(list_images)
     await languages.refresh()
@@ -168,6 +167,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         blob_reader_for=app.get(BLOB_URLS),
         owner=s.sandbox_owner,
         lease_s=s.lease_s,
+        images=lambda: app[LANGUAGES].images,
     )
     app[WORKERS] = workers
     workers.add_listener(app[EVENTS].publish)
