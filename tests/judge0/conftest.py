@@ -10,7 +10,9 @@ import aiohttp
 import judge0
 import pytest
 
-from service.frontdoors.judge0 import door
+from service.frontdoors.judge0 import JUDGE0_DOOR, Judge0Door
+from service.store import Store
+from service.store.protocols import DoorSqlRepo
 from tests.service.conftest import session, settings, start_judge  # noqa: F401
 from tests.service.support import ALICE, BOB, InProcessJudge
 
@@ -67,8 +69,18 @@ def client(judge: InProcessJudge, token: str = ALICE) -> judge0.Client:
     return judge0.Client(judge.url + "/judge0", headers={"X-Auth-Token": token})
 
 
-def cache() -> Any:
-    return door.cache
+def cache(judge: InProcessJudge) -> Any:
+    """The compile cache of the judge's Judge0 door."""
+    return judge.app[JUDGE0_DOOR].cache
 
 
-__all__ = ["AUTH", "BOB_AUTH", "Judge0Http", "cache", "client", "j0", "sdk"]
+async def judge0_sql(store: Store) -> DoorSqlRepo:
+    """The store's door statements with the Judge0 door's tables made (as the app makes them)."""
+    assert Judge0Door.migrations is not None
+    folder = Judge0Door.migrations / ("postgresql" if store.clustered else "sqlite")
+    scripts = [p.read_text() for p in sorted(folder.glob("[0-9][0-9][0-9]_*.sql"))]
+    await store.sql.migrate_door(Judge0Door.name, scripts)
+    return store.sql
+
+
+__all__ = ["AUTH", "BOB_AUTH", "Judge0Http", "cache", "client", "j0", "judge0_sql", "sdk"]

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from service.frontdoors.judge0 import wire
-from service.frontdoors.judge0.door import StoreSql
 from service.frontdoors.judge0.repo import Judge0Repo, SubmissionRow
 from service.frontdoors.judge0.request import Judge0Config
 from service.frontdoors.judge0.submissions import LOST, LOST_AFTER_S, Submissions
 from service.pipeline.compilecache import CompileCache
 from service.store import MissionRow
 from service.store.sqlite import SqliteStore
+from tests.judge0.conftest import judge0_sql
 
 
 def mission(state: str, updated_at: float) -> MissionRow:
@@ -46,7 +46,7 @@ async def test_status_follows_the_mission_and_a_lost_outcome_ends_the_submission
         return current[0]
 
     try:
-        repo = Judge0Repo(StoreSql(store))
+        repo = Judge0Repo(await judge0_sql(store))
         subs = Submissions(repo, CompileCache(), Judge0Config, dict, state)
         row = SubmissionRow(
             token="t",

@@ -38,7 +38,7 @@ COMPILED = {50, 54, 62, 60, 73}
 @pytest.mark.parametrize("language_id", sorted(A_PLUS_B))
 async def test_every_language_judges_a_batch_of_test_cases(j0: Any, language_id: int) -> None:
     judge, _ = j0
-    misses = cache().misses
+    misses = cache(judge).misses
 
     def run() -> Any:
         c = client(judge)
@@ -57,7 +57,7 @@ async def test_every_language_judges_a_batch_of_test_cases(j0: Any, language_id:
         assert r.created_at is not None
         assert r.finished_at is not None
     # Three submissions of one source: compiled once.
-    assert cache().misses - misses == (1 if language_id in COMPILED else 0)
+    assert cache(judge).misses - misses == (1 if language_id in COMPILED else 0)
 
 
 async def test_the_sdks_aliases_cpp_is_52_an_older_id_running_the_current_gcc(j0: Any) -> None:
@@ -180,7 +180,7 @@ async def test_a_stack_limit_makes_deep_recursion_a_sigsegv(j0: Any) -> None:
 
 async def test_a_compilation_error_is_compiled_once_per_batch(j0: Any) -> None:
     judge, _ = j0
-    misses = cache().misses
+    misses = cache(judge).misses
 
     def run() -> Any:
         return judge0.run(
@@ -191,7 +191,7 @@ async def test_a_compilation_error_is_compiled_once_per_batch(j0: Any) -> None:
     assert {r.status for r in results} == {Status.COMPILATION_ERROR}
     assert all("error" in (r.compile_output or "") for r in results)
     assert all(r.stdout is None and r.time is None for r in results)
-    assert cache().misses - misses == 1
+    assert cache(judge).misses - misses == 1
 
 
 async def test_output_that_is_not_utf8_reaches_the_sdk_through_base64(j0: Any) -> None:
@@ -222,11 +222,11 @@ async def test_identical_submissions_close_in_time_reuse_the_compile_per_tenant(
             expected_output="4",
         )
 
-    misses, hits = cache().misses, cache().hits
+    misses, hits = cache(judge).misses, cache(judge).hits
     first = await sdk(lambda: run(ALICE))
     second = await sdk(lambda: run(ALICE))
     assert (first.status, second.status) == (Status.ACCEPTED, Status.ACCEPTED)
-    assert (cache().misses - misses, cache().hits - hits) == (1, 1)
+    assert (cache(judge).misses - misses, cache(judge).hits - hits) == (1, 1)
     other = await sdk(lambda: run(BOB))  # another tenant compiles its own
     assert other.status == Status.ACCEPTED
-    assert cache().misses - misses == 2
+    assert cache(judge).misses - misses == 2

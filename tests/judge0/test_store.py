@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from service.frontdoors.judge0.door import StoreSql
 from service.frontdoors.judge0.repo import Judge0Repo, SubmissionRow
 from service.store.postgres import PgStore
 from service.store.sqlite import SqliteStore
+from tests.judge0.conftest import judge0_sql
 
 
 def row(token: str, owner: str = "alice", created_at: float = 1.0) -> SubmissionRow:
@@ -87,7 +87,7 @@ async def exercise(repo: Judge0Repo) -> None:
 async def test_sqlite(tmp_path: Path) -> None:
     store = await SqliteStore.open(tmp_path / "db.sqlite")
     try:
-        await exercise(Judge0Repo(StoreSql(store)))
+        await exercise(Judge0Repo(await judge0_sql(store)))
     finally:
         await store.close()
 
@@ -101,4 +101,4 @@ async def pg_store(pg_url: str) -> AsyncIterator[Any]:
 
 @pytest.mark.postgres
 async def test_postgresql(pg_store: Any) -> None:
-    await exercise(Judge0Repo(StoreSql(pg_store)))
+    await exercise(Judge0Repo(await judge0_sql(pg_store)))

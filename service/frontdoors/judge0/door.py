@@ -1,132 +1,95 @@
-"""The Judge0 door: its sub-application, its missions' hooks, its table.
-
-Provisional wiring until the judge's ``FrontDoor`` interface lands: ``service.app`` calls
-``setup(app)`` and registers ``door`` with the workers; the door reads the judge's resources
-from the root application's keys when they exist.
-"""
+"""The Judge0 door as a ``FrontDoor``: its sub-application at ``/judge0``, its missions' hooks,
+its tables (``sql/``), its callbacks (through the judge's durable delivery), its metrics."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.core import Metric
 
 from orchestrator.languages import LanguageRegistry
 from orchestrator.run.runner import MissionIO
+from service.frontdoors.door import Callback, Core, DoorApi, door_app
 from service.frontdoors.judge0 import languages as langs
+from service.frontdoors.judge0 import openapi, plan
+from service.frontdoors.judge0.metrics import cache_metrics
 from service.frontdoors.judge0.ports import Judge0Ports
-from service.frontdoors.judge0.repo import Judge0Repo
+from service.frontdoors.judge0.repo import Judge0Repo, SubmissionRow
 from service.frontdoors.judge0.request import Judge0Config
 from service.frontdoors.judge0.routes import judge0_errors, routes
 from service.frontdoors.judge0.settings import Judge0Settings
-from service.frontdoors.judge0.submissions import KIND, Submissions
-from service.http.ratelimit import LIMITER
-from service.keys import LANGUAGES, SETTINGS, STORE, WORKERS
+from service.frontdoors.judge0.submissions import BATCH_CALLBACK, KIND, Submissions
 from service.pipeline.callbacks import url_refusal
 from service.pipeline.compilecache import CompileCache
 from service.store import MissionRow
 from service.store.records import hash_token
-from service.store.sql import Statement
 
-MIGRATIONS = Path(__file__).parent / "sql"
+log = logging.getLogger(__name__)
 
-
-class StoreSql:
-    """The door's statements on the judge's store (SQLite on its thread, or PostgreSQL)."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-        self._ready = asyncio.Lock()
-        self._migrated = False
-
-    async def _migrate(self) -> None:
-        async with self._ready:
-            if self._migrated:
-                return
-            pool = getattr(self._store, "_pool", None)
-            engine = "postgresql" if pool is not None else "sqlite"
-            files = sorted((MIGRATIONS / engine).glob("*.sql"))
-            script = "\n".join(p.read_text() for p in files)
-            if pool is not None:
-                await pool.execute(script)
-            else:
-                await self._store.call(lambda db: db._conn.executescript(script))
-            self._migrated = True
-
-    async def execute(self, statement: Statement, **values: Any) -> int:
-        await self._migrate()
-        pool = getattr(self._store, "_pool", None)
-        if pool is not None:
-            status = await pool.execute(*statement.bind_pg(**values))
-            return int(status.rsplit(" ", 1)[-1]) if status and status[-1].isdigit() else 0
-
-        def run(db: Any) -> int:
-            with db._conn:
-                return int(db._conn.execute(*statement.bind_sqlite(**values)).rowcount)
-
-        return int(await self._store.call(run))
-
-    async def fetch_all(self, statement: Statement, **values: Any) -> list[dict[str, Any]]:
-        await self._migrate()
-        pool = getattr(self._store, "_pool", None)
-        if pool is not None:
-            return [dict(r) for r in await pool.fetch(*statement.bind_pg(**values))]
-
-        def run(db: Any) -> list[dict[str, Any]]:
-            cur = db._conn.execute(*statement.bind_sqlite(**values))
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-        return list(await self._store.call(run))
+ENDED = frozenset({"done", "cancelled", "failed"})
+CALLBACK_WAIT_S = 30.0  # how long a delivery waits for the outcome being stored
 
 
 class Judge0Door:
-    """The door's state, bound to the judge when the root application starts."""
+    """The Judge0 CE 1.13.1 API; one per application."""
 
     name = KIND
+    migrations: Path | None = Path(__file__).parent / "sql"
 
     def __init__(self) -> None:
-        self.settings = Judge0Settings.model_construct()
-        self.cache = CompileCache()
-        self._app: web.Application | None = None
+        self._core: Core | None = None
         self._submissions: Submissions | None = None
         self._table: tuple[LanguageRegistry, dict[int, langs.Judge0Language]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.cache = CompileCache()
 
-    def _root(self) -> web.Application:
-        assert self._app is not None, "the Judge0 door is not mounted"
-        return self._app
+    # -- what the judge asks of a door -----------------------------------------------------------
 
-    def languages(self) -> dict[int, langs.Judge0Language]:
-        """The served ids, rebuilt when the registry changed (images came or went)."""
-        registry = self._root()[LANGUAGES].registry
-        if self._table is None or self._table[0] is not registry:
-            self._table = (registry, langs.served(registry))
-        return self._table[1]
+    def settings_model(self) -> type[Judge0Settings]:
+        return Judge0Settings
 
-    def config(self) -> Judge0Config:
-        s = self._root()[SETTINGS]
-        return self.settings.config(
-            max_queue_size=s.max_queued,
-            callbacks_max_tries=s.callback_attempts,
-            callbacks_timeout=s.callback_timeout_s,
+    def mount(self, core: Core) -> list[tuple[str, web.Application]]:
+        self._core = core
+        core.put(JUDGE0_DOOR, self)
+        app = door_app(core, middlewares=[judge0_errors])
+        routes(app, self._ports())
+        return [("/judge0", app)]
+
+    def openapi(self) -> DoorApi:
+        return DoorApi(
+            paths=openapi.paths(),
+            tags=[openapi.TAG],
+            security_schemes=openapi.SECURITY_SCHEMES,
+            label="Judge0 CE",
         )
 
-    @property
-    def submissions(self) -> Submissions:
-        if self._submissions is None:
-            root = self._root()
-            self._submissions = Submissions(
-                Judge0Repo(StoreSql(root[STORE])),
-                self.cache,
-                self.config,
-                self.languages,
-                lambda mission_id: root[STORE].missions.get_mission(mission_id),
-            )
-        return self._submissions
-
-    # -- hooks the workers call ------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def lifespan(self, core: Core) -> AsyncIterator[None]:
+        self._core = core
+        self._loop = asyncio.get_running_loop()
+        s = self.settings
+        self.cache = CompileCache(max_bytes=s.compile_cache_bytes, ttl_s=s.compile_cache_ttl_s)
+        self._submissions = Submissions(
+            Judge0Repo(core.sql),
+            self.cache,
+            self.config,
+            self.languages,
+            core.mission,
+            on_end=self._ended,
+        )
+        sweeper = asyncio.create_task(self._sweep_every(), name="judge0-retention")
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
 
     async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
         return await self.submissions.started(row, given)
@@ -136,25 +99,102 @@ class Judge0Door:
     ) -> None:
         await self.submissions.finished(mission_id, state, result, io)
 
-    # -- mounting --------------------------------------------------------------------------------
+    def callback(self, row: MissionRow, result: dict[str, Any] | None) -> Callback | None:
+        """Judge0's ``PUT`` of a submission (or of a batch) with a callback URL.
 
-    def setup(self, root: web.Application) -> None:
-        """Mount ``/judge0`` on the root application."""
-        self._app = root
-        settings = root[SETTINGS]
-        self.settings = Judge0Settings()
-        self.cache = CompileCache(
-            max_bytes=self.settings.compile_cache_bytes, ttl_s=self.settings.compile_cache_ttl_s
+        Called in a thread. When the mission ends, to know whether one is due: the mission's
+        payload says so (its body is not read then). When it is delivered: the body is the
+        submission as it ended, read from the door's rows on the loop (waiting for the outcome
+        if the delivery starts before it is stored)."""
+        payload = row.mission.get("return", {}).get("payload", {})
+        if not payload.get(BATCH_CALLBACK) and not payload.get("callback_url"):
+            return None
+        if row.state not in ENDED:
+            url = payload.get("callback_url") or "http://judge0.invalid/batch"
+            return Callback(str(url), b"", "application/json", method="PUT")
+        loop = self._loop
+        if loop is None:
+            return None
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # a thread, as the judge calls it: ask the loop
+        else:
+            return None  # never block the loop
+        future = asyncio.run_coroutine_threadsafe(
+            self.submissions.callback_of(row, wait_s=CALLBACK_WAIT_S), loop
         )
-        self._submissions = None
-        self._table = None
+        got = future.result(timeout=CALLBACK_WAIT_S + 10)
+        if got is None:
+            return None
+        url, body = got
+        return Callback(url, body, "application/json", method="PUT")
 
-        async def auth(token: str) -> str | None:
-            digest = hash_token(token)
-            for configured in root[SETTINGS].tokens:
-                if hash_token(configured) == digest:
-                    return digest
-            return digest if await root[STORE].tokens.token_active(digest) else None
+    async def metrics(self) -> Iterable[Metric]:
+        return cache_metrics(self.cache)
+
+    # -- the door's own --------------------------------------------------------------------------
+
+    @property
+    def core(self) -> Core:
+        if self._core is None:
+            raise RuntimeError("the Judge0 door is not mounted")
+        return self._core
+
+    @property
+    def settings(self) -> Judge0Settings:
+        settings: Judge0Settings = self.core.door_settings(KIND)
+        return settings
+
+    @property
+    def submissions(self) -> Submissions:
+        if self._submissions is None:
+            raise RuntimeError("the Judge0 door has not started")
+        return self._submissions
+
+    def languages(self) -> dict[int, langs.Judge0Language]:
+        """The served ids, rebuilt when the registry changed (images came or went)."""
+        registry = self.core.languages.registry
+        if self._table is None or self._table[0] is not registry:
+            self._table = (registry, langs.served(registry))
+        return self._table[1]
+
+    def config(self) -> Judge0Config:
+        s = self.core.settings
+        return self.settings.config(
+            max_queue_size=s.max_queued,
+            callbacks_max_tries=s.callback_attempts,
+            callbacks_timeout=s.callback_timeout_s,
+        )
+
+    async def _ended(self, row: SubmissionRow) -> None:
+        """A submission ended: the last of a batch with a callback queues the (empty) mission
+        whose end carries the batch's callback through the durable delivery."""
+        if not row.batch:
+            return
+        ended = await self.submissions.batch_ended(row.batch)
+        if ended is None:
+            return
+        mission = plan.batch_callback_mission(row.batch, self.core.settings.default_image)
+        try:
+            await self.core.submit(row.token_hash, mission, kind=KIND)
+        except Exception:
+            log.exception("judge0 batch %s: its callback cannot be queued", row.batch)
+
+    async def _sweep_every(self) -> None:
+        """Forget submissions after the judge's retention period, as it forgets missions."""
+        s = self.core.settings
+        while True:
+            await asyncio.sleep(s.retention_sweep_s)
+            try:
+                gone = await self.submissions.repo.sweep(time.time() - s.retention_s)
+                if gone:
+                    log.info("judge0: %d submissions past the retention period forgotten", gone)
+            except Exception:
+                log.exception("judge0: the retention sweep failed")
+
+    def _ports(self) -> Judge0Ports:
+        core = self.core
 
         async def submit(
             token_hash: str,
@@ -163,34 +203,32 @@ class Judge0Door:
             kind: str,
             io: MissionIO | None,
         ) -> int:
-            return int(
-                await root[WORKERS].submit(token_hash, mission, normalised, kind=kind, io=io)
-            )
+            return await core.submit(token_hash, mission, kind=kind, io=io, normalised=normalised)
+
+        async def queued() -> int:
+            return await core.store.missions.queued_count()
 
         async def running() -> int:
-            return sum((await root[STORE].missions.running_by_owner()).values())
+            return sum((await core.store.missions.running_by_owner()).values())
 
-        ports = Judge0Ports(
+        return Judge0Ports(
             settings=lambda: self.settings,
             anonymous_tenant=hash_token("judge0:anonymous"),
-            authenticate=auth,
-            rate_limit=lambda token_hash: root[LIMITER].take(token_hash),
+            authenticate=core.authenticate,
+            rate_limit=lambda token_hash: core.limiter.take(token_hash),
             submit=submit,
-            single_node=lambda: root[STORE].engine != "postgresql",
-            mission=lambda i: root[STORE].missions.get_mission(i),
-            wait_finished=lambda i: root[WORKERS].wait_finished(i),
-            callback_refusal=lambda url: _callback_refusal(url, root[SETTINGS].address_policy),
-            mission_caps=lambda: root[SETTINGS].mission_caps,
+            single_node=lambda: not core.store.clustered,
+            mission=core.mission,
+            wait_finished=core.wait_finished,
+            callback_refusal=lambda url: _callback_refusal(url, core.settings.address_policy),
+            mission_caps=lambda: core.settings.mission_caps,
             languages=self.languages,
             config=self.config,
-            queued=lambda: root[STORE].missions.queued_count(),
+            queued=queued,
             running=running,
-            max_running=lambda: root[SETTINGS].max_running,
+            max_running=lambda: core.settings.max_running,
             submissions_of=lambda: self.submissions,
         )
-        app = web.Application(middlewares=[judge0_errors], client_max_size=settings.max_body_bytes)
-        routes(app, ports)
-        root.add_subapp("/judge0", app)
 
 
 def _callback_refusal(url: str, policy: Any) -> str | None:
@@ -199,4 +237,5 @@ def _callback_refusal(url: str, policy: Any) -> str | None:
     return url_refusal(url, policy)
 
 
-door = Judge0Door()
+JUDGE0_DOOR = web.AppKey("judge0_door", Judge0Door)
+"""The app's Judge0 door (tests read its compile cache)."""

@@ -17,11 +17,11 @@ from service.store.sql import Statement
 class SqlRunner(Protocol):
     """One statement at a time on the store's engine."""
 
-    async def execute(self, statement: Statement, **values: Any) -> int:
+    async def execute(self, statement: Statement, /, **values: Any) -> int:
         """Run a statement; returns the rows it touched."""
         ...
 
-    async def fetch_all(self, statement: Statement, **values: Any) -> list[dict[str, Any]]: ...
+    async def fetch_all(self, statement: Statement, /, **values: Any) -> list[dict[str, Any]]: ...
 
 
 @dataclass

@@ -303,9 +303,12 @@ class Submissions:
             return None
         return str(info["callback_url"]), rows
 
-    async def callback_of(self, mission: MissionRow) -> tuple[str, bytes] | None:
+    async def callback_of(
+        self, mission: MissionRow, wait_s: float = 0.0
+    ) -> tuple[str, bytes] | None:
         """Where to ``PUT`` what when a mission of the door ended: a submission's callback
-        (Judge0's body) or a batch's (``{"submissions": [...]}``); None when it has none."""
+        (Judge0's body) or a batch's (``{"submissions": [...]}``); None when it has none.
+        Waits up to ``wait_s`` for a submission's outcome being stored."""
         payload = mission.mission.get("return", {}).get("payload", {})
         languages = self._languages()
         if payload.get(BATCH_CALLBACK):
@@ -319,8 +322,12 @@ class Submissions:
         token = payload.get("token")
         if not isinstance(url, str) or not isinstance(token, str):
             return None
-        row = await self.repo.get(token)
-        if row is None or row.finished_at is None:
+        deadline = time.monotonic() + wait_s
+        while (row := await self.repo.get(token)) is not None and row.finished_at is None:
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.05)
+        if row is None:
             return None
         return url, callback_body(row, languages)
 
