@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.frontdoors.conftest import make_zip
-from tests.judge0.conftest import AUTH
+from tests.judge0.conftest import AUTH, Judge0Http
 
 pytestmark = pytest.mark.docker
 
@@ -80,3 +80,24 @@ async def test_refused_requests_leave_nothing_and_the_judge_goes_on(j0: Any) -> 
     status, done, _ = await api.call("POST", "/submissions", params={"wait": "true"}, json=HELLO)
     assert status == 201
     assert done["stdout"] == "hello\n"
+
+
+async def test_queue_full_and_rate_limited_answers_are_judge0_errors(
+    start_judge: Any, session: Any
+) -> None:
+    judge, _ = await start_judge(max_running=1, max_queued=1, rate_limit=3)
+    api = Judge0Http(session, judge.url + "/judge0")
+    slow = {"source_code": "import time\ntime.sleep(2)", "language_id": 71}
+    answers = [await api.call("POST", "/submissions", json=slow) for _ in range(4)]
+    statuses = [status for status, _, _ in answers]
+    assert 503 in statuses
+    full = answers[statuses.index(503)]
+    assert full[1] == {"error": "queue is full"}
+    assert int(full[2]["Retry-After"]) >= 1
+    status, body, headers = answers[3]
+    assert status == 429
+    assert set(body) == {"error"}
+    assert int(headers["Retry-After"]) >= 1
+    for status, created, _ in answers:
+        if status == 201:
+            await api.wait_done(created["token"])
