@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -58,6 +59,18 @@ async def door_hello(s: aiohttp.ClientSession, base: str) -> float:
     return elapsed
 
 
+async def post_mission(
+    s: aiohttp.ClientSession, base: str, mission: dict[str, Any]
+) -> tuple[float, dict[str, Any]]:
+    """Milliseconds from posting a mission with ``?wait=`` to its answer, and the answer."""
+    start = time.perf_counter()
+    async with s.post(
+        f"{base}/api/missions/", params={"wait": "60"}, headers=BEARER, json={"mission": mission}
+    ) as resp:
+        body = await resp.json()
+    return (time.perf_counter() - start) * 1000, body
+
+
 async def mission_hello(s: aiohttp.ClientSession, base: str) -> float:
     mission = {
         "image": "judge/python3",
@@ -66,12 +79,7 @@ async def mission_hello(s: aiohttp.ClientSession, base: str) -> float:
             "execute": [{"command": ["python3", "script.py"], "stdout": "out"}],
         },
     }
-    start = time.perf_counter()
-    async with s.post(
-        f"{base}/api/missions/", params={"wait": "60"}, headers=BEARER, json={"mission": mission}
-    ) as resp:
-        body = await resp.json()
-    elapsed = (time.perf_counter() - start) * 1000
+    elapsed, body = await post_mission(s, base, mission)
     record = body["mission_result"]["prepare"]["execute"][0]["record"]["stdout"]
     assert base64.b64decode(record) == b"hello world\n", body
     return elapsed
@@ -119,12 +127,7 @@ async def mission_judgement(s: aiohttp.ClientSession, base: str, tasks: int) -> 
     mission = judgement(tasks, lambda name: data_url(files[name]))
     mission.pop("return")
     mission["image"] = "judge/cpp"
-    start = time.perf_counter()
-    async with s.post(
-        f"{base}/api/missions/", params={"wait": "60"}, headers=BEARER, json={"mission": mission}
-    ) as resp:
-        body = await resp.json()
-    elapsed = (time.perf_counter() - start) * 1000
+    elapsed, body = await post_mission(s, base, mission)
     assert "mission_result" in body, body
     checks = [t["execute"][1]["meta"]["status"] for t in body["mission_result"]["task"]]
     assert checks == [""] * tasks, json.dumps(body)[:2000]

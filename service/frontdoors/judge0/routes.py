@@ -23,6 +23,7 @@ from service.frontdoors.archives import ArchiveRefused
 from service.frontdoors.judge0 import wire
 from service.frontdoors.judge0.languages import listing
 from service.frontdoors.judge0.ports import PORTS, Judge0Ports
+from service.frontdoors.judge0.repo import SubmissionRow
 from service.frontdoors.judge0.request import SubmissionRequest, parse_submission
 from service.frontdoors.judge0.submissions import KIND, Judge0IO, additional_files, render
 from service.http.body import INLINE_BODY_BYTES
@@ -316,20 +317,9 @@ async def show_batch(request: web.Request) -> web.Response:
     if not tokens:
         raise _error(400, "there should be at least one submission in a batch")
     base64_encoded = _flag(request, "base64_encoded")
-    table = ports.languages()
-    docs: list[Any] = []
-    for token in tokens:
-        row = await ports.submissions.repo.get(token)
-        if row is None or row.token_hash != token_hash:
-            docs.append(None)
-            continue
-        status_id = await ports.submissions.live_status(row)
-        try:
-            docs.append(
-                render(row, status_id, fields, base64_encoded=base64_encoded, languages=table)
-            )
-        except wire.NotUtf8:
-            raise _error(400, wire.UTF8_ERROR_MANY) from None
+    rows = [await ports.submissions.repo.get(token) for token in tokens]
+    own = [row if row is not None and row.token_hash == token_hash else None for row in rows]
+    docs = await _render_many(ports, own, fields, base64_encoded)
     return web.json_response({"submissions": docs})
 
 
@@ -349,10 +339,23 @@ async def index(request: web.Request) -> web.Response:
     repo = ports.submissions.repo
     total = await repo.count(token_hash)
     rows = await repo.page(token_hash, (page - 1) * per_page, per_page) if per_page else []
-    base64_encoded = _flag(request, "base64_encoded")
+    docs = await _render_many(ports, list(rows), fields, _flag(request, "base64_encoded"))
+    return web.json_response({"submissions": docs, "meta": wire.pagination(page, per_page, total)})
+
+
+async def _render_many(
+    ports: Judge0Ports,
+    rows: list[SubmissionRow | None],
+    fields: tuple[str, ...],
+    base64_encoded: bool,
+) -> list[dict[str, Any] | None]:
+    """Submissions as Judge0 lists them (None stays null); 400 when one is not UTF-8."""
     table = ports.languages()
-    docs = []
+    docs: list[dict[str, Any] | None] = []
     for row in rows:
+        if row is None:
+            docs.append(None)
+            continue
         status_id = await ports.submissions.live_status(row)
         try:
             docs.append(
@@ -360,7 +363,7 @@ async def index(request: web.Request) -> web.Response:
             )
         except wire.NotUtf8:
             raise _error(400, wire.UTF8_ERROR_MANY) from None
-    return web.json_response({"submissions": docs, "meta": wire.pagination(page, per_page, total)})
+    return docs
 
 
 async def destroy(request: web.Request) -> web.Response:
