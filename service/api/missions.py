@@ -19,6 +19,7 @@ from orchestrator.mission import (
     parse_mission,
     plans_little,
 )
+from orchestrator.mission.result import CANCELLING, ENDED
 from service.api.events import stream_events
 from service.api.ops import SUPERVISOR_LABEL
 from service.http.auth import authenticate
@@ -30,7 +31,6 @@ from service.pipeline.callbacks import url_refusal
 from service.store import MissionRow
 
 SUBMIT_FIELDS = frozenset({"token", "mission"})
-FINAL_STATES = frozenset({"done", "cancelled", "failed"})
 MAX_WAIT_S = 60
 
 INLINE_EXECUTES = 16
@@ -88,6 +88,11 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
             f"image '{image}' is not a judge image (it has no label '{SUPERVISOR_LABEL}')",
             "mission.image",
         )
+    languages = request.app[LANGUAGES]
+    if languages.images is not None and short_tag(image) not in languages.images:
+        # Built since the registry last looked: on a shared queue this node claims only the
+        # images it knows of, so learn of it now rather than at the next refresh.
+        await languages.refresh(max_age_s=1.0)
 
 
 async def _apply_language(
@@ -227,7 +232,7 @@ async def submit_mission(request: web.Request) -> web.Response:
     if wait_s is None:
         return web.json_response(msg, headers=limit_headers)
     row = await _wait_finished(request.app, mission_id, wait_s)
-    if row is None or row.state not in FINAL_STATES:
+    if row is None or row.state not in ENDED:
         return web.json_response(msg, status=202, headers=limit_headers)
     return await _json({**mission_body(row), **msg}, headers=limit_headers)
 
@@ -329,7 +334,7 @@ async def cancel_mission(request: web.Request) -> web.Response:
     state = await request.app[WORKERS].cancel(row.id)
     # 202 while a running mission is being stopped; 200 once it is in a final state.
     return web.json_response(
-        {"id": row.id, "state": state}, status=202 if state == "cancelling" else 200
+        {"id": row.id, "state": state}, status=202 if state == CANCELLING else 200
     )
 
 
