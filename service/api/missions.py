@@ -19,6 +19,7 @@ from orchestrator.mission import (
     parse_mission,
     plans_little,
 )
+from orchestrator.mission.result import CANCELLING, ENDED
 from service.api.events import stream_events
 from service.api.ops import SUPERVISOR_LABEL
 from service.http.auth import authenticate
@@ -30,7 +31,6 @@ from service.pipeline.callbacks import url_refusal
 from service.store import MissionRow
 
 SUBMIT_FIELDS = frozenset({"token", "mission"})
-FINAL_STATES = frozenset({"done", "cancelled", "failed"})
 MAX_WAIT_S = 60
 
 INLINE_EXECUTES = 16
@@ -232,7 +232,7 @@ async def submit_mission(request: web.Request) -> web.Response:
     if wait_s is None:
         return web.json_response(msg, headers=limit_headers)
     row = await _wait_finished(request.app, mission_id, wait_s)
-    if row is None or row.state not in FINAL_STATES:
+    if row is None or row.state not in ENDED:
         return web.json_response(msg, status=202, headers=limit_headers)
     return await _json({**mission_body(row), **msg}, headers=limit_headers)
 
@@ -334,7 +334,7 @@ async def cancel_mission(request: web.Request) -> web.Response:
     state = await request.app[WORKERS].cancel(row.id)
     # 202 while a running mission is being stopped; 200 once it is in a final state.
     return web.json_response(
-        {"id": row.id, "state": state}, status=202 if state == "cancelling" else 200
+        {"id": row.id, "state": state}, status=202 if state == CANCELLING else 200
     )
 
 

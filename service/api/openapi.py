@@ -316,7 +316,7 @@ def _schemas() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "id": {"type": "integer"},
-            "state": {"enum": ["queued", "running", "done", "cancelled", "failed"]},
+            "state": {"enum": list(MISSION_STATES)},
             "runs": {
                 "type": "integer",
                 "description": "Times it was started (re-runs after a restart).",

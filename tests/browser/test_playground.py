@@ -245,3 +245,18 @@ def test_a_mission_opens_from_the_history(playground: Page, judge: Judge) -> Non
     expect(playground.get_by_role("status")).to_contain_text("1 OK")
     expect(playground.get_by_label("Source code")).to_have_value('print("from history")\n')
     assert playground.url.endswith(f"?mission={mission_id[1]}")
+
+
+def test_every_control_has_a_visible_label_or_name(playground: Page, judge: Judge) -> None:
+    sign_in(playground, judge.token)
+    playground.get_by_role("button", name="Add case").click()
+    unnamed = playground.evaluate(
+        """() => [...document.querySelectorAll("input, select, textarea, button")]
+            .filter((c) => c.offsetParent !== null)
+            .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute("aria-label")
+                           && !c.textContent.trim())
+            .map((c) => c.outerHTML)"""
+    )
+    assert unnamed == []
+    for label in ("Token", "Language", "Source code", "Input", "CPU time (s)", "Memory (MiB)"):
+        expect(playground.get_by_text(label, exact=True).first).to_be_visible()
