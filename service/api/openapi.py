@@ -106,6 +106,36 @@ RATE_HEADERS = {
         ("RateLimit-Reset", "Seconds until the minute ends."),
     )
 }
+_ARGV = {"type": "array", "items": {"type": "string"}}
+LANGUAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "version", "aliases", "image", "source_file", "compile", "run"],
+    "properties": {
+        "id": {"type": "string", "example": "python3"},
+        "name": {"type": "string", "example": "Python"},
+        "version": {"type": "string", "example": "3.11.2"},
+        "aliases": {"type": "array", "items": {"type": "string"}},
+        "image": {"type": "string", "example": "judge/python3"},
+        "source_file": {"type": "string", "example": "script.py"},
+        "compile": {"type": ["array", "null"], "items": {"type": "string"}},
+        "run": _ARGV,
+        "compile_limits": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "piston": {
+            "type": ["object", "null"],
+            "properties": {
+                "language": {"type": "string"},
+                "runtime": {"type": ["string", "null"]},
+            },
+        },
+        "judge0": {
+            "type": ["object", "null"],
+            "properties": {
+                "ids": {"type": "array", "items": {"type": "integer"}},
+                "name": {"type": "string"},
+            },
+        },
+    },
+}
 FRONT_AUTH: list[dict[str, list[str]]] = [{"bearer": []}, {"xAuthToken": []}, {"tokenQuery": []}]
 
 
@@ -225,9 +255,10 @@ def _schemas() -> dict[str, Any]:
                     },
                     "required": ["id", "state", "kind", "runs", "created_at", "updated_at"],
                 },
-            }
+            },
+            "total": {"type": "integer", "description": "The caller's missions in all."},
         },
-        "required": ["missions"],
+        "required": ["missions", "total"],
     }
     schemas["Error"] = {
         "type": "object",
@@ -286,7 +317,7 @@ def _schemas() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "id": {"type": "integer"},
-            "state": {"enum": ["queued", "running", "done", "cancelled", "failed"]},
+            "state": {"enum": list(MISSION_STATES)},
             "runs": {
                 "type": "integer",
                 "description": "Times it was started (re-runs after a restart).",
@@ -367,8 +398,8 @@ def _mission_routes() -> dict[str, Any]:
                 "operationId": "listMissions",
                 "summary": "The caller's own missions, newest first",
                 "description": "Every kind (the mission API's and the front doors'), at most "
-                "`limit`. Each entry says what a list shows; `GET /api/missions/{id}` has the "
-                "mission and its result.",
+                "`limit` after skipping `offset`, and `total`, how many there are. Each entry "
+                "says what a list shows; `GET /api/missions/{id}` has the mission and its result.",
                 "parameters": [
                     {
                         "name": "limit",
@@ -376,11 +407,18 @@ def _mission_routes() -> dict[str, Any]:
                         "required": False,
                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
                         "description": "How many missions at most.",
-                    }
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                        "description": "How many of the newest to skip (paging).",
+                    },
                 ],
                 "responses": {
                     "200": _json("The missions.", _ref("MissionList")),
-                    "400": _error("`invalid_limit`."),
+                    "400": _error("`invalid_limit` or `invalid_offset`."),
                     "401": UNAUTHORIZED,
                 },
             },
@@ -465,7 +503,11 @@ def _mission_routes() -> dict[str, Any]:
                 "responses": {
                     "200": _json(
                         '`{"languages": [{"id": "python3", "version": "3.11.2", ...}]}`',
-                        {"type": "object"},
+                        {
+                            "type": "object",
+                            "required": ["languages"],
+                            "properties": {"languages": {"type": "array", "items": LANGUAGE}},
+                        },
                     ),
                     "401": UNAUTHORIZED,
                 },
