@@ -17,6 +17,7 @@ import { parseMetrics, statusRows } from "./status.js";
 
 const TOKEN_KEY = "judge.token";
 const LANGUAGE_KEY = "judge.language";
+const DRAFT_KEY = "judge.draft";
 const HISTORY_LIMIT = 20;
 const STATUS_EVERY_MS = 15000;
 const FINAL = new Set(["done", "cancelled", "failed"]);
@@ -683,7 +684,50 @@ function statusLoop() {
 
 // ---- start -------------------------------------------------------------------------------------
 
-setCases([{ input: "world\n", expected: "" }]);
+// ---- the draft: what is being written survives a reload of this tab ----------------------
+
+function saveDraft() {
+  const draft = {
+    source: ui.source.value,
+    cases: readCases(),
+    cpu: ui.cpu.value,
+    memory: ui.memory.value,
+    scoped: ui.scoped.checked,
+  };
+  try {
+    sessionStorage.setItem(DRAFT_KEY, JSON.stringify(draft));
+  } catch {
+    // Storage full or refused: the draft is a convenience, the page works without it.
+  }
+}
+
+function restoreDraft() {
+  let draft = null;
+  try {
+    draft = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null");
+  } catch {
+    draft = null;
+  }
+  if (!draft || !Array.isArray(draft.cases)) return false;
+  setSource(String(draft.source || ""));
+  setCases(
+    draft.cases.map((c) => ({ input: String(c.input ?? ""), expected: String(c.expected ?? "") })),
+  );
+  ui.cpu.value = String(draft.cpu || ui.cpu.value);
+  ui.memory.value = String(draft.memory || ui.memory.value);
+  ui.scoped.checked = Boolean(draft.scoped);
+  return true;
+}
+
+let draftTimer = 0;
+document.querySelector("main").addEventListener("input", () => {
+  clearTimeout(draftTimer);
+  draftTimer = setTimeout(saveDraft, 300);
+});
+document.querySelector("main").addEventListener("change", saveDraft);
+window.addEventListener("pagehide", saveDraft);
+
+if (!restoreDraft()) setCases([{ input: "world\n", expected: "" }]);
 editor.renumber();
 statusLoop();
 loadLanguages().then(() => {
