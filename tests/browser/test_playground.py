@@ -3,7 +3,9 @@ the real engine, verdicts read off the page."""
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -273,3 +275,47 @@ def test_a_draft_survives_a_reload_of_the_tab(playground: Page, judge: Judge) ->
     expect(case(playground, 2).get_by_label("Expected output")).to_have_value("draft")
     expect(playground.get_by_label("Memory (MiB)")).to_have_value("128")
     expect(playground.get_by_label("Language")).to_have_value("python3")
+
+
+def submit(judge: Judge, mission: dict[str, object]) -> int:
+    """A mission sent through the API directly, not through the page."""
+    request = urllib.request.Request(
+        f"{judge.url}/api/missions",
+        data=json.dumps({"mission": mission}).encode(),
+        headers={"Authorization": f"Bearer {judge.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return int(json.load(resp)["msg"]["id"])
+
+
+def test_a_mission_the_page_did_not_make_shows_each_execute(playground: Page, judge: Judge) -> None:
+    mission_id = submit(
+        judge,
+        {
+            "prepare": {
+                "execute": [
+                    {"name": "greet", "command": ["echo", "from the API"], "stdout": "out.txt"},
+                    {"name": "fail", "command": ["sh", "-c", "exit 3"]},
+                ]
+            }
+        },
+    )
+    playground.goto(f"/?mission={mission_id}")
+    sign_in(playground, judge.token)
+    expect(playground.get_by_role("status")).to_contain_text("Not made by the playground")
+    greet = playground.get_by_role("listitem").filter(has_text="greet")
+    expect(greet.get_by_role("region", name="Output", exact=True)).to_contain_text("from the API")
+    expect(playground.get_by_role("listitem").filter(has_text="fail")).to_contain_text("RE")
+
+
+def test_the_history_pages_through_older_missions(playground: Page, judge: Judge) -> None:
+    for _ in range(22):
+        submit(judge, {})
+    sign_in(playground, judge.token)
+    history = playground.get_by_role("region", name="History")
+    links = history.get_by_role("link")
+    expect(links).to_have_count(20)
+    more = history.get_by_role("button", name=re.compile(r"Show more \(\d+ older\)"))
+    total = 20 + int(re.findall(r"\d+", more.inner_text())[0])
+    more.click()
+    expect(links).to_have_count(min(total, 40))
