@@ -32,7 +32,7 @@ from orchestrator.run.runner import (
     PhaseTimes,
     run_mission,
 )
-from service.pipeline.delivery import DeliveryCounters
+from service.pipeline.delivery import DeliveryCounters, DoorCallback
 from service.pipeline.handoff import Handoff
 from service.store import CANCEL_CHANNEL, MISSION_KIND, MissionRow
 
@@ -45,11 +45,14 @@ RunMission = Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
 CallbackDue = Callable[[int], None]
 
 
-class FrontDoor(Protocol):
-    """What a front door (executor API, exec API) is told about its missions.
+class DoorHooks(Protocol):
+    """What the pipeline asks a front door about its missions (the door's side of
+    ``service.frontdoors.door.FrontDoor``).
 
-    Its missions have no callback: running calls ``started`` when one is claimed and
-    ``finished`` when it ends instead.
+    Running calls ``started`` when one is claimed and ``finished`` when it ends. A door may
+    also have ``callback(row, result) -> Callback | None`` (see :data:`DoorCallback`): a mission
+    of the door has a callback when it gives one (asked when it ends, and again by the delivery,
+    maybe on another node: a pure function of the row and the result). Without it, none has.
     """
 
     async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
@@ -62,6 +65,11 @@ class FrontDoor(Protocol):
     ) -> None:
         """The mission ended in ``state`` (``done``, ``cancelled``, ``failed``)."""
         ...
+
+
+def door_callback(door: DoorHooks | None) -> DoorCallback | None:
+    """The door's ``callback``, when it has one."""
+    return getattr(door, "callback", None)
 
 
 @dataclass
@@ -98,6 +106,7 @@ class MissionRunning:
         max_running: int,
         run: RunMission = run_mission,
         blob_reader_for: Callable[[str], BlobReader] | None = None,
+        doors: dict[str, DoorHooks] | None = None,
     ) -> None:
         self._handoff = handoff
         self._store = handoff.store
@@ -111,14 +120,14 @@ class MissionRunning:
         self._run_mission = run
         # ``blob:`` files of a mission are read as its token: blobs are per token.
         self._reader_for = blob_reader_for
-        self._doors: dict[str, FrontDoor] = {}
+        self._doors: dict[str, DoorHooks] = {} if doors is None else doors
         self._cancels: dict[int, asyncio.Event] = {}  # missions a worker here holds
         self._workers: set[asyncio.Task[None]] = set()
         self.running = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def register(self, kind: str, door: FrontDoor) -> None:
+    def register(self, kind: str, door: DoorHooks) -> None:
         """Serve missions of ``kind`` through ``door``; call before ``start``."""
         assert kind != MISSION_KIND
         self._doors[kind] = door
@@ -164,11 +173,12 @@ class MissionRunning:
         if row.state == MissionState.QUEUED:
             mission = await asyncio.to_thread(parse_mission, row.mission, MissionCaps.unlimited())
             result = await asyncio.to_thread(not_run_result, mission, CANCELLED)
-            if await self._store.missions.cancel_queued(mission_id, result):
+            due = await self._door_due(row, result)
+            if await self._store.missions.cancel_queued(mission_id, result, door_due=due):
                 self._handoff.queue.discard(mission_id)
                 self.metrics.missions_finished[MissionState.CANCELLED] += 1
                 log.info("mission %d cancelled while queued", mission_id)
-                await self._ended(row, MissionState.CANCELLED, result, MissionIO())
+                await self._ended(row, MissionState.CANCELLED, result, MissionIO(), door_due=due)
                 return MissionState.CANCELLED
             row = await self._store.missions.get_mission(mission_id)
             assert row is not None
@@ -277,7 +287,10 @@ class MissionRunning:
             await self._fail(row, why, failed, io)
             return
         state = MissionState.CANCELLED if cancel.is_set() else MissionState.DONE
-        stored = await self._store.missions.finish(mission_id, state, result, self._owner)
+        due = await self._door_due(row, result)
+        stored = await self._store.missions.finish(
+            mission_id, state, result, self._owner, door_due=due
+        )
         if not stored:
             # Its lease went to another node (this one was presumed dead), which runs it
             # again: that run's result is the one stored and called back.
@@ -291,7 +304,15 @@ class MissionRunning:
             m.phase_seconds[phase] += seconds
             m.phase_counts[phase] += times.counts[phase]
         log.info("mission %d %s in %.3f s", mission_id, state, elapsed)
-        await self._ended(row, state, result, io)
+        await self._ended(row, state, result, io, door_due=due)
+
+    async def _door_due(self, row: MissionRow, result: dict[str, Any] | None) -> bool:
+        """Whether a front door's mission ending with ``result`` has a callback (its door
+        builds it, off the loop: it may be proportional to the result)."""
+        build = door_callback(self._doors.get(row.kind))
+        if row.kind == MISSION_KIND or build is None:
+            return False
+        return await asyncio.to_thread(build, row, result) is not None
 
     async def _door_files(self, row: MissionRow) -> MissionIO | None:
         door = self._doors.get(row.kind)
@@ -303,9 +324,10 @@ class MissionRunning:
     ) -> None:
         """Store the mission ``failed`` (while this node holds it) and report the end; with
         ``result`` its callback is due like any other."""
-        if await self._store.missions.fail(row.id, why, result, self._owner):
+        due = await self._door_due(row, result)
+        if await self._store.missions.fail(row.id, why, result, self._owner, door_due=due):
             self.metrics.missions_finished[MissionState.FAILED] += 1
-            await self._ended(row, MissionState.FAILED, result, io, why)
+            await self._ended(row, MissionState.FAILED, result, io, why, door_due=due)
 
     async def _ended(
         self,
@@ -314,9 +336,11 @@ class MissionRunning:
         result: dict[str, Any] | None,
         io: MissionIO,
         error: str = "",
+        *,
+        door_due: bool = False,
     ) -> None:
         """After a mission is stored as ended: listeners, then its callback or its front
-        door's hook, then those waiting for it."""
+        door's hook (and the door's callback when it has one), then those waiting for it."""
         end = {"state": state, "result": result, "error": error}
         self._handoff.progress.emit(row.id, "end", end)
         try:
@@ -325,6 +349,8 @@ class MissionRunning:
                 self._callback_due(row.id)
             elif door is not None:
                 await door.finished(row.id, state, result, io)
+                if door_due:
+                    self._callback_due(row.id)
         finally:
             self._handoff.files.drop(row.id)
             self._handoff.progress.wake(row.id)
