@@ -277,19 +277,18 @@ async def _json(body: Any, **kwargs: Any) -> web.Response:
 
 LIST_LIMIT = 20
 LIST_LIMIT_MAX = 100
+LIST_OFFSET_MAX = 1_000_000_000
 
 
-def _limit(request: web.Request) -> int:
-    """``?limit=N`` (1 to ``LIST_LIMIT_MAX``, default ``LIST_LIMIT``); raises ``ApiError`` 400."""
-    raw = request.query.get("limit")
+def _whole(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """``?<name>=N``, a whole number from ``low`` to ``high`` (``default`` when absent); raises
+    ``ApiError`` 400 ``invalid_<name>``."""
+    raw = request.query.get(name)
     if raw is None:
-        return LIST_LIMIT
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= LIST_LIMIT_MAX:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
         raise ApiError(
-            400,
-            "invalid_limit",
-            f"limit must be a whole number from 1 to {LIST_LIMIT_MAX}",
-            "limit",
+            400, f"invalid_{name}", f"{name} must be a whole number from {low} to {high}", name
         )
     return int(raw)
 
@@ -313,11 +312,15 @@ def mission_summary(row: MissionRow) -> dict[str, Any]:
 
 
 async def list_missions(request: web.Request) -> web.Response:
-    """The caller's own missions (every kind), newest first, at most ``?limit=``."""
+    """The caller's own missions (every kind), newest first: at most ``?limit=`` after skipping
+    ``?offset=``, and how many there are in all (``total``)."""
     token_hash = await authenticate(request)
-    limit = _limit(request)
-    rows = await request.app[STORE].missions.list_missions(token_hash, limit)
-    return await _json({"missions": [mission_summary(row) for row in rows]})
+    limit = _whole(request, "limit", LIST_LIMIT, 1, LIST_LIMIT_MAX)
+    offset = _whole(request, "offset", 0, 0, LIST_OFFSET_MAX)
+    missions = request.app[STORE].missions
+    rows = await missions.list_missions(token_hash, limit, offset)
+    total = await missions.count_missions(token_hash)
+    return await _json({"missions": [mission_summary(row) for row in rows], "total": total})
 
 
 async def get_mission(request: web.Request) -> web.Response:

@@ -218,9 +218,10 @@ def _schemas() -> dict[str, Any]:
                     },
                     "required": ["id", "state", "kind", "runs", "created_at", "updated_at"],
                 },
-            }
+            },
+            "total": {"type": "integer", "description": "The caller's missions in all."},
         },
-        "required": ["missions"],
+        "required": ["missions", "total"],
     }
     schemas["Error"] = {
         "type": "object",
@@ -360,8 +361,8 @@ def _mission_routes() -> dict[str, Any]:
                 "operationId": "listMissions",
                 "summary": "The caller's own missions, newest first",
                 "description": "Every kind (the mission API's and the front doors'), at most "
-                "`limit`. Each entry says what a list shows; `GET /api/missions/{id}` has the "
-                "mission and its result.",
+                "`limit` after skipping `offset`, and `total`, how many there are. Each entry "
+                "says what a list shows; `GET /api/missions/{id}` has the mission and its result.",
                 "parameters": [
                     {
                         "name": "limit",
@@ -369,11 +370,18 @@ def _mission_routes() -> dict[str, Any]:
                         "required": False,
                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
                         "description": "How many missions at most.",
-                    }
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                        "description": "How many of the newest to skip (paging).",
+                    },
                 ],
                 "responses": {
                     "200": _json("The missions.", _ref("MissionList")),
-                    "400": _error("`invalid_limit`."),
+                    "400": _error("`invalid_limit` or `invalid_offset`."),
                     "401": UNAUTHORIZED,
                 },
             },
