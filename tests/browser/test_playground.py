@@ -294,7 +294,12 @@ def test_a_mission_the_page_did_not_make_shows_each_execute(playground: Page, ju
         {
             "prepare": {
                 "execute": [
-                    {"name": "greet", "command": ["echo", "from the API"], "stdout": "out.txt"},
+                    {
+                        # Still running when the page opens it: the page follows, then shows.
+                        "name": "greet",
+                        "command": ["sh", "-c", "sleep 1; echo from the API"],
+                        "stdout": "out.txt",
+                    },
                     {"name": "fail", "command": ["sh", "-c", "exit 3"]},
                 ]
             }
