@@ -101,7 +101,7 @@ class Submissions:
         config: Callable[[], Judge0Config],
         languages: Callable[[], dict[int, Judge0Language]],
         mission_state: Callable[[int], Awaitable[MissionRow | None]],
-        on_end: Callable[[SubmissionRow], Awaitable[None]] | None = None,
+        on_end: Callable[[SubmissionRow], Awaitable[None]] | None = None,  # of batch members
     ) -> None:
         self.repo = repo
         self.cache = cache
@@ -227,7 +227,8 @@ class Submissions:
             else:
                 self.cache.abandon(compiling.key)
         stored = await self.repo.finish(row.token, outcome.columns(), time.time())
-        if stored and self._on_end is not None:
+        if stored and row.batch and self._on_end is not None:
+            # Only a batch's end needs telling (its callback); the others save the read.
             ended = await self.repo.get(row.token)
             if ended is not None:
                 await self._on_end(ended)
