@@ -183,12 +183,12 @@ async def _create_one(
     caps = ports.mission_caps()
 
     def build() -> tuple[dict[str, Any], dict[str, Any], Judge0IO | None]:
-        built, _, _ = subs.plan_of(row)
+        built, io = subs.prepare(row)
         try:
             normalised = normalise(parse_mission(built.mission, caps))
         except MissionInvalid as e:  # a limit beyond what missions allow: the settings'
             raise _error(400, f"this submission cannot be run here: {e}") from None
-        return built.mission, normalised, subs.prepare(row) if single_node else None
+        return built.mission, normalised, io if single_node else None
 
     mission, normalised, io = await _maybe_off_loop(big, build)
     try:

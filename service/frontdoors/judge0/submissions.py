@@ -151,8 +151,9 @@ class Submissions:
 
     # -- the mission's hooks ---------------------------------------------------------------------
 
-    def prepare(self, row: SubmissionRow) -> Judge0IO:
-        """The files and the compile-cache key of a row's mission (``plan_of``'s errors)."""
+    def prepare(self, row: SubmissionRow) -> tuple[plan.Plan, Judge0IO]:
+        """A row's mission, and its files with the compile-cache key of its compile
+        (``plan_of``'s errors)."""
         built, lang, req = self.plan_of(row)
         key = None
         if built.compiles:
@@ -166,7 +167,7 @@ class Submissions:
                 req.source_code or b"",
                 req.additional_files or b"",
             )
-        return Judge0IO(inputs=built.inputs, collect=[plan.OUT_DIR], compile_key=key)
+        return built, Judge0IO(inputs=built.inputs, collect=[plan.OUT_DIR], compile_key=key)
 
     async def _row_of(self, get: Callable[[], Awaitable[SubmissionRow | None]]) -> Any:
         """A row that may be being written right now (it follows its mission into the store):
@@ -192,7 +193,7 @@ class Submissions:
             if row is None:
                 return None
             try:
-                io = await asyncio.to_thread(self.prepare, row)
+                _, io = await asyncio.to_thread(self.prepare, row)
             except (LookupError, ArchiveRefused) as e:
                 log.warning("judge0 submission %s cannot run: %s", token, e)
                 return None
