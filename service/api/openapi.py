@@ -271,7 +271,7 @@ def _schemas() -> dict[str, Any]:
                         "`malformed`, `unauthorized`, `not_found`, `too_large`, "
                         "`unsupported_media_type`, `queue_full`, `rate_limited`, "
                         "`shutting_down`, `engine_unavailable`, `default_image_missing`, "
-                        "`invalid_wait`, `internal`, ...",
+                        "`engine_refused`, `image_not_found`, `invalid_wait`, `internal`, ...",
                     },
                     "message": {"type": "string"},
                     "path": {"type": ["string", "null"], "description": "The offending field."},
