@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     default_image: str = Field("judge/default", min_length=1)
     max_running: int = Field(2, ge=1, le=256)
     max_queued: int = Field(100, ge=0, le=1_000_000)
+    # A mission interrupted by the engine or a sandbox's supervisor (never a verdict) is run
+    # again from the start, at most this many times, and while the engine's continuous outage
+    # lasts at most engine_outage_s; past either it ends failed, saying why.
+    max_reruns: int = Field(3, ge=0, le=100)
+    engine_outage_s: float = Field(600.0, ge=1, le=86400)
     callback_secret: str = ""
     block_private_urls: bool = False
     # Comma-separated networks and host names private URLs may still reach: "10.1.2.0/24,files.lan"
