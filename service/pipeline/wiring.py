@@ -35,11 +35,18 @@ from service.pipeline.enginegate import EngineGate
 from service.pipeline.handoff import Handoff
 from service.pipeline.intake import Intake
 from service.pipeline.progress import Listener, MissionProgress
-from service.pipeline.running import BlobReader, FrontDoor, Metrics, MissionRunning, RunMission
+from service.pipeline.running import (
+    BlobReader,
+    DoorHooks,
+    Metrics,
+    MissionRunning,
+    RunMission,
+    door_callback,
+)
 from service.pipeline.workqueue import LocalQueue, SharedQueue, WorkQueue
 from service.store import Store
 
-__all__ = ["FrontDoor", "Listener", "Metrics", "MissionWorkers"]
+__all__ = ["DoorHooks", "Listener", "Metrics", "MissionWorkers"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +88,7 @@ class MissionWorkers:
             self._queue = LocalQueue(store, owner=owner, lease_s=lease_s)
         self._progress = MissionProgress(store, poll_s=poll_s)
         handoff = Handoff(store, self._queue, self._progress, owner=owner, lease_s=lease_s)
+        doors: dict[str, DoorHooks] = {}  # kind -> its front door, filled by ``register``
         self._intake = Intake(handoff, max_queued=max_queued, max_running=max_running)
         self._delivery = CallbackDelivery(
             store,
@@ -91,6 +99,7 @@ class MissionWorkers:
             owner=owner,
             lease_s=lease_s,
             poll_s=poll_s,
+            door_callback=lambda kind: door_callback(doors.get(kind)),
         )
         self._running = MissionRunning(
             handoff,
@@ -100,6 +109,7 @@ class MissionWorkers:
             max_running=max_running,
             run=run,
             blob_reader_for=blob_reader_for,
+            doors=doors,
             gate=None if engine_probe is None else EngineGate(engine_probe, on_up=engine_back),
             max_reruns=max_reruns,
             engine_outage_s=engine_outage_s,
