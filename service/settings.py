@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     max_macros_per_task: int = Field(256, ge=1, le=100_000)
     max_macro_value_bytes: int = Field(64 * 1024, ge=16, le=64 * 1024 * 1024)
     max_json_depth: int = Field(32, ge=8, le=512)
+    max_files: int = Field(10_000, ge=1, le=1_000_000)
     # The most bytes of files (downloads, blob: reads, imports) one mission holds in the server.
     mission_files_bytes: int = Field(512 * 1024 * 1024, ge=1024 * 1024, le=1 << 40)
     max_macro_key_bytes: int = Field(32, ge=11, le=4096)
@@ -193,6 +194,7 @@ class Settings(BaseSettings):
             max_macro_value_bytes=self.max_macro_value_bytes,
             max_json_depth=self.max_json_depth,
             max_macro_key_bytes=self.max_macro_key_bytes,
+            max_files=self.max_files,
         )
 
     @property

@@ -384,7 +384,9 @@ class MissionRunning:
             self._handoff.files.put(row.id, given)  # a door's inputs, for the next run
         self._interrupted[row.id] = why
         self._handoff.queue.push(row.id)
-        self._handoff.progress.emit(row.id, "state", {"state": MissionState.QUEUED, "interrupted": why})
+        self._handoff.progress.emit(
+            row.id, "state", {"state": MissionState.QUEUED, "interrupted": why}
+        )
         log.warning("mission %d interrupted (%s); queued to run again", row.id, why)
 
     async def _give_up(self, row: MissionRow, why: str, io: MissionIO) -> None:
