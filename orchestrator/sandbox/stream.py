@@ -116,7 +116,8 @@ class ExecStream:
 
     async def finish(self) -> None:
         """Make sure the program is over: if it still runs, kill its process group and wait for
-        the supervisor's answer. Raises ``SandboxError`` when that answer does not come."""
+        the supervisor's answer. Raises ``SandboxError`` when that answer does not come or the
+        sandbox failed on the way."""
         if not self._done.done():
             try:
                 await self._control({"op": "signal", "signal": _SIGKILL})
@@ -128,7 +129,9 @@ class ExecStream:
                 ) from e
         if self._pump_task is not None:
             await self._pump_task
-        self._done.exception()  # retrieved: nobody may ask for it, which is fine
+        failure = self._done.exception()
+        if failure is not None:  # the sandbox failed: its owner must not use the channel again
+            raise failure
 
     async def _control(self, doc: dict[str, Any]) -> bool:
         """Send one control line unless the program has ended; False when it has."""

@@ -371,3 +371,22 @@ async def test_number_of_runs_and_redirected_stderr(j0: Any) -> None:
     assert status == 201
     assert body["stdout"] == "out\nerr\n"
     assert body["stderr"] is None
+
+
+async def test_the_compile_cache_on_metrics(j0: Any, session: Any) -> None:
+    judge, api = j0
+    source = '#include <stdio.h>\nint main(void) { puts("m"); }'
+    batch = [{"source_code": source, "language_id": 50}] * 3
+    _, created, _ = await api.call("POST", "/submissions/batch", json={"submissions": batch})
+    for item in created:
+        await api.wait_done(item["token"])
+    async with session.get(judge.url + "/metrics") as resp:
+        text = await resp.text()
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("judge_judge0_compile_cache")
+    }
+    assert values["judge_judge0_compile_cache_misses_total"] == 1
+    assert values["judge_judge0_compile_cache_hits_total"] == 2
+    assert values["judge_judge0_compile_cache_entries"] == 1

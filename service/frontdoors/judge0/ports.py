@@ -45,12 +45,9 @@ class Judge0Ports:
     def submissions(self) -> Submissions:
         return self.submissions_of()
 
-    async def wait_for(self, token: str) -> Any:
+    async def wait_for(self, token: str, mission_id: int) -> Any:
         """Wait until a submission ended; its row (None when the server stopped first)."""
-        row = await self.submissions.repo.get(token)
-        if row is None or row.mission_id is None:
-            return row
-        await self.wait_finished(row.mission_id)
+        await self.wait_finished(mission_id)
         row = await self.submissions.repo.get(token)
         return row if row is not None and row.finished_at is not None else None
 

@@ -169,9 +169,9 @@ def _validate(
 
 async def _create_one(
     ports: Judge0Ports, token_hash: str, req: SubmissionRequest, *, big: bool, batch: str = ""
-) -> str:
-    """Queue a valid submission's mission, then store its row; returns its token. Raises 503
-    when the queue is full (nothing is stored then).
+) -> tuple[str, int]:
+    """Queue a valid submission's mission, then store its row; returns its token and its
+    mission's id. Raises 503 when the queue is full (nothing is stored then).
 
     The mission goes first so that the row is written once, with its mission's id; the
     mission's hooks wait for the row while it is being written. The files go along with the
@@ -183,12 +183,12 @@ async def _create_one(
     caps = ports.mission_caps()
 
     def build() -> tuple[dict[str, Any], dict[str, Any], Judge0IO | None]:
-        built, _, _ = subs.plan_of(row)
+        built, io = subs.prepare(row)
         try:
             normalised = normalise(parse_mission(built.mission, caps))
         except MissionInvalid as e:  # a limit beyond what missions allow: the settings'
             raise _error(400, f"this submission cannot be run here: {e}") from None
-        return built.mission, normalised, subs.prepare(row) if single_node else None
+        return built.mission, normalised, io if single_node else None
 
     mission, normalised, io = await _maybe_off_loop(big, build)
     try:
@@ -200,7 +200,7 @@ async def _create_one(
             503, "the server is shutting down; retry later", {"Retry-After": "5"}
         ) from None
     await subs.repo.insert(row)
-    return row.token
+    return row.token, row.mission_id
 
 
 async def create(request: web.Request) -> web.Response:
@@ -213,10 +213,10 @@ async def create(request: web.Request) -> web.Response:
     req, errors = await _maybe_off_loop(big, _validate, ports, params, base64_encoded)
     if req is None:
         return web.json_response(errors, status=422, headers=headers)
-    token = await _create_one(ports, token_hash, req, big=big)
+    token, mission_id = await _create_one(ports, token_hash, req, big=big)
     if not _flag(request, "wait"):
         return web.json_response({"token": token}, status=201, headers=headers)
-    row = await ports.wait_for(token)
+    row = await ports.wait_for(token, mission_id)
     if row is None:
         raise _error(503, "the server stopped before the submission ended; read it later")
     status_id = await ports.submissions.live_status(row)
@@ -271,7 +271,7 @@ async def create_batch(request: web.Request) -> web.Response:
         if req is None:
             answer.append(errors)
         else:
-            token = await _create_one(ports, token_hash, req, big=big, batch=batch)
+            token, _ = await _create_one(ports, token_hash, req, big=big, batch=batch)
             answer.append({"token": token})
     status = 201 if valid else 422
     return web.json_response(answer, status=status, headers=headers)

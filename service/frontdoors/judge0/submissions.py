@@ -101,7 +101,7 @@ class Submissions:
         config: Callable[[], Judge0Config],
         languages: Callable[[], dict[int, Judge0Language]],
         mission_state: Callable[[int], Awaitable[MissionRow | None]],
-        on_end: Callable[[SubmissionRow], Awaitable[None]] | None = None,
+        on_end: Callable[[SubmissionRow], Awaitable[None]] | None = None,  # of batch members
     ) -> None:
         self.repo = repo
         self.cache = cache
@@ -151,8 +151,9 @@ class Submissions:
 
     # -- the mission's hooks ---------------------------------------------------------------------
 
-    def prepare(self, row: SubmissionRow) -> Judge0IO:
-        """The files and the compile-cache key of a row's mission (``plan_of``'s errors)."""
+    def prepare(self, row: SubmissionRow) -> tuple[plan.Plan, Judge0IO]:
+        """A row's mission, and its files with the compile-cache key of its compile
+        (``plan_of``'s errors)."""
         built, lang, req = self.plan_of(row)
         key = None
         if built.compiles:
@@ -166,7 +167,7 @@ class Submissions:
                 req.source_code or b"",
                 req.additional_files or b"",
             )
-        return Judge0IO(inputs=built.inputs, collect=[plan.OUT_DIR], compile_key=key)
+        return built, Judge0IO(inputs=built.inputs, collect=[plan.OUT_DIR], compile_key=key)
 
     async def _row_of(self, get: Callable[[], Awaitable[SubmissionRow | None]]) -> Any:
         """A row that may be being written right now (it follows its mission into the store):
@@ -192,7 +193,7 @@ class Submissions:
             if row is None:
                 return None
             try:
-                io = await asyncio.to_thread(self.prepare, row)
+                _, io = await asyncio.to_thread(self.prepare, row)
             except (LookupError, ArchiveRefused) as e:
                 log.warning("judge0 submission %s cannot run: %s", token, e)
                 return None
@@ -227,7 +228,8 @@ class Submissions:
             else:
                 self.cache.abandon(compiling.key)
         stored = await self.repo.finish(row.token, outcome.columns(), time.time())
-        if stored and self._on_end is not None:
+        if stored and row.batch and self._on_end is not None:
+            # Only a batch's end needs telling (its callback); the others save the read.
             ended = await self.repo.get(row.token)
             if ended is not None:
                 await self._on_end(ended)
