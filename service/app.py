@@ -169,6 +169,10 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         owner=s.sandbox_owner,
         lease_s=s.lease_s,
         images=lambda: app[LANGUAGES].images,
+        engine_probe=app[RUNTIME].adapter.version,
+        engine_back=app[RUNTIME].remove_leftovers,
+        max_reruns=s.max_reruns,
+        engine_outage_s=s.engine_outage_s,
     )
     app[WORKERS] = workers
     workers.add_listener(app[EVENTS].publish)
