@@ -1,0 +1,99 @@
+"""The Piston door: Piston v2's REST API and its interactive WebSocket on the judge's engine.
+
+``door`` is what ``service.app`` lists. It mounts one sub-application at ``/api/v2`` (Piston's
+routes under ``/api/v2/`` and ``/api/v2/piston/``) with its own error middleware (Piston's
+``{"message"}``), authentication and settings (``JUDGE_PISTON_*``). Its missions (kind
+``piston``) hold their files in this process only: a request waits for its mission, so a
+mission interrupted by a restart has nobody to answer and fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from orchestrator.mission import MissionCaps, normalise, parse_mission
+from orchestrator.runner import MissionIO
+from service.frontdoors.piston.core import PistonCore
+from service.frontdoors.piston.http import piston_errors
+from service.frontdoors.piston.routes import PISTON, PistonState, add_routes
+from service.frontdoors.piston.runtimes import PistonRuntime, semver_of
+from service.frontdoors.piston.settings import PistonSettings
+from service.frontdoors.piston.translate import KIND
+from service.store import MissionRow
+
+PREFIX = "/api/v2"
+
+
+def runtime_of(language: Any) -> PistonRuntime:
+    """A registry language as a Piston runtime: its Piston name (else its id), semver version,
+    aliases, the runtime name when one toolchain provides several languages."""
+    compile_ = getattr(language, "compile", None)
+    return PistonRuntime(
+        language=getattr(language, "piston_language", None) or language.id,
+        version=semver_of(str(language.version)),
+        aliases=tuple(language.aliases),
+        runtime=getattr(language, "piston_runtime", None),
+        image=language.image,
+        source_file=language.source_file,
+        compile=tuple(compile_) if compile_ else None,
+        run=tuple(language.run),
+        language_id=language.id,
+    )
+
+
+def normalised(mission: dict[str, Any], caps: MissionCaps) -> dict[str, Any]:
+    """The echo of a door mission (checked like any submitted mission)."""
+    return normalise(parse_mission(mission, caps))
+
+
+class PistonDoor:
+    """The ``FrontDoor`` of Piston's API."""
+
+    name = KIND
+    migrations = None
+
+    def __init__(self) -> None:
+        self.state: PistonState | None = None
+
+    def settings_model(self) -> type[PistonSettings]:
+        return PistonSettings
+
+    def sub_app(self, settings: PistonSettings, core: PistonCore) -> web.Application:
+        """The door's sub-application (its routes, errors and state) over ``core``."""
+        app = web.Application(middlewares=[piston_errors])
+        self.state = PistonState(settings, lambda: core)
+        app[PISTON] = self.state
+        add_routes(app, None)
+        return app
+
+    async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
+        return given  # None after a restart: the request that waited for it is gone
+
+    async def finished(
+        self, mission_id: int, state: str, result: dict[str, Any] | None, io: MissionIO
+    ) -> None:
+        return None  # the request waiting for the mission reads its MissionIO
+
+    def callback(self, row: MissionRow, result: dict[str, Any] | None) -> None:
+        return None  # Piston has no callbacks
+
+    def metrics(self) -> Iterable[str]:
+        return ()
+
+    def openapi_paths(self) -> dict[str, Any]:
+        from service.frontdoors.piston.openapi import paths
+
+        return paths(PREFIX)
+
+
+def piston_runtimes(languages: Sequence[Any]) -> list[PistonRuntime]:
+    """The registry's languages as Piston runtimes, in the registry's order."""
+    return [runtime_of(lang) for lang in languages]
+
+
+door = PistonDoor()
+
+__all__ = ["PREFIX", "PistonDoor", "door", "normalised", "piston_runtimes", "runtime_of"]

@@ -1,0 +1,170 @@
+"""A Piston execute as a mission: the files and stdin handed in, a compile execute for a
+compiled language, then the run.
+
+The entry file is the first (see ``request``); the compile and run commands are the language's
+templates with ``{file}``/``{stem}`` filled in, the request's ``args`` appended to the run.
+Each stage writes its stdout and stderr to files of the door's own directory (``.piston``),
+reported back as records (the first bytes of each) or, when the configured cap needs more than a
+record holds, read back after the mission.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from service.frontdoors.piston.request import RESERVED_DIR, ExecuteJob, StageLimits
+from service.frontdoors.piston.settings import PistonSettings
+
+KIND = "piston"
+STDIN = f"{RESERVED_DIR}/stdin"
+RECORD_MAX_BYTES = 4096  # the most a mission's record reports per stream
+_UTF8_MAX = 4  # bytes per character at most
+
+# The mission model's own bounds (orchestrator.mission): a stage's limits are clamped to them.
+_MAX_TIME_MS = 60_000
+_MAX_MEMORY_KIB = 2_097_152
+_MAX_OUTPUT_KIB = 262_144
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """Where one stage's execute is in the mission and where its output goes."""
+
+    name: str  # "compile" or "run"
+    index: int  # in prepare.execute
+    stdout: str
+    stderr: str
+    record_bytes: int  # 0: read the files back instead (``collect``)
+
+    @property
+    def collect(self) -> list[str]:
+        return [] if self.record_bytes else [self.stdout, self.stderr]
+
+
+@dataclass(frozen=True)
+class MissionPlan:
+    """The mission of an execute, the files handed in, and its stages."""
+
+    mission: dict[str, Any]
+    inputs: dict[str, bytes]
+    stages: tuple[StagePlan, ...]
+
+    @property
+    def collect(self) -> list[str]:
+        return [path for stage in self.stages for path in stage.collect]
+
+    def stage(self, name: str) -> StagePlan | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+
+def record_bytes(output_max_size: int) -> int:
+    """Bytes of a record that tell whether a stream went over ``output_max_size`` characters
+    (one more character at 4 bytes each), or 0 when a record cannot hold that many."""
+    need = (output_max_size + 1) * _UTF8_MAX
+    if need <= RECORD_MAX_BYTES:
+        return need
+    # At the default cap of 1024 characters, 4096 bytes tell unless every one of them is a
+    # 4-byte character; a full record then counts as over (see ``stages``).
+    return RECORD_MAX_BYTES if output_max_size * _UTF8_MAX <= RECORD_MAX_BYTES else 0
+
+
+def fill(template: tuple[str, ...], entry: str) -> list[str]:
+    """The argv of a command template with ``{file}`` and ``{stem}`` of ``entry``."""
+    stem = posixpath.splitext(posixpath.basename(entry))[0]
+    return [arg.replace("{file}", entry).replace("{stem}", stem) for arg in template]
+
+
+def _limits(limits: StageLimits, settings: PistonSettings) -> dict[str, Any]:
+    # Until a separate wall-clock limit exists, real time is 1.5 x the CPU time limit: the CPU
+    # limit is the smaller of the two so that neither is exceeded by much.
+    return {
+        "time_limit": min(_MAX_TIME_MS, limits.cpu_time_ms, limits.timeout_ms),
+        "memory_limit": min(_MAX_MEMORY_KIB, max(1, math.ceil(limits.memory_bytes / 1024))),
+        "output_limit": min(_MAX_OUTPUT_KIB, max(1, math.ceil(settings.max_file_size / 1024))),
+    }
+
+
+def _execute(
+    stage: str,
+    command: list[str],
+    limits: StageLimits,
+    settings: PistonSettings,
+    *,
+    stdin: str,
+) -> tuple[dict[str, Any], StagePlan]:
+    rec = record_bytes(settings.output_max_size)
+    plan = StagePlan(
+        name=stage,
+        index=0,
+        stdout=f"{RESERVED_DIR}/{stage}.out",
+        stderr=f"{RESERVED_DIR}/{stage}.err",
+        record_bytes=rec,
+    )
+    execute = {
+        "name": stage,
+        "command": command,
+        **_limits(limits, settings),
+        "stdin": stdin,
+        "stdout": plan.stdout,
+        "stderr": plan.stderr,
+        "meta": f"{RESERVED_DIR}/{stage}.meta",
+        "record": {"enable": rec > 0, "stdout": rec, "stderr": rec},
+    }
+    return execute, plan
+
+
+def mission_plan(
+    job: ExecuteJob, settings: PistonSettings, *, stdin_newline: bool = True
+) -> MissionPlan:
+    """The mission that runs ``job``, its input files and its stages.
+
+    ``stdin_newline``: end stdin with a newline when it has none, as Piston does.
+    """
+    runtime = job.runtime
+    entry = job.entry.name
+    stdin = job.stdin
+    if stdin_newline and not stdin.endswith("\n"):
+        stdin += "\n"
+    inputs = {f.name: f.data for f in job.files}
+    inputs[STDIN] = stdin.encode("utf-8")
+    executes: list[dict[str, Any]] = []
+    stages: list[StagePlan] = []
+    if runtime.compile is not None:
+        ex, plan = _execute(
+            "compile", fill(runtime.compile, entry), job.compile, settings, stdin=""
+        )
+        executes.append(ex)
+        stages.append(plan)
+    run_command = [*fill(runtime.run, entry), *job.args]
+    ex, plan = _execute("run", run_command, job.run, settings, stdin=STDIN)
+    executes.append(ex)
+    stages.append(plan)
+    stages = [
+        StagePlan(s.name, i, s.stdout, s.stderr, s.record_bytes) for i, s in enumerate(stages)
+    ]
+    mission = {"image": runtime.image, "prepare": {"execute": executes}}
+    return MissionPlan(mission, inputs, tuple(stages))
+
+
+__all__ = [
+    "KIND",
+    "STDIN",
+    "MissionPlan",
+    "StagePlan",
+    "fill",
+    "mission_plan",
+    "record_bytes",
+    "wall_budget_s",
+]
+
+
+def wall_budget_s(plan: MissionPlan) -> float:
+    """The longest the plan's executes may run, in seconds (real time: 1.5 x CPU time, or the
+    wall-clock limit where an execute sets one)."""
+    total_ms = 0
+    for ex in plan.mission["prepare"]["execute"]:
+        total_ms += ex.get("wall_time_limit") or math.ceil(1.5 * ex["time_limit"])
+    return total_ms / 1000
