@@ -9,7 +9,9 @@
 #               BASE_IMAGE is set (e.g. BASE_IMAGE=debian:bookworm-slim on hosts with a registry).
 # judge/base    rootfs + the static supervisor + the unprivileged users `sandbox` (uid 10001)
 #               and `interactor` (uid 10002, an interactive execute's interactor).
-# judge/<name>  images/<name>/Dockerfile built FROM judge/base.
+# judge/<name>  images/<name>/Dockerfile built FROM judge/base; when images/<name>/languages.json
+#               exists, images/languages.py probes each language's version in the built image
+#               and adds the labels judge.languages* (skipped when neither changed).
 # judge/server  the judge server itself (images/server/Dockerfile, FROM the rootfs or BASE_IMAGE):
 #               the project and its dependencies are made into wheels on this host with its own
 #               pip (`pip wheel`), so the image build needs no package index. Not built by default.
@@ -24,11 +26,13 @@ rootfs_tag="judge/rootfs:${suite}"
 log() { echo "images: $*" >&2; }
 
 docker_build() {
-    # The Debian engine has no buildx plugin; the classic builder does what we need.
+    # The Debian engine has no buildx plugin; the classic builder does what we need. The host's
+    # network: RUN steps reach the same apt mirror the host uses, also on an engine whose
+    # default bridge is missing or disabled.
     if docker buildx version >/dev/null 2>&1; then
-        docker build "$@"
+        docker build --network host "$@"
     else
-        DOCKER_BUILDKIT=0 docker build "$@"
+        DOCKER_BUILDKIT=0 docker build --network host "$@"
     fi
 }
 
@@ -102,6 +106,10 @@ build_image() {
     if [ "$name" = base ]; then
         docker_build -q -t judge/base --build-arg "BASE_IMAGE=${base}" \
             -f "$here/base/Dockerfile" "$here" >/dev/null
+    elif [ -f "$here/${name}/languages.json" ]; then
+        local built
+        built="$(docker_build -q "$here/${name}")"
+        python3 "$here/languages.py" "$name" "$built"
     else
         docker_build -q -t "judge/${name}" "$here/${name}" >/dev/null
     fi
