@@ -20,6 +20,9 @@ from service.errors import error_middleware
 from service.events import EVENTS, setup_events
 from service.frontdoors import executor, zerovm
 from service.frontdoors.blobs import BlobStore
+from service.frontdoors.piston import appcore as piston_core
+from service.frontdoors.piston import frontdoor as piston
+from service.frontdoors.piston.settings import PistonSettings
 from service.frontdoors.retention import RetentionSweeper
 from service.frontdoors.routes import setup_frontdoor_routes
 from service.keys import (
@@ -139,6 +142,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     app[EXEC] = zerovm.ExecDoor()
     workers.register(executor.KIND, app[EXECUTOR])
     workers.register(zerovm.KIND, app[EXEC])
+    workers.register(piston.KIND, piston.door)
     try:
         await workers.start()
         yield
@@ -170,5 +174,6 @@ def create_app(settings: Settings) -> web.Application:
     )
     setup_routes(app)
     setup_frontdoor_routes(app)
+    app.add_subapp(piston.PREFIX, piston.door.sub_app(PistonSettings(), piston_core.AppCore(app)))
     setup_openapi_routes(app)
     return app

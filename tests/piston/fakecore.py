@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.runner import MissionIO
-from service.frontdoors.piston.door import PistonDoor
+from service.frontdoors.piston.frontdoor import PistonDoor
 from service.frontdoors.piston.runtimes import PistonRuntime
 from service.frontdoors.piston.settings import PistonSettings
 from service.ratelimit import RateLimiter

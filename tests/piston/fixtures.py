@@ -13,7 +13,7 @@ PYTHON = PistonRuntime(
     aliases=("py", "py3", "python3"),
     runtime=None,
     image="judge/python3",
-    source_file="main.py",
+    source_file="script.py",
     run=("python3", "{file}"),
     language_id="python3",
 )
@@ -24,9 +24,10 @@ C = PistonRuntime(
     runtime="gcc",
     image="judge/default",
     source_file="main.c",
-    compile=("gcc", "-O2", "-o", "main", "{file}"),
-    run=("./main",),
+    compile=("gcc", "-x", "c", "-O2", "-o", "a.out", "{file}", "-lm"),
+    run=("./a.out",),
     language_id="c",
+    compile_limits={"memory_limit": 524288, "time_limit": 10000},
 )
 JAVA = PistonRuntime(
     language="java",
@@ -36,7 +37,7 @@ JAVA = PistonRuntime(
     image="judge/java",
     source_file="Main.java",
     compile=("javac", "{file}"),
-    run=("java", "{stem}"),
+    run=("java", "-cp", ".", "{stem}"),
     language_id="java",
 )
 RUNTIMES = (PYTHON, C, JAVA)

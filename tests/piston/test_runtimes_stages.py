@@ -11,19 +11,12 @@ import pytest
 from orchestrator.mission import parse_mission
 from orchestrator.tarutil import build_tar
 from service.frontdoors.piston.request import parse_execute
-from service.frontdoors.piston.runtimes import pinned_major, resolve, satisfies, semver_of
+from service.frontdoors.piston.runtimes import pinned_major, resolve, satisfies
 from service.frontdoors.piston.stages import cap_text, piston_answer, stage_doc
-from service.frontdoors.piston.translate import STDIN, fill, mission_plan, record_bytes
+from service.frontdoors.piston.translate import STDIN, mission_plan, record_bytes
 from tests.piston.fixtures import PYTHON, RUNTIMES, body, settings
 
 OLDER = dataclasses.replace(PYTHON, version="3.9.1")
-
-
-def test_semver_of_probed_versions() -> None:
-    assert semver_of("3.11") == "3.11.0"
-    assert semver_of("17.0.9+9") == "17.0.9"
-    assert semver_of("go1.19.8") == "1.19.8"
-    assert semver_of("unknown") == "0.0.0"
 
 
 def test_npm_ranges_and_the_latest_match() -> None:
@@ -56,16 +49,6 @@ def test_garbage_selectors_match_nothing() -> None:
     assert not satisfies("3.11.2", "3" * 500)
 
 
-def test_fill_templates() -> None:
-    assert fill(("javac", "{file}"), "Solution.java") == ["javac", "Solution.java"]
-    assert fill(("java", "-cp", ".", "{stem}"), "dir/Solution.java") == [
-        "java",
-        "-cp",
-        ".",
-        "Solution",
-    ]
-
-
 def test_a_compiled_execute_as_a_mission() -> None:
     job = parse_execute(
         body(
@@ -82,14 +65,15 @@ def test_a_compiled_execute_as_a_mission() -> None:
     plan = mission_plan(job, settings())
     parse_mission(plan.mission)  # a valid mission
     compile_, run = plan.mission["prepare"]["execute"]
-    assert compile_["command"] == ["gcc", "-O2", "-o", "main", "main.c"]
-    assert run["command"] == ["./main", "a", "b"]
+    assert compile_["command"] == ["gcc", "-x", "c", "-O2", "-o", "a.out", "file0.code", "-lm"]
+    assert run["command"] == ["./a.out", "a", "b"]
     assert run["stdin"] == STDIN
     assert compile_["stdin"] == ""
     assert run["memory_limit"] == 977  # KiB, rounded up
     assert (compile_["time_limit"], run["time_limit"]) == (10_000, 3000)
+    assert compile_["memory_limit"] == 524288  # the language's compile needs, over the request's
     assert plan.mission["image"] == "judge/default"
-    assert plan.inputs == {"main.c": b"int main(){}", "inc/x.h": b"", STDIN: b"5\n"}
+    assert plan.inputs == {"file0.code": b"int main(){}", "inc/x.h": b"", STDIN: b"5\n"}
     assert [(s.name, s.index) for s in plan.stages] == [("compile", 0), ("run", 1)]
     assert plan.collect == []
 
@@ -97,7 +81,7 @@ def test_a_compiled_execute_as_a_mission() -> None:
 def test_an_interpreted_execute_has_no_compile_stage() -> None:
     plan = mission_plan(parse_execute(body(stdin="x\n"), RUNTIMES, settings()), settings())
     (run,) = plan.mission["prepare"]["execute"]
-    assert run["command"] == ["python3", "main.py"]
+    assert run["command"] == ["python3", "main.py"]  # the entry keeps its name
     assert plan.inputs[STDIN] == b"x\n"
 
 

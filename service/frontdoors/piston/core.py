@@ -1,6 +1,6 @@
 """What the Piston door needs from the judge's core, and nothing more.
 
-The door codes against this protocol; ``service.frontdoors.piston.door`` builds it from the
+The door codes against this protocol; ``service.frontdoors.piston.frontdoor`` builds it from the
 core the app hands to every door. Keeping it this small keeps the door a translator: it never
 reaches into the pipeline, the store or the engine by itself.
 """

@@ -169,18 +169,7 @@ def check_name(name: str, where: str) -> str:
     return "/".join(parts)
 
 
-def entry_name(name: str, runtime: PistonRuntime) -> str:
-    """Where the entry file goes: its own name when it has the extension the language's
-    toolchain expects (``Solution.java``, ``main.py``), else the language's source file name
-    (``file0.code`` becomes ``main.c``), since compilers pick the language by extension."""
-    want = posixpath.splitext(runtime.source_file)[1]
-    have = posixpath.splitext(name)[1]
-    return name if have == want else runtime.source_file
-
-
-def _files(
-    raw: list[dict[str, Any]], runtime: PistonRuntime, settings: PistonSettings
-) -> list[SourceFile]:
+def _files(raw: list[dict[str, Any]], settings: PistonSettings) -> list[SourceFile]:
     if len(raw) > settings.max_files:
         raise bad_request(
             f"files cannot hold more than the configured limit of {settings.max_files}"
@@ -209,11 +198,10 @@ def _files(
                 f"{where} is larger than the configured limit of {settings.max_file_size} bytes"
             )
         files.append(SourceFile(check_name(name, where), data, encoding == "utf8"))
-    # The entry point is the first utf8 file (Piston runs code_files[0]); it goes first.
+    # The entry point is the first utf8 file (Piston runs code_files[0]), whatever its name
+    # (the registry's templates take any name: main, file0.code); it goes first.
     first = next(i for i, f in enumerate(files) if f.utf8)
-    entry = files.pop(first)
-    entry = SourceFile(entry_name(entry.name, runtime), entry.data, True)
-    files.insert(0, entry)
+    files.insert(0, files.pop(first))
     names: set[str] = set()
     for f in files:
         if f.name in names:
@@ -286,7 +274,7 @@ def parse_execute(
     limits = _limits(doc, settings)
     return ExecuteJob(
         runtime=runtime,
-        files=tuple(_files(files, runtime, settings)),
+        files=tuple(_files(files, settings)),
         stdin=_stdin(doc.get("stdin")),
         args=_args(doc.get("args")),
         compile=limits["compile"],
@@ -302,7 +290,6 @@ __all__ = [
     "SourceFile",
     "StageLimits",
     "check_name",
-    "entry_name",
     "parse_execute",
     "stage_limit",
 ]

@@ -1,11 +1,12 @@
 """Piston's runtimes from the judge's language registry, and Piston's version resolution.
 
 A request names a language (its Piston name or an alias) and a version selector: npm's semver
-ranges (``*``, ``3.x``, ``3.11.x``, ``>=3.8``, an exact ``3.11.2``), matched with a port of the
-very library Piston uses, the latest match winning. Clients pin the versions of Piston's public
-instance (``3.10.0``, ``18.15.0``, ``10.2.0``); when nothing matches, a selector that starts
-with a major number runs on the latest version of the same major the judge has (the answer's
-``version`` says which), unless ``strict`` (then the request is refused, as Piston refuses it).
+ranges (``*``, ``3.x``, ``3.11.x``, ``>=3.8``, ``^3``, an exact ``3.11.2``), matched as the
+registry matches them (``orchestrator.languages.semver``), the latest match winning. Clients pin
+the versions of Piston's public instance (``3.10.0``, ``18.15.0``, ``10.2.0``); when nothing
+matches, a selector that pins a major number runs on the latest version of that major the judge
+has (the answer's ``version`` says which), unless ``strict`` (then the request is refused, as
+Piston refuses it).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import nodesemver  # type: ignore[import-untyped]
+from orchestrator.languages.model import Language
+from orchestrator.languages.semver import parse_version
+from orchestrator.languages.semver import satisfies as in_range
 
 # A selector longer than this is no version: refused before the range parser sees it.
 MAX_SELECTOR = 128
 
-_NUMBERS = re.compile(r"\d+(?:\.\d+){0,2}")
 # Selectors that pin a major number: 3, 3.10, 3.10.0, 3.x, 3.10.x, v3.10.0, 3.10.0-alpha.7.
 _PINNED_MAJOR = re.compile(
     r"\s*[v=]?\s*(\d+)(?:\.(?:\d+|[xX*])(?:\.(?:\d+|[xX*]))?)?(?:-[0-9A-Za-z.-]+)?\s*"
@@ -44,7 +46,8 @@ class PistonRuntime:
     run: tuple[str, ...]
     compile: tuple[str, ...] | None = None
     language_id: str = ""
-    extras: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # What the compile step needs at least (``memory_limit`` KiB, ``time_limit`` CPU ms).
+    compile_limits: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def compiled(self) -> bool:
@@ -62,27 +65,45 @@ class PistonRuntime:
         return out
 
 
-def semver_of(version: str) -> str:
-    """A probed version as semver: ``3.11`` -> ``3.11.0``, ``17.0.9+9`` -> ``17.0.9``;
-    ``0.0.0`` when it holds no number."""
-    found = _NUMBERS.search(version or "")
-    if found is None:
-        return "0.0.0"
-    parts = found.group(0).split(".")
-    return ".".join([*parts, "0", "0"][:3])
+def runtime_of(language: Language) -> PistonRuntime | None:
+    """A registry language as a Piston runtime, or None for one Piston does not know (its entry
+    has no Piston name: plain text, multi-file programs)."""
+    if language.piston_language is None:
+        return None
+    return PistonRuntime(
+        language=language.piston_language,
+        version=language.version,
+        aliases=language.aliases,
+        runtime=language.piston_runtime,
+        image=language.image,
+        source_file=language.source_file,
+        run=language.run,
+        compile=language.compile,
+        language_id=language.id,
+        compile_limits=dict(language.compile_limits),
+    )
 
 
-def _key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in semver_of(version).split("."))
+def piston_runtimes(languages: Iterable[Language]) -> list[PistonRuntime]:
+    """The registry's languages that Piston knows, as Piston runtimes, in the given order."""
+    return [rt for rt in map(runtime_of, languages) if rt is not None]
+
+
+def _key(version: str) -> tuple[int, int, int]:
+    try:
+        return parse_version(version)
+    except ValueError:
+        return (0, 0, 0)
 
 
 def satisfies(version: str, selector: str) -> bool:
-    """Whether ``version`` is in the npm semver range ``selector``; never raises."""
+    """Whether ``version`` is in the npm semver range ``selector``; a selector that does not
+    parse matches nothing (as in npm). Never raises."""
     if len(selector) > MAX_SELECTOR:
         return False
     try:
-        return bool(nodesemver.satisfies(version, selector, False))
-    except Exception:  # a selector the port cannot parse matches nothing, as in npm
+        return in_range(version, selector)
+    except ValueError:
         return False
 
 
@@ -122,7 +143,8 @@ __all__ = [
     "PistonRuntime",
     "candidates",
     "pinned_major",
+    "piston_runtimes",
     "resolve",
+    "runtime_of",
     "satisfies",
-    "semver_of",
 ]

@@ -11,10 +11,11 @@ record holds, read back after the mission.
 from __future__ import annotations
 
 import math
-import posixpath
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.languages.model import expand
+from orchestrator.mission import Execute
 from service.frontdoors.piston.request import RESERVED_DIR, ExecuteJob, StageLimits
 from service.frontdoors.piston.settings import PistonSettings
 
@@ -60,6 +61,16 @@ class MissionPlan:
         return next((s for s in self.stages if s.name == name), None)
 
 
+# Mission executes take a wall-clock limit of their own once the supervisor has it; until then
+# real time is 1.5 x the CPU time limit.
+WALL_TIME_LIMITS = "wall_time_limit" in Execute.model_fields
+_MAX_WALL_MS = 180_000
+
+
+def _wall(timeout_ms: int) -> dict[str, int]:
+    return {"wall_time_limit": min(_MAX_WALL_MS, timeout_ms)} if WALL_TIME_LIMITS else {}
+
+
 def record_bytes(output_max_size: int) -> int:
     """Bytes of a record that tell whether a stream went over ``output_max_size`` characters
     (one more character at 4 bytes each), or 0 when a record cannot hold that many."""
@@ -71,19 +82,19 @@ def record_bytes(output_max_size: int) -> int:
     return RECORD_MAX_BYTES if output_max_size * _UTF8_MAX <= RECORD_MAX_BYTES else 0
 
 
-def fill(template: tuple[str, ...], entry: str) -> list[str]:
-    """The argv of a command template with ``{file}`` and ``{stem}`` of ``entry``."""
-    stem = posixpath.splitext(posixpath.basename(entry))[0]
-    return [arg.replace("{file}", entry).replace("{stem}", stem) for arg in template]
-
-
-def _limits(limits: StageLimits, settings: PistonSettings) -> dict[str, Any]:
-    # Until a separate wall-clock limit exists, real time is 1.5 x the CPU time limit: the CPU
-    # limit is the smaller of the two so that neither is exceeded by much.
+def _limits(
+    limits: StageLimits, settings: PistonSettings, at_least: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """An execute's limits; ``at_least`` (the registry's compile limits: memory KiB, CPU ms)
+    raises them to what the toolchain needs."""
+    floor = at_least or {}
+    memory_kib = max(math.ceil(limits.memory_bytes / 1024), floor.get("memory_limit", 1))
+    cpu_ms = max(limits.cpu_time_ms, floor.get("time_limit", 1))
     return {
-        "time_limit": min(_MAX_TIME_MS, limits.cpu_time_ms, limits.timeout_ms),
-        "memory_limit": min(_MAX_MEMORY_KIB, max(1, math.ceil(limits.memory_bytes / 1024))),
+        "time_limit": min(_MAX_TIME_MS, cpu_ms),
+        "memory_limit": min(_MAX_MEMORY_KIB, memory_kib),
         "output_limit": min(_MAX_OUTPUT_KIB, max(1, math.ceil(settings.max_file_size / 1024))),
+        **_wall(max(limits.timeout_ms, cpu_ms) if floor else limits.timeout_ms),
     }
 
 
@@ -94,6 +105,7 @@ def _execute(
     settings: PistonSettings,
     *,
     stdin: str,
+    at_least: dict[str, int] | None = None,
 ) -> tuple[dict[str, Any], StagePlan]:
     rec = record_bytes(settings.output_max_size)
     plan = StagePlan(
@@ -106,7 +118,7 @@ def _execute(
     execute = {
         "name": stage,
         "command": command,
-        **_limits(limits, settings),
+        **_limits(limits, settings, at_least),
         "stdin": stdin,
         "stdout": plan.stdout,
         "stderr": plan.stderr,
@@ -133,12 +145,13 @@ def mission_plan(
     executes: list[dict[str, Any]] = []
     stages: list[StagePlan] = []
     if runtime.compile is not None:
+        compile_ = expand(runtime.compile, entry)
         ex, plan = _execute(
-            "compile", fill(runtime.compile, entry), job.compile, settings, stdin=""
+            "compile", compile_, job.compile, settings, stdin="", at_least=runtime.compile_limits
         )
         executes.append(ex)
         stages.append(plan)
-    run_command = [*fill(runtime.run, entry), *job.args]
+    run_command = [*expand(runtime.run, entry), *job.args]
     ex, plan = _execute("run", run_command, job.run, settings, stdin=STDIN)
     executes.append(ex)
     stages.append(plan)
@@ -154,7 +167,6 @@ __all__ = [
     "STDIN",
     "MissionPlan",
     "StagePlan",
-    "fill",
     "mission_plan",
     "record_bytes",
     "wall_budget_s",

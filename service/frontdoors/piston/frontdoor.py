@@ -9,7 +9,7 @@ mission interrupted by a restart has nobody to answer and fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -19,29 +19,11 @@ from orchestrator.runner import MissionIO
 from service.frontdoors.piston.core import PistonCore
 from service.frontdoors.piston.http import piston_errors
 from service.frontdoors.piston.routes import PISTON, PistonState, add_routes
-from service.frontdoors.piston.runtimes import PistonRuntime, semver_of
 from service.frontdoors.piston.settings import PistonSettings
 from service.frontdoors.piston.translate import KIND
 from service.store import MissionRow
 
 PREFIX = "/api/v2"
-
-
-def runtime_of(language: Any) -> PistonRuntime:
-    """A registry language as a Piston runtime: its Piston name (else its id), semver version,
-    aliases, the runtime name when one toolchain provides several languages."""
-    compile_ = getattr(language, "compile", None)
-    return PistonRuntime(
-        language=getattr(language, "piston_language", None) or language.id,
-        version=semver_of(str(language.version)),
-        aliases=tuple(language.aliases),
-        runtime=getattr(language, "piston_runtime", None),
-        image=language.image,
-        source_file=language.source_file,
-        compile=tuple(compile_) if compile_ else None,
-        run=tuple(language.run),
-        language_id=language.id,
-    )
 
 
 def normalised(mission: dict[str, Any], caps: MissionCaps) -> dict[str, Any]:
@@ -89,11 +71,6 @@ class PistonDoor:
         return paths(PREFIX)
 
 
-def piston_runtimes(languages: Sequence[Any]) -> list[PistonRuntime]:
-    """The registry's languages as Piston runtimes, in the registry's order."""
-    return [runtime_of(lang) for lang in languages]
-
-
 door = PistonDoor()
 
-__all__ = ["PREFIX", "PistonDoor", "door", "normalised", "piston_runtimes", "runtime_of"]
+__all__ = ["KIND", "PREFIX", "PistonDoor", "door", "normalised"]

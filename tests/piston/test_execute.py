@@ -1,0 +1,131 @@
+"""Piston's execute on the real engine: each field, stage, status and limit as clients see it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import pytest
+
+from tests.piston.conftest import Execute
+
+pytestmark = pytest.mark.docker
+
+
+def py(source: str, **changes: Any) -> dict[str, Any]:
+    return {"language": "python", "version": "3.x", "files": [{"content": source}], **changes}
+
+
+def c(source: str, **changes: Any) -> dict[str, Any]:
+    return {"language": "c", "version": "*", "files": [{"content": source}], **changes}
+
+
+async def test_python_stdin_args_and_files(execute: Execute) -> None:
+    source = (
+        "import sys\n"
+        "print(input(), sys.argv[1:])\n"
+        "print(open('data.bin','rb').read().hex(), open('sub/h.txt').read())\n"
+        "print('oops', file=sys.stderr)\n"
+    )
+    status, answer = await execute(
+        {
+            "language": "py",
+            "version": "3.10.0",  # pinned by clients: runs on our 3.x
+            "files": [
+                {"name": "main.py", "content": source},
+                {
+                    "name": "data.bin",
+                    "content": base64.b64encode(b"\x00\xff").decode(),
+                    "encoding": "base64",
+                },
+                {"name": "sub/h.txt", "content": "6869", "encoding": "hex"},
+            ],
+            "stdin": "hello",
+            "args": ["1", "two words"],
+        }
+    )
+    assert status == 200, answer
+    assert answer["language"] == "python"
+    assert answer["version"].startswith("3.")
+    assert "compile" not in answer
+    run = answer["run"]
+    assert run["stdout"] == "hello ['1', 'two words']\n00ff hi\n"
+    assert run["stderr"] == "oops\n"
+    assert run["output"] == run["stdout"] + run["stderr"]
+    assert (run["code"], run["signal"], run["status"], run["message"]) == (0, None, None, None)
+    assert run["memory"] > 1024 * 1024
+    assert run["wall_time"] >= run["cpu_time"] >= 0
+
+
+async def test_c_compiles_then_runs_and_a_compile_error_is_the_run(execute: Execute) -> None:
+    ok, bad = await asyncio.gather(
+        execute(
+            c(
+                '#include <stdio.h>\nint main(){int a,b;scanf("%d %d",&a,&b);printf("%d\\n",a+b);}',
+                stdin="2 40",
+            )
+        ),
+        execute(c("int main( {")),
+    )
+    status, answer = ok
+    assert status == 200, answer
+    assert answer["compile"]["code"] == 0
+    assert answer["compile"]["status"] is None
+    assert answer["run"]["stdout"] == "42\n"
+    status, failed = bad
+    assert status == 200, failed
+    assert failed["compile"]["status"] == "RE"
+    assert failed["compile"]["code"] == 1
+    assert "error" in failed["compile"]["stderr"]
+    assert failed["run"] == failed["compile"]
+
+
+async def test_statuses(execute: Execute) -> None:
+    exit3, segv, slow, hungry = await asyncio.gather(
+        execute(py("import sys; print('bye'); sys.exit(3)")),
+        execute(c("int main(){volatile int *p = 0; return *p;}")),
+        execute(
+            py(
+                "import sys\nprint('partial', flush=True)\nwhile True: pass",
+                run_timeout=1000,
+                run_cpu_time=1000,
+            )
+        ),
+        execute(
+            py("x = bytearray(200 * 1024 * 1024)\nprint(len(x))", run_memory_limit=64 * 1024 * 1024)
+        ),
+    )
+    assert {exit3[0], segv[0], slow[0], hungry[0]} == {200}
+    run = exit3[1]["run"]
+    assert (run["status"], run["code"], run["signal"], run["stdout"]) == ("RE", 3, None, "bye\n")
+    run = segv[1]["run"]
+    assert (run["status"], run["code"], run["signal"]) == ("SG", None, "SIGSEGV")
+    run = slow[1]["run"]
+    assert (run["status"], run["signal"], run["code"]) == ("TO", "SIGKILL", None)
+    assert run["stdout"] == "partial\n"  # unlike Piston, output before a timeout is kept
+    run = hungry[1]["run"]
+    assert (run["status"], run["signal"], run["message"]) == (
+        "SG",
+        "SIGKILL",
+        "Memory limit exceeded",
+    )
+
+
+async def test_output_caps(execute: Execute) -> None:
+    (_, out), (_, err) = await asyncio.gather(
+        execute(py("print('x' * 5000)")),
+        execute(py("import sys; sys.stderr.write('é' * 3000)")),
+    )
+    run = out["run"]
+    assert (run["status"], run["message"], len(run["stdout"])) == (
+        "OL",
+        "stdout length exceeded",
+        1024,
+    )
+    run = err["run"]
+    assert (run["status"], run["message"], run["stderr"]) == (
+        "EL",
+        "stderr length exceeded",
+        "é" * 1024,
+    )
