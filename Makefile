@@ -7,10 +7,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WEBGME_STAMP := tests/webgme/node_modules/.installed
+PISTON_STAMP := tests/piston/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv install engine images image compose postgres format lint typecheck \
-	test test-unit bench run clean webgme webgme-deps
+	test test-unit bench run clean webgme webgme-deps piston piston-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +53,20 @@ webgme: ## webgme-deps when npm is there and package-lock.json changed (else tha
 $(WEBGME_STAMP): tests/webgme/package-lock.json
 	$(MAKE) --no-print-directory webgme-deps
 
+piston-deps: ## npm ci: npm piston-client for the Piston door's client test (tests/piston)
+	npm ci --prefix tests/piston --ignore-scripts --no-audit --no-fund
+	touch $(PISTON_STAMP)
+
+piston: ## piston-deps when npm is there and tests/piston/package-lock.json changed
+	@if command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(PISTON_STAMP); \
+	else \
+		echo "piston: npm is not installed; the piston-client test will be skipped"; \
+	fi
+
+$(PISTON_STAMP): tests/piston/package-lock.json
+	$(MAKE) --no-print-directory piston-deps
+
 format: venv ## ruff format + autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
@@ -64,7 +79,7 @@ lint: venv ## ruff and mypy
 typecheck: venv ## mypy only
 	$(VENV)/bin/mypy
 
-test: venv images compose postgres webgme ## every test, sandbox tests on the real engine
+test: venv images compose postgres webgme piston ## every test, sandbox tests on the real engine
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv postgres ## only the tests that need no Docker engine
