@@ -129,3 +129,16 @@ async def test_output_caps(execute: Execute) -> None:
         "stderr length exceeded",
         "é" * 1024,
     )
+
+
+async def test_the_same_source_compiles_once(execute: Execute) -> None:
+    source = '#include <stdio.h>\nint main(){int a;scanf("%d",&a);printf("%d\\n",a*2);}\n'
+    first = await execute(c(source, stdin="1"))
+    rest = await asyncio.gather(*(execute(c(source, stdin=str(i))) for i in range(2, 5)))
+    answers = [first, *rest]
+    assert [a[1]["run"]["stdout"] for a in answers] == ["2\n", "4\n", "6\n", "8\n"]
+    # Later executes reuse the compiled box: the compile stage is the first one's, as it was.
+    assert all(a[1]["compile"] == first[1]["compile"] for a in answers)
+    # The cache is per source: another source compiles on its own.
+    other = await execute(c(source.replace("a*2", "a*3"), stdin="5"))
+    assert other[1]["run"]["stdout"] == "15\n"

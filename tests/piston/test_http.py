@@ -194,18 +194,20 @@ async def test_unknown_paths_and_methods_are_pistons_404(aiohttp_client: Any) ->
 
 async def test_compile_error_answers_compile_as_run(aiohttp_client: Any) -> None:
     def failing(mission: dict[str, Any], io: Any) -> dict[str, Any]:
-        return {
-            "prepare": {
-                "execute": [
-                    entry(meta(status="RE", **{"exit-code": 1}), err=b"main.c:1: error"),
-                    entry(meta(status="RE", message="command './main' not found")),
-                ]
-            }
+        ends = {
+            "compile": entry(meta(status="RE", **{"exit-code": 1}), err=b"main.c:1: error"),
+            "pack": entry(),
+            "run": entry(meta(status="RE", message="command './a.out' not found")),
         }
+        return {"prepare": {"execute": [ends[ex["name"]] for ex in mission["prepare"]["execute"]]}}
 
-    client = await client_for(aiohttp_client, FakeCore(script=failing))
+    core = FakeCore(script=failing)
+    client = await client_for(aiohttp_client, core)
     c = body(language="c", version="*", files=[{"content": "int main("}])
-    answer = await (await client.post("/api/v2/execute", json=c, headers=AUTH)).json()
-    assert answer["compile"]["stderr"] == "main.c:1: error"
-    assert answer["compile"]["status"] == "RE"
-    assert answer["run"] == answer["compile"]
+    for _ in range(2):
+        answer = await (await client.post("/api/v2/execute", json=c, headers=AUTH)).json()
+        assert answer["compile"]["stderr"] == "main.c:1: error"
+        assert answer["compile"]["status"] == "RE"
+        assert answer["run"] == answer["compile"]
+    # The failure was kept: the second execute ran nothing.
+    assert len(core.missions) == 1

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from orchestrator.runner import MissionIO
+from service.compilecache import CompileCache, CompiledBox
 from service.frontdoors.piston.core import PistonCore
 from service.frontdoors.piston.errors import PistonError
 from service.frontdoors.piston.http import (
@@ -28,8 +29,15 @@ from service.frontdoors.piston.http import (
 )
 from service.frontdoors.piston.request import ExecuteJob, parse_execute
 from service.frontdoors.piston.settings import PistonSettings
-from service.frontdoors.piston.stages import piston_answer
-from service.frontdoors.piston.translate import MissionPlan, mission_plan, wall_budget_s
+from service.frontdoors.piston.stages import answer_of, piston_answer, read_collected
+from service.frontdoors.piston.translate import (
+    ARTIFACT,
+    ARTIFACT_MAX_KIB,
+    MissionPlan,
+    compile_key,
+    mission_plan,
+    wall_budget_s,
+)
 from service.ratelimit import RateLimiter
 
 T = TypeVar("T")
@@ -48,6 +56,13 @@ class PistonState:
         self.settings = settings
         self._core = core
         self.anonymous_limiter = RateLimiter(settings.anonymous_rate_limit)
+        self.cache: CompileCache | None = None
+        if settings.compile_cache_bytes:
+            self.cache = CompileCache(
+                max_bytes=settings.compile_cache_bytes,
+                max_entry_bytes=min(settings.compile_cache_bytes, ARTIFACT_MAX_KIB * 1024),
+                ttl_s=settings.compile_cache_ttl_s,
+            )
 
     @property
     def core(self) -> PistonCore:
@@ -97,8 +112,63 @@ async def read_job(request: web.Request, state: PistonState) -> ExecuteJob:
 
 async def run_job(state: PistonState, tenant: str, job: ExecuteJob) -> dict[str, Any]:
     """Run ``job`` as one mission and answer Piston's result; raises 503 when it cannot end
-    within its own limits plus the queue allowance (the mission is cancelled then)."""
-    plan = mission_plan(job, state.settings)
+    within its own limits plus the queue allowance (the mission is cancelled then).
+
+    A compiled language asks the compile cache first: the same tenant's same files compile
+    once; later executes unpack the compiled box (or, when compiling failed, are answered the
+    failure at once without running anything)."""
+    settings = state.settings
+    parts = compile_key(job)
+    if state.cache is None or not parts:
+        plan = mission_plan(job, settings)
+        result, io = await run_mission(state, tenant, plan)
+        return await _answer(job, plan, result, io, settings.output_max_size)
+    key = CompileCache.key(tenant, *parts)
+    wait_s = wall_budget_s(mission_plan(job, settings)) + settings.queue_wait_s
+    cached = await state.cache.claim(key, wait_s)
+    if cached is None:
+        return await _compile_and_keep(state, tenant, job, key)
+    compiled = json.loads(cached.output or b"{}")
+    if not cached.ok:
+        return answer_of(job, compiled, compiled)
+    plan = mission_plan(job, settings, artifact=cached.box)
+    result, io = await run_mission(state, tenant, plan)
+    return await _answer(job, plan, result, io, settings.output_max_size, compiled)
+
+
+async def _compile_and_keep(
+    state: PistonState, tenant: str, job: ExecuteJob, key: str
+) -> dict[str, Any]:
+    """Compile (this caller claimed ``key``), run, and keep the compiled box for the next
+    executes: a clean failure is kept too (answered at once next time); a compile that timed
+    out or could not be run is not."""
+    assert state.cache is not None
+    kept = False
+    try:
+        plan = mission_plan(job, state.settings, pack=True)
+        result, io = await run_mission(state, tenant, plan)
+        answer = await _answer(job, plan, result, io, state.settings.output_max_size)
+        stage = answer["compile"]
+        output = json.dumps(stage).encode()
+        if stage["code"] == 0:
+            box = read_collected(io.collected.get(ARTIFACT))
+            if box:
+                state.cache.put(key, CompiledBox(ok=True, output=output, box=box))
+                kept = True
+        elif stage["status"] == "RE":
+            state.cache.put(key, CompiledBox(ok=False, output=output, box=b""))
+            kept = True
+        return answer
+    finally:
+        if not kept:
+            state.cache.abandon(key)
+
+
+async def run_mission(
+    state: PistonState, tenant: str, plan: MissionPlan
+) -> tuple[dict[str, Any], MissionIO]:
+    """Submit the plan's mission and wait for its result; raises 503 (and cancels it) when it
+    does not end within the plan's limits plus the queue allowance."""
     io = MissionIO(inputs=plan.inputs, collect=plan.collect)
     core = state.core
     mission_id = await core.submit(tenant, plan.mission, io)
@@ -129,15 +199,22 @@ async def run_job(state: PistonState, tenant: str, job: ExecuteJob) -> dict[str,
             f"the program could not be run ({why}); retry later",
             {"Retry-After": str(RETRY_AFTER_S)},
         )
-    return await _answer(job, plan, row.result, io, state.settings.output_max_size)
+    return row.result, io
 
 
 async def _answer(
-    job: ExecuteJob, plan: MissionPlan, result: dict[str, Any], io: MissionIO, cap: int
+    job: ExecuteJob,
+    plan: MissionPlan,
+    result: dict[str, Any],
+    io: MissionIO,
+    cap: int,
+    compiled: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     if plan.collect:  # outputs read back as files: up to megabytes to decode
-        return await asyncio.to_thread(piston_answer, job, plan, result, io.collected, cap)
-    return piston_answer(job, plan, result, io.collected, cap)
+        return await asyncio.to_thread(
+            piston_answer, job, plan, result, io.collected, cap, compiled
+        )
+    return piston_answer(job, plan, result, io.collected, cap, compiled)
 
 
 def json_response(body: Any, headers: dict[str, str] | None = None) -> web.Response:

@@ -133,31 +133,46 @@ def _streams(
     return read_collected(collected.get(plan.stdout)), read_collected(collected.get(plan.stderr))
 
 
+def answer_of(
+    job: ExecuteJob, run: dict[str, Any], compile_: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Piston's 200 answer: ``compile`` (a compiled language), ``run`` (the compile stage again
+    when compiling failed: Piston never starts the run then), ``language``, ``version``."""
+    answer: dict[str, Any] = {}
+    if compile_ is not None:
+        answer["compile"] = compile_
+        if compile_["code"] != 0:
+            run = compile_
+    answer["run"] = run
+    answer["language"] = job.runtime.language
+    answer["version"] = job.runtime.version
+    return answer
+
+
 def piston_answer(
     job: ExecuteJob,
     plan: MissionPlan,
     result: Mapping[str, Any],
     collected: Mapping[str, bytes],
     cap: int,
+    compiled: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Piston's 200 answer for a finished mission: ``compile`` for a compiled language, ``run``
-    (the compile stage again when compiling failed), ``language`` and ``version``."""
+    """Piston's answer for a finished mission; ``compiled``: the compile stage of a compiled
+    box the mission reused (the plan then has no compile stage)."""
     entries = result["prepare"]["execute"]
     stages: dict[str, dict[str, Any]] = {}
     for stage in plan.stages:
         entry = entries[stage.index]
         stdout, stderr = _streams(stage, entry, collected)
         stages[stage.name] = stage_doc(entry, stdout, stderr, cap, stage.record_bytes)
-    answer: dict[str, Any] = {}
-    if "compile" in stages:
-        answer["compile"] = stages["compile"]
-        if stages["compile"]["code"] != 0:
-            # Piston never starts the run then, and answers the compile stage as the run.
-            stages["run"] = stages["compile"]
-    answer["run"] = stages["run"]
-    answer["language"] = job.runtime.language
-    answer["version"] = job.runtime.version
-    return answer
+    return answer_of(job, stages["run"], stages.get("compile", compiled))
 
 
-__all__ = ["cap_text", "piston_answer", "read_collected", "signal_name", "stage_doc"]
+__all__ = [
+    "answer_of",
+    "cap_text",
+    "piston_answer",
+    "read_collected",
+    "signal_name",
+    "stage_doc",
+]

@@ -10,6 +10,7 @@ record holds, read back after the mission.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -52,10 +53,11 @@ class MissionPlan:
     mission: dict[str, Any]
     inputs: dict[str, bytes]
     stages: tuple[StagePlan, ...]
+    extra_collect: tuple[str, ...] = ()
 
     @property
     def collect(self) -> list[str]:
-        return [path for stage in self.stages for path in stage.collect]
+        return [*(p for stage in self.stages for p in stage.collect), *self.extra_collect]
 
     def stage(self, name: str) -> StagePlan | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -128,45 +130,103 @@ def _execute(
     return execute, plan
 
 
+ARTIFACT = f"{RESERVED_DIR}/artifact.tar"
+"""The compiled box: a tar of the sandbox's files after compiling, made and unpacked inside the
+sandbox (the host never unpacks it)."""
+ARTIFACT_MAX_KIB = 64 * 1024
+_TAR_LIMITS = {"time_limit": 5000, "memory_limit": 65536, "record": {"enable": False}}
+
+
+def compile_key(job: ExecuteJob) -> tuple[str | bytes, ...]:
+    """What decides a compile's outcome, for ``CompileCache.key`` after the tenant: the image,
+    the compile command, every file (name and bytes; the entry first). Empty for an
+    interpreted language."""
+    runtime = job.runtime
+    if runtime.compile is None:
+        return ()
+    parts: list[str | bytes] = [runtime.image, "\0".join(runtime.compile)]
+    for f in job.files:
+        parts += [f.name, f.data]
+    return tuple(parts)
+
+
+def _pack() -> dict[str, Any]:
+    return {
+        "name": "pack",
+        "command": ["tar", "-cf", ARTIFACT, f"--exclude=./{RESERVED_DIR}", "."],
+        **_TAR_LIMITS,
+        "output_limit": ARTIFACT_MAX_KIB,
+        "meta": f"{RESERVED_DIR}/pack.meta",
+    }
+
+
+def _unpack() -> dict[str, Any]:
+    return {
+        "name": "unpack",
+        "command": ["tar", "-xf", ARTIFACT],
+        **_TAR_LIMITS,
+        "output_limit": ARTIFACT_MAX_KIB,
+        "meta": f"{RESERVED_DIR}/unpack.meta",
+    }
+
+
 def mission_plan(
-    job: ExecuteJob, settings: PistonSettings, *, stdin_newline: bool = True
+    job: ExecuteJob,
+    settings: PistonSettings,
+    *,
+    stdin_newline: bool = True,
+    artifact: bytes | None = None,
+    pack: bool = False,
 ) -> MissionPlan:
     """The mission that runs ``job``, its input files and its stages.
 
-    ``stdin_newline``: end stdin with a newline when it has none, as Piston does.
+    ``stdin_newline``: end stdin with a newline when it has none, as Piston does. For a compiled
+    language, ``artifact`` (a compiled box from the cache) replaces compiling: the sandbox gets
+    it instead of the files and unpacks it before the run (the plan has no compile stage then);
+    ``pack``: after compiling, pack the sandbox into :data:`ARTIFACT`, read back after the
+    mission (``collect``) for the cache.
     """
     runtime = job.runtime
     entry = job.entry.name
     stdin = job.stdin
     if stdin_newline and not stdin.endswith("\n"):
         stdin += "\n"
-    inputs = {f.name: f.data for f in job.files}
+    compiled = runtime.compile is not None
+    if compiled and artifact is not None:
+        inputs = {ARTIFACT: artifact}
+    else:
+        inputs = {f.name: f.data for f in job.files}
     inputs[STDIN] = stdin.encode("utf-8")
     executes: list[dict[str, Any]] = []
     stages: list[StagePlan] = []
-    if runtime.compile is not None:
+    extra: list[str] = []
+    if runtime.compile is not None and artifact is None:
         compile_ = expand(runtime.compile, entry)
         ex, plan = _execute(
             "compile", compile_, job.compile, settings, stdin="", at_least=runtime.compile_limits
         )
+        stages.append(dataclasses.replace(plan, index=len(executes)))
         executes.append(ex)
-        stages.append(plan)
+        if pack:
+            executes.append(_pack())
+            extra.append(ARTIFACT)
+    elif compiled:
+        executes.append(_unpack())
     run_command = [*expand(runtime.run, entry), *job.args]
     ex, plan = _execute("run", run_command, job.run, settings, stdin=STDIN)
+    stages.append(dataclasses.replace(plan, index=len(executes)))
     executes.append(ex)
-    stages.append(plan)
-    stages = [
-        StagePlan(s.name, i, s.stdout, s.stderr, s.record_bytes) for i, s in enumerate(stages)
-    ]
     mission = {"image": runtime.image, "prepare": {"execute": executes}}
-    return MissionPlan(mission, inputs, tuple(stages))
+    return MissionPlan(mission, inputs, tuple(stages), tuple(extra))
 
 
 __all__ = [
+    "ARTIFACT",
     "KIND",
     "STDIN",
     "MissionPlan",
     "StagePlan",
+    "compile_key",
     "mission_plan",
     "record_bytes",
     "wall_budget_s",
