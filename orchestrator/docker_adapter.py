@@ -280,6 +280,16 @@ class DockerAdapter:
 
         return await self._call(_guard(run))
 
+    async def image_summaries(self, label: str) -> list[dict[str, Any]]:
+        """The engine's image list entries (``Id``, ``RepoTags``, ``Labels``, ``Created``, ...)
+        of images carrying ``label``: one engine call, no inspect per image (~10 ms for a
+        dozen images). Raises ``EngineUnavailable``."""
+
+        def run() -> list[dict[str, Any]]:
+            return list(self._api.images(filters={"label": label}))
+
+        return await self._call(_guard(run))
+
     # -- sandboxes ------------------------------------------------------------------------------
 
     async def start_sandbox(self, spec: ContainerSpec, hello_timeout_s: float) -> ContainerHandle:

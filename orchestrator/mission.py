@@ -480,6 +480,8 @@ class Mission(_Model):
     tasks: Tasks = Field(default_factory=Tasks)
     final: Stage = Field(default_factory=Stage)
     image: Annotated[Text, Field(min_length=1)] | None = None
+    # A language of the server's registry (id or alias): the server sets ``image`` from it.
+    language: Annotated[Text, Field(min_length=1, max_length=100)] | None = None
     runtime: Annotated[Text, Field(min_length=1)] | None = None
     tick: bool = False
 
@@ -980,10 +982,10 @@ def normalise(mission: Mission) -> dict[str, Any]:
     """The mission as the callback echoes it: every default filled in, JSON-ready.
 
     Keys ``return`` (when the mission has one), ``prepare``, ``tasks``, ``final``, ``tick`` (and
-    ``image`` when set); ``return.format`` only when it is not ``"form"``. Each entry of
-    ``tasks.task`` also gets ``execute``: the ``tasks.execute`` list with that task's macros
-    applied. Raises :class:`MissionInvalid` only for a mission that did not come from
-    :func:`parse_mission` and whose macros break a rule.
+    ``image``, ``language`` and ``runtime`` when set); ``return.format`` only when it is not
+    ``"form"``. Each entry of ``tasks.task`` also gets ``execute``: the ``tasks.execute`` list
+    with that task's macros applied. Raises :class:`MissionInvalid` only for a mission that did
+    not come from :func:`parse_mission` and whose macros break a rule.
     """
     ret: dict[str, Any] | None = None
     if mission.return_ is not None:
@@ -1017,6 +1019,8 @@ def normalise(mission: Mission) -> dict[str, Any]:
     }
     if mission.image is not None:
         out["image"] = mission.image
+    if mission.language is not None:
+        out["language"] = mission.language
     if mission.runtime is not None:
         out["runtime"] = mission.runtime
     out["tick"] = mission.tick

@@ -12,6 +12,8 @@ from aiohttp import web
 from orchestrator.engine import open_runtime
 from orchestrator.errors import JudgeError
 from orchestrator.fetch import FetchLimits, make_connector
+from orchestrator.languages import LABEL as LANGUAGES_LABEL
+from orchestrator.languages import ImageInfo
 from orchestrator.pool import SandboxPool
 from orchestrator.runner import MissionDeps
 from orchestrator.sandbox import SandboxConfig
@@ -30,6 +32,7 @@ from service.keys import (
     EXEC,
     EXECUTOR,
     HTTP,
+    LANGUAGES,
     POOL,
     RETENTION,
     RUNTIME,
@@ -37,6 +40,7 @@ from service.keys import (
     STORE,
     WORKERS,
 )
+from service.languages import Languages, image_infos
 from service.metrics import setup_metrics
 from service.openapi import setup_openapi_routes
 from service.ratelimit import LIMITER, RateLimiter
@@ -84,6 +88,25 @@ async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning("Docker engine not reachable at start: %s", e)
         app[RUNTIME] = runtime
         yield
+
+
+async def languages_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The language registry: built at start (empty while the engine does not answer) and
+    refreshed every ``languages_refresh_s`` while the server runs (``service.languages``)."""
+    adapter = app[RUNTIME].adapter
+
+    async def list_images() -> list[ImageInfo]:
+        return image_infos(await adapter.image_summaries(LANGUAGES_LABEL))
+
+    languages = Languages(list_images)
+    await languages.refresh()
+    app[LANGUAGES] = languages
+    task = asyncio.create_task(
+        languages.run_every(app[SETTINGS].languages_refresh_s), name="languages"
+    )
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -170,7 +193,16 @@ def create_app(settings: Settings) -> web.Application:
     setup_events(app)
     setup_metrics(app)
     app.cleanup_ctx.extend(
-        [store_ctx, blobs_ctx, runtime_ctx, pool_ctx, http_ctx, workers_ctx, retention_ctx]
+        [
+            store_ctx,
+            blobs_ctx,
+            runtime_ctx,
+            languages_ctx,
+            pool_ctx,
+            http_ctx,
+            workers_ctx,
+            retention_ctx,
+        ]
     )
     setup_routes(app)
     setup_frontdoor_routes(app)

@@ -12,6 +12,7 @@ from service.frontdoors.blobs import BlobStore
 from service.frontdoors.executor import ExecutorDoor
 from service.frontdoors.retention import RetentionSweeper
 from service.frontdoors.zerovm import ExecDoor
+from service.languages import Languages
 from service.settings import Settings
 from service.store import Store
 from service.workers import MissionWorkers
@@ -26,12 +27,14 @@ BLOBS = web.AppKey("blobs", BlobStore)
 EXECUTOR = web.AppKey("executor", ExecutorDoor)
 EXEC = web.AppKey("exec", ExecDoor)
 RETENTION = web.AppKey("retention", RetentionSweeper)
+LANGUAGES = web.AppKey("languages", Languages)
 
 __all__ = [
     "BLOBS",
     "EXEC",
     "EXECUTOR",
     "HTTP",
+    "LANGUAGES",
     "POOL",
     "RETENTION",
     "RUNTIME",

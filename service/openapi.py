@@ -116,6 +116,9 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "tasks": "The tasks; each runs tasks.execute after its macros are applied.",
         "final": "Files fetched, then executes run, last.",
         "image": "The sandbox image (GET /api/images); the server's default when absent.",
+        "language": "A language of GET /api/languages (its id or an alias): the sandbox image "
+        "is the one providing it (set into `image`); with `image` too, that image must "
+        "declare the language.",
         "runtime": "The container runtime of every sandbox, e.g. runsc (gVisor); one of "
         "JUDGE_RUNTIMES (GET /api/runtimes), the engine's default when absent.",
         "tick": "Accepted and echoed; no effect.",
@@ -386,6 +389,26 @@ def _mission_routes() -> dict[str, Any]:
                     "200": _json('`{"images": [...]}`', {"type": "object"}),
                     "401": UNAUTHORIZED,
                     "503": ENGINE,
+                },
+            }
+        },
+        "/api/languages": {
+            "get": {
+                "tags": ["server"],
+                "operationId": "listLanguages",
+                "summary": "The languages the engine's images declare (a mission may name one)",
+                "description": "Each language: `id`, `name`, `version` (semver), `aliases`, "
+                "`image`, `source_file`, `compile` (argv template or null), `run`, "
+                "`compile_limits`, `piston` ({language, runtime} or null), `judge0` ({ids, name} "
+                "or null). In templates `{file}` is the entry file's name, `{stem}` that name "
+                "without its extension. Looks at the engine's images first (at most once a "
+                "second), so an image built a moment ago is listed.",
+                "responses": {
+                    "200": _json(
+                        '`{"languages": [{"id": "python3", "version": "3.11.2", ...}]}`',
+                        {"type": "object"},
+                    ),
+                    "401": UNAUTHORIZED,
                 },
             }
         },

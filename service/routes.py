@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from orchestrator.errors import JudgeError
+from orchestrator.languages import short_tag
 from orchestrator.mission import (
     Mission,
     MissionCaps,
@@ -24,7 +25,7 @@ from orchestrator.mission import (
 from service.callbacks import url_refusal
 from service.errors import INVALID_MISSION, ApiError
 from service.events import stream_events
-from service.keys import POOL, RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import LANGUAGES, POOL, RUNTIME, SETTINGS, STORE, WORKERS
 from service.metrics import metrics
 from service.ratelimit import LIMITER
 from service.store import MissionRow, hash_token
@@ -214,6 +215,43 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
         )
 
 
+async def _apply_language(
+    request: web.Request, mission: Mission, normalised: dict[str, Any], stored: dict[str, Any]
+) -> tuple[Mission, dict[str, Any], dict[str, Any]]:
+    """A mission naming a ``language`` runs in the image the registry has for it: set as its
+    ``image`` (also in the normalised and stored documents). Raises ``ApiError`` 400 for a
+    language no image declares, or an ``image`` that does not declare it."""
+    assert mission.language is not None
+    languages = request.app[LANGUAGES]
+    lang = languages.find(mission.language)
+    if lang is None:  # an image built a moment ago: look again (at most once a second)
+        lang = (await languages.refresh(max_age_s=1.0)).find(mission.language)
+    if lang is None:
+        raise ApiError(
+            400,
+            INVALID_MISSION,
+            f"unknown language {mission.language!r} (GET /api/languages lists them)",
+            "mission.language",
+        )
+    if mission.image is not None:
+        declaring = {p.image for p in languages.registry.providers(lang.id)}
+        if short_tag(mission.image) not in declaring:
+            raise ApiError(
+                400,
+                INVALID_MISSION,
+                f"image {mission.image!r} does not provide language {lang.id!r} "
+                f"({lang.image} does)",
+                "mission.image",
+            )
+        return mission, normalised, stored
+    image = lang.image
+    return (
+        mission.model_copy(update={"image": image}),
+        {**normalised, "image": image},
+        {**stored, "image": image},
+    )
+
+
 def prepare_mission(
     raw: object, caps: MissionCaps
 ) -> tuple[Mission, dict[str, Any], dict[str, Any]]:
@@ -304,6 +342,8 @@ async def submit_mission(request: web.Request) -> web.Response:
             f"must be at most {most} on this server (got {mission.tasks.parallel})",
             "mission.tasks.parallel",
         )
+    if mission.language is not None:
+        mission, normalised, stored = await _apply_language(request, mission, normalised, stored)
     await _check_runnable(request, mission)
     # QueueFull and ShuttingDown are answered by the error middleware's table.
     mission_id = await request.app[WORKERS].submit(token_hash, stored, normalised)
@@ -432,6 +472,14 @@ async def list_images(request: web.Request) -> web.Response:
     return web.json_response({"images": images})
 
 
+async def list_languages(request: web.Request) -> web.Response:
+    """The language registry (``service.languages``), after looking at the engine's images
+    again when that was more than a second ago."""
+    await authenticate(request)
+    registry = await request.app[LANGUAGES].refresh(max_age_s=1.0)
+    return web.json_response({"languages": [lang.describe() for lang in registry.all()]})
+
+
 async def list_runtimes(request: web.Request) -> web.Response:
     """The container runtimes a mission may name: those ``JUDGE_RUNTIMES`` allows, each saying
     whether the engine offers it (one cheap engine call, no container)."""
@@ -455,6 +503,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/missions/{id}/events", mission_events)
     app.router.add_delete("/api/missions/{id}", cancel_mission)
     app.router.add_get("/api/images", list_images)
+    app.router.add_get("/api/languages", list_languages)
     app.router.add_get("/api/runtimes", list_runtimes)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

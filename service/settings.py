@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # Finished jobs and missions, and blobs no token touched, are removed after this long.
     retention_s: float = Field(7 * 86400.0, ge=1, le=10 * 365 * 86400.0)
     retention_sweep_s: float = Field(600.0, ge=0.1, le=86400)
+    # How often the language registry looks at the engine's images (one cheap engine call; it
+    # also looks when a client lists the languages or names an unknown one).
+    languages_refresh_s: float = Field(10.0, ge=0.05, le=3600)
     # Submissions per minute per token (0: no limit).
     rate_limit: int = Field(0, ge=0, le=1_000_000)
 

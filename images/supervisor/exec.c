@@ -1,0 +1,513 @@
+/*
+ * exec.c - one command: the child's set-up between fork and execvp, supervision under the
+ * limits, the records and the exec answer.
+ */
+#include "supervisor.h"
+
+/* The command's whole environment (PROTOCOL.md); nothing of ours leaks into it. */
+static char *clean_env[] = {
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/box",
+    "LANG=C.UTF-8",
+    "TMPDIR=/tmp",
+    NULL,
+};
+
+extern char **environ;
+
+/* ------------------------------------------------------------------------------------------ */
+/* The command's process (between fork and execvp)                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+static _Noreturn void child_fail(int fd, int stage, int err)
+{
+    struct child_report r = {.stage = stage, .err = err};
+    ssize_t w = write(fd, &r, sizeof r);
+    (void)w;
+    _exit(127);
+}
+
+/* Opens a redirection as the (already unprivileged) child.  O_NONBLOCK only guards the open
+ * itself, so that a FIFO planted in /box cannot hang the setup; it is cleared right after. */
+static int open_redirect(const char *path, int flags)
+{
+    int fd = open(path ? path : "/dev/null",
+                  flags | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+/* Lowers soft and hard limit to v, so the command cannot raise it again.  We cannot raise a hard
+ * limit (no CAP_SYS_RESOURCE), so a lower one inherited from the engine is kept. */
+static int set_limit(int resource, int64_t v)
+{
+    struct rlimit cur, nl;
+    if (getrlimit(resource, &cur) != 0)
+        return -1;
+    int64_t hard = cur.rlim_max == RLIM_INFINITY ? -1 : (int64_t)cur.rlim_max;
+    nl.rlim_cur = nl.rlim_max = (rlim_t)rlimit_value(v, hard);
+    return setrlimit(resource, &nl);
+}
+
+_Noreturn void child_main(const struct exec_req *rq, int rfd)
+{
+    /* Dispositions: SIGPIPE is ignored and SIGTERM handled in the parent; an ignored signal
+     * would stay ignored across execve, so reset all of them.  Then unblock everything. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            (void)sigaction(s, &sa, NULL);  /* fails harmlessly for glibc's internal ones */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    (void)setsid();
+
+    /* Make the command, not the supervisor, the memory cgroup OOM killer's first choice.
+     * Raising the value needs no privilege; it is inherited by all descendants. */
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t w = write(fd, "1000", 4);
+        (void)w;
+        close(fd);
+    }
+
+    /* Drop privileges for good: real, effective, saved and file-system IDs.  Changing all uids
+     * from 0 to non-zero also clears every capability set. */
+    if (setgroups(0, NULL) != 0 || setresgid(rq->gid, rq->gid, rq->gid) != 0 ||
+        setresuid(rq->uid, rq->uid, rq->uid) != 0)
+        child_fail(rfd, ST_PRIV, errno);
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    if (getresuid(&ru, &eu, &su) != 0 || getresgid(&rg, &eg, &sg) != 0 || ru != rq->uid ||
+        eu != rq->uid || su != rq->uid || rg != rq->gid || eg != rq->gid || sg != rq->gid)
+        child_fail(rfd, ST_PRIV, EPERM);
+    (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    umask(022);
+
+    if (chdir(BOX_DIR) != 0)
+        child_fail(rfd, ST_CHDIR, errno);
+
+    int in = rq->pipe_fd[0] >= 0 ? rq->pipe_fd[0] : open_redirect(rq->path[0], O_RDONLY);
+    if (in < 0)
+        child_fail(rfd, ST_STDIN, errno);
+    int out = rq->pipe_fd[1] >= 0 ? rq->pipe_fd[1]
+                                  : open_redirect(rq->path[1], O_WRONLY | O_CREAT | O_TRUNC);
+    if (out < 0)
+        child_fail(rfd, ST_STDOUT, errno);
+    int err;
+    if (rq->path[1] && rq->path[2] && strcmp(rq->path[1], rq->path[2]) == 0) {
+        err = out;                          /* one open file: a shared offset, no clobbering */
+    } else {
+        err = open_redirect(rq->path[2], O_WRONLY | O_CREAT | O_TRUNC);
+        if (err < 0)
+            child_fail(rfd, ST_STDERR, errno);
+        /* Different spellings of the same file ("out" and "./out") share one open file too. */
+        struct stat so, se;
+        if (rq->path[1] && rq->path[2] && fstat(out, &so) == 0 && fstat(err, &se) == 0 &&
+            S_ISREG(so.st_mode) && so.st_dev == se.st_dev && so.st_ino == se.st_ino) {
+            close(err);
+            err = out;
+        }
+    }
+    /* The supervisor's fds 0-2 are always open, so in/out/err are >= 3 and dup2 cannot clobber
+     * one of them.  dup2 clears close-on-exec on the targets only. */
+    if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+        dup2(err, STDERR_FILENO) < 0)
+        child_fail(rfd, ST_STDIN, errno);
+
+    if (set_limit(RLIMIT_FSIZE, rq->out_kib * 1024) != 0 || set_limit(RLIMIT_CORE, 0) != 0 ||
+        set_limit(RLIMIT_STACK, stack_limit_bytes(rq)) != 0 ||
+        set_limit(RLIMIT_NOFILE, 1024) != 0)
+        child_fail(rfd, ST_RLIMIT, errno);
+
+    /* execvp looks PATH up in environ, so the clean environment is installed, not passed. */
+    environ = clean_env;
+    execvp(rq->argv[0], rq->argv);
+    child_fail(rfd, ST_EXEC, errno);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Running and supervising a command                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Reaps every process that has ended, without blocking.  Returns true when we have no child
+ * left at all (ECHILD).  __WALL: also children created by clone() with an unusual exit signal. */
+bool reap(struct run *r)
+{
+    for (;;) {
+        int st;
+        struct rusage ru;
+        pid_t p = wait4(-1, &st, WNOHANG | __WALL, &ru);
+        if (p > 0) {
+            if (ru.ru_maxrss > r->maxrss_kib)
+                r->maxrss_kib = ru.ru_maxrss;
+            if (p == r->pid && !r->main_done) {
+                r->main_done = true;
+                r->wstatus = st;
+                r->t_end = now_ns();
+            }
+            continue;
+        }
+        if (p == 0)
+            return false;
+        if (errno == EINTR)
+            continue;
+        return true;
+    }
+}
+
+/* Kills every process of the namespace but us and reaps them all.  One kill(-1) can race with a
+ * fork, so it is repeated until wait4 reports ECHILD: an orphan is re-parented to us before its
+ * dead parent becomes reapable, so no children means no descendants.  (kill(-1) itself returns
+ * ESRCH once only zombies are left, which is why it is not the loop condition.)  A process stuck
+ * in the kernel could make this endless; after KILL_GIVE_UP_NS we answer anyway. */
+void kill_all(struct run *r)
+{
+    int64_t deadline = now_ns() + KILL_GIVE_UP_NS;
+    for (;;) {
+        (void)kill(-1, SIGKILL);
+        if (reap(r))
+            return;
+        if (now_ns() > deadline) {
+            logmsg("supervisor: processes survive SIGKILL; giving up waiting for them");
+            return;
+        }
+        sleep_for_sigchld(NS_PER_MS);
+    }
+}
+
+void take_baseline(struct baseline *b)
+{
+    b->cg_cpu_ok = cg_cpu_ns(&b->cg_cpu);
+    b->self_cpu = self_cpu_ns();
+    b->children_cpu = children_cpu_ns();
+    b->anon_ok = cg_anon_bytes(&b->anon);
+    b->shmem_ok = cg_shmem_bytes(&b->shmem);
+    b->files = tmpfs_used_bytes();
+    b->oom_ok = cg_oom_kills(&b->oom);
+}
+
+/* The command's CPU time and anonymous memory now.  cgroup: deltas against the baseline, minus
+ * our own CPU time (the cgroup counts us too).  Without the cgroup files: reaped descendants
+ * (RUSAGE_CHILDREN) plus one /proc walk over the live processes, skipped when live is false
+ * because everything has been reaped by then. */
+static void measure(const struct baseline *b, bool live, int64_t *cpu, int64_t *anon)
+{
+    int64_t v, scan_cpu = 0, scan_anon = 0;
+    bool scanned = false;
+    if (b->cg_cpu_ok && cg_cpu_ns(&v)) {
+        v = (v - b->cg_cpu) - (self_cpu_ns() - b->self_cpu);
+    } else {
+        if (live) {
+            proc_scan(&scan_cpu, &scan_anon);
+            scanned = true;
+        }
+        v = children_cpu_ns() - b->children_cpu + scan_cpu;
+    }
+    *cpu = v > 0 ? v : 0;
+    if (b->anon_ok && cg_anon_bytes(&v)) {
+        v -= b->anon;
+        v += shared_growth(b->shmem_ok, b->shmem, b->files);
+    } else if (live) {
+        if (!scanned)
+            proc_scan(&scan_cpu, &scan_anon);
+        v = scan_anon;
+    } else {
+        v = 0;
+    }
+    *anon = v > 0 ? v : 0;
+}
+
+static bool oom_rose(const struct baseline *b)
+{
+    int64_t v;
+    return b->oom_ok && cg_oom_kills(&v) && v > b->oom;
+}
+
+/* Opens a file to record as the sandbox user (caller switched): regular files only, no links,
+ * and O_NONBLOCK so a FIFO cannot block us.  Returns -1 when there is nothing to record. */
+int open_record(const char *path, int64_t want, int64_t *size)
+{
+    if (!path || want <= 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -1;
+    }
+    *size = st.st_size < want ? st.st_size : want;
+    return fd;
+}
+
+/* Streams up to n bytes of fd as base64 straight to stdout, so a large record never needs a
+ * large buffer in the supervisor.  Chunks are multiples of 3 bytes: padding only at the end. */
+static void stream_record(int fd, int64_t n)
+{
+    enum { CHUNK = 3 * 16384 };
+    unsigned char *buf = xmalloc(CHUNK);
+    struct sb enc = {0};
+    int64_t done = 0;
+    bool eof = false;
+    while (done < n && !eof) {
+        size_t fill = 0, want = (size_t)(n - done < CHUNK ? n - done : CHUNK);
+        while (fill < want) {
+            ssize_t r = read(fd, buf + fill, want - fill);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                eof = true;
+                break;
+            }
+            fill += (size_t)r;
+        }
+        enc.n = 0;
+        base64_encode(&enc, buf, fill);
+        out_write(enc.p, enc.n);
+        done += (int64_t)fill;
+    }
+    sb_free(&enc);
+    free(buf);
+}
+
+/* Forks the command, enforces the limits until its main process ends or a limit is hit, kills
+ * and reaps everything, and measures.  Leaves the user/root switching to the caller. */
+static void supervise(const struct exec_req *rq, struct outcome *o)
+{
+    struct run r = {.pid = -1};
+    struct baseline base;
+    int64_t peak_anon = 0;
+    int pfd[2];
+
+    memset(o, 0, sizeof *o);
+    struct run strays = {.pid = -1};
+    reap(&strays);                          /* stray zombies must not count for this command */
+    malloc_trim(0);                         /* the child starts with our resident pages */
+    take_baseline(&base);
+
+    /* Both ends non-blocking: the parent reads it only after the child is gone, so a child
+     * stuck before execvp can never block us. */
+    if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) != 0) {
+        o->fork_errno = errno;
+        return;
+    }
+    r.t0 = now_ns();
+    r.pid = fork();
+    if (r.pid == 0) {
+        close(pfd[0]);
+        child_main(rq, pfd[1]);
+    }
+    close(pfd[1]);
+    if (r.pid < 0) {
+        o->fork_errno = errno;
+        close(pfd[0]);
+        return;
+    }
+
+    const int64_t cpu_limit = rq->cpu_ms * NS_PER_MS, wall_limit = rq->wall_ms * NS_PER_MS;
+    const int64_t mem_limit = rq->mem_kib * 1024;
+    for (;;) {
+        reap(&r);
+        if (r.main_done)
+            break;
+        int64_t cpu, anon;
+        measure(&base, true, &cpu, &anon);
+        if (cpu > cpu_limit) {
+            o->reason = KR_CPU;
+            break;
+        }
+        int64_t elapsed = now_ns() - r.t0;
+        if (elapsed > wall_limit) {
+            o->reason = KR_WALL;
+            break;
+        }
+        if (anon > peak_anon)
+            peak_anon = anon;
+        if (peak_anon > mem_limit || oom_rose(&base)) {
+            o->reason = KR_MEM;
+            break;
+        }
+        sleep_for_sigchld(next_poll_ns(cpu_limit - cpu, wall_limit - elapsed));
+    }
+    kill_all(&r);
+    int64_t t_end = r.main_done ? r.t_end : now_ns();
+
+    /* Final figures, now that every process is gone and its CPU time is in the counters. */
+    int64_t anon;
+    measure(&base, false, &o->cpu_ns, &anon);
+    if (anon > peak_anon)
+        peak_anon = anon;
+    o->oom = oom_rose(&base);
+    if (read(pfd[0], &o->report, sizeof o->report) != (ssize_t)sizeof o->report)
+        o->report.stage = 0;
+    close(pfd[0]);
+
+    o->real_ns = t_end - r.t0;
+    o->mem_kib = peak_anon / 1024;
+    if (r.maxrss_kib > o->mem_kib)
+        o->mem_kib = r.maxrss_kib;
+    if (r.main_done && WIFEXITED(r.wstatus))
+        o->exit_code = WEXITSTATUS(r.wstatus);
+    if (r.main_done && WIFSIGNALED(r.wstatus))
+        o->sig = WTERMSIG(r.wstatus);
+}
+
+/* Protocol 2: the exec's meta, as the orchestrator writes it (Python's json.dumps layout), into
+ * /box/<name> as the sandbox user (O_NOFOLLOW on every component, like put), saving a round
+ * trip per execute.  Appends ,"meta_file":"" or ,"meta_file":"<why not>" to the answer. */
+static void write_meta_file(struct sb *answer, const char *name, const char *status,
+                            const struct sb *msg, const struct outcome *o)
+{
+    struct sb doc = {0};
+    sb_puts(&doc, "{\"status\": ");
+    json_cstr(&doc, status);
+    sb_puts(&doc, ", \"message\": ");
+    json_str(&doc, sb_str(msg), msg->n);
+    sb_printf(&doc,
+              ", \"memory-usage\": %lld, \"cpu-time-usage\": %lld, \"real-time-usage\": %lld, "
+              "\"exit-code\": %d, \"signal\": %d}",
+              (long long)o->mem_kib, (long long)(o->cpu_ns / NS_PER_MS),
+              (long long)(o->real_ns / NS_PER_MS), o->exit_code, o->sig);
+    int err = 0;
+    if (!become_user()) {
+        err = errno;
+    } else {
+        char leaf[NAME_MAX + 1];
+        int dfd = walk_parent(name, false, leaf);
+        if (dfd < 0) {
+            err = errno;
+        } else {
+            int fd = leaf[0] ? openat(dfd, leaf, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+                                                     O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644)
+                             : (errno = EISDIR, -1);
+            if (fd < 0) {
+                err = errno;
+            } else {
+                struct stat st;
+                if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+                    err = EFTYPE_NOTREG;
+                else if (!write_all(fd, (const unsigned char *)doc.p, doc.n))
+                    err = errno;
+                if (close(fd) != 0 && !err)
+                    err = errno;
+            }
+            close(dfd);
+        }
+        become_root();
+    }
+    sb_puts(answer, ",\"meta_file\":");
+    if (err) {
+        struct sb why = {0};
+        sb_printf(&why, "cannot write '%s': %s", name,
+                  err == EFTYPE_NOTREG ? "not a regular file (refused)" : errstr(err));
+        json_str(answer, why.p, why.n);
+        sb_free(&why);
+    } else {
+        sb_puts(answer, "\"\"");
+    }
+    sb_free(&doc);
+}
+
+void op_exec(const struct exec_req *rq)
+{
+    struct outcome o;
+    supervise(rq, &o);
+
+    /* The redirected files, as the sandbox user: sizes for OLE, open fds for the records.  (No
+     * records after SE: a file the command never opened may hold an earlier execute's data.) */
+    bool setup_error = is_setup_error(&o);
+    int rec_fd[3] = {-1, -1, -1};
+    int64_t rec_len[3] = {0, 0, 0};
+    if (o.fork_errno == 0 && become_user()) {
+        for (int i = 1; i <= 2; i++) {
+            struct stat st;
+            if (rq->path[i] && lstat(rq->path[i], &st) == 0 && S_ISREG(st.st_mode) &&
+                st.st_size >= rq->out_kib * 1024)
+                o.output_full = true;
+            if (!setup_error)
+                rec_fd[i] = open_record(rq->path[i], rq->record[i], &rec_len[i]);
+        }
+        become_root();
+    }
+
+    struct sb msg = {0};
+    const char *status = verdict(rq, &o, &msg);
+    if (setup_error)
+        o.exit_code = o.sig = 0;            /* the command never ran */
+
+    struct sb b = {0};
+    sb_puts(&b, "{\"ok\":true,\"op\":\"exec\",\"meta\":{\"status\":");
+    json_cstr(&b, status);
+    sb_puts(&b, ",\"message\":");
+    json_str(&b, sb_str(&msg), msg.n);
+    sb_printf(&b,
+              ",\"memory-usage\":%lld,\"cpu-time-usage\":%lld,\"real-time-usage\":%lld,"
+              "\"exit-code\":%d,\"signal\":%d}",
+              (long long)o.mem_kib, (long long)(o.cpu_ns / NS_PER_MS),
+              (long long)(o.real_ns / NS_PER_MS), o.exit_code, o.sig);
+    if (rq->meta_file && rq->meta_file[0])
+        write_meta_file(&b, rq->meta_file, status, &msg, &o);
+    sb_puts(&b, ",\"record\":{\"stdout\":\"");
+    out_sb(&b);
+    if (rec_fd[1] >= 0)
+        stream_record(rec_fd[1], rec_len[1]);
+    out_write("\",\"stderr\":\"", 12);
+    if (rec_fd[2] >= 0)
+        stream_record(rec_fd[2], rec_len[2]);
+    out_write("\"}}\n", 4);
+    for (int i = 1; i <= 2; i++)
+        if (rec_fd[i] >= 0)
+            close(rec_fd[i]);
+    sb_free(&b);
+    sb_free(&msg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Requests                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+bool parse_exec(const struct jval *req, struct arena *a, struct exec_req *rq)
+{
+    static const char *const names[3] = {"stdin", "stdout", "stderr"};
+    static const char *const recs[3] = {NULL, "record_stdout", "record_stderr"};
+    memset(rq, 0, sizeof *rq);
+    rq->uid = SANDBOX_UID;
+    rq->gid = SANDBOX_GID;
+    rq->pipe_fd[0] = rq->pipe_fd[1] = -1;
+
+    const struct jval *argv = member(req, "argv");
+    if (!argv || argv->type != J_ARR || argv->count == 0)
+        return fail_field("field 'argv' must be a non-empty list of strings");
+    rq->argv = arena_alloc(a, (argv->count + 1) * sizeof *rq->argv);
+    size_t i = 0;
+    for (const struct jval *e = argv->child; e; e = e->next) {
+        if (e->type != J_STR || strlen(e->s) != e->n)
+            return fail_field("field 'argv' must be a list of strings without NUL characters");
+        rq->argv[i++] = (char *)e->s;
+    }
+    rq->argv[i] = NULL;
+
+    if (!get_int(req, "cpu_time_ms", true, 0, 1, LIMIT_MAX, &rq->cpu_ms) ||
+        !get_int(req, "wall_time_ms", true, 0, 1, LIMIT_MAX, &rq->wall_ms) ||
+        !get_int(req, "memory_kib", true, 0, 1, LIMIT_MAX, &rq->mem_kib) ||
+        !get_int(req, "output_kib", true, 0, 0, LIMIT_MAX, &rq->out_kib))
+        return false;
+    for (int k = 0; k < 3; k++) {
+        if (!get_str(req, names[k], false, &rq->name[k]))
+            return false;
+        rq->path[k] = rq->name[k][0] ? box_path(a, rq->name[k]) : NULL;
+        if (recs[k] && !get_int(req, recs[k], false, 0, 0, LIMIT_MAX, &rq->record[k]))
+            return false;
+    }
+    return get_str(req, "meta_file", false, &rq->meta_file);
+}

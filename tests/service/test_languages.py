@@ -1,0 +1,250 @@
+"""Languages as data on the real engine: GET /api/languages, missions naming a `language`, a
+custom image appearing without a restart, and every shipped language's templates compiling and
+running a hello world under the file names the peers' clients use."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import uuid
+from typing import Any
+
+import docker
+import pytest
+
+from orchestrator.languages import expand
+from service.keys import LANGUAGES
+from tests.service.conftest import StartJudge
+from tests.service.support import ALICE, Api, poll
+
+pytestmark = pytest.mark.docker
+
+AUTH = {"Authorization": f"Bearer {ALICE}"}
+
+# A hello world per shipped language id; Java's class is not named after any of the files.
+HELLO = {
+    "c": '#include <stdio.h>\nint main(void) { puts("hello world"); return 0; }\n',
+    "cpp": '#include <iostream>\nint main() { std::cout << "hello world" << std::endl; }\n',
+    "python3": 'print("hello world")\n',
+    "java": 'class Helper { static String text() { return "hello world"; } }\n'
+    "public class Main {\n"
+    "    public static void main(String[] args) { System.out.println(Helper.text()); }\n"
+    "}\n",
+    "javascript": 'console.log("hello world");\n',
+    "go": 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello world") }\n',
+    "rust": 'fn main() { println!("hello world"); }\n',
+    "bash": "echo hello world\n",
+    "plaintext": "hello world\n",
+    "multifile": "echo hello world\n",
+}
+
+
+def data_url(text: str) -> str:
+    return "data:text/plain;base64," + base64.b64encode(text.encode()).decode()
+
+
+def stdout_of(execute: dict[str, Any]) -> str:
+    return base64.b64decode(execute["record"].get("stdout", "")).decode(errors="replace")
+
+
+async def languages(api: Api) -> dict[str, dict[str, Any]]:
+    async with api.session.get(f"{api.url}/api/languages", headers=AUTH) as resp:
+        assert resp.status == 200, await resp.text()
+        return {lang["id"]: lang for lang in (await resp.json())["languages"]}
+
+
+async def run(api: Api, mission: dict[str, Any]) -> dict[str, Any]:
+    """Submit with ``?wait=60``; the finished mission's body."""
+    status, body, _ = await api.submit(mission, how="json", params={"wait": "60"})
+    assert status == 200, body
+    assert body["state"] == "done", body
+    return body
+
+
+def hello_mission(lang: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """One mission compiling and running the language's hello world three times in one sandbox,
+    the entry file named ``main``, ``file0.code`` (Piston's default) and the language's own
+    source file name; and the names in order."""
+    names = list(dict.fromkeys(["main", "file0.code", lang["source_file"]]))
+    executes = []
+    for name in names:
+        if lang["compile"] is not None:
+            executes.append(
+                {
+                    "name": f"compile {name}",
+                    "command": expand(lang["compile"], name),
+                    **lang["compile_limits"],
+                    "stdout": "compile.txt",
+                    "stderr": "compile.txt",
+                }
+            )
+        executes.append(
+            {
+                "name": f"run {name}",
+                "command": expand(lang["run"], name),
+                "stdout": f"{name}.out",
+                "stderr": f"{name}.err",
+            }
+        )
+    files = {name: data_url(HELLO[lang["id"]]) for name in names}
+    return {"language": lang["id"], "prepare": {"file": files, "execute": executes}}, names
+
+
+async def test_every_shipped_language_compiles_and_runs_under_any_file_name(
+    start_judge: StartJudge,
+) -> None:
+    """What the Judge0 and Piston doors rely on: each registry entry's templates work for the
+    file names their clients send (main, file0.code, the source file)."""
+    _, api = await start_judge(max_running=2)
+    listed = await languages(api)
+    missing = sorted(set(HELLO) - set(listed))
+    assert not missing, f"languages not on the engine (make images): {missing}"
+
+    async def one(lang_id: str) -> tuple[str, dict[str, Any], list[str]]:
+        mission, names = hello_mission(listed[lang_id])
+        return lang_id, await run(api, mission), names
+
+    for lang_id, body, names in await asyncio.gather(*(one(i) for i in sorted(HELLO))):
+        assert body["mission"]["image"] == listed[lang_id]["image"]
+        executes = body["mission_result"]["prepare"]["execute"]
+        report = json.dumps([(e["name"], e["meta"], stdout_of(e)[:500]) for e in executes])
+        assert all(e["meta"]["status"] == "" for e in executes), f"{lang_id}: {report}"
+        runs = [e for e in executes if e["name"].startswith("run ")]
+        assert [e["name"] for e in runs] == [f"run {n}" for n in names]
+        assert [stdout_of(e) for e in runs] == ["hello world\n"] * len(names), report
+
+
+async def test_list_languages_and_run_a_mission_by_language(start_judge: StartJudge) -> None:
+    _, api = await start_judge()
+    async with api.session.get(f"{api.url}/api/languages") as resp:
+        assert resp.status == 401
+    listed = await languages(api)
+    python = listed["python3"]
+    assert python["image"] == "judge/python3"
+    assert python["judge0"]["ids"] == [71]
+    assert python["piston"] == {"language": "python", "runtime": None}
+    assert python["version"].count(".") == 2
+    assert listed["c"]["image"] == "judge/cpp"  # its own image, not judge/default's copy
+
+    # An alias, case-insensitive; the image comes from the registry and is echoed.
+    mission = {
+        "language": "PY",
+        "prepare": {
+            "execute": [
+                {
+                    "command": ["python3", "-c", "import sys; print(sys.version_info[0])"],
+                    "stdout": "out.txt",
+                }
+            ]
+        },
+    }
+    body = await run(api, mission)
+    assert body["mission"]["image"] == "judge/python3"
+    assert body["mission"]["language"] == "PY"
+    assert stdout_of(body["mission_result"]["prepare"]["execute"][0]) == "3\n"
+
+    # An image that declares the language too (judge/default's fallback copy) is consistent.
+    body = await run(api, {**mission, "image": "judge/default"})
+    assert body["mission"]["image"] == "judge/default"
+
+
+async def test_bad_languages_are_refused_with_their_path(start_judge: StartJudge) -> None:
+    _, api = await start_judge()
+    mission: dict[str, Any] = {"prepare": {"execute": [{"command": ["true"]}]}}
+    cases = [
+        ({"language": "cobol-74"}, "mission.language", "unknown language 'cobol-74'"),
+        ({"language": ""}, "mission.language", None),
+        ({"language": 7}, "mission.language", None),
+        (
+            {"language": "python3", "image": "judge/java"},
+            "mission.image",
+            "image 'judge/java' does not provide language 'python3' (judge/python3 does)",
+        ),
+    ]
+    for extra, path, message in cases:
+        status, body, _ = await api.submit({**mission, **extra}, how="json")
+        assert status == 400, body
+        assert body["error"]["path"] == path, body
+        if message is not None:
+            assert message in body["error"]["message"], body
+
+
+DOCKERFILE = """FROM judge/base
+LABEL judge.languages='{languages}' judge.languages.image="{tag}"
+"""
+
+
+def build_image(tag: str, lang_id: str) -> None:
+    """A custom image FROM judge/base declaring one language whose "compiler" is cp and whose
+    "interpreter" is sh (built through the engine's API: no CLI, no network)."""
+    entry = {
+        "id": lang_id,
+        "name": "Shell, as a test language",
+        "version": "1.2.3",
+        "aliases": [f"{lang_id}-alias"],
+        "piston": {"language": lang_id, "runtime": None},
+        "judge0": None,
+        "source_file": "main.tsh",
+        "compile": ["cp", "{file}", "{stem}.sh"],
+        "run": ["sh", "{stem}.sh"],
+    }
+    dockerfile = DOCKERFILE.format(languages=json.dumps([entry]), tag=tag)
+    client = docker.from_env(version="1.41")
+    try:
+        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    finally:
+        client.close()
+
+
+def remove_image(tag: str) -> None:
+    client = docker.from_env(version="1.41")
+    try:
+        client.images.remove(tag, force=True)
+    except docker.errors.ImageNotFound:
+        pass
+    finally:
+        client.close()
+
+
+async def test_a_custom_image_appears_and_goes_without_a_restart(start_judge: StartJudge) -> None:
+    """A language image built FROM judge/base while the server runs: the registry finds it on
+    its timer, GET /api/languages lists it, a mission names it; removed, it is gone again."""
+    suffix = uuid.uuid4().hex[:8]
+    tag, lang_id = f"judge/test-lang-{suffix}", f"tsh-{suffix}"
+    judge, api = await start_judge(languages_refresh_s=0.2)
+    registry = judge.app[LANGUAGES]
+    assert registry.get(lang_id) is None
+    try:
+        await asyncio.to_thread(build_image, tag, lang_id)
+        # The timer's refresh, not a request, finds it.
+        lang = await poll(lambda: _get(registry, lang_id), lambda x: x is not None, 10)
+        assert lang is not None
+        assert lang.image == tag
+        assert registry.resolve(lang_id, "1.x") is lang  # how a Piston client finds it
+        listed = await languages(api)
+        assert listed[lang_id]["version"] == "1.2.3"
+        assert listed[lang_id]["image"] == tag
+
+        mission = {
+            "language": f"{lang_id}-alias",
+            "prepare": {
+                "file": {"prog": data_url("echo custom says hi\n")},
+                "execute": [
+                    {"command": lang.compile_argv("prog")},
+                    {"command": lang.run_argv("prog", ["ignored-arg"]), "stdout": "out.txt"},
+                ],
+            },
+        }
+        body = await run(api, mission)
+        assert body["mission"]["image"] == tag
+        assert stdout_of(body["mission_result"]["prepare"]["execute"][1]) == "custom says hi\n"
+    finally:
+        await asyncio.to_thread(remove_image, tag)
+    await poll(lambda: _get(registry, lang_id), lambda x: x is None, 10)
+    assert lang_id not in await languages(api)
+
+
+async def _get(registry: Any, lang_id: str) -> Any:
+    return registry.get(lang_id)
