@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -211,3 +213,18 @@ async def test_compile_error_answers_compile_as_run(aiohttp_client: Any) -> None
         assert answer["run"] == answer["compile"]
     # The failure was kept: the second execute ran nothing.
     assert len(core.missions) == 1
+
+
+async def test_a_client_that_goes_away_cancels_its_mission(aiohttp_client: Any) -> None:
+    core = FakeCore(script=lambda mission, io: None)
+    client = await client_for(aiohttp_client, core)
+    request = asyncio.ensure_future(client.post("/api/v2/execute", json=body(), headers=AUTH))
+    async with asyncio.timeout(10):
+        while not core.missions:  # the mission is submitted and waited for
+            await asyncio.sleep(0.01)
+    request.cancel()  # the client closes its connection
+    with contextlib.suppress(asyncio.CancelledError):
+        await request
+    async with asyncio.timeout(10):
+        while core.cancelled != [1]:
+            await asyncio.sleep(0.05)

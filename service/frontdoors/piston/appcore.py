@@ -6,20 +6,17 @@ is on main.)
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
-from orchestrator.languages import LABEL, ImageInfo, build_registry
 from orchestrator.mission import normalise, parse_mission
 from orchestrator.runner import MissionIO
 from service.frontdoors.piston.runtimes import PistonRuntime, piston_runtimes
 from service.frontdoors.piston.translate import KIND
-from service.keys import RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import LANGUAGES, SETTINGS, STORE, WORKERS
 from service.ratelimit import LIMITER
 from service.store import MissionRow, hash_token
 
@@ -31,8 +28,6 @@ class AppCore:
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
-        self._runtimes: tuple[float, list[PistonRuntime]] | None = None
-        self._lock = asyncio.Lock()
 
     @property
     def max_body_bytes(self) -> int:
@@ -62,22 +57,10 @@ class AppCore:
         return await self._app[WORKERS].wait_finished(mission_id)
 
     async def runtimes(self) -> Sequence[PistonRuntime]:
-        cached = self._runtimes
-        if cached is not None and time.monotonic() - cached[0] < _REGISTRY_MAX_AGE_S:
-            return cached[1]
-        async with self._lock:
-            docs = await self._app[RUNTIME].adapter.list_images(LABEL)
-            infos = [
-                ImageInfo(
-                    id=str(doc.get("Id", "")),
-                    tags=tuple(doc.get("RepoTags") or ()),
-                    labels=(doc.get("Config") or {}).get("Labels") or {},
-                )
-                for doc in docs
-            ]
-            listed = piston_runtimes(build_registry(infos).all())
-            self._runtimes = (time.monotonic(), listed)
-            return listed
+        # The registry is refreshed in the background; an image built a moment ago is seen
+        # within a few seconds.
+        registry = await self._app[LANGUAGES].refresh(_REGISTRY_MAX_AGE_S)
+        return piston_runtimes(registry.all())
 
     async def packages(self) -> Sequence[dict[str, Any]]:
         return [

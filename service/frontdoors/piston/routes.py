@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -43,6 +44,7 @@ from service.ratelimit import RateLimiter
 T = TypeVar("T")
 
 RETRY_AFTER_S = 10
+CLIENT_CHECK_S = 1.0  # how often a waiting execute looks whether its client is still there
 BUILD_AN_IMAGE = (
     "packages are sandbox images on this server: an operator adds a language by building an "
     "image that declares it (images/README.md; 'make image NAME=<name>'), not through the API"
@@ -110,7 +112,9 @@ async def read_job(request: web.Request, state: PistonState) -> ExecuteJob:
     return await _sized(parse_execute, len(raw), body, runtimes, state.settings)
 
 
-async def run_job(state: PistonState, tenant: str, job: ExecuteJob) -> dict[str, Any]:
+async def run_job(
+    state: PistonState, tenant: str, job: ExecuteJob, gone: Callable[[], bool] = lambda: False
+) -> dict[str, Any]:
     """Run ``job`` as one mission and answer Piston's result; raises 503 when it cannot end
     within its own limits plus the queue allowance (the mission is cancelled then).
 
@@ -121,23 +125,23 @@ async def run_job(state: PistonState, tenant: str, job: ExecuteJob) -> dict[str,
     parts = compile_key(job)
     if state.cache is None or not parts:
         plan = mission_plan(job, settings)
-        result, io = await run_mission(state, tenant, plan)
+        result, io = await run_mission(state, tenant, plan, gone)
         return await _answer(job, plan, result, io, settings.output_max_size)
     key = CompileCache.key(tenant, *parts)
     wait_s = wall_budget_s(mission_plan(job, settings)) + settings.queue_wait_s
     cached = await state.cache.claim(key, wait_s)
     if cached is None:
-        return await _compile_and_keep(state, tenant, job, key)
+        return await _compile_and_keep(state, tenant, job, key, gone)
     compiled = json.loads(cached.output or b"{}")
     if not cached.ok:
         return answer_of(job, compiled, compiled)
     plan = mission_plan(job, settings, artifact=cached.box)
-    result, io = await run_mission(state, tenant, plan)
+    result, io = await run_mission(state, tenant, plan, gone)
     return await _answer(job, plan, result, io, settings.output_max_size, compiled)
 
 
 async def _compile_and_keep(
-    state: PistonState, tenant: str, job: ExecuteJob, key: str
+    state: PistonState, tenant: str, job: ExecuteJob, key: str, gone: Callable[[], bool]
 ) -> dict[str, Any]:
     """Compile (this caller claimed ``key``), run, and keep the compiled box for the next
     executes: a clean failure is kept too (answered at once next time); a compile that timed
@@ -146,7 +150,7 @@ async def _compile_and_keep(
     kept = False
     try:
         plan = mission_plan(job, state.settings, pack=True)
-        result, io = await run_mission(state, tenant, plan)
+        result, io = await run_mission(state, tenant, plan, gone)
         answer = await _answer(job, plan, result, io, state.settings.output_max_size)
         stage = answer["compile"]
         output = json.dumps(stage).encode()
@@ -165,30 +169,35 @@ async def _compile_and_keep(
 
 
 async def run_mission(
-    state: PistonState, tenant: str, plan: MissionPlan
+    state: PistonState, tenant: str, plan: MissionPlan, gone: Callable[[], bool] = lambda: False
 ) -> tuple[dict[str, Any], MissionIO]:
     """Submit the plan's mission and wait for its result; raises 503 (and cancels it) when it
-    does not end within the plan's limits plus the queue allowance."""
+    does not end within the plan's limits plus the queue allowance. ``gone`` tells whether the
+    client went away (checked every ``CLIENT_CHECK_S``): its mission is cancelled then."""
     io = MissionIO(inputs=plan.inputs, collect=plan.collect)
     core = state.core
     mission_id = await core.submit(tenant, plan.mission, io)
-    budget = wall_budget_s(plan) + state.settings.queue_wait_s
+    deadline = time.monotonic() + wall_budget_s(plan) + state.settings.queue_wait_s
     waiting = asyncio.ensure_future(core.wait_finished(mission_id))
     try:
-        done, _ = await asyncio.wait({waiting}, timeout=budget)
+        while not waiting.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or gone():
+                break
+            await asyncio.wait({waiting}, timeout=min(remaining, CLIENT_CHECK_S))
     except asyncio.CancelledError:
-        # The client went away (or the server stops): nothing may run later for nobody.
+        # The server stops (or the handler was cancelled): nothing may run later for nobody.
         waiting.cancel()
         with contextlib.suppress(Exception):
             await asyncio.shield(core.cancel(mission_id))
         raise
-    if not done:
+    if not waiting.done():
         waiting.cancel()
         await core.cancel(mission_id)
         raise PistonError(
             503,
-            f"the program could not be run within {budget:.0f} s (the judge is busy or its "
-            "engine is unavailable); retry later",
+            "the program could not be run in time (the judge is busy or its engine is "
+            "unavailable); retry later",
             {"Retry-After": str(RETRY_AFTER_S)},
         )
     row = waiting.result()
@@ -217,6 +226,12 @@ async def _answer(
     return piston_answer(job, plan, result, io.collected, cap, compiled)
 
 
+def client_gone(request: web.Request) -> bool:
+    """Whether the client closed its connection (the server does not cancel handlers)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def json_response(body: Any, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(text=json.dumps(body), content_type="application/json", headers=headers)
 
@@ -225,7 +240,7 @@ async def execute(request: web.Request) -> web.Response:
     state = request.app[PISTON]
     tenant, headers = await state.admit(request)
     job = await read_job(request, state)
-    return json_response(await run_job(state, tenant, job), headers)
+    return json_response(await run_job(state, tenant, job, lambda: client_gone(request)), headers)
 
 
 async def runtimes(request: web.Request) -> web.Response:
