@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -117,9 +118,125 @@ class FakeCore:
 
 
 def app_with(core: FakeCore, **settings: Any) -> web.Application:
-    """A root app with the door's sub-app mounted where the judge mounts it."""
+    """A root app with the door's sub-app (and its WebSocket) mounted where the judge mounts
+    it."""
     root = web.Application(client_max_size=core.max_body_bytes)
     door = PistonDoor()
-    sub = door.sub_app(PistonSettings(_env_file=None, **settings), core)  # type: ignore[call-arg]
+    config = PistonSettings(_env_file=None, **settings)  # type: ignore[call-arg]
+    sub = door.sub_app(config, core, live=True)
     root.add_subapp("/api/v2", sub)
     return root
+
+
+class FakeRun:
+    """A streaming execute over memory: a "program" that upper-cases each stdin line it reads
+    until ``quit``; a compile (argv[0] ``gcc``) that fails when the source holds ``error``.
+    Signals end it as the signal would."""
+
+    def __init__(self, argv: tuple[str, ...], files: dict[str, bytes]) -> None:
+        self.argv = argv
+        self.files = files
+        self.output: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        self.stdin: list[bytes] = []
+        self.signals: list[int] = []
+        self.meta = meta()
+        self.ended = asyncio.Event()
+        self.stdout_bytes = 0
+        self.stderr_bytes = 0
+        self._line = b""
+        if argv[0] == "gcc":
+            source = next(iter(files.values()), b"")
+            if b"error" in source:
+                self._emit("stderr", b"main.c:1: error: expected ';'\n")
+                self._end(meta(status="RE", **{"exit-code": 1}))
+            else:
+                self._emit("stderr", "warning: é\n".encode())
+                self._end(meta())
+        else:
+            self._emit("stdout", b"ready\n")
+
+    def _emit(self, stream: str, data: bytes) -> None:
+        if stream == "stdout":
+            self.stdout_bytes += len(data)
+        else:
+            self.stderr_bytes += len(data)
+        self.output.put_nowait((stream, data))
+
+    def _end(self, m: dict[str, Any]) -> None:
+        if not self.ended.is_set():
+            self.meta = m
+            self.ended.set()
+            self.output.put_nowait(None)
+
+    async def write_stdin(self, data: bytes) -> None:
+        if self.ended.is_set():
+            return
+        self.stdin.append(data)
+        self._line += data
+        while b"\n" in self._line:
+            line, self._line = self._line.split(b"\n", 1)
+            if line == b"quit":
+                self._end(meta())
+                return
+            # A character split across two chunks arrives whole (the door decodes per stream).
+            upper = line.decode().upper().encode() + b"\n"
+            self._emit("stdout", upper[:1])
+            self._emit("stdout", upper[1:])
+
+    async def close_stdin(self) -> None:
+        self._end(meta())
+
+    async def signal(self, number: int) -> None:
+        self.signals.append(number)
+        self._end(meta(status="RE", signal=number, message=f"killed by signal {number}"))
+
+    def __aiter__(self) -> Any:
+        return self._chunks()
+
+    async def _chunks(self) -> Any:
+        while (item := await self.output.get()) is not None:
+            yield item
+
+    async def result(self) -> Any:
+        from orchestrator.sandbox import ExecOutcome, Meta
+
+        await self.ended.wait()
+        return ExecOutcome(Meta.from_wire(self.meta))
+
+
+class FakeBox:
+    """A sandbox over memory for the live protocol: files in, ``FakeRun`` streams."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.runs: list[FakeRun] = []
+        self.closed = False
+
+    async def put_files(self, files: Any) -> None:
+        self.files.update(files)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, req: Any) -> Any:
+        run = FakeRun(req.argv, self.files)
+        self.runs.append(run)
+        try:
+            yield run
+        finally:
+            run._end(meta(status="RE", signal=9))  # leaving early kills the program
+
+
+class LiveCore(FakeCore):
+    """``FakeCore`` whose sandboxes are ``FakeBox`` es (kept in ``boxes``)."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.boxes: list[FakeBox] = []
+
+    @contextlib.asynccontextmanager
+    async def sandbox(self, image: str, memory_kib: int) -> Any:
+        box = FakeBox()
+        self.boxes.append(box)
+        try:
+            yield box
+        finally:
+            box.closed = True

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from aiohttp import web
 
 from orchestrator.mission import normalise, parse_mission
 from orchestrator.runner import MissionIO
+from service.frontdoors.piston.live import LiveBox
 from service.frontdoors.piston.runtimes import PistonRuntime, piston_runtimes
 from service.frontdoors.piston.translate import KIND
-from service.keys import LANGUAGES, SETTINGS, STORE, WORKERS
+from service.keys import LANGUAGES, RUNTIME, SETTINGS, STORE, WORKERS
 from service.ratelimit import LIMITER
 from service.store import MissionRow, hash_token
 
@@ -61,6 +63,9 @@ class AppCore:
         # within a few seconds.
         registry = await self._app[LANGUAGES].refresh(_REGISTRY_MAX_AGE_S)
         return piston_runtimes(registry.all())
+
+    def sandbox(self, image: str, memory_kib: int) -> AbstractAsyncContextManager[LiveBox]:
+        return self._app[RUNTIME].sandbox(image, memory_kib)  # type: ignore[return-value]
 
     async def packages(self) -> Sequence[dict[str, Any]]:
         return [

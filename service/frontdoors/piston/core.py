@@ -8,9 +8,11 @@ reaches into the pipeline, the store or the engine by itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from orchestrator.runner import MissionIO
+from service.frontdoors.piston.live import LiveBox
 from service.frontdoors.piston.runtimes import PistonRuntime
 from service.store import MissionRow
 
@@ -51,6 +53,11 @@ class PistonCore(Protocol):
 
     async def packages(self) -> Sequence[dict[str, Any]]:
         """Piston's package list: ``{language, language_version, installed}``."""
+        ...
+
+    def sandbox(self, image: str, memory_kib: int) -> AbstractAsyncContextManager[LiveBox]:
+        """A sandbox of ``image`` for a live job, removed when the block exits. Raises the
+        engine's errors (``JudgeError``)."""
         ...
 
 

@@ -16,6 +16,8 @@ from aiohttp import web
 
 from orchestrator.mission import MissionCaps, normalise, parse_mission
 from orchestrator.runner import MissionIO
+from orchestrator.sandbox import Sandbox
+from service.frontdoors.piston.connect import connect
 from service.frontdoors.piston.core import PistonCore
 from service.frontdoors.piston.http import piston_errors
 from service.frontdoors.piston.routes import PISTON, PistonState, add_routes
@@ -24,6 +26,8 @@ from service.frontdoors.piston.translate import KIND
 from service.store import MissionRow
 
 PREFIX = "/api/v2"
+# The interactive WebSocket needs streaming executes (the supervisor's "stream" feature).
+STREAMING = hasattr(Sandbox, "stream")
 
 
 def normalised(mission: dict[str, Any], caps: MissionCaps) -> dict[str, Any]:
@@ -43,12 +47,15 @@ class PistonDoor:
     def settings_model(self) -> type[PistonSettings]:
         return PistonSettings
 
-    def sub_app(self, settings: PistonSettings, core: PistonCore) -> web.Application:
-        """The door's sub-application (its routes, errors and state) over ``core``."""
+    def sub_app(
+        self, settings: PistonSettings, core: PistonCore, *, live: bool = STREAMING
+    ) -> web.Application:
+        """The door's sub-application (its routes, errors and state) over ``core``; ``live``:
+        with the interactive WebSocket."""
         app = web.Application(middlewares=[piston_errors])
         self.state = PistonState(settings, lambda: core)
         app[PISTON] = self.state
-        add_routes(app, None)
+        add_routes(app, connect if live else None)
         return app
 
     async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:

@@ -58,6 +58,7 @@ class PistonState:
         self.settings = settings
         self._core = core
         self.anonymous_limiter = RateLimiter(settings.anonymous_rate_limit)
+        self.live_slots = asyncio.Semaphore(settings.max_live)
         self.cache: CompileCache | None = None
         if settings.compile_cache_bytes:
             self.cache = CompileCache(

@@ -51,6 +51,9 @@ class PistonSettings(BaseSettings):
     # Beyond the request's own compile and run timeouts, how long an execute may wait for a
     # worker and a sandbox (an engine outage, a full queue) before it is cancelled with 503.
     queue_wait_s: float = Field(30.0, ge=0, le=3600)
+    # Interactive jobs (/api/v2/connect) running at once, each in a sandbox of its own beside
+    # the missions; more wait for a slot up to queue_wait_s.
+    max_live: int = Field(4, ge=1, le=1024)
     # Compiled boxes kept per tenant and source, so the same source sent again with other input
     # compiles once (0: no cache); entries older than compile_cache_ttl_s are dropped.
     compile_cache_bytes: int = Field(256 * MIB, ge=0, le=1 << 40)

@@ -59,7 +59,7 @@ def read_collected(archive: bytes | None) -> bytes:
     return b""
 
 
-def _verdict(
+def verdict(
     meta: Mapping[str, Any], out_over: bool, err_over: bool
 ) -> tuple[str | None, int | None, str | None, str | None]:
     """``(status, code, signal, message)`` of an execute's meta."""
@@ -106,7 +106,7 @@ def stage_doc(
     meta: Mapping[str, Any] = entry.get("meta") or {}
     out, out_over = cap_text(stdout, cap, record_bytes)
     err, err_over = cap_text(stderr, cap, record_bytes)
-    status, code, sig, message = _verdict(meta, out_over, err_over)
+    status, code, sig, message = verdict(meta, out_over, err_over)
     return {
         "stdout": out,
         "stderr": err,
@@ -175,4 +175,5 @@ __all__ = [
     "read_collected",
     "signal_name",
     "stage_doc",
+    "verdict",
 ]
