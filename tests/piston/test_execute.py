@@ -142,3 +142,30 @@ async def test_the_same_source_compiles_once(execute: Execute) -> None:
     # The cache is per source: another source compiles on its own.
     other = await execute(c(source.replace("a*2", "a*3"), stdin="5"))
     assert other[1]["run"]["stdout"] == "15\n"
+
+
+async def test_wall_clock_and_file_size_limits(execute: Execute) -> None:
+    sleeper, writer = await asyncio.gather(
+        execute(py("import time; time.sleep(10)", run_timeout=1000, run_cpu_time=1000)),
+        execute(
+            c(
+                "#include <stdio.h>\n#include <string.h>\nstatic char b[1<<20];\n"
+                'int main(){FILE*f=fopen("big","wb");memset(b,120,sizeof b);'
+                'for(int i=0;i<11;i++)fwrite(b,1,sizeof b,f);fclose(f);puts("never");}'
+            )
+        ),
+    )
+    run = sleeper[1]["run"]
+    assert (run["status"], run["signal"], run["message"]) == (
+        "TO",
+        "SIGKILL",
+        "Time limit exceeded (wall clock)",
+    )
+    assert run["cpu_time"] < 500
+    run = writer[1]["run"]
+    assert (run["status"], run["signal"], run["message"]) == (
+        "SG",
+        "SIGXFSZ",
+        "File size limit exceeded",
+    )
+    assert run["stdout"] == ""
