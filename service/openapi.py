@@ -18,6 +18,7 @@ from aiohttp import web
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from orchestrator.mission import Mission
+from service.frontdoors.piston import frontdoor as piston
 
 OPENAPI_PATH = "/api/openapi.json"
 DOCS_PATH = "/docs"
@@ -637,7 +638,7 @@ def openapi_document() -> dict[str, Any]:
             {"name": "server", "description": "Health, metrics, images, this description."},
         ],
         "security": [{"bearer": []}],
-        "paths": {**_mission_routes(), **_front_routes()},
+        "paths": {**_mission_routes(), **_front_routes(), **piston.door.openapi_paths()},
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {

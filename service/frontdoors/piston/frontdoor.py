@@ -20,6 +20,7 @@ from orchestrator.sandbox import Sandbox
 from service.frontdoors.piston.connect import connect
 from service.frontdoors.piston.core import PistonCore
 from service.frontdoors.piston.http import piston_errors
+from service.frontdoors.piston.openapi import paths
 from service.frontdoors.piston.routes import PISTON, PistonState, add_routes
 from service.frontdoors.piston.settings import PistonSettings
 from service.frontdoors.piston.translate import KIND
@@ -73,9 +74,7 @@ class PistonDoor:
         return ()
 
     def openapi_paths(self) -> dict[str, Any]:
-        from service.frontdoors.piston.openapi import paths
-
-        return paths(PREFIX)
+        return paths(PREFIX, live=STREAMING)
 
 
 door = PistonDoor()

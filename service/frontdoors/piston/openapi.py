@@ -84,25 +84,24 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def paths(prefix: str) -> dict[str, Any]:
-    """OpenAPI path items of the door under ``prefix`` (``/api/v2``); the same routes also
-    answer under ``{prefix}/piston`` and with a trailing slash."""
-    tag = ["piston"]
+_NOT_FOUND = {"404": _MESSAGE}
+_METHODS = ("get", "post", "put", "delete", "patch")
+
+
+def _routes(live: bool) -> dict[str, Any]:
+    """The door's path items relative to a base (``/runtimes``...), each operation without
+    its operationId (the caller makes them unique per base)."""
     errors = {str(code): _MESSAGE for code in (400, 401, 413, 429, 503)}
-    return {
-        f"{prefix}/runtimes": {
+    routes: dict[str, Any] = {
+        "/runtimes": {
             "get": {
-                "tags": tag,
                 "summary": "Piston's runtimes: the languages of the judge's images",
-                "operationId": "pistonRuntimes",
                 "responses": {"200": _json({"type": "array", "items": _RUNTIME}, "runtimes")},
             }
         },
-        f"{prefix}/execute": {
+        "/execute": {
             "post": {
-                "tags": tag,
-                "summary": "Run a program (Piston v2); any Content-Type, JSON body",
-                "operationId": "pistonExecute",
+                "summary": "Run a program (Piston v2); a JSON body, whatever its Content-Type",
                 "requestBody": {"content": {"application/json": {"schema": _EXECUTE}}},
                 "responses": {
                     "200": _json(
@@ -121,27 +120,65 @@ def paths(prefix: str) -> dict[str, Any]:
                 },
             }
         },
-        f"{prefix}/packages": {
+        "/packages": {
             "get": {
-                "tags": tag,
                 "summary": "Piston's packages: the languages the images provide",
-                "operationId": "pistonPackages",
                 "responses": {"200": _json({"type": "array", "items": _PACKAGE}, "packages")},
             },
             "post": {
-                "tags": tag,
-                "summary": "Not here: an operator builds an image instead (501, says how)",
-                "operationId": "pistonInstall",
+                "summary": "Not here: an operator builds an image instead (501 says how)",
                 "responses": {"501": _MESSAGE, "401": _MESSAGE},
             },
             "delete": {
-                "tags": tag,
                 "summary": "Not here: an operator removes an image instead (501)",
-                "operationId": "pistonUninstall",
                 "responses": {"501": _MESSAGE, "401": _MESSAGE},
             },
         },
     }
+    if live:
+        routes["/connect"] = {
+            "get": {
+                "summary": "Piston's interactive WebSocket (init, runtime, stage, data, exit, "
+                "error; close codes 4000-4005, 4999): see docs/piston.md",
+                "responses": {"101": {"description": "switching to the WebSocket protocol"}},
+            }
+        }
+    return routes
+
+
+def paths(prefix: str, *, live: bool) -> dict[str, Any]:
+    """OpenAPI path items of every route the door mounts under ``prefix`` (``/api/v2``):
+    each route under ``prefix`` and ``prefix/piston``, with and without a trailing slash, and
+    Piston's 404 for any other path below ``prefix``."""
+    out: dict[str, Any] = {}
+    for base, base_id in ((prefix, ""), (f"{prefix}/piston", "Piston")):
+        for slash, slash_id in (("", ""), ("/", "Slash")):
+            for path, item in _routes(live).items():
+                described = {}
+                for method, operation in item.items():
+                    name = path.strip("/").capitalize()
+                    described[method] = {
+                        **operation,
+                        "tags": ["piston"],
+                        "operationId": f"piston{method.capitalize()}{name}{base_id}{slash_id}",
+                        "security": [{"bearer": []}, {}],
+                    }
+                out[f"{base}{path}{slash}"] = described
+    out[f"{prefix}/{{tail}}"] = {
+        "parameters": [
+            {"name": "tail", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        **{
+            method: {
+                "tags": ["piston"],
+                "summary": "Any other path below the Piston prefix: Piston's 404",
+                "operationId": f"pistonNotFound{method.capitalize()}",
+                "responses": _NOT_FOUND,
+            }
+            for method in _METHODS
+        },
+    }
+    return out
 
 
 __all__ = ["paths"]

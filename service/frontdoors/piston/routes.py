@@ -277,7 +277,8 @@ def add_routes(app: web.Application, connect: Callable[[web.Request], Any] | Non
             app.router.add_delete(f"{base}packages{slash}", install)
             if connect is not None:
                 app.router.add_get(f"{base}connect{slash}", connect)
-    app.router.add_route("*", "/{tail:.*}", not_found)
+    for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+        app.router.add_route(method, "/{tail:.*}", not_found)
 
 
 __all__ = ["PISTON", "PistonState", "add_routes", "read_job", "run_job"]
