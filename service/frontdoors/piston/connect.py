@@ -29,7 +29,7 @@ from aiohttp import WSMsgType, web
 from orchestrator.errors import JudgeError
 from service.errors import ApiError
 from service.frontdoors.piston.errors import PistonError
-from service.frontdoors.piston.http import ANONYMOUS_TENANT, bearer_or_bare
+from service.frontdoors.piston.http import ANONYMOUS_TENANT, INLINE_BODY_BYTES, bearer_or_bare
 from service.frontdoors.piston.live import SIGNALS, LiveRun, live_stages
 from service.frontdoors.piston.request import ExecuteJob, parse_execute
 from service.frontdoors.piston.routes import PISTON, PistonState
@@ -88,7 +88,7 @@ class Session:
         if kind == "init":
             if self.job is not None:
                 await self.close(4000, "Already Initialized")
-            await self.init(msg)
+            await self.init(msg, len(text))
         elif kind == "data":
             if self.job is None:
                 await self.close(4003, "Not yet initialized")
@@ -118,13 +118,13 @@ class Session:
         else:
             self.pending.append(data)
 
-    async def init(self, msg: dict[str, Any]) -> None:
+    async def init(self, msg: dict[str, Any], size: int) -> None:
+        """Check the init (``size``: its text's length) and start the job."""
         state = self.state
         try:
             tenant = await self.admit(msg.get("token"))
-            raw_size = len(json.dumps(msg))
             runtimes = await state.core.runtimes()
-            if raw_size > 16 * 1024:
+            if size > INLINE_BODY_BYTES:
                 job = await asyncio.to_thread(parse_execute, msg, runtimes, state.settings)
             else:
                 job = parse_execute(msg, runtimes, state.settings)
