@@ -109,6 +109,17 @@ class Client:
             answer: dict[str, Any] = await r.json()
             return answer
 
+    async def settled(self) -> None:
+        """Wait until every pooled image holds its base size again (and the engine is done
+        removing what the last series used): each series starts from the same state."""
+        async with asyncio.timeout(120):
+            while True:
+                async with self.session.get(f"{self.url}/healthz") as r:
+                    pool = (await r.json())["pool"]["images"]
+                if all(p["ready"] >= p["target"] and not p["creating"] for p in pool.values()):
+                    return
+                await asyncio.sleep(0.2)
+
     async def mission(self, mission: dict[str, Any]) -> dict[str, Any]:
         async with self.session.post(
             f"{self.url}/api/missions/?wait=60", json={"mission": mission}, headers=AUTH
@@ -124,6 +135,10 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--cases", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--pool", default="judge/python3=2,judge/cpp=2", help="warm sandboxes (JUDGE_POOL)"
+    )
+    parser.add_argument("--pool-max", type=int, default=8, help="JUDGE_POOL_MAX")
     args = parser.parse_args()
     print(machine(engine_info()))
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +149,8 @@ async def main() -> None:
             max_running=args.workers,
             max_queued=args.cases + 10,
             sandbox_owner="judge-bench-piston",
-            pool="judge/python3=2,judge/cpp=2",
+            pool=args.pool,
+            pool_max=args.pool_max,
         )
         judge = InProcessJudge(settings)
         await judge.start()
@@ -161,15 +177,23 @@ async def measure(client: Client, args: argparse.Namespace) -> None:
 
     inputs = [inp.decode() for inp, _ in cases(args.cases)]
     answers = [ans.decode() for _, ans in cases(args.cases)]
+    # Each series sends a source of its own: each compiles once, as the mission does.
+    together = MAIN_C + b"/* at once */\n"
+    await client.settled()
     together_ms, got = await timed(
-        asyncio.gather(*(client.execute(piston_body("c", MAIN_C, i)) for i in inputs))
+        asyncio.gather(*(client.execute(piston_body("c", together, i)) for i in inputs))
     )
     assert [a["run"]["stdout"] for a in got] == answers
+    in_turn = MAIN_C + b"/* in turn */\n"
+    await client.settled()
     one_by_one_ms = 0.0
     for i in inputs:
-        one_by_one_ms += (await timed(client.execute(piston_body("c", MAIN_C, i))))[0]
+        one_by_one_ms += (await timed(client.execute(piston_body("c", in_turn, i))))[0]
+    await client.settled()
     mission_ms, _ = await timed(client.mission(judgement_mission(args.cases)))
-    print(f"\n{args.cases}-case judgement of one C source ({args.workers} workers)")
+    print(
+        f"\n{args.cases}-case judgement of one C source ({args.workers} workers, pool {args.pool})"
+    )
     print(f"  {args.cases} Piston executes at once   {together_ms:8.1f} ms")
     print(f"  {args.cases} Piston executes in turn   {one_by_one_ms:8.1f} ms")
     print(f"  one mission, compile once {mission_ms:8.1f} ms")
