@@ -11,12 +11,12 @@ PISTON_STAMP := tests/piston/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv install engine images image compose postgres format lint typecheck \
-	test test-unit bench run clean webgme webgme-deps piston piston-deps
+	test test-unit bench run clean webgme webgme-deps piston piston-deps chromium screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/ensure-venv.sh $(VENV)
 	touch $(STAMP)
 
@@ -71,15 +71,22 @@ format: venv ## ruff format + autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-lint: venv ## ruff and mypy
+lint: venv ## ruff, mypy and the layer rules (import-linter contracts in pyproject.toml)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 typecheck: venv ## mypy only
 	$(VENV)/bin/mypy
 
-test: venv images compose postgres webgme piston ## every test, sandbox tests on the real engine
+chromium: ## install Debian's chromium when missing (the playground's browser tests drive it)
+	bash scripts/ensure-chromium.sh
+
+screenshots: venv images chromium ## regenerate the playground's screenshots in docs/ (docs/playground.md)
+	$(PY) -m tests.browser.screenshots docs/images
+
+test: venv images compose postgres webgme piston chromium ## every test, sandbox tests on the real engine
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv postgres ## only the tests that need no Docker engine

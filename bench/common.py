@@ -19,10 +19,11 @@ import aiohttp
 import docker
 from aiohttp import web
 
-from orchestrator.engine import open_runtime
-from orchestrator.fetch import FetchLimits, make_connector
-from orchestrator.runner import MissionDeps
-from orchestrator.sandbox import SandboxConfig
+from orchestrator.netpolicy import make_connector
+from orchestrator.run.fetch import FetchLimits
+from orchestrator.run.runner import MissionDeps
+from orchestrator.sandbox.engine import open_runtime
+from orchestrator.sandbox.sandbox import SandboxConfig
 from service.settings import Settings
 from tests.seed000 import hello_mission
 from tests.service.support import ALICE, Api, InProcessJudge, Receiver

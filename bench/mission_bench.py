@@ -27,7 +27,7 @@ import docker
 
 from bench.common import docker_run_ms, engine_info, loopback_deps, machine, serve_judgement
 from orchestrator.mission import parse_mission
-from orchestrator.runner import PhaseTimes, run_mission
+from orchestrator.run.runner import PhaseTimes, run_mission
 
 PHASES = ("create", "transfer", "execute", "meta", "remove", "fetch")
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from bench.common import docker_run_ms, engine_info, loopback_deps, machine, serve_judgement
 from orchestrator.mission import parse_mission
-from orchestrator.runner import MissionDeps, run_mission
-from orchestrator.sandbox import ExecRequest, InteractorRequest
+from orchestrator.run.runner import MissionDeps, run_mission
+from orchestrator.sandbox.sandbox import ExecRequest, InteractorRequest
 
 
 def _example_programs() -> tuple[str, str]:

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 import docker
 
 from bench.common import machine
-from orchestrator.engine import open_runtime
-from orchestrator.sandbox import ExecRequest, SandboxConfig
+from orchestrator.sandbox.engine import open_runtime
+from orchestrator.sandbox.sandbox import ExecRequest, SandboxConfig
 
 BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
 

@@ -45,12 +45,13 @@ from bench.common import (
     judgement_files,
     machine,
 )
-from orchestrator.engine import open_runtime
-from orchestrator.fetch import FetchLimits, make_connector
 from orchestrator.mission import parse_mission
-from orchestrator.pool import SandboxPool
-from orchestrator.runner import MissionDeps, PhaseTimes, run_mission
-from orchestrator.sandbox import ExecRequest, SandboxConfig
+from orchestrator.netpolicy import make_connector
+from orchestrator.run.fetch import FetchLimits
+from orchestrator.run.runner import MissionDeps, PhaseTimes, run_mission
+from orchestrator.sandbox.engine import open_runtime
+from orchestrator.sandbox.pool import SandboxPool
+from orchestrator.sandbox.sandbox import ExecRequest, SandboxConfig
 from service.settings import Settings
 
 OWNER = "judge-bench-sbs"

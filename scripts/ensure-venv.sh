@@ -40,5 +40,6 @@ if [ ! -x "$venv/bin/python" ]; then
     fi
     say "created $venv"
 fi
-say "installing the project into $venv (pip install -e '.[dev]')"
-"$venv/bin/python" -m pip install -q -e '.[dev]'
+# The server with its dev tools, and the `judge` client, its own distribution (client/).
+say "installing the project into $venv (pip install -e '.[dev]' -e ./client)"
+"$venv/bin/python" -m pip install -q -e '.[dev]' -e ./client

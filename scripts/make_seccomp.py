@@ -1,4 +1,4 @@
-"""Write orchestrator/seccomp.json: the seccomp profile every sandbox runs under.
+"""Write orchestrator/sandbox/seccomp.json: the seccomp profile every sandbox runs under.
 
 An allowlist: any system call not named here fails with EPERM. It is the set of calls the
 engine's default profile allows to an unprivileged container, minus what a judged program never
@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "orchestrator" / "seccomp.json"
+OUT = Path(__file__).resolve().parents[1] / "orchestrator" / "sandbox" / "seccomp.json"
 
 ALLOWED = """
 accept accept4 access alarm arch_prctl bind brk capget capset chdir chmod chown chown32

@@ -13,8 +13,8 @@ import sys
 
 from aiohttp import web
 
-from service.accesslog import RedactingAccessLogger
 from service.app import create_app
+from service.http.accesslog import RedactingAccessLogger
 from service.settings import Settings, SettingsError
 
 log = logging.getLogger("service")

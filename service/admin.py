@@ -1,7 +1,7 @@
 """``judge tokens add|list|revoke`` (also ``judge-admin tokens ...``): manage API tokens.
 
 Administration of a server's own files (its database under ``JUDGE_DATA_DIR``), run on the
-server's host. Kept apart from the HTTP client (``service.cli``), which never loads the
+server's host. Kept apart from the HTTP client (``judge_client.cli``), which never loads the
 database or the server's settings.
 """
 

@@ -9,45 +9,40 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from orchestrator.engine import open_runtime
 from orchestrator.errors import JudgeError
-from orchestrator.fetch import FetchLimits, make_connector
 from orchestrator.languages import LABEL as LANGUAGES_LABEL
 from orchestrator.languages import ImageInfo
-from orchestrator.pool import SandboxPool
-from orchestrator.runner import MissionDeps
-from orchestrator.sandbox import SandboxConfig
-from service.callbacks import CallbackPolicy
-from service.errors import error_middleware
-from service.events import EVENTS, setup_events
-from service.frontdoors import executor, zerovm
-from service.frontdoors.blobs import BlobStore
+from orchestrator.netpolicy import make_connector
+from orchestrator.run.fetch import FetchLimits
+from orchestrator.run.runner import MissionDeps
+from orchestrator.sandbox.engine import open_runtime
+from orchestrator.sandbox.pool import SandboxPool
+from orchestrator.sandbox.sandbox import SandboxConfig
+from service.api.events import EVENTS, setup_events
+from service.api.metrics import setup_metrics
+from service.api.missions import setup_routes
+from service.api.openapi import setup_openapi_routes
+from service.api.ops import setup_ops_routes
 from service.frontdoors.piston import appcore as piston_core
 from service.frontdoors.piston import frontdoor as piston
 from service.frontdoors.piston.settings import PistonSettings
-from service.frontdoors.retention import RetentionSweeper
-from service.frontdoors.routes import setup_frontdoor_routes
-from service.keys import (
-    BLOBS,
-    EXEC,
-    EXECUTOR,
-    HTTP,
-    LANGUAGES,
-    POOL,
-    RETENTION,
-    RUNTIME,
-    SETTINGS,
-    STORE,
-    WORKERS,
-)
+from service.frontdoors.webgme import executor
+from service.frontdoors.webgme.blobs import BlobStore
+from service.frontdoors.webgme.keys import BLOBS, EXECUTOR, RETENTION
+from service.frontdoors.webgme.retention import RetentionSweeper
+from service.frontdoors.webgme.routes import setup_webgme_routes
+from service.frontdoors.zerocloud import execdoor
+from service.frontdoors.zerocloud.keys import EXEC
+from service.frontdoors.zerocloud.routes import setup_zerocloud_routes
+from service.http.errors import error_middleware
+from service.http.ratelimit import LIMITER, RateLimiter
+from service.keys import HTTP, LANGUAGES, POOL, RUNTIME, SETTINGS, STORE, WORKERS
 from service.languages import Languages, image_infos
-from service.metrics import setup_metrics
-from service.openapi import setup_openapi_routes
-from service.ratelimit import LIMITER, RateLimiter
-from service.routes import setup_routes
+from service.pipeline.callbacks import CallbackPolicy
+from service.pipeline.wiring import MissionWorkers
 from service.settings import Settings
 from service.store import open_store
-from service.workers import MissionWorkers
+from service.web import setup_web_routes
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +157,9 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     workers.add_listener(app[EVENTS].publish)
     # The front doors' missions run on these workers; they must be known before resuming.
     app[EXECUTOR] = executor.ExecutorDoor(app[STORE], app[BLOBS], workers)
-    app[EXEC] = zerovm.ExecDoor()
+    app[EXEC] = execdoor.ExecDoor()
     workers.register(executor.KIND, app[EXECUTOR])
-    workers.register(zerovm.KIND, app[EXEC])
+    workers.register(execdoor.KIND, app[EXEC])
     workers.register(piston.KIND, piston.door)
     try:
         await workers.start()
@@ -205,7 +200,10 @@ def create_app(settings: Settings) -> web.Application:
         ]
     )
     setup_routes(app)
-    setup_frontdoor_routes(app)
+    setup_ops_routes(app)
+    setup_webgme_routes(app)
+    setup_zerocloud_routes(app)
     app.add_subapp(piston.PREFIX, piston.door.sub_app(PistonSettings(), piston_core.AppCore(app)))
     setup_openapi_routes(app)
+    setup_web_routes(app)
     return app

@@ -14,10 +14,10 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from orchestrator.fetch import AddressPolicy
 from orchestrator.mission import MissionCaps
-from orchestrator.pool import parse_pool_sizes
-from service.callbacks import signing_key
+from orchestrator.netpolicy import AddressPolicy
+from orchestrator.sandbox.pool import parse_pool_sizes
+from service.pipeline.callbacks import signing_key
 
 ENV_PREFIX = "JUDGE_"
 

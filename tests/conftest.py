@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from orchestrator.engine import open_runtime
-from orchestrator.sandbox import SandboxConfig, SandboxRuntime
+from orchestrator.sandbox.engine import open_runtime
+from orchestrator.sandbox.sandbox import SandboxConfig, SandboxRuntime
 from tests import pgcluster
 from tests.service.support import Receiver
 

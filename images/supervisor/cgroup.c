@@ -13,7 +13,7 @@ long g_clk_tck = 100;
 /* The files are opened once and pread() from offset 0 on every poll: no path lookups in the
  * hot loop, and nothing the sandbox can swap underneath us. */
 
-struct cgroup_files cg = {"none", false, -1, -1, -1};
+struct cgroup_files cg = {"none", false, -1, -1, -1, -1};
 
 static char g_filebuf[16384];
 
@@ -136,6 +136,13 @@ bool cg_oom_kills(int64_t *out)
     return cg.oom_fd >= 0 && read_fd_text(cg.oom_fd) && find_key("oom_kill", out);
 }
 
+/* Tasks (processes and threads, zombies included until reaped) in the container's pids cgroup,
+ * the supervisor among them: v1 and v2 pids.current, one number. */
+bool cg_tasks(int64_t *out)
+{
+    return cg.pids_fd >= 0 && read_fd_text(cg.pids_fd) && parse_i64(g_filebuf, out);
+}
+
 /* Our cgroup path from file (/proc/self/cgroup: "id:controllers:path") for a v1 controller, or for
  * the v2 hierarchy when controller is NULL.  It is "/" with a private cgroup namespace; with the
  * host's namespace it names our directory, which then exists below /sys/fs/cgroup if the whole
@@ -217,7 +224,7 @@ static int cg_open(const char *const *dirs, const char *own, const char *file, i
 void cg_detect(const char *sys_cgroup, const char *proc_self_cgroup)
 {
     char own[PATH_MAX], probe[PATH_MAX];
-    char v2root[PATH_MAX], cpu1[3][PATH_MAX], mem1[PATH_MAX];
+    char v2root[PATH_MAX], cpu1[3][PATH_MAX], mem1[PATH_MAX], pids1[PATH_MAX];
     snprintf(probe, sizeof probe, "%s/cgroup.controllers", sys_cgroup);
     if (access(probe, F_OK) == 0) {
         snprintf(v2root, sizeof v2root, "%s", sys_cgroup);
@@ -228,6 +235,7 @@ void cg_detect(const char *sys_cgroup, const char *proc_self_cgroup)
         cg_open(root, own, "cpu.stat", &cg.cpu_fd, cg_cpu_ns);
         cg_open(root, own, "memory.stat", &cg.mem_fd, cg_anon_bytes);
         cg_open(root, own, "memory.events", &cg.oom_fd, cg_oom_kills);
+        cg_open(root, own, "pids.current", &cg.pids_fd, cg_tasks);
         if (cg.cpu_fd >= 0 || cg.mem_fd >= 0)
             cg.version = "v2";
     } else {
@@ -235,8 +243,10 @@ void cg_detect(const char *sys_cgroup, const char *proc_self_cgroup)
         for (int i = 0; i < 3; i++)
             snprintf(cpu1[i], sizeof cpu1[i], "%s/%s", sys_cgroup, cpu_names[i]);
         snprintf(mem1, sizeof mem1, "%s/memory", sys_cgroup);
+        snprintf(pids1, sizeof pids1, "%s/pids", sys_cgroup);
         const char *const cpu_dirs[] = {cpu1[0], cpu1[1], cpu1[2], NULL};
         const char *const mem_dirs[] = {mem1, NULL};
+        const char *const pids_dirs[] = {pids1, NULL};
         if (!own_cgroup_path(proc_self_cgroup, "cpuacct", own, sizeof own))
             own[0] = '\0';
         cg_open(cpu_dirs, own, "cpuacct.usage", &cg.cpu_fd, cg_cpu_ns);
@@ -244,6 +254,9 @@ void cg_detect(const char *sys_cgroup, const char *proc_self_cgroup)
             own[0] = '\0';
         cg_open(mem_dirs, own, "memory.stat", &cg.mem_fd, cg_anon_bytes);
         cg_open(mem_dirs, own, "memory.oom_control", &cg.oom_fd, cg_oom_kills);
+        if (!own_cgroup_path(proc_self_cgroup, "pids", own, sizeof own))
+            own[0] = '\0';
+        cg_open(pids_dirs, own, "pids.current", &cg.pids_fd, cg_tasks);
         if (cg.cpu_fd >= 0 || cg.mem_fd >= 0)
             cg.version = "v1";
     }
@@ -253,18 +266,21 @@ void cg_detect(const char *sys_cgroup, const char *proc_self_cgroup)
         logmsg("supervisor: no cgroup memory counter; falling back to /proc");
 }
 
-/* Walk /proc and add up, per side, utime+stime+cutime+cstime and resident minus shared pages of
- * every process but PID 1 (us).  `side_of` puts a process in side 0..n-1 by its euid (the owner
- * of /proc/<pid>/stat), or leaves it out with -1; NULL puts every process in side 0.  Dead
- * processes reaped by a live parent are in its c-times; the ones we reaped are in our rusage. */
-
-void proc_walk(int (*side_of)(uid_t), int n, int64_t cpu_ns[], int64_t anon[])
+/* Walk /proc and add up, per side, utime+stime+cutime+cstime, resident minus shared pages and
+ * the number of threads (tasks) of every process but PID 1 (us).  `side_of` puts a process in
+ * side 0..n-1 by its euid (the owner of /proc/<pid>/stat), or leaves it out with -1; NULL puts
+ * every process in side 0.  Dead processes reaped by a live parent are in its c-times; the ones
+ * we reaped are in our rusage.  tasks may be NULL. */
+void proc_walk(int (*side_of)(uid_t), int n, int64_t cpu_ns[], int64_t anon[], int64_t tasks[])
 {
-    int64_t ticks[MAX_SIDES] = {0}, pages[MAX_SIDES] = {0};
+    int64_t ticks[MAX_SIDES] = {0}, pages[MAX_SIDES] = {0}, threads[MAX_SIDES] = {0};
     if (n > MAX_SIDES)
         n = MAX_SIDES;
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < n; k++) {
         cpu_ns[k] = anon[k] = 0;
+        if (tasks)
+            tasks[k] = 0;
+    }
     DIR *d = opendir("/proc");
     if (!d)
         return;
@@ -289,12 +305,20 @@ void proc_walk(int (*side_of)(uid_t), int n, int64_t cpu_ns[], int64_t anon[])
         if (k < 0 || k >= n)
             continue;
         char *p = r > 0 ? (buf[r] = '\0', strrchr(buf, ')')) : NULL;
-        /* After "(comm)": field 3 is the state; utime..cstime are fields 14..17. */
-        for (int field = 2; p && field < 17;) {
+        /* After "(comm)": field 3 is the state; utime..cstime are fields 14..17, num_threads
+         * is field 20.  A process read at all counts as at least one task. */
+        int64_t nthreads = 1;
+        for (int field = 2; p && field < 20;) {
             p = strchr(p + 1, ' ');
-            if (p && ++field >= 14)
+            if (!p)
+                break;
+            ++field;
+            if (field >= 14 && field <= 17)
                 ticks[k] += strtoll(p + 1, NULL, 10);
+            else if (field == 20 && strtoll(p + 1, NULL, 10) > 1)
+                nthreads = strtoll(p + 1, NULL, 10);
         }
+        threads[k] += nthreads;
         snprintf(path, sizeof path, "/proc/%ld/statm", pid);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
@@ -310,11 +334,13 @@ void proc_walk(int (*side_of)(uid_t), int n, int64_t cpu_ns[], int64_t anon[])
     for (int k = 0; k < n; k++) {
         cpu_ns[k] = ticks[k] * (NS_PER_SEC / g_clk_tck);
         anon[k] = pages[k] * sysconf(_SC_PAGESIZE);
+        if (tasks)
+            tasks[k] = threads[k];
     }
 }
 
 /* Fallback when a cgroup file is missing: every process but us belongs to the command. */
-void proc_scan(int64_t *cpu_ns, int64_t *anon_bytes)
+void proc_scan(int64_t *cpu_ns, int64_t *anon_bytes, int64_t *tasks)
 {
-    proc_walk(NULL, 1, cpu_ns, anon_bytes);
+    proc_walk(NULL, 1, cpu_ns, anon_bytes, tasks);
 }

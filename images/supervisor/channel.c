@@ -47,6 +47,95 @@ void respond_error(const char *fmt, ...)
     sb_free(&b);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Request lines                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+/* A line longer than MAX_LINE is dropped as it streams in (we never hold more than MAX_LINE +
+ * READ_CHUNK bytes) and answered with an error once its newline arrives, so the stream
+ * resynchronizes on the next line.  A streaming exec reads its control lines from here too. */
+
+static struct {
+    char *buf;
+    size_t cap, len;
+    size_t scanned;         /* no newline before this offset */
+    size_t used;            /* the line handed out last, dropped at the next take */
+    bool discarding;        /* inside an over-long line */
+} in;
+
+enum take channel_take_line(const char **line, size_t *n)
+{
+    if (in.used) {
+        in.len -= in.used;
+        memmove(in.buf, in.buf + in.used, in.len);
+        in.used = in.scanned = 0;
+        if (in.cap > LINE_BUF_KEEP && in.len < LINE_BUF_KEEP / 2) {
+            /* A fresh buffer rather than realloc: its pages are untouched, so the memory a
+             * huge request dirtied leaves our resident set (and future children's). */
+            char *p = xmalloc(LINE_BUF_KEEP);
+            memcpy(p, in.buf, in.len);
+            free(in.buf);
+            in.buf = p;
+            in.cap = LINE_BUF_KEEP;
+        }
+    }
+    char *nl = in.len > in.scanned ? memchr(in.buf + in.scanned, '\n', in.len - in.scanned)
+                                   : NULL;
+    if (!nl) {
+        in.scanned = in.len;
+        if (in.discarding || in.len > MAX_LINE) {
+            in.discarding = true;
+            in.len = in.scanned = 0;
+        }
+        return LINE_NONE;
+    }
+    size_t k = (size_t)(nl - in.buf);
+    bool too_long = in.discarding || k > MAX_LINE;
+    in.used = k + 1;
+    in.discarding = false;
+    if (too_long)
+        return LINE_TOO_LONG;
+    *line = in.buf;
+    *n = k;
+    return LINE_OK;
+}
+
+ssize_t channel_fill(void)
+{
+    if (!in.buf) {
+        in.cap = READ_CHUNK;
+        in.buf = xmalloc(in.cap);
+    }
+    if (in.cap - in.len < READ_CHUNK) {
+        size_t ncap = in.cap * 2;
+        while (ncap - in.len < READ_CHUNK)
+            ncap *= 2;
+        char *p = realloc(in.buf, ncap);
+        if (!p)
+            fatal("out of memory");
+        in.buf = p;
+        in.cap = ncap;
+    }
+    ssize_t r = read(STDIN_FILENO, in.buf + in.len, in.cap - in.len);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        return -1;
+    if (r <= 0)
+        return 0;
+    in.len += (size_t)r;
+    return r;
+}
+
+enum take channel_take_rest(const char **line, size_t *n)
+{
+    if (in.discarding || in.len > MAX_LINE)
+        return LINE_TOO_LONG;
+    if (in.len == 0)
+        return LINE_NONE;
+    *line = in.buf;
+    *n = in.len;
+    in.used = in.len;
+    return LINE_OK;
+}
+
 static void handle_line(const char *line, size_t n)
 {
     struct arena a = {0};
@@ -65,9 +154,15 @@ static void handle_line(const char *line, size_t n)
             out_write(pong, sizeof pong - 1);
         } else if (strcmp(op->s, "exec") == 0) {
             struct exec_req rq;
+            int64_t stream = 0;
             const struct jval *inter = member(req, "interactor");
-            if (!parse_exec(req, &a, &rq)) {
+            if (!parse_exec(req, &a, &rq) || !get_int(req, "stream", false, 0, 0, 1, &stream)) {
                 respond_error("invalid request: %s", g_reqerr);
+            } else if (stream && (inter || rq.name[0][0] || rq.name[1][0] || rq.name[2][0])) {
+                respond_error("invalid request: a streaming exec has no interactor, and its "
+                              "'stdin', 'stdout' and 'stderr' are the channel and must be empty");
+            } else if (stream) {
+                op_exec_stream(&rq);
             } else if (!inter) {
                 op_exec(&rq);
             } else {
@@ -80,6 +175,10 @@ static void handle_line(const char *line, size_t n)
                 else
                     op_exec_interactive(&rq, ir);
             }
+        } else if (strcmp(op->s, "stdin") == 0 || strcmp(op->s, "stdin_close") == 0 ||
+                   strcmp(op->s, "signal") == 0) {
+            /* A streaming exec's control lines are never answered; one that arrives after its
+             * command ended (the orchestrator had not read the answer yet) is dropped. */
         } else if (strcmp(op->s, "write") == 0) {
             op_write(req, &a);
         } else if (strcmp(op->s, "put") == 0) {
@@ -158,74 +257,39 @@ int main(void)
         /* "features" names the optional parts of the protocol this supervisor speaks. */
         sb_printf(&b,
                   "{\"ok\":true,\"op\":\"hello\",\"version\":%d,\"cgroup\":\"%s\","
-                  "\"features\":[\"interactor\"]}\n",
+                  "\"features\":[\"interactor\",\"limits\",\"stream\"]}\n",
                   PROTOCOL_VERSION, cg.version);
         out_sb(&b);
         sb_free(&b);
     }
 
-    /* Line reader.  A line longer than MAX_LINE is dropped as it streams in (we never hold more
-     * than MAX_LINE + READ_CHUNK bytes) and answered with an error once its newline arrives, so
-     * the stream resynchronizes on the next line. */
-    size_t cap = READ_CHUNK, len = 0, scanned = 0;
-    char *buf = xmalloc(cap);
-    bool discarding = false;
     for (;;) {
-        char *nl = memchr(buf + scanned, '\n', len - scanned);
-        if (nl) {
-            size_t n = (size_t)(nl - buf);
-            if (discarding || n > MAX_LINE)
-                respond_error("request line longer than %zu bytes", MAX_LINE);
-            else
-                handle_line(buf, n);
-            discarding = false;
-            len -= n + 1;
-            memmove(buf, nl + 1, len);
-            scanned = 0;
-            if (cap > LINE_BUF_KEEP && len < LINE_BUF_KEEP / 2) {
-                /* A fresh buffer rather than realloc: its pages are untouched, so the memory a
-                 * huge request dirtied leaves our resident set (and future children's). */
-                char *p = xmalloc(LINE_BUF_KEEP);
-                memcpy(p, buf, len);
-                free(buf);
-                buf = p;
-                cap = LINE_BUF_KEEP;
-            }
+        const char *line;
+        size_t n;
+        enum take t = channel_take_line(&line, &n);
+        if (t == LINE_OK) {
+            handle_line(line, n);
             continue;
         }
-        scanned = len;
-        if (discarding || len > MAX_LINE) {
-            discarding = true;
-            len = scanned = 0;
-        }
-        if (cap - len < READ_CHUNK) {
-            size_t ncap = cap * 2;
-            while (ncap - len < READ_CHUNK)
-                ncap *= 2;
-            char *p = realloc(buf, ncap);
-            if (!p)
-                fatal("out of memory");
-            buf = p;
-            cap = ncap;
-        }
-        ssize_t r = read(STDIN_FILENO, buf + len, cap - len);
-        if (r < 0 && errno == EINTR)
+        if (t == LINE_TOO_LONG) {
+            respond_error("request line longer than %zu bytes", MAX_LINE);
             continue;
+        }
+        ssize_t r = channel_fill();
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
             (void)poll(&pfd, 1, -1);
             continue;
         }
-        if (r <= 0) {                       /* EOF (or a broken stdin): finish */
-            if (discarding || len > MAX_LINE)
+        if (r == 0) {                       /* EOF (or a broken stdin): finish */
+            t = channel_take_rest(&line, &n);
+            if (t == LINE_TOO_LONG)
                 respond_error("request line longer than %zu bytes", MAX_LINE);
-            else if (len > 0)
-                handle_line(buf, len);
+            else if (t == LINE_OK)
+                handle_line(line, n);
             break;
         }
-        len += (size_t)r;
     }
-    free(buf);
     struct run none = {.pid = -1};
     kill_all(&none);
     return 0;

@@ -103,7 +103,9 @@ _Noreturn void child_main(const struct exec_req *rq, int rfd)
     if (out < 0)
         child_fail(rfd, ST_STDOUT, errno);
     int err;
-    if (rq->path[1] && rq->path[2] && strcmp(rq->path[1], rq->path[2]) == 0) {
+    if (rq->pipe_fd[2] >= 0) {
+        err = rq->pipe_fd[2];
+    } else if (rq->path[1] && rq->path[2] && strcmp(rq->path[1], rq->path[2]) == 0) {
         err = out;                          /* one open file: a shared offset, no clobbering */
     } else {
         err = open_redirect(rq->path[2], O_WRONLY | O_CREAT | O_TRUNC);
@@ -123,7 +125,8 @@ _Noreturn void child_main(const struct exec_req *rq, int rfd)
         dup2(err, STDERR_FILENO) < 0)
         child_fail(rfd, ST_STDIN, errno);
 
-    if (set_limit(RLIMIT_FSIZE, rq->out_kib * 1024) != 0 || set_limit(RLIMIT_CORE, 0) != 0 ||
+    if (set_limit(RLIMIT_FSIZE, file_size_limit_bytes(rq)) != 0 ||
+        set_limit(RLIMIT_CORE, 0) != 0 ||
         set_limit(RLIMIT_STACK, stack_limit_bytes(rq)) != 0 ||
         set_limit(RLIMIT_NOFILE, 1024) != 0)
         child_fail(rfd, ST_RLIMIT, errno);
@@ -193,21 +196,23 @@ void take_baseline(struct baseline *b)
     b->shmem_ok = cg_shmem_bytes(&b->shmem);
     b->files = tmpfs_used_bytes();
     b->oom_ok = cg_oom_kills(&b->oom);
+    b->tasks_ok = cg_tasks(&b->tasks);
 }
 
-/* The command's CPU time and anonymous memory now.  cgroup: deltas against the baseline, minus
- * our own CPU time (the cgroup counts us too).  Without the cgroup files: reaped descendants
- * (RUSAGE_CHILDREN) plus one /proc walk over the live processes, skipped when live is false
- * because everything has been reaped by then. */
-static void measure(const struct baseline *b, bool live, int64_t *cpu, int64_t *anon)
+/* The command's CPU time, anonymous memory and (when tasks is not NULL) its number of tasks
+ * now.  cgroup: deltas against the baseline, minus our own CPU time (the cgroup counts us too).
+ * Without the cgroup files: reaped descendants (RUSAGE_CHILDREN) plus one /proc walk over the
+ * live processes, skipped when live is false because everything has been reaped by then. */
+static void measure(const struct baseline *b, bool live, int64_t *cpu, int64_t *anon,
+                    int64_t *tasks)
 {
-    int64_t v, scan_cpu = 0, scan_anon = 0;
+    int64_t v, scan_cpu = 0, scan_anon = 0, scan_tasks = 0;
     bool scanned = false;
     if (b->cg_cpu_ok && cg_cpu_ns(&v)) {
         v = (v - b->cg_cpu) - (self_cpu_ns() - b->self_cpu);
     } else {
         if (live) {
-            proc_scan(&scan_cpu, &scan_anon);
+            proc_scan(&scan_cpu, &scan_anon, &scan_tasks);
             scanned = true;
         }
         v = children_cpu_ns() - b->children_cpu + scan_cpu;
@@ -217,19 +222,56 @@ static void measure(const struct baseline *b, bool live, int64_t *cpu, int64_t *
         v -= b->anon;
         v += shared_growth(b->shmem_ok, b->shmem, b->files);
     } else if (live) {
-        if (!scanned)
-            proc_scan(&scan_cpu, &scan_anon);
+        if (!scanned) {
+            proc_scan(&scan_cpu, &scan_anon, &scan_tasks);
+            scanned = true;
+        }
         v = scan_anon;
     } else {
         v = 0;
     }
     *anon = v > 0 ? v : 0;
+    if (!tasks)
+        return;
+    if (b->tasks_ok && cg_tasks(&v)) {
+        v -= b->tasks;
+    } else if (live) {
+        if (!scanned)
+            proc_scan(&scan_cpu, &scan_anon, &scan_tasks);
+        v = scan_tasks;
+    } else {
+        v = 0;
+    }
+    *tasks = v > 0 ? v : 0;
 }
 
 static bool oom_rose(const struct baseline *b)
 {
     int64_t v;
     return b->oom_ok && cg_oom_kills(&v) && v > b->oom;
+}
+
+/* One poll of a running command: measures it and sets o->reason when a limit is exceeded;
+ * returns how long the monitor may sleep before the next poll.  peak_anon is the running peak
+ * of its memory. */
+int64_t check_limits(const struct exec_req *rq, const struct baseline *base, const struct run *r,
+                     int64_t *peak_anon, struct outcome *o)
+{
+    const int64_t cpu_limit = rq->cpu_ms * NS_PER_MS, wall_limit = rq->wall_ms * NS_PER_MS;
+    int64_t cpu, anon, tasks = 0;
+    measure(base, true, &cpu, &anon, rq->process_limit > 0 ? &tasks : NULL);
+    int64_t elapsed = now_ns() - r->t0;
+    if (anon > *peak_anon)
+        *peak_anon = anon;
+    if (cpu > cpu_limit)
+        o->reason = KR_CPU;
+    else if (elapsed > wall_limit)
+        o->reason = KR_WALL;
+    else if (*peak_anon > rq->mem_kib * 1024 || oom_rose(base))
+        o->reason = KR_MEM;
+    else if (rq->process_limit > 0 && tasks > rq->process_limit)
+        o->reason = KR_PROC;
+    return next_poll_ns(cpu_limit - cpu, wall_limit - elapsed);
 }
 
 /* Opens a file to record as the sandbox user (caller switched): regular files only, no links,
@@ -280,86 +322,88 @@ static void stream_record(int fd, int64_t n)
     free(buf);
 }
 
-/* Forks the command, enforces the limits until its main process ends or a limit is hit, kills
- * and reaps everything, and measures.  Leaves the user/root switching to the caller. */
-static void supervise(const struct exec_req *rq, struct outcome *o)
+/* Forks the command after taking the baselines.  False when it could not be started
+ * (o->fork_errno set); else *rfd is the read end of its report pipe. */
+bool start_command(const struct exec_req *rq, struct run *r, struct baseline *base, int *rfd,
+                   struct outcome *o)
 {
-    struct run r = {.pid = -1};
-    struct baseline base;
-    int64_t peak_anon = 0;
     int pfd[2];
-
     memset(o, 0, sizeof *o);
+    *r = (struct run){.pid = -1};
+    *rfd = -1;
     struct run strays = {.pid = -1};
     reap(&strays);                          /* stray zombies must not count for this command */
     malloc_trim(0);                         /* the child starts with our resident pages */
-    take_baseline(&base);
+    take_baseline(base);
 
     /* Both ends non-blocking: the parent reads it only after the child is gone, so a child
      * stuck before execvp can never block us. */
     if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) != 0) {
         o->fork_errno = errno;
-        return;
+        return false;
     }
-    r.t0 = now_ns();
-    r.pid = fork();
-    if (r.pid == 0) {
+    r->t0 = now_ns();
+    r->pid = fork();
+    if (r->pid == 0) {
         close(pfd[0]);
         child_main(rq, pfd[1]);
     }
     close(pfd[1]);
-    if (r.pid < 0) {
+    if (r->pid < 0) {
         o->fork_errno = errno;
         close(pfd[0]);
-        return;
+        return false;
     }
+    *rfd = pfd[0];
+    return true;
+}
 
-    const int64_t cpu_limit = rq->cpu_ms * NS_PER_MS, wall_limit = rq->wall_ms * NS_PER_MS;
-    const int64_t mem_limit = rq->mem_kib * 1024;
+/* Kills and reaps everything left, then the final figures, now that every process is gone and
+ * its CPU time is in the counters. */
+void finish_command(struct run *r, const struct baseline *base, int rfd, int64_t peak_anon,
+                    struct outcome *o)
+{
+    kill_all(r);
+    int64_t t_end = r->main_done ? r->t_end : now_ns();
+    int64_t anon;
+    measure(base, false, &o->cpu_ns, &anon, NULL);
+    if (anon > peak_anon)
+        peak_anon = anon;
+    o->oom = oom_rose(base);
+    if (read(rfd, &o->report, sizeof o->report) != (ssize_t)sizeof o->report)
+        o->report.stage = 0;
+    close(rfd);
+
+    o->real_ns = t_end - r->t0;
+    o->mem_kib = peak_anon / 1024;
+    if (r->maxrss_kib > o->mem_kib)
+        o->mem_kib = r->maxrss_kib;
+    if (r->main_done && WIFEXITED(r->wstatus))
+        o->exit_code = WEXITSTATUS(r->wstatus);
+    if (r->main_done && WIFSIGNALED(r->wstatus))
+        o->sig = WTERMSIG(r->wstatus);
+}
+
+/* Forks the command, enforces the limits until its main process ends or a limit is hit, kills
+ * and reaps everything, and measures.  Leaves the user/root switching to the caller. */
+static void supervise(const struct exec_req *rq, struct outcome *o)
+{
+    struct run r;
+    struct baseline base;
+    int64_t peak_anon = 0;
+    int rfd;
+    if (!start_command(rq, &r, &base, &rfd, o))
+        return;
     for (;;) {
         reap(&r);
         if (r.main_done)
             break;
-        int64_t cpu, anon;
-        measure(&base, true, &cpu, &anon);
-        if (cpu > cpu_limit) {
-            o->reason = KR_CPU;
+        int64_t wait = check_limits(rq, &base, &r, &peak_anon, o);
+        if (o->reason != KR_NONE)
             break;
-        }
-        int64_t elapsed = now_ns() - r.t0;
-        if (elapsed > wall_limit) {
-            o->reason = KR_WALL;
-            break;
-        }
-        if (anon > peak_anon)
-            peak_anon = anon;
-        if (peak_anon > mem_limit || oom_rose(&base)) {
-            o->reason = KR_MEM;
-            break;
-        }
-        sleep_for_sigchld(next_poll_ns(cpu_limit - cpu, wall_limit - elapsed));
+        sleep_for_sigchld(wait);
     }
-    kill_all(&r);
-    int64_t t_end = r.main_done ? r.t_end : now_ns();
-
-    /* Final figures, now that every process is gone and its CPU time is in the counters. */
-    int64_t anon;
-    measure(&base, false, &o->cpu_ns, &anon);
-    if (anon > peak_anon)
-        peak_anon = anon;
-    o->oom = oom_rose(&base);
-    if (read(pfd[0], &o->report, sizeof o->report) != (ssize_t)sizeof o->report)
-        o->report.stage = 0;
-    close(pfd[0]);
-
-    o->real_ns = t_end - r.t0;
-    o->mem_kib = peak_anon / 1024;
-    if (r.maxrss_kib > o->mem_kib)
-        o->mem_kib = r.maxrss_kib;
-    if (r.main_done && WIFEXITED(r.wstatus))
-        o->exit_code = WEXITSTATUS(r.wstatus);
-    if (r.main_done && WIFSIGNALED(r.wstatus))
-        o->sig = WTERMSIG(r.wstatus);
+    finish_command(&r, &base, rfd, peak_anon, o);
 }
 
 /* Protocol 2: the exec's meta, as the orchestrator writes it (Python's json.dumps layout), into
@@ -422,18 +466,24 @@ void op_exec(const struct exec_req *rq)
 {
     struct outcome o;
     supervise(rq, &o);
+    answer_exec(rq, &o, NULL);
+}
 
+/* The exec answer for an ended command: its verdict, its meta (also into its meta_file), any
+ * extra members (JSON text beginning with a comma, or NULL), and its records. */
+void answer_exec(const struct exec_req *rq, struct outcome *o, const char *extra)
+{
     /* The redirected files, as the sandbox user: sizes for OLE, open fds for the records.  (No
      * records after SE: a file the command never opened may hold an earlier execute's data.) */
-    bool setup_error = is_setup_error(&o);
+    bool setup_error = is_setup_error(o);
     int rec_fd[3] = {-1, -1, -1};
     int64_t rec_len[3] = {0, 0, 0};
-    if (o.fork_errno == 0 && become_user()) {
+    if (o->fork_errno == 0 && become_user()) {
         for (int i = 1; i <= 2; i++) {
             struct stat st;
             if (rq->path[i] && lstat(rq->path[i], &st) == 0 && S_ISREG(st.st_mode) &&
-                st.st_size >= rq->out_kib * 1024)
-                o.output_full = true;
+                st.st_size >= file_size_limit_bytes(rq))
+                o->output_full = true;
             if (!setup_error)
                 rec_fd[i] = open_record(rq->path[i], rq->record[i], &rec_len[i]);
         }
@@ -441,9 +491,9 @@ void op_exec(const struct exec_req *rq)
     }
 
     struct sb msg = {0};
-    const char *status = verdict(rq, &o, &msg);
+    const char *status = verdict(rq, o, &msg);
     if (setup_error)
-        o.exit_code = o.sig = 0;            /* the command never ran */
+        o->exit_code = o->sig = 0;          /* the command never ran */
 
     struct sb b = {0};
     sb_puts(&b, "{\"ok\":true,\"op\":\"exec\",\"meta\":{\"status\":");
@@ -453,10 +503,12 @@ void op_exec(const struct exec_req *rq)
     sb_printf(&b,
               ",\"memory-usage\":%lld,\"cpu-time-usage\":%lld,\"real-time-usage\":%lld,"
               "\"exit-code\":%d,\"signal\":%d}",
-              (long long)o.mem_kib, (long long)(o.cpu_ns / NS_PER_MS),
-              (long long)(o.real_ns / NS_PER_MS), o.exit_code, o.sig);
+              (long long)o->mem_kib, (long long)(o->cpu_ns / NS_PER_MS),
+              (long long)(o->real_ns / NS_PER_MS), o->exit_code, o->sig);
     if (rq->meta_file && rq->meta_file[0])
-        write_meta_file(&b, rq->meta_file, status, &msg, &o);
+        write_meta_file(&b, rq->meta_file, status, &msg, o);
+    if (extra)
+        sb_puts(&b, extra);
     sb_puts(&b, ",\"record\":{\"stdout\":\"");
     out_sb(&b);
     if (rec_fd[1] >= 0)
@@ -483,7 +535,7 @@ bool parse_exec(const struct jval *req, struct arena *a, struct exec_req *rq)
     memset(rq, 0, sizeof *rq);
     rq->uid = SANDBOX_UID;
     rq->gid = SANDBOX_GID;
-    rq->pipe_fd[0] = rq->pipe_fd[1] = -1;
+    rq->pipe_fd[0] = rq->pipe_fd[1] = rq->pipe_fd[2] = -1;
 
     const struct jval *argv = member(req, "argv");
     if (!argv || argv->type != J_ARR || argv->count == 0)
@@ -500,7 +552,10 @@ bool parse_exec(const struct jval *req, struct arena *a, struct exec_req *rq)
     if (!get_int(req, "cpu_time_ms", true, 0, 1, LIMIT_MAX, &rq->cpu_ms) ||
         !get_int(req, "wall_time_ms", true, 0, 1, LIMIT_MAX, &rq->wall_ms) ||
         !get_int(req, "memory_kib", true, 0, 1, LIMIT_MAX, &rq->mem_kib) ||
-        !get_int(req, "output_kib", true, 0, 0, LIMIT_MAX, &rq->out_kib))
+        !get_int(req, "output_kib", true, 0, 0, LIMIT_MAX, &rq->out_kib) ||
+        !get_int(req, "process_limit", false, 0, 1, LIMIT_MAX, &rq->process_limit) ||
+        !get_int(req, "file_size_kib", false, -1, 0, LIMIT_MAX, &rq->file_size_kib) ||
+        !get_int(req, "stack_kib", false, 0, 1, LIMIT_MAX, &rq->stack_kib))
         return false;
     for (int k = 0; k < 3; k++) {
         if (!get_str(req, names[k], false, &rq->name[k]))

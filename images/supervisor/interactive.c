@@ -384,8 +384,8 @@ static void supervise_pair(struct side s[2])
             }
         if (s[0].r.main_done && s[1].r.main_done)
             break;
-        int64_t cpu[2], anon[2], wait = POLL_NS;
-        proc_walk(pair_side, 2, cpu, anon);
+        int64_t cpu[2], anon[2], tasks[2], wait = POLL_NS;
+        proc_walk(pair_side, 2, cpu, anon, tasks);
         int64_t elapsed = now_ns() - s[0].r.t0;
         for (int k = 0; k < 2; k++) {
             struct side *sd = &s[k];
@@ -404,6 +404,8 @@ static void supervise_pair(struct side s[2])
                 sd->o.reason = KR_WALL;
             else if (sd->peak_anon > sd->rq->mem_kib * 1024)
                 sd->o.reason = KR_MEM;
+            else if (sd->rq->process_limit > 0 && tasks[k] > sd->rq->process_limit)
+                sd->o.reason = KR_PROC;
             if (sd->o.reason != KR_NONE) {
                 kill_uid(sd->rq->uid, sd->rq->gid);
                 if (sd->r.pid > 0)
@@ -481,7 +483,7 @@ static void finish_side(struct side *sd, struct sb *out)
         for (int i = 1; i <= 2; i++) {
             struct stat st;
             if (rq->path[i] && lstat(rq->path[i], &st) == 0 && S_ISREG(st.st_mode) &&
-                st.st_size >= rq->out_kib * 1024)
+                st.st_size >= file_size_limit_bytes(rq))
                 o->output_full = true;
             if (!setup_error)
                 rec_fd[i] = open_record(rq->path[i], rq->record[i], &rec_len[i]);

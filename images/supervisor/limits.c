@@ -13,12 +13,27 @@ int64_t rlimit_value(int64_t want, int64_t hard_max)
     return hard_max >= 0 && want > hard_max ? hard_max : want;
 }
 
-/* RLIMIT_STACK: the memory limit, at least MIN_STACK_BYTES (recursion-heavy solutions get the
- * whole memory limit). */
+/* RLIMIT_STACK: stack_kib when the request sets it, else the memory limit, at least
+ * MIN_STACK_BYTES (recursion-heavy solutions get the whole memory limit). */
 int64_t stack_limit_bytes(const struct exec_req *rq)
 {
+    if (rq->stack_kib > 0)
+        return rq->stack_kib * 1024;
     int64_t stack = rq->mem_kib * 1024;
     return stack < MIN_STACK_BYTES ? MIN_STACK_BYTES : stack;
+}
+
+/* Whether file_size_kib, not out_kib, is the largest file the command may write. */
+static bool file_size_rules(const struct exec_req *rq)
+{
+    return rq->file_size_kib >= 0 && rq->file_size_kib < rq->out_kib;
+}
+
+/* RLIMIT_FSIZE: the output limit, or the file-size limit when that is lower (a redirected
+ * stdout is a file too, so it can never pass the output limit). */
+int64_t file_size_limit_bytes(const struct exec_req *rq)
+{
+    return (file_size_rules(rq) ? rq->file_size_kib : rq->out_kib) * 1024;
 }
 
 /* How long the monitor may sleep before its next poll, given the CPU and real time left.  No
@@ -90,8 +105,19 @@ const char *verdict(const struct exec_req *rq, const struct outcome *o, struct s
         sb_printf(msg, "memory limit exceeded (%lld KiB)", (long long)rq->mem_kib);
         return "MLE";
     }
-    if (o->sig == SIGXFSZ || (o->output_full && (o->exit_code != 0 || o->sig != 0))) {
+    if (o->reason == KR_PROC) {
+        sb_printf(msg, "process limit exceeded (%lld)", (long long)rq->process_limit);
+        return "RE";
+    }
+    if (o->reason == KR_OUTPUT) {
         sb_printf(msg, "output limit exceeded (%lld KiB)", (long long)rq->out_kib);
+        return "OLE";
+    }
+    if (o->sig == SIGXFSZ || (o->output_full && (o->exit_code != 0 || o->sig != 0))) {
+        if (file_size_rules(rq))
+            sb_printf(msg, "file size limit exceeded (%lld KiB)", (long long)rq->file_size_kib);
+        else
+            sb_printf(msg, "output limit exceeded (%lld KiB)", (long long)rq->out_kib);
         return "OLE";
     }
     if (rp->stage == ST_EXEC) {

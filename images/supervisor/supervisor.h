@@ -15,6 +15,7 @@
  *   limits.c       limit arithmetic and the verdict (pure: unit-tested on the host)
  *   exec.c         one command: the child's set-up, supervision, the exec answer
  *   interactive.c  an exec with an interactor: two commands wired by pipes
+ *   stream.c       a streaming exec: stdin, stdout and stderr relayed over the channel
  *   files.c        the file operations write, put, list, read
  *
  * Build: gcc -O2 -Wall -Wextra -Werror -static -o supervisor *.c
@@ -190,6 +191,16 @@ const char *box_path(struct arena *a, const char *name);
 /* channel.c: answers on stdout                                                                */
 /* ------------------------------------------------------------------------------------------ */
 
+/* The next complete request line: LINE_OK with *line and *n (valid until the next call),
+ * LINE_TOO_LONG (to be answered with an error), or LINE_NONE (channel_fill first). */
+enum take { LINE_NONE, LINE_OK, LINE_TOO_LONG };
+enum take channel_take_line(const char **line, size_t *n);
+/* Reads what stdin has once: > 0 bytes, 0 at its end (or a broken stdin), -1 with errno
+ * EAGAIN or EINTR when nothing came. */
+ssize_t channel_fill(void);
+/* At the end of stdin: an unterminated last line, if any. */
+enum take channel_take_rest(const char **line, size_t *n);
+
 void out_write(const void *buf, size_t n);
 void out_sb(const struct sb *b);
 void respond_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -204,6 +215,7 @@ struct cgroup_files {
     int cpu_fd;             /* v1 cpuacct.usage (ns) / v2 cpu.stat usage_usec */
     int mem_fd;             /* v1 memory.stat total_rss / v2 memory.stat anon (bytes) */
     int oom_fd;             /* v1 memory.oom_control / v2 memory.events: oom_kill */
+    int pids_fd;            /* v1 and v2 pids.current: tasks in the container */
 };
 extern struct cgroup_files cg;
 
@@ -214,13 +226,14 @@ bool cg_cpu_ns(int64_t *out);
 bool cg_anon_bytes(int64_t *out);
 bool cg_shmem_bytes(int64_t *out);
 bool cg_oom_kills(int64_t *out);
+bool cg_tasks(int64_t *out);
 void tmpfs_open(void);
 int64_t tmpfs_used_bytes(void);
 int64_t shared_growth(bool base_ok, int64_t base_shmem, int64_t base_files);
 
 #define MAX_SIDES 2
-void proc_walk(int (*side_of)(uid_t), int n, int64_t cpu_ns[], int64_t anon[]);
-void proc_scan(int64_t *cpu_ns, int64_t *anon_bytes);
+void proc_walk(int (*side_of)(uid_t), int n, int64_t cpu_ns[], int64_t anon[], int64_t tasks[]);
+void proc_scan(int64_t *cpu_ns, int64_t *anon_bytes, int64_t *tasks);
 
 /* ------------------------------------------------------------------------------------------ */
 /* exec.c: one command                                                                         */
@@ -238,13 +251,17 @@ struct child_report {
 struct exec_req {
     char **argv;
     int64_t cpu_ms, wall_ms, mem_kib, out_kib;
+    int64_t process_limit;  /* tasks alive at once; 0 = no limit of ours (the pids fence) */
+    int64_t file_size_kib;  /* RLIMIT_FSIZE when below out_kib; -1 = absent */
+    int64_t stack_kib;      /* RLIMIT_STACK; 0 = absent (the memory limit, at least 8 MiB) */
     int64_t record[3];      /* [1] stdout, [2] stderr bytes to return */
     const char *name[3];    /* redirection as given; "" = /dev/null */
     const char *path[3];    /* "/box/<name>", NULL for /dev/null */
     const char *meta_file;  /* protocol 2: write the meta here too ("" = do not) */
     uid_t uid;              /* who runs it: SANDBOX_UID, or INTERACTOR_UID for an interactor */
     gid_t gid;
-    int pipe_fd[2];         /* interactive: stdin/stdout pipe ends instead of path[0]/[1]; -1 */
+    int pipe_fd[3];         /* pipe ends instead of path[0..2], -1 if none: stdin/stdout for an
+                               interactive exec, all three for a streaming one */
 };
 
 struct run {
@@ -255,7 +272,9 @@ struct run {
     long maxrss_kib;        /* max ru_maxrss over every reaped process */
 };
 
-enum reason { KR_NONE, KR_CPU, KR_WALL, KR_MEM };
+/* Why the supervisor killed a command: a limit, or (streaming) its output over output_kib or
+ * the channel closed. */
+enum reason { KR_NONE, KR_CPU, KR_WALL, KR_MEM, KR_PROC, KR_OUTPUT, KR_GONE };
 
 /* Baselines taken just before fork, so the figures are the command's alone. */
 struct baseline {
@@ -267,6 +286,8 @@ struct baseline {
     int64_t shmem, files;
     bool oom_ok;
     int64_t oom;
+    bool tasks_ok;
+    int64_t tasks;          /* pids.current: the supervisor (and zombies not reaped yet) */
 };
 
 /* Everything the verdict and the figures are made of. */
@@ -286,9 +307,16 @@ _Noreturn void child_main(const struct exec_req *rq, int rfd);
 bool reap(struct run *r);
 void kill_all(struct run *r);
 void take_baseline(struct baseline *b);
+int64_t check_limits(const struct exec_req *rq, const struct baseline *base, const struct run *r,
+                     int64_t *peak_anon, struct outcome *o);
 int open_record(const char *path, int64_t want, int64_t *size);
+bool start_command(const struct exec_req *rq, struct run *r, struct baseline *base, int *rfd,
+                   struct outcome *o);
+void finish_command(struct run *r, const struct baseline *base, int rfd, int64_t peak_anon,
+                    struct outcome *o);
 bool parse_exec(const struct jval *req, struct arena *a, struct exec_req *rq);
 void op_exec(const struct exec_req *rq);
+void answer_exec(const struct exec_req *rq, struct outcome *o, const char *extra);
 
 /* ------------------------------------------------------------------------------------------ */
 /* limits.c: arithmetic and the verdict                                                        */
@@ -296,6 +324,7 @@ void op_exec(const struct exec_req *rq);
 
 int64_t rlimit_value(int64_t want, int64_t hard_max);
 int64_t stack_limit_bytes(const struct exec_req *rq);
+int64_t file_size_limit_bytes(const struct exec_req *rq);
 int64_t next_poll_ns(int64_t cpu_left, int64_t wall_left);
 bool is_setup_error(const struct outcome *o);
 const char *verdict(const struct exec_req *rq, const struct outcome *o, struct sb *msg);
@@ -315,6 +344,7 @@ struct interactor_req {
 
 bool parse_interactor(const struct jval *obj, struct arena *a, struct interactor_req *ir);
 void op_exec_interactive(const struct exec_req *rq, const struct interactor_req *ir);
+void op_exec_stream(const struct exec_req *rq);
 
 int walk_parent(const char *rel, bool mkdirs, char leaf[NAME_MAX + 1]);
 bool write_all(int fd, const unsigned char *p, size_t n);

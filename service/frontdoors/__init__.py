@@ -1,5 +1,6 @@
-"""Front doors: the executor API and the exec API.
+"""Front doors: other protocols on the same engine, one package per door (``webgme``,
+``zerocloud``), plus what doors share (``archives``: reading uploaded zip and tar files).
 
-Each turns its request into a mission and runs it on the same ``MissionWorkers`` as the mission
-API; neither has an execution path of its own.
+Each door turns its requests into missions and runs them on the same pipeline as the mission
+API; none has an execution path of its own. Doors never import each other.
 """

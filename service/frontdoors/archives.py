@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 
 from orchestrator.errors import TransferRefused
 from orchestrator.mission import has_control
-from orchestrator.tarutil import MAX_META_BYTES, check_relative_path, check_tar_headers
+from orchestrator.sandbox.tar import MAX_META_BYTES, check_relative_path, check_tar_headers
 
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 """The most bytes the files of one uploaded archive may hold once unpacked."""

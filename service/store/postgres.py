@@ -152,6 +152,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (token_hash, hash, number)
     );
     """,
+    # A token's missions, newest first (GET /api/missions and the doors' lists).
+    "CREATE INDEX missions_token ON missions(token_hash, id)",
 )
 
 
@@ -324,6 +326,17 @@ class PgStore(EveryRepository):
     async def get_mission(self, mission_id: int) -> MissionRow | None:
         row = await self._pool.fetchrow(*sql.GET_MISSION.bind_pg(mission_id=mission_id))
         return None if row is None else mission_row(row)
+
+    async def list_missions(
+        self, token_hash: str, limit: int, offset: int = 0, kind: str | None = None
+    ) -> list[MissionRow]:
+        values = {"token_hash": token_hash, "limit": limit, "offset": offset, "kind": kind}
+        rows = await self._pool.fetch(*sql.LIST_MISSIONS.bind_pg(**values))
+        return [mission_row(r) for r in rows]
+
+    async def count_missions(self, token_hash: str, kind: str | None = None) -> int:
+        bound = sql.COUNT_MISSIONS.bind_pg(token_hash=token_hash, kind=kind)
+        return int(await self._pool.fetchval(*bound))
 
     async def claim(
         self, mission_id: int, owner: str = "", lease_s: float = 0.0

@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS missions (
 );
 CREATE INDEX IF NOT EXISTS missions_state ON missions(state);
 CREATE INDEX IF NOT EXISTS missions_callback_state ON missions(callback_state);
+CREATE INDEX IF NOT EXISTS missions_token ON missions(token_hash, id);
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -279,6 +280,16 @@ class Database:
     def get_mission(self, mission_id: int) -> MissionRow | None:
         row = self._run(sql.GET_MISSION, mission_id=mission_id).fetchone()
         return None if row is None else mission_row(row)
+
+    def list_missions(
+        self, token_hash: str, limit: int, offset: int = 0, kind: str | None = None
+    ) -> list[MissionRow]:
+        values = {"token_hash": token_hash, "limit": limit, "offset": offset, "kind": kind}
+        return [mission_row(r) for r in self._run(sql.LIST_MISSIONS, **values)]
+
+    def count_missions(self, token_hash: str, kind: str | None = None) -> int:
+        row = self._run(sql.COUNT_MISSIONS, token_hash=token_hash, kind=kind).fetchone()
+        return int(row["n"])
 
     def claim(self, mission_id: int, owner: str = "", lease_s: float = 0.0) -> MissionRow | None:
         with self._transaction():
@@ -692,6 +703,8 @@ class SqliteStore(EveryRepository):
     insert_pinned_mission = _on_store_thread(Database.insert_pinned_mission)
     renew_pins = _on_store_thread(Database.renew_pins)
     get_mission = _on_store_thread(Database.get_mission)
+    list_missions = _on_store_thread(Database.list_missions)
+    count_missions = _on_store_thread(Database.count_missions)
     claim = _on_store_thread(Database.claim)
     claim_next = _on_store_thread(Database.claim_next)
     renew_lease = _on_store_thread(Database.renew_lease)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.docker
 async def cli(url: str, *args: str, token: str = ALICE) -> tuple[int, str, str]:
     env = {**os.environ, "JUDGE_SERVER": url, "JUDGE_TOKEN": token}
     env.pop("NO_COLOR", None)
-    return await run(sys.executable, "-m", "service.cli", *args, env=env)
+    return await run(sys.executable, "-m", "judge_client.cli", *args, env=env)
 
 
 async def test_run_wait_prints_the_result_plainly(start_judge: StartJudge) -> None:
@@ -71,7 +71,7 @@ async def test_run_wait_polls_a_server_without_events(
     start_judge: StartJudge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Against a server without the event stream (404), --wait polls instead."""
-    from service import routes
+    from service.api import missions as routes
 
     asked = []
 
@@ -122,7 +122,7 @@ async def test_errors(start_judge: StartJudge, tmp_path: Path) -> None:
     assert rc == 1
     assert "cannot reach http://127.0.0.1:9" in err
     env = {k: v for k, v in os.environ.items() if k != "JUDGE_TOKEN"}
-    rc, _, err = await run(sys.executable, "-m", "service.cli", "status", "1", env=env)
+    rc, _, err = await run(sys.executable, "-m", "judge_client.cli", "status", "1", env=env)
     assert (rc, err) == (1, "judge: a token is required: --token or JUDGE_TOKEN\n")
 
 
@@ -142,7 +142,7 @@ async def test_on_a_terminal_verdicts_are_coloured(start_judge: StartJudge) -> N
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "service.cli",
+            "judge_client.cli",
             "run",
             "examples/limits.json",
             "--wait",

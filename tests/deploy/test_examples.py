@@ -50,7 +50,7 @@ async def test_every_example_gives_its_verdicts(start_judge: StartJudge) -> None
     for name in sorted(EXAMPLES.EXAMPLES):
         _, expected = EXAMPLES.EXAMPLES[name]
         argv = ["run", f"examples/{name}.json", "--wait", "--json"]
-        rc, out, err = await run(sys.executable, "-m", "service.cli", *argv, env=env)
+        rc, out, err = await run(sys.executable, "-m", "judge_client.cli", *argv, env=env)
         assert rc == 0, f"{name}: {err}"
         body = json.loads(out)
         assert body["state"] == "done", name

@@ -18,7 +18,7 @@ from service.frontdoors.archives import (
     sandbox_files,
     zip_member,
 )
-from service.frontdoors.executor import matches
+from service.frontdoors.webgme.executor import matches
 from service.store import Database
 from tests.frontdoors.conftest import make_zip
 

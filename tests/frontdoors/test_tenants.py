@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from service.keys import BLOBS, RETENTION, STORE
+from service.frontdoors.webgme.keys import BLOBS, RETENTION
+from service.keys import STORE
 from service.store import SweepResult, hash_token
 from tests.frontdoors.conftest import SEED_CONFIG, job_zip
 from tests.service.conftest import StartJudge

@@ -18,10 +18,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from orchestrator.fetch import make_connector
 from orchestrator.mission import parse_mission
-from orchestrator.runner import MissionDeps, run_mission
-from orchestrator.sandbox import SandboxRuntime
+from orchestrator.netpolicy import make_connector
+from orchestrator.run.runner import MissionDeps, run_mission
+from orchestrator.sandbox.sandbox import SandboxRuntime
 
 pytestmark = pytest.mark.docker
 

@@ -9,9 +9,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from orchestrator.fetch import FetchLimits, make_connector
-from orchestrator.runner import MissionDeps
-from orchestrator.sandbox import SandboxRuntime
+from orchestrator.netpolicy import make_connector
+from orchestrator.run.fetch import FetchLimits
+from orchestrator.run.runner import MissionDeps
+from orchestrator.sandbox.sandbox import SandboxRuntime
 from tests.conftest import DEFAULT_IMAGE
 from tests.mission.helpers import FileServer
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from orchestrator.mission import parse_mission
-from orchestrator.runner import MissionDeps, PhaseTimes, run_mission
+from orchestrator.run.runner import MissionDeps, PhaseTimes, run_mission
 
 CALLBACK = "https://callback.example/judge"
 

@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from orchestrator.runner import MissionDeps
+from orchestrator.run.runner import MissionDeps
 from tests.mission.helpers import FileServer, assert_ok, mission, run, sh, stdout_of
 
 pytestmark = pytest.mark.docker

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.runner import CANCELLED, MissionDeps, PhaseTimes
-from orchestrator.sandbox import SandboxRuntime
+from orchestrator.run.runner import CANCELLED, MissionDeps, PhaseTimes
+from orchestrator.sandbox.sandbox import SandboxRuntime
 from tests.mission.helpers import assert_ok, mission, run, sh, statuses
 
 pytestmark = pytest.mark.docker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.runner import MissionDeps
+from orchestrator.run.runner import MissionDeps
 from tests.mission.helpers import FileServer, assert_ok, b64, mission, run, sh, stdout_of
 
 pytestmark = pytest.mark.docker

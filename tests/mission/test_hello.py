@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.runner import MissionDeps
+from orchestrator.run.runner import MissionDeps
 from tests.mission.helpers import CALLBACK, mission, run
 from tests.seed000 import seed_echo
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.runner import MissionDeps
+from orchestrator.run.runner import MissionDeps
 from tests.mission.helpers import assert_ok, b64, mission, run, stdout_of
 from tests.sandbox.test_interactive import INTERACTOR, SOLUTION
 

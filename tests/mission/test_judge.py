@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.runner import MissionDeps, PhaseTimes
+from orchestrator.run.runner import MissionDeps, PhaseTimes
 from tests.mission.helpers import FileServer, assert_ok, b64, mission, run, statuses, stdout_of
 
 pytestmark = pytest.mark.docker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.runner import MissionDeps
+from orchestrator.run.runner import MissionDeps
 from tests.mission.helpers import assert_ok, mission, run, stdout_of
 
 pytestmark = pytest.mark.docker

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.runner import MissionDeps
-from orchestrator.sandbox import Sandbox, SandboxRuntime
+from orchestrator.run.runner import MissionDeps
+from orchestrator.sandbox.sandbox import Sandbox, SandboxRuntime
 from tests.mission.helpers import assert_ok, mission, run, sh, stdout_of
 
 pytestmark = pytest.mark.docker

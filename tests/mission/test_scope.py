@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.runner import MissionDeps
+from orchestrator.run.runner import MissionDeps
 from tests.mission.helpers import assert_ok, mission, run, sh, stdout_of
 
 pytestmark = pytest.mark.docker

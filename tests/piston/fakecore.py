@@ -14,11 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator.runner import MissionIO
+from orchestrator.run.runner import MissionIO
 from service.frontdoors.piston.frontdoor import PistonDoor
 from service.frontdoors.piston.runtimes import PistonRuntime
 from service.frontdoors.piston.settings import PistonSettings
-from service.ratelimit import RateLimiter
+from service.http.ratelimit import RateLimiter
 from service.store import MissionRow
 from tests.piston.fixtures import RUNTIMES
 
@@ -198,7 +198,7 @@ class FakeRun:
             yield item
 
     async def result(self) -> Any:
-        from orchestrator.sandbox import ExecOutcome, Meta
+        from orchestrator.sandbox.sandbox import ExecOutcome, Meta
 
         await self.ended.wait()
         return ExecOutcome(Meta.from_wire(self.meta))

@@ -162,7 +162,7 @@ async def test_a_mission_that_cannot_end_in_time_is_cancelled_with_503(aiohttp_c
 
 
 async def test_queue_full_and_shutdown_are_pistons_messages(aiohttp_client: Any) -> None:
-    from service.intake import QueueFull, ShuttingDown
+    from service.pipeline.intake import QueueFull, ShuttingDown
 
     core = FakeCore()
     client = await client_for(aiohttp_client, core)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestrator.mission import parse_mission
-from orchestrator.tarutil import build_tar
+from orchestrator.sandbox.tar import build_tar
 from service.frontdoors.piston.request import parse_execute
 from service.frontdoors.piston.runtimes import pinned_major, resolve, satisfies
 from service.frontdoors.piston.stages import cap_text, piston_answer, stage_doc

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from orchestrator.engine import open_runtime
-from orchestrator.sandbox import SandboxConfig, SandboxRuntime
+from orchestrator.sandbox.engine import open_runtime
+from orchestrator.sandbox.sandbox import SandboxConfig, SandboxRuntime
 
 _OFFERED: set[str] | None = None
 

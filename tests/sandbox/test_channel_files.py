@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from orchestrator.errors import JudgeError, PathNotFound, TransferRefused
-from orchestrator.sandbox import ExecRequest, Sandbox, SandboxRuntime, copy_path
-from orchestrator.tarutil import build_tar
+from orchestrator.sandbox.sandbox import ExecRequest, Sandbox, SandboxRuntime, copy_path
+from orchestrator.sandbox.tar import build_tar
 from tests.conftest import DEFAULT_IMAGE
 
 pytestmark = pytest.mark.docker

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.sandbox import ExecRequest, InteractorRequest, SandboxRuntime
+from orchestrator.sandbox.sandbox import ExecRequest, InteractorRequest, SandboxRuntime
 from tests.conftest import DEFAULT_IMAGE
 
 pytestmark = pytest.mark.docker

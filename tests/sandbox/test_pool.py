@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from orchestrator.pool import SandboxPool, parse_pool_sizes
-from orchestrator.sandbox import ExecRequest, SandboxRuntime
+from orchestrator.sandbox.pool import SandboxPool, parse_pool_sizes
+from orchestrator.sandbox.sandbox import ExecRequest, SandboxRuntime
 from tests.conftest import DEFAULT_IMAGE
 
 

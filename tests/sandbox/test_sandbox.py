@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import ImageNotFound, PathNotFound, TransferRefused
-from orchestrator.sandbox import ExecRequest, Sandbox, SandboxRuntime, copy_path
+from orchestrator.sandbox.sandbox import ExecRequest, Sandbox, SandboxRuntime, copy_path
 from tests.conftest import DEFAULT_IMAGE
 
 pytestmark = pytest.mark.docker

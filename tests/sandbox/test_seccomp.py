@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.sandbox import ExecRequest, SandboxRuntime
+from orchestrator.sandbox.sandbox import ExecRequest, SandboxRuntime
 from tests.conftest import DEFAULT_IMAGE
 
 pytestmark = pytest.mark.docker

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from service.callbacks import (
+from service.pipeline.callbacks import (
     _retry_after,
     callback_body,
     sign,

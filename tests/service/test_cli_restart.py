@@ -41,7 +41,7 @@ async def test_wait_reconnects_and_sees_the_rerun_finish(
     cli = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "service.cli",
+        "judge_client.cli",
         "run",
         str(mission),
         "--wait",

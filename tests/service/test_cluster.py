@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from service.callbacks import DELIVERY_HEADER
+from service.pipeline.callbacks import DELIVERY_HEADER
 from tests.service.support import (
     Api,
     Receiver,

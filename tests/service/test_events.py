@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from service.events import EventHub
+from service.api.events import EventHub
 from service.store import MissionRow
 from tests.service.conftest import StartJudge
 from tests.service.support import ALICE, BOB, Api

@@ -7,8 +7,8 @@ import base64
 
 import pytest
 
-from orchestrator.engine import open_runtime
-from orchestrator.sandbox import SandboxConfig
+from orchestrator.sandbox.engine import open_runtime
+from orchestrator.sandbox.sandbox import SandboxConfig
 from tests.service.conftest import StartJudge
 from tests.service.support import ALICE, Receiver, hello_world
 

@@ -14,7 +14,7 @@ from tests.service.support import run
 
 async def cli(data_dir: Path, *args: str) -> tuple[int, str, str]:
     env = {**os.environ, "JUDGE_DATA_DIR": str(data_dir)}
-    return await run(sys.executable, "-m", "service.cli", "tokens", *args, env=env)
+    return await run(sys.executable, "-m", "judge_client.cli", "tokens", *args, env=env)
 
 
 @pytest.mark.docker  # the server needs the engine to start
@@ -68,7 +68,7 @@ async def test_cli_usage_errors(tmp_path: Path) -> None:
     rc, _, err = await run(
         sys.executable,
         "-m",
-        "service.cli",
+        "judge_client.cli",
         "tokens",
         "list",
         env={**os.environ, "JUDGE_DATA_DIR": str(tmp_path), "JUDGE_PORT": "x"},

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from service.ratelimit import RateLimiter
+from service.http.ratelimit import RateLimiter
 from tests.service.conftest import StartJudge
 from tests.service.support import ALICE, BOB, Receiver, hello_world, poll, sleeper
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from service.store import BlobRef, BlobRow, PgStore, SqliteStore, Storage, hash_token
+from service.store.postgres import MIGRATIONS
 
 MISSION: dict[str, Any] = {"tasks": {"task": []}}
 NORMALISED: dict[str, Any] = {"return": {"url": "http://127.0.0.1:9/"}}
@@ -42,6 +43,27 @@ class RepositoryTests:
         assert await store.missions.get_mission(mission_id + 1000) is None
         assert await store.missions.queued_count() == 1
         assert await store.missions.counts() == {"queued": 1}
+
+    async def test_a_tokens_missions_are_listed_newest_first_and_paged(
+        self, store: Storage
+    ) -> None:
+        alice, bob = "a" * 64, "b" * 64
+        mine = [await store.missions.insert_mission(alice, MISSION, NORMALISED) for _ in range(3)]
+        await store.missions.insert_mission(bob, MISSION, NORMALISED)
+        door = await store.missions.insert_mission(alice, MISSION, NORMALISED, "judge0")
+        listed = await store.missions.list_missions(alice, 10)
+        assert [r.id for r in listed] == [door, *reversed(mine)]
+        assert {r.token_hash for r in listed} == {alice}
+        assert listed[0].kind == "judge0"
+        assert listed[1].normalised == NORMALISED
+        page = await store.missions.list_missions(alice, 2, offset=1)
+        assert [r.id for r in page] == [mine[2], mine[1]]
+        only = await store.missions.list_missions(alice, 10, kind="mission")
+        assert [r.id for r in only] == list(reversed(mine))
+        assert await store.missions.list_missions("c" * 64, 10) == []
+        assert await store.missions.count_missions(alice) == 4
+        assert await store.missions.count_missions(alice, "judge0") == 1
+        assert await store.missions.count_missions("c" * 64) == 0
 
     async def test_ids_are_distinct_and_increasing(self, store: Storage) -> None:
         ids = await queue(store, 5)
@@ -335,7 +357,8 @@ class TestPostgres(RepositoryTests):
             versions = [r["version"] for r in await conn.fetch("SELECT version FROM judge_schema")]
         finally:
             await conn.close()
-        assert versions == [1]
+        # Each migration once, in order, however many nodes started.
+        assert versions == list(range(1, len(MIGRATIONS) + 1))
 
     async def test_notify_reaches_another_node(self, pg_url: str, store: Storage) -> None:
         other = await PgStore.open(pg_url)

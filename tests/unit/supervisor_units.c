@@ -91,7 +91,7 @@ static int64_t num(const struct jval *obj, const char *key)
 static int run_exec(void)
 {
     static const struct { const char *name; enum reason r; } reasons[] = {
-        {"cpu", KR_CPU}, {"wall", KR_WALL}, {"mem", KR_MEM},
+        {"cpu", KR_CPU}, {"wall", KR_WALL}, {"mem", KR_MEM}, {"proc", KR_PROC},
     };
     char *line = NULL;
     size_t cap = 0, n;
@@ -120,7 +120,7 @@ static int run_exec(void)
                 o.report.stage = (int)num(oc, "stage");
                 o.report.err = (int)num(oc, "err");
                 const struct jval *r = member(oc, "reason");
-                for (size_t i = 0; r && r->type == J_STR && i < 3; i++)
+                for (size_t i = 0; r && r->type == J_STR && i < 4; i++)
                     if (strcmp(r->s, reasons[i].name) == 0)
                         o.reason = reasons[i].r;
                 o.oom = num(oc, "oom") != 0;
@@ -135,9 +135,11 @@ static int run_exec(void)
             struct sb msg = {0};
             const char *status = verdict(&rq, &o, &msg);
             sb_printf(&b, "{\"cpu_ms\":%lld,\"wall_ms\":%lld,\"mem_kib\":%lld,\"out_kib\":%lld,"
-                          "\"stack_bytes\":%lld,\"setup_error\":%s,\"status\":",
+                          "\"process_limit\":%lld,\"stack_bytes\":%lld,\"fsize_bytes\":%lld,"
+                          "\"setup_error\":%s,\"status\":",
                       (long long)rq.cpu_ms, (long long)rq.wall_ms, (long long)rq.mem_kib,
-                      (long long)rq.out_kib, (long long)stack_limit_bytes(&rq),
+                      (long long)rq.out_kib, (long long)rq.process_limit,
+                      (long long)stack_limit_bytes(&rq), (long long)file_size_limit_bytes(&rq),
                       is_setup_error(&o) ? "true" : "false");
             json_cstr(&b, status);
             sb_puts(&b, ",\"message\":");
@@ -179,6 +181,8 @@ static int run_cgroup(const char *dir)
     put_reading(&b, "shmem_bytes", ok, v);
     ok = cg_oom_kills(&v);
     put_reading(&b, "oom_kills", ok, v);
+    ok = cg_tasks(&v);
+    put_reading(&b, "tasks", ok, v);
     sb_puts(&b, "}");
     printf("%s\n", sb_str(&b));
     sb_free(&b);

@@ -9,7 +9,8 @@ import tarfile
 
 import pytest
 
-from orchestrator.channelfiles import (
+from orchestrator.errors import TransferRefused
+from orchestrator.sandbox.channelfiles import (
     CHUNK_BYTES,
     Listed,
     PutEntry,
@@ -21,8 +22,7 @@ from orchestrator.channelfiles import (
     read_plan,
     tar_to_entries,
 )
-from orchestrator.errors import TransferRefused
-from orchestrator.tarutil import build_tar, vet_archive
+from orchestrator.sandbox.tar import build_tar, vet_archive
 
 
 def docs(lines: list[tuple[bytes, list[str]]]) -> list[dict[str, object]]:

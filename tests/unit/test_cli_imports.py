@@ -10,10 +10,10 @@ from tests.service.support import REPO
 
 def test_the_client_does_not_import_the_server() -> None:
     code = (
-        "import sys, service.cli\n"
+        "import sys, judge_client.cli\n"
         "server = [m for m in sys.modules if m.startswith(('service.', 'sqlite3', 'aiohttp',"
         " 'pydantic', 'docker'))]\n"
-        "print(sorted(m for m in server if m != 'service.cli'))\n"
+        "print(sorted(m for m in server if m != 'judge_client.cli'))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
@@ -24,7 +24,7 @@ def test_the_client_does_not_import_the_server() -> None:
 def test_tokens_are_an_admin_command_that_loads_the_database(tmp_path: object) -> None:
     env = {"JUDGE_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     got = subprocess.run(
-        [sys.executable, "-m", "service.cli", "tokens", "list"],
+        [sys.executable, "-m", "judge_client.cli", "tokens", "list"],
         cwd=REPO,
         capture_output=True,
         text=True,

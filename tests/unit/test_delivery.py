@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from service.callbacks import DELIVERY_HEADER, CallbackPolicy
-from service.delivery import CallbackDelivery, DeliveryCounters
+from service.pipeline.callbacks import DELIVERY_HEADER, CallbackPolicy
+from service.pipeline.delivery import CallbackDelivery, DeliveryCounters
 from service.store import PgStore, SqliteStore, Storage
 from tests.service.support import Receiver
 

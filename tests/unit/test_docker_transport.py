@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import docker
 
-from orchestrator.docker_adapter import DockerAdapter
+from orchestrator.sandbox.docker import DockerAdapter
 
 
 def adapter(base_url: str) -> DockerAdapter:

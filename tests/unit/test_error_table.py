@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from orchestrator.errors import EngineUnavailable, SandboxError
 from orchestrator.mission import MissionInvalid
-from service.errors import error_middleware
-from service.intake import QueueFull, ShuttingDown
+from service.http.errors import error_middleware
+from service.pipeline.intake import QueueFull, ShuttingDown
 
 Client = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 

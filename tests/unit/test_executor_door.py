@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.frontdoors.executor import MAX_OUTPUT_CHARS, MIN_POLL_MS, OutputStream, matches
+from service.frontdoors.webgme.executor import MAX_OUTPUT_CHARS, MIN_POLL_MS, OutputStream, matches
 
 
 def test_segments_by_line_count_keep_every_byte() -> None:

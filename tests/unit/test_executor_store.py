@@ -10,8 +10,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from service.frontdoors.blobs import file_doc, metadata_hash, parse_metadata
-from service.frontdoors.mimes import mime_type
+from service.frontdoors.webgme.blobs import file_doc, metadata_hash, parse_metadata
+from service.frontdoors.webgme.mimes import mime_type
 from service.store import BlobRow, Database, hash_token
 
 ALICE, BOB = hash_token("alice"), hash_token("bob")

@@ -1,4 +1,5 @@
-"""Tests for orchestrator.fetch: real HTTP on localhost, data:/blob: URLs, the address policy."""
+"""Tests for orchestrator.run.fetch (real HTTP on localhost, data:/blob: URLs) and
+orchestrator.netpolicy (the address policy)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,14 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 
-from orchestrator.fetch import (
+from orchestrator.netpolicy import PolicyResolver, address_allowed, make_connector
+from orchestrator.run.fetch import (
     HEAD_BYTES,
     AddressNotAllowed,
     AddressPolicy,
     FetchLimits,
     PolicyConnector,
-    PolicyResolver,
-    address_allowed,
     fetch,
-    make_connector,
 )
 
 MiB = 1024 * 1024

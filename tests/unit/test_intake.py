@@ -1,10 +1,10 @@
-"""Admission alone (``service.intake``): no queue, no database, no Docker."""
+"""Admission alone (``service.pipeline.intake``): no queue, no database, no Docker."""
 
 from __future__ import annotations
 
 import pytest
 
-from service.intake import Admission, QueueFull, ShuttingDown
+from service.pipeline.intake import Admission, QueueFull, ShuttingDown
 
 
 def test_closed_until_opened_and_after_closing() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from orchestrator.sandbox import (
+from orchestrator.sandbox.sandbox import (
     ExecRequest,
     InteractorRequest,
     Sandbox,

@@ -24,7 +24,7 @@ from orchestrator.mission import (
     normalise,
     parse_mission,
 )
-from orchestrator.mission import _expanded_bytes as expanded_bytes
+from orchestrator.mission.caps import _expanded_bytes as expanded_bytes
 
 URL = "http://example.com/cb"
 

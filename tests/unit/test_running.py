@@ -12,10 +12,10 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
-from orchestrator.runner import MissionDeps, MissionIO
-from service.callbacks import CallbackPolicy
+from orchestrator.run.runner import MissionDeps, MissionIO
+from service.pipeline.callbacks import CallbackPolicy
+from service.pipeline.wiring import MissionWorkers
 from service.store import MissionRow, PgStore
-from service.workers import MissionWorkers
 from tests.service.support import poll
 
 pytestmark = pytest.mark.postgres

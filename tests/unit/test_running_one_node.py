@@ -14,11 +14,11 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
-from orchestrator.runner import MissionDeps, MissionIO
-from service.callbacks import CallbackPolicy
-from service.intake import QueueFull, ShuttingDown
+from orchestrator.run.runner import MissionDeps, MissionIO
+from service.pipeline.callbacks import CallbackPolicy
+from service.pipeline.intake import QueueFull, ShuttingDown
+from service.pipeline.wiring import MissionWorkers
 from service.store import MissionRow, SqliteStore
-from service.workers import MissionWorkers
 from tests.service.support import Receiver, poll
 
 MISSION: dict[str, Any] = {"prepare": {"execute": [{"name": "only", "command": ["true"]}]}}

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from types import ModuleType
 
-from orchestrator.sandbox import SandboxConfig
-from orchestrator.seccomp import profile_json
+from orchestrator.sandbox.sandbox import SandboxConfig
+from orchestrator.sandbox.seccomp import profile_json
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def generator() -> ModuleType:
 
 
 def test_the_committed_profile_is_what_the_generator_writes() -> None:
-    assert (REPO / "orchestrator/seccomp.json").read_text() == generator().render()
+    assert (REPO / "orchestrator/sandbox/seccomp.json").read_text() == generator().render()
 
 
 def test_refused_calls_are_not_allowed_by_any_rule() -> None:

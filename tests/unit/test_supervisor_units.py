@@ -214,6 +214,41 @@ def test_the_stack_gets_the_memory_limit_but_at_least_8_mib(units: Path) -> None
     assert [r["stack_bytes"] for r in got] == [8 << 20, 8 << 20, 8 << 20, 256 << 20]
 
 
+def test_an_explicit_stack_limit_is_taken_as_it_is(units: Path) -> None:
+    got = _exec(units, [(_with(stack_kib=s), {}) for s in (64, 1024, 10**6)])
+    assert [r["stack_bytes"] for r in got] == [64 << 10, 1 << 20, 10**6 << 10]
+
+
+def test_the_largest_file_is_the_lower_of_output_and_file_size_limits(units: Path) -> None:
+    sizes = [{}, {"file_size_kib": 0}, {"file_size_kib": 100}, {"file_size_kib": 5000}]
+    got = _exec(units, [(_with(output_kib=1024, **s), {}) for s in sizes])
+    assert [r["fsize_bytes"] for r in got] == [1024 << 10, 0, 100 << 10, 1024 << 10]
+
+
+def test_new_limits_are_checked_and_absent_by_default(units: Path) -> None:
+    cases: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        (BASE, {}),
+        (_with(process_limit=0), {}),
+        (_with(file_size_kib=-1), {}),
+        (_with(stack_kib=0), {}),
+        (_with(process_limit=None, file_size_kib=None, stack_kib=None), {}),
+        (_with(process_limit=3), {}),
+    ]
+    got = _exec(units, cases)
+    assert got[0]["process_limit"] == 0
+    assert [r.get("error") for r in got[1:4]] == [
+        "field 'process_limit' must be an integer from 1 to 1099511627776",
+        "field 'file_size_kib' must be an integer from 0 to 1099511627776",
+        "field 'stack_kib' must be an integer from 1 to 1099511627776",
+    ]
+    assert {k: got[4][k] for k in ("process_limit", "fsize_bytes", "stack_bytes")} == {
+        "process_limit": 0,
+        "fsize_bytes": 1024 << 10,
+        "stack_bytes": 64 << 20,
+    }
+    assert got[5]["process_limit"] == 3
+
+
 def test_a_lower_hard_limit_from_the_engine_is_kept(units: Path) -> None:
     assert _run(units, "rlimit", "1024", "-1") == ["1024"]
     assert _run(units, "rlimit", "1024", "512") == ["512"]
@@ -281,6 +316,28 @@ def test_the_first_matching_status_wins(units: Path) -> None:
         assert message.startswith(want_message), message
 
 
+def test_process_and_file_size_limits_have_their_own_messages(units: Path) -> None:
+    outcomes: list[Outcome] = [
+        {"reason": "proc", "sig": 9},
+        {"reason": "proc", "sig": 9, "cpu_ms": 1001},  # over the CPU limit too: TLE first
+        {"reason": "proc", "sig": 9, "output_full": 1},  # before OLE
+        {"sig": 25},
+        {"output_full": 1, "exit_code": 1},
+    ]
+    got = _verdicts(units, outcomes, process_limit=4, file_size_kib=100)
+    assert got == [
+        ("RE", "process limit exceeded (4)"),
+        ("TLE", "CPU time limit exceeded (1000 ms)"),
+        ("RE", "process limit exceeded (4)"),
+        ("OLE", "file size limit exceeded (100 KiB)"),
+        ("OLE", "file size limit exceeded (100 KiB)"),
+    ]
+    # A file-size limit at or above the output limit changes nothing.
+    assert _verdicts(units, [{"sig": 25}], file_size_kib=1024) == [
+        ("OLE", "output limit exceeded (1024 KiB)")
+    ]
+
+
 def test_setup_errors_name_the_redirection(units: Path) -> None:
     outcomes = [{"stage": s, "err": 40} for s in (3, 4, 5)] + [{"stage": 1, "err": 1}]
     got = _verdicts(units, outcomes, stdin="i", stdout="o", stderr="e")
@@ -310,9 +367,11 @@ def test_v1_as_docker_mounts_it(units: Path) -> None:
         "anon_bytes": 212992,  # total_rss, not rss or total_rss_huge
         "shmem_bytes": 4096,  # total_shmem
         "oom_kills": 2,
+        "tasks": 2,  # pids/pids.current
     }
     # Our host path from /proc/self/cgroup does not exist in the container: the mount's root.
     assert "cgroup/cpuacct/cpuacct.usage" in log
+    assert "cgroup/pids/pids.current" in log
     assert "/docker/" not in log
 
 
@@ -330,6 +389,7 @@ def test_v2_with_a_private_cgroup_namespace(units: Path) -> None:
         "anon_bytes": 1200128,  # anon, not anon_thp
         "shmem_bytes": 65536,
         "oom_kills": 1,  # memory.events oom_kill, not oom or oom_group_kill
+        "tasks": 3,  # pids.current
     }
 
 
@@ -341,8 +401,10 @@ def test_v2_with_the_hosts_namespace_reads_our_own_scope(units: Path) -> None:
         "anon_bytes": 409600,
         "shmem_bytes": 8192,
         "oom_kills": 0,
+        "tasks": 4,
     }
-    assert log.count(".scope/") == 3  # cpu.stat, memory.stat, memory.events: none of the root's
+    # cpu.stat, memory.stat, memory.events, pids.current: none of the root's
+    assert log.count(".scope/") == 4
 
 
 def test_gvisor_has_no_cgroup_files(units: Path) -> None:
@@ -353,5 +415,6 @@ def test_gvisor_has_no_cgroup_files(units: Path) -> None:
         "anon_bytes": None,
         "shmem_bytes": None,
         "oom_kills": None,
+        "tasks": None,
     }
     assert "falling back" in log

@@ -8,7 +8,7 @@ import tarfile
 import pytest
 
 from orchestrator.errors import TransferRefused
-from orchestrator.tarutil import (
+from orchestrator.sandbox.tar import (
     archive_members,
     build_tar,
     check_relative_path,
@@ -127,7 +127,7 @@ def test_read_capped_stops_early() -> None:
 
 
 def test_concat_archives_keeps_every_member_and_content() -> None:
-    from orchestrator.tarutil import concat_archives
+    from orchestrator.sandbox.tar import concat_archives
 
     joined = concat_archives([build_tar({"a/x": b"1"}), build_tar({"b": b"22"})])
     assert archive_members(joined) == [("a", "dir", 0), ("a/x", "file", 1), ("b", "file", 2)]

@@ -14,12 +14,12 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.mission import normalise, parse_mission
-from orchestrator.runner import MissionIO
+from orchestrator.run.runner import MissionIO
 from service.frontdoors.piston.live import LiveBox
 from service.frontdoors.piston.runtimes import PistonRuntime, piston_runtimes
 from service.frontdoors.piston.translate import KIND
+from service.http.ratelimit import LIMITER
 from service.keys import LANGUAGES, RUNTIME, SETTINGS, STORE, WORKERS
-from service.ratelimit import LIMITER
 from service.store import MissionRow, hash_token
 
 _REGISTRY_MAX_AGE_S = 5.0

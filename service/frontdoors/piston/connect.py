@@ -27,13 +27,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from orchestrator.errors import JudgeError
-from service.errors import ApiError
 from service.frontdoors.piston.errors import PistonError
 from service.frontdoors.piston.http import ANONYMOUS_TENANT, INLINE_BODY_BYTES, bearer_or_bare
 from service.frontdoors.piston.live import SIGNALS, LiveRun, live_stages
 from service.frontdoors.piston.request import ExecuteJob, parse_execute
 from service.frontdoors.piston.routes import PISTON, PistonState
 from service.frontdoors.piston.stages import verdict
+from service.http.errors import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from orchestrator.runner import MissionIO
+from orchestrator.run.runner import MissionIO
 from service.frontdoors.piston.live import LiveBox
 from service.frontdoors.piston.runtimes import PistonRuntime
 from service.store import MissionRow

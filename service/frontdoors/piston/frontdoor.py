@@ -15,8 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.mission import MissionCaps, normalise, parse_mission
-from orchestrator.runner import MissionIO
-from orchestrator.sandbox import Sandbox
+from orchestrator.run.runner import MissionIO
+from orchestrator.sandbox.sandbox import Sandbox
 from service.frontdoors.piston.connect import connect
 from service.frontdoors.piston.core import PistonCore
 from service.frontdoors.piston.http import piston_errors

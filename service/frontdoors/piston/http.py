@@ -16,9 +16,9 @@ from aiohttp import web
 
 from orchestrator.errors import EngineUnavailable, JudgeError
 from orchestrator.mission import MissionInvalid, MissionTooLarge
-from service.errors import ApiError
 from service.frontdoors.piston.errors import PistonError, message_response
-from service.intake import QueueFull, ShuttingDown
+from service.http.errors import ApiError
+from service.pipeline.intake import QueueFull, ShuttingDown
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from orchestrator.languages.model import expand
-from orchestrator.sandbox import ExecOutcome, ExecRequest
+from orchestrator.sandbox.sandbox import ExecOutcome, ExecRequest
 from service.frontdoors.piston.request import ExecuteJob, StageLimits
 from service.frontdoors.piston.settings import PistonSettings
 

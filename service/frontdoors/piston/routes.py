@@ -18,8 +18,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from orchestrator.runner import MissionIO
-from service.compilecache import CompileCache, CompiledBox
+from orchestrator.run.runner import MissionIO
 from service.frontdoors.piston.core import PistonCore
 from service.frontdoors.piston.errors import PistonError
 from service.frontdoors.piston.http import (
@@ -39,7 +38,8 @@ from service.frontdoors.piston.translate import (
     mission_plan,
     wall_budget_s,
 )
-from service.ratelimit import RateLimiter
+from service.http.ratelimit import RateLimiter
+from service.pipeline.compilecache import CompileCache, CompiledBox
 
 T = TypeVar("T")
 

@@ -1,0 +1,188 @@
+"""The mission's models (pydantic, strict): what a mission may say and its defaults."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from orchestrator.mission.checks import (
+    MAX_PARALLEL,
+    Arg,
+    CallbackUrl,
+    FileName,
+    Files,
+    MacroKey,
+    OptionalFileName,
+    PayloadKey,
+    RelativePath,
+    Scalar,
+    Text,
+    _show,
+)
+
+# --------------------------------------------------------------------------------------------
+# The models. Strict: no coercion ("65536" is not an int, 1 is not a bool); unknown keys are
+# errors named by their path. Fields with a wire name that is a Python keyword use an alias.
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Record(_Model):
+    """Which redirected output to report back: the first ``stdout``/``stderr`` bytes."""
+
+    enable: bool = True
+    stdout: Annotated[int, Field(ge=0, le=4096)] = 1024
+    stderr: Annotated[int, Field(ge=0, le=4096)] = 1024
+
+
+class Scope(_Model):
+    """Run in a fresh sandbox; ``import`` paths come in by last component, ``export`` go back."""
+
+    enable: bool = False
+    import_: list[RelativePath] = Field(default_factory=list, alias="import")
+    export: list[RelativePath] = Field(default_factory=list)
+
+    @field_validator("import_")
+    @classmethod
+    def _imports_arrive_apart(cls, value: list[str]) -> list[str]:
+        arrivals: dict[str, str] = {}
+        for path in value:
+            name = posixpath.basename(posixpath.normpath(path))
+            if name in arrivals:
+                raise ValueError(
+                    f"{_show(arrivals[name])} and {_show(path)} would both arrive as {_show(name)}"
+                )
+            arrivals[name] = path
+        return value
+
+
+class _Program(_Model):
+    """What an execute and its interactor both are: a command and its limits (memory KiB, CPU
+    time ms, output KiB). Its fields come first in both, in this order."""
+
+    command: Annotated[list[Arg], Field(min_length=1)]
+    memory_limit: Annotated[int, Field(ge=1, le=2_097_152)] = 65_536
+    time_limit: Annotated[int, Field(ge=1, le=60_000)] = 60_000
+    output_limit: Annotated[int, Field(ge=1, le=262_144)] = 262_144
+
+    @field_validator("command")
+    @classmethod
+    def _program_named(cls, value: list[str]) -> list[str]:
+        if not value[0]:
+            raise ValueError("the program, command[0], must not be empty")
+        return value
+
+
+class _Named(_Model):
+    """An execute's ``name``. A base of its own because pydantic orders fields base first (the
+    last base's first): ``Execute(_Program, _Named)`` keeps ``name`` the first key of an
+    execute in the schema and in the echo, where it stood before ``_Program`` existed."""
+
+    name: Text = ""
+
+
+class Interactor(_Program):
+    """The program an interactive execute talks to: its stdout is the execute's stdin and the
+    other way round. It runs as another user; ``private`` files are readable by it alone."""
+
+    meta: FileName = "interactor.meta"
+    stderr: OptionalFileName = ""
+    private: list[FileName] = Field(default_factory=list, max_length=64)
+
+
+class Execute(_Program, _Named):
+    """One command and its limits (memory KiB, CPU time ms, output KiB), files and options."""
+
+    meta: FileName = "meta"
+    stdin: OptionalFileName = ""
+    stdout: OptionalFileName = ""
+    stderr: OptionalFileName = ""
+    record: Record = Field(default_factory=Record)
+    scope: Scope = Field(default_factory=Scope)
+    interactor: Interactor | None = None
+
+    @model_validator(mode="after")
+    def _pipes_are_the_interactors(self) -> Execute:
+        if self.interactor is None:
+            return self
+        if self.stdin or self.stdout:
+            raise ValueError(
+                "'stdin' and 'stdout' must be empty with an interactor (they are its pipes)"
+            )
+        if posixpath.normpath(self.meta) == posixpath.normpath(self.interactor.meta):
+            raise ValueError(f"the execute and its interactor both write meta {_show(self.meta)}")
+        theirs = {posixpath.normpath(p) for p in self.interactor.private}
+        if self.interactor.stderr:
+            theirs.add(posixpath.normpath(self.interactor.stderr))
+        for field in ("stderr", "meta"):
+            mine = getattr(self, field)
+            if mine and posixpath.normpath(mine) in theirs:
+                raise ValueError(
+                    f"{field} {_show(mine)} is the interactor's (its stderr or a private file)"
+                )
+        return self
+
+    def dump(self) -> dict[str, Any]:
+        """The execute as JSON, without ``interactor`` when it has none."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Stage(_Model):
+    """``prepare`` or ``final``: files fetched (name -> URL), then executes run in order."""
+
+    file: Files = Field(default_factory=dict)
+    execute: list[Execute] = Field(default_factory=list)
+
+
+class Task(_Model):
+    """One task: its files (names may use macros) and its macros (key -> replacement)."""
+
+    file: Files = Field(default_factory=dict)
+    macro: dict[MacroKey, Text] = Field(default_factory=dict)
+
+
+class Tasks(_Model):
+    """The tasks, and the executes each of them runs after its macros are applied.
+
+    ``parallel`` (an extension of the seed's format): how many tasks may run at once; 1, the
+    default, is the seed's sequential order. More than 1 only when every execute is scoped.
+    """
+
+    task: list[Task] = Field(default_factory=list)
+    execute: list[Execute] = Field(default_factory=list)
+    parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL)] = 1
+
+
+class Return(_Model):
+    """Where the callback goes, the extra fields it carries, and its encoding."""
+
+    url: CallbackUrl
+    payload: dict[PayloadKey, Scalar] = Field(default_factory=dict)
+    format: Literal["form", "json"] = "form"
+
+
+class Mission(_Model):
+    """A whole mission. Build it with :func:`parse_mission`, which also checks the macros.
+
+    Without ``return`` the mission has no callback: its result is read by polling (or waiting).
+    """
+
+    return_: Return | None = Field(None, alias="return")
+    prepare: Stage = Field(default_factory=Stage)
+    tasks: Tasks = Field(default_factory=Tasks)
+    final: Stage = Field(default_factory=Stage)
+    image: Annotated[Text, Field(min_length=1)] | None = None
+    # A language of the server's registry (id or alias): the server sets ``image`` from it.
+    language: Annotated[Text, Field(min_length=1, max_length=100)] | None = None
+    runtime: Annotated[Text, Field(min_length=1)] | None = None
+    tick: bool = False

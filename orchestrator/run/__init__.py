@@ -1,0 +1,2 @@
+"""Running a mission: the runner walks its stages in sandboxes, fetching its files within a byte
+budget."""

@@ -1,0 +1,725 @@
+"""Run a mission: prepare, each task in order, final, in the order docs/missions.md gives.
+
+``run_mission`` is the one entry every front door calls. It never raises for a user's error or a
+sandbox failure: whatever happens, the result is complete and every execute says what happened to
+it (``SE`` with a message when the judge could not run it). Only the cancellation of the caller's
+own task propagates. Sandboxes are removed in the background: ``SandboxRuntime.drain`` awaits
+their removal (the service does so at shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import logging
+import posixpath
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
+from orchestrator.mission import (
+    Execute,
+    Mission,
+    expand_execute,
+    expand_task_files,
+    normalise,
+    task_macros,
+)
+from orchestrator.run.budget import ByteBudget
+from orchestrator.run.fetch import FetchLimits, fetch
+from orchestrator.sandbox.pool import SandboxPool
+from orchestrator.sandbox.sandbox import (
+    ExecOutcome,
+    ExecRequest,
+    InteractorRequest,
+    Meta,
+    Sandbox,
+    SandboxRuntime,
+)
+from orchestrator.sandbox.tar import build_tar, concat_archives
+
+log = logging.getLogger(__name__)
+
+CANCELLED = "cancelled"
+_FETCH_CONCURRENCY = 4
+
+# Creations that finished after their mission was cancelled twice over; referenced here so
+# that they run to completion and their sandbox is removed.
+_CLEANUPS: set[asyncio.Task[None]] = set()
+
+
+@dataclass
+class PhaseTimes:
+    """Seconds spent per phase of a mission (for benchmarks and metrics)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+            self.counts[name] += 1
+
+
+@dataclass
+class MissionDeps:
+    """What a mission run needs from its owner; long-lived, shared by missions."""
+
+    runtime: SandboxRuntime
+    session: aiohttp.ClientSession
+    default_image: str
+    fetch_limits: FetchLimits = field(default_factory=FetchLimits)
+    blob_reader: Callable[[str], Awaitable[bytes | None]] | None = None
+    pool: SandboxPool | None = None
+    max_task_parallel: int = 4  # tasks.parallel is clamped to this
+    # The most bytes of files one mission may hold in the server at once (see _fetch_files).
+    files_budget_bytes: int = 512 * 1024 * 1024
+
+
+@dataclass
+class MissionIO:
+    """Files a front door hands in and paths it wants back; the mission API uses neither.
+
+    ``inputs`` (relative path -> content) are placed in the main sandbox before prepare.
+    After final, each path of ``collect`` ("" = the whole sandbox) is read back as a vetted tar
+    (links and devices left out) into ``collected``, or its error into ``collect_errors``.
+    ``sandbox`` is the main sandbox while the mission's stages run (None before its inputs are
+    in and once they are over): a front door may read files from it with ``get_archive`` (e.g.
+    the output of a running command), never talk to its supervisor, which the runner owns.
+    ``live_reads``: the front door will read while commands run, so the main sandbox keeps
+    ``/box`` on a volume the engine can read from outside (the supervisor's channel is busy
+    during an execute); such a sandbox is created for the mission, not taken from the pool.
+    """
+
+    inputs: dict[str, bytes] = field(default_factory=dict)
+    collect: list[str] = field(default_factory=list)
+    collected: dict[str, bytes] = field(default_factory=dict)
+    collect_errors: dict[str, str] = field(default_factory=dict)
+    sandbox: Sandbox | None = None
+    live_reads: bool = False
+
+
+@dataclass
+class _Overlay:
+    """What a task running in parallel would have written into the mission's sandbox: its
+    files, its exports (vetted tars) and its meta files, in the order they happened. Its own
+    later imports read from here first; the mission's sandbox gets all of it in task order."""
+
+    ops: list[tuple[str, str, bytes, int]] = field(default_factory=list)  # kind, path, data, ex
+
+    def lookup(self, path: str) -> bytes | None:
+        """A tar of ``path`` (arriving by its last component) if this task wrote it last."""
+        key = posixpath.normpath(path)
+        for kind, where, data, _ in reversed(self.ops):
+            if posixpath.normpath(where) == key:
+                if kind == "tar":
+                    return data
+                return build_tar({posixpath.basename(key): data})
+        return None
+
+
+@dataclass(frozen=True)
+class ExecuteDone:
+    """One execute has its final entry: where it is in the result, and the entry itself.
+
+    ``stage`` is ``prepare``, ``task`` or ``final``; ``task`` the task's index (None outside
+    tasks); ``index`` the execute's index in its stage; ``entry`` is ``{name, meta, record}``.
+    """
+
+    stage: str
+    task: int | None
+    index: int
+    entry: dict[str, Any]
+
+
+OnExecute = Callable[[ExecuteDone], None]
+
+
+@dataclass
+class _Stage:
+    """One stage's planned work and its slot in the result."""
+
+    files: dict[str, str]
+    executes: list[Execute]
+    result: dict[str, Any]
+    done: int = 0  # executes whose result is final
+    name: str = "prepare"
+    task: int | None = None
+
+
+def _record(outcome: ExecOutcome | None, ex: Execute) -> dict[str, str]:
+    if outcome is None or not ex.record.enable:
+        return {"stdout": "", "stderr": ""}
+    return {"stdout": outcome.stdout_b64, "stderr": outcome.stderr_b64}
+
+
+def _entry(
+    ex: Execute,
+    meta: Meta,
+    outcome: ExecOutcome | None = None,
+    interactor_meta: Meta | None = None,
+) -> dict[str, Any]:
+    """An execute's result entry; an interactive one also gets ``interactor`` (its meta is
+    ``interactor_meta``, else the outcome's, else ``meta`` when it never ran)."""
+    entry = {"name": ex.name, "meta": meta.to_dict(), "record": _record(outcome, ex)}
+    if ex.interactor is not None:
+        inter = outcome.interactor if outcome is not None else None
+        imeta = interactor_meta or (inter.meta if inter is not None else meta)
+        entry["interactor"] = {"meta": imeta.to_dict(), "record": _record(inter, ex)}
+    return entry
+
+
+def _plan(mission: Mission) -> tuple[list[_Stage], dict[str, Any]]:
+    """Lay out every stage with every execute pre-filled as not run (SE), so a result is always
+    complete; running a stage overwrites its entries."""
+    not_run = Meta.system_error("not run")
+
+    def stage(
+        files: dict[str, str], executes: list[Execute], name: str, task: int | None = None
+    ) -> _Stage:
+        result = {
+            "file": {name: {"status": 0, "content": ""} for name in files},
+            "execute": [_entry(ex, not_run) for ex in executes],
+        }
+        return _Stage(dict(files), executes, result, name=name, task=task)
+
+    prepare = stage(mission.prepare.file, list(mission.prepare.execute), "prepare")
+    tasks = []
+    for i, task in enumerate(mission.tasks.task):
+        macros = task_macros(i, task)
+        executes = [expand_execute(ex, macros) for ex in mission.tasks.execute]
+        tasks.append(stage(expand_task_files(task, macros), executes, "task", i))
+    final = stage(mission.final.file, list(mission.final.execute), "final")
+    result = {
+        "prepare": prepare.result,
+        "task": [t.result for t in tasks],
+        "final": final.result,
+    }
+    return [prepare, *tasks, final], result
+
+
+def _interactor(ex: Execute) -> InteractorRequest | None:
+    inter = ex.interactor
+    if inter is None:
+        return None
+    return InteractorRequest(
+        argv=tuple(inter.command),
+        cpu_time_ms=inter.time_limit,
+        memory_kib=inter.memory_limit,
+        output_kib=inter.output_limit,
+        stderr=inter.stderr,
+        record_stderr_bytes=ex.record.stderr if ex.record.enable else 0,
+        private=tuple(inter.private),
+    )
+
+
+def _fence_kib(ex: Execute) -> int:
+    """The memory a sandbox needs for ``ex``: its limit plus its interactor's."""
+    return ex.memory_limit + (ex.interactor.memory_limit if ex.interactor else 0)
+
+
+def _request(ex: Execute, meta_file: str = "") -> ExecRequest:
+    return ExecRequest(
+        meta_file=meta_file,
+        argv=tuple(ex.command),
+        cpu_time_ms=ex.time_limit,
+        memory_kib=ex.memory_limit,
+        output_kib=ex.output_limit,
+        stdin=ex.stdin,
+        stdout=ex.stdout,
+        stderr=ex.stderr,
+        record_stdout_bytes=ex.record.stdout if ex.record.enable else 0,
+        record_stderr_bytes=ex.record.stderr if ex.record.enable else 0,
+        interactor=_interactor(ex),
+    )
+
+
+def _plain(text: str) -> bool:
+    return text.isascii() and text.isprintable()
+
+
+def _with_failure(meta: Meta, message: str) -> Meta:
+    """Report a judge-side failure after the command ran: SE unless a verdict is already set."""
+    if meta.status == "":
+        return dataclasses.replace(meta, status="SE", message=message)
+    joined = f"{meta.message}; {message}" if meta.message else message
+    return dataclasses.replace(meta, message=joined)
+
+
+class _MissionRun:
+    def __init__(
+        self,
+        mission: Mission,
+        deps: MissionDeps,
+        times: PhaseTimes,
+        io: MissionIO,
+        on_execute: OnExecute | None = None,
+    ) -> None:
+        self.io = io
+        self.on_execute = on_execute
+        self.mission = mission
+        self.deps = deps
+        self.times = times
+        self.image = mission.image or deps.default_image
+        self.stages, self.result = _plan(mission)
+        self.container_runtime = mission.runtime
+        # A runtime that cannot resize a running container gets every sandbox sized once for
+        # the mission's largest execute.
+        self.fixed_fence_kib: int | None = None
+        if mission.runtime in deps.runtime.config.fixed_fence_runtimes:
+            self.fixed_fence_kib = max(
+                (_fence_kib(ex) for stage in self.stages for ex in stage.executes), default=65536
+            )
+        self.main: Sandbox | None = None
+        self.main_error: str | None = None
+        self.budget = ByteBudget(deps.files_budget_bytes)
+
+    async def run(self) -> None:
+        async with AsyncExitStack() as stack:
+            try:
+                with self.times.phase("create"):
+                    first = self.stages[0].executes
+                    memory = _fence_kib(first[0]) if first else 65536
+                    self.main = await self._create(memory, live_reads=self.io.live_reads)
+                # Removed in the background (the runtime tracks it): the result need not wait.
+                stack.callback(self.main.close_later)
+                if self.io.inputs:
+                    with self.times.phase("transfer"):
+                        await self.main.put_files(self.io.inputs)
+            except (JudgeError, ValueError) as e:
+                self.main_error = str(e)
+            prepare, *tasks, final = self.stages
+            self.io.sandbox = self.main
+            try:
+                await self._run_stage(prepare, stack)
+                parallel = min(self.mission.tasks.parallel, self.deps.max_task_parallel)
+                if parallel > 1 and tasks:
+                    await self._run_tasks_in_parallel(tasks, parallel)
+                else:
+                    for stage in tasks:
+                        await self._run_stage(stage, stack)
+                await self._run_stage(final, stack)
+            finally:
+                self.io.sandbox = None
+            await self._collect()
+
+    async def _run_tasks_in_parallel(self, tasks: list[_Stage], parallel: int) -> None:
+        """Up to ``parallel`` tasks at once (every execute is scoped); each writes into its own
+        overlay, committed into the mission's sandbox in task order as soon as the tasks before
+        it are committed. A task so sees what prepare left, its own writes, and those of some
+        earlier tasks, never of later ones."""
+        slots = asyncio.Semaphore(parallel)
+
+        async def isolated(stage: _Stage) -> _Overlay:
+            async with slots:
+                return await self._run_isolated(stage)
+
+        async with asyncio.TaskGroup() as group:
+            running = [group.create_task(isolated(stage)) for stage in tasks]
+            for stage, work in zip(tasks, running, strict=True):
+                await self._commit(stage, await work)
+
+    async def _run_isolated(self, stage: _Stage) -> _Overlay:
+        overlay = _Overlay()
+        failed = await self._fetch_files(stage, overlay)
+        for i, ex in enumerate(stage.executes):
+            if failed:
+                stage.result["execute"][i] = _entry(ex, Meta.system_error(failed))
+            else:
+                stage.result["execute"][i] = await self._execute(ex, overlay, i)
+            stage.done = i + 1
+        return overlay
+
+    async def _commit(self, stage: _Stage, overlay: _Overlay) -> None:
+        """Write a parallel task's files, exports and meta files into the mission's sandbox in
+        the order they happened; a failure lands in the meta of the execute it belongs to."""
+        main = self.main
+        if main is None:
+            return
+        files = {path: data for kind, path, data, _ in overlay.ops if kind == "file"}
+        if files:
+            try:
+                with self.times.phase("transfer"):
+                    await main.put_files(files)
+            except (JudgeError, ValueError) as e:
+                log.info("task files could not be placed in the sandbox: %s", e)
+        for kind, path, data, i in overlay.ops:
+            problem = ""
+            if kind == "tar":
+                problem = await self._put_export(main, path, data)
+            elif kind == "meta":
+                try:
+                    with self.times.phase("meta"):
+                        problem = await main.write_file(path, data)
+                except (JudgeError, ValueError) as e:
+                    problem = str(e)
+                if problem:
+                    problem = f"cannot write meta file '{path}': {problem}"
+            if problem and i >= 0:
+                entry = stage.result["execute"][i]
+                meta = _with_failure(Meta.from_wire(entry["meta"]), problem)
+                entry["meta"] = meta.to_dict()
+
+    async def _collect(self) -> None:
+        for path in self.io.collect:
+            if self.main is None:
+                self.io.collect_errors[path] = self.main_error or "no sandbox"
+                continue
+            try:
+                with self.times.phase("transfer"):
+                    self.io.collected[path] = await self.main.get_archive(path, skip_special=True)
+            except PathNotFound:
+                self.io.collect_errors[path] = f"'{path}' not found in the sandbox"
+            except (JudgeError, ValueError) as e:
+                self.io.collect_errors[path] = str(e)
+
+    async def _create(self, memory_kib: int, *, live_reads: bool = False) -> Sandbox:
+        """Start a sandbox; when cancelled meanwhile, remove it before the cancellation goes on.
+
+        The engine's calls run on threads that cannot be interrupted: a creation under way when
+        the mission is cancelled still makes a container and a volume, which nobody would own.
+        """
+        if self.fixed_fence_kib is not None:
+            memory_kib = self.fixed_fence_kib
+        runtime = self.deps.runtime
+        if live_reads:
+            creating = asyncio.ensure_future(
+                runtime.create(self.image, memory_kib, self.container_runtime, box_volume=True)
+            )
+        elif self.deps.pool is not None and self.container_runtime is None:
+            # Warm sandboxes run under the server's default runtime only.
+            creating = asyncio.ensure_future(self.deps.pool.take(self.image, memory_kib))
+        else:
+            creating = asyncio.ensure_future(
+                runtime.create(self.image, memory_kib, self.container_runtime)
+            )
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            cleanup = asyncio.create_task(_close_when_created(creating))
+            _CLEANUPS.add(cleanup)
+            cleanup.add_done_callback(_CLEANUPS.discard)
+            await asyncio.shield(cleanup)  # cancelled again: it still runs, on its own
+            raise
+
+    async def _run_stage(self, stage: _Stage, stack: AsyncExitStack) -> None:
+        failed = await self._fetch_files(stage)
+        for i, ex in enumerate(stage.executes):
+            if failed:
+                meta = Meta.system_error(failed)
+                stage.result["execute"][i] = _entry(ex, meta)
+            else:
+                stage.result["execute"][i] = await self._execute(ex)
+            stage.done = i + 1
+            if self.on_execute is not None:
+                self.on_execute(ExecuteDone(stage.name, stage.task, i, stage.result["execute"][i]))
+
+    async def _fetch_files(self, stage: _Stage, overlay: _Overlay | None = None) -> str:
+        """Download a stage's files into the main sandbox (a parallel task: into its
+        ``overlay``, written to the sandbox when the task commits); "" or why its executes
+        cannot run.
+
+        Memory: each download reserves what it may hold from the mission's budget before it
+        starts; a finished file keeps its size reserved until it is in the sandbox. Files are
+        placed in batches of a quarter of the budget, so a stage of any number of files never
+        holds more than the budget (plus the archive of one batch being built).
+        """
+        if not stage.files:
+            return self.main_error or ""
+        budget = self.budget
+        limits = self.deps.fetch_limits
+        sem = asyncio.Semaphore(_FETCH_CONCURRENCY)
+        problems: list[str] = []
+        pending: dict[str, bytes] = {}
+        held_for_pending = 0
+        placing = asyncio.Lock()
+
+        async def place() -> None:
+            nonlocal pending, held_for_pending
+            async with placing:
+                batch, held = pending, held_for_pending
+                pending, held_for_pending = {}, 0
+                try:
+                    if batch and overlay is not None:
+                        # Held by the overlay until the task commits, outside the budget.
+                        overlay.ops.extend(("file", n, d, -1) for n, d in batch.items())
+                    elif batch and self.main is not None:
+                        with self.times.phase("transfer"):
+                            await self.main.put_files(batch)
+                except (JudgeError, ValueError) as e:
+                    problems.append(f"files could not be placed in the sandbox: {e}")
+                finally:
+                    del batch
+                    await budget.release(held)
+
+        async def one(name: str, url: str) -> tuple[int, bytes, str]:
+            nonlocal held_for_pending
+            async with sem:
+                held = await budget.reserve(limits.max_bytes)
+                try:
+                    got = await fetch(self.deps.session, url, limits, self.deps.blob_reader)
+                except BaseException:
+                    await budget.release(held)
+                    raise
+            if got.data is None or got.error:
+                await budget.release(held)
+                return got.status, got.head, got.error or "no data"
+            keep = min(len(got.data), held)
+            await budget.release(held - keep)
+            pending[name] = got.data
+            held_for_pending += keep
+            if held_for_pending >= budget.flush_at:
+                await place()
+            return got.status, got.head, ""
+
+        with self.times.phase("fetch"):
+            fetched = await asyncio.gather(*(one(n, u) for n, u in stage.files.items()))
+            await place()
+        for name, (status, head, error) in zip(stage.files, fetched, strict=True):
+            stage.result["file"][name] = {
+                "status": status,
+                "content": base64.b64encode(head[:128]).decode(),
+            }
+            if error:
+                problems.append(f"file '{name}' could not be downloaded: {error}")
+        if self.main_error:
+            problems.insert(0, self.main_error)
+        return "; ".join(problems)
+
+    async def _execute(
+        self, ex: Execute, overlay: _Overlay | None = None, index: int = -1
+    ) -> dict[str, Any]:
+        main = self.main
+        if main is None:
+            return _entry(ex, Meta.system_error(self.main_error or "no sandbox"))
+        try:
+            if ex.scope.enable:
+                outcome = await self._scoped(ex, main, overlay, index)
+            else:
+                # A version 2 supervisor writes the meta file in the same round trip.
+                with self.times.phase("execute"):
+                    ask = main.file_ops and ex.interactor is None
+                    outcome = await main.run(_request(ex, ex.meta if ask else ""))
+        except JudgeError as e:
+            return _entry(ex, Meta.system_error(str(e)))
+        meta = outcome.meta
+        # Its bytes equal json.dumps' for printable ASCII messages; others are written here.
+        if outcome.meta_file_error is not None and _plain(meta.message):
+            if outcome.meta_file_error:
+                problem = f"cannot write meta file '{ex.meta}': {outcome.meta_file_error}"
+                meta = _with_failure(meta, problem)
+            return _entry(ex, meta, outcome)
+        if overlay is not None:  # written into the mission's sandbox when the task commits
+            overlay.ops.append(("meta", ex.meta, json.dumps(meta.to_dict()).encode(), index))
+            if ex.interactor is not None and outcome.interactor is not None:
+                inter = outcome.interactor.meta
+                overlay.ops.append(
+                    ("meta", ex.interactor.meta, json.dumps(inter.to_dict()).encode(), index)
+                )
+            return _entry(ex, meta, outcome)
+        meta = await self._write_meta(main, ex.meta, outcome.meta)
+        imeta: Meta | None = None
+        if ex.interactor is not None and outcome.interactor is not None:
+            imeta = await self._write_meta(main, ex.interactor.meta, outcome.interactor.meta)
+        return _entry(ex, meta, outcome, imeta)
+
+    async def _write_meta(self, main: Sandbox, path: str, meta: Meta) -> Meta:
+        """Write ``meta`` to ``path`` in the main sandbox; the meta, amended if that failed."""
+        try:
+            with self.times.phase("meta"):
+                problem = await main.write_file(path, json.dumps(meta.to_dict()).encode())
+        except (JudgeError, ValueError) as e:
+            problem = str(e)
+        if problem:
+            meta = _with_failure(meta, f"cannot write meta file '{path}': {problem}")
+        return meta
+
+    async def _scoped(
+        self, ex: Execute, main: Sandbox, overlay: _Overlay | None = None, index: int = -1
+    ) -> ExecOutcome:
+        """Run ``ex`` in a fresh sandbox with its imports, then copy its exports back.
+
+        Docker round trips dominate a scoped execute, so the imports are read from the main
+        sandbox while the new one starts, and arrive in it as one archive; the scoped sandbox
+        is removed in the background (tracked by the runtime, awaited at shutdown).
+        """
+        with self.times.phase("create"):
+            created, pulled = await asyncio.gather(
+                self._create(_fence_kib(ex)),
+                self._pull_imports(ex, main, overlay),
+                return_exceptions=True,
+            )
+        if isinstance(created, BaseException):
+            raise created
+        scoped = created
+        try:
+            if isinstance(pulled, BaseException):
+                raise pulled
+            if isinstance(pulled, str):
+                return ExecOutcome(Meta.system_error(pulled))
+            if pulled:
+                with self.times.phase("transfer"):
+                    await scoped.put_archive("", pulled)
+            with self.times.phase("execute"):
+                outcome = await scoped.run(_request(ex))
+            meta = outcome.meta
+            for path in ex.scope.export:
+                problem = await self._export(scoped, main, path, overlay, index)
+                if problem:
+                    meta = _with_failure(meta, problem)
+            return dataclasses.replace(outcome, meta=meta)
+        finally:
+            scoped.close_later()
+
+    async def _pull_imports(
+        self, ex: Execute, main: Sandbox, overlay: _Overlay | None = None
+    ) -> bytes | str:
+        """One tar holding every import (b"" for none), or why the imports failed.
+
+        Read one after the other: nested paths (``a``, ``a/b``, ``a/b/c`` ...) may each hold
+        the same big file, so together they may come to more than the sandbox holds; beyond the
+        mission's file budget the execute is refused rather than the server's memory spent. A
+        parallel task's own writes (its overlay) come first, the mission's sandbox after.
+        """
+        paths = ex.scope.import_
+        if not paths:
+            return b""
+        tars: list[bytes] = []
+        total = 0
+        for path in paths:
+            try:
+                # Off the loop: building the tar is proportional to the file.
+                own = await asyncio.to_thread(overlay.lookup, path) if overlay is not None else None
+                tar = (
+                    own
+                    if own is not None
+                    else await main.get_archive(path, max_bytes=self.budget.total)
+                )
+            except PathNotFound:
+                return f"import '{path}': not found"
+            except TransferRefused as e:  # its message starts with the quoted path
+                return f"import {e}"
+            total += len(tar)
+            if len(tars) >= 1 and total > self.budget.total:
+                return (
+                    f"import '{path}': the imports of this execute come to more than "
+                    f"{self.budget.total} bytes, the mission's file budget"
+                )
+            tars.append(tar)
+        return await asyncio.to_thread(concat_archives, tars)
+
+    async def _export(
+        self,
+        scoped: Sandbox,
+        main: Sandbox,
+        path: str,
+        overlay: _Overlay | None = None,
+        index: int = -1,
+    ) -> str:
+        try:
+            with self.times.phase("transfer"):
+                # An export is held once read and once vetted: half the budget each.
+                data = await scoped.get_archive(path, max_bytes=self.budget.total // 2)
+        except PathNotFound:
+            return f"export '{path}': not found in the scoped sandbox"
+        except TransferRefused as e:  # its message starts with the quoted path
+            return f"export {e}"
+        if overlay is not None:  # copied into the mission's sandbox when the task commits
+            overlay.ops.append(("tar", path, data, index))
+            return ""
+        return await self._put_export(main, path, data)
+
+    async def _put_export(self, main: Sandbox, path: str, data: bytes) -> str:
+        parent = posixpath.dirname(path)
+        try:
+            with self.times.phase("transfer"):
+                await main.put_archive(parent, data)
+        except PathNotFound:
+            return f"export '{path}': directory '{parent}' does not exist in the sandbox"
+        except TransferRefused as e:  # a link on the way into the main sandbox
+            return f"export '{path}': into {e}"
+        except SandboxError as e:  # e.g. the parent is a file: the engine refuses to unpack
+            return f"export '{path}': {e}"
+        return ""
+
+    def mark_unfinished(self, message: str) -> None:
+        for stage in self.stages:
+            for i in range(stage.done, len(stage.executes)):
+                stage.result["execute"][i] = _entry(stage.executes[i], Meta.system_error(message))
+
+
+async def _close_when_created(creating: asyncio.Future[Sandbox]) -> None:
+    try:
+        box = await creating
+    except Exception:  # the creation failed: nothing to remove
+        return
+    box.close_later()
+
+
+async def run_mission(
+    mission: Mission,
+    deps: MissionDeps,
+    *,
+    cancel: asyncio.Event | None = None,
+    times: PhaseTimes | None = None,
+    io: MissionIO | None = None,
+    on_execute: OnExecute | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``mission`` and return ``(normalised mission, mission_result)``.
+
+    Setting ``cancel`` stops the mission: its sandboxes are killed and every execute that had
+    not finished reports ``SE`` "cancelled"; the result is still complete. Failures of downloads,
+    images or the engine are reported in the result, never raised. If the calling task itself is
+    cancelled, the sandboxes are removed and ``CancelledError`` propagates. ``on_execute`` is
+    called (on the event loop, must not block) each time an execute's entry is final.
+    """
+    # Both are proportional to the mission (thousands of executes): off the event loop.
+    normalised = await asyncio.to_thread(normalise, mission)
+    run = await asyncio.to_thread(
+        _MissionRun, mission, deps, times or PhaseTimes(), io or MissionIO(), on_execute
+    )
+    work = asyncio.create_task(run.run(), name="mission")
+    waiters: set[asyncio.Future[Any]] = {work}
+    stopper: asyncio.Task[bool] | None = None
+    if cancel is not None:
+        stopper = asyncio.create_task(cancel.wait(), name="mission-cancel")
+        waiters.add(stopper)
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if stopper is not None:
+            stopper.cancel()
+        if not work.done():
+            # Either our caller was cancelled or the mission was: the work's own finally blocks
+            # hand every sandbox to the runtime's background removal before it finishes.
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+    if work.cancelled():
+        run.mark_unfinished(CANCELLED)
+    elif (error := work.exception()) is not None:
+        log.error("mission failed inside the judge", exc_info=error)
+        run.mark_unfinished(f"internal error: {error}")
+    return normalised, run.result
+
+
+__all__ = [
+    "CANCELLED",
+    "ExecuteDone",
+    "MissionDeps",
+    "MissionIO",
+    "OnExecute",
+    "PhaseTimes",
+    "run_mission",
+]

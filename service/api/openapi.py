@@ -1,0 +1,738 @@
+"""``GET /api/openapi.json`` (OpenAPI 3.1) and ``GET /docs`` (Swagger UI, served from here).
+
+The mission's schema is pydantic's JSON schema of ``orchestrator.mission.Mission``, not a
+second description: a field added to the model shows up here. The rest (routes, answers) is
+described in this module; a test checks that it names every route of the app and nothing else.
+Swagger UI's files come from the ``swagger-ui-bundle-v2`` package: no CDN, nothing vendored.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+from orchestrator.mission import Mission
+from service import web as playground
+from service.frontdoors.piston import frontdoor as piston
+from service.store import MISSION_STATES
+
+OPENAPI_PATH = "/api/openapi.json"
+DOCS_PATH = "/docs"
+# The assets the page loads; nothing else of the bundle is served.
+DOCS_ASSETS = frozenset(
+    {
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+        "index.css",
+        "favicon-32x32.png",
+        "favicon-16x16.png",
+    }
+)
+_REF = "#/components/schemas/{model}"
+
+DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>judge API</title>
+  <link rel="stylesheet" href="/docs/swagger-ui.css">
+  <link rel="stylesheet" href="/docs/index.css">
+  <link rel="icon" type="image/png" href="/docs/favicon-32x32.png" sizes="32x32">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/swagger-ui-bundle.js"></script>
+  <script src="/docs/swagger-ui-standalone-preset.js"></script>
+  <script src="/docs/init.js"></script>
+</body>
+</html>
+"""
+
+# Inline scripts would need a weaker Content-Security-Policy; this one is served as a file.
+DOCS_INIT = """window.onload = function () {
+  window.ui = SwaggerUIBundle({
+    url: "/api/openapi.json",
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    layout: "StandaloneLayout"
+  });
+};
+"""
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}},
+    }
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(model: str) -> dict[str, Any]:
+    return {"$ref": _REF.format(model=model)}
+
+
+def _path_param(name: str, description: str, schema: dict[str, Any] | None = None) -> Any:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+UNAUTHORIZED = _error("No token, or an unknown or revoked one (`WWW-Authenticate: Bearer`).")
+NOT_FOUND = _error("No such mission for this token (another token's mission is not found).")
+ENGINE = _error(
+    "`engine_unavailable` (the Docker engine does not answer), `default_image_missing` or "
+    "`shutting_down`; with `Retry-After`."
+)
+RATE_HEADERS = {
+    name: {"description": text, "schema": {"type": "integer"}}
+    for name, text in (
+        ("RateLimit-Limit", "Submissions per minute per token (only with `JUDGE_RATE_LIMIT`)."),
+        ("RateLimit-Remaining", "Submissions left in this minute."),
+        ("RateLimit-Reset", "Seconds until the minute ends."),
+    )
+}
+FRONT_AUTH: list[dict[str, list[str]]] = [{"bearer": []}, {"xAuthToken": []}, {"tokenQuery": []}]
+
+
+# Words for the generated schema's fields (types, ranges and defaults come from the models; a
+# test checks that every entry names a field that exists). The prose is docs/missions.md.
+FIELD_DOCS: dict[str, dict[str, str]] = {
+    "Mission": {
+        "return": "Where the result is POSTed; leave it out to poll, wait or follow events.",
+        "prepare": "Files fetched, then executes run, first.",
+        "tasks": "The tasks; each runs tasks.execute after its macros are applied.",
+        "final": "Files fetched, then executes run, last.",
+        "image": "The sandbox image (GET /api/images); the server's default when absent.",
+        "language": "A language of GET /api/languages (its id or an alias): the sandbox image "
+        "is the one providing it (set into `image`); with `image` too, that image must "
+        "declare the language.",
+        "runtime": "The container runtime of every sandbox, e.g. runsc (gVisor); one of "
+        "JUDGE_RUNTIMES (GET /api/runtimes), the engine's default when absent.",
+        "tick": "Accepted and echoed; no effect.",
+    },
+    "Return": {
+        "url": "An absolute http(s) URL the callback is POSTed to.",
+        "payload": "Extra callback fields, one level of scalars; id, mission, mission_result "
+        "are reserved.",
+        "format": "form: application/x-www-form-urlencoded; json: one JSON object.",
+    },
+    "Stage": {
+        "file": "File name (relative path) -> URL: http(s)://, data: or blob:<hash>.",
+        "execute": "Run in order in the mission's sandbox.",
+    },
+    "Task": {
+        "file": "File name (macros apply) -> URL.",
+        "macro": "Key -> replacement, applied to every string of tasks.execute and to the file "
+        "names; __TASK_ID__ is the task's index and reserved.",
+    },
+    "Tasks": {
+        "task": "The tasks, run in order.",
+        "execute": "Run once per task.",
+        "parallel": "Extension: up to this many tasks at once (1: in order); every execute must "
+        "be scoped; at most the server's JUDGE_MAX_TASK_PARALLEL. Results stay in task order.",
+    },
+    "Execute": {
+        "name": "A label echoed in the result and the events.",
+        "command": "Program and arguments, run without a shell.",
+        "memory_limit": "KiB of memory; over it: MLE.",
+        "time_limit": "ms of CPU time (real time capped at 1.5x); over it: TLE.",
+        "output_limit": "KiB, the largest file the command may write; over it: OLE.",
+        "meta": "File the execute's meta JSON is written to afterwards.",
+        "stdin": "File read as standard input; empty: no input.",
+        "stdout": "File standard output goes to; empty: discarded.",
+        "stderr": "File standard error goes to; empty: discarded.",
+        "record": "How much of stdout/stderr to report back.",
+        "scope": "Run in a fresh sandbox with imports and exports.",
+        "interactor": "A program run beside this one, wired by pipes (its stdout is this "
+        "execute's stdin and the other way round); stdin and stdout must then be empty. "
+        "See docs/interactive.md.",
+    },
+    "Interactor": {
+        "command": "Program and arguments of the interactor, run as another user.",
+        "memory_limit": "KiB of memory; over it: MLE (its own meta).",
+        "time_limit": "ms of CPU time; its real time (1.5x) counts from the program's end.",
+        "output_limit": "KiB, the largest file it may write; over it: OLE.",
+        "meta": "File the interactor's meta JSON is written to afterwards.",
+        "stderr": "File its standard error goes to; empty: discarded.",
+        "private": "Files only the interactor may read (the program gets EACCES).",
+    },
+    "Record": {
+        "enable": "Report the output at all.",
+        "stdout": "Leading bytes of the stdout file to report (base64).",
+        "stderr": "Leading bytes of the stderr file to report (base64).",
+    },
+    "Scope": {
+        "enable": "Run this execute in a new, empty sandbox.",
+        "import": "Paths copied in, arriving under their last component.",
+        "export": "Paths copied back to the same relative path afterwards.",
+    },
+}
+
+
+def _schemas() -> dict[str, Any]:
+    mission = Mission.model_json_schema(by_alias=True, ref_template=_REF)
+    schemas: dict[str, Any] = mission.pop("$defs", {})
+    schemas["Mission"] = mission
+    for model, fields in FIELD_DOCS.items():
+        for name, text in fields.items():
+            schemas[model]["properties"][name]["description"] = text
+    problem = {
+        "type": "object",
+        "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
+        "required": ["path", "message"],
+    }
+    schemas["MissionList"] = {
+        "type": "object",
+        "properties": {
+            "missions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "state": {"enum": list(MISSION_STATES)},
+                        "kind": {"type": "string", "description": "`mission` or a front door's"},
+                        "runs": {"type": "integer"},
+                        "created_at": {"type": "number", "description": "Unix time, seconds."},
+                        "updated_at": {"type": "number", "description": "Unix time, seconds."},
+                        "image": {"type": ["string", "null"]},
+                        "language": {"type": "string"},
+                        "error": {"type": "string"},
+                    },
+                    "required": ["id", "state", "kind", "runs", "created_at", "updated_at"],
+                },
+            }
+        },
+        "required": ["missions"],
+    }
+    schemas["Error"] = {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "code": {
+                        "type": "string",
+                        "description": "Stable, machine-readable: `invalid_mission`, "
+                        "`malformed`, `unauthorized`, `not_found`, `too_large`, "
+                        "`unsupported_media_type`, `queue_full`, `rate_limited`, "
+                        "`shutting_down`, `engine_unavailable`, `default_image_missing`, "
+                        "`invalid_wait`, `internal`, ...",
+                    },
+                    "message": {"type": "string"},
+                    "path": {"type": ["string", "null"], "description": "The offending field."},
+                    "errors": {
+                        "type": "array",
+                        "items": problem,
+                        "description": "Every problem of an invalid mission.",
+                    },
+                },
+                "required": ["code", "message", "path"],
+            }
+        },
+        "required": ["error"],
+    }
+    schemas["Submission"] = {
+        "type": "object",
+        "properties": {
+            "token": {"type": "string", "description": "Or `Authorization: Bearer`."},
+            "mission": {
+                "description": "The mission, as an object or as its JSON text (in forms).",
+                "oneOf": [_ref("Mission"), {"type": "string"}],
+            },
+        },
+        "required": ["mission"],
+        "additionalProperties": False,
+    }
+    schemas["Accepted"] = {
+        "type": "object",
+        "properties": {
+            "msg": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "payload": {"type": "object", "description": "`return.payload`, echoed."},
+                },
+                "required": ["id", "payload"],
+            }
+        },
+        "required": ["msg"],
+    }
+    schemas["MissionState"] = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "state": {"enum": ["queued", "running", "done", "cancelled", "failed"]},
+            "runs": {
+                "type": "integer",
+                "description": "Times it was started (re-runs after a restart).",
+            },
+            "mission": {"type": "object", "description": "The mission with every default."},
+            "mission_result": {
+                "type": ["object", "null"],
+                "description": "`prepare`, `task[]`, `final`: files and executes (meta, record).",
+            },
+            "callback": {
+                "type": "object",
+                "properties": {
+                    "state": {"enum": ["none", "waiting", "pending", "delivered", "failed"]},
+                    "attempts": {"type": "integer"},
+                    "error": {"type": "string"},
+                },
+            },
+            "error": {"type": "string", "description": "Why a `failed` mission has no result."},
+            "msg": {"description": "Only in the answer to a submission with `?wait`."},
+        },
+        "required": ["id", "state", "runs", "mission", "mission_result", "callback"],
+    }
+    return schemas
+
+
+def _mission_routes() -> dict[str, Any]:
+    submit = {
+        "tags": ["missions"],
+        "summary": "Submit a mission",
+        "description": "Stores and queues the mission. Without `?wait` it answers at once. With "
+        "`?wait=S` (0 to 60 seconds) it answers 200 with the mission's whole state (as `GET "
+        "/api/missions/{id}`) plus `msg` when the mission ends within S seconds, else 202 with "
+        "`msg`. A mission with `return` gets its callback either way.",
+        "security": [{"bearer": []}, {}],
+        "parameters": [
+            {
+                "name": "wait",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "number", "minimum": 0, "maximum": 60},
+                "description": "Seconds to wait for the mission to end.",
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _ref("Submission")},
+                "application/x-www-form-urlencoded": {"schema": _ref("Submission")},
+                "multipart/form-data": {"schema": _ref("Submission")},
+            },
+        },
+        "responses": {
+            "200": {
+                **_json("Queued (or ended, with `?wait`).", _ref("Accepted")),
+                "headers": RATE_HEADERS,
+            },
+            "202": {
+                **_json("Still running after `?wait` seconds.", _ref("Accepted")),
+                "headers": RATE_HEADERS,
+            },
+            "400": _error(
+                "`invalid_mission` (every problem in `errors`), `malformed`, `invalid_wait`."
+            ),
+            "401": UNAUTHORIZED,
+            "413": _error("The body is larger than `JUDGE_MAX_BODY_BYTES`."),
+            "415": _error("Not JSON, a form or multipart."),
+            "429": _error("`queue_full` or `rate_limited`; with `Retry-After`."),
+            "503": ENGINE,
+        },
+    }
+    mission_id = _path_param("id", "The mission's id.", {"type": "integer"})
+    return {
+        "/api/missions/": {"post": {**submit, "operationId": "submitMission"}},
+        "/api/missions": {
+            "post": {**submit, "operationId": "submitMissionNoSlash"},
+            "get": {
+                "tags": ["missions"],
+                "operationId": "listMissions",
+                "summary": "The caller's own missions, newest first",
+                "description": "Every kind (the mission API's and the front doors'), at most "
+                "`limit`. Each entry says what a list shows; `GET /api/missions/{id}` has the "
+                "mission and its result.",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                        "description": "How many missions at most.",
+                    }
+                ],
+                "responses": {
+                    "200": _json("The missions.", _ref("MissionList")),
+                    "400": _error("`invalid_limit`."),
+                    "401": UNAUTHORIZED,
+                },
+            },
+        },
+        "/api/missions/{id}": {
+            "parameters": [mission_id],
+            "get": {
+                "tags": ["missions"],
+                "operationId": "getMission",
+                "summary": "A mission's state and result (poll this)",
+                "responses": {
+                    "200": _json("The mission.", _ref("MissionState")),
+                    "401": UNAUTHORIZED,
+                    "404": NOT_FOUND,
+                },
+            },
+            "delete": {
+                "tags": ["missions"],
+                "operationId": "cancelMission",
+                "summary": "Cancel a mission",
+                "description": "A queued mission ends `cancelled` at once (200); a running one "
+                "is stopped by its worker (202, state `cancelling`); a finished one is left "
+                "as it is (200, its state).",
+                "responses": {
+                    "200": _json("Final.", {"type": "object"}),
+                    "202": _json("Being stopped.", {"type": "object"}),
+                    "401": UNAUTHORIZED,
+                    "404": NOT_FOUND,
+                },
+            },
+        },
+        "/api/missions/{id}/events": {
+            "parameters": [mission_id],
+            "get": {
+                "tags": ["missions"],
+                "operationId": "missionEvents",
+                "summary": "Live progress as Server-Sent Events",
+                "description": "Events `state`, `execute` (one per finished execute) and a "
+                "last `done` carrying the result. Each has an `id`; reconnecting with "
+                "`Last-Event-ID` resumes after it.",
+                "parameters": [
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "An event stream.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "401": UNAUTHORIZED,
+                    "404": NOT_FOUND,
+                },
+            },
+        },
+        "/api/images": {
+            "get": {
+                "tags": ["server"],
+                "operationId": "listImages",
+                "summary": "The sandbox images installed on the engine",
+                "responses": {
+                    "200": _json('`{"images": [...]}`', {"type": "object"}),
+                    "401": UNAUTHORIZED,
+                    "503": ENGINE,
+                },
+            }
+        },
+        "/api/languages": {
+            "get": {
+                "tags": ["server"],
+                "operationId": "listLanguages",
+                "summary": "The languages the engine's images declare (a mission may name one)",
+                "description": "Each language: `id`, `name`, `version` (semver), `aliases`, "
+                "`image`, `source_file`, `compile` (argv template or null), `run`, "
+                "`compile_limits`, `piston` ({language, runtime} or null), `judge0` ({ids, name} "
+                "or null). In templates `{file}` is the entry file's name, `{stem}` that name "
+                "without its extension. Looks at the engine's images first (at most once a "
+                "second), so an image built a moment ago is listed.",
+                "responses": {
+                    "200": _json(
+                        '`{"languages": [{"id": "python3", "version": "3.11.2", ...}]}`',
+                        {"type": "object"},
+                    ),
+                    "401": UNAUTHORIZED,
+                },
+            }
+        },
+        "/api/runtimes": {
+            "get": {
+                "tags": ["server"],
+                "operationId": "listRuntimes",
+                "summary": "The container runtimes a mission may name, and which the engine offers",
+                "responses": {
+                    "200": _json(
+                        '`{"runtimes": [{"name": "runc", "available": true}], "engine": ["runc"]}`',
+                        {"type": "object"},
+                    ),
+                    "401": UNAUTHORIZED,
+                    "503": ENGINE,
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "tags": ["server"],
+                "operationId": "health",
+                "summary": "Engine, default image, database, intake",
+                "security": [],
+                "responses": {
+                    "200": _json("Healthy.", {"type": "object"}),
+                    "503": _json("A check failed.", {"type": "object"}),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "tags": ["server"],
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (judge and process)",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        OPENAPI_PATH: {
+            "get": {
+                "tags": ["server"],
+                "operationId": "openapi",
+                "summary": "This description",
+                "security": [],
+                "responses": {"200": _json("OpenAPI 3.1.", {"type": "object"})},
+            }
+        },
+        DOCS_PATH: {
+            "get": {
+                "tags": ["server"],
+                "operationId": "docs",
+                "summary": "This description, browsable (Swagger UI)",
+                "security": [],
+                "responses": {"200": {"description": "An HTML page."}},
+            }
+        },
+        DOCS_PATH + "/{file}": {
+            "get": {
+                "tags": ["server"],
+                "operationId": "docsAsset",
+                "summary": "The page's scripts and styles",
+                "security": [],
+                "parameters": [_path_param("file", "An asset of the page.")],
+                "responses": {"200": {"description": "The file."}, "404": NOT_FOUND},
+            }
+        },
+    }
+
+
+def _front_routes() -> dict[str, Any]:
+    blob_hash = _path_param("hash", "The blob's SHA-1 (hex).")
+    job_hash = _path_param("hash", "The job's hash: the hash of its zip blob.")
+
+    def op(op_id: str, summary: str, responses: dict[str, Any], **more: Any) -> Any:
+        return {
+            "tags": [more.pop("tag", "executor")],
+            "operationId": op_id,
+            "summary": summary,
+            "security": FRONT_AUTH,
+            "responses": {**responses, "401": UNAUTHORIZED},
+            **more,
+        }
+
+    job = _json("The job document.", {"type": "object"})
+    return {
+        "/rest/blob/createFile/{name}": {
+            "parameters": [_path_param("name", "The file's name.")],
+            "post": op(
+                "createBlob",
+                "Upload a file (raw body); the same content under the same name is one blob",
+                {"200": _json("The blob's metadata.", {"type": "object"})},
+                requestBody={"content": {"application/octet-stream": {"schema": {}}}},
+            ),
+        },
+        "/rest/blob/createMetadata": {
+            "post": op(
+                "createMetadata",
+                "Store a WebGME blob metadata document (an artifact); answers its hash",
+                {"200": _json("`{<hash>: <metadata>}`.", {"type": "object"})},
+                requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
+            ),
+        },
+        "/rest/blob/createMetadata/": {
+            "post": op(
+                "createMetadataSlash",
+                "Same as without the slash",
+                {"200": _json("`{<hash>: <metadata>}`.", {"type": "object"})},
+                requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
+            ),
+        },
+        "/rest/blob/metadata": {
+            "get": op("listMetadata", "Every blob this token sees", {"200": job}),
+        },
+        "/rest/blob/metadata/": {
+            "get": op("listMetadataSlash", "Every blob this token sees", {"200": job}),
+        },
+        "/rest/blob/view/{hash}": {
+            "parameters": [blob_hash],
+            "get": op(
+                "viewBlob",
+                "A blob's content, shown inline (its own content type)",
+                {"200": {"description": "Bytes."}, "404": NOT_FOUND},
+            ),
+        },
+        "/rest/blob/view/{hash}/{path}": {
+            "parameters": [blob_hash, _path_param("path", "A file of the artifact.")],
+            "get": op(
+                "viewBlobMember",
+                "One file of an artifact, shown inline",
+                {"200": {"description": "Bytes."}, "404": NOT_FOUND},
+            ),
+        },
+        "/rest/executor/worker": {
+            "get": op("listWorkers", "External workers: none (`{}`)", {"200": job}),
+        },
+        "/rest/blob/metadata/{hash}": {
+            "parameters": [blob_hash],
+            "get": op("blobMetadata", "A blob's metadata", {"200": job, "404": NOT_FOUND}),
+        },
+        "/rest/blob/download/{hash}": {
+            "parameters": [blob_hash],
+            "get": op("downloadBlob", "A blob's content", {"200": {"description": "Bytes."}}),
+        },
+        "/rest/blob/download/{hash}/{path}": {
+            "parameters": [blob_hash, _path_param("path", "A file of the artifact or zip.")],
+            "get": op(
+                "downloadBlobMember",
+                "One file of a zip blob",
+                {"200": {"description": "Bytes."}, "404": NOT_FOUND},
+            ),
+        },
+        "/rest/executor/create/{hash}": {
+            "parameters": [job_hash],
+            "post": op(
+                "createJob",
+                "Run the job of an uploaded zip (`executor_config.json` inside)",
+                {"200": job, "404": NOT_FOUND, "429": _error("Queue full."), "503": ENGINE},
+            ),
+        },
+        "/rest/executor/info/{hash}": {
+            "parameters": [job_hash],
+            "get": op("jobInfo", "A job's status (poll this)", {"200": job, "404": NOT_FOUND}),
+        },
+        "/rest/executor/cancel/{hash}": {
+            "parameters": [job_hash],
+            "post": op("cancelJob", "Cancel a job", {"200": job, "404": NOT_FOUND}),
+        },
+        "/rest/executor/output/{hash}": {
+            "parameters": [job_hash],
+            "get": op("jobOutput", "A finished job's output", {"200": job, "404": NOT_FOUND}),
+        },
+        "/rest/executor/": {
+            "get": op("listJobs", "Every job (`?status=` to filter)", {"200": job}),
+        },
+        "/rest/executor": {
+            "get": op("listJobsNoSlash", "Every job (`?status=` to filter)", {"200": job}),
+        },
+        "/v1/{account}": {
+            "parameters": [_path_param("account", "Any account name.")],
+            "post": op(
+                "exec",
+                "Run a Python script or a ZeroVM-style tar and answer its stdout",
+                {"200": {"description": "The program's stdout, with `X-Nexe-*` headers."}},
+                tag="exec",
+                parameters=[
+                    {
+                        "name": "X-Zerovm-Execute",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                requestBody={
+                    "content": {
+                        "application/python": {"schema": {"type": "string"}},
+                        "application/x-tar": {"schema": {}},
+                    }
+                },
+            ),
+        },
+    }
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The whole description (built once per process)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "judge",
+            "version": "0.1.0",
+            "description": "Runs untrusted code in Docker sandboxes: missions (callback, "
+            "polling, waiting, events), the executor and exec front doors. The prose reference "
+            "is docs/api.md in the repository.",
+        },
+        "tags": [
+            {"name": "missions", "description": "The mission API."},
+            {"name": "executor", "description": "Blobs and polled jobs."},
+            {"name": "exec", "description": "Synchronous script execution."},
+            {"name": "server", "description": "Health, metrics, images, this description."},
+        ],
+        "security": [{"bearer": []}],
+        "paths": {
+            **_mission_routes(),
+            **_front_routes(),
+            **playground.openapi_paths(),
+            **piston.door.openapi_paths(),
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "xAuthToken": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
+                "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
+            },
+        },
+    }
+
+
+@functools.cache
+def _document_bytes() -> bytes:
+    return json.dumps(openapi_document(), indent=1).encode()
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.Response(body=_document_bytes(), content_type="application/json")
+
+
+async def docs_page(request: web.Request) -> web.Response:
+    return web.Response(text=DOCS_PAGE, content_type="text/html")
+
+
+async def docs_asset(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["file"]
+    if name == "init.js":
+        return web.Response(text=DOCS_INIT, content_type="text/javascript")
+    if name not in DOCS_ASSETS:
+        raise web.HTTPNotFound()
+    path = Path(swagger_ui_path) / name
+    ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return web.FileResponse(path, headers={"Content-Type": ctype, "Cache-Control": "max-age=3600"})
+
+
+def setup_openapi_routes(app: web.Application) -> None:
+    app.router.add_get(OPENAPI_PATH, openapi_json)
+    app.router.add_get(DOCS_PATH, docs_page)
+    app.router.add_get(DOCS_PATH + "/{file}", docs_asset)
+
+
+__all__ = ["openapi_document", "setup_openapi_routes"]

@@ -1,0 +1,1 @@
+"""The WebGME-style door: a content-addressed blob store and an executor API (``/rest/...``)."""

@@ -1,0 +1,179 @@
+"""Callback delivery: one job, apart from running missions (as arq keeps delivering a job's
+result apart from running it).
+
+A finished mission's callback is *due* in the database (``callback_state = 'pending'``). On
+SQLite (one node) this node delivers what it finished and, at start, whatever was pending. On
+PostgreSQL every node claims due callbacks in batches under a lease it renews while retrying, so
+each callback is sent by one node at a time and a dead node's retries are resumed by another.
+Delivery is at least once, always with the mission's delivery id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from service.pipeline.callbacks import CallbackPolicy, Delivery, callback_body, deliver
+from service.pipeline.tracked import TrackedTasks
+from service.store import CALLBACKS_CHANNEL, Store
+
+log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 64
+
+
+@dataclass
+class DeliveryCounters:
+    """Counters of this process's deliveries (exposed on /metrics)."""
+
+    callback_attempts: int = 0
+    callback_failures: int = 0
+    callbacks_delivered: int = 0
+    # Submission to delivered callback.
+    turnaround_seconds_sum: float = 0.0
+    turnaround_count: int = 0
+
+
+class CallbackDelivery:
+    """Delivers due callbacks; ``start`` resumes or starts claiming, ``stop`` ends it all."""
+
+    def __init__(
+        self,
+        store: Store,
+        session: aiohttp.ClientSession,
+        policy: CallbackPolicy,
+        counters: DeliveryCounters,
+        *,
+        concurrency: int = 32,
+        owner: str = "judge",
+        lease_s: float = 20.0,
+        poll_s: float = 2.0,
+    ) -> None:
+        self._store = store
+        self._session = session
+        self._policy = policy
+        self.counters = counters
+        self._limiter = asyncio.Semaphore(concurrency)
+        self._clustered = store.engine == "postgresql"
+        self._owner = owner
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self._due = asyncio.Event()  # a hint: the database stays the truth
+        self._delivering: set[int] = set()
+        self._tasks = TrackedTasks()
+        self._claimer: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def delivering(self) -> frozenset[int]:
+        """Missions whose callback this node is sending or retrying now."""
+        return frozenset(self._delivering)
+
+    async def start(self) -> int:
+        """SQLite: deliver every callback left pending; returns how many. PostgreSQL: claim
+        due callbacks from now on (a NOTIFY wakes the claimer; it also polls); returns 0."""
+        if self._clustered:
+            await self._store.subscribe(CALLBACKS_CHANNEL, lambda _: self._due.set())
+            self._claimer = asyncio.create_task(self._claim_loop(), name="callback-claimer")
+            return 0
+        pending = await self._store.callbacks.pending_callbacks()
+        for mission_id in pending:
+            self._spawn(mission_id)
+        return len(pending)
+
+    def due(self, mission_id: int) -> None:
+        """A mission this node finished has a callback due (already stored as pending)."""
+        if self._clustered:
+            self._due.set()  # claimed like any other node's callback, by one node only
+        else:
+            self._spawn(mission_id)
+
+    async def stop(self, linger_s: float) -> None:
+        """Give deliveries in flight up to ``linger_s`` (most are one quick POST), then cancel
+        the rest: they stay pending and resume at the next start (or on another node)."""
+        self._stopping = True
+        await self._tasks.drain(linger_s)
+        if self._claimer is not None:
+            self._claimer.cancel()
+            await asyncio.gather(self._claimer, return_exceptions=True)
+            self._claimer = None
+
+    def _spawn(self, mission_id: int) -> None:
+        if mission_id in self._delivering or self._stopping:
+            return
+        self._delivering.add(mission_id)
+        task = self._tasks.start(self._deliver(mission_id), f"callback-{mission_id}")
+        task.add_done_callback(lambda _: self._delivering.discard(mission_id))
+
+    async def _claim_loop(self) -> None:
+        """Claim due callbacks (any node's, a dead node's included) and deliver them, keeping
+        the leases of those still being retried."""
+        while True:
+            self._due.clear()
+            try:
+                if self._delivering:
+                    await self._store.callbacks.renew_callbacks(
+                        sorted(self._delivering),
+                        self._owner,
+                        self._lease_s,
+                    )
+                if not self._stopping:
+                    claimed = await self._store.callbacks.claim_callbacks(
+                        self._owner, self._lease_s, CLAIM_BATCH
+                    )
+                    for mission_id in claimed:
+                        self._spawn(mission_id)
+            except Exception:
+                log.exception("cannot claim callbacks; retrying")
+            try:
+                async with asyncio.timeout(min(self._poll_s, self._lease_s / 3)):
+                    await self._due.wait()
+            except TimeoutError:
+                pass
+
+    async def _deliver(self, mission_id: int) -> None:
+        row = await self._store.missions.get_mission(mission_id)
+        if row is None or row.result is None or row.callback_state != "pending":
+            return
+        if "return" not in row.normalised:  # polled only; never 'pending', but be sure
+            return
+        ret = row.normalised["return"]
+        body, ctype = await asyncio.to_thread(
+            callback_body, mission_id, row.normalised, row.result, ret.get("format", "form")
+        )
+        delivery = Delivery(ret["url"], body, ctype, row.delivery_id)
+        c = self.counters
+
+        async def failed_attempt(n: int, error: str) -> None:
+            c.callback_attempts += 1
+            log.info("mission %d: callback attempt %d failed: %s", mission_id, n, error)
+            await self._store.callbacks.set_callback(mission_id, "pending", n, error)
+
+        outcome = await deliver(
+            self._session,
+            delivery,
+            self._policy,
+            done_before=row.callback_attempts,
+            limiter=self._limiter,
+            on_attempt=failed_attempt,
+        )
+        if outcome.delivered:
+            c.callback_attempts += 1
+            c.callbacks_delivered += 1
+            c.turnaround_seconds_sum += max(0.0, time.time() - row.created_at)
+            c.turnaround_count += 1
+            log.info("mission %d: callback delivered (attempt %d)", mission_id, outcome.attempts)
+        else:
+            c.callback_failures += 1
+        await self._store.callbacks.set_callback(
+            mission_id,
+            "delivered" if outcome.delivered else "failed",
+            outcome.attempts,
+            outcome.error,
+        )
+        if self._clustered:
+            await self._store.callbacks.release_callback(mission_id, self._owner)

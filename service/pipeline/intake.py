@@ -1,0 +1,167 @@
+"""Intake: a submission becomes a durably stored, queued mission, or a clear refusal.
+
+``Admission`` holds the rules alone (503 while stopping, 429 with ``Retry-After`` when full,
+submissions being stored counted against the bound): no queue, no database. ``Intake`` applies
+them, stores the mission (one transaction per use case: an executor job and its mission commit
+together) and hands it to the work queue. Running missions is ``service.pipeline.running``'s job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from orchestrator.run.runner import MissionIO
+from service.pipeline.handoff import Handoff
+from service.pipeline.tracked import TrackedTasks
+from service.store import MISSION_KIND
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(Exception):
+    """The queue holds as many missions as it may; the client should retry later."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("the mission queue is full; retry later")
+        self.retry_after_s = retry_after_s
+
+
+class ShuttingDown(Exception):
+    """The server is stopping and takes no new missions."""
+
+
+class Admission:
+    """Bounds the queue at ``max_queued`` missions, counting those still being stored.
+
+    Closed until ``open()``; ``close()`` refuses every later submission (shutdown).
+    """
+
+    def __init__(self, *, max_queued: int, max_running: int) -> None:
+        self._max_queued = max_queued
+        self._max_running = max_running
+        self.accepting = False
+        self.reserved = 0  # admitted submissions being stored right now
+
+    def open(self) -> None:
+        self.accepting = True
+
+    def close(self) -> None:
+        self.accepting = False
+
+    def check_open(self) -> None:
+        """Raises ``ShuttingDown`` unless submissions are accepted."""
+        if not self.accepting:
+            raise ShuttingDown()
+
+    @contextmanager
+    def admit(self, queue_depth: int) -> Iterator[None]:
+        """Holds one place in the queue for the body of the ``with`` (while the mission is
+        stored). Raises ``ShuttingDown`` when closed, ``QueueFull`` (with a retry delay of the
+        queue's length over the running slots, at least 1 s) when ``queue_depth`` plus the
+        places held reaches ``max_queued``."""
+        self.check_open()
+        depth = queue_depth + self.reserved
+        if depth >= self._max_queued:
+            raise QueueFull(retry_after_s=max(1, math.ceil(depth / self._max_running)))
+        self.reserved += 1
+        try:
+            yield
+        finally:
+            self.reserved -= 1
+
+
+class Intake:
+    """Admits, stores and queues submissions; ``close`` refuses later ones."""
+
+    def __init__(
+        self,
+        handoff: Handoff,
+        *,
+        max_queued: int,
+        max_running: int,
+    ) -> None:
+        self._handoff = handoff
+        self.admission = Admission(max_queued=max_queued, max_running=max_running)
+        self._storing = TrackedTasks()
+
+    @property
+    def accepting(self) -> bool:
+        return self.admission.accepting
+
+    def open(self) -> None:
+        self.admission.open()
+
+    def close(self) -> None:
+        self.admission.close()
+
+    async def submit(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        *,
+        kind: str = MISSION_KIND,
+        io: MissionIO | None = None,
+        job: tuple[str, str] | None = None,
+    ) -> int:
+        """Store the mission durably, then queue it; returns its id. With ``job`` (an
+        executor job's hash and document id) the job is (re)created with it, in the same
+        transaction. ``io``: front-door files held in this process until the mission runs.
+
+        Raises ``ShuttingDown`` or ``QueueFull`` (nothing is stored then). Once storing has
+        begun it completes and the mission is queued even if the caller is cancelled.
+        """
+        self.admission.check_open()
+        depth = await self._handoff.queue.refresh_depth()
+        with self.admission.admit(depth):
+            store = self._store_and_queue(token_hash, mission, normalised, kind, io, job)
+            return await asyncio.shield(self._storing.start(store, "store"))
+
+    async def _store_and_queue(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str,
+        io: MissionIO | None,
+        job: tuple[str, str] | None,
+    ) -> int:
+        if job is None and io is not None and self._handoff.clustered:
+            # Its files are in this process's memory: no other node can run it, and a worker
+            # here that claims it first waits for ``storing`` to end to take them.
+            async with self._handoff.files.storing():
+                mission_id = await self._handoff.store.missions.insert_pinned_mission(
+                    token_hash,
+                    mission,
+                    normalised,
+                    kind,
+                    self._handoff.owner,
+                    self._handoff.lease_s,
+                )
+                self._handoff.files.put(mission_id, io)
+        else:
+            if job is None:
+                # On SQLite concurrent submissions share one commit (group commit).
+                mission_id = await self._handoff.store.missions.insert_mission(
+                    token_hash, mission, normalised, kind
+                )
+            else:
+                mission_id = await self._handoff.store.missions.insert_job_mission(
+                    token_hash, mission, normalised, kind, *job
+                )
+            if io is not None:
+                self._handoff.files.put(mission_id, io)
+        self._handoff.queue.push(mission_id)
+        self._handoff.progress.emit(mission_id, "state", {"state": "queued"})
+        return mission_id
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let submissions being stored finish within ``timeout_s``; cancel the rest (a
+        mission cancelled mid-store was either committed, and is queued at the next start, or
+        was never acknowledged)."""
+        await self._storing.drain(timeout_s)

@@ -1,0 +1,362 @@
+"""Running: workers take queued missions, run them, store how they ended and say so.
+
+A worker takes a mission from the work queue, makes it cancellable, claims it (on PostgreSQL
+under a lease it renews while running), runs it with ``run``
+(``orchestrator.run.runner.run_mission`` by default; unit tests give a fake and need no Docker)
+and stores the result. A result is stored only while this node holds the mission: one whose
+lease went to another node is dropped, since that node runs it again. Every end, ``failed``
+included, is passed to ``ended``: callback delivery for missions of the API, the front door's
+``finished`` for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from orchestrator.mission import (
+    Execute,
+    Mission,
+    MissionCaps,
+    expand_execute,
+    expand_task_files,
+    parse_mission,
+    task_macros,
+)
+from orchestrator.run.runner import (
+    CANCELLED,
+    ExecuteDone,
+    MissionDeps,
+    MissionIO,
+    PhaseTimes,
+    run_mission,
+)
+from orchestrator.sandbox.sandbox import Meta
+from service.pipeline.delivery import DeliveryCounters
+from service.pipeline.handoff import Handoff
+from service.store import CANCEL_CHANNEL, MISSION_KIND, MissionRow
+
+log = logging.getLogger(__name__)
+
+BlobReader = Callable[[str], Awaitable[bytes | None]]
+RunMission = Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
+"""``run_mission``'s shape: ``(mission, deps, *, cancel, times, io, on_execute)`` to
+``(echo, result)``."""
+CallbackDue = Callable[[int], None]
+
+
+class FrontDoor(Protocol):
+    """What a front door (executor API, exec API) is told about its missions.
+
+    Its missions have no callback: running calls ``started`` when one is claimed and
+    ``finished`` when it ends instead.
+    """
+
+    async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
+        """The mission's files (``given`` is what ``submit`` was handed in this process, None
+        after a restart); None when the mission cannot be run any more (it then fails)."""
+        ...
+
+    async def finished(
+        self, mission_id: int, state: str, result: dict[str, Any] | None, io: MissionIO
+    ) -> None:
+        """The mission ended in ``state`` (``done``, ``cancelled``, ``failed``)."""
+        ...
+
+
+@dataclass
+class Metrics(DeliveryCounters):
+    """Counters exposed on /metrics (since this process started)."""
+
+    missions_finished: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    mission_seconds_sum: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    phase_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def count_executes(mission: Mission) -> int:
+    """How many executes a mission runs: prepare's, each task's, final's."""
+    tasks = len(mission.tasks.task) * len(mission.tasks.execute)
+    return len(mission.prepare.execute) + tasks + len(mission.final.execute)
+
+
+def not_run_result(mission: Mission, message: str) -> dict[str, Any]:
+    """A complete result in which no file was fetched and every execute reports ``SE`` with
+    ``message``: the result of a mission cancelled before it started (the runner's layout)."""
+    meta = Meta.system_error(message).to_dict()
+
+    def stage(files: dict[str, str], executes: list[Execute]) -> dict[str, Any]:
+        return {
+            "file": {name: {"status": 0, "content": ""} for name in files},
+            "execute": [
+                {"name": ex.name, "meta": dict(meta), "record": {"stdout": "", "stderr": ""}}
+                for ex in executes
+            ],
+        }
+
+    tasks = []
+    for i, task in enumerate(mission.tasks.task):
+        macros = task_macros(i, task)
+        executes = [expand_execute(ex, macros) for ex in mission.tasks.execute]
+        tasks.append(stage(expand_task_files(task, macros), executes))
+    return {
+        "prepare": stage(mission.prepare.file, list(mission.prepare.execute)),
+        "task": tasks,
+        "final": stage(mission.final.file, list(mission.final.execute)),
+    }
+
+
+def _failed_result(raw: dict[str, Any], why: str) -> dict[str, Any]:
+    return not_run_result(parse_mission(raw, MissionCaps.unlimited()), why)
+
+
+class MissionRunning:
+    """``max_running`` workers over one work queue; ``cancel`` reaches queued and running
+    missions (on PostgreSQL, those running on other nodes too)."""
+
+    def __init__(
+        self,
+        handoff: Handoff,
+        deps: MissionDeps,
+        *,
+        metrics: Metrics,
+        callback_due: CallbackDue,
+        max_running: int,
+        run: RunMission = run_mission,
+        blob_reader_for: Callable[[str], BlobReader] | None = None,
+    ) -> None:
+        self._handoff = handoff
+        self._store = handoff.store
+        self._clustered = handoff.clustered
+        self._owner = handoff.owner
+        self._lease_s = handoff.lease_s
+        self._deps = deps
+        self.metrics = metrics
+        self._callback_due = callback_due
+        self._max_running = max_running
+        self._run_mission = run
+        # ``blob:`` files of a mission are read as its token: blobs are per token.
+        self._reader_for = blob_reader_for
+        self._doors: dict[str, FrontDoor] = {}
+        self._cancels: dict[int, asyncio.Event] = {}  # missions a worker here holds
+        self._workers: set[asyncio.Task[None]] = set()
+        self.running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def register(self, kind: str, door: FrontDoor) -> None:
+        """Serve missions of ``kind`` through ``door``; call before ``start``."""
+        assert kind != MISSION_KIND
+        self._doors[kind] = door
+
+    async def start(self) -> None:
+        """Start the workers; on PostgreSQL, hear cancels asked on other nodes."""
+        if self._clustered:
+            await self._store.subscribe(CANCEL_CHANNEL, self._cancel_heard)
+        for n in range(self._max_running):
+            task = asyncio.create_task(self._work(), name=f"mission-worker-{n}")
+            self._workers.add(task)
+
+    async def stop(self, grace_s: float) -> None:
+        """Take no more missions, give running ones ``grace_s`` to end, cancel the rest: what
+        is cancelled stays ``running`` in the database and is re-run from the start later."""
+        self._handoff.queue.close()
+        try:
+            async with asyncio.timeout(grace_s):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("%d missions still running after %.1f s; cancelling", self.running, grace_s)
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers.clear()
+
+    def _cancel_heard(self, payload: str) -> None:
+        event = self._cancels.get(int(payload))
+        if event is not None:
+            event.set()
+
+    async def cancel(self, mission_id: int) -> str:
+        """Cancel a queued or running mission; returns its state afterwards (``missing`` when
+        there is no such mission).
+
+        A queued mission is finished at once as ``cancelled`` (every execute ``SE``
+        "cancelled") and its end is reported; a running one is stopped by its worker, which
+        kills its sandboxes (state ``cancelling`` until then).
+        """
+        row = await self._store.missions.get_mission(mission_id)
+        if row is None:
+            return "missing"
+        if row.state == "queued":
+            mission = await asyncio.to_thread(parse_mission, row.mission, MissionCaps.unlimited())
+            result = await asyncio.to_thread(not_run_result, mission, CANCELLED)
+            if await self._store.missions.cancel_queued(mission_id, result):
+                self._handoff.queue.discard(mission_id)
+                self.metrics.missions_finished["cancelled"] += 1
+                log.info("mission %d cancelled while queued", mission_id)
+                await self._ended(row, "cancelled", result, MissionIO())
+                return "cancelled"
+            row = await self._store.missions.get_mission(mission_id)
+            assert row is not None
+        if row.state == "running":
+            event = self._cancels.get(mission_id)
+            if event is not None:
+                event.set()
+            elif self._clustered:
+                # Another node runs it: it hears the NOTIFY (or sees it at its next renewal).
+                await self._store.missions.request_cancel(mission_id)
+            return "cancelling"
+        return row.state
+
+    async def _work(self) -> None:
+        while (mission_id := await self._handoff.queue.take()) is not None:
+            self.running += 1
+            self._idle.clear()
+            try:
+                await self._hold(mission_id)
+            except Exception:
+                log.exception("mission %d: the worker failed", mission_id)
+            finally:
+                self.running -= 1
+                if self.running == 0:
+                    self._idle.set()
+
+    async def _hold(self, mission_id: int) -> None:
+        """Claim and run a taken mission, cancellable from before its claim to its end, under
+        a lease renewed in the background on PostgreSQL."""
+        cancel = asyncio.Event()
+        self._cancels[mission_id] = cancel
+        lease: asyncio.Task[None] | None = None
+        try:
+            row = await self._handoff.queue.claim(mission_id)
+            if row is None:
+                return  # cancelled or finished meanwhile
+            if self._clustered:
+                lease = asyncio.create_task(self._renew_lease(mission_id, cancel), name="lease")
+            await self._run(row, cancel)
+        finally:
+            if lease is not None:
+                lease.cancel()
+                await asyncio.gather(lease, return_exceptions=True)
+            del self._cancels[mission_id]
+
+    async def _renew_lease(self, mission_id: int, cancel: asyncio.Event) -> None:
+        """Renew this node's lease on a running mission until cancelled; a cancel asked on
+        another node, or a lease lost (this node was presumed dead), stops the run."""
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                asked = await self._store.missions.renew_lease(
+                    mission_id, self._owner, self._lease_s
+                )
+                # Missions pinned here wait behind this one: keep them this node's.
+                await self._store.missions.renew_pins(self._owner, self._lease_s)
+            except Exception:
+                log.exception("mission %d: cannot renew the lease", mission_id)
+                continue
+            if asked is None:
+                log.warning("mission %d: lease lost to another node; stopping it", mission_id)
+                cancel.set()
+                return
+            if asked:
+                cancel.set()
+
+    async def _run(self, row: MissionRow, cancel: asyncio.Event) -> None:
+        """Run a claimed mission and store how it ended; an error inside the judge ends it
+        ``failed`` with a complete all-``SE`` result, called back like any other."""
+        mission_id = row.id
+        if row.runs > 1:
+            log.info("mission %d: run %d (re-run from the start)", mission_id, row.runs)
+        started = time.perf_counter()
+        times = PhaseTimes()
+        io = MissionIO()
+        try:
+            if row.kind != MISSION_KIND:
+                got = await self._door_files(row)
+                if got is None:
+                    await self._fail(row, "its front door can no longer run it", None, io)
+                    return
+                io = got
+            # Accepted under the caps of its day; parsed off the loop (it may be large).
+            mission = await asyncio.to_thread(parse_mission, row.mission, MissionCaps.unlimited())
+            running = {"state": "running", "executes": count_executes(mission)}
+            self._handoff.progress.emit(mission_id, "state", running)
+
+            def executed(done: ExecuteDone) -> None:
+                data = {"stage": done.stage, "task": done.task, "index": done.index}
+                self._handoff.progress.emit(mission_id, "execute", {**data, "entry": done.entry})
+
+            deps = self._deps
+            if self._reader_for is not None:
+                deps = dataclasses.replace(deps, blob_reader=self._reader_for(row.token_hash))
+            _, result = await self._run_mission(
+                mission, deps, cancel=cancel, times=times, io=io, on_execute=executed
+            )
+        except Exception as e:
+            # run_mission reports every failure in the result; this is a bug in the judge.
+            log.exception("mission %d: cannot be run", mission_id)
+            why = f"internal error: {e}"
+            failed: dict[str, Any] | None = None
+            with contextlib.suppress(Exception):
+                failed = await asyncio.to_thread(_failed_result, row.mission, why)
+            await self._fail(row, why, failed, io)
+            return
+        state = "cancelled" if cancel.is_set() else "done"
+        stored = await self._store.missions.finish(mission_id, state, result, self._owner)
+        if not stored:
+            # Its lease went to another node (this one was presumed dead), which runs it
+            # again: that run's result is the one stored and called back.
+            log.warning("mission %d: lease lost; its result here is dropped", mission_id)
+            return
+        elapsed = time.perf_counter() - started
+        m = self.metrics
+        m.missions_finished[state] += 1
+        m.mission_seconds_sum += elapsed
+        for phase, seconds in times.seconds.items():
+            m.phase_seconds[phase] += seconds
+            m.phase_counts[phase] += times.counts[phase]
+        log.info("mission %d %s in %.3f s", mission_id, state, elapsed)
+        await self._ended(row, state, result, io)
+
+    async def _door_files(self, row: MissionRow) -> MissionIO | None:
+        door = self._doors.get(row.kind)
+        given = await self._handoff.files.take(row.id)
+        return None if door is None else await door.started(row, given)
+
+    async def _fail(
+        self, row: MissionRow, why: str, result: dict[str, Any] | None, io: MissionIO
+    ) -> None:
+        """Store the mission ``failed`` (while this node holds it) and report the end; with
+        ``result`` its callback is due like any other."""
+        if await self._store.missions.fail(row.id, why, result, self._owner):
+            self.metrics.missions_finished["failed"] += 1
+            await self._ended(row, "failed", result, io, why)
+
+    async def _ended(
+        self,
+        row: MissionRow,
+        state: str,
+        result: dict[str, Any] | None,
+        io: MissionIO,
+        error: str = "",
+    ) -> None:
+        """After a mission is stored as ended: listeners, then its callback or its front
+        door's hook, then those waiting for it."""
+        end = {"state": state, "result": result, "error": error}
+        self._handoff.progress.emit(row.id, "end", end)
+        try:
+            door = self._doors.get(row.kind)
+            if row.kind == MISSION_KIND:
+                self._callback_due(row.id)
+            elif door is not None:
+                await door.finished(row.id, state, result, io)
+        finally:
+            self._handoff.files.drop(row.id)
+            self._handoff.progress.wake(row.id)
