@@ -167,8 +167,8 @@ class Session:
             finally:
                 self.state.live_slots.release()
             await self.close(4999, "Job Completed")
-        except Closed:
-            pass
+        except (Closed, ConnectionError):
+            pass  # closed by us, or the client went away mid-message
         except (JudgeError, ValueError) as e:
             log.info("piston connect: the job could not be run: %s", e)
             with contextlib.suppress(Closed):
