@@ -14,6 +14,7 @@ from service.frontdoors.piston.request import parse_execute
 from service.frontdoors.piston.runtimes import pinned_major, resolve, satisfies
 from service.frontdoors.piston.stages import cap_text, piston_answer, stage_doc
 from service.frontdoors.piston.translate import STDIN, mission_plan, record_bytes
+from tests.piston.fakecore import meta
 from tests.piston.fixtures import PYTHON, RUNTIMES, body, settings
 
 OLDER = dataclasses.replace(PYTHON, version="3.9.1")
@@ -103,20 +104,6 @@ def test_cap_text() -> None:
     full = ("é" * 3).encode()[:5]
     assert cap_text(full, 3, 5) == ("éé", True)
     assert cap_text(b"ab", 3, 16) == ("ab", False)
-
-
-def meta(**changes: Any) -> dict[str, Any]:
-    doc = {
-        "status": "",
-        "message": "",
-        "memory-usage": 1000,
-        "cpu-time-usage": 12,
-        "real-time-usage": 20,
-        "exit-code": 0,
-        "signal": 0,
-    }
-    doc.update(changes)
-    return doc
 
 
 def stage(m: dict[str, Any], out: bytes = b"", err: bytes = b"", cap: int = 1024) -> dict[str, Any]:

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import base64
 import codecs
-import io
 import signal as signals
-import tarfile
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.sandbox.tar import single_file
 from service.frontdoors.piston.request import ExecuteJob
 from service.frontdoors.piston.translate import MissionPlan, StagePlan
 
@@ -48,15 +47,8 @@ def cap_text(raw: bytes, cap: int, record_bytes: int) -> tuple[str, bool]:
 
 
 def read_collected(archive: bytes | None) -> bytes:
-    """The content of a one-file tar read back from the sandbox (b"" when there is none)."""
-    if not archive:
-        return b""
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
-        for member in tar:
-            if member.isreg():
-                fileobj = tar.extractfile(member)
-                return b"" if fileobj is None else fileobj.read()
-    return b""
+    """The content of a path read back from the sandbox (a one-file tar; b"" for none)."""
+    return single_file(archive)
 
 
 def verdict(
