@@ -10,7 +10,6 @@ import aiohttp
 from aiohttp import web
 
 from orchestrator.errors import JudgeError
-from orchestrator.languages import LABEL as LANGUAGES_LABEL
 from orchestrator.languages import ImageInfo
 from orchestrator.netpolicy import make_connector
 from orchestrator.run.fetch import FetchLimits
@@ -22,7 +21,7 @@ from service.api.events import EVENTS, setup_events
 from service.api.metrics import setup_metrics
 from service.api.missions import setup_routes
 from service.api.openapi import setup_openapi_routes
-from service.api.ops import setup_ops_routes
+from service.api.ops import SUPERVISOR_LABEL, setup_ops_routes
 from service.frontdoors.piston import appcore as piston_core
 from service.frontdoors.piston import frontdoor as piston
 from service.frontdoors.piston.settings import PistonSettings
@@ -91,7 +90,7 @@ async def languages_ctx(app: web.Application) -> AsyncIterator[None]:
     adapter = app[RUNTIME].adapter
 
     async def list_images() -> list[ImageInfo]:
-        return image_infos(await adapter.image_summaries(LANGUAGES_LABEL))
+        return image_infos(await adapter.image_summaries(SUPERVISOR_LABEL))
 
     languages = Languages(list_images)
     await languages.refresh()
@@ -152,6 +151,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         blob_reader_for=app[BLOBS].reader_for,
         owner=s.sandbox_owner,
         lease_s=s.lease_s,
+        images=lambda: app[LANGUAGES].images,
     )
     app[WORKERS] = workers
     workers.add_listener(app[EVENTS].publish)

@@ -1,11 +1,12 @@
 """The server's language registry, kept in step with the engine's images without a restart.
 
-One engine call (the image list, filtered on the ``judge.languages`` label; ~10 ms here) tells
+One engine call (the list of judge images, label ``judge.supervisor``; ~10 ms here) tells
 whether any image was built, retagged or removed: the registry is rebuilt only when the images'
-ids or tags changed. That call runs at start, every ``languages_refresh_s``, and on demand (at
-most once per ``max_age_s``) when a client lists the languages or names one the registry does
-not know, so an image built a moment ago is found at once. While the engine does not answer the
-last registry stays in force.
+ids or tags changed. The same list says which images this node has (``images``): on a shared
+PostgreSQL queue a node claims only missions whose image it has. That call runs at start, every
+``languages_refresh_s``, and on demand (at most once per ``max_age_s``) when a client lists the
+languages or names one the registry does not know, so an image built a moment ago is found at
+once. While the engine does not answer the last registry stays in force.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from orchestrator.languages import (
     LanguageRegistry,
     build_registry,
     fingerprint,
+    short_tag,
 )
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,23 @@ def image_infos(summaries: list[dict[str, Any]]) -> list[ImageInfo]:
                 tags=tags,
                 labels=dict(doc.get("Labels") or {}),
                 created=float(doc.get("Created") or 0),
+                digests=tuple(d for d in doc.get("RepoDigests") or () if d and "<none>" not in d),
             )
         )
     return out
+
+
+def node_images(infos: list[ImageInfo]) -> frozenset[str]:
+    """Every name a mission may give one of ``infos``: its tags (``judge/x`` for
+    ``judge/x:latest``), digests and id (``sha256:<64 hex>``, the hex alone, its 12-digit
+    short form)."""
+    names = {short_tag(t) for info in infos for t in info.tags}
+    names |= {d for info in infos for d in info.digests}
+    for info in infos:
+        if info.id:
+            hex_id = info.id.removeprefix("sha256:")
+            names |= {info.id, hex_id, hex_id[:12]}
+    return frozenset(names)
 
 
 class Languages:
@@ -56,6 +72,7 @@ class Languages:
         self._checked_at = -float("inf")
         self._lock = asyncio.Lock()
         self._engine_ok = True
+        self.images: frozenset[str] | None = None
 
     async def refresh(self, max_age_s: float = 0.0) -> LanguageRegistry:
         """Look at the engine's images again unless that was done less than ``max_age_s`` ago
@@ -78,6 +95,7 @@ class Languages:
             current = fingerprint(infos)
             if current != self._fingerprint:
                 self._fingerprint = current
+                self.images = node_images(infos)
                 self._install(build_registry(infos))
         return self.registry
 
@@ -117,4 +135,4 @@ class Languages:
         return self.registry.resolve(name, version_range)
 
 
-__all__ = ["Languages", "image_infos"]
+__all__ = ["Languages", "image_infos", "node_images"]

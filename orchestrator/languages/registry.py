@@ -35,6 +35,7 @@ class ImageInfo:
     tags: tuple[str, ...]
     labels: Mapping[str, str]
     created: float = 0.0
+    digests: tuple[str, ...] = ()  # name@sha256:..., another way a mission may name it
 
 
 def short_tag(tag: str) -> str:

@@ -88,6 +88,11 @@ async def _check_runnable(request: web.Request, mission: Mission) -> None:
             f"image '{image}' is not a judge image (it has no label '{SUPERVISOR_LABEL}')",
             "mission.image",
         )
+    languages = request.app[LANGUAGES]
+    if languages.images is not None and short_tag(image) not in languages.images:
+        # Built since the registry last looked: on a shared queue this node claims only the
+        # images it knows of, so learn of it now rather than at the next refresh.
+        await languages.refresh(max_age_s=1.0)
 
 
 async def _apply_language(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import aiohttp
 
@@ -63,11 +63,15 @@ class MissionWorkers:
         lease_s: float = 20.0,
         poll_s: float = 2.0,
         run: RunMission = run_mission,
+        images: Callable[[], Collection[str] | None] = lambda: None,
     ) -> None:
         self.metrics = Metrics()
         self._queue: WorkQueue
         if store.engine == "postgresql":
-            self._queue = SharedQueue(store, owner=owner, lease_s=lease_s, poll_s=poll_s)
+            # Nodes may have different images: each claims only missions it can run.
+            self._queue = SharedQueue(
+                store, owner=owner, lease_s=lease_s, poll_s=poll_s, images=images
+            )
         else:
             self._queue = LocalQueue(store, owner=owner, lease_s=lease_s)
         self._progress = MissionProgress(store, poll_s=poll_s)

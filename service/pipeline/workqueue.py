@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Collection
 from typing import Protocol
 
 from service.store import MISSIONS_CHANNEL, MissionRow, Store
@@ -109,10 +110,21 @@ class LocalQueue:
 
 
 class SharedQueue:
-    """The queue in PostgreSQL, shared by every node; this node claims under ``owner``."""
+    """The queue in PostgreSQL, shared by every node; this node claims under ``owner`` only
+    missions whose image it has (``images()``: the names of this node's images, None while not
+    known, then any)."""
 
-    def __init__(self, store: Store, *, owner: str, lease_s: float, poll_s: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        owner: str,
+        lease_s: float,
+        poll_s: float,
+        images: Callable[[], Collection[str] | None] = lambda: None,
+    ) -> None:
         self._store = store
+        self._images = images
         self._owner = owner
         self._lease_s = lease_s
         self._poll_s = poll_s
@@ -146,7 +158,9 @@ class SharedQueue:
         while not self._closed:
             self._arrived.clear()
             try:
-                row = await self._store.missions.claim_next(self._owner, self._lease_s)
+                row = await self._store.missions.claim_next(
+                    self._owner, self._lease_s, self._images()
+                )
             except Exception:
                 log.exception("cannot claim a mission; retrying")
                 row = None

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -154,6 +154,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # A token's missions, newest first (GET /api/missions and the doors' lists).
     "CREATE INDEX missions_token ON missions(token_hash, id)",
+    # The image a mission runs in ('' = the nodes' default image): a node claims only missions
+    # whose image it has.
+    "ALTER TABLE missions ADD COLUMN image TEXT NOT NULL DEFAULT ''",
 )
 
 
@@ -347,13 +350,16 @@ class PgStore(EveryRepository):
         )
         return None if row is None else mission_row(row)
 
-    async def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
+    async def claim_next(
+        self, owner: str, lease_s: float, images: Collection[str] | None = None
+    ) -> MissionRow | None:
         """In one statement that skips rows other nodes are claiming (SQLite, one node, needs
         none of this)."""
         row = await self._pool.fetchrow(
-            "WITH next AS (SELECT id FROM missions WHERE (state = 'queued'"
+            "WITH next AS (SELECT id FROM missions WHERE ((state = 'queued'"
             f" AND (lease_owner IN ('', $1) OR lease_until < {_NOW}))"
-            f" OR (state = 'running' AND lease_until < {_NOW})"
+            f" OR (state = 'running' AND lease_until < {_NOW}))"
+            " AND ($4::text[] IS NULL OR image = '' OR image = ANY($4::text[]))"
             " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
             " UPDATE missions m SET state = 'running', runs = m.runs + 1, updated_at = $3,"
             f" lease_owner = $1, lease_until = {_NOW} + $2"
@@ -361,6 +367,7 @@ class PgStore(EveryRepository):
             owner,
             lease_s,
             time.time(),
+            None if images is None else sorted(images),
         )
         return None if row is None else mission_row(row)
 

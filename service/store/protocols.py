@@ -8,6 +8,7 @@ lease.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol, Self
 
 from service.store.records import MISSION_KIND, BlobRef, BlobRow, JobRow, MissionRow, SweepResult
@@ -76,9 +77,12 @@ class MissionRepo(Protocol):
         return it; None when it is not queued."""
         ...
 
-    async def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
+    async def claim_next(
+        self, owner: str, lease_s: float, images: Collection[str] | None = None
+    ) -> MissionRow | None:
         """Claim the oldest queued mission, or a running one whose lease expired (its node
-        died), for ``owner``; None when there is none."""
+        died), for ``owner``; None when there is none. With ``images`` only a mission whose
+        image is one of them (or that names none: the default image) is claimed."""
         ...
 
     async def renew_lease(self, mission_id: int, owner: str, lease_s: float) -> bool | None:

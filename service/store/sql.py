@@ -109,8 +109,8 @@ _ANY_OR_OWNER = "(CAST(:owner AS TEXT) IS NULL OR lease_owner = :owner)"
 
 INSERT_MISSION = Statement(
     "INSERT INTO missions (token_hash, state, mission, normalised, created_at, updated_at,"
-    " delivery_id, kind, callback_state) VALUES (:token_hash, 'queued', :mission, :normalised,"
-    " :now, :now, :delivery_id, :kind, :callback_state)"
+    " delivery_id, kind, callback_state, image) VALUES (:token_hash, 'queued', :mission,"
+    " :normalised, :now, :now, :delivery_id, :kind, :callback_state, :image)"
 )
 
 
@@ -118,7 +118,9 @@ def new_mission(
     token_hash: str, mission: dict[str, Any], normalised: dict[str, Any], kind: str, now: float
 ) -> dict[str, Any]:
     """The values ``INSERT_MISSION`` stores for a queued mission: JSON as text, a fresh
-    delivery id, and a callback only missions of the mission API without a ``return`` lack."""
+    delivery id, a callback only missions of the mission API without a ``return`` lack, and
+    the image it runs in (``judge/x`` for ``judge/x:latest``; '' for the default image)."""
+    image = str(normalised.get("image") or "")
     return {
         "token_hash": token_hash,
         "mission": json.dumps(mission),
@@ -127,6 +129,7 @@ def new_mission(
         "delivery_id": uuid.uuid4().hex,
         "kind": kind,
         "callback_state": "waiting" if kind != MISSION_KIND or "return" in normalised else "none",
+        "image": image.removesuffix(":latest"),
     }
 
 

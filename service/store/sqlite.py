@@ -16,7 +16,7 @@ import functools
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,6 +113,9 @@ MIGRATIONS = (
     ("missions", "cancel_requested", "INTEGER NOT NULL DEFAULT 0"),
     ("missions", "callback_owner", "TEXT NOT NULL DEFAULT ''"),
     ("missions", "callback_lease_until", "REAL NOT NULL DEFAULT 0"),
+    # The image a mission runs in ('' = the default image); claims filter on it like
+    # PostgreSQL's, though one node only claims what it accepted.
+    ("missions", "image", "TEXT NOT NULL DEFAULT ''"),
 )
 
 # Jobs belong to the token that created them: two tokens creating a job from the same blob get
@@ -300,16 +303,21 @@ class Database:
                 return None
             return self.get_mission(mission_id)
 
-    def claim_next(self, owner: str, lease_s: float) -> MissionRow | None:
+    def claim_next(
+        self, owner: str, lease_s: float, images: Collection[str] | None = None
+    ) -> MissionRow | None:
         # One node, one writer at a time: a SELECT then an UPDATE in a transaction is the
         # claim PostgreSQL makes in one statement with FOR UPDATE SKIP LOCKED.
         now = time.time()
+        names = sorted(images or ())
+        marks = ", ".join(["''", *"?" * len(names)])
+        only = "" if images is None else f" AND image IN ({marks})"
         with self._transaction() as conn:
             row = conn.execute(
-                "SELECT id FROM missions WHERE (state = 'queued' AND (lease_owner IN ('', ?)"
-                " OR lease_until < ?)) OR (state = 'running' AND lease_until < ?)"
+                "SELECT id FROM missions WHERE ((state = 'queued' AND (lease_owner IN ('', ?)"
+                f" OR lease_until < ?)) OR (state = 'running' AND lease_until < ?)){only}"
                 " ORDER BY id LIMIT 1",
-                (owner, now, now),
+                (owner, now, now, *names),
             ).fetchone()
             if row is None:
                 return None

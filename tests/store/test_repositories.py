@@ -44,6 +44,30 @@ class RepositoryTests:
         assert await store.missions.queued_count() == 1
         assert await store.missions.counts() == {"queued": 1}
 
+    async def test_claim_next_takes_only_missions_whose_image_the_node_has(
+        self, store: Storage
+    ) -> None:
+        """Nodes sharing a queue may have different images: a node claims a mission only when
+        it has the mission's image (a mission naming none runs in the default image)."""
+        ids: dict[str | None, int] = {}
+        for image in ("judge/java", "judge/python3:latest", None):
+            normalised = {**NORMALISED, **({"image": image} if image else {})}
+            ids[image] = await store.missions.insert_mission("t" * 64, MISSION, normalised)
+        python_node = {"judge/python3", "judge/default"}
+        got = []
+        while (row := await store.missions.claim_next("py-node", 60, python_node)) is not None:
+            got.append(row.id)
+        assert got == [ids["judge/python3:latest"], ids[None]]
+        assert await store.missions.claim_next("bare-node", 60, set()) is None
+        # A lease that ends at once: the mission is due again, but only for a node with Java.
+        java = await store.missions.claim_next("java-node", 0, {"judge/java"})
+        assert java is not None
+        assert java.id == ids["judge/java"]
+        assert await store.missions.claim_next("py-node", 60, python_node) is None
+        again = await store.missions.claim_next("other-java-node", 60, {"judge/java", "x"})
+        assert again is not None
+        assert (again.id, again.runs) == (ids["judge/java"], 2)
+
     async def test_a_tokens_missions_are_listed_newest_first_and_paged(
         self, store: Storage
     ) -> None:

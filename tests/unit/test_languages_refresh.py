@@ -42,9 +42,18 @@ async def test_refresh_rebuilds_only_when_images_change(caplog: pytest.LogCaptur
     engine = FakeEngine()
     languages = Languages(engine.list_images)
     assert languages.all() == []
+    assert languages.images is None  # not known yet: a shared queue then filters nothing
     engine.images = [info("judge/a", "a")]
     first = await languages.refresh()
     assert [lang.id for lang in first.all()] == ["a"]
+    # Which images this node has (what it may claim from a shared queue): every name and id.
+    plain = ImageInfo("sha256:p", ("judge/base:latest", "judge/base:v2"), {"judge.supervisor": "1"})
+    engine.images.append(plain)
+    await languages.refresh()
+    names = {"judge/a", "sha256:judge/a", "judge/base", "judge/base:v2", "sha256:p", "p"}
+    assert languages.images == names
+    engine.images.remove(plain)
+    first = await languages.refresh()
     assert await languages.refresh() is first  # same ids and tags: the same registry
     engine.images = [info("judge/a", "a", image_id="sha256:rebuilt")]
     assert await languages.refresh() is not first
@@ -89,8 +98,15 @@ def test_image_infos_drop_untagged_names() -> None:
     infos = image_infos(
         [
             {"Id": "sha256:1", "RepoTags": ["<none>:<none>"], "Labels": None, "Created": 5},
-            {"Id": "sha256:2", "RepoTags": ["judge/a:latest"], "Labels": {"k": "v"}},
+            {
+                "Id": "sha256:2",
+                "RepoTags": ["judge/a:latest"],
+                "Labels": {"k": "v"},
+                "RepoDigests": ["judge/a@sha256:d"],
+            },
         ]
     )
     assert infos[0].tags == ()
-    assert infos[1] == ImageInfo("sha256:2", ("judge/a:latest",), {"k": "v"}, 0.0)
+    assert infos[1] == ImageInfo(
+        "sha256:2", ("judge/a:latest",), {"k": "v"}, 0.0, ("judge/a@sha256:d",)
+    )

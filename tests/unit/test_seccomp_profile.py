@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from types import ModuleType
 
 from orchestrator.sandbox.sandbox import SandboxConfig
 from orchestrator.sandbox.seccomp import profile_json
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.scriptfile import REPO, load
 
 
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_seccomp", REPO / "scripts/make_seccomp.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("scripts/make_seccomp.py")
 
 
 def test_the_committed_profile_is_what_the_generator_writes() -> None:
