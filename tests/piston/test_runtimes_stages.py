@@ -141,6 +141,10 @@ def test_a_clean_run() -> None:
         (meta(status="MLE", signal=9), ("SG", None, "SIGKILL", "Memory limit exceeded")),
         (meta(status="OLE", signal=25), ("SG", None, "SIGXFSZ", "File size limit exceeded")),
         (meta(status="SE", message="sandbox gone"), ("XX", None, None, "sandbox gone")),
+        (
+            meta(status="RE", signal=9, message="process limit exceeded (64)"),
+            ("SG", None, "SIGKILL", "Process limit exceeded"),
+        ),
     ],
 )
 def test_verdicts(m: dict[str, Any], expected: tuple[Any, ...]) -> None:

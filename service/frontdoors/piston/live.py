@@ -97,15 +97,20 @@ def stage_request(
     limits: StageLimits,
     settings: PistonSettings,
     at_least: Mapping[str, int] | None = None,
+    *,
+    count_processes: bool = False,
 ) -> ExecRequest:
     """A streaming execute of ``argv`` under a stage's limits (and at least ``at_least``, the
-    registry's compile needs): its output relayed up to ``max_file_size`` bytes in all."""
+    registry's compile needs): its output relayed up to ``max_file_size`` bytes in all;
+    ``count_processes``: at most ``max_process_count`` processes (the run stage)."""
     floor = at_least or {}
     cpu_ms = min(60_000, max(limits.cpu_time_ms, floor.get("time_limit", 1)))
     extra: dict[str, Any] = {}
     if "wall_time_limit_ms" in _REQUEST_FIELDS:
         wall = max(limits.timeout_ms, cpu_ms) if floor else limits.timeout_ms
         extra["wall_time_limit_ms"] = min(180_000, wall)
+    if count_processes and "process_limit" in _REQUEST_FIELDS:
+        extra["process_limit"] = settings.max_process_count
     return ExecRequest(
         argv=tuple(argv),
         cpu_time_ms=cpu_ms,
@@ -128,7 +133,7 @@ def live_stages(job: ExecuteJob, settings: PistonSettings) -> list[tuple[str, Ex
             ("compile", stage_request(argv, job.compile, settings, runtime.compile_limits))
         )
     run = [*expand(runtime.run, entry), *job.args]
-    stages.append(("run", stage_request(run, job.run, settings)))
+    stages.append(("run", stage_request(run, job.run, settings, count_processes=True)))
     return stages
 
 

@@ -44,6 +44,8 @@ class PistonSettings(BaseSettings):
     run_cpu_time: int = Field(3_000, ge=1, le=60_000)  # ms
     compile_memory_limit: int = Field(512 * MIB, ge=MIB, le=2048 * MIB)  # bytes
     run_memory_limit: int = Field(256 * MIB, ge=MIB, le=2048 * MIB)  # bytes
+    # Processes and threads the run stage may have at once (once executes take a process limit).
+    max_process_count: int = Field(64, ge=1, le=4096)
     # Largest file a request may send (decoded) and a stage may write, bytes.
     max_file_size: int = Field(10_000_000, ge=1024, le=1 << 30)
     # Most files one request may send.

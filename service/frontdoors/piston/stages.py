@@ -82,6 +82,8 @@ def verdict(
         )
     if status == "OLE":  # a file other than stdout and stderr went over the size limit
         return "SG", None, "SIGXFSZ", "File size limit exceeded"
+    if status == "RE" and message.startswith("process limit exceeded"):
+        return "SG", None, "SIGKILL", "Process limit exceeded"
     if status == "RE":
         if sig:
             return "SG", None, signal_name(sig), f"Caught fatal signal {sig}"

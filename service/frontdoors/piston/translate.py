@@ -63,14 +63,20 @@ class MissionPlan:
         return next((s for s in self.stages if s.name == name), None)
 
 
-# Mission executes take a wall-clock limit of their own once the supervisor has it; until then
-# real time is 1.5 x the CPU time limit.
+# Mission executes take a wall-clock limit and a process limit of their own once the
+# supervisor has them; until then real time is 1.5 x the CPU time limit and only the sandbox's
+# pids fence counts processes.
 WALL_TIME_LIMITS = "wall_time_limit" in Execute.model_fields
+PROCESS_LIMITS = "process_limit" in Execute.model_fields
 _MAX_WALL_MS = 180_000
 
 
 def _wall(timeout_ms: int) -> dict[str, int]:
     return {"wall_time_limit": min(_MAX_WALL_MS, timeout_ms)} if WALL_TIME_LIMITS else {}
+
+
+def _processes(settings: PistonSettings) -> dict[str, int]:
+    return {"process_limit": settings.max_process_count} if PROCESS_LIMITS else {}
 
 
 def record_bytes(output_max_size: int) -> int:
@@ -214,6 +220,8 @@ def mission_plan(
         executes.append(_unpack())
     run_command = [*expand(runtime.run, entry), *job.args]
     ex, plan = _execute("run", run_command, job.run, settings, stdin=STDIN)
+    # Compilers (javac, go) run many threads: the run alone counts processes, as in Piston.
+    ex.update(_processes(settings))
     stages.append(dataclasses.replace(plan, index=len(executes)))
     executes.append(ex)
     mission = {"image": runtime.image, "prepare": {"execute": executes}}
