@@ -165,6 +165,9 @@ async def test_no_init_within_a_second_closes_4001(aiohttp_client: Any) -> None:
     client = await client_for(aiohttp_client, LiveCore())
     async with client.ws_connect("/api/v2/connect", headers=AUTH) as ws:
         assert await messages(ws) == [{"close": 4001}]
+    async with client.ws_connect("/api/v2/connect", headers=AUTH) as ws:
+        await ws.send_json({"type": "hello"})  # ignored, as Piston ignores it: no init yet
+        assert await messages(ws) == [{"close": 4001}]
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import codecs
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import WSMsgType, web
 
@@ -57,12 +57,12 @@ class Session:
         self.pending: list[bytes] = []  # stdin sent while no stage reads it yet
         self.stdin_closed = False
 
-    async def close(self, code: int, reason: str) -> None:
+    async def close(self, code: int, reason: str) -> NoReturn:
         if not self.ws.closed:
             await self.ws.close(code=code, message=reason.encode())
         raise Closed()
 
-    async def error(self, message: str) -> None:
+    async def error(self, message: str) -> NoReturn:
         """Piston's way to report a problem: an ``error`` message, then close 4002."""
         if not self.ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
@@ -80,10 +80,8 @@ class Session:
             msg = json.loads(text)
         except ValueError as e:
             await self.error(f"the message is not JSON: {e}")
-            return
         if not isinstance(msg, dict):
             await self.error("a message must be a JSON object")
-            return
         kind = msg.get("type")
         if kind == "init":
             if self.job is not None:
@@ -97,7 +95,6 @@ class Session:
             data = msg.get("data")
             if not isinstance(data, str):
                 await self.error("data must be a string")
-                return
             await self.write(data.encode("utf-8", "surrogatepass"))
         elif kind == "signal":
             if self.job is None:
@@ -106,7 +103,6 @@ class Session:
             number = SIGNALS.get(name) if isinstance(name, str) else None
             if number is None:
                 await self.close(4005, "Invalid signal")
-            assert number is not None
             if self.run is not None:
                 await self.run.signal(number)
         # Any other type is ignored, as Piston ignores it.
@@ -130,7 +126,6 @@ class Session:
                 job = parse_execute(msg, runtimes, state.settings)
         except (PistonError, ApiError) as e:
             await self.error(e.message)
-            return
         self.job = asyncio.create_task(self.execute(job, tenant), name="piston-connect")
 
     async def admit(self, token: object) -> str:
@@ -161,7 +156,6 @@ class Session:
                     await self.state.live_slots.acquire()
             except TimeoutError:
                 await self.error("the judge is busy; retry later")
-                return
             try:
                 await self.stages(job)
             finally:
@@ -235,17 +229,23 @@ async def connect(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(max_msg_size=state.core.max_body_bytes)
     await ws.prepare(request)
     session = Session(ws, state, request)
+    deadline = asyncio.get_running_loop().time() + INIT_TIMEOUT_S
     try:
-        try:
-            first = await ws.receive(timeout=INIT_TIMEOUT_S)
-        except TimeoutError:
-            await session.close(4001, "Initialization Timeout")
-            return ws
-        msg = first
-        while msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+        while True:
+            # Until a job is initialized, messages must come before the deadline (as Piston's
+            # one-second timer); then the socket stays open as long as the job runs.
+            wait = None
+            if session.job is None:
+                # (aiohttp reads a timeout of 0 as none at all)
+                wait = max(0.001, deadline - asyncio.get_running_loop().time())
+            try:
+                msg = await ws.receive(timeout=wait)
+            except TimeoutError:
+                await session.close(4001, "Initialization Timeout")
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                break
             text = msg.data if msg.type == WSMsgType.TEXT else msg.data.decode("utf-8", "replace")
             await session.handle(text)
-            msg = await ws.receive()
     except Closed:
         pass
     finally:
