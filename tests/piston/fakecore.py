@@ -15,9 +15,11 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.run.runner import MissionIO
+from orchestrator.sandbox.tar import build_tar
 from service.frontdoors.piston.frontdoor import PistonDoor
 from service.frontdoors.piston.runtimes import PistonRuntime
 from service.frontdoors.piston.settings import PistonSettings
+from service.frontdoors.piston.translate import ARTIFACT
 from service.http.ratelimit import RateLimiter
 from service.store import MissionRow
 from tests.piston.fixtures import RUNTIMES
@@ -52,8 +54,11 @@ def entry(m: dict[str, Any] | None = None, out: bytes = b"", err: bytes = b"") -
 
 
 def echo_stdin(mission: dict[str, Any], io: MissionIO) -> dict[str, Any]:
-    """Every execute succeeds; the run prints its stdin and its argv."""
+    """Every execute succeeds; the run prints its stdin and its argv; a pack leaves a compiled
+    box to read back."""
     executes = mission["prepare"]["execute"]
+    if any(ex["name"] == "pack" for ex in executes):
+        io.collected[ARTIFACT] = build_tar({"artifact.tar": b"compiled box"})
     stdin = io.inputs.get(executes[-1]["stdin"], b"")
     entries = [entry() for _ in executes[:-1]]
     argv = " ".join(executes[-1]["command"]).encode()

@@ -8,10 +8,12 @@ import json
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from service.frontdoors.piston.frontdoor import PistonDoor
 from tests.piston.fakecore import TOKEN, FakeCore, app_with, entry, meta
-from tests.piston.fixtures import body
+from tests.piston.fixtures import body, settings
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -228,3 +230,23 @@ async def test_a_client_that_goes_away_cancels_its_mission(aiohttp_client: Any) 
     async with asyncio.timeout(10):
         while core.cancelled != [1]:
             await asyncio.sleep(0.05)
+
+
+async def test_the_doors_metrics(aiohttp_client: Any) -> None:
+    core = FakeCore()
+    door = PistonDoor()
+    root = web.Application()
+    root.add_subapp("/api/v2", door.sub_app(settings(), core))
+    client = await aiohttp_client(root)
+    c = body(language="c", version="*", files=[{"content": "int main(){}"}])
+    for _ in range(2):
+        assert (await client.post("/api/v2/execute", json=c, headers=AUTH)).status == 200
+    families = {m.name: m.samples[0].value for m in await door.metrics()}
+    assert families["judge_piston_compile_cache_hits"] == 1
+    assert families["judge_piston_compile_cache_misses"] == 1
+    assert families["judge_piston_compile_cache_bytes"] > 0
+    assert families["judge_piston_live_jobs"] == 0
+    # The second execute unpacked the first one's compiled box instead of compiling.
+    second = core.missions[1][1]["prepare"]["execute"]
+    assert [ex["name"] for ex in second] == ["unpack", "run"]
+    assert core.missions[1][2].inputs[".piston/artifact.tar"] == b"compiled box"

@@ -156,9 +156,11 @@ class Session:
                     await self.state.live_slots.acquire()
             except TimeoutError:
                 await self.error("the judge is busy; retry later")
+            self.state.live_running += 1
             try:
                 await self.stages(job)
             finally:
+                self.state.live_running -= 1
                 self.state.live_slots.release()
             await self.close(4999, "Job Completed")
         except (Closed, ConnectionError):

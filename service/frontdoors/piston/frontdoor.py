@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from orchestrator.mission import MissionCaps, normalise, parse_mission
 from orchestrator.run.runner import MissionIO
@@ -70,8 +72,31 @@ class PistonDoor:
     def callback(self, row: MissionRow, result: dict[str, Any] | None) -> None:
         return None  # Piston has no callbacks
 
-    def metrics(self) -> Iterable[str]:
-        return ()
+    async def metrics(self) -> Iterable[Metric]:
+        """The compile cache's hits, misses and size, and the interactive jobs running."""
+        state = self.state
+        if state is None:
+            return []
+        live = GaugeMetricFamily(
+            "judge_piston_live_jobs", "Interactive Piston jobs (connect) running now"
+        )
+        live.add_metric([], state.live_running)
+        out: list[Metric] = [live]
+        cache = state.cache
+        if cache is not None:
+            for name, value, doc in (
+                ("hits", cache.hits, "Executes that reused a compiled box"),
+                ("misses", cache.misses, "Executes that compiled"),
+            ):
+                counter = CounterMetricFamily(f"judge_piston_compile_cache_{name}", doc)
+                counter.add_metric([], value)
+                out.append(counter)
+            size = GaugeMetricFamily(
+                "judge_piston_compile_cache_bytes", "Bytes the compile cache holds"
+            )
+            size.add_metric([], cache.size_bytes)
+            out.append(size)
+        return out
 
     def openapi_paths(self) -> dict[str, Any]:
         return paths(PREFIX, live=STREAMING)

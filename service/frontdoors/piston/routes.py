@@ -59,6 +59,7 @@ class PistonState:
         self._core = core
         self.anonymous_limiter = RateLimiter(settings.anonymous_rate_limit)
         self.live_slots = asyncio.Semaphore(settings.max_live)
+        self.live_running = 0  # interactive jobs holding a slot (for metrics)
         self.cache: CompileCache | None = None
         if settings.compile_cache_bytes:
             self.cache = CompileCache(
