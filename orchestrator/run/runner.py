@@ -230,7 +230,8 @@ def _fence_kib(ex: Execute) -> int:
     return ex.memory_limit + (ex.interactor.memory_limit if ex.interactor else 0)
 
 
-def _request(ex: Execute, meta_file: str = "") -> ExecRequest:
+def exec_request(ex: Execute, meta_file: str = "") -> ExecRequest:
+    """The sandbox request of an execute (its limits, files and interactor)."""
     return ExecRequest(
         meta_file=meta_file,
         argv=tuple(ex.command),
@@ -243,6 +244,10 @@ def _request(ex: Execute, meta_file: str = "") -> ExecRequest:
         record_stdout_bytes=ex.record.stdout if ex.record.enable else 0,
         record_stderr_bytes=ex.record.stderr if ex.record.enable else 0,
         interactor=_interactor(ex),
+        wall_time_limit_ms=ex.wall_time_limit,
+        process_limit=ex.process_limit,
+        file_size_kib=ex.file_size_limit,
+        stack_kib=ex.stack_limit,
     )
 
 
@@ -511,7 +516,7 @@ class _MissionRun:
                 # A version 2 supervisor writes the meta file in the same round trip.
                 with self.times.phase("execute"):
                     ask = main.file_ops and ex.interactor is None
-                    outcome = await main.run(_request(ex, ex.meta if ask else ""))
+                    outcome = await main.run(exec_request(ex, ex.meta if ask else ""))
         except JudgeError as e:
             return _entry(ex, Meta.system_error(str(e)))
         meta = outcome.meta
@@ -573,7 +578,7 @@ class _MissionRun:
                 with self.times.phase("transfer"):
                     await scoped.put_archive("", pulled)
             with self.times.phase("execute"):
-                outcome = await scoped.run(_request(ex))
+                outcome = await scoped.run(exec_request(ex))
             meta = outcome.meta
             for path in ex.scope.export:
                 problem = await self._export(scoped, main, path, overlay, index)

@@ -107,6 +107,36 @@ RATE_HEADERS = {
         ("RateLimit-Reset", "Seconds until the minute ends."),
     )
 }
+_ARGV = {"type": "array", "items": {"type": "string"}}
+LANGUAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "version", "aliases", "image", "source_file", "compile", "run"],
+    "properties": {
+        "id": {"type": "string", "example": "python3"},
+        "name": {"type": "string", "example": "Python"},
+        "version": {"type": "string", "example": "3.11.2"},
+        "aliases": {"type": "array", "items": {"type": "string"}},
+        "image": {"type": "string", "example": "judge/python3"},
+        "source_file": {"type": "string", "example": "script.py"},
+        "compile": {"type": ["array", "null"], "items": {"type": "string"}},
+        "run": _ARGV,
+        "compile_limits": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "piston": {
+            "type": ["object", "null"],
+            "properties": {
+                "language": {"type": "string"},
+                "runtime": {"type": ["string", "null"]},
+            },
+        },
+        "judge0": {
+            "type": ["object", "null"],
+            "properties": {
+                "ids": {"type": "array", "items": {"type": "integer"}},
+                "name": {"type": "string"},
+            },
+        },
+    },
+}
 FRONT_AUTH: list[dict[str, list[str]]] = [{"bearer": []}, {"xAuthToken": []}, {"tokenQuery": []}]
 
 
@@ -151,7 +181,8 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "name": "A label echoed in the result and the events.",
         "command": "Program and arguments, run without a shell.",
         "memory_limit": "KiB of memory; over it: MLE.",
-        "time_limit": "ms of CPU time (real time capped at 1.5x); over it: TLE.",
+        "time_limit": "ms of CPU time (real time capped at 1.5x unless wall_time_limit); "
+        "over it: TLE.",
         "output_limit": "KiB, the largest file the command may write; over it: OLE.",
         "meta": "File the execute's meta JSON is written to afterwards.",
         "stdin": "File read as standard input; empty: no input.",
@@ -162,6 +193,14 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "interactor": "A program run beside this one, wired by pipes (its stdout is this "
         "execute's stdin and the other way round); stdin and stdout must then be empty. "
         "See docs/interactive.md.",
+        "wall_time_limit": "Extension: ms of real time; absent: 1.5 x time_limit. Over it: TLE "
+        "(message 'real time limit exceeded').",
+        "process_limit": "Extension: processes and threads alive at once; absent: no count "
+        "(the sandbox's own fence). Over it: RE 'process limit exceeded (N)', signal 9.",
+        "file_size_limit": "Extension: KiB, the largest file the command may write when below "
+        "output_limit; over it: SIGXFSZ, OLE 'file size limit exceeded (N KiB)', signal 25.",
+        "stack_limit": "Extension: KiB of stack; absent: memory_limit, at least 8 MiB. A "
+        "stack overflow is RE, signal 11 (SIGSEGV).",
     },
     "Interactor": {
         "command": "Program and arguments of the interactor, run as another user.",
@@ -457,7 +496,11 @@ def _mission_routes() -> dict[str, Any]:
                 "responses": {
                     "200": _json(
                         '`{"languages": [{"id": "python3", "version": "3.11.2", ...}]}`',
-                        {"type": "object"},
+                        {
+                            "type": "object",
+                            "required": ["languages"],
+                            "properties": {"languages": {"type": "array", "items": LANGUAGE}},
+                        },
                     ),
                     "401": UNAUTHORIZED,
                 },
