@@ -128,7 +128,7 @@ def app_with(core: FakeCore, **settings: Any) -> web.Application:
     root = web.Application(client_max_size=core.max_body_bytes)
     door = PistonDoor()
     config = PistonSettings(_env_file=None, **settings)  # type: ignore[call-arg]
-    sub = door.sub_app(config, core, live=True)
+    sub = door.sub_app(config, core)
     root.add_subapp("/api/v2", sub)
     return root
 

@@ -65,7 +65,7 @@ class AppCore:
         return piston_runtimes(registry.all())
 
     def sandbox(self, image: str, memory_kib: int) -> AbstractAsyncContextManager[LiveBox]:
-        return self._app[RUNTIME].sandbox(image, memory_kib)  # type: ignore[return-value]
+        return self._app[RUNTIME].sandbox(image, memory_kib)
 
     async def packages(self) -> Sequence[dict[str, Any]]:
         return [

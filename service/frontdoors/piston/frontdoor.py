@@ -18,7 +18,6 @@ from prometheus_client.metrics_core import Metric
 
 from orchestrator.mission import MissionCaps, normalise, parse_mission
 from orchestrator.run.runner import MissionIO
-from orchestrator.sandbox.sandbox import Sandbox
 from service.frontdoors.piston.connect import connect
 from service.frontdoors.piston.core import PistonCore
 from service.frontdoors.piston.http import piston_errors
@@ -29,8 +28,6 @@ from service.frontdoors.piston.translate import KIND
 from service.store import MissionRow
 
 PREFIX = "/api/v2"
-# The interactive WebSocket needs streaming executes (the supervisor's "stream" feature).
-STREAMING = hasattr(Sandbox, "stream")
 
 
 def normalised(mission: dict[str, Any], caps: MissionCaps) -> dict[str, Any]:
@@ -50,15 +47,12 @@ class PistonDoor:
     def settings_model(self) -> type[PistonSettings]:
         return PistonSettings
 
-    def sub_app(
-        self, settings: PistonSettings, core: PistonCore, *, live: bool = STREAMING
-    ) -> web.Application:
-        """The door's sub-application (its routes, errors and state) over ``core``; ``live``:
-        with the interactive WebSocket."""
+    def sub_app(self, settings: PistonSettings, core: PistonCore) -> web.Application:
+        """The door's sub-application (its routes, errors and state) over ``core``."""
         app = web.Application(middlewares=[piston_errors])
         self.state = PistonState(settings, lambda: core)
         app[PISTON] = self.state
-        add_routes(app, connect if live else None)
+        add_routes(app, connect)
         return app
 
     async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
@@ -99,7 +93,7 @@ class PistonDoor:
         return out
 
     def openapi_paths(self) -> dict[str, Any]:
-        return paths(PREFIX, live=STREAMING)
+        return paths(PREFIX)
 
 
 door = PistonDoor()

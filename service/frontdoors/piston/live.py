@@ -8,11 +8,10 @@ logic is tested without an engine; the claims about sandboxes are tested on the 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Protocol
 
 from orchestrator.languages.model import expand
 from orchestrator.sandbox.sandbox import ExecOutcome, ExecRequest
@@ -89,9 +88,6 @@ class LiveBox(Protocol):
     def stream(self, req: ExecRequest) -> AbstractAsyncContextManager[LiveRun]: ...
 
 
-_REQUEST_FIELDS = {f.name for f in dataclasses.fields(ExecRequest)}
-
-
 def stage_request(
     argv: list[str],
     limits: StageLimits,
@@ -105,12 +101,7 @@ def stage_request(
     ``count_processes``: at most ``max_process_count`` processes (the run stage)."""
     floor = at_least or {}
     cpu_ms = min(60_000, max(limits.cpu_time_ms, floor.get("time_limit", 1)))
-    extra: dict[str, Any] = {}
-    if "wall_time_limit_ms" in _REQUEST_FIELDS:
-        wall = max(limits.timeout_ms, cpu_ms) if floor else limits.timeout_ms
-        extra["wall_time_limit_ms"] = min(180_000, wall)
-    if count_processes and "process_limit" in _REQUEST_FIELDS:
-        extra["process_limit"] = settings.max_process_count
+    wall = max(limits.timeout_ms, cpu_ms) if floor else limits.timeout_ms
     return ExecRequest(
         argv=tuple(argv),
         cpu_time_ms=cpu_ms,
@@ -118,7 +109,8 @@ def stage_request(
             2_097_152, max(math.ceil(limits.memory_bytes / 1024), floor.get("memory_limit", 1))
         ),
         output_kib=max(1, math.ceil(settings.max_file_size / 1024)),
-        **extra,
+        wall_time_limit_ms=min(180_000, wall),
+        process_limit=settings.max_process_count if count_processes else None,
     )
 
 

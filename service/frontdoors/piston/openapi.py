@@ -88,7 +88,7 @@ _NOT_FOUND = {"404": _MESSAGE}
 _METHODS = ("get", "post", "put", "delete", "patch")
 
 
-def _routes(live: bool) -> dict[str, Any]:
+def _routes() -> dict[str, Any]:
     """The door's path items relative to a base (``/runtimes``...), each operation without
     its operationId (the caller makes them unique per base)."""
     errors = {str(code): _MESSAGE for code in (400, 401, 413, 429, 503)}
@@ -135,25 +135,24 @@ def _routes(live: bool) -> dict[str, Any]:
             },
         },
     }
-    if live:
-        routes["/connect"] = {
-            "get": {
-                "summary": "Piston's interactive WebSocket (init, runtime, stage, data, exit, "
-                "error; close codes 4000-4005, 4999): see docs/piston.md",
-                "responses": {"101": {"description": "switching to the WebSocket protocol"}},
-            }
+    routes["/connect"] = {
+        "get": {
+            "summary": "Piston's interactive WebSocket (init, runtime, stage, data, exit, "
+            "error; close codes 4000-4005, 4999): see docs/piston.md",
+            "responses": {"101": {"description": "switching to the WebSocket protocol"}},
         }
+    }
     return routes
 
 
-def paths(prefix: str, *, live: bool) -> dict[str, Any]:
+def paths(prefix: str) -> dict[str, Any]:
     """OpenAPI path items of every route the door mounts under ``prefix`` (``/api/v2``):
     each route under ``prefix`` and ``prefix/piston``, with and without a trailing slash, and
     Piston's 404 for any other path below ``prefix``."""
     out: dict[str, Any] = {}
     for base, base_id in ((prefix, ""), (f"{prefix}/piston", "Piston")):
         for slash, slash_id in (("", ""), ("/", "Slash")):
-            for path, item in _routes(live).items():
+            for path, item in _routes().items():
                 described = {}
                 for method, operation in item.items():
                     name = path.strip("/").capitalize()

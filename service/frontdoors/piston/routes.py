@@ -265,7 +265,7 @@ async def not_found(request: web.Request) -> web.Response:
     raise PistonError(404, "Not Found")
 
 
-def add_routes(app: web.Application, connect: Callable[[web.Request], Any] | None) -> None:
+def add_routes(app: web.Application, connect: Callable[[web.Request], Any]) -> None:
     """Every route under both prefixes, with and without a trailing slash, then Piston's 404
     for anything else (a wrong method included, as Express answers)."""
     for prefix in ("", "/piston"):
@@ -276,8 +276,7 @@ def add_routes(app: web.Application, connect: Callable[[web.Request], Any] | Non
             app.router.add_get(f"{base}packages{slash}", packages)
             app.router.add_post(f"{base}packages{slash}", install)
             app.router.add_delete(f"{base}packages{slash}", install)
-            if connect is not None:
-                app.router.add_get(f"{base}connect{slash}", connect)
+            app.router.add_get(f"{base}connect{slash}", connect)
     for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
         app.router.add_route(method, "/{tail:.*}", not_found)
 

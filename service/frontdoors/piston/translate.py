@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.languages.model import expand
-from orchestrator.mission import Execute
 from service.frontdoors.piston.request import RESERVED_DIR, ExecuteJob, StageLimits
 from service.frontdoors.piston.settings import PistonSettings
 
@@ -63,20 +62,7 @@ class MissionPlan:
         return next((s for s in self.stages if s.name == name), None)
 
 
-# Mission executes take a wall-clock limit and a process limit of their own once the
-# supervisor has them; until then real time is 1.5 x the CPU time limit and only the sandbox's
-# pids fence counts processes.
-WALL_TIME_LIMITS = "wall_time_limit" in Execute.model_fields
-PROCESS_LIMITS = "process_limit" in Execute.model_fields
 _MAX_WALL_MS = 180_000
-
-
-def _wall(timeout_ms: int) -> dict[str, int]:
-    return {"wall_time_limit": min(_MAX_WALL_MS, timeout_ms)} if WALL_TIME_LIMITS else {}
-
-
-def _processes(settings: PistonSettings) -> dict[str, int]:
-    return {"process_limit": settings.max_process_count} if PROCESS_LIMITS else {}
 
 
 def record_bytes(output_max_size: int) -> int:
@@ -102,7 +88,11 @@ def _limits(
         "time_limit": min(_MAX_TIME_MS, cpu_ms),
         "memory_limit": min(_MAX_MEMORY_KIB, memory_kib),
         "output_limit": min(_MAX_OUTPUT_KIB, max(1, math.ceil(settings.max_file_size / 1024))),
-        **_wall(max(limits.timeout_ms, cpu_ms) if floor else limits.timeout_ms),
+        # Piston's timeouts are wall clock: the execute's own real-time limit (a compile gets at
+        # least its CPU floor in real time too).
+        "wall_time_limit": min(
+            _MAX_WALL_MS, max(limits.timeout_ms, cpu_ms) if floor else limits.timeout_ms
+        ),
     }
 
 
@@ -221,7 +211,7 @@ def mission_plan(
     run_command = [*expand(runtime.run, entry), *job.args]
     ex, plan = _execute("run", run_command, job.run, settings, stdin=STDIN)
     # Compilers (javac, go) run many threads: the run alone counts processes, as in Piston.
-    ex.update(_processes(settings))
+    ex["process_limit"] = settings.max_process_count
     stages.append(dataclasses.replace(plan, index=len(executes)))
     executes.append(ex)
     mission = {"image": runtime.image, "prepare": {"execute": executes}}
