@@ -6,6 +6,7 @@ import asyncio
 import base64
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.piston.conftest import Execute
@@ -169,3 +170,33 @@ async def test_wall_clock_and_file_size_limits(execute: Execute) -> None:
         "File size limit exceeded",
     )
     assert run["stdout"] == ""
+
+
+# A program per Piston language of the shipped images: greets the name it reads.
+HELLO = {
+    "bash": 'read x; echo "hi $x"',
+    "c": '#include <stdio.h>\nint main(){char s[64]; scanf("%63s", s); printf("hi %s\\n", s);}',
+    "c++": "#include <iostream>\n#include <string>\n"
+    'int main(){std::string s; std::cin >> s; std::cout << "hi " << s << std::endl;}',
+    "go": 'package main\nimport "fmt"\nfunc main(){ var s string; fmt.Scan(&s); fmt.Println("hi", s) }',
+    "java": "public class Main { public static void main(String[] a) {"
+    ' System.out.println("hi " + new java.util.Scanner(System.in).next()); } }',
+    "javascript": 'console.log("hi " + require("fs").readFileSync(0, "utf8").trim())',
+    "python": "print('hi', input())",
+    "rust": "use std::io::*;\n"
+    'fn main(){ let mut s = String::new(); stdin().read_line(&mut s).unwrap(); println!("hi {}", s.trim()); }',
+}
+
+
+async def test_every_listed_runtime_runs(piston: str, execute: Execute) -> None:
+    async with aiohttp.ClientSession() as session, session.get(f"{piston}/runtimes") as r:
+        languages = sorted({rt["language"] for rt in await r.json()})
+    assert set(languages) <= set(HELLO), f"no hello world for {set(languages) - set(HELLO)}"
+    bodies = [
+        {"language": lang, "version": "*", "files": [{"content": HELLO[lang]}], "stdin": "bob"}
+        for lang in languages
+    ]
+    answers = await asyncio.gather(*(execute(b) for b in bodies))
+    for lang, (status, answer) in zip(languages, answers, strict=True):
+        assert status == 200, (lang, answer)
+        assert answer["run"]["stdout"] == "hi bob\n", (lang, answer)

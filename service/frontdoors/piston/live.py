@@ -17,6 +17,7 @@ from orchestrator.languages.model import expand
 from orchestrator.sandbox.sandbox import ExecOutcome, ExecRequest
 from service.frontdoors.piston.request import ExecuteJob, StageLimits
 from service.frontdoors.piston.settings import PistonSettings
+from service.frontdoors.piston.translate import file_size_kib
 
 # Piston's signal names (its globals.SIGNALS): 1-31 and the real-time ones, 34-64.
 SIGNALS: dict[str, int] = {
@@ -108,7 +109,7 @@ def stage_request(
         memory_kib=min(
             2_097_152, max(math.ceil(limits.memory_bytes / 1024), floor.get("memory_limit", 1))
         ),
-        output_kib=max(1, math.ceil(settings.max_file_size / 1024)),
+        output_kib=file_size_kib(settings, compiling=at_least is not None),
         wall_time_limit_ms=min(180_000, wall),
         process_limit=settings.max_process_count if count_processes else None,
     )

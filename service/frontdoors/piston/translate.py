@@ -65,6 +65,20 @@ class MissionPlan:
 _MAX_WALL_MS = 180_000
 
 
+COMPILE_FILE_KIB = 64 * 1024
+"""The largest file a compile may write: toolchains write binaries larger than a program's
+usual file limit (rustc's linker writes ~14 MB for a hello world)."""
+
+
+def file_size_kib(settings: PistonSettings, *, compiling: bool = False) -> int:
+    """The largest file a stage may write, KiB: ``max_file_size``, and for a compile at least
+    :data:`COMPILE_FILE_KIB`."""
+    kib = max(1, math.ceil(settings.max_file_size / 1024))
+    if compiling:
+        kib = max(kib, COMPILE_FILE_KIB)
+    return min(_MAX_OUTPUT_KIB, kib)
+
+
 def record_bytes(output_max_size: int) -> int:
     """Bytes of a record that tell whether a stream went over ``output_max_size`` characters
     (one more character at 4 bytes each), or 0 when a record cannot hold that many."""
@@ -77,17 +91,17 @@ def record_bytes(output_max_size: int) -> int:
 
 
 def _limits(
-    limits: StageLimits, settings: PistonSettings, at_least: dict[str, int] | None = None
+    limits: StageLimits, settings: PistonSettings, compile_floor: dict[str, int] | None = None
 ) -> dict[str, Any]:
-    """An execute's limits; ``at_least`` (the registry's compile limits: memory KiB, CPU ms)
-    raises them to what the toolchain needs."""
-    floor = at_least or {}
+    """An execute's limits; ``compile_floor`` (a compile's: the registry's compile limits,
+    memory KiB and CPU ms; None for the run) raises them to what the toolchain needs."""
+    floor = compile_floor or {}
     memory_kib = max(math.ceil(limits.memory_bytes / 1024), floor.get("memory_limit", 1))
     cpu_ms = max(limits.cpu_time_ms, floor.get("time_limit", 1))
     return {
         "time_limit": min(_MAX_TIME_MS, cpu_ms),
         "memory_limit": min(_MAX_MEMORY_KIB, memory_kib),
-        "output_limit": min(_MAX_OUTPUT_KIB, max(1, math.ceil(settings.max_file_size / 1024))),
+        "output_limit": file_size_kib(settings, compiling=compile_floor is not None),
         # Piston's timeouts are wall clock: the execute's own real-time limit (a compile gets at
         # least its CPU floor in real time too).
         "wall_time_limit": min(
@@ -103,7 +117,7 @@ def _execute(
     settings: PistonSettings,
     *,
     stdin: str,
-    at_least: dict[str, int] | None = None,
+    compile_floor: dict[str, int] | None = None,
 ) -> tuple[dict[str, Any], StagePlan]:
     rec = record_bytes(settings.output_max_size)
     plan = StagePlan(
@@ -116,7 +130,7 @@ def _execute(
     execute = {
         "name": stage,
         "command": command,
-        **_limits(limits, settings, at_least),
+        **_limits(limits, settings, compile_floor),
         "stdin": stdin,
         "stdout": plan.stdout,
         "stderr": plan.stderr,
@@ -199,7 +213,12 @@ def mission_plan(
     if runtime.compile is not None and artifact is None:
         compile_ = expand(runtime.compile, entry)
         ex, plan = _execute(
-            "compile", compile_, job.compile, settings, stdin="", at_least=runtime.compile_limits
+            "compile",
+            compile_,
+            job.compile,
+            settings,
+            stdin="",
+            compile_floor=runtime.compile_limits,
         )
         stages.append(dataclasses.replace(plan, index=len(executes)))
         executes.append(ex)
