@@ -178,13 +178,14 @@ HELLO = {
     "c": '#include <stdio.h>\nint main(){char s[64]; scanf("%63s", s); printf("hi %s\\n", s);}',
     "c++": "#include <iostream>\n#include <string>\n"
     'int main(){std::string s; std::cin >> s; std::cout << "hi " << s << std::endl;}',
-    "go": 'package main\nimport "fmt"\nfunc main(){ var s string; fmt.Scan(&s); fmt.Println("hi", s) }',
+    "go": 'package main\nimport "fmt"\n'
+    'func main(){ var s string; fmt.Scan(&s); fmt.Println("hi", s) }',
     "java": "public class Main { public static void main(String[] a) {"
     ' System.out.println("hi " + new java.util.Scanner(System.in).next()); } }',
     "javascript": 'console.log("hi " + require("fs").readFileSync(0, "utf8").trim())',
     "python": "print('hi', input())",
-    "rust": "use std::io::*;\n"
-    'fn main(){ let mut s = String::new(); stdin().read_line(&mut s).unwrap(); println!("hi {}", s.trim()); }',
+    "rust": "use std::io::*;\nfn main(){ let mut s = String::new();"
+    ' stdin().read_line(&mut s).unwrap(); println!("hi {}", s.trim()); }',
 }
 
 
