@@ -63,11 +63,12 @@ async def test_a_conversation_with_a_live_program(
 
 
 async def test_a_signal_reaches_the_program(piston: str, session: aiohttp.ClientSession) -> None:
+    # The handler writes with os.write: the signal may land while print() still holds stdout.
     source = (
-        "import signal, sys, time\n"
+        "import os, signal, time\n"
         "def caught(*_):\n"
-        "    print('caught', flush=True)\n"
-        "    sys.exit(3)\n"
+        "    os.write(1, b'caught\\n')\n"
+        "    os._exit(3)\n"
         "signal.signal(signal.SIGUSR1, caught)\n"
         "print('ready', flush=True)\n"
         "time.sleep(30)\n"
