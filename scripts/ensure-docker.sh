@@ -166,7 +166,13 @@ say "starting dockerd in its own session (log: $log, pid file: $pidfile)"
 # new session: no controlling terminal, not in the caller's process group, so a signal sent
 # to make's group (Ctrl-C) does not reach it. stdin from /dev/null so it holds no pipe of
 # the caller's open.
-setsid -f dockerd "${args[@]}" >>"$log" 2>&1 </dev/null
+# A private engine also gets a network namespace of its own: a dockerd started with
+# --bridge none deletes any link named docker0 it can see (moby's removeDefaultBridgeInterface),
+# which would take the host engine's bridge away. Its sandboxes have no network anyway, and its
+# Unix socket is a file, reachable from every namespace.
+netns=()
+[[ -n "$private_dir" ]] && netns=(unshare --net)
+setsid -f "${netns[@]}" dockerd "${args[@]}" >>"$log" 2>&1 </dev/null
 for _ in $(seq 1 240); do
     if engine_answers; then
         say "engine $(docker version --format '{{.Server.Version}}') is up (pid $(cat "$pidfile"))"

@@ -1,13 +1,18 @@
-"""The app factory: long-lived resources, each owned by one cleanup context under a typed key."""
+"""The app factory: long-lived resources, each owned by one cleanup context under a typed key,
+and the one list of front doors (``DOORS``): nothing else in the core names a door."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+from pydantic_settings import BaseSettings
 
 from orchestrator.errors import JudgeError
 from orchestrator.languages import ImageInfo
@@ -17,33 +22,34 @@ from orchestrator.run.runner import MissionDeps
 from orchestrator.sandbox.engine import open_runtime
 from orchestrator.sandbox.pool import SandboxPool
 from orchestrator.sandbox.sandbox import SandboxConfig
+from service.api import openapi as api_openapi
 from service.api.events import EVENTS, setup_events
 from service.api.metrics import setup_metrics
 from service.api.missions import setup_routes
-from service.api.openapi import setup_openapi_routes
 from service.api.ops import SUPERVISOR_LABEL, setup_ops_routes
-from service.frontdoors.piston import appcore as piston_core
-from service.frontdoors.piston import frontdoor as piston
-from service.frontdoors.piston.settings import PistonSettings
-from service.frontdoors.webgme import executor
-from service.frontdoors.webgme.blobs import BlobStore
-from service.frontdoors.webgme.keys import BLOBS, EXECUTOR, RETENTION
-from service.frontdoors.webgme.retention import RetentionSweeper
-from service.frontdoors.webgme.routes import setup_webgme_routes
-from service.frontdoors.zerocloud import execdoor
-from service.frontdoors.zerocloud.keys import EXEC
-from service.frontdoors.zerocloud.routes import setup_zerocloud_routes
+from service.frontdoors import piston, webgme, zerocloud
+from service.frontdoors.door import CORE, Core, FrontDoor
 from service.http.errors import error_middleware
 from service.http.ratelimit import LIMITER, RateLimiter
-from service.keys import HTTP, LANGUAGES, POOL, RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import BLOB_URLS, HTTP, LANGUAGES, POOL, RUNTIME, SETTINGS, STORE, WORKERS
 from service.languages import Languages, image_infos
 from service.pipeline.callbacks import CallbackPolicy
 from service.pipeline.wiring import MissionWorkers
 from service.settings import Settings
-from service.store import open_store
+from service.store import Store, open_store
 from service.web import setup_web_routes
 
 log = logging.getLogger(__name__)
+
+# The front doors, one line each (service/frontdoors/<door>/, ``door`` makes one per app).
+DOORS: tuple[Callable[[], FrontDoor], ...] = (
+    webgme.door,
+    zerocloud.door,
+    piston.door,
+)
+
+FRONT_DOORS = web.AppKey("front_doors", tuple)
+"""This app's door instances, in ``DOORS`` order."""
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -54,14 +60,6 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     yield
     await store.close()
-
-
-async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    s = app[SETTINGS]
-    blobs = BlobStore(app[STORE], s.data_dir / "blobs", quota_bytes=s.storage_quota_bytes)
-    app[BLOBS] = blobs
-    yield
-    blobs.close()
 
 
 async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -122,6 +120,25 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def doors_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The doors' tables (their migrations) and resources: up before the pipeline starts (it
+    may resume their missions at once), down after it stopped."""
+    core = app[CORE]
+    async with contextlib.AsyncExitStack() as stack:
+        for door in app[FRONT_DOORS]:
+            if door.migrations is not None:
+                await app[STORE].sql.migrate_door(door.name, _migrations(door, app[STORE]))
+            await stack.enter_async_context(door.lifespan(core))
+        yield
+
+
+def _migrations(door: FrontDoor, store: Store) -> list[str]:
+    """The door's migration scripts for the store's engine, in order (``NNN_what.sql``)."""
+    assert door.migrations is not None
+    folder = door.migrations / ("postgresql" if store.clustered else "sqlite")
+    return [p.read_text() for p in sorted(folder.glob("[0-9][0-9][0-9]_*.sql"))]
+
+
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     deps = MissionDeps(
@@ -148,7 +165,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             block_private=s.address_policy,
         ),
         callback_concurrency=s.callback_concurrency,
-        blob_reader_for=app[BLOBS].reader_for,
+        blob_reader_for=app.get(BLOB_URLS),
         owner=s.sandbox_owner,
         lease_s=s.lease_s,
         images=lambda: app[LANGUAGES].images,
@@ -156,54 +173,51 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     app[WORKERS] = workers
     workers.add_listener(app[EVENTS].publish)
     # The front doors' missions run on these workers; they must be known before resuming.
-    app[EXECUTOR] = executor.ExecutorDoor(app[STORE], app[BLOBS], workers)
-    app[EXEC] = execdoor.ExecDoor()
-    workers.register(executor.KIND, app[EXECUTOR])
-    workers.register(execdoor.KIND, app[EXEC])
-    workers.register(piston.KIND, piston.door)
+    for door in app[FRONT_DOORS]:
+        workers.register(door.name, door)
     try:
         await workers.start()
         yield
     finally:
         await workers.stop(s.shutdown_grace_s)
-        await app[EXECUTOR].close()
 
 
-async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Apply the retention period every ``retention_sweep_s`` while the server runs."""
-    s = app[SETTINGS]
-    sweeper = RetentionSweeper(app[BLOBS], s.retention_s)
-    app[RETENTION] = sweeper
-    task = asyncio.create_task(sweeper.run_every(s.retention_sweep_s), name="retention")
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """``/api/openapi.json``: the mission API's description and every door's part."""
+    return api_openapi.openapi_document([d for door in DOORS if (d := door().openapi())])
 
 
-def create_app(settings: Settings) -> web.Application:
-    """Build the application; resources start when it starts and stop in reverse order."""
+def create_app(
+    settings: Settings, door_settings: Mapping[str, BaseSettings] | None = None
+) -> web.Application:
+    """Build the application; resources start when it starts and stop in reverse order.
+
+    ``door_settings``: a door's settings object by door name (tests); the others are read from
+    the environment (``JUDGE_<DOOR>_*``).
+    """
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[LIMITER] = RateLimiter(settings.rate_limit)
+    doors = tuple(make() for make in DOORS)
+    given = dict(door_settings or {})
+    for door in doors:
+        model = door.settings_model()
+        if model is not None and door.name not in given:
+            given[door.name] = model()
+    core = Core(app, given)
+    app[FRONT_DOORS] = doors
+    app[CORE] = core
     setup_events(app)
-    setup_metrics(app)
+    setup_metrics(app, [door.metrics for door in doors])
     app.cleanup_ctx.extend(
-        [
-            store_ctx,
-            blobs_ctx,
-            runtime_ctx,
-            languages_ctx,
-            pool_ctx,
-            http_ctx,
-            workers_ctx,
-            retention_ctx,
-        ]
+        [store_ctx, runtime_ctx, languages_ctx, pool_ctx, http_ctx, doors_ctx, workers_ctx]
     )
     setup_routes(app)
     setup_ops_routes(app)
-    setup_webgme_routes(app)
-    setup_zerocloud_routes(app)
-    app.add_subapp(piston.PREFIX, piston.door.sub_app(PistonSettings(), piston_core.AppCore(app)))
-    setup_openapi_routes(app)
+    for door in doors:
+        for prefix, sub_app in door.mount(core):
+            app.add_subapp(prefix, sub_app)
+    api_openapi.setup_openapi_routes(app, openapi_document())
     setup_web_routes(app)
     return app

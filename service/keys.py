@@ -3,12 +3,15 @@ it (``service.app``) and read by the handlers (``service.api.missions``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import aiohttp
 from aiohttp import web
 
 from orchestrator.sandbox.pool import SandboxPool
 from orchestrator.sandbox.sandbox import SandboxRuntime
 from service.languages import Languages
+from service.pipeline.running import BlobReader
 from service.pipeline.wiring import MissionWorkers
 from service.settings import Settings
 from service.store import Store
@@ -20,8 +23,11 @@ POOL = web.AppKey("pool", SandboxPool)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 WORKERS = web.AppKey("workers", MissionWorkers)
 LANGUAGES = web.AppKey("languages", Languages)
+# Readers of ``blob:`` file URLs per token, when a door serves them (the WebGME door's blobs).
+BLOB_URLS: web.AppKey[Callable[[str], BlobReader]] = web.AppKey("blob_urls")
 
 __all__ = [
+    "BLOB_URLS",
     "HTTP",
     "LANGUAGES",
     "POOL",

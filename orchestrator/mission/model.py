@@ -25,8 +25,8 @@ from orchestrator.mission.checks import (
     RelativePath,
     Scalar,
     Text,
-    _show,
 )
+from orchestrator.paths import show as _show
 
 # --------------------------------------------------------------------------------------------
 # The models. Strict: no coercion ("65536" is not an int, 1 is not a bool); unknown keys are

@@ -10,7 +10,6 @@ their removal (the service does so at shutdown).
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import json
 import logging
@@ -25,14 +24,8 @@ from typing import Any
 import aiohttp
 
 from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
-from orchestrator.mission import (
-    Execute,
-    Mission,
-    expand_execute,
-    expand_task_files,
-    normalise,
-    task_macros,
-)
+from orchestrator.mission import Execute, Mission, normalise
+from orchestrator.mission import result as result_doc
 from orchestrator.run.budget import ByteBudget
 from orchestrator.run.fetch import FetchLimits, fetch
 from orchestrator.sandbox.pool import SandboxPool
@@ -161,8 +154,8 @@ class _Stage:
 
 def _record(outcome: ExecOutcome | None, ex: Execute) -> dict[str, str]:
     if outcome is None or not ex.record.enable:
-        return {"stdout": "", "stderr": ""}
-    return {"stdout": outcome.stdout_b64, "stderr": outcome.stderr_b64}
+        return result_doc.record()
+    return result_doc.record(outcome.stdout_b64, outcome.stderr_b64)
 
 
 def _entry(
@@ -173,41 +166,24 @@ def _entry(
 ) -> dict[str, Any]:
     """An execute's result entry; an interactive one also gets ``interactor`` (its meta is
     ``interactor_meta``, else the outcome's, else ``meta`` when it never ran)."""
-    entry = {"name": ex.name, "meta": meta.to_dict(), "record": _record(outcome, ex)}
+    interactor = None
     if ex.interactor is not None:
         inter = outcome.interactor if outcome is not None else None
         imeta = interactor_meta or (inter.meta if inter is not None else meta)
-        entry["interactor"] = {"meta": imeta.to_dict(), "record": _record(inter, ex)}
-    return entry
+        interactor = (imeta.to_dict(), _record(inter, ex))
+    return result_doc.execute_entry(ex, meta.to_dict(), _record(outcome, ex), interactor)
 
 
 def _plan(mission: Mission) -> tuple[list[_Stage], dict[str, Any]]:
     """Lay out every stage with every execute pre-filled as not run (SE), so a result is always
     complete; running a stage overwrites its entries."""
-    not_run = Meta.system_error("not run")
-
-    def stage(
-        files: dict[str, str], executes: list[Execute], name: str, task: int | None = None
-    ) -> _Stage:
-        result = {
-            "file": {name: {"status": 0, "content": ""} for name in files},
-            "execute": [_entry(ex, not_run) for ex in executes],
-        }
-        return _Stage(dict(files), executes, result, name=name, task=task)
-
-    prepare = stage(mission.prepare.file, list(mission.prepare.execute), "prepare")
-    tasks = []
-    for i, task in enumerate(mission.tasks.task):
-        macros = task_macros(i, task)
-        executes = [expand_execute(ex, macros) for ex in mission.tasks.execute]
-        tasks.append(stage(expand_task_files(task, macros), executes, "task", i))
-    final = stage(mission.final.file, list(mission.final.execute), "final")
-    result = {
-        "prepare": prepare.result,
-        "task": [t.result for t in tasks],
-        "final": final.result,
-    }
-    return [prepare, *tasks, final], result
+    plans = result_doc.plan(mission)
+    result = result_doc.not_run(plans, "not run")
+    stages = [
+        _Stage(dict(p.files), list(p.executes), slot, name=p.name, task=p.task)
+        for p, slot in zip(plans, result_doc.stage_results(result), strict=True)
+    ]
+    return stages, result
 
 
 def _interactor(ex: Execute) -> InteractorRequest | None:
@@ -493,10 +469,7 @@ class _MissionRun:
             fetched = await asyncio.gather(*(one(n, u) for n, u in stage.files.items()))
             await place()
         for name, (status, head, error) in zip(stage.files, fetched, strict=True):
-            stage.result["file"][name] = {
-                "status": status,
-                "content": base64.b64encode(head[:128]).decode(),
-            }
+            stage.result["file"][name] = result_doc.file_entry(status, head)
             if error:
                 problems.append(f"file '{name}' could not be downloaded: {error}")
         if self.main_error:

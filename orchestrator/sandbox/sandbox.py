@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
+from orchestrator.paths import check_relative_path
 from orchestrator.sandbox.channelfiles import (
     MAX_LIST_ENTRIES,
     Listed,
@@ -37,7 +38,7 @@ from orchestrator.sandbox.channelfiles import (
 from orchestrator.sandbox.docker import BOX_PATH, ContainerHandle, ContainerSpec, DockerAdapter
 from orchestrator.sandbox.seccomp import profile_json
 from orchestrator.sandbox.stream import ExecStream
-from orchestrator.sandbox.tar import build_tar, check_relative_path, vet_archive
+from orchestrator.sandbox.tar import build_tar, vet_archive
 
 log = logging.getLogger(__name__)
 

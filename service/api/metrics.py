@@ -7,7 +7,7 @@ the database's counts at scrape time, and the library's process, platform and GC
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -27,21 +27,26 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from service.frontdoors.webgme.keys import RETENTION
-from service.frontdoors.webgme.retention import RetentionSweeper
+from orchestrator.mission.result import ENDED, MissionState
 from service.keys import POOL, STORE, WORKERS
 from service.pipeline.wiring import MissionWorkers
 from service.store import CALLBACK_STATES, MISSION_STATES
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 
+MetricSource = Callable[[], Awaitable[Iterable[Metric]]]
+"""A front door's ``metrics``: its families at each scrape."""
+
 
 class JudgeCollector(Collector):
     """The judge's own metrics; :meth:`refresh` reads the database before each scrape."""
 
-    def __init__(self, workers: MissionWorkers | None = None) -> None:
+    def __init__(
+        self, workers: MissionWorkers | None = None, sources: Sequence[MetricSource] = ()
+    ) -> None:
         self.workers = workers
-        self.retention: RetentionSweeper | None = None
+        self.sources = list(sources)
+        self.extra: list[Metric] = []
         self.pool: dict[str, Any] | None = None
         self.counts: dict[str, int] = {}
         self.callbacks: dict[str, int] = {}
@@ -49,7 +54,7 @@ class JudgeCollector(Collector):
 
     async def refresh(self, app: web.Application) -> None:
         self.workers = app[WORKERS]
-        self.retention = app.get(RETENTION)
+        self.extra = [metric for source in self.sources for metric in await source()]
         pool = app.get(POOL)
         self.pool = pool.snapshot() if pool is not None else None
         self.counts = await app[STORE].missions.counts()
@@ -82,10 +87,12 @@ class JudgeCollector(Collector):
         finished = CounterMetricFamily(
             "judge_missions_finished", "Missions finished, by state.", labels=["state"]
         )
-        for state in ("done", "cancelled", "failed"):
+        for state in (s for s in MissionState if s in ENDED):
             finished.add_metric([state], m.missions_finished.get(state, 0))
         yield finished
-        ran = sum(m.missions_finished.get(s, 0) for s in ("done", "cancelled"))
+        ran = sum(
+            m.missions_finished.get(s, 0) for s in (MissionState.DONE, MissionState.CANCELLED)
+        )
         yield SummaryMetricFamily(
             "judge_mission_seconds",
             "Time missions spent running.",
@@ -119,8 +126,7 @@ class JudgeCollector(Collector):
             count_value=m.turnaround_count,
             sum_value=m.turnaround_seconds_sum,
         )
-        if self.retention is not None:
-            yield from _retention(self.retention)
+        yield from self.extra  # the front doors' (before the pool's, as they always were)
         if self.pool is not None:
             yield from _pool(self.pool)
 
@@ -147,31 +153,14 @@ def _pool(snapshot: dict[str, Any]) -> Iterator[Metric]:
         yield CounterMetricFamily(f"judge_pool_{name}", help_, value=snapshot[name])
 
 
-def _retention(sweeper: RetentionSweeper) -> Iterator[Metric]:
-    """What the retention period freed since the server started."""
-    freed_bytes, freed_files = sweeper.freed
-    yield CounterMetricFamily(
-        "judge_retention_freed_bytes", "Bytes of blob files deleted by retention.", freed_bytes
-    )
-    yield CounterMetricFamily(
-        "judge_retention_freed_files", "Blob files deleted by retention.", freed_files
-    )
-    removed = CounterMetricFamily(
-        "judge_retention_removed", "Records removed by retention, by kind.", labels=["what"]
-    )
-    for what in ("jobs", "outputs", "missions", "blobs"):
-        removed.add_metric([what], sweeper.removed[what])
-    yield removed
-    yield CounterMetricFamily("judge_retention_sweeps", "Retention sweeps run.", sweeper.sweeps)
-
-
 JUDGE = web.AppKey("metrics_judge", JudgeCollector)
 
 
-def setup_metrics(app: web.Application) -> None:
-    """Give the app its own registry with the judge's and the process's collectors."""
+def setup_metrics(app: web.Application, sources: Sequence[MetricSource] = ()) -> None:
+    """Give the app its own registry with the judge's (and its doors' ``sources``) and the
+    process's collectors."""
     registry = CollectorRegistry(auto_describe=True)
-    judge = JudgeCollector()
+    judge = JudgeCollector(sources=sources)
     registry.register(judge)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)

@@ -8,9 +8,9 @@ Swagger UI's files come from the ``swagger-ui-bundle-v2`` package: no CDN, nothi
 
 from __future__ import annotations
 
-import functools
 import json
 import mimetypes
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,12 @@ from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from orchestrator.mission import Mission
 from service import web as playground
-from service.frontdoors.piston import frontdoor as piston
+from service.http.openapi import ENGINE, NOT_FOUND, RATE_HEADERS, UNAUTHORIZED, DoorApi
+from service.http.openapi import REF as _REF
+from service.http.openapi import error as _error
+from service.http.openapi import json_content as _json
+from service.http.openapi import path_param as _path_param
+from service.http.openapi import ref as _ref
 from service.store import MISSION_STATES
 
 OPENAPI_PATH = "/api/openapi.json"
@@ -35,7 +40,6 @@ DOCS_ASSETS = frozenset(
         "favicon-16x16.png",
     }
 )
-_REF = "#/components/schemas/{model}"
 
 DOCS_PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -68,45 +72,6 @@ DOCS_INIT = """window.onload = function () {
 """
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}},
-    }
-
-
-def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _ref(model: str) -> dict[str, Any]:
-    return {"$ref": _REF.format(model=model)}
-
-
-def _path_param(name: str, description: str, schema: dict[str, Any] | None = None) -> Any:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": schema or {"type": "string"},
-    }
-
-
-UNAUTHORIZED = _error("No token, or an unknown or revoked one (`WWW-Authenticate: Bearer`).")
-NOT_FOUND = _error("No such mission for this token (another token's mission is not found).")
-ENGINE = _error(
-    "`engine_unavailable` (the Docker engine does not answer), `default_image_missing` or "
-    "`shutting_down`; with `Retry-After`."
-)
-RATE_HEADERS = {
-    name: {"description": text, "schema": {"type": "integer"}}
-    for name, text in (
-        ("RateLimit-Limit", "Submissions per minute per token (only with `JUDGE_RATE_LIMIT`)."),
-        ("RateLimit-Remaining", "Submissions left in this minute."),
-        ("RateLimit-Reset", "Seconds until the minute ends."),
-    )
-}
 _ARGV = {"type": "array", "items": {"type": "string"}}
 LANGUAGE: dict[str, Any] = {
     "type": "object",
@@ -137,9 +102,6 @@ LANGUAGE: dict[str, Any] = {
         },
     },
 }
-FRONT_AUTH: list[dict[str, list[str]]] = [{"bearer": []}, {"xAuthToken": []}, {"tokenQuery": []}]
-
-
 # Words for the generated schema's fields (types, ranges and defaults come from the models; a
 # test checks that every entry names a field that exists). The prose is docs/missions.md.
 FIELD_DOCS: dict[str, dict[str, str]] = {
@@ -256,9 +218,10 @@ def _schemas() -> dict[str, Any]:
                     },
                     "required": ["id", "state", "kind", "runs", "created_at", "updated_at"],
                 },
-            }
+            },
+            "total": {"type": "integer", "description": "The caller's missions in all."},
         },
-        "required": ["missions"],
+        "required": ["missions", "total"],
     }
     schemas["Error"] = {
         "type": "object",
@@ -317,7 +280,7 @@ def _schemas() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "id": {"type": "integer"},
-            "state": {"enum": ["queued", "running", "done", "cancelled", "failed"]},
+            "state": {"enum": list(MISSION_STATES)},
             "runs": {
                 "type": "integer",
                 "description": "Times it was started (re-runs after a restart).",
@@ -398,8 +361,8 @@ def _mission_routes() -> dict[str, Any]:
                 "operationId": "listMissions",
                 "summary": "The caller's own missions, newest first",
                 "description": "Every kind (the mission API's and the front doors'), at most "
-                "`limit`. Each entry says what a list shows; `GET /api/missions/{id}` has the "
-                "mission and its result.",
+                "`limit` after skipping `offset`, and `total`, how many there are. Each entry "
+                "says what a list shows; `GET /api/missions/{id}` has the mission and its result.",
                 "parameters": [
                     {
                         "name": "limit",
@@ -407,11 +370,18 @@ def _mission_routes() -> dict[str, Any]:
                         "required": False,
                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
                         "description": "How many missions at most.",
-                    }
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                        "description": "How many of the newest to skip (paging).",
+                    },
                 ],
                 "responses": {
                     "200": _json("The missions.", _ref("MissionList")),
-                    "400": _error("`invalid_limit`."),
+                    "400": _error("`invalid_limit` or `invalid_offset`."),
                     "401": UNAUTHORIZED,
                 },
             },
@@ -578,183 +548,44 @@ def _mission_routes() -> dict[str, Any]:
     }
 
 
-def _front_routes() -> dict[str, Any]:
-    blob_hash = _path_param("hash", "The blob's SHA-1 (hex).")
-    job_hash = _path_param("hash", "The job's hash: the hash of its zip blob.")
-
-    def op(op_id: str, summary: str, responses: dict[str, Any], **more: Any) -> Any:
-        return {
-            "tags": [more.pop("tag", "executor")],
-            "operationId": op_id,
-            "summary": summary,
-            "security": FRONT_AUTH,
-            "responses": {**responses, "401": UNAUTHORIZED},
-            **more,
-        }
-
-    job = _json("The job document.", {"type": "object"})
-    return {
-        "/rest/blob/createFile/{name}": {
-            "parameters": [_path_param("name", "The file's name.")],
-            "post": op(
-                "createBlob",
-                "Upload a file (raw body); the same content under the same name is one blob",
-                {"200": _json("The blob's metadata.", {"type": "object"})},
-                requestBody={"content": {"application/octet-stream": {"schema": {}}}},
-            ),
-        },
-        "/rest/blob/createMetadata": {
-            "post": op(
-                "createMetadata",
-                "Store a WebGME blob metadata document (an artifact); answers its hash",
-                {"200": _json("`{<hash>: <metadata>}`.", {"type": "object"})},
-                requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
-            ),
-        },
-        "/rest/blob/createMetadata/": {
-            "post": op(
-                "createMetadataSlash",
-                "Same as without the slash",
-                {"200": _json("`{<hash>: <metadata>}`.", {"type": "object"})},
-                requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
-            ),
-        },
-        "/rest/blob/metadata": {
-            "get": op("listMetadata", "Every blob this token sees", {"200": job}),
-        },
-        "/rest/blob/metadata/": {
-            "get": op("listMetadataSlash", "Every blob this token sees", {"200": job}),
-        },
-        "/rest/blob/view/{hash}": {
-            "parameters": [blob_hash],
-            "get": op(
-                "viewBlob",
-                "A blob's content, shown inline (its own content type)",
-                {"200": {"description": "Bytes."}, "404": NOT_FOUND},
-            ),
-        },
-        "/rest/blob/view/{hash}/{path}": {
-            "parameters": [blob_hash, _path_param("path", "A file of the artifact.")],
-            "get": op(
-                "viewBlobMember",
-                "One file of an artifact, shown inline",
-                {"200": {"description": "Bytes."}, "404": NOT_FOUND},
-            ),
-        },
-        "/rest/executor/worker": {
-            "get": op("listWorkers", "External workers: none (`{}`)", {"200": job}),
-        },
-        "/rest/blob/metadata/{hash}": {
-            "parameters": [blob_hash],
-            "get": op("blobMetadata", "A blob's metadata", {"200": job, "404": NOT_FOUND}),
-        },
-        "/rest/blob/download/{hash}": {
-            "parameters": [blob_hash],
-            "get": op("downloadBlob", "A blob's content", {"200": {"description": "Bytes."}}),
-        },
-        "/rest/blob/download/{hash}/{path}": {
-            "parameters": [blob_hash, _path_param("path", "A file of the artifact or zip.")],
-            "get": op(
-                "downloadBlobMember",
-                "One file of a zip blob",
-                {"200": {"description": "Bytes."}, "404": NOT_FOUND},
-            ),
-        },
-        "/rest/executor/create/{hash}": {
-            "parameters": [job_hash],
-            "post": op(
-                "createJob",
-                "Run the job of an uploaded zip (`executor_config.json` inside)",
-                {"200": job, "404": NOT_FOUND, "429": _error("Queue full."), "503": ENGINE},
-            ),
-        },
-        "/rest/executor/info/{hash}": {
-            "parameters": [job_hash],
-            "get": op("jobInfo", "A job's status (poll this)", {"200": job, "404": NOT_FOUND}),
-        },
-        "/rest/executor/cancel/{hash}": {
-            "parameters": [job_hash],
-            "post": op("cancelJob", "Cancel a job", {"200": job, "404": NOT_FOUND}),
-        },
-        "/rest/executor/output/{hash}": {
-            "parameters": [job_hash],
-            "get": op("jobOutput", "A finished job's output", {"200": job, "404": NOT_FOUND}),
-        },
-        "/rest/executor/": {
-            "get": op("listJobs", "Every job (`?status=` to filter)", {"200": job}),
-        },
-        "/rest/executor": {
-            "get": op("listJobsNoSlash", "Every job (`?status=` to filter)", {"200": job}),
-        },
-        "/v1/{account}": {
-            "parameters": [_path_param("account", "Any account name.")],
-            "post": op(
-                "exec",
-                "Run a Python script or a ZeroVM-style tar and answer its stdout",
-                {"200": {"description": "The program's stdout, with `X-Nexe-*` headers."}},
-                tag="exec",
-                parameters=[
-                    {
-                        "name": "X-Zerovm-Execute",
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                requestBody={
-                    "content": {
-                        "application/python": {"schema": {"type": "string"}},
-                        "application/x-tar": {"schema": {}},
-                    }
-                },
-            ),
-        },
-    }
+def _and(labels: list[str]) -> str:
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
 
 
-@functools.cache
-def openapi_document() -> dict[str, Any]:
-    """The whole description (built once per process)."""
+def openapi_document(doors: Sequence[DoorApi] = ()) -> dict[str, Any]:
+    """The whole description: the mission API's, then each door's part in order."""
+    labels = [d.label for d in doors if d.label]
+    described = f", {_and(labels)} front door{'s' if len(labels) > 1 else ''}" if labels else ""
+    schemes: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    paths = _mission_routes()
+    tags = [{"name": "missions", "description": "The mission API."}]
+    for door in doors:
+        schemes.update(door.security_schemes)
+        paths.update(door.paths)
+        tags.extend(door.tags)
+    paths.update(playground.openapi_paths())  # the page (service.web), after the doors
+    tags.append({"name": "server", "description": "Health, metrics, images, this description."})
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "judge",
             "version": "0.1.0",
             "description": "Runs untrusted code in Docker sandboxes: missions (callback, "
-            "polling, waiting, events), the executor and exec front doors. The prose reference "
-            "is docs/api.md in the repository.",
+            f"polling, waiting, events){described}. The prose reference is docs/api.md in the "
+            "repository.",
         },
-        "tags": [
-            {"name": "missions", "description": "The mission API."},
-            {"name": "executor", "description": "Blobs and polled jobs."},
-            {"name": "exec", "description": "Synchronous script execution."},
-            {"name": "server", "description": "Health, metrics, images, this description."},
-        ],
+        "tags": tags,
         "security": [{"bearer": []}],
-        "paths": {
-            **_mission_routes(),
-            **_front_routes(),
-            **playground.openapi_paths(),
-            **piston.door.openapi_paths(),
-        },
-        "components": {
-            "schemas": _schemas(),
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "xAuthToken": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
-                "tokenQuery": {"type": "apiKey", "in": "query", "name": "token"},
-            },
-        },
+        "paths": paths,
+        "components": {"schemas": _schemas(), "securitySchemes": schemes},
     }
 
 
-@functools.cache
-def _document_bytes() -> bytes:
-    return json.dumps(openapi_document(), indent=1).encode()
+DOCUMENT = web.AppKey("openapi_document", bytes)
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.Response(body=_document_bytes(), content_type="application/json")
+    return web.Response(body=request.app[DOCUMENT], content_type="application/json")
 
 
 async def docs_page(request: web.Request) -> web.Response:
@@ -772,7 +603,9 @@ async def docs_asset(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": ctype, "Cache-Control": "max-age=3600"})
 
 
-def setup_openapi_routes(app: web.Application) -> None:
+def setup_openapi_routes(app: web.Application, document: dict[str, Any]) -> None:
+    """Serve ``document`` (``openapi_document`` of the app's doors) and its Swagger UI page."""
+    app[DOCUMENT] = json.dumps(document, indent=1).encode()
     app.router.add_get(OPENAPI_PATH, openapi_json)
     app.router.add_get(DOCS_PATH, docs_page)
     app.router.add_get(DOCS_PATH + "/{file}", docs_asset)

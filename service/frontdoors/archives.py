@@ -22,8 +22,8 @@ import zlib
 from collections.abc import Iterable, Mapping
 
 from orchestrator.errors import TransferRefused
-from orchestrator.mission import has_control
-from orchestrator.sandbox.tar import MAX_META_BYTES, check_relative_path, check_tar_headers
+from orchestrator.paths import check_name
+from orchestrator.sandbox.tar import MAX_META_BYTES, check_tar_headers
 
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 """The most bytes the files of one uploaded archive may hold once unpacked."""
@@ -46,10 +46,8 @@ def _entry_name(raw: str, what: str) -> str:
         raise ArchiveRefused(f"{what}: entry '{raw}' contains a backslash")
     if len(raw) > 1 and raw[1] == ":":
         raise ArchiveRefused(f"{what}: entry '{raw}' is absolute (it names a drive)")
-    if has_control(raw):
-        raise ArchiveRefused(f"{what}: entry {raw!r} contains a control character")
     try:
-        return check_relative_path(raw)
+        return check_name(raw)
     except ValueError as e:
         raise ArchiveRefused(f"{what}: entry refused: {e}") from None
 

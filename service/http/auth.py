@@ -10,7 +10,20 @@ from aiohttp import web
 
 from service.http.errors import ApiError
 from service.keys import SETTINGS, STORE
-from service.store import hash_token
+from service.settings import Settings
+from service.store import Store, hash_token
+
+
+async def token_hash_of(settings: Settings, store: Store, token: str) -> str | None:
+    """The hash of ``token`` when it is one of the settings' or an active one of the store;
+    None otherwise."""
+    digest = hash_token(token)
+    allowed = False
+    for configured in settings.tokens:
+        allowed |= hmac.compare_digest(hash_token(configured), digest)
+    if allowed or await store.tokens.token_active(digest):
+        return digest
+    return None
 
 
 async def authenticate(request: web.Request, fields: dict[str, Any] | None = None) -> str:
@@ -37,11 +50,9 @@ async def authenticate(request: web.Request, fields: dict[str, Any] | None = Non
             "token",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    digest = hash_token(token)
-    allowed = False
-    for configured in request.app[SETTINGS].tokens:
-        allowed |= hmac.compare_digest(hash_token(configured), digest)
-    if allowed or await request.app[STORE].tokens.token_active(digest):
+    # config_dict: the keys of the root app, from its routes and from a door's sub-app alike.
+    digest = await token_hash_of(request.config_dict[SETTINGS], request.config_dict[STORE], token)
+    if digest is not None:
         return digest
     raise ApiError(
         401,

@@ -71,7 +71,7 @@ async def body_fields(request: web.Request) -> tuple[dict[str, Any], bool]:
 
     Decoding a larger body runs in a thread: many megabytes must not stall the event loop.
     """
-    limit = request.app[SETTINGS].max_body_bytes
+    limit = request.config_dict[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"the body is larger than {limit} bytes", "body")
     ctype = request.content_type

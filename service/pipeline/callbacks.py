@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -80,6 +80,18 @@ class CallbackPolicy:
 
 
 @dataclass(frozen=True)
+class Callback:
+    """A front door's callback for one of its missions: sent like the mission API's (retries,
+    signature headers, address policy), with the door's own method, body and headers."""
+
+    url: str
+    body: bytes
+    content_type: str
+    method: str = "POST"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One mission's callback: where, what, and its stable delivery id."""
 
@@ -87,6 +99,8 @@ class Delivery:
     body: bytes
     content_type: str
     delivery_id: str
+    method: str = "POST"
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -216,13 +230,18 @@ async def post_once(
     refusal = url_refusal(delivery.url, policy.block_private)
     if refusal:
         raise FinalDeliveryFailure(refusal)
-    headers = {"Content-Type": delivery.content_type, "User-Agent": "judge-callback/1"}
+    headers = {
+        "Content-Type": delivery.content_type,
+        "User-Agent": "judge-callback/1",
+        **delivery.headers,
+    }
     if policy.secret:
         headers.update(
             signature_headers(policy.secret, delivery.delivery_id, delivery.body, time.time())
         )
     try:
-        async with session.post(
+        async with session.request(
+            delivery.method,
             delivery.url,
             data=delivery.body,
             headers=headers,

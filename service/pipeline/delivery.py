@@ -13,13 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
-from service.pipeline.callbacks import CallbackPolicy, Delivery, callback_body, deliver
+from service.pipeline.callbacks import Callback, CallbackPolicy, Delivery, callback_body, deliver
 from service.pipeline.tracked import TrackedTasks
-from service.store import CALLBACKS_CHANNEL, Store
+from service.store import CALLBACKS_CHANNEL, MISSION_KIND, MissionRow, Store
+
+DoorCallback = Callable[[MissionRow, dict[str, Any] | None], Callback | None]
+"""A front door's ``callback``: its body for one of its missions, or None."""
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,10 @@ class CallbackDelivery:
         owner: str = "judge",
         lease_s: float = 20.0,
         poll_s: float = 2.0,
+        door_callback: Callable[[str], DoorCallback | None] = lambda kind: None,
     ) -> None:
         self._store = store
+        self._door_callback = door_callback
         self._session = session
         self._policy = policy
         self.counters = counters
@@ -137,15 +144,11 @@ class CallbackDelivery:
 
     async def _deliver(self, mission_id: int) -> None:
         row = await self._store.missions.get_mission(mission_id)
-        if row is None or row.result is None or row.callback_state != "pending":
+        if row is None or row.callback_state != "pending":
             return
-        if "return" not in row.normalised:  # polled only; never 'pending', but be sure
+        delivery = await self._delivery_of(row)
+        if delivery is None:
             return
-        ret = row.normalised["return"]
-        body, ctype = await asyncio.to_thread(
-            callback_body, mission_id, row.normalised, row.result, ret.get("format", "form")
-        )
-        delivery = Delivery(ret["url"], body, ctype, row.delivery_id)
         c = self.counters
 
         async def failed_attempt(n: int, error: str) -> None:
@@ -177,3 +180,33 @@ class CallbackDelivery:
         )
         if self._clustered:
             await self._store.callbacks.release_callback(mission_id, self._owner)
+
+    async def _delivery_of(self, row: MissionRow) -> Delivery | None:
+        """What to send for a mission whose callback is pending: the mission API's body from
+        its ``return``, a front door's from the door; None when there is nothing to send."""
+        if row.kind == MISSION_KIND:
+            if row.result is None or "return" not in row.normalised:
+                return None  # polled only; never 'pending', but be sure
+            ret = row.normalised["return"]
+            body, ctype = await asyncio.to_thread(
+                callback_body, row.id, row.normalised, row.result, ret.get("format", "form")
+            )
+            return Delivery(ret["url"], body, ctype, row.delivery_id)
+        build = self._door_callback(row.kind)
+        callback = None if build is None else await asyncio.to_thread(build, row, row.result)
+        if callback is None:
+            # Its door is gone (not served by this build) or changed its mind: nothing to send.
+            await self._store.callbacks.set_callback(
+                row.id, "failed", row.callback_attempts, "its front door has no callback for it"
+            )
+            if self._clustered:
+                await self._store.callbacks.release_callback(row.id, self._owner)
+            return None
+        return Delivery(
+            callback.url,
+            callback.body,
+            callback.content_type,
+            row.delivery_id,
+            callback.method,
+            callback.headers,
+        )

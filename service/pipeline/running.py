@@ -21,15 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from orchestrator.mission import (
-    Execute,
-    Mission,
-    MissionCaps,
-    expand_execute,
-    expand_task_files,
-    parse_mission,
-    task_macros,
-)
+from orchestrator.mission import Mission, MissionCaps, parse_mission
+from orchestrator.mission import result as result_doc
+from orchestrator.mission.result import MissionState
 from orchestrator.run.runner import (
     CANCELLED,
     ExecuteDone,
@@ -38,8 +32,7 @@ from orchestrator.run.runner import (
     PhaseTimes,
     run_mission,
 )
-from orchestrator.sandbox.sandbox import Meta
-from service.pipeline.delivery import DeliveryCounters
+from service.pipeline.delivery import DeliveryCounters, DoorCallback
 from service.pipeline.handoff import Handoff
 from service.store import CANCEL_CHANNEL, MISSION_KIND, MissionRow
 
@@ -52,11 +45,14 @@ RunMission = Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
 CallbackDue = Callable[[int], None]
 
 
-class FrontDoor(Protocol):
-    """What a front door (executor API, exec API) is told about its missions.
+class DoorHooks(Protocol):
+    """What the pipeline asks a front door about its missions (the door's side of
+    ``service.frontdoors.door.FrontDoor``).
 
-    Its missions have no callback: running calls ``started`` when one is claimed and
-    ``finished`` when it ends instead.
+    Running calls ``started`` when one is claimed and ``finished`` when it ends. A door may
+    also have ``callback(row, result) -> Callback | None`` (see :data:`DoorCallback`): a mission
+    of the door has a callback when it gives one (asked when it ends, and again by the delivery,
+    maybe on another node: a pure function of the row and the result). Without it, none has.
     """
 
     async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
@@ -71,6 +67,11 @@ class FrontDoor(Protocol):
         ...
 
 
+def door_callback(door: DoorHooks | None) -> DoorCallback | None:
+    """The door's ``callback``, when it has one."""
+    return getattr(door, "callback", None)
+
+
 @dataclass
 class Metrics(DeliveryCounters):
     """Counters exposed on /metrics (since this process started)."""
@@ -81,36 +82,10 @@ class Metrics(DeliveryCounters):
     phase_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def count_executes(mission: Mission) -> int:
-    """How many executes a mission runs: prepare's, each task's, final's."""
-    tasks = len(mission.tasks.task) * len(mission.tasks.execute)
-    return len(mission.prepare.execute) + tasks + len(mission.final.execute)
-
-
 def not_run_result(mission: Mission, message: str) -> dict[str, Any]:
     """A complete result in which no file was fetched and every execute reports ``SE`` with
-    ``message``: the result of a mission cancelled before it started (the runner's layout)."""
-    meta = Meta.system_error(message).to_dict()
-
-    def stage(files: dict[str, str], executes: list[Execute]) -> dict[str, Any]:
-        return {
-            "file": {name: {"status": 0, "content": ""} for name in files},
-            "execute": [
-                {"name": ex.name, "meta": dict(meta), "record": {"stdout": "", "stderr": ""}}
-                for ex in executes
-            ],
-        }
-
-    tasks = []
-    for i, task in enumerate(mission.tasks.task):
-        macros = task_macros(i, task)
-        executes = [expand_execute(ex, macros) for ex in mission.tasks.execute]
-        tasks.append(stage(expand_task_files(task, macros), executes))
-    return {
-        "prepare": stage(mission.prepare.file, list(mission.prepare.execute)),
-        "task": tasks,
-        "final": stage(mission.final.file, list(mission.final.execute)),
-    }
+    ``message`` (the runner's own layout, ``interactor`` entries included)."""
+    return result_doc.not_run(result_doc.plan(mission), message)
 
 
 def _failed_result(raw: dict[str, Any], why: str) -> dict[str, Any]:
@@ -131,6 +106,7 @@ class MissionRunning:
         max_running: int,
         run: RunMission = run_mission,
         blob_reader_for: Callable[[str], BlobReader] | None = None,
+        doors: dict[str, DoorHooks] | None = None,
     ) -> None:
         self._handoff = handoff
         self._store = handoff.store
@@ -144,14 +120,14 @@ class MissionRunning:
         self._run_mission = run
         # ``blob:`` files of a mission are read as its token: blobs are per token.
         self._reader_for = blob_reader_for
-        self._doors: dict[str, FrontDoor] = {}
+        self._doors: dict[str, DoorHooks] = {} if doors is None else doors
         self._cancels: dict[int, asyncio.Event] = {}  # missions a worker here holds
         self._workers: set[asyncio.Task[None]] = set()
         self.running = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def register(self, kind: str, door: FrontDoor) -> None:
+    def register(self, kind: str, door: DoorHooks) -> None:
         """Serve missions of ``kind`` through ``door``; call before ``start``."""
         assert kind != MISSION_KIND
         self._doors[kind] = door
@@ -194,25 +170,26 @@ class MissionRunning:
         row = await self._store.missions.get_mission(mission_id)
         if row is None:
             return "missing"
-        if row.state == "queued":
+        if row.state == MissionState.QUEUED:
             mission = await asyncio.to_thread(parse_mission, row.mission, MissionCaps.unlimited())
             result = await asyncio.to_thread(not_run_result, mission, CANCELLED)
-            if await self._store.missions.cancel_queued(mission_id, result):
+            due = await self._door_due(row, result)
+            if await self._store.missions.cancel_queued(mission_id, result, door_due=due):
                 self._handoff.queue.discard(mission_id)
-                self.metrics.missions_finished["cancelled"] += 1
+                self.metrics.missions_finished[MissionState.CANCELLED] += 1
                 log.info("mission %d cancelled while queued", mission_id)
-                await self._ended(row, "cancelled", result, MissionIO())
-                return "cancelled"
+                await self._ended(row, MissionState.CANCELLED, result, MissionIO(), door_due=due)
+                return MissionState.CANCELLED
             row = await self._store.missions.get_mission(mission_id)
             assert row is not None
-        if row.state == "running":
+        if row.state == MissionState.RUNNING:
             event = self._cancels.get(mission_id)
             if event is not None:
                 event.set()
             elif self._clustered:
                 # Another node runs it: it hears the NOTIFY (or sees it at its next renewal).
                 await self._store.missions.request_cancel(mission_id)
-            return "cancelling"
+            return result_doc.CANCELLING
         return row.state
 
     async def _work(self) -> None:
@@ -286,7 +263,8 @@ class MissionRunning:
                 io = got
             # Accepted under the caps of its day; parsed off the loop (it may be large).
             mission = await asyncio.to_thread(parse_mission, row.mission, MissionCaps.unlimited())
-            running = {"state": "running", "executes": count_executes(mission)}
+            executes = result_doc.count_executes(mission)
+            running = {"state": MissionState.RUNNING, "executes": executes}
             self._handoff.progress.emit(mission_id, "state", running)
 
             def executed(done: ExecuteDone) -> None:
@@ -308,8 +286,11 @@ class MissionRunning:
                 failed = await asyncio.to_thread(_failed_result, row.mission, why)
             await self._fail(row, why, failed, io)
             return
-        state = "cancelled" if cancel.is_set() else "done"
-        stored = await self._store.missions.finish(mission_id, state, result, self._owner)
+        state = MissionState.CANCELLED if cancel.is_set() else MissionState.DONE
+        due = await self._door_due(row, result)
+        stored = await self._store.missions.finish(
+            mission_id, state, result, self._owner, door_due=due
+        )
         if not stored:
             # Its lease went to another node (this one was presumed dead), which runs it
             # again: that run's result is the one stored and called back.
@@ -323,7 +304,15 @@ class MissionRunning:
             m.phase_seconds[phase] += seconds
             m.phase_counts[phase] += times.counts[phase]
         log.info("mission %d %s in %.3f s", mission_id, state, elapsed)
-        await self._ended(row, state, result, io)
+        await self._ended(row, state, result, io, door_due=due)
+
+    async def _door_due(self, row: MissionRow, result: dict[str, Any] | None) -> bool:
+        """Whether a front door's mission ending with ``result`` has a callback (its door
+        builds it, off the loop: it may be proportional to the result)."""
+        build = door_callback(self._doors.get(row.kind))
+        if row.kind == MISSION_KIND or build is None:
+            return False
+        return await asyncio.to_thread(build, row, result) is not None
 
     async def _door_files(self, row: MissionRow) -> MissionIO | None:
         door = self._doors.get(row.kind)
@@ -335,9 +324,10 @@ class MissionRunning:
     ) -> None:
         """Store the mission ``failed`` (while this node holds it) and report the end; with
         ``result`` its callback is due like any other."""
-        if await self._store.missions.fail(row.id, why, result, self._owner):
-            self.metrics.missions_finished["failed"] += 1
-            await self._ended(row, "failed", result, io, why)
+        due = await self._door_due(row, result)
+        if await self._store.missions.fail(row.id, why, result, self._owner, door_due=due):
+            self.metrics.missions_finished[MissionState.FAILED] += 1
+            await self._ended(row, MissionState.FAILED, result, io, why, door_due=due)
 
     async def _ended(
         self,
@@ -346,9 +336,11 @@ class MissionRunning:
         result: dict[str, Any] | None,
         io: MissionIO,
         error: str = "",
+        *,
+        door_due: bool = False,
     ) -> None:
         """After a mission is stored as ended: listeners, then its callback or its front
-        door's hook, then those waiting for it."""
+        door's hook (and the door's callback when it has one), then those waiting for it."""
         end = {"state": state, "result": result, "error": error}
         self._handoff.progress.emit(row.id, "end", end)
         try:
@@ -357,6 +349,8 @@ class MissionRunning:
                 self._callback_due(row.id)
             elif door is not None:
                 await door.finished(row.id, state, result, io)
+                if door_due:
+                    self._callback_due(row.id)
         finally:
             self._handoff.files.drop(row.id)
             self._handoff.progress.wake(row.id)

@@ -34,11 +34,18 @@ from service.pipeline.delivery import CallbackDelivery
 from service.pipeline.handoff import Handoff
 from service.pipeline.intake import Intake
 from service.pipeline.progress import Listener, MissionProgress
-from service.pipeline.running import BlobReader, FrontDoor, Metrics, MissionRunning, RunMission
+from service.pipeline.running import (
+    BlobReader,
+    DoorHooks,
+    Metrics,
+    MissionRunning,
+    RunMission,
+    door_callback,
+)
 from service.pipeline.workqueue import LocalQueue, SharedQueue, WorkQueue
 from service.store import Store
 
-__all__ = ["FrontDoor", "Listener", "Metrics", "MissionWorkers"]
+__all__ = ["DoorHooks", "Listener", "Metrics", "MissionWorkers"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +83,7 @@ class MissionWorkers:
             self._queue = LocalQueue(store, owner=owner, lease_s=lease_s)
         self._progress = MissionProgress(store, poll_s=poll_s)
         handoff = Handoff(store, self._queue, self._progress, owner=owner, lease_s=lease_s)
+        doors: dict[str, DoorHooks] = {}  # kind -> its front door, filled by ``register``
         self._intake = Intake(handoff, max_queued=max_queued, max_running=max_running)
         self._delivery = CallbackDelivery(
             store,
@@ -86,6 +94,7 @@ class MissionWorkers:
             owner=owner,
             lease_s=lease_s,
             poll_s=poll_s,
+            door_callback=lambda kind: door_callback(doors.get(kind)),
         )
         self._running = MissionRunning(
             handoff,
@@ -95,6 +104,7 @@ class MissionWorkers:
             max_running=max_running,
             run=run,
             blob_reader_for=blob_reader_for,
+            doors=doors,
         )
         # What the routes call is the parts' own: no wrapper to keep in step with them.
         self.submit = self._intake.submit  # stored and queued, or ShuttingDown/QueueFull

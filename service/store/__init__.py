@@ -54,7 +54,14 @@ from service.store.postgres import (
     MISSIONS_CHANNEL,
     PgStore,
 )
-from service.store.protocols import BlobRepo, CallbackRepo, JobRepo, MissionRepo, TokenRepo
+from service.store.protocols import (
+    BlobRepo,
+    CallbackRepo,
+    DoorSqlRepo,
+    JobRepo,
+    MissionRepo,
+    TokenRepo,
+)
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -68,6 +75,8 @@ class Storage(Protocol):
     """
 
     engine: str
+    clustered: bool
+    """Many nodes may share this store (PostgreSQL): work is claimed under leases."""
 
     @property
     def missions(self) -> MissionRepo: ...
@@ -79,6 +88,8 @@ class Storage(Protocol):
     def blobs(self) -> BlobRepo: ...
     @property
     def tokens(self) -> TokenRepo: ...
+    @property
+    def sql(self) -> DoorSqlRepo: ...
 
     async def call(
         self, fn: Callable[Concatenate[Database, P], T], *args: P.args, **kwargs: P.kwargs
@@ -124,4 +135,5 @@ if TYPE_CHECKING:
             jobs: JobRepo = store.jobs
             blobs: BlobRepo = store.blobs
             tokens: TokenRepo = store.tokens
-            del missions, callbacks, jobs, blobs, tokens
+            door_sql: DoorSqlRepo = store.sql
+            del missions, callbacks, jobs, blobs, tokens, door_sql

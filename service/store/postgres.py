@@ -187,6 +187,7 @@ class PgStore(EveryRepository):
     """
 
     engine = "postgresql"
+    clustered = True  # many nodes may share it: claims, leases, NOTIFY
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
@@ -330,15 +331,13 @@ class PgStore(EveryRepository):
         row = await self._pool.fetchrow(*sql.GET_MISSION.bind_pg(mission_id=mission_id))
         return None if row is None else mission_row(row)
 
-    async def list_missions(
-        self, token_hash: str, limit: int, offset: int = 0, kind: str | None = None
-    ) -> list[MissionRow]:
-        values = {"token_hash": token_hash, "limit": limit, "offset": offset, "kind": kind}
+    async def list_missions(self, token_hash: str, limit: int, offset: int = 0) -> list[MissionRow]:
+        values = {"token_hash": token_hash, "limit": limit, "offset": offset}
         rows = await self._pool.fetch(*sql.LIST_MISSIONS.bind_pg(**values))
         return [mission_row(r) for r in rows]
 
-    async def count_missions(self, token_hash: str, kind: str | None = None) -> int:
-        bound = sql.COUNT_MISSIONS.bind_pg(token_hash=token_hash, kind=kind)
+    async def count_missions(self, token_hash: str) -> int:
+        bound = sql.COUNT_MISSIONS.bind_pg(token_hash=token_hash)
         return int(await self._pool.fetchval(*bound))
 
     async def claim(
@@ -387,7 +386,12 @@ class PgStore(EveryRepository):
             return True
 
     async def finish(
-        self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
+        self,
+        mission_id: int,
+        state: str,
+        result: dict[str, Any],
+        owner: str | None = None,
+        door_due: bool = False,
     ) -> bool:
         return await self._end(
             _FINISH,
@@ -395,10 +399,18 @@ class PgStore(EveryRepository):
             state=state,
             result=json.dumps(result),
             owner=owner,
+            door_due=int(door_due),
         )
 
-    async def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
-        return await self._end(_CANCEL_QUEUED, mission_id=mission_id, result=json.dumps(result))
+    async def cancel_queued(
+        self, mission_id: int, result: dict[str, Any], door_due: bool = False
+    ) -> bool:
+        return await self._end(
+            _CANCEL_QUEUED,
+            mission_id=mission_id,
+            result=json.dumps(result),
+            door_due=int(door_due),
+        )
 
     async def fail(
         self,
@@ -406,6 +418,7 @@ class PgStore(EveryRepository):
         error: str,
         result: dict[str, Any] | None = None,
         owner: str | None = None,
+        door_due: bool = False,
     ) -> bool:
         return await self._end(
             _FAIL_UNDELIVERABLE if result is None else _FAIL_WITH_RESULT,
@@ -413,6 +426,7 @@ class PgStore(EveryRepository):
             error=error,
             result=None if result is None else json.dumps(result),
             owner=owner,
+            door_due=int(door_due),
         )
 
     async def _end(self, statement: sql.Statement, *, mission_id: int, **values: Any) -> bool:
@@ -428,6 +442,37 @@ class PgStore(EveryRepository):
             if row["callback_state"] == "pending":
                 await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
             return True
+
+    # -- front doors' own tables (``protocols.DoorSqlRepo``) --------------------------------------
+
+    async def execute(self, statement: sql.Statement, /, **values: Any) -> int:
+        return _count(await self._pool.execute(*statement.bind_pg(**values)))
+
+    async def fetch_one(self, statement: sql.Statement, /, **values: Any) -> dict[str, Any] | None:
+        row = await self._pool.fetchrow(*statement.bind_pg(**values))
+        return None if row is None else dict(row)
+
+    async def fetch_all(self, statement: sql.Statement, /, **values: Any) -> list[dict[str, Any]]:
+        return [dict(row) for row in await self._pool.fetch(*statement.bind_pg(**values))]
+
+    async def batch(self, steps: list[tuple[sql.Statement, dict[str, Any]]]) -> list[int]:
+        async with self._tx() as conn:
+            return [_count(await conn.execute(*s.bind_pg(**values))) for s, values in steps]
+
+    async def migrate_door(self, door: str, scripts: list[str]) -> int:
+        async with self._pool.acquire() as conn:
+            for n in range(1, len(scripts) + 1):
+                async with conn.transaction():
+                    # Nodes starting together: one applies, the others then see it applied.
+                    await conn.execute("SELECT pg_advisory_xact_lock(7301014)")
+                    await conn.execute(sql.DOOR_SCHEMA)
+                    done = await conn.fetchval(*sql.DOOR_VERSION.bind_pg(door=door)) or 0
+                    if n <= done:
+                        continue
+                    await conn.execute(scripts[n - 1])
+                    await conn.execute(*sql.SET_DOOR_VERSION.bind_pg(door=door, version=n))
+                    log.info("door %s: schema migrated to version %d", door, n)
+        return len(scripts)
 
     async def requeue_unfinished(self, owner: str | None = None) -> list[int]:
         """Other nodes' missions come back when their leases expire."""

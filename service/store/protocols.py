@@ -12,6 +12,7 @@ from collections.abc import Collection
 from typing import Any, Protocol, Self
 
 from service.store.records import MISSION_KIND, BlobRef, BlobRow, JobRow, MissionRow, SweepResult
+from service.store.sql import Statement
 
 
 class MissionRepo(Protocol):
@@ -59,14 +60,12 @@ class MissionRepo(Protocol):
 
     async def get_mission(self, mission_id: int) -> MissionRow | None: ...
 
-    async def list_missions(
-        self, token_hash: str, limit: int, offset: int = 0, kind: str | None = None
-    ) -> list[MissionRow]:
-        """``token_hash``'s missions, newest first: at most ``limit`` of them after skipping
-        ``offset``; with ``kind``, only missions of that kind."""
+    async def list_missions(self, token_hash: str, limit: int, offset: int = 0) -> list[MissionRow]:
+        """``token_hash``'s missions (every kind), newest first: at most ``limit`` of them after
+        skipping ``offset``."""
         ...
 
-    async def count_missions(self, token_hash: str, kind: str | None = None) -> int:
+    async def count_missions(self, token_hash: str) -> int:
         """How many missions ``list_missions`` pages through."""
         ...
 
@@ -95,15 +94,23 @@ class MissionRepo(Protocol):
         ...
 
     async def finish(
-        self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
+        self,
+        mission_id: int,
+        state: str,
+        result: dict[str, Any],
+        owner: str | None = None,
+        door_due: bool = False,
     ) -> bool:
-        """Store the result of a running mission and make its callback due, in one statement;
-        with ``owner``, only while it holds the lease. True when stored."""
+        """Store the result of a running mission and make its callback due, in one statement
+        (a front door's mission's only with ``door_due``); with ``owner``, only while it holds
+        the lease. True when stored."""
         ...
 
-    async def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
+    async def cancel_queued(
+        self, mission_id: int, result: dict[str, Any], door_due: bool = False
+    ) -> bool:
         """Finish a mission that is still queued as ``cancelled`` with ``result``; True if it was
-        queued (its callback is then due)."""
+        queued (its callback is then due; a front door's mission's only with ``door_due``)."""
         ...
 
     async def fail(
@@ -112,10 +119,12 @@ class MissionRepo(Protocol):
         error: str,
         result: dict[str, Any] | None = None,
         owner: str | None = None,
+        door_due: bool = False,
     ) -> bool:
         """Mark a mission the judge could not run (an error inside the judge). With a
         ``result`` (every execute ``SE``) its callback is due like any other; without one
-        there is nothing to deliver. With ``owner``, only while it holds the lease."""
+        there is nothing to deliver (a front door's mission with ``door_due``: its door builds
+        one anyway). With ``owner``, only while it holds the lease."""
         ...
 
     async def requeue_unfinished(self, owner: str | None = None) -> list[int]:
@@ -245,6 +254,33 @@ class TokenRepo(Protocol):
     async def token_active(self, token_hash: str) -> bool: ...
 
 
+class DoorSqlRepo(Protocol):
+    """Front doors' own tables: statements (``service.store.sql.Statement``, one text for both
+    engines) run as they are, and the doors' migrations."""
+
+    async def execute(self, statement: Statement, /, **values: Any) -> int:
+        """Run one statement; returns the rows it touched."""
+        ...
+
+    async def fetch_one(self, statement: Statement, /, **values: Any) -> dict[str, Any] | None:
+        """The first row of a query as a dict, or None."""
+        ...
+
+    async def fetch_all(self, statement: Statement, /, **values: Any) -> list[dict[str, Any]]:
+        """Every row of a query, as dicts."""
+        ...
+
+    async def batch(self, steps: list[tuple[Statement, dict[str, Any]]]) -> list[int]:
+        """Run ``(statement, values)`` steps in one transaction (all or none); the rows each
+        touched."""
+        ...
+
+    async def migrate_door(self, door: str, scripts: list[str]) -> int:
+        """Apply the door's migration scripts not applied yet (by position, from 1), each in
+        its own transaction; returns the door's schema version."""
+        ...
+
+
 class EveryRepository:
     """Base of an engine that implements every repository itself: each is the store."""
 
@@ -266,4 +302,8 @@ class EveryRepository:
 
     @property
     def tokens(self) -> Self:
+        return self
+
+    @property
+    def sql(self) -> Self:
         return self

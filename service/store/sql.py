@@ -85,19 +85,35 @@ class Statement:
 # A blob's columns as one token sees it: its own time, not the first uploader's.
 OWNED_BLOB = "hash, name, size, mime, content, o.touched_at AS last_modified, content_type, doc"
 
-# A finished mission's callback becomes due only for the mission API's own missions, and only
-# for those with a ``return`` (the others are polled: their callback state stays 'none').
+# A finished mission's callback becomes due for the mission API's own missions with a
+# ``return`` (the others are polled: their callback state stays 'none'), and for a front door's
+# mission when its door says it has one (``:door_due`` = 1, decided by the caller at the end).
+_DOOR_DUE = "CAST(:door_due AS INTEGER) = 1 AND callback_state != 'none'"
 CALLBACK_DUE = (
-    f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'pending'"
+    f"(CASE WHEN {_DOOR_DUE} THEN 'pending'"
+    f" WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'pending'"
     " ELSE callback_state END)"
 )
 
-# A mission that failed without a result has nothing to deliver: a callback it was owed is
-# recorded as failed, with the reason.
+# A mission of the API that failed without a result has nothing to deliver: a callback it was
+# owed is recorded as failed, with the reason. A door builds its callback without one.
 CALLBACK_UNDELIVERABLE = (
-    f"(CASE WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'failed'"
+    f"(CASE WHEN {_DOOR_DUE} THEN 'pending'"
+    f" WHEN kind = '{MISSION_KIND}' AND callback_state != 'none' THEN 'failed'"
     " ELSE callback_state END), callback_error = (CASE WHEN callback_state = 'none'"
-    " THEN '' ELSE 'no result to deliver' END)"
+    f" OR ({_DOOR_DUE}) THEN '' ELSE 'no result to deliver' END)"
+)
+
+
+# -- front doors' schema versions -----------------------------------------------------------------
+
+DOOR_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS door_schema (door TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+)
+DOOR_VERSION = Statement("SELECT version FROM door_schema WHERE door = :door")
+SET_DOOR_VERSION = Statement(
+    "INSERT INTO door_schema (door, version) VALUES (:door, :version)"
+    " ON CONFLICT (door) DO UPDATE SET version = excluded.version"
 )
 
 
@@ -190,11 +206,9 @@ QUEUED_IDS = "SELECT id FROM missions WHERE state = 'queued' ORDER BY id"
 RUNNING_BY_OWNER = (
     "SELECT lease_owner, COUNT(*) AS n FROM missions WHERE state = 'running' GROUP BY lease_owner"
 )
-# A token's own missions (all kinds, or one), newest first: the mission API's history and the
-# front doors' lists page through the same rows (index missions_token).
-_OWN = (
-    "FROM missions WHERE token_hash = :token_hash AND (CAST(:kind AS TEXT) IS NULL OR kind = :kind)"
-)
+# A token's own missions (every kind), newest first: GET /api/missions pages through them
+# (index missions_token).
+_OWN = "FROM missions WHERE token_hash = :token_hash"
 LIST_MISSIONS = Statement(f"SELECT * {_OWN} ORDER BY id DESC LIMIT :limit OFFSET :offset")
 COUNT_MISSIONS = Statement(f"SELECT COUNT(*) AS n {_OWN}")
 QUEUED_COUNT = "SELECT COUNT(*) AS n FROM missions WHERE state = 'queued'"

@@ -215,6 +215,39 @@ class Database:
         """Execute a shared statement (``service.store.sql``) with its named ``values``."""
         return self._conn.execute(*statement.bind_sqlite(**values))
 
+    # -- front doors' own tables (each does what ``protocols.DoorSqlRepo`` promises) -------------
+
+    def execute(self, statement: Statement, /, **values: Any) -> int:
+        return self._run(statement, **values).rowcount
+
+    def fetch_one(self, statement: Statement, /, **values: Any) -> dict[str, Any] | None:
+        row = self._run(statement, **values).fetchone()
+        return None if row is None else dict(row)
+
+    def fetch_all(self, statement: Statement, /, **values: Any) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._run(statement, **values).fetchall()]
+
+    def batch(self, steps: list[tuple[Statement, dict[str, Any]]]) -> list[int]:
+        with self._transaction():
+            return [self._run(statement, **values).rowcount for statement, values in steps]
+
+    def migrate_door(self, door: str, scripts: list[str]) -> int:
+        self._conn.execute(sql.DOOR_SCHEMA)
+        version = self._run(sql.DOOR_VERSION, door=door).fetchone()
+        done = 0 if version is None else int(version[0])
+        for n, script in enumerate(scripts[done:], start=done + 1):
+            # executescript commits first and runs the script's statements as they are: the
+            # script's own BEGIN..COMMIT keeps it and its version one transaction.
+            try:
+                self._conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n;")
+                self._run(sql.SET_DOOR_VERSION, door=door, version=n)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+        return max(done, len(scripts))
+
     # -- missions (each does what ``protocols.MissionRepo`` promises) ----------------------------
 
     def insert_mission(
@@ -284,15 +317,12 @@ class Database:
         row = self._run(sql.GET_MISSION, mission_id=mission_id).fetchone()
         return None if row is None else mission_row(row)
 
-    def list_missions(
-        self, token_hash: str, limit: int, offset: int = 0, kind: str | None = None
-    ) -> list[MissionRow]:
-        values = {"token_hash": token_hash, "limit": limit, "offset": offset, "kind": kind}
+    def list_missions(self, token_hash: str, limit: int, offset: int = 0) -> list[MissionRow]:
+        values = {"token_hash": token_hash, "limit": limit, "offset": offset}
         return [mission_row(r) for r in self._run(sql.LIST_MISSIONS, **values)]
 
-    def count_missions(self, token_hash: str, kind: str | None = None) -> int:
-        row = self._run(sql.COUNT_MISSIONS, token_hash=token_hash, kind=kind).fetchone()
-        return int(row["n"])
+    def count_missions(self, token_hash: str) -> int:
+        return int(self._run(sql.COUNT_MISSIONS, token_hash=token_hash).fetchone()["n"])
 
     def claim(self, mission_id: int, owner: str = "", lease_s: float = 0.0) -> MissionRow | None:
         with self._transaction():
@@ -348,7 +378,12 @@ class Database:
         return self._run(sql.REQUEST_CANCEL, mission_id=mission_id).rowcount > 0
 
     def finish(
-        self, mission_id: int, state: str, result: dict[str, Any], owner: str | None = None
+        self,
+        mission_id: int,
+        state: str,
+        result: dict[str, Any],
+        owner: str | None = None,
+        door_due: bool = False,
     ) -> bool:
         cur = self._run(
             sql.FINISH,
@@ -357,12 +392,19 @@ class Database:
             result=json.dumps(result),
             owner=owner,
             now=time.time(),
+            door_due=int(door_due),
         )
         return cur.rowcount > 0
 
-    def cancel_queued(self, mission_id: int, result: dict[str, Any]) -> bool:
+    def cancel_queued(
+        self, mission_id: int, result: dict[str, Any], door_due: bool = False
+    ) -> bool:
         cur = self._run(
-            sql.CANCEL_QUEUED, mission_id=mission_id, result=json.dumps(result), now=time.time()
+            sql.CANCEL_QUEUED,
+            mission_id=mission_id,
+            result=json.dumps(result),
+            now=time.time(),
+            door_due=int(door_due),
         )
         return cur.rowcount > 0
 
@@ -372,6 +414,7 @@ class Database:
         error: str,
         result: dict[str, Any] | None = None,
         owner: str | None = None,
+        door_due: bool = False,
     ) -> bool:
         cur = self._run(
             sql.FAIL_UNDELIVERABLE if result is None else sql.FAIL_WITH_RESULT,
@@ -380,6 +423,7 @@ class Database:
             result=None if result is None else json.dumps(result),
             owner=owner,
             now=time.time(),
+            door_due=int(door_due),
         )
         return cur.rowcount > 0
 
@@ -613,6 +657,7 @@ class SqliteStore(EveryRepository):
     """
 
     engine = "sqlite"
+    clustered = False  # one node
 
     def __init__(self, executor: ThreadPoolExecutor, db: Database) -> None:
         self._executor = executor
@@ -748,6 +793,12 @@ class SqliteStore(EveryRepository):
     owns_content = _on_store_thread(Database.owns_content)
     storage_used = _on_store_thread(Database.storage_used)
     sweep = _on_store_thread(Database.sweep)
+
+    execute = _on_store_thread(Database.execute)
+    fetch_one = _on_store_thread(Database.fetch_one)
+    fetch_all = _on_store_thread(Database.fetch_all)
+    batch = _on_store_thread(Database.batch)
+    migrate_door = _on_store_thread(Database.migrate_door)
 
     add_token = _on_store_thread(Database.add_token)
     list_tokens = _on_store_thread(Database.list_tokens)

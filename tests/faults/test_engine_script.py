@@ -56,6 +56,9 @@ def test_the_engine_make_starts_survives_ctrl_c_and_engine_stop_stops_it(tmp_pat
         pid = engine.pid()
         assert os.getsid(pid) == pid, "dockerd leads a session of its own"
         assert os.getpgid(pid) != make.pid
+        # A private engine sees no host link: started with --bridge none, dockerd deletes any
+        # docker0 it can see, the host engine's bridge included.
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
 
         os.killpg(make.pid, signal.SIGINT)  # Ctrl-C on make run
         try:

@@ -179,9 +179,9 @@ def test_bad_encodings_are_400(file: dict[str, Any], message: str) -> None:
         ("../x", 'File path "../x" tries to escape parent directory'),
         ("a/../../x", 'File path "a/../../x" tries to escape parent directory'),
         ("/etc/passwd", 'File path "/etc/passwd" tries to escape parent directory'),
-        ("a\nb", "files[1].name must not contain control characters"),
+        ("a\nb", "files[1].name: 'a\\nb' contains a control character"),
         ("dir/", 'File path "dir/" does not name a file'),
-        (".", 'File path "." does not name a file'),
+        (".", "files[1].name: '.' names the sandbox itself, not a path inside it"),
         (
             ".piston/stdin",
             'File path ".piston/stdin" is in the directory .piston, kept for the judge',

@@ -11,8 +11,7 @@ import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from service.api.openapi import openapi_document
-from service.app import create_app
+from service.app import create_app, openapi_document
 from service.settings import Settings
 from tests.seed000 import hello_mission, seed_echo
 from tests.service.conftest import StartJudge

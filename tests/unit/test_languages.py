@@ -65,6 +65,14 @@ def image(
 SHIPPED_IMAGES = sorted(p.parent.name for p in IMAGES.glob("*/languages.json"))
 
 
+def test_every_sandbox_image_but_base_declares_its_languages() -> None:
+    """base declares nothing (an image built FROM it would inherit its labels); server is the
+    judge itself, not a sandbox."""
+    dirs = {p.parent.name for p in IMAGES.glob("*/Dockerfile")} - {"base", "server"}
+    assert dirs
+    assert dirs <= set(SHIPPED_IMAGES)
+
+
 @pytest.mark.parametrize("name", SHIPPED_IMAGES)
 def test_shipped_languages_parse(name: str) -> None:
     languages, problems = parse_label(json.dumps(shipped(name)), f"judge/{name}")
@@ -120,6 +128,10 @@ def test_bad_labels_and_entries_are_reported_and_left_out() -> None:
         entry("bad-judge0", judge0={"ids": [-1]}),
         entry("bad-limits", compile_limits={"memory_limit": "lots"}),
         entry("bad-argv", compile=["gcc", 3]),
+        entry("ctl-name", name="Shell\x1b[31m"),
+        entry("ctl-alias", aliases=["ok", "new\nline"]),
+        entry("ctl-file", source_file="main\x85"),
+        entry("dot-file", source_file=".."),
         "not an object",
     ]
     languages, problems = parse_label(json.dumps([good, *bad]), "judge/x")

@@ -1,23 +1,25 @@
-"""The Piston door: Piston v2's REST API and its interactive WebSocket on the judge's engine.
+"""The Piston door as a ``FrontDoor``: Piston v2's REST API and its interactive WebSocket.
 
-``door`` is what ``service.app`` lists. It mounts one sub-application at ``/api/v2`` (Piston's
-routes under ``/api/v2/`` and ``/api/v2/piston/``) with its own error middleware (Piston's
-``{"message"}``), authentication and settings (``JUDGE_PISTON_*``). Its missions (kind
-``piston``) hold their files in this process only: a request waits for its mission, so a
-mission interrupted by a restart has nobody to answer and fails.
+It mounts one sub-application at ``/api/v2`` (Piston's routes under ``/api/v2/`` and
+``/api/v2/piston/``) with its own error middleware (Piston's ``{"message"}``), authentication and
+settings (``JUDGE_PISTON_*``). Its missions (kind ``piston``) hold their files in this process
+only: a request waits for its mission, so a mission interrupted by a restart has nobody to
+answer and fails.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from orchestrator.mission import MissionCaps, normalise, parse_mission
 from orchestrator.run.runner import MissionIO
+from service.frontdoors.door import Callback, Core, DoorApi, door_app
+from service.frontdoors.piston.appcore import CoreAdapter
 from service.frontdoors.piston.connect import connect
 from service.frontdoors.piston.core import PistonCore
 from service.frontdoors.piston.http import piston_errors
@@ -30,16 +32,16 @@ from service.store import MissionRow
 PREFIX = "/api/v2"
 
 
-def normalised(mission: dict[str, Any], caps: MissionCaps) -> dict[str, Any]:
-    """The echo of a door mission (checked like any submitted mission)."""
-    return normalise(parse_mission(mission, caps))
+@asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield
 
 
 class PistonDoor:
-    """The ``FrontDoor`` of Piston's API."""
+    """Piston's API; one per app (its state: settings, limiter, compile cache, live slots)."""
 
     name = KIND
-    migrations = None
+    migrations: Path | None = None
 
     def __init__(self) -> None:
         self.state: PistonState | None = None
@@ -47,13 +49,31 @@ class PistonDoor:
     def settings_model(self) -> type[PistonSettings]:
         return PistonSettings
 
-    def sub_app(self, settings: PistonSettings, core: PistonCore) -> web.Application:
-        """The door's sub-application (its routes, errors and state) over ``core``."""
-        app = web.Application(middlewares=[piston_errors])
+    def lifespan(self, core: Core) -> AbstractAsyncContextManager[None]:
+        return _nothing()  # its compile cache and limiter are memory, owned by its state
+
+    def mount(self, core: Core) -> list[tuple[str, web.Application]]:
+        settings = core.door_settings(self.name)
+        app = door_app(core, middlewares=[piston_errors])
+        return [(PREFIX, self.sub_app(settings, CoreAdapter(core), app))]
+
+    def sub_app(
+        self, settings: PistonSettings, core: PistonCore, app: web.Application | None = None
+    ) -> web.Application:
+        """The door's routes and state over ``core``, on ``app`` (a new one by default)."""
+        if app is None:
+            app = web.Application(middlewares=[piston_errors])
         self.state = PistonState(settings, lambda: core)
         app[PISTON] = self.state
         add_routes(app, connect)
         return app
+
+    def openapi(self) -> DoorApi | None:
+        return DoorApi(
+            paths=paths(PREFIX),
+            tags=[{"name": "piston", "description": "Piston v2: runtimes, execute, connect."}],
+            label="Piston v2",
+        )
 
     async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
         return given  # None after a restart: the request that waited for it is gone
@@ -63,8 +83,8 @@ class PistonDoor:
     ) -> None:
         return None  # the request waiting for the mission reads its MissionIO
 
-    def callback(self, row: MissionRow, result: dict[str, Any] | None) -> None:
-        return None  # Piston has no callbacks
+    def callback(self, row: MissionRow, result: dict[str, Any] | None) -> Callback | None:
+        return None  # Piston has no callbacks: the request waits
 
     async def metrics(self) -> Iterable[Metric]:
         """The compile cache's hits, misses and size, and the interactive jobs running."""
@@ -92,10 +112,5 @@ class PistonDoor:
             out.append(size)
         return out
 
-    def openapi_paths(self) -> dict[str, Any]:
-        return paths(PREFIX)
 
-
-door = PistonDoor()
-
-__all__ = ["KIND", "PREFIX", "PistonDoor", "door", "normalised"]
+__all__ = ["KIND", "PREFIX", "PistonDoor"]

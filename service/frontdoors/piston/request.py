@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator import paths
 from service.frontdoors.piston.errors import PistonError, bad_request
 from service.frontdoors.piston.runtimes import PistonRuntime, resolve
 from service.frontdoors.piston.settings import PistonSettings
@@ -33,7 +34,6 @@ may be in it."""
 
 MAX_NAME_BYTES = 4096
 MAX_COMPONENT_BYTES = 255
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _WHITESPACE = re.compile(r"\s+")
 _LIMITS = ("memory_limit", "timeout", "cpu_time")
 _STAGES = ("compile", "run")
@@ -143,20 +143,21 @@ def _decode(content: str, encoding: str, where: str) -> bytes:
 
 
 def check_name(name: str, where: str) -> str:
-    """A request file's name as a path inside the job's directory (normalised); raises 400
-    for a name that escapes it (absolute, ``..``), a control character, the door's own
-    directory, or a name too long."""
+    """A request file's name as a path inside the job's directory (normalised by the judge's
+    one path rule); raises 400 for a name that escapes it (absolute, ``..``: Piston's words), a
+    control character, the door's own directory, or a name too long."""
     shown = name if len(name) <= 80 else name[:80] + "..."
-    if _CONTROL.search(name):
-        raise bad_request(f"{where}.name must not contain control characters")
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise bad_request(f"{where}.name is not valid UTF-8 text") from None
     if name.startswith("/") or ".." in name.split("/"):
         raise bad_request(f'File path "{shown}" tries to escape parent directory')
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if not parts or name.endswith("/"):
+    try:
+        name.encode("utf-8")
+        normal = paths.check_name(name)
+    except UnicodeEncodeError:
+        raise bad_request(f"{where}.name is not valid UTF-8 text") from None
+    except ValueError as e:
+        raise bad_request(f"{where}.name: {e}") from None
+    parts = normal.split("/")
+    if name.endswith("/"):
         raise bad_request(f'File path "{shown}" does not name a file')
     if parts[0] == RESERVED_DIR:
         raise bad_request(
@@ -166,7 +167,7 @@ def check_name(name: str, where: str) -> str:
         len(p.encode()) > MAX_COMPONENT_BYTES for p in parts
     ):
         raise bad_request(f'File path "{shown}" is too long')
-    return "/".join(parts)
+    return normal
 
 
 def _files(raw: list[dict[str, Any]], settings: PistonSettings) -> list[SourceFile]:

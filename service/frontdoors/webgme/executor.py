@@ -30,9 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import JudgeError, TransferRefused
 from orchestrator.mission import MissionInvalid, normalise, parse_mission
+from orchestrator.mission.result import MissionState
 from orchestrator.run.runner import MissionIO
 from orchestrator.sandbox.tar import single_file
 from service.frontdoors.archives import sandbox_files
+from service.frontdoors.door import Core
 from service.frontdoors.webgme.blobs import (
     COMPLEX,
     SOFT_LINK,
@@ -42,7 +44,6 @@ from service.frontdoors.webgme.blobs import (
     QuotaExceeded,
     iso_time,
 )
-from service.pipeline.wiring import MissionWorkers
 from service.store import JobRow, MissionRow, Store
 
 log = logging.getLogger(__name__)
@@ -262,12 +263,13 @@ class OutputStream:
 
 
 class ExecutorDoor:
-    """Creates jobs and keeps their rows in step with their missions (a ``FrontDoor``)."""
+    """Creates jobs and keeps their rows in step with their missions (the WebGME door's
+    hooks)."""
 
-    def __init__(self, store: Store, blobs: BlobStore, workers: MissionWorkers) -> None:
+    def __init__(self, store: Store, blobs: BlobStore, core: Core) -> None:
         self._store = store
         self._blobs = blobs
-        self._workers = workers
+        self._core = core
         # Held while a job is created and its mission submitted, and by ``started``: a worker
         # never sees a mission whose job does not name it yet.
         self._lock = asyncio.Lock()
@@ -310,8 +312,8 @@ class ExecutorDoor:
             doc_id = uuid.uuid4().hex[:16]
             # The job and its mission are stored in one transaction: a crash never leaves a
             # CREATED job without a mission (which create would then return forever).
-            await self._workers.submit(
-                token_hash, mission, normalised, kind=KIND, job=(job_hash, doc_id)
+            await self._core.submit(
+                token_hash, mission, kind=KIND, normalised=normalised, job=(job_hash, doc_id)
             )
             job = await self._store.jobs.get_job(token_hash, job_hash)
             assert job is not None
@@ -322,7 +324,7 @@ class ExecutorDoor:
 
     async def cancel(self, job: JobRow) -> JobRow:
         if job.mission_id is not None and job.status in ("CREATED", "RUNNING"):
-            await self._workers.cancel(job.mission_id)
+            await self._core.cancel(job.mission_id)
         now = await self._store.jobs.get_job(job.token_hash, job.hash)
         return now or job
 
@@ -415,9 +417,9 @@ class ExecutorDoor:
             await self._end_stream(mission_id, None)
             return
         token, now = job.token_hash, time.time()
-        if state == "cancelled" or result is None:
+        if state == MissionState.CANCELLED or result is None:
             await self._end_stream(mission_id, None)
-            if state == "cancelled":
+            if state == MissionState.CANCELLED:
                 await self._update(token, job.hash, status="CANCELED", finish_time=now)
             else:
                 await self._update(

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from service.frontdoors.door import core_of
 from service.frontdoors.webgme import executor
 from service.frontdoors.webgme.blobs import (
     BlobRefused,
@@ -24,7 +25,6 @@ from service.frontdoors.webgme.keys import BLOBS, EXECUTOR
 from service.frontdoors.webgme.mimes import mime_type
 from service.http.auth import front_token
 from service.http.errors import ApiError
-from service.keys import STORE
 from service.store import JobRow
 
 # -- blobs ---------------------------------------------------------------------------------------
@@ -54,7 +54,7 @@ async def create_file(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid", "the blob name must be a file name", "name")
     data = await request.read()
     try:
-        row = await request.app[BLOBS].put_file(token_hash, name, data)
+        row = await request.config_dict[BLOBS].put_file(token_hash, name, data)
     except QuotaExceeded as e:
         raise _blob_errors(e) from None
     return web.json_response({row.hash: blob_doc(row)})
@@ -65,8 +65,8 @@ async def create_metadata(request: web.Request) -> web.Response:
     token_hash = await front_token(request)
     raw = await request.read()
     try:
-        doc, refs = await request.app[BLOBS].run(parse_metadata, raw)
-        row = await request.app[BLOBS].put_metadata(token_hash, doc, refs)
+        doc, refs = await request.config_dict[BLOBS].run(parse_metadata, raw)
+        row = await request.config_dict[BLOBS].put_metadata(token_hash, doc, refs)
     except (BlobRefused, QuotaExceeded) as e:
         raise _blob_errors(e) from None
     return web.json_response({row.hash: blob_doc(row)})
@@ -75,13 +75,13 @@ async def create_metadata(request: web.Request) -> web.Response:
 async def list_metadata(request: web.Request) -> web.Response:
     """Every blob this token sees, keyed by hash (WebGME lists only in debug mode)."""
     token_hash = await front_token(request)
-    body = await request.app[BLOBS].listing(token_hash)
+    body = await request.config_dict[BLOBS].listing(token_hash)
     return web.Response(body=body, content_type="application/json")
 
 
 async def blob_metadata(request: web.Request) -> web.Response:
     token_hash = await front_token(request)
-    row = await request.app[BLOBS].meta(token_hash, request.match_info["hash"])
+    row = await request.config_dict[BLOBS].meta(token_hash, request.match_info["hash"])
     if row is None:
         raise ApiError(404, "not_found", "no such blob", "hash")
     return web.json_response(blob_doc(row))
@@ -93,7 +93,7 @@ async def _send_blob(request: web.Request, *, download: bool) -> web.Response:
     token_hash = await front_token(request)
     path = request.match_info.get("path", "")
     try:
-        got = await request.app[BLOBS].open(token_hash, request.match_info["hash"], path)
+        got = await request.config_dict[BLOBS].open(token_hash, request.match_info["hash"], path)
     except (BlobRefused, BlobTooLarge) as e:
         raise _blob_errors(e) from None
     if got is None:
@@ -119,7 +119,7 @@ async def blob_view(request: web.Request) -> web.Response:
 
 async def _job(request: web.Request, token_hash: str) -> JobRow:
     """The token's job named in the path; 404 for any job of another token."""
-    job = await request.app[STORE].jobs.get_job(token_hash, request.match_info["hash"])
+    job = await core_of(request).store.jobs.get_job(token_hash, request.match_info["hash"])
     if job is None:
         raise ApiError(404, "not_found", "no such job", "hash")
     return job
@@ -129,7 +129,7 @@ async def create_job(request: web.Request) -> web.Response:
     token_hash = await front_token(request)
     job_hash = request.match_info["hash"]
     try:
-        job, _ = await request.app[EXECUTOR].create(job_hash, token_hash)
+        job, _ = await request.config_dict[EXECUTOR].create(job_hash, token_hash)
     except LookupError:
         raise ApiError(
             404, "not_found", "no blob with this hash; upload the job definition first", "hash"
@@ -146,7 +146,7 @@ async def job_info(request: web.Request) -> web.Response:
 
 async def cancel_job(request: web.Request) -> web.Response:
     token_hash = await front_token(request)
-    job = await request.app[EXECUTOR].cancel(await _job(request, token_hash))
+    job = await request.config_dict[EXECUTOR].cancel(await _job(request, token_hash))
     return web.json_response(executor.job_doc(job))
 
 
@@ -165,7 +165,7 @@ async def job_output(request: web.Request) -> web.Response:
     token_hash = await front_token(request)
     job = await _job(request, token_hash)
     start, end = _segment_bound(request, "start"), _segment_bound(request, "end")
-    return web.json_response(await request.app[EXECUTOR].outputs(job, start, end))
+    return web.json_response(await request.config_dict[EXECUTOR].outputs(job, start, end))
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -175,7 +175,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     if status is not None and status not in executor.WEBGME_STATUSES:
         known = ", ".join(executor.WEBGME_STATUSES)
         raise ApiError(400, "invalid", f"unknown status '{status}' (known: {known})", "status")
-    jobs = await request.app[STORE].jobs.list_jobs(token_hash, status)
+    jobs = await core_of(request).store.jobs.list_jobs(token_hash, status)
     return web.json_response({job.hash: executor.job_doc(job, with_id=False) for job in jobs})
 
 
@@ -187,23 +187,24 @@ async def list_workers(request: web.Request) -> web.Response:
 
 
 def setup_webgme_routes(app: web.Application) -> None:
-    app.router.add_post("/rest/blob/createFile/{name}", create_file)
-    app.router.add_post("/rest/blob/createMetadata", create_metadata)
-    app.router.add_post("/rest/blob/createMetadata/", create_metadata)
-    app.router.add_get("/rest/blob/metadata", list_metadata)
-    app.router.add_get("/rest/blob/metadata/", list_metadata)
-    app.router.add_get("/rest/blob/metadata/{hash}", blob_metadata)
-    app.router.add_get("/rest/blob/download/{hash}", blob_download)
-    app.router.add_get("/rest/blob/download/{hash}/{path:.*}", blob_download)
-    app.router.add_get("/rest/blob/view/{hash}", blob_view)
-    app.router.add_get("/rest/blob/view/{hash}/{path:.*}", blob_view)
-    app.router.add_post("/rest/executor/create/{hash}", create_job)
-    app.router.add_get("/rest/executor/info/{hash}", job_info)
-    app.router.add_post("/rest/executor/cancel/{hash}", cancel_job)
-    app.router.add_get("/rest/executor/output/{hash}", job_output)
-    app.router.add_get("/rest/executor/worker", list_workers)
-    app.router.add_get("/rest/executor/", list_jobs)
-    app.router.add_get("/rest/executor", list_jobs)
+    """The routes, on the door's sub-app mounted at ``/rest``."""
+    app.router.add_post("/blob/createFile/{name}", create_file)
+    app.router.add_post("/blob/createMetadata", create_metadata)
+    app.router.add_post("/blob/createMetadata/", create_metadata)
+    app.router.add_get("/blob/metadata", list_metadata)
+    app.router.add_get("/blob/metadata/", list_metadata)
+    app.router.add_get("/blob/metadata/{hash}", blob_metadata)
+    app.router.add_get("/blob/download/{hash}", blob_download)
+    app.router.add_get("/blob/download/{hash}/{path:.*}", blob_download)
+    app.router.add_get("/blob/view/{hash}", blob_view)
+    app.router.add_get("/blob/view/{hash}/{path:.*}", blob_view)
+    app.router.add_post("/executor/create/{hash}", create_job)
+    app.router.add_get("/executor/info/{hash}", job_info)
+    app.router.add_post("/executor/cancel/{hash}", cancel_job)
+    app.router.add_get("/executor/output/{hash}", job_output)
+    app.router.add_get("/executor/worker", list_workers)
+    app.router.add_get("/executor/", list_jobs)
+    app.router.add_get("/executor", list_jobs)
 
 
 __all__ = ["setup_webgme_routes"]

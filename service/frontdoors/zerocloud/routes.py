@@ -14,11 +14,12 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.mission import MissionInvalid, MissionTooLarge, normalise, parse_mission
+from orchestrator.mission.result import ENDED
 from orchestrator.run.runner import MissionIO
+from service.frontdoors.door import core_of
 from service.frontdoors.zerocloud import execdoor
 from service.http.auth import front_token
 from service.http.errors import INVALID_MISSION, ApiError
-from service.keys import SETTINGS, WORKERS
 
 _PYTHON_TYPES = ("application/python", "text/x-python", "application/x-python")
 
@@ -30,15 +31,15 @@ async def _submit(
     request: web.Request, token_hash: str, mission: dict[str, Any], io: MissionIO
 ) -> int:
     try:
-        caps = request.app[SETTINGS].mission_caps
+        caps = core_of(request).settings.mission_caps
         normalised = await asyncio.to_thread(lambda: normalise(parse_mission(mission, caps)))
     except MissionTooLarge as e:
         raise ApiError(413, "too_large", e.message, "body") from None
     except MissionInvalid as e:
         raise ApiError(400, INVALID_MISSION, e.message, "body") from None
     # QueueFull and ShuttingDown are answered by the error middleware's table.
-    return await request.app[WORKERS].submit(
-        token_hash, mission, normalised, kind=execdoor.KIND, io=io
+    return await core_of(request).submit(
+        token_hash, mission, kind=execdoor.KIND, io=io, normalised=normalised
     )
 
 
@@ -71,9 +72,9 @@ async def execute(request: web.Request) -> web.Response:
     io = MissionIO(inputs=files, collect=[e["stdout"] for e in executes])
     started = time.perf_counter()
     mission_id = await _submit(request, token_hash, mission, io)
-    row = await request.app[WORKERS].wait_finished(mission_id)
+    row = await core_of(request).wait_finished(mission_id)
     total_s = time.perf_counter() - started
-    if row is not None and row.state in ("queued", "running"):
+    if row is not None and row.state not in ENDED:
         raise ApiError(
             503, "shutting_down", "the server stopped before the program ended; send it again"
         )
@@ -89,7 +90,8 @@ async def execute(request: web.Request) -> web.Response:
 
 
 def setup_zerocloud_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/{account}", execute)
+    """The route, on the door's sub-app mounted at ``/v1``."""
+    app.router.add_post("/{account}", execute)
 
 
 __all__ = ["setup_zerocloud_routes"]
