@@ -277,9 +277,12 @@ async function run() {
   const url = new URL(location.href);
   url.searchParams.set("mission", String(id));
   history.pushState({ mission: id }, "", url);
+  refreshHistory();
+  refreshStatus();
   await show(id, cases, language, "queued");
   ui.run.disabled = false;
   refreshHistory();
+  refreshStatus();
 }
 
 function stopFollowing() {
@@ -381,7 +384,11 @@ function live(data) {
   if (data.stage !== "task") return;
   const item = ui.results.querySelector(`[data-case="${data.task}"]`);
   if (!item) return;
-  const status = (data.meta && data.meta.status) || "";
+  let status = (data.meta && data.meta.status) || "";
+  // A clean run with no expected output is final now (OK); one with some is compared at the end.
+  const expected = current?.cases[data.task]?.expected;
+  if (!status && !expected) status = "OK";
+  if (ui.compile.querySelector(".compile.failed")) status = "CE"; // nothing to run
   const head = item.querySelector(".head");
   head.querySelector(".badge").textContent = status || "✓";
   head.querySelector(".name").textContent = status
