@@ -57,3 +57,16 @@ def body(**changes: Any) -> dict[str, Any]:
     }
     doc.update(changes)
     return doc
+
+
+def exited(stage: str, code: int | None = 0, **rest: Any) -> dict[str, Any]:
+    """The ``exit`` message of a stage (a clean end unless ``code``/``rest`` say otherwise)."""
+    return {
+        "type": "exit",
+        "stage": stage,
+        "code": code,
+        "signal": None,
+        "status": None,
+        "message": None,
+        **rest,
+    }

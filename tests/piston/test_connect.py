@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.piston.fakecore import TOKEN, LiveCore, app_with
-from tests.piston.fixtures import body
+from tests.piston.fixtures import body, exited
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -66,14 +66,7 @@ async def test_a_job_with_live_stdin(aiohttp_client: Any, path: str) -> None:
         await ws.send_json({"type": "data", "stream": "stdin", "data": "quit\n"})
         rest = await messages(ws)
     assert rest == [
-        {
-            "type": "exit",
-            "stage": "run",
-            "code": 0,
-            "signal": None,
-            "status": None,
-            "message": None,
-        },
+        exited("run"),
         {"close": 4999},
     ]
     assert core.boxes[0].files == {"main.py": b"print(1)"}
@@ -91,26 +84,12 @@ async def test_a_compiled_job_and_stdin_sent_early(aiohttp_client: Any) -> None:
         {"type": "runtime", "language": "c", "version": "12.2.0"},
         {"type": "stage", "stage": "compile"},
         {"type": "data", "stream": "stderr", "data": "warning: é\n"},
-        {
-            "type": "exit",
-            "stage": "compile",
-            "code": 0,
-            "signal": None,
-            "status": None,
-            "message": None,
-        },
+        exited("compile"),
         {"type": "stage", "stage": "run"},
         {"type": "data", "stream": "stdout", "data": "ready\n"},
         {"type": "data", "stream": "stdout", "data": "E"},
         {"type": "data", "stream": "stdout", "data": "ARLY\n"},
-        {
-            "type": "exit",
-            "stage": "run",
-            "code": 0,
-            "signal": None,
-            "status": None,
-            "message": None,
-        },
+        exited("run"),
         {"close": 4999},
     ]
     compile_run, run = core.boxes[0].runs

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from tests.piston.conftest import AUTH
+from tests.piston.fixtures import exited
 
 pytestmark = pytest.mark.docker
 
@@ -50,14 +51,7 @@ async def test_a_conversation_with_a_live_program(
         await until(ws, "hi bob")
         end = await rest(ws)
     assert end[-2:] == [
-        {
-            "type": "exit",
-            "stage": "run",
-            "code": 0,
-            "signal": None,
-            "status": None,
-            "message": None,
-        },
+        exited("run"),
         {"close": 4999},
     ]
 
