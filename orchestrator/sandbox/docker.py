@@ -15,10 +15,6 @@ import functools
 import json
 import logging
 import os
-import select
-import socket
-import struct
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
@@ -31,12 +27,15 @@ import docker.types
 import requests.exceptions
 
 from orchestrator.errors import (
+    EngineRefused,
     EngineUnavailable,
     ImageNotFound,
     PathNotFound,
     SandboxError,
+    SandboxLost,
     TransferRefused,
 )
+from orchestrator.sandbox.attach import AttachedStream
 from orchestrator.sandbox.tar import read_capped
 
 log = logging.getLogger(__name__)
@@ -46,8 +45,6 @@ T = TypeVar("T")
 LABEL_OWNER = "io.judge.owner"
 LABEL_SANDBOX = "io.judge.sandbox"
 BOX_PATH = "/box"
-MAX_LINE_BYTES = 1 << 20  # a supervisor answer is a few KiB; anything bigger is hostile
-_STDERR_KEEP = 4096
 MIN_API_VERSION = "1.41"
 _UNIX_SOCKET_URL = "http+docker://localhost"  # docker's base URL for a unix:// DOCKER_HOST
 
@@ -70,109 +67,6 @@ class ContainerSpec:
     box_tmpfs: bool = False
     # The engine's seccomp profile as JSON text; None leaves the engine's default in place.
     seccomp_profile: str | None = None
-
-
-class AttachedStream:
-    """The supervisor's stdin/stdout, attached before the container started.
-
-    Docker multiplexes stdout and stderr on the socket in frames with an 8-byte header; this reads
-    stdout lines and keeps the tail of stderr for diagnostics. Blocking; used from pool threads.
-    """
-
-    def __init__(self, sock: Any) -> None:
-        self._holder = sock  # keeps the HTTP response (and TLS state) alive
-        self._sock = getattr(sock, "_sock", sock)
-        self._stdout = bytearray()
-        self.stderr_tail = b""
-        self.closed = False
-        # Held while a thread reads or writes the socket, so close() never frees a descriptor
-        # under a blocked call (the number could be reused by another socket meanwhile). Two
-        # locks: a streaming execute writes stdin while another thread waits for output.
-        self._io = threading.Lock()
-        self._out = threading.Lock()
-
-    def send_line(self, line: bytes) -> None:
-        with self._out:
-            self._sock.sendall(line + b"\n")
-
-    def read_line(self, timeout_s: float) -> bytes:
-        """Return the next stdout line without its newline.
-
-        Raises ``TimeoutError`` after ``timeout_s`` seconds of silence, ``EOFError`` when the
-        container or ``close`` closed the stream, ``ValueError`` for a line over
-        ``MAX_LINE_BYTES``.
-        """
-        with self._io:
-            return self._read_line(timeout_s)
-
-    def _read_line(self, timeout_s: float) -> bytes:
-        # Also bounds a concurrent send (one timeout per socket): a streaming execute's stdin
-        # that the supervisor does not take within the execute's own time is a failure anyway.
-        self._sock.settimeout(timeout_s)
-        while True:
-            nl = self._stdout.find(b"\n")
-            if nl >= 0:
-                line = bytes(self._stdout[:nl])
-                del self._stdout[: nl + 1]
-                return line
-            if len(self._stdout) > MAX_LINE_BYTES:
-                raise ValueError("supervisor line too long")
-            kind, payload = self._read_frame()
-            if kind == 2:
-                self.stderr_tail = (self.stderr_tail + payload)[-_STDERR_KEEP:]
-            else:
-                self._stdout += payload
-
-    def _read_frame(self) -> tuple[int, bytes]:
-        header = self._read_exact(8)
-        kind, size = struct.unpack(">BxxxL", header)
-        if size > MAX_LINE_BYTES:
-            raise ValueError("frame too large")
-        return kind, self._read_exact(size)
-
-    def _read_exact(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self._sock.recv(n - len(buf))
-            if not chunk:
-                raise EOFError("stream closed")
-            buf += chunk
-        return bytes(buf)
-
-    def idle_ok(self) -> bool:
-        """Whether an idle stream is still open and silent, without blocking.
-
-        An idle supervisor writes nothing on stdout, so stdout bytes or the end of the stream
-        mean the sandbox is gone or misbehaves; stderr frames (its diagnostics, which may trail
-        the hello line) are taken in. False when another thread uses the stream.
-        """
-        if self.closed or self._stdout or not self._io.acquire(blocking=False):
-            return False
-        try:
-            while select.select([self._sock], [], [], 0)[0]:
-                self._sock.settimeout(0.5)  # a frame that started arriving ends promptly
-                kind, payload = self._read_frame()
-                if kind != 2:
-                    self._stdout += payload
-                    return False
-                self.stderr_tail = (self.stderr_tail + payload)[-_STDERR_KEEP:]
-            return True
-        except (OSError, EOFError, ValueError):
-            return False
-        finally:
-            self._io.release()
-
-    def close(self) -> None:
-        """Close the stream; a thread blocked reading it wakes up with ``EOFError``."""
-        self.closed = True
-        with contextlib.suppress(OSError):
-            # close() alone does not wake a thread blocked in recv(); shutdown() does.
-            self._sock.shutdown(socket.SHUT_RDWR)
-        with self._io, self._out:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-            with contextlib.suppress(Exception):
-                self._holder.close()
 
 
 # Bits of Go's os.FileMode, which the engine's path stat reports.
@@ -382,7 +276,10 @@ class DockerAdapter:
             raise SandboxError(f"cannot start sandbox: {_explain(e)}") from e
         except docker.errors.APIError as e:
             self._remove(container_id, volume, stream)
-            raise SandboxError(f"cannot start sandbox: {_explain(e)}") from e
+            if _refused(e):
+                raise EngineRefused(f"cannot start sandbox: {_explain(e)}") from e
+            # The engine failed to start it (5xx): the node's failure, run again elsewhere/later.
+            raise EngineUnavailable(f"cannot start sandbox: {_explain(e)}") from e
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             self._remove(container_id, volume, stream)
             raise EngineUnavailable(f"Docker engine unavailable: {e}") from e
@@ -399,14 +296,20 @@ class DockerAdapter:
         )
 
     async def remove_sandbox(self, handle: ContainerHandle) -> None:
-        """Kill and remove the container and its volume; never raises for what is already gone."""
-        await self._call(self._remove, handle.container_id, handle.volume_name, handle.stream)
+        """Kill and remove the container and its volume; never raises for what is already gone.
+        Raises ``EngineUnavailable`` when the engine does not answer (it is still there)."""
+        await self._call(self._remove, handle.container_id, handle.volume_name, handle.stream, True)
 
     def _remove(
-        self, container_id: str | None, volume: str | None, stream: AttachedStream | None
+        self,
+        container_id: str | None,
+        volume: str | None,
+        stream: AttachedStream | None,
+        raise_unavailable: bool = False,
     ) -> None:
         if stream is not None:
             stream.close()
+        unavailable: Exception | None = None
         if container_id is not None:
             try:
                 self._api.remove_container(container_id, force=True, v=True)
@@ -417,6 +320,7 @@ class DockerAdapter:
                     log.warning("cannot remove container %s: %s", container_id[:12], e)
             except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
                 log.warning("cannot remove container %s: %s", container_id[:12], e)
+                unavailable = e
         if volume is not None:
             try:
                 self._api.remove_volume(volume, force=True)
@@ -424,6 +328,9 @@ class DockerAdapter:
                 pass
             except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
                 log.warning("cannot remove volume %s: %s", volume, e)
+                unavailable = unavailable or e
+        if raise_unavailable and unavailable is not None:
+            raise EngineUnavailable(f"Docker engine unavailable: {unavailable}") from unavailable
 
     async def sweep(self, owner: str) -> tuple[int, int]:
         """Remove every container and volume labelled with ``owner``; returns their counts."""
@@ -594,13 +501,13 @@ def _stream_errors(handle: ContainerHandle, timeout_s: float) -> Iterator[None]:
     try:
         yield
     except TimeoutError as e:
-        raise SandboxError(
+        raise SandboxLost(
             f"the sandbox did not answer within {timeout_s:.0f} s",
             container_id=handle.container_id,
         ) from e
     except (OSError, EOFError, ValueError) as e:
         tail = handle.stream.stderr_tail.decode(errors="replace").strip()
-        raise SandboxError(
+        raise SandboxLost(
             f"the sandbox went away ({type(e).__name__}){': ' + tail if tail else ''}",
             container_id=handle.container_id,
         ) from e
@@ -616,11 +523,20 @@ def _guard(fn: Callable[..., T]) -> Callable[..., T]:
         except (docker.errors.NotFound, docker.errors.ImageNotFound) as e:
             raise SandboxError(_explain(e)) from e
         except docker.errors.APIError as e:
+            if _refused(e):
+                raise EngineRefused(f"the Docker engine refused the request: {_explain(e)}") from e
             raise EngineUnavailable(f"Docker engine error: {_explain(e)}") from e
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise EngineUnavailable(f"Docker engine unavailable: {e}") from e
 
     return wrapper
+
+
+def _refused(e: docker.errors.APIError) -> bool:
+    """Whether the engine refused the request itself (a 4xx other than 404 and 409: a malformed
+    image reference, an option it does not know), which a retry would not change."""
+    status = e.status_code
+    return status is not None and 400 <= status < 500 and status not in (404, 409)
 
 
 def _explain(e: docker.errors.APIError | docker.errors.DockerException) -> str:

@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import json
 import logging
-import math
 import posixpath
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
@@ -21,7 +20,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
+from orchestrator.errors import (
+    EngineUnavailable,
+    JudgeError,
+    PathNotFound,
+    SandboxError,
+    TransferRefused,
+)
 from orchestrator.paths import check_relative_path
 from orchestrator.sandbox.channelfiles import (
     MAX_LIST_ENTRIES,
@@ -36,6 +41,13 @@ from orchestrator.sandbox.channelfiles import (
     tar_to_entries,
 )
 from orchestrator.sandbox.docker import BOX_PATH, ContainerHandle, ContainerSpec, DockerAdapter
+from orchestrator.sandbox.execute import (
+    ExecOutcome,
+    ExecRequest,
+    InteractorRequest,
+    Meta,
+    outcome_from_wire,
+)
 from orchestrator.sandbox.seccomp import profile_json
 from orchestrator.sandbox.stream import ExecStream
 from orchestrator.sandbox.tar import build_tar, vet_archive
@@ -106,197 +118,6 @@ class SandboxConfig:
         charges the sandbox's tmpfs files, so the fence leaves room for them.
         """
         return (memory_kib + self.box_kib + self.tmp_kib + self.fence_slack_kib) * 1024
-
-
-@dataclass(frozen=True)
-class InteractorRequest:
-    """The interactor of an interactive execute: it runs beside the command as another user.
-
-    Its stdin is the command's stdout and its stdout the command's stdin (pipes in the sandbox).
-    ``private`` files become readable by the interactor only. Limits as in ``ExecRequest``.
-    """
-
-    argv: tuple[str, ...]
-    cpu_time_ms: int = 60000
-    memory_kib: int = 65536
-    output_kib: int = 262144
-    stderr: str = ""
-    record_stderr_bytes: int = 0
-    private: tuple[str, ...] = ()
-
-    @property
-    def wall_time_ms(self) -> int:
-        """Real time allowed: 1.5 x the CPU time limit (counted once the command has ended)."""
-        return math.ceil(self.cpu_time_ms * 3 / 2)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "argv": list(self.argv),
-            "cpu_time_ms": self.cpu_time_ms,
-            "wall_time_ms": self.wall_time_ms,
-            "memory_kib": self.memory_kib,
-            "output_kib": self.output_kib,
-            "stderr": self.stderr,
-            "record_stderr": self.record_stderr_bytes if self.stderr else 0,
-            "private": list(self.private),
-        }
-
-
-@dataclass(frozen=True)
-class ExecRequest:
-    """One command under limits. Paths are relative to the sandbox root; "" = no redirection.
-
-    With an ``interactor``, stdin and stdout must be "" (they are the pipes to it).
-    """
-
-    argv: tuple[str, ...]
-    cpu_time_ms: int = 60000
-    memory_kib: int = 65536
-    output_kib: int = 262144
-    stdin: str = ""
-    stdout: str = ""
-    stderr: str = ""
-    record_stdout_bytes: int = 0
-    record_stderr_bytes: int = 0
-    # Protocol 2: the supervisor also writes the meta file here, as the runner would ("" = no).
-    meta_file: str = ""
-    interactor: InteractorRequest | None = None
-    # The per-execute limits of the supervisor's feature "limits" (None: not set, today's rules;
-    # PROTOCOL.md): real time (default 1.5 x CPU time), processes and threads alive at once, the
-    # largest file (below output_kib), the stack.
-    wall_time_limit_ms: int | None = None
-    process_limit: int | None = None
-    file_size_kib: int | None = None
-    stack_kib: int | None = None
-
-    @property
-    def wall_time_ms(self) -> int:
-        """Real time allowed: ``wall_time_limit_ms``, else 1.5 x the CPU time limit."""
-        if self.wall_time_limit_ms is not None:
-            return self.wall_time_limit_ms
-        return math.ceil(self.cpu_time_ms * 3 / 2)
-
-    @property
-    def needs_limits(self) -> bool:
-        """Whether it sets a limit only a supervisor with the feature "limits" enforces."""
-        return any(v is not None for v in (self.process_limit, self.file_size_kib, self.stack_kib))
-
-    @property
-    def fence_memory_kib(self) -> int:
-        """The memory the sandbox must hold: the command's limit plus its interactor's."""
-        return self.memory_kib + (self.interactor.memory_kib if self.interactor else 0)
-
-    @property
-    def answer_within_s(self) -> float:
-        """The longest the supervisor may take before it answers (beyond its kill margin)."""
-        wall = self.wall_time_ms
-        if self.interactor is not None:
-            wall += self.interactor.wall_time_ms
-        return wall / 1000
-
-    def to_wire(self) -> dict[str, Any]:
-        wire = self._wire()
-        if self.interactor is not None:
-            wire["interactor"] = self.interactor.to_wire()
-        return wire
-
-    def _wire(self) -> dict[str, Any]:
-        return {
-            "op": "exec",
-            "argv": list(self.argv),
-            "cpu_time_ms": self.cpu_time_ms,
-            "wall_time_ms": self.wall_time_ms,
-            "memory_kib": self.memory_kib,
-            "output_kib": self.output_kib,
-            "stdin": self.stdin,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "record_stdout": self.record_stdout_bytes if self.stdout else 0,
-            "record_stderr": self.record_stderr_bytes if self.stderr else 0,
-            **({"meta_file": self.meta_file} if self.meta_file else {}),
-            **{
-                key: value
-                for key, value in (
-                    ("process_limit", self.process_limit),
-                    ("file_size_kib", self.file_size_kib),
-                    ("stack_kib", self.stack_kib),
-                )
-                if value is not None
-            },
-        }
-
-
-@dataclass(frozen=True)
-class Meta:
-    """What happened to one execute; ``status`` "" means all went well."""
-
-    status: str = ""
-    message: str = ""
-    memory_kib: int = 0
-    cpu_time_ms: int = 0
-    real_time_ms: int = 0
-    exit_code: int = 0
-    signal: int = 0
-
-    @classmethod
-    def system_error(cls, message: str) -> Meta:
-        """An ``SE`` meta: the judge could not run the execute."""
-        return cls(status="SE", message=message)
-
-    @classmethod
-    def from_wire(cls, doc: Mapping[str, Any]) -> Meta:
-        """Build from the supervisor's meta object; raises ``ValueError`` when malformed."""
-        try:
-            return cls(
-                status=str(doc["status"]),
-                message=str(doc["message"]),
-                memory_kib=int(doc["memory-usage"]),
-                cpu_time_ms=int(doc["cpu-time-usage"]),
-                real_time_ms=int(doc["real-time-usage"]),
-                exit_code=int(doc.get("exit-code", 0)),
-                signal=int(doc.get("signal", 0)),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"malformed meta from the supervisor: {e!r}") from e
-
-    def to_dict(self) -> dict[str, Any]:
-        """The meta as the result reports it (with ``exit-code`` and ``signal``)."""
-        return {
-            "status": self.status,
-            "message": self.message,
-            "memory-usage": self.memory_kib,
-            "cpu-time-usage": self.cpu_time_ms,
-            "real-time-usage": self.real_time_ms,
-            "exit-code": self.exit_code,
-            "signal": self.signal,
-        }
-
-
-@dataclass(frozen=True)
-class ExecOutcome:
-    """An execute's meta and the base64 records of its redirected stdout/stderr."""
-
-    meta: Meta
-    stdout_b64: str = ""
-    stderr_b64: str = ""
-    # Asked for a meta file: "" written, else why not; None: not written (older supervisor).
-    meta_file_error: str | None = None
-    interactor: ExecOutcome | None = None
-
-    @property
-    def stdout(self) -> bytes:
-        return base64.b64decode(self.stdout_b64)
-
-    @property
-    def stderr(self) -> bytes:
-        return base64.b64decode(self.stderr_b64)
-
-
-def _outcome(doc: Mapping[str, Any]) -> ExecOutcome:
-    """An outcome from the supervisor's ``meta`` and ``record``; raises on malformed ones."""
-    meta = Meta.from_wire(doc["meta"])
-    record = doc.get("record") or {}
-    return ExecOutcome(meta, str(record.get("stdout", "")), str(record.get("stderr", "")))
 
 
 class Sandbox:
@@ -392,9 +213,11 @@ class Sandbox:
                 container_id=self.container_id,
             )
         try:
-            outcome = _outcome(answer)
+            outcome = outcome_from_wire(answer)
             if req.interactor is not None:
-                outcome = dataclasses.replace(outcome, interactor=_outcome(answer["interactor"]))
+                outcome = dataclasses.replace(
+                    outcome, interactor=outcome_from_wire(answer["interactor"])
+                )
             written = answer.get("meta_file")
             if req.meta_file and written is not None:
                 outcome = dataclasses.replace(outcome, meta_file_error=str(written))
@@ -451,7 +274,6 @@ class Sandbox:
                 self._runtime.adapter,
                 self._handle,
                 {**req.to_wire(), "stream": 1},
-                _outcome,
                 req.answer_within_s + _ANSWER_MARGIN_S,
             )
             try:
@@ -692,6 +514,10 @@ class Sandbox:
     async def _remove(self) -> None:
         try:
             await self._runtime.adapter.remove_sandbox(self._handle)
+        except EngineUnavailable as e:
+            # Removed when the engine answers again (``remove_leftovers``).
+            log.warning("cannot remove sandbox %s now: %s", self.container_id[:12], e)
+            self._runtime.unremoved[self.container_id] = self._handle
         except JudgeError as e:  # pragma: no cover - the sweep at start catches leftovers
             log.warning("cannot remove sandbox %s: %s", self.container_id[:12], e)
 
@@ -714,18 +540,28 @@ class SandboxRuntime:
         self.adapter = adapter
         self.config = config
         self._background: set[asyncio.Task[None]] = set()
+        # Sandboxes whose removal failed while the engine did not answer.
+        self.unremoved: dict[str, ContainerHandle] = {}
         # image -> (monotonic time looked up, its labels or None when not installed)
         self._labels: dict[str, tuple[float, dict[str, str] | None]] = {}
 
     async def image_labels(self, image: str, max_age_s: float = 2.0) -> dict[str, str] | None:
         """``image``'s labels (None: not installed), looked up at most every ``max_age_s``
-        seconds per image: intake checks every submission's image, the engine need not.
-        Raises ``EngineUnavailable``."""
+        seconds per image: intake checks every submission's image, the engine need not. While
+        the engine does not answer, what it said last about ``image``. Raises
+        ``EngineUnavailable`` when it does not answer and was never asked about ``image``."""
         now = time.monotonic()
         cached = self._labels.get(image)
         if cached is not None and now - cached[0] < max_age_s:
             return cached[1]
-        labels = await self.adapter.image_labels(image)
+        try:
+            labels = await self.adapter.image_labels(image)
+        except EngineUnavailable:
+            if cached is None:
+                raise
+            # What the engine last said: submissions are accepted during an outage, and their
+            # image is looked up again when they run.
+            return cached[1]
         if len(self._labels) > 1000:  # names come from requests: keep the cache bounded
             self._labels.clear()
         self._labels[image] = (now, labels)
@@ -826,6 +662,20 @@ class SandboxRuntime:
         finally:
             await box.close()
 
+    async def remove_leftovers(self) -> int:
+        """Remove the sandboxes whose removal failed while the engine did not answer (call it
+        when the engine is back); returns how many are still left."""
+        for container_id, handle in list(self.unremoved.items()):
+            try:
+                await self.adapter.remove_sandbox(handle)
+            except JudgeError as e:
+                log.warning("cannot remove sandbox %s: %s", container_id[:12], e)
+                if not isinstance(e, EngineUnavailable):
+                    del self.unremoved[container_id]  # another error: the next sweep's
+            else:
+                del self.unremoved[container_id]
+        return len(self.unremoved)
+
     async def sweep(self) -> tuple[int, int]:
         """Remove containers and volumes this runtime's owner label left behind."""
         return await self.adapter.sweep(self.config.owner)
@@ -840,3 +690,17 @@ async def copy_path(src: Sandbox, path: str, dst: Sandbox, directory: str) -> No
     """
     data = await src.get_archive(path)
     await dst.put_archive(directory, data)
+
+
+# The execute's types live in execute.py; callers may take them from here too.
+__all__ = [
+    "PROTOCOL_LABEL",
+    "ExecOutcome",
+    "ExecRequest",
+    "InteractorRequest",
+    "Meta",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxRuntime",
+    "copy_path",
+]

@@ -427,6 +427,10 @@ class Database:
         )
         return cur.rowcount > 0
 
+    def requeue(self, mission_id: int, owner: str) -> bool:
+        cur = self._run(sql.REQUEUE_ONE, mission_id=mission_id, owner=owner, now=time.time())
+        return cur.rowcount > 0
+
     def requeue_unfinished(self, owner: str | None = None) -> list[int]:
         with self._transaction() as conn:
             self._run(sql.REQUEUE_RUNNING, owner=owner, now=time.time())
@@ -765,6 +769,7 @@ class SqliteStore(EveryRepository):
     finish = _on_store_thread(Database.finish)
     cancel_queued = _on_store_thread(Database.cancel_queued)
     fail = _on_store_thread(Database.fail)
+    requeue = _on_store_thread(Database.requeue)
     requeue_unfinished = _on_store_thread(Database.requeue_unfinished)
     running_by_owner = _on_store_thread(Database.running_by_owner)
     queued_count = _on_store_thread(Database.queued_count)

@@ -291,8 +291,9 @@ function stopFollowing() {
   ui.cancel.hidden = true;
 }
 
-// Show mission `id` (made for `cases`): live while it runs, then its judgement.
-async function show(id, cases, language, state) {
+// Show mission `id` (made for `cases`): live while it runs, then its judgement (or, for a
+// mission the page did not make, `finish(done)`).
+async function show(id, cases, language, state, finish = null) {
   current = { id, cases, language };
   const controller = new AbortController();
   following = controller;
@@ -317,7 +318,8 @@ async function show(id, cases, language, state) {
       controller.signal,
     );
     if (current?.id !== id) return;
-    render(id, done.state, done.mission_result, done.error, cases, language);
+    if (finish) finish(done);
+    else render(id, done.state, done.mission_result, done.error, cases, language);
   } catch (e) {
     if (controller.signal.aborted) return;
     if (e instanceof ApiError && e.status === 404)
@@ -626,8 +628,12 @@ async function restoreFromUrl() {
   const made = readMission(body.mission);
   if (!made) {
     // Not the playground's (the API's, a front door's): every execute as the judge reports it.
-    current = { id: body.id, cases: [], language: null };
-    renderOther(body);
+    if (FINAL.has(body.state)) {
+      current = { id: body.id, cases: [], language: null };
+      renderOther(body);
+    } else {
+      await show(body.id, [], null, body.state, (done) => renderOther(done));
+    }
     return;
   }
   const language = languageOf(made);
