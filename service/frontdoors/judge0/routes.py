@@ -20,7 +20,7 @@ from aiohttp import web
 
 from orchestrator.mission import MissionInvalid, normalise, parse_mission
 from service.frontdoors.archives import ArchiveRefused
-from service.frontdoors.judge0 import wire
+from service.frontdoors.judge0 import plan, wire
 from service.frontdoors.judge0.languages import listing
 from service.frontdoors.judge0.ports import PORTS, Judge0Ports
 from service.frontdoors.judge0.repo import SubmissionRow
@@ -158,7 +158,12 @@ def _validate(
     except ArchiveRefused as e:
         errors["additional_files"] = [str(e)]
     else:
-        if table[got.language_id].is_project and "run" not in files:
+        reserved = sorted(n for n in files if n.split("/", 1)[0] == plan.WORK)
+        if reserved:
+            errors["additional_files"] = [
+                f"'{reserved[0]}': the folder '{plan.WORK}' is the judge's own"
+            ]
+        elif table[got.language_id].is_project and "run" not in files:
             errors["additional_files"] = ["the zip has no 'run' script at its top level"]
     if got.callback_url is not None:
         refusal = ports.callback_refusal(got.callback_url)
