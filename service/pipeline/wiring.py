@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 
 import aiohttp
 
 from orchestrator.run.runner import MissionDeps, run_mission
 from service.pipeline.callbacks import CallbackPolicy
 from service.pipeline.delivery import CallbackDelivery
+from service.pipeline.enginegate import EngineGate
 from service.pipeline.handoff import Handoff
 from service.pipeline.intake import Intake
 from service.pipeline.progress import Listener, MissionProgress
@@ -71,6 +72,10 @@ class MissionWorkers:
         poll_s: float = 2.0,
         run: RunMission = run_mission,
         images: Callable[[], Collection[str] | None] = lambda: None,
+        engine_probe: Callable[[], Awaitable[object]] | None = None,
+        engine_back: Callable[[], Awaitable[object]] | None = None,
+        max_reruns: int = 3,
+        engine_outage_s: float = 600.0,
     ) -> None:
         self.metrics = Metrics()
         self._queue: WorkQueue
@@ -105,7 +110,11 @@ class MissionWorkers:
             run=run,
             blob_reader_for=blob_reader_for,
             doors=doors,
+            gate=None if engine_probe is None else EngineGate(engine_probe, on_up=engine_back),
+            max_reruns=max_reruns,
+            engine_outage_s=engine_outage_s,
         )
+        self.engine = self._running.gate  # whether the engine answers (None: not watched)
         # What the routes call is the parts' own: no wrapper to keep in step with them.
         self.submit = self._intake.submit  # stored and queued, or ShuttingDown/QueueFull
         self.cancel = self._running.cancel
