@@ -27,7 +27,9 @@ async def healthz(request: web.Request) -> web.Response:
     try:
         version = await adapter.version()
         checks["engine"] = {"ok": True, "version": version.get("Version")}
-        labels = await adapter.image_labels(settings.default_image)
+        # Through the runtime's cache: what it holds is what submissions are checked against
+        # while the engine does not answer.
+        labels = await request.app[RUNTIME].image_labels(settings.default_image, max_age_s=0)
         checks["default_image"] = {
             "ok": labels is not None and SUPERVISOR_LABEL in labels,
             "name": settings.default_image,

@@ -222,8 +222,8 @@ def remove_image(tag: str) -> None:
 
 async def test_a_custom_image_appears_and_goes_without_a_restart(start_judge: StartJudge) -> None:
     """A language image built FROM judge/base while the server runs: the registry finds it on
-    its timer, GET /api/languages lists it, a mission names it, the Judge0 door serves its id
-    and runs a submission in it; removed, it is gone again."""
+    its timer, GET /api/languages lists it, a mission names it, the Judge0 and Piston doors
+    list it and run a program in it; removed, it is gone again."""
     suffix = uuid.uuid4().hex[:8]
     tag, lang_id = f"judge/test-lang-{suffix}", f"tsh-{suffix}"
     judge0_id = 100_000 + int(suffix[:4], 16)  # no Judge0 id: nothing else claims it
@@ -268,12 +268,32 @@ async def test_a_custom_image_appears_and_goes_without_a_restart(start_judge: St
             answer = await resp.json()
             assert resp.status == 201, answer
         assert (answer["status"]["id"], answer["stdout"]) == (3, "judge0 says hi\n"), answer
+
+        # The Piston door: its runtimes and an execute (the version range as clients send it).
+        async with api.session.get(f"{api.url}/api/v2/runtimes") as resp:
+            runtimes = await resp.json()
+        assert {"language": lang_id, "version": "1.2.3", "aliases": [f"{lang_id}-alias"]} in [
+            {k: r[k] for k in ("language", "version", "aliases")} for r in runtimes
+        ]
+        execute = {"language": lang_id, "version": "1.x", "files": [{"content": "echo piston\n"}]}
+        async with api.session.post(
+            f"{api.url}/api/v2/execute", json=execute, headers=AUTH
+        ) as resp:
+            ran = await resp.json()
+            assert resp.status == 200, ran
+        assert (ran["language"], ran["version"], ran["run"]["stdout"]) == (
+            lang_id,
+            "1.2.3",
+            "piston\n",
+        ), ran
     finally:
         await asyncio.to_thread(remove_image, tag)
     await poll(lambda: _get(registry, lang_id), lambda x: x is None, 10)
     assert lang_id not in await languages(api)
     async with api.session.get(f"{api.url}/judge0/languages", headers=headers) as resp:
         assert judge0_id not in {lang["id"] for lang in await resp.json()}
+    async with api.session.get(f"{api.url}/api/v2/runtimes") as resp:
+        assert lang_id not in {r["language"] for r in await resp.json()}
 
 
 async def _get(registry: Any, lang_id: str) -> Any:

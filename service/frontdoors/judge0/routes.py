@@ -322,7 +322,8 @@ async def show_batch(request: web.Request) -> web.Response:
     if not tokens:
         raise _error(400, "there should be at least one submission in a batch")
     base64_encoded = _flag(request, "base64_encoded")
-    rows = [await ports.submissions.repo.get(token) for token in tokens]
+    found = await ports.submissions.repo.get_many(tokens)
+    rows = [found.get(token) for token in tokens]
     own = [row if row is not None and row.token_hash == token_hash else None for row in rows]
     docs = await _render_many(ports, own, fields, base64_encoded)
     return web.json_response({"submissions": docs})
