@@ -9,7 +9,10 @@ Rows:
    (a new pool and socket for each container's URLs); runs interleaved;
 2. the first compiled execute (``true`` under a 512 MiB limit, what the doors' and the
    playground's compile steps ask) in a warm sandbox fenced for 256 MiB (the old pool: one
-   engine call to raise the fence) against one fenced for 512 MiB (the pool's default now).
+   engine call to raise the fence) against one fenced for 512 MiB (the pool's default now);
+3. hello world POST -> callback on a warm pool (submissions 0.5 s apart), the pool's refill and
+   the background removals started at once (as before) against after their short delays (now),
+   two interleaved rounds each: the engine work they cause shares the cores with the mission.
 Benchmarks stay out of CI.
 """
 
@@ -17,16 +20,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import statistics
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import docker
 
-from bench.common import engine_info, machine
+from bench.common import engine_info, hello_latency_ms, judge_in_process, machine
 from orchestrator.sandbox.docker import DockerAdapter
 from orchestrator.sandbox.execute import ExecRequest
+from orchestrator.sandbox.pool import SandboxPool
 from orchestrator.sandbox.sandbox import SandboxConfig, SandboxRuntime
+from service.settings import Settings
 
 OWNER = "bench-engine-calls"
 
@@ -55,6 +64,40 @@ async def first_compile(rt: SandboxRuntime, image: str, fence_kib: int) -> float
         return (time.perf_counter() - w) * 1000
     finally:
         await box.close()
+
+
+async def hello_ms(image: str, runs: int, *, delays: bool) -> list[float]:
+    """Hello-world latencies of a judge in this process, with the pool's refill delay and the
+    removal delay as they are (``delays``) or both 0 (how the judge worked before)."""
+    pool_init: Any = SandboxPool.__init__
+    runtime_init: Any = SandboxRuntime.__init__
+
+    def no_refill_delay(self: SandboxPool, *a: Any, **k: Any) -> None:
+        pool_init(self, *a, **k)
+        self.refill_delay_s = 0.0
+
+    def no_removal_delay(self: SandboxRuntime, adapter: DockerAdapter, cfg: SandboxConfig) -> None:
+        runtime_init(self, adapter, dataclasses.replace(cfg, removal_delay_s=0.0))
+
+    if not delays:
+        SandboxPool.__init__ = no_refill_delay  # type: ignore[method-assign]
+        SandboxRuntime.__init__ = no_removal_delay  # type: ignore[method-assign]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(
+                port=0,
+                tokens=("bench-token-0123456789",),
+                data_dir=Path(tmp),
+                default_image=image,
+                sandbox_owner=OWNER,
+            )
+            async with judge_in_process(settings) as (api, rx):
+                return await hello_latency_ms(
+                    api, rx, runs, token="bench-token-0123456789", gap_s=0.5, timeout=60
+                )
+    finally:
+        SandboxPool.__init__ = pool_init  # type: ignore[method-assign]
+        SandboxRuntime.__init__ = runtime_init  # type: ignore[method-assign]
 
 
 async def main() -> None:
@@ -87,6 +130,15 @@ async def main() -> None:
     for name, ms in compiles.items():
         m = statistics.median(ms)
         print(f"   {name:13s} {m:7.1f} ms ({m / base:.2f}x)   {base - m:5.1f} ms saved")
+    hellos: dict[str, list[float]] = {"delayed (now)": [], "at once": []}
+    for _ in range(2):
+        hellos["delayed (now)"] += await hello_ms(args.image, args.runs, delays=True)
+        hellos["at once"] += await hello_ms(args.image, args.runs, delays=False)
+    base = statistics.median(hellos["at once"])
+    print("\n3. hello world POST -> callback, warm pool; refill and removals ... (median, p90 ms)")
+    for name, ms in hellos.items():
+        m, p90 = statistics.median(ms), sorted(ms)[int(len(ms) * 0.9)]
+        print(f"   {name:13s} {m:7.1f} ms (p90 {p90:5.1f})  ({m / base:.2f}x)")
     await new.drain()
     await old.drain()
     executor.shutdown()
