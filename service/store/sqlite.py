@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from service.store import sql
+from service.store import schema, sql
 from service.store.protocols import EveryRepository
 from service.store.records import (
     MISSION_KIND,
@@ -41,103 +41,14 @@ from service.store.sql import Statement
 T = TypeVar("T")
 P = ParamSpec("P")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS missions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    token_hash TEXT NOT NULL,
-    state TEXT NOT NULL,
-    mission TEXT NOT NULL,
-    normalised TEXT NOT NULL,
-    result TEXT,
-    error TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    runs INTEGER NOT NULL DEFAULT 0,
-    delivery_id TEXT NOT NULL,
-    callback_state TEXT NOT NULL DEFAULT 'waiting',
-    callback_attempts INTEGER NOT NULL DEFAULT 0,
-    callback_error TEXT NOT NULL DEFAULT '',
-    kind TEXT NOT NULL DEFAULT 'mission'
-);
-CREATE INDEX IF NOT EXISTS missions_state ON missions(state);
-CREATE INDEX IF NOT EXISTS missions_callback_state ON missions(callback_state);
-CREATE INDEX IF NOT EXISTS missions_token ON missions(token_hash, id);
-CREATE TABLE IF NOT EXISTS tokens (
-    hash TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL,
-    revoked_at REAL
-);
-CREATE TABLE IF NOT EXISTS blobs (
-    hash TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mime TEXT NOT NULL,
-    content TEXT NOT NULL,
-    last_modified REAL NOT NULL,
-    content_type TEXT NOT NULL DEFAULT 'object',
-    doc TEXT
-);
-CREATE TABLE IF NOT EXISTS blob_owners (
-    hash TEXT NOT NULL,
-    token_hash TEXT NOT NULL,
-    touched_at REAL NOT NULL,
-    PRIMARY KEY (hash, token_hash)
-);
-CREATE INDEX IF NOT EXISTS blob_owners_token ON blob_owners(token_hash);
-CREATE TABLE IF NOT EXISTS blob_refs (
-    parent TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    child TEXT NOT NULL,
-    PRIMARY KEY (parent, kind, child)
-);
-CREATE INDEX IF NOT EXISTS blob_refs_child ON blob_refs(child);
-CREATE TABLE IF NOT EXISTS executor_outputs (
-    token_hash TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    output TEXT NOT NULL,
-    PRIMARY KEY (token_hash, hash, number)
-);
-"""
+SCHEMA = schema.read("sqlite", "schema.sql")
 
 # Columns added after the first release: (table, column, definition) for databases made before.
-MIGRATIONS = (
-    ("missions", "kind", "TEXT NOT NULL DEFAULT 'mission'"),
-    ("blobs", "content_type", "TEXT NOT NULL DEFAULT 'object'"),
-    ("blobs", "doc", "TEXT"),
-    # Leases: which node runs a mission until when (one node here, but the same interface as
-    # PostgreSQL), and a cancel asked of whichever node runs it.
-    ("missions", "lease_owner", "TEXT NOT NULL DEFAULT ''"),
-    ("missions", "lease_until", "REAL NOT NULL DEFAULT 0"),
-    ("missions", "cancel_requested", "INTEGER NOT NULL DEFAULT 0"),
-    ("missions", "callback_owner", "TEXT NOT NULL DEFAULT ''"),
-    ("missions", "callback_lease_until", "REAL NOT NULL DEFAULT 0"),
-    # The image a mission runs in ('' = the default image); claims filter on it like
-    # PostgreSQL's, though one node only claims what it accepted.
-    ("missions", "image", "TEXT NOT NULL DEFAULT ''"),
-)
+MIGRATIONS = schema.added_columns()
 
-# Jobs belong to the token that created them: two tokens creating a job from the same blob get
-# two jobs. Databases made before held one job per hash (``_migrate_jobs`` rebuilds them).
-JOBS_TABLE = """
-CREATE TABLE IF NOT EXISTS executor_jobs (
-    token_hash TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    mission_id INTEGER,
-    status TEXT NOT NULL,
-    create_time REAL NOT NULL,
-    start_time REAL,
-    finish_time REAL,
-    worker TEXT,
-    result_hashes TEXT,
-    output TEXT NOT NULL DEFAULT '',
-    error TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (token_hash, hash)
-);
-CREATE INDEX IF NOT EXISTS executor_jobs_status ON executor_jobs(status);
-"""
+# Jobs belong to the token that created them; databases made before held one job per hash
+# (``_migrate_jobs`` rebuilds them).
+JOBS_TABLE = schema.read("sqlite", "jobs.sql")
 _JOB_COLUMNS = (
     "hash, doc_id, mission_id, status, create_time, start_time, finish_time, worker,"
     " result_hashes, output, error"
@@ -644,7 +555,7 @@ def _on_store_thread(
     """
 
     async def method(self: SqliteStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self.call(fn, *args, **kwargs)
+        return await self._call(fn, *args, **kwargs)
 
     method.__name__ = fn.__name__
     method.__qualname__ = f"SqliteStore.{fn.__name__}"
@@ -722,7 +633,7 @@ class SqliteStore(EveryRepository):
             raise
         return cls(executor, db)
 
-    async def call(
+    async def _call(
         self, fn: Callable[Concatenate[Database, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Run ``Database`` method ``fn`` (e.g. ``Database.get_mission``) on the store thread.
@@ -744,10 +655,15 @@ class SqliteStore(EveryRepository):
     async def subscribe(self, channel: str, callback: Callable[[str], None]) -> None:
         """No other node to hear from: this node's own queue wakes its workers."""
 
+    @property
+    def blob_contents(self) -> None:
+        """None: one node, the blob store keeps contents on its own disk."""
+        return None
+
     async def ping(self) -> bool:
         """True when the database answers."""
         try:
-            await self.call(Database.queued_count)
+            await self._call(Database.queued_count)
         except sqlite3.Error:
             return False
         return True
