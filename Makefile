@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 WEBGME_STAMP := tests/webgme/node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv install engine images image compose postgres format lint typecheck \
-	test test-unit bench run clean webgme webgme-deps chromium screenshots
+.PHONY: help venv install engine engine-stop test-engine images image compose postgres node \
+	format lint typecheck test test-unit bench run clean webgme webgme-deps chromium screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,8 +23,14 @@ venv: $(STAMP) ## create or refresh .venv (the package, editable, and its dev to
 
 install: venv ## same as venv (kept for old habits)
 
-engine: ## start a Docker engine if none answers (installs docker.io when missing; JUDGE_RUNTIMES=runc,runsc adds gVisor)
+engine: ## start a Docker engine if none answers, in its own session (installs docker.io when missing; JUDGE_RUNTIMES=runc,runsc adds gVisor)
 	bash scripts/ensure-docker.sh
+
+engine-stop: ## stop the engine `make engine` started (never one it did not start)
+	bash scripts/engine-stop.sh
+
+test-engine: ## the engine as the tests want it: runsc registered too, as CI does
+	JUDGE_RUNTIMES=runc,runsc bash scripts/ensure-docker.sh
 
 images: engine ## build or refresh every sandbox image (~1 s when nothing changed; no registry)
 	bash images/build.sh
@@ -38,16 +44,15 @@ compose: engine ## install docker-compose when neither it nor the compose plugin
 postgres: ## install PostgreSQL's server programs (tests start throwaway clusters from them)
 	bash scripts/ensure-postgres.sh
 
+node: ## install Debian's nodejs and npm when missing (the WebGME and Piston clients' tests)
+	bash scripts/ensure-node.sh
+
 webgme-deps: ## npm ci: WebGME's clients for the executor tests (tests/webgme)
 	npm ci --prefix tests/webgme --ignore-scripts --no-audit --no-fund
 	touch $(WEBGME_STAMP)
 
-webgme: ## webgme-deps when npm is there and package-lock.json changed (else that test skips)
-	@if command -v npm >/dev/null 2>&1; then \
-		$(MAKE) --no-print-directory $(WEBGME_STAMP); \
-	else \
-		echo "webgme: npm is not installed; the WebGME client test will be skipped"; \
-	fi
+webgme: node ## webgme-deps when package-lock.json changed
+	@$(MAKE) --no-print-directory $(WEBGME_STAMP)
 
 $(WEBGME_STAMP): tests/webgme/package-lock.json
 	$(MAKE) --no-print-directory webgme-deps
@@ -71,8 +76,10 @@ chromium: ## install Debian's chromium when missing (the playground's browser te
 screenshots: venv images chromium ## regenerate the playground's screenshots in docs/ (docs/playground.md)
 	$(PY) -m tests.browser.screenshots docs/images
 
-test: venv images compose postgres webgme chromium ## every test, sandbox tests on the real engine
-	$(PY) -m pytest $(PYTEST_ARGS)
+# JUDGE_TEST_NO_SKIPS: a test that skips fails instead, so nothing is left out silently
+# (everything a test needs is installed above).
+test: venv test-engine images compose postgres webgme chromium ## every test, sandbox tests on the real engine; a skip fails
+	JUDGE_TEST_NO_SKIPS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv postgres ## only the tests that need no Docker engine
 	$(PY) -m pytest -m "not docker" $(PYTEST_ARGS)

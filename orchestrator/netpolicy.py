@@ -70,6 +70,7 @@ _PRIVATE: tuple[tuple[IPNetwork, str], ...] = tuple(
 )
 # IPv6 forms that carry an IPv4 address the packets end up at (RFC 6052 well-known NAT64 prefix).
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,22 @@ def as_policy(block_private: bool | AddressPolicy) -> AddressPolicy:
     return AddressPolicy(block_private=block_private)
 
 
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 form carries to its destination, or None: IPv4-mapped
+    (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d, deprecated but still routed by some stacks;
+    :: and ::1 are IPv6's own), NAT64 (64:ff9b::a.b.c.d), 6to4 (2002:aabb:ccdd::/48) and
+    Teredo's client (2001::/32)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    return None
+
+
 def refusal_reason(
     ip: IPAddress,
     block_private: bool | AddressPolicy,
@@ -148,9 +165,7 @@ def refusal_reason(
     if isinstance(block_private, AddressPolicy):
         return block_private.refusal(ip)
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        embedded = _embedded_ipv4(ip)
         if embedded is not None:
             return refusal_reason(embedded, block_private, listed)
         ip = ipaddress.IPv6Address(int(ip))  # drop a %zone so network membership works
@@ -173,9 +188,9 @@ def address_allowed(
     fe80::/10), multicast (224.0.0.0/4, ff00::/8), 255.255.255.255 and fd00:ec2::254 (AWS metadata
     over IPv6). With ``block_private`` also refused: loopback (127.0.0.0/8, ::1), unspecified (::),
     private (10/8, 172.16/12, 192.168/16, fc00::/7, fec0::/10) and CGNAT (100.64.0.0/10).
-    IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) addresses are judged by the IPv4
-    address they carry. An :class:`AddressPolicy` may exempt listed networks from the private
-    ranges.
+    IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d), 6to4
+    (2002:aabb:ccdd::) and Teredo addresses are judged by the IPv4 address they carry. An
+    :class:`AddressPolicy` may exempt listed networks from the private ranges.
     """
     return refusal_reason(ip, block_private) is None
 

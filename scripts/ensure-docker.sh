@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # Make sure a Docker engine answers. An engine that already answers (local
 # socket or DOCKER_HOST) is left alone; otherwise Debian's docker.io is
-# installed if missing and dockerd is started in the background with runc.
+# installed if missing and dockerd is started with runc, in a session of its own
+# (setsid): Ctrl-C on `make run`, or a process manager stopping it, does not reach
+# the engine or the sandboxes it runs. Only an engine started here is recorded
+# (its pid file), so `make engine-stop` (scripts/engine-stop.sh) stops that one and
+# never an engine somebody else runs.
+#
+# JUDGE_ENGINE_DIR=/some/dir starts a private engine instead, everything in that
+# directory: socket (docker.sock), data root, exec root, pid file and log; no
+# bridge and no iptables rules, so it does not disturb another engine on the host.
+# The fault tests (tests/faults) use it; `DOCKER_HOST=unix://$dir/docker.sock`
+# talks to it.
+#
 # When JUDGE_RUNTIMES (comma-separated, e.g. "runc,runsc") names runsc, gVisor is
 # installed (Debian's runsc) if missing and registered with the engine: added to
 # /etc/docker/daemon.json (other keys kept) and picked up with SIGHUP, never a
@@ -9,6 +20,18 @@
 set -euo pipefail
 
 say() { printf 'ensure-docker: %s\n' "$*" >&2; }
+
+private_dir=${JUDGE_ENGINE_DIR:-}
+if [[ -n "$private_dir" ]]; then
+    mkdir -p "$private_dir"
+    private_dir=$(cd "$private_dir" && pwd)
+    export DOCKER_HOST="unix://$private_dir/docker.sock"
+    pidfile="$private_dir/dockerd.pid"
+    log=${DOCKERD_LOG:-$private_dir/dockerd.log}
+else
+    pidfile=${JUDGE_ENGINE_PIDFILE:-/var/run/dockerd-judge.pid}
+    log=${DOCKERD_LOG:-/var/log/dockerd-judge.log}
+fi
 
 engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
@@ -57,6 +80,10 @@ with open(tmp, "w") as f:
 os.replace(tmp, path)
 PY
     local pid
+    if [[ -n "$private_dir" ]]; then
+        say "a private engine ($private_dir) does not read $conf; not registering runsc there"
+        return 1
+    fi
     pid=$(pidof dockerd || true)
     if [[ -z "$pid" ]]; then
         say "no local dockerd process to reload; restart your engine to pick up $conf"
@@ -86,7 +113,7 @@ if engine_answers; then
     say "engine $(docker version --format '{{.Server.Version}}') already answers; leaving it alone"
     finish
 fi
-if [[ -n "${DOCKER_HOST:-}" ]]; then
+if [[ -n "${DOCKER_HOST:-}" && -z "$private_dir" ]]; then
     say "DOCKER_HOST=$DOCKER_HOST is set but does not answer; not starting a local engine"
     exit 1
 fi
@@ -105,16 +132,53 @@ if ! command -v docker >/dev/null 2>&1; then
     say "docker client missing after install"; exit 1
 fi
 
-log=${DOCKERD_LOG:-/var/log/dockerd-judge.log}
-say "starting dockerd in the background (log: $log)"
-# runc, because crun is not dependable on every host we target.
-nohup dockerd --default-runtime=runc >"$log" 2>&1 &
-for _ in $(seq 1 120); do
+args=(--default-runtime=runc --pidfile "$pidfile")
+if [[ -n "$private_dir" ]]; then
+    [[ -f "$private_dir/daemon.json" ]] || echo '{}' >"$private_dir/daemon.json"
+    # Its own everything; cgroup-parent keeps its containers' cgroups apart from the host
+    # engine's /docker/<id> ones.
+    args+=(--host "$DOCKER_HOST" --data-root "$private_dir/data" --exec-root "$private_dir/exec"
+        --config-file "$private_dir/daemon.json" --bridge none --iptables=false --ip-masq=false
+        --cgroup-parent /judge-private-engine)
+fi
+# Pid files left by an engine that died are stale: dockerd refuses to start over its own, and
+# waits in vain for the containerd its old one names. A dead process may linger as a zombie
+# where nothing reaps orphans (some containers' init), so kill -0 is not enough.
+clear_stale() { # pidfile command-name
+    [[ -f "$1" ]] || return 0
+    local pid state
+    pid=$(cat "$1")
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)
+    if [[ -z "$state" || "$state" == Z || "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$2" ]]; then
+        say "removing the stale pid file $1"
+        rm -f "$1"
+    fi
+}
+clear_stale "$pidfile" dockerd
+if [[ -n "$private_dir" ]]; then
+    clear_stale "$private_dir/exec/containerd/containerd.pid" containerd
+else
+    clear_stale /var/run/docker/containerd/containerd.pid containerd
+fi
+mkdir -p "$(dirname "$log")"
+say "starting dockerd in its own session (log: $log, pid file: $pidfile)"
+# runc, because crun is not dependable on every host we target. setsid -f forks it into a
+# new session: no controlling terminal, not in the caller's process group, so a signal sent
+# to make's group (Ctrl-C) does not reach it. stdin from /dev/null so it holds no pipe of
+# the caller's open.
+# A private engine also gets a network namespace of its own: a dockerd started with
+# --bridge none deletes any link named docker0 it can see (moby's removeDefaultBridgeInterface),
+# which would take the host engine's bridge away. Its sandboxes have no network anyway, and its
+# Unix socket is a file, reachable from every namespace.
+netns=()
+[[ -n "$private_dir" ]] && netns=(unshare --net)
+setsid -f "${netns[@]}" dockerd "${args[@]}" >>"$log" 2>&1 </dev/null
+for _ in $(seq 1 240); do
     if engine_answers; then
-        say "engine $(docker version --format '{{.Server.Version}}') is up"
+        say "engine $(docker version --format '{{.Server.Version}}') is up (pid $(cat "$pidfile"))"
         finish
     fi
-    sleep 0.5
+    sleep 0.25
 done
 say "dockerd did not answer within 60 s; last log lines:"
 tail -n 20 "$log" >&2 || true

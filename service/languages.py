@@ -89,6 +89,9 @@ class Languages:
                 if self._engine_ok:
                     log.warning("languages: cannot list the engine's images: %s", e)
                 self._engine_ok = False
+                # A failed look counts too: during an outage callers ask the engine at most
+                # once per max_age_s, not at every request.
+                self._checked_at = time.monotonic()
                 return self.registry
             self._engine_ok = True
             self._checked_at = time.monotonic()
@@ -115,7 +118,10 @@ class Languages:
         """Refresh every ``interval_s`` until cancelled."""
         while True:
             await asyncio.sleep(interval_s)
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # a bug here must not end the refreshes for good
+                log.exception("languages: refresh failed")
 
     # -- lookups (the current registry's; see orchestrator.languages.registry) -------------------
 

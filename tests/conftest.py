@@ -15,6 +15,21 @@ from tests.service.support import Receiver
 
 DEFAULT_IMAGE = os.environ.get("JUDGE_TEST_IMAGE", "judge/default")
 
+# `make test` installs everything a test needs, so there a skip means something is missing and
+# a claim went untested: it fails instead (JUDGE_TEST_NO_SKIPS=1, set by the Makefile).
+NO_SKIPS = os.environ.get("JUDGE_TEST_NO_SKIPS") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under ``JUDGE_TEST_NO_SKIPS=1`` a skipped test is reported failed, with its reason."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if NO_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under make test (JUDGE_TEST_NO_SKIPS=1): {reason}"
+
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:

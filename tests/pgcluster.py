@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def _bindir() -> Path:
@@ -40,6 +41,54 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Cluster:
+    """A PostgreSQL cluster of its own in a temporary directory, on a fixed loopback port, that
+    can be stopped (as a crash: ``-m immediate``) and started again on the same port."""
+
+    def __init__(self) -> None:
+        self.bindir = _bindir()
+        self.user = "postgres" if os.geteuid() == 0 else None
+        self.root = Path(tempfile.mkdtemp(prefix="judge-pg-"))
+        self.data = self.root / "data"
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        self.port = _free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._run(
+            [
+                self.bindir / "initdb",
+                "-D",
+                self.data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ]
+        )
+
+    def _run(self, argv: list[Any], check: bool = True) -> None:
+        subprocess.run(argv, user=self.user, check=check, capture_output=True)
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = self.root / "log"
+        self._run(
+            [self.bindir / "pg_ctl", "-D", self.data, "-o", options, "-l", log, "-w", "start"]
+        )
+
+    def stop(self) -> None:
+        """Stop the server at once, as a crash would (no checkpoint, clients cut off)."""
+        self._run([self.bindir / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"], False)
+
+    def remove(self) -> None:
+        """Stop the server and remove its directory."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 @contextmanager
 def cluster() -> Iterator[str]:
     """Yield the URL of a server's maintenance database (``postgres``)."""
@@ -47,36 +96,12 @@ def cluster() -> Iterator[str]:
     if given:
         yield given
         return
-    bindir = _bindir()
-    user = "postgres" if os.geteuid() == 0 else None
-    root = Path(tempfile.mkdtemp(prefix="judge-pg-"))
-    data = root / "data"
-    if user is not None:
-        entry = pwd.getpwnam(user)
-        os.chown(root, entry.pw_uid, entry.pw_gid)
-    port = _free_port()
-    run = {"user": user, "check": True, "capture_output": True}
+    own = Cluster()
     try:
-        subprocess.run(
-            [bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-            **run,  # type: ignore[call-overload]
-        )
-        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(
-            [bindir / "pg_ctl", "-D", data, "-o", options, "-l", root / "log", "-w", "start"],
-            **run,  # type: ignore[call-overload]
-        )
-        try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        finally:
-            subprocess.run(
-                [bindir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"],
-                user=user,
-                capture_output=True,
-                check=False,
-            )
+        own.start()
+        yield own.url
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        own.remove()
 
 
 def database_url(server_url: str, name: str) -> str:

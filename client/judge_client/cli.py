@@ -27,7 +27,11 @@ from typing import Any, TextIO
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 RECONNECT_FOR_S = 60.0  # how long --wait keeps reconnecting to a server that went away
-FINAL_STATES = frozenset({"done", "failed", "cancelled"})
+# A mission's states, as the server names them (its orchestrator.mission.result.MissionState):
+# a copy, since the client loads none of the server's code; a test checks the two agree.
+STATES = ("queued", "running", "done", "cancelled", "failed")
+QUEUED, RUNNING, DONE, CANCELLED, FAILED = STATES
+FINAL_STATES = frozenset({DONE, FAILED, CANCELLED})
 VERDICT_COLOURS = {"": "32", "TLE": "33", "MLE": "33", "OLE": "33", "RE": "31", "SE": "35"}
 
 
@@ -215,7 +219,7 @@ def _client(args: argparse.Namespace) -> Client:
 
 def _exit_code(body: dict[str, Any]) -> int:
     """0 when the mission is done, 1 when it failed or was cancelled."""
-    return 0 if body.get("state") == "done" else 1
+    return 0 if body.get("state") == DONE else 1
 
 
 def poll_for(client: Client, mission_id: int, printer: Printer, timeout_s: float) -> Any:
@@ -250,7 +254,7 @@ class Progress:
 
     def __init__(self, mission_id: int) -> None:
         self.mission_id = mission_id
-        self.state = "queued"
+        self.state = QUEUED
         self.total = 0
         self.done = 0
         self.verdicts: dict[str, int] = {}
@@ -291,7 +295,7 @@ def follow(client: Client, mission_id: int, printer: Printer, timeout_s: float) 
                     if kind == "state":
                         progress.state = data.get("state", progress.state)
                         progress.total = int(data.get("executes", progress.total))
-                        if progress.state == "running":
+                        if progress.state == RUNNING:
                             progress.done, progress.verdicts = 0, {}  # a re-run starts over
                         if not printer.tty:
                             printer.line(

@@ -214,9 +214,19 @@ void signal_name(int sig, char *buf, size_t cap)
 }
 
 /* SIGTERM/SIGINT/SIGHUP (e.g. `docker stop`): as PID 1 we would otherwise ignore them.  Exiting
- * makes the kernel kill every process of the namespace.  Only async-signal-safe calls. */
+ * makes the kernel kill every process of the namespace.  A command forked but not yet past
+ * resetting its dispositions (a streaming exec's signal can come that early) still has this
+ * handler: there the signal is the command's, so it takes its default action.  Only
+ * async-signal-safe calls. */
 void on_terminate(int sig)
 {
-    (void)sig;
+    if (getpid() != 1) {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        (void)sigaction(sig, &dfl, NULL);
+        (void)raise(sig);                   /* delivered when this handler returns */
+        return;
+    }
     _exit(0);
 }

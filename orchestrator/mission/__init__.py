@@ -31,7 +31,6 @@ from orchestrator.mission.checks import (
     TASK_ID_MACRO,
     MissionInvalid,
     MissionTooLarge,
-    has_control,
 )
 from orchestrator.mission.macros import expand, expand_execute, expand_task_files, task_macros
 from orchestrator.mission.model import (
@@ -46,6 +45,7 @@ from orchestrator.mission.model import (
     Tasks,
 )
 from orchestrator.mission.parse import normalise, parse_mission
+from orchestrator.paths import has_control
 
 __all__ = [
     "RESERVED_PAYLOAD_KEYS",

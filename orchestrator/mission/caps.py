@@ -16,6 +16,7 @@ from orchestrator.mission.checks import (
     _render_path,
 )
 from orchestrator.mission.macros import _macro_pattern, _matches
+from orchestrator.mission.result import planned_executes
 
 
 @dataclass(frozen=True)
@@ -157,10 +158,11 @@ def _check_caps(doc: object, caps: MissionCaps) -> None:
     _check_depth(doc, caps.max_json_depth)
     tasks = _list_at(doc, "tasks", "task")
     task_executes = _list_at(doc, "tasks", "execute")
-    planned = (
-        len(_list_at(doc, "prepare", "execute"))
-        + len(tasks) * len(task_executes)
-        + len(_list_at(doc, "final", "execute"))
+    planned = planned_executes(
+        len(_list_at(doc, "prepare", "execute")),
+        len(tasks),
+        len(task_executes),
+        len(_list_at(doc, "final", "execute")),
     )
     if len(tasks) > caps.max_executes:
         raise MissionTooLarge(

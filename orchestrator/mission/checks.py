@@ -20,6 +20,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from orchestrator.errors import JudgeError
+from orchestrator.paths import check_name
+from orchestrator.paths import show as _show
 
 TASK_ID_MACRO = "__TASK_ID__"
 """The macro every task gets: its index in ``tasks.task`` from 0. Missions may not set it."""
@@ -31,17 +33,16 @@ PAYLOAD_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 """What a ``return.payload`` key may look like: no spaces, controls or other characters that a
 receiver's form parser could normalise into one of the reserved fields."""
 
-MAX_COMPONENT_BYTES = 255
-MAX_PATH_BYTES = 4096
+MAX_COMPONENT_BYTES = 255  # as Linux's NAME_MAX
+MAX_PATH_BYTES = 4096  # as Linux's PATH_MAX
 MAX_PARALLEL = 64  # tasks.parallel's own bound; a server may allow fewer
 
 _ROOT = "mission"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BLOB_HASH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-# One C scan instead of a Python loop per character (every path and URL of every mission goes
-# through these). ``\s`` of a str pattern is exactly ``str.isspace()``; both checked on every
-# code point when these replaced the loops.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
+# One C scan instead of a Python loop per character (every URL of every mission goes through
+# it). ``\s`` of a str pattern is exactly ``str.isspace()``; checked on every code point when
+# it replaced the loop.
 _URL_BREAKER = re.compile(r"[\s\x00-\x1f\x7f]")  # whitespace, C0, DEL
 
 
@@ -81,13 +82,6 @@ class MissionTooLarge(MissionInvalid):
 # pydantic turns that into an error located at the field (or dict key) being checked.
 
 
-def _show(value: str, limit: int = 80) -> str:
-    """The value quoted for a message, shortened when long; never raises on odd characters."""
-    if len(value) > limit:
-        value = value[:limit] + "..."
-    return repr(value)
-
-
 def _check_text(value: str) -> str:
     """Any string that can be encoded as UTF-8 (JSON allows lone surrogates; we do not)."""
     try:
@@ -105,27 +99,15 @@ def _check_arg(value: str) -> str:
     return value
 
 
-def has_control(value: str) -> bool:
-    """Whether ``value`` holds a C0/C1 control character or DEL (newlines, escapes, NUL...)."""
-    return _CONTROL.search(value) is not None
-
-
 def _check_relative_path(value: str) -> str:
-    """A path inside the sandbox: relative POSIX, no ``..``, not the sandbox root, size-capped,
-    no control characters (a name with a newline or an escape breaks logs, listings and tools)."""
+    """A path inside the sandbox, as given: the one path and control-character rule
+    (``orchestrator.paths.check_name``) after the checks of every mission string, and no longer
+    than Linux takes."""
     if not value:
         raise ValueError("must not be empty")
     _check_arg(value)
-    if has_control(value):
-        raise ValueError(f"{_show(value)} contains a control character")
-    if value.startswith("/"):
-        raise ValueError(f"{_show(value)} must be a relative path, not an absolute one")
-    components = value.split("/")
-    if ".." in components:
-        raise ValueError(f"{_show(value)} must not contain a '..' component")
-    if posixpath.normpath(value) == ".":
-        raise ValueError(f"{_show(value)} names the sandbox itself, not a path inside it")
-    if any(len(c.encode("utf-8")) > MAX_COMPONENT_BYTES for c in components):
+    check_name(value)
+    if any(len(c.encode("utf-8")) > MAX_COMPONENT_BYTES for c in value.split("/")):
         raise ValueError(f"{_show(value)} has a component longer than {MAX_COMPONENT_BYTES} bytes")
     if len(value.encode("utf-8")) > MAX_PATH_BYTES:
         raise ValueError(f"{_show(value)} is longer than {MAX_PATH_BYTES} bytes")

@@ -18,9 +18,9 @@ from orchestrator.mission.checks import (
     _check_file_name,
     _errors_of,
     _render_path,
-    _show,
 )
 from orchestrator.mission.model import Execute, Task
+from orchestrator.paths import show as _show
 
 # --------------------------------------------------------------------------------------------
 # Macros.

@@ -25,12 +25,22 @@ from orchestrator.mission.checks import (
     RelativePath,
     Scalar,
     Text,
-    _show,
 )
+from orchestrator.paths import show as _show
 
 # --------------------------------------------------------------------------------------------
 # The models. Strict: no coercion ("65536" is not an int, 1 is not a bool); unknown keys are
 # errors named by their path. Fields with a wire name that is a Python keyword use an alias.
+
+
+# Bounds of the per-execute limit extensions (wall_time_limit ms, process_limit, file_size_limit
+# KiB, stack_limit KiB). The real time allows up to three times the largest CPU time limit; a
+# stack below 64 KiB cannot even start a dynamically linked program.
+MAX_WALL_TIME_MS = 180_000
+MAX_PROCESSES = 4096
+MAX_FILE_SIZE_KIB = 1_048_576
+MIN_STACK_KIB = 64
+MAX_STACK_KIB = 2_097_152
 
 
 class _Model(BaseModel):
@@ -110,6 +120,13 @@ class Execute(_Program, _Named):
     record: Record = Field(default_factory=Record)
     scope: Scope = Field(default_factory=Scope)
     interactor: Interactor | None = None
+    # Extensions of the seed's format; absent (None) keeps its rules: real time 1.5 x
+    # time_limit, no count of processes (the sandbox's pids fence), the largest file
+    # output_limit, a stack as large as memory_limit (at least 8 MiB). See docs/missions.md.
+    wall_time_limit: Annotated[int, Field(ge=1, le=MAX_WALL_TIME_MS)] | None = None
+    process_limit: Annotated[int, Field(ge=1, le=MAX_PROCESSES)] | None = None
+    file_size_limit: Annotated[int, Field(ge=0, le=MAX_FILE_SIZE_KIB)] | None = None
+    stack_limit: Annotated[int, Field(ge=MIN_STACK_KIB, le=MAX_STACK_KIB)] | None = None
 
     @model_validator(mode="after")
     def _pipes_are_the_interactors(self) -> Execute:

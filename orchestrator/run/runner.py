@@ -10,7 +10,6 @@ their removal (the service does so at shutdown).
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import json
 import logging
@@ -25,14 +24,8 @@ from typing import Any
 import aiohttp
 
 from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
-from orchestrator.mission import (
-    Execute,
-    Mission,
-    expand_execute,
-    expand_task_files,
-    normalise,
-    task_macros,
-)
+from orchestrator.mission import Execute, Mission, normalise
+from orchestrator.mission import result as result_doc
 from orchestrator.run.budget import ByteBudget
 from orchestrator.run.fetch import FetchLimits, fetch
 from orchestrator.sandbox.pool import SandboxPool
@@ -161,8 +154,8 @@ class _Stage:
 
 def _record(outcome: ExecOutcome | None, ex: Execute) -> dict[str, str]:
     if outcome is None or not ex.record.enable:
-        return {"stdout": "", "stderr": ""}
-    return {"stdout": outcome.stdout_b64, "stderr": outcome.stderr_b64}
+        return result_doc.record()
+    return result_doc.record(outcome.stdout_b64, outcome.stderr_b64)
 
 
 def _entry(
@@ -173,41 +166,24 @@ def _entry(
 ) -> dict[str, Any]:
     """An execute's result entry; an interactive one also gets ``interactor`` (its meta is
     ``interactor_meta``, else the outcome's, else ``meta`` when it never ran)."""
-    entry = {"name": ex.name, "meta": meta.to_dict(), "record": _record(outcome, ex)}
+    interactor = None
     if ex.interactor is not None:
         inter = outcome.interactor if outcome is not None else None
         imeta = interactor_meta or (inter.meta if inter is not None else meta)
-        entry["interactor"] = {"meta": imeta.to_dict(), "record": _record(inter, ex)}
-    return entry
+        interactor = (imeta.to_dict(), _record(inter, ex))
+    return result_doc.execute_entry(ex, meta.to_dict(), _record(outcome, ex), interactor)
 
 
 def _plan(mission: Mission) -> tuple[list[_Stage], dict[str, Any]]:
     """Lay out every stage with every execute pre-filled as not run (SE), so a result is always
     complete; running a stage overwrites its entries."""
-    not_run = Meta.system_error("not run")
-
-    def stage(
-        files: dict[str, str], executes: list[Execute], name: str, task: int | None = None
-    ) -> _Stage:
-        result = {
-            "file": {name: {"status": 0, "content": ""} for name in files},
-            "execute": [_entry(ex, not_run) for ex in executes],
-        }
-        return _Stage(dict(files), executes, result, name=name, task=task)
-
-    prepare = stage(mission.prepare.file, list(mission.prepare.execute), "prepare")
-    tasks = []
-    for i, task in enumerate(mission.tasks.task):
-        macros = task_macros(i, task)
-        executes = [expand_execute(ex, macros) for ex in mission.tasks.execute]
-        tasks.append(stage(expand_task_files(task, macros), executes, "task", i))
-    final = stage(mission.final.file, list(mission.final.execute), "final")
-    result = {
-        "prepare": prepare.result,
-        "task": [t.result for t in tasks],
-        "final": final.result,
-    }
-    return [prepare, *tasks, final], result
+    plans = result_doc.plan(mission)
+    result = result_doc.not_run(plans, "not run")
+    stages = [
+        _Stage(dict(p.files), list(p.executes), slot, name=p.name, task=p.task)
+        for p, slot in zip(plans, result_doc.stage_results(result), strict=True)
+    ]
+    return stages, result
 
 
 def _interactor(ex: Execute) -> InteractorRequest | None:
@@ -230,7 +206,8 @@ def _fence_kib(ex: Execute) -> int:
     return ex.memory_limit + (ex.interactor.memory_limit if ex.interactor else 0)
 
 
-def _request(ex: Execute, meta_file: str = "") -> ExecRequest:
+def exec_request(ex: Execute, meta_file: str = "") -> ExecRequest:
+    """The sandbox request of an execute (its limits, files and interactor)."""
     return ExecRequest(
         meta_file=meta_file,
         argv=tuple(ex.command),
@@ -243,6 +220,10 @@ def _request(ex: Execute, meta_file: str = "") -> ExecRequest:
         record_stdout_bytes=ex.record.stdout if ex.record.enable else 0,
         record_stderr_bytes=ex.record.stderr if ex.record.enable else 0,
         interactor=_interactor(ex),
+        wall_time_limit_ms=ex.wall_time_limit,
+        process_limit=ex.process_limit,
+        file_size_kib=ex.file_size_limit,
+        stack_kib=ex.stack_limit,
     )
 
 
@@ -488,10 +469,7 @@ class _MissionRun:
             fetched = await asyncio.gather(*(one(n, u) for n, u in stage.files.items()))
             await place()
         for name, (status, head, error) in zip(stage.files, fetched, strict=True):
-            stage.result["file"][name] = {
-                "status": status,
-                "content": base64.b64encode(head[:128]).decode(),
-            }
+            stage.result["file"][name] = result_doc.file_entry(status, head)
             if error:
                 problems.append(f"file '{name}' could not be downloaded: {error}")
         if self.main_error:
@@ -511,7 +489,7 @@ class _MissionRun:
                 # A version 2 supervisor writes the meta file in the same round trip.
                 with self.times.phase("execute"):
                     ask = main.file_ops and ex.interactor is None
-                    outcome = await main.run(_request(ex, ex.meta if ask else ""))
+                    outcome = await main.run(exec_request(ex, ex.meta if ask else ""))
         except JudgeError as e:
             return _entry(ex, Meta.system_error(str(e)))
         meta = outcome.meta
@@ -573,7 +551,7 @@ class _MissionRun:
                 with self.times.phase("transfer"):
                     await scoped.put_archive("", pulled)
             with self.times.phase("execute"):
-                outcome = await scoped.run(_request(ex))
+                outcome = await scoped.run(exec_request(ex))
             meta = outcome.meta
             for path in ex.scope.export:
                 problem = await self._export(scoped, main, path, overlay, index)

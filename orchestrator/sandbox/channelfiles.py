@@ -18,7 +18,8 @@ import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from orchestrator.sandbox.tar import SANDBOX_GID, SANDBOX_UID, check_relative_path
+from orchestrator.paths import check_relative_path
+from orchestrator.sandbox.tar import SANDBOX_GID, SANDBOX_UID
 
 # File bytes per request: base64 makes 4/3 of it, under the supervisor's 1 MiB line limit and
 # the reader's 1 MiB answer limit. The supervisor refuses more than this per read.

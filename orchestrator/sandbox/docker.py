@@ -20,7 +20,7 @@ import socket
 import struct
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -85,12 +85,14 @@ class AttachedStream:
         self._stdout = bytearray()
         self.stderr_tail = b""
         self.closed = False
-        # Held while a thread uses the socket, so close() never frees a descriptor under a
-        # blocked read (the number could be reused by another socket meanwhile).
+        # Held while a thread reads or writes the socket, so close() never frees a descriptor
+        # under a blocked call (the number could be reused by another socket meanwhile). Two
+        # locks: a streaming execute writes stdin while another thread waits for output.
         self._io = threading.Lock()
+        self._out = threading.Lock()
 
     def send_line(self, line: bytes) -> None:
-        with self._io:
+        with self._out:
             self._sock.sendall(line + b"\n")
 
     def read_line(self, timeout_s: float) -> bytes:
@@ -104,6 +106,8 @@ class AttachedStream:
             return self._read_line(timeout_s)
 
     def _read_line(self, timeout_s: float) -> bytes:
+        # Also bounds a concurrent send (one timeout per socket): a streaming execute's stdin
+        # that the supervisor does not take within the execute's own time is a failure anyway.
         self._sock.settimeout(timeout_s)
         while True:
             nl = self._stdout.find(b"\n")
@@ -164,7 +168,7 @@ class AttachedStream:
         with contextlib.suppress(OSError):
             # close() alone does not wake a thread blocked in recv(); shutdown() does.
             self._sock.shutdown(socket.SHUT_RDWR)
-        with self._io:
+        with self._io, self._out:
             with contextlib.suppress(OSError):
                 self._sock.close()
             with contextlib.suppress(Exception):
@@ -557,22 +561,49 @@ class DockerAdapter:
         """
 
         def run() -> bytes:
-            try:
+            with _stream_errors(handle, timeout_s):
                 handle.stream.send_line(line)
                 return handle.stream.read_line(timeout_s)
-            except TimeoutError as e:
-                raise SandboxError(
-                    f"the sandbox did not answer within {timeout_s:.0f} s",
-                    container_id=handle.container_id,
-                ) from e
-            except (OSError, EOFError, ValueError) as e:
-                tail = handle.stream.stderr_tail.decode(errors="replace").strip()
-                raise SandboxError(
-                    f"the sandbox went away ({type(e).__name__}){': ' + tail if tail else ''}",
-                    container_id=handle.container_id,
-                ) from e
 
         return await self._call(run)
+
+    async def send_line(self, handle: ContainerHandle, line: bytes, timeout_s: float) -> None:
+        """Send one line to the supervisor without waiting for an answer (a streaming execute's
+        control lines). Raises ``SandboxError`` like ``exchange``."""
+
+        def run() -> None:
+            with _stream_errors(handle, timeout_s):
+                handle.stream.send_line(line)
+
+        await self._call(run)
+
+    async def read_line(self, handle: ContainerHandle, timeout_s: float) -> bytes:
+        """The supervisor's next line (a streaming execute's output or its answer). Raises
+        ``SandboxError`` like ``exchange``."""
+
+        def run() -> bytes:
+            with _stream_errors(handle, timeout_s):
+                return handle.stream.read_line(timeout_s)
+
+        return await self._call(run)
+
+
+@contextlib.contextmanager
+def _stream_errors(handle: ContainerHandle, timeout_s: float) -> Iterator[None]:
+    """The attached stream's failures as ``SandboxError``s."""
+    try:
+        yield
+    except TimeoutError as e:
+        raise SandboxError(
+            f"the sandbox did not answer within {timeout_s:.0f} s",
+            container_id=handle.container_id,
+        ) from e
+    except (OSError, EOFError, ValueError) as e:
+        tail = handle.stream.stderr_tail.decode(errors="replace").strip()
+        raise SandboxError(
+            f"the sandbox went away ({type(e).__name__}){': ' + tail if tail else ''}",
+            container_id=handle.container_id,
+        ) from e
 
 
 def _guard(fn: Callable[..., T]) -> Callable[..., T]:

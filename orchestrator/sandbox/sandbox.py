@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
+from orchestrator.paths import check_relative_path
 from orchestrator.sandbox.channelfiles import (
     MAX_LIST_ENTRIES,
     Listed,
@@ -36,7 +37,8 @@ from orchestrator.sandbox.channelfiles import (
 )
 from orchestrator.sandbox.docker import BOX_PATH, ContainerHandle, ContainerSpec, DockerAdapter
 from orchestrator.sandbox.seccomp import profile_json
-from orchestrator.sandbox.tar import build_tar, check_relative_path, vet_archive
+from orchestrator.sandbox.stream import ExecStream
+from orchestrator.sandbox.tar import build_tar, vet_archive
 
 log = logging.getLogger(__name__)
 
@@ -159,11 +161,25 @@ class ExecRequest:
     # Protocol 2: the supervisor also writes the meta file here, as the runner would ("" = no).
     meta_file: str = ""
     interactor: InteractorRequest | None = None
+    # The per-execute limits of the supervisor's feature "limits" (None: not set, today's rules;
+    # PROTOCOL.md): real time (default 1.5 x CPU time), processes and threads alive at once, the
+    # largest file (below output_kib), the stack.
+    wall_time_limit_ms: int | None = None
+    process_limit: int | None = None
+    file_size_kib: int | None = None
+    stack_kib: int | None = None
 
     @property
     def wall_time_ms(self) -> int:
-        """Real time allowed: 1.5 x the CPU time limit."""
+        """Real time allowed: ``wall_time_limit_ms``, else 1.5 x the CPU time limit."""
+        if self.wall_time_limit_ms is not None:
+            return self.wall_time_limit_ms
         return math.ceil(self.cpu_time_ms * 3 / 2)
+
+    @property
+    def needs_limits(self) -> bool:
+        """Whether it sets a limit only a supervisor with the feature "limits" enforces."""
+        return any(v is not None for v in (self.process_limit, self.file_size_kib, self.stack_kib))
 
     @property
     def fence_memory_kib(self) -> int:
@@ -198,6 +214,15 @@ class ExecRequest:
             "record_stdout": self.record_stdout_bytes if self.stdout else 0,
             "record_stderr": self.record_stderr_bytes if self.stderr else 0,
             **({"meta_file": self.meta_file} if self.meta_file else {}),
+            **{
+                key: value
+                for key, value in (
+                    ("process_limit", self.process_limit),
+                    ("file_size_kib", self.file_size_kib),
+                    ("stack_kib", self.stack_kib),
+                )
+                if value is not None
+            },
         }
 
 
@@ -329,7 +354,7 @@ class Sandbox:
                 raw = await self._runtime.adapter.exchange(self._handle, line, timeout_s)
         except BaseException as e:
             # A cancelled or failed exchange leaves the stream mid-conversation: never reuse it.
-            self._broken = f"the sandbox failed earlier: {e}" if str(e) else "the sandbox failed"
+            self._fail(e)
             raise
         try:
             # A file transfer's answer can be most of a MiB: parse it off the event loop.
@@ -352,18 +377,13 @@ class Sandbox:
         """
         if req.interactor is not None and "interactor" not in self.features:
             # An older supervisor would ignore the interactor and run the program alone.
-            meta = Meta.system_error(
-                f"image '{self.image}' has a supervisor without interactive executes "
-                "(rebuild it on the current judge/base)"
-            )
+            meta = self._missing("interactive executes")
             return ExecOutcome(meta, interactor=ExecOutcome(meta))
+        if req.needs_limits and "limits" not in self.features:
+            # An older supervisor would ignore them and run the command without them.
+            return ExecOutcome(self._missing("process, file-size and stack limits"))
         self._ran = True
-        # The fence only ever grows: the supervisor enforces each execute's own limit, and a
-        # fence set at creation (a pooled sandbox's) saves two engine calls per execute.
-        fence = self._runtime.config.fence_bytes(req.fence_memory_kib)
-        if fence > self._fence_bytes and not self._fixed_fence:
-            await self._runtime.adapter.update_memory(self.container_id, fence)
-            self._fence_bytes = fence
+        await self._grow_fence(req)
         answer = await self._request(req.to_wire(), req.answer_within_s + _ANSWER_MARGIN_S)
         if not answer.get("ok"):
             # A refused request (bad argv, protocol error) is the judge's failure, not a verdict.
@@ -382,6 +402,75 @@ class Sandbox:
         except (KeyError, ValueError, TypeError) as e:
             self._broken = "the sandbox supervisor answered garbage"
             raise SandboxError(self._broken, container_id=self.container_id) from e
+
+    def _missing(self, what: str) -> Meta:
+        """The SE of an execute this image's supervisor cannot run as asked."""
+        return Meta.system_error(
+            f"image '{self.image}' has a supervisor without {what} "
+            "(rebuild it on the current judge/base)"
+        )
+
+    async def _grow_fence(self, req: ExecRequest) -> None:
+        # The fence only ever grows: the supervisor enforces each execute's own limit, and a
+        # fence set at creation (a pooled sandbox's) saves two engine calls per execute.
+        fence = self._runtime.config.fence_bytes(req.fence_memory_kib)
+        if fence > self._fence_bytes and not self._fixed_fence:
+            await self._runtime.adapter.update_memory(self.container_id, fence)
+            self._fence_bytes = fence
+
+    @asynccontextmanager
+    async def stream(self, req: ExecRequest) -> AsyncIterator[ExecStream]:
+        """Run ``req`` with its stdin, stdout and stderr live (the supervisor's "stream"):
+        the ``ExecStream`` takes stdin and signals and yields output chunks while it runs.
+
+        ``req`` has no redirections, records or interactor (its stdio is the stream);
+        ``output_kib`` bounds the bytes relayed. Leaving the block kills the program if it
+        still runs. Verdicts are data, as for ``run``; raises ``SandboxError`` (or another
+        ``JudgeError``) when the sandbox itself failed, which is then unusable.
+        """
+        if req.interactor is not None or req.stdin or req.stdout or req.stderr:
+            raise ValueError("a streaming execute has no redirections and no interactor")
+        missing = (
+            "streaming executes"
+            if "stream" not in self.features
+            else "process, file-size and stack limits"
+            if req.needs_limits and "limits" not in self.features
+            else None
+        )
+        if missing is not None:
+            yield ExecStream.finished(ExecOutcome(self._missing(missing)))
+            return
+        if self.closed:
+            raise SandboxError("the sandbox is closed", container_id=self.container_id)
+        if self._broken is not None:
+            raise SandboxError(self._broken, container_id=self.container_id)
+        self._ran = True
+        await self._grow_fence(req)
+        async with self._channel:
+            run = ExecStream(
+                self._runtime.adapter,
+                self._handle,
+                {**req.to_wire(), "stream": 1},
+                _outcome,
+                req.answer_within_s + _ANSWER_MARGIN_S,
+            )
+            try:
+                await run.start()
+            except BaseException as e:
+                self._fail(e)
+                raise
+            try:
+                yield run
+            finally:
+                try:
+                    await run.finish()
+                except BaseException as e:
+                    self._fail(e)
+                    raise
+
+    def _fail(self, e: BaseException) -> None:
+        """Mid-conversation, the channel cannot be trusted again: never reuse it."""
+        self._broken = f"the sandbox failed earlier: {e}" if str(e) else "the sandbox failed"
 
     async def ping(self) -> None:
         """Round-trip the supervisor; raises ``SandboxError`` when it does not answer."""

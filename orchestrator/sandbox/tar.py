@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from orchestrator.errors import TransferRefused
+from orchestrator.paths import check_relative_path
 
 SANDBOX_UID = 10001
 SANDBOX_GID = 10001
@@ -87,23 +88,6 @@ def check_tar_headers(data: bytes | memoryview, what: str, *, max_headers: int) 
         elif pax_size is not None:
             size, pax_size = pax_size, None
         pos += _BLOCK + -(-size // _BLOCK) * _BLOCK
-
-
-def check_relative_path(path: str) -> str:
-    """Return ``path`` normalised if it is a safe relative POSIX path.
-
-    Raises ``ValueError`` for an empty, absolute, ``..``-containing or NUL-containing path.
-    """
-    if not path or "\x00" in path:
-        raise ValueError("path must be a non-empty string without NUL")
-    if path.startswith("/"):
-        raise ValueError(f"'{path}' is absolute; paths are relative to the sandbox")
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    if not parts:
-        raise ValueError(f"'{path}' names the sandbox itself")
-    if ".." in parts:
-        raise ValueError(f"'{path}' contains '..'")
-    return "/".join(parts)
 
 
 def build_tar(files: Mapping[str, bytes], *, mtime: float | None = None) -> bytes:

@@ -32,11 +32,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
+from orchestrator.mission import result as result_doc
+from orchestrator.mission.result import ENDED, MissionState
 from service.keys import STORE
 from service.store import MissionRow
 
 KEEP_FINISHED = 256
-FINAL_STATES = frozenset({"done", "cancelled", "failed"})
 PING_INTERVAL_S = 15.0
 
 
@@ -97,25 +98,6 @@ def _done_data(mission_id: int, state: str, result: Any, error: str) -> dict[str
     return body
 
 
-def _stored_entries(result: dict[str, Any]) -> list[tuple[str, int | None, int, dict[str, Any]]]:
-    out: list[tuple[str, int | None, int, dict[str, Any]]] = []
-    for i, entry in enumerate((result.get("prepare") or {}).get("execute") or []):
-        out.append(("prepare", None, i, entry))
-    for t, task in enumerate(result.get("task") or []):
-        for i, entry in enumerate(task.get("execute") or []):
-            out.append(("task", t, i, entry))
-    for i, entry in enumerate((result.get("final") or {}).get("execute") or []):
-        out.append(("final", None, i, entry))
-    return out
-
-
-def _planned_executes(normalised: dict[str, Any]) -> int:
-    """How many executes the normalised mission runs (each task echoes its own list)."""
-    stages = [normalised.get("prepare") or {}, normalised.get("final") or {}]
-    stages += (normalised.get("tasks") or {}).get("task") or []
-    return sum(len(stage.get("execute") or []) for stage in stages)
-
-
 class EventHub:
     """Per-mission event logs fed by the workers (:meth:`publish`), read by the streams."""
 
@@ -140,7 +122,7 @@ class EventHub:
         """A workers' listener (``service.pipeline.progress.Listener``); never blocks."""
         if kind == "state":
             log = self._log(mission_id)
-            if data["state"] == "running":
+            if data["state"] == MissionState.RUNNING:
                 log.executes = int(data.get("executes", 0))
                 log.finished_executes = 0
             log.append("state", {"id": mission_id, **data})
@@ -167,18 +149,18 @@ class EventHub:
         log = self._logs.get(row.id)
         if log is not None:
             return log
-        if row.state not in FINAL_STATES:
+        if row.state not in ENDED:
             # Followed from now on: the workers' next events land in this log.
             log = self._logs[row.id] = MissionLog(self._epoch + f"m{row.id}")
             data: dict[str, Any] = {"id": row.id, "state": row.state}
-            if row.state == "running":  # joined mid-run: the count its start event gave
-                log.executes = data["executes"] = _planned_executes(row.normalised)
+            if row.state == MissionState.RUNNING:  # joined mid-run: the count its start gave
+                log.executes = data["executes"] = result_doc.count_in_echo(row.normalised)
             log.append("state", data)
             return log
         # A finished mission's stored result never changes: its log, and so its ids, are the
         # same at every read, in every process.
         log = MissionLog(f"db{row.id}")
-        entries = _stored_entries(row.result or {})
+        entries = list(result_doc.entries(row.result or {}))
         log.executes = len(entries)
         log.append("state", {"id": row.id, "state": row.state})
         for stage, task, index, entry in entries:

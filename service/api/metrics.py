@@ -27,6 +27,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from orchestrator.mission.result import ENDED, MissionState
 from service.keys import POOL, STORE, WORKERS
 from service.pipeline.wiring import MissionWorkers
 from service.store import CALLBACK_STATES, MISSION_STATES
@@ -86,10 +87,12 @@ class JudgeCollector(Collector):
         finished = CounterMetricFamily(
             "judge_missions_finished", "Missions finished, by state.", labels=["state"]
         )
-        for state in ("done", "cancelled", "failed"):
+        for state in (s for s in MissionState if s in ENDED):
             finished.add_metric([state], m.missions_finished.get(state, 0))
         yield finished
-        ran = sum(m.missions_finished.get(s, 0) for s in ("done", "cancelled"))
+        ran = sum(
+            m.missions_finished.get(s, 0) for s in (MissionState.DONE, MissionState.CANCELLED)
+        )
         yield SummaryMetricFamily(
             "judge_mission_seconds",
             "Time missions spent running.",

@@ -19,6 +19,7 @@ from orchestrator.mission import (
     parse_mission,
     plans_little,
 )
+from orchestrator.mission.result import CANCELLING, ENDED
 from service.api.events import stream_events
 from service.api.ops import SUPERVISOR_LABEL
 from service.http.auth import authenticate
@@ -30,7 +31,6 @@ from service.pipeline.callbacks import url_refusal
 from service.store import MissionRow
 
 SUBMIT_FIELDS = frozenset({"token", "mission"})
-FINAL_STATES = frozenset({"done", "cancelled", "failed"})
 MAX_WAIT_S = 60
 
 INLINE_EXECUTES = 16
@@ -232,7 +232,7 @@ async def submit_mission(request: web.Request) -> web.Response:
     if wait_s is None:
         return web.json_response(msg, headers=limit_headers)
     row = await _wait_finished(request.app, mission_id, wait_s)
-    if row is None or row.state not in FINAL_STATES:
+    if row is None or row.state not in ENDED:
         return web.json_response(msg, status=202, headers=limit_headers)
     return await _json({**mission_body(row), **msg}, headers=limit_headers)
 
@@ -277,19 +277,18 @@ async def _json(body: Any, **kwargs: Any) -> web.Response:
 
 LIST_LIMIT = 20
 LIST_LIMIT_MAX = 100
+LIST_OFFSET_MAX = 1_000_000_000
 
 
-def _limit(request: web.Request) -> int:
-    """``?limit=N`` (1 to ``LIST_LIMIT_MAX``, default ``LIST_LIMIT``); raises ``ApiError`` 400."""
-    raw = request.query.get("limit")
+def _whole(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """``?<name>=N``, a whole number from ``low`` to ``high`` (``default`` when absent); raises
+    ``ApiError`` 400 ``invalid_<name>``."""
+    raw = request.query.get(name)
     if raw is None:
-        return LIST_LIMIT
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= LIST_LIMIT_MAX:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
         raise ApiError(
-            400,
-            "invalid_limit",
-            f"limit must be a whole number from 1 to {LIST_LIMIT_MAX}",
-            "limit",
+            400, f"invalid_{name}", f"{name} must be a whole number from {low} to {high}", name
         )
     return int(raw)
 
@@ -313,11 +312,15 @@ def mission_summary(row: MissionRow) -> dict[str, Any]:
 
 
 async def list_missions(request: web.Request) -> web.Response:
-    """The caller's own missions (every kind), newest first, at most ``?limit=``."""
+    """The caller's own missions (every kind), newest first: at most ``?limit=`` after skipping
+    ``?offset=``, and how many there are in all (``total``)."""
     token_hash = await authenticate(request)
-    limit = _limit(request)
-    rows = await request.app[STORE].missions.list_missions(token_hash, limit)
-    return await _json({"missions": [mission_summary(row) for row in rows]})
+    limit = _whole(request, "limit", LIST_LIMIT, 1, LIST_LIMIT_MAX)
+    offset = _whole(request, "offset", 0, 0, LIST_OFFSET_MAX)
+    missions = request.app[STORE].missions
+    rows = await missions.list_missions(token_hash, limit, offset)
+    total = await missions.count_missions(token_hash)
+    return await _json({"missions": [mission_summary(row) for row in rows], "total": total})
 
 
 async def get_mission(request: web.Request) -> web.Response:
@@ -334,7 +337,7 @@ async def cancel_mission(request: web.Request) -> web.Response:
     state = await request.app[WORKERS].cancel(row.id)
     # 202 while a running mission is being stopped; 200 once it is in a final state.
     return web.json_response(
-        {"id": row.id, "state": state}, status=202 if state == "cancelling" else 200
+        {"id": row.id, "state": state}, status=202 if state == CANCELLING else 200
     )
 
 

@@ -72,6 +72,36 @@ DOCS_INIT = """window.onload = function () {
 """
 
 
+_ARGV = {"type": "array", "items": {"type": "string"}}
+LANGUAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "version", "aliases", "image", "source_file", "compile", "run"],
+    "properties": {
+        "id": {"type": "string", "example": "python3"},
+        "name": {"type": "string", "example": "Python"},
+        "version": {"type": "string", "example": "3.11.2"},
+        "aliases": {"type": "array", "items": {"type": "string"}},
+        "image": {"type": "string", "example": "judge/python3"},
+        "source_file": {"type": "string", "example": "script.py"},
+        "compile": {"type": ["array", "null"], "items": {"type": "string"}},
+        "run": _ARGV,
+        "compile_limits": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "piston": {
+            "type": ["object", "null"],
+            "properties": {
+                "language": {"type": "string"},
+                "runtime": {"type": ["string", "null"]},
+            },
+        },
+        "judge0": {
+            "type": ["object", "null"],
+            "properties": {
+                "ids": {"type": "array", "items": {"type": "integer"}},
+                "name": {"type": "string"},
+            },
+        },
+    },
+}
 # Words for the generated schema's fields (types, ranges and defaults come from the models; a
 # test checks that every entry names a field that exists). The prose is docs/missions.md.
 FIELD_DOCS: dict[str, dict[str, str]] = {
@@ -113,7 +143,8 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "name": "A label echoed in the result and the events.",
         "command": "Program and arguments, run without a shell.",
         "memory_limit": "KiB of memory; over it: MLE.",
-        "time_limit": "ms of CPU time (real time capped at 1.5x); over it: TLE.",
+        "time_limit": "ms of CPU time (real time capped at 1.5x unless wall_time_limit); "
+        "over it: TLE.",
         "output_limit": "KiB, the largest file the command may write; over it: OLE.",
         "meta": "File the execute's meta JSON is written to afterwards.",
         "stdin": "File read as standard input; empty: no input.",
@@ -124,6 +155,14 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "interactor": "A program run beside this one, wired by pipes (its stdout is this "
         "execute's stdin and the other way round); stdin and stdout must then be empty. "
         "See docs/interactive.md.",
+        "wall_time_limit": "Extension: ms of real time; absent: 1.5 x time_limit. Over it: TLE "
+        "(message 'real time limit exceeded').",
+        "process_limit": "Extension: processes and threads alive at once; absent: no count "
+        "(the sandbox's own fence). Over it: RE 'process limit exceeded (N)', signal 9.",
+        "file_size_limit": "Extension: KiB, the largest file the command may write when below "
+        "output_limit; over it: SIGXFSZ, OLE 'file size limit exceeded (N KiB)', signal 25.",
+        "stack_limit": "Extension: KiB of stack; absent: memory_limit, at least 8 MiB. A "
+        "stack overflow is RE, signal 11 (SIGSEGV).",
     },
     "Interactor": {
         "command": "Program and arguments of the interactor, run as another user.",
@@ -179,9 +218,10 @@ def _schemas() -> dict[str, Any]:
                     },
                     "required": ["id", "state", "kind", "runs", "created_at", "updated_at"],
                 },
-            }
+            },
+            "total": {"type": "integer", "description": "The caller's missions in all."},
         },
-        "required": ["missions"],
+        "required": ["missions", "total"],
     }
     schemas["Error"] = {
         "type": "object",
@@ -240,7 +280,7 @@ def _schemas() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "id": {"type": "integer"},
-            "state": {"enum": ["queued", "running", "done", "cancelled", "failed"]},
+            "state": {"enum": list(MISSION_STATES)},
             "runs": {
                 "type": "integer",
                 "description": "Times it was started (re-runs after a restart).",
@@ -321,8 +361,8 @@ def _mission_routes() -> dict[str, Any]:
                 "operationId": "listMissions",
                 "summary": "The caller's own missions, newest first",
                 "description": "Every kind (the mission API's and the front doors'), at most "
-                "`limit`. Each entry says what a list shows; `GET /api/missions/{id}` has the "
-                "mission and its result.",
+                "`limit` after skipping `offset`, and `total`, how many there are. Each entry "
+                "says what a list shows; `GET /api/missions/{id}` has the mission and its result.",
                 "parameters": [
                     {
                         "name": "limit",
@@ -330,11 +370,18 @@ def _mission_routes() -> dict[str, Any]:
                         "required": False,
                         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
                         "description": "How many missions at most.",
-                    }
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0, "default": 0},
+                        "description": "How many of the newest to skip (paging).",
+                    },
                 ],
                 "responses": {
                     "200": _json("The missions.", _ref("MissionList")),
-                    "400": _error("`invalid_limit`."),
+                    "400": _error("`invalid_limit` or `invalid_offset`."),
                     "401": UNAUTHORIZED,
                 },
             },
@@ -419,7 +466,11 @@ def _mission_routes() -> dict[str, Any]:
                 "responses": {
                     "200": _json(
                         '`{"languages": [{"id": "python3", "version": "3.11.2", ...}]}`',
-                        {"type": "object"},
+                        {
+                            "type": "object",
+                            "required": ["languages"],
+                            "properties": {"languages": {"type": "array", "items": LANGUAGE}},
+                        },
                     ),
                     "401": UNAUTHORIZED,
                 },

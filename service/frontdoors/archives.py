@@ -22,8 +22,8 @@ import zlib
 from collections.abc import Iterable, Mapping
 
 from orchestrator.errors import TransferRefused
-from orchestrator.mission import has_control
-from orchestrator.sandbox.tar import MAX_META_BYTES, check_relative_path, check_tar_headers
+from orchestrator.paths import check_name
+from orchestrator.sandbox.tar import MAX_META_BYTES, check_tar_headers
 
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 """The most bytes the files of one uploaded archive may hold once unpacked."""
@@ -46,10 +46,8 @@ def _entry_name(raw: str, what: str) -> str:
         raise ArchiveRefused(f"{what}: entry '{raw}' contains a backslash")
     if len(raw) > 1 and raw[1] == ":":
         raise ArchiveRefused(f"{what}: entry '{raw}' is absolute (it names a drive)")
-    if has_control(raw):
-        raise ArchiveRefused(f"{what}: entry {raw!r} contains a control character")
     try:
-        return check_relative_path(raw)
+        return check_name(raw)
     except ValueError as e:
         raise ArchiveRefused(f"{what}: entry refused: {e}") from None
 
@@ -135,6 +133,12 @@ def _zip_entry_count(data: bytes) -> int | None:
     return int(count)
 
 
+def _check_new(files: Mapping[str, bytes], name: str, what: str) -> None:
+    """Refuse a second entry of the same name: which one wins is the archiver's secret."""
+    if name in files:
+        raise ArchiveRefused(f"{what}: entry '{name}' appears more than once")
+
+
 def _check_layout(files: Mapping[str, bytes], what: str) -> None:
     """A name may not be both a file and the directory of another file."""
     for name in files:
@@ -151,8 +155,8 @@ def read_zip(
     """The regular files of a zip (relative name -> content); directories are implied.
 
     Raises ``ArchiveRefused`` for a corrupt or encrypted archive, an absolute name, ``..``, a
-    symbolic link or other special entry, too many entries, or more than ``max_bytes`` unpacked
-    (declared or actual).
+    symbolic link or other special entry, a name twice, too many entries, or more than
+    ``max_bytes`` unpacked (declared or actual).
     """
     declared_entries = _zip_entry_count(data)
     if declared_entries is not None and declared_entries > MAX_ENTRIES:
@@ -193,6 +197,7 @@ def read_zip(
             total += len(content)
             if total > max_bytes:
                 raise ArchiveRefused(f"{what}: more than {max_bytes} bytes unpacked")
+            _check_new(files, name, what)
             files[name] = content
     _check_layout(files, what)
     return files
@@ -204,9 +209,9 @@ def read_tar(
     """The regular files of a tar (plain, gzip, bzip2 or xz), like ``read_zip``.
 
     Raises ``ArchiveRefused`` for a corrupt archive, an absolute name, ``..``, a symbolic or hard
-    link, a device or FIFO, too many entries, more than ``max_bytes`` unpacked, a stream that
-    decompresses to more than the files and their headers could fill, or a long-name or PAX
-    record larger than ``MAX_META_BYTES``.
+    link, a device or FIFO, a file name twice, too many entries, more than ``max_bytes``
+    unpacked, a stream that decompresses to more than the files and their headers could fill,
+    or a long-name or PAX record larger than ``MAX_META_BYTES``.
     """
     files: dict[str, bytes] = {}
     total = 0
@@ -237,6 +242,7 @@ def read_tar(
                 total += member.size
                 if total > max_bytes:
                     raise ArchiveRefused(f"{what}: more than {max_bytes} bytes unpacked")
+                _check_new(files, name, what)
                 fileobj = archive.extractfile(member)
                 files[name] = b"" if fileobj is None else fileobj.read(member.size)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:

@@ -264,7 +264,9 @@ async def post_once(
         if isinstance(e.os_error, AddressNotAllowed):
             raise FinalDeliveryFailure(str(e.os_error)) from e
         raise RetryableDelivery(f"cannot connect: {e.os_error or e}") from e
-    except (aiohttp.ClientError, TimeoutError, OSError) as e:
+    except TimeoutError as e:  # its own message is empty
+        raise RetryableDelivery(f"no answer within {policy.timeout_s:g} s") from e
+    except (aiohttp.ClientError, OSError) as e:
         raise RetryableDelivery(f"{type(e).__name__}: {e}") from e
 
 

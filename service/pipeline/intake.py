@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from orchestrator.mission.result import MissionState
 from orchestrator.run.runner import MissionIO
 from service.pipeline.handoff import Handoff
 from service.pipeline.tracked import TrackedTasks
@@ -157,7 +158,7 @@ class Intake:
             if io is not None:
                 self._handoff.files.put(mission_id, io)
         self._handoff.queue.push(mission_id)
-        self._handoff.progress.emit(mission_id, "state", {"state": "queued"})
+        self._handoff.progress.emit(mission_id, "state", {"state": MissionState.QUEUED})
         return mission_id
 
     async def drain(self, timeout_s: float) -> None:

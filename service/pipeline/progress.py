@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from orchestrator.mission.result import ENDED
 from service.store import ENDED_CHANNEL, MissionRow, Store
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class MissionProgress:
         waiters.add(waiter)
         try:
             row = await self._store.missions.get_mission(mission_id)
-            while row is not None and row.state in ("queued", "running") and not self._closed:
+            while row is not None and row.state not in ENDED and not self._closed:
                 if self._clustered:
                     await asyncio.wait([waiter], timeout=self._poll_s)
                 else:

@@ -21,15 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from orchestrator.mission import (
-    Execute,
-    Mission,
-    MissionCaps,
-    expand_execute,
-    expand_task_files,
-    parse_mission,
-    task_macros,
-)
+from orchestrator.mission import Mission, MissionCaps, parse_mission
+from orchestrator.mission import result as result_doc
+from orchestrator.mission.result import MissionState
 from orchestrator.run.runner import (
     CANCELLED,
     ExecuteDone,
@@ -38,7 +32,6 @@ from orchestrator.run.runner import (
     PhaseTimes,
     run_mission,
 )
-from orchestrator.sandbox.sandbox import Meta
 from service.pipeline.delivery import DeliveryCounters, DoorCallback
 from service.pipeline.handoff import Handoff
 from service.store import CANCEL_CHANNEL, MISSION_KIND, MissionRow
@@ -89,36 +82,10 @@ class Metrics(DeliveryCounters):
     phase_counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def count_executes(mission: Mission) -> int:
-    """How many executes a mission runs: prepare's, each task's, final's."""
-    tasks = len(mission.tasks.task) * len(mission.tasks.execute)
-    return len(mission.prepare.execute) + tasks + len(mission.final.execute)
-
-
 def not_run_result(mission: Mission, message: str) -> dict[str, Any]:
     """A complete result in which no file was fetched and every execute reports ``SE`` with
-    ``message``: the result of a mission cancelled before it started (the runner's layout)."""
-    meta = Meta.system_error(message).to_dict()
-
-    def stage(files: dict[str, str], executes: list[Execute]) -> dict[str, Any]:
-        return {
-            "file": {name: {"status": 0, "content": ""} for name in files},
-            "execute": [
-                {"name": ex.name, "meta": dict(meta), "record": {"stdout": "", "stderr": ""}}
-                for ex in executes
-            ],
-        }
-
-    tasks = []
-    for i, task in enumerate(mission.tasks.task):
-        macros = task_macros(i, task)
-        executes = [expand_execute(ex, macros) for ex in mission.tasks.execute]
-        tasks.append(stage(expand_task_files(task, macros), executes))
-    return {
-        "prepare": stage(mission.prepare.file, list(mission.prepare.execute)),
-        "task": tasks,
-        "final": stage(mission.final.file, list(mission.final.execute)),
-    }
+    ``message`` (the runner's own layout, ``interactor`` entries included)."""
+    return result_doc.not_run(result_doc.plan(mission), message)
 
 
 def _failed_result(raw: dict[str, Any], why: str) -> dict[str, Any]:
@@ -203,26 +170,26 @@ class MissionRunning:
         row = await self._store.missions.get_mission(mission_id)
         if row is None:
             return "missing"
-        if row.state == "queued":
+        if row.state == MissionState.QUEUED:
             mission = await asyncio.to_thread(parse_mission, row.mission, MissionCaps.unlimited())
             result = await asyncio.to_thread(not_run_result, mission, CANCELLED)
             due = await self._door_due(row, result)
             if await self._store.missions.cancel_queued(mission_id, result, door_due=due):
                 self._handoff.queue.discard(mission_id)
-                self.metrics.missions_finished["cancelled"] += 1
+                self.metrics.missions_finished[MissionState.CANCELLED] += 1
                 log.info("mission %d cancelled while queued", mission_id)
-                await self._ended(row, "cancelled", result, MissionIO(), door_due=due)
-                return "cancelled"
+                await self._ended(row, MissionState.CANCELLED, result, MissionIO(), door_due=due)
+                return MissionState.CANCELLED
             row = await self._store.missions.get_mission(mission_id)
             assert row is not None
-        if row.state == "running":
+        if row.state == MissionState.RUNNING:
             event = self._cancels.get(mission_id)
             if event is not None:
                 event.set()
             elif self._clustered:
                 # Another node runs it: it hears the NOTIFY (or sees it at its next renewal).
                 await self._store.missions.request_cancel(mission_id)
-            return "cancelling"
+            return result_doc.CANCELLING
         return row.state
 
     async def _work(self) -> None:
@@ -296,7 +263,8 @@ class MissionRunning:
                 io = got
             # Accepted under the caps of its day; parsed off the loop (it may be large).
             mission = await asyncio.to_thread(parse_mission, row.mission, MissionCaps.unlimited())
-            running = {"state": "running", "executes": count_executes(mission)}
+            executes = result_doc.count_executes(mission)
+            running = {"state": MissionState.RUNNING, "executes": executes}
             self._handoff.progress.emit(mission_id, "state", running)
 
             def executed(done: ExecuteDone) -> None:
@@ -318,7 +286,7 @@ class MissionRunning:
                 failed = await asyncio.to_thread(_failed_result, row.mission, why)
             await self._fail(row, why, failed, io)
             return
-        state = "cancelled" if cancel.is_set() else "done"
+        state = MissionState.CANCELLED if cancel.is_set() else MissionState.DONE
         due = await self._door_due(row, result)
         stored = await self._store.missions.finish(
             mission_id, state, result, self._owner, door_due=due
@@ -358,8 +326,8 @@ class MissionRunning:
         ``result`` its callback is due like any other."""
         due = await self._door_due(row, result)
         if await self._store.missions.fail(row.id, why, result, self._owner, door_due=due):
-            self.metrics.missions_finished["failed"] += 1
-            await self._ended(row, "failed", result, io, why, door_due=due)
+            self.metrics.missions_finished[MissionState.FAILED] += 1
+            await self._ended(row, MissionState.FAILED, result, io, why, door_due=due)
 
     async def _ended(
         self,

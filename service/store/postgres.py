@@ -235,15 +235,13 @@ class PgStore(EveryRepository):
         row = await self._pool.fetchrow(*sql.GET_MISSION.bind_pg(mission_id=mission_id))
         return None if row is None else mission_row(row)
 
-    async def list_missions(
-        self, token_hash: str, limit: int, offset: int = 0, kind: str | None = None
-    ) -> list[MissionRow]:
-        values = {"token_hash": token_hash, "limit": limit, "offset": offset, "kind": kind}
+    async def list_missions(self, token_hash: str, limit: int, offset: int = 0) -> list[MissionRow]:
+        values = {"token_hash": token_hash, "limit": limit, "offset": offset}
         rows = await self._pool.fetch(*sql.LIST_MISSIONS.bind_pg(**values))
         return [mission_row(r) for r in rows]
 
-    async def count_missions(self, token_hash: str, kind: str | None = None) -> int:
-        bound = sql.COUNT_MISSIONS.bind_pg(token_hash=token_hash, kind=kind)
+    async def count_missions(self, token_hash: str) -> int:
+        bound = sql.COUNT_MISSIONS.bind_pg(token_hash=token_hash)
         return int(await self._pool.fetchval(*bound))
 
     async def claim(

@@ -60,14 +60,12 @@ class MissionRepo(Protocol):
 
     async def get_mission(self, mission_id: int) -> MissionRow | None: ...
 
-    async def list_missions(
-        self, token_hash: str, limit: int, offset: int = 0, kind: str | None = None
-    ) -> list[MissionRow]:
-        """``token_hash``'s missions, newest first: at most ``limit`` of them after skipping
-        ``offset``; with ``kind``, only missions of that kind."""
+    async def list_missions(self, token_hash: str, limit: int, offset: int = 0) -> list[MissionRow]:
+        """``token_hash``'s missions (every kind), newest first: at most ``limit`` of them after
+        skipping ``offset``."""
         ...
 
-    async def count_missions(self, token_hash: str, kind: str | None = None) -> int:
+    async def count_missions(self, token_hash: str) -> int:
         """How many missions ``list_missions`` pages through."""
         ...
 

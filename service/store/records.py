@@ -8,11 +8,14 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.mission.result import MissionState
+
 MISSION_KIND = "mission"
 """The kind of missions submitted to the mission API; only they have callbacks. Front doors
 (``executor``, ``exec``) store their missions under their own kind."""
 
-MISSION_STATES = ("queued", "running", "done", "cancelled", "failed")
+MISSION_STATES = tuple(state.value for state in MissionState)
+"""Every state a mission row may hold (``orchestrator.mission.result.MissionState``)."""
 CALLBACK_STATES = ("none", "waiting", "pending", "delivered", "failed")
 
 

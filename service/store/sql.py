@@ -206,11 +206,9 @@ QUEUED_IDS = "SELECT id FROM missions WHERE state = 'queued' ORDER BY id"
 RUNNING_BY_OWNER = (
     "SELECT lease_owner, COUNT(*) AS n FROM missions WHERE state = 'running' GROUP BY lease_owner"
 )
-# A token's own missions (all kinds, or one), newest first: the mission API's history and the
-# front doors' lists page through the same rows (index missions_token).
-_OWN = (
-    "FROM missions WHERE token_hash = :token_hash AND (CAST(:kind AS TEXT) IS NULL OR kind = :kind)"
-)
+# A token's own missions (every kind), newest first: GET /api/missions pages through them
+# (index missions_token).
+_OWN = "FROM missions WHERE token_hash = :token_hash"
 LIST_MISSIONS = Statement(f"SELECT * {_OWN} ORDER BY id DESC LIMIT :limit OFFSET :offset")
 COUNT_MISSIONS = Statement(f"SELECT COUNT(*) AS n {_OWN}")
 QUEUED_COUNT = "SELECT COUNT(*) AS n FROM missions WHERE state = 'queued'"

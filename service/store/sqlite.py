@@ -228,15 +228,12 @@ class Database:
         row = self._run(sql.GET_MISSION, mission_id=mission_id).fetchone()
         return None if row is None else mission_row(row)
 
-    def list_missions(
-        self, token_hash: str, limit: int, offset: int = 0, kind: str | None = None
-    ) -> list[MissionRow]:
-        values = {"token_hash": token_hash, "limit": limit, "offset": offset, "kind": kind}
+    def list_missions(self, token_hash: str, limit: int, offset: int = 0) -> list[MissionRow]:
+        values = {"token_hash": token_hash, "limit": limit, "offset": offset}
         return [mission_row(r) for r in self._run(sql.LIST_MISSIONS, **values)]
 
-    def count_missions(self, token_hash: str, kind: str | None = None) -> int:
-        row = self._run(sql.COUNT_MISSIONS, token_hash=token_hash, kind=kind).fetchone()
-        return int(row["n"])
+    def count_missions(self, token_hash: str) -> int:
+        return int(self._run(sql.COUNT_MISSIONS, token_hash=token_hash).fetchone()["n"])
 
     def claim(self, mission_id: int, owner: str = "", lease_s: float = 0.0) -> MissionRow | None:
         with self._transaction():

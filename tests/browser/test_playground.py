@@ -3,7 +3,9 @@ the real engine, verdicts read off the page."""
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -239,9 +241,81 @@ def test_a_mission_opens_from_the_history(playground: Page, judge: Judge) -> Non
     mission_id = re.search(r"mission=(\d+)", playground.url)
     assert mission_id is not None
     playground.goto("/")  # a fresh page: the token is still in this tab
-    expect(playground.get_by_label("Source code")).not_to_have_value('print("from history")\n')
+    playground.get_by_label("Source code").fill("print('something else')\n")
     history = playground.get_by_role("region", name="History")
     history.get_by_role("link", name=re.compile(f"#{mission_id[1]}\\b")).click()
     expect(playground.get_by_role("status")).to_contain_text("1 OK")
     expect(playground.get_by_label("Source code")).to_have_value('print("from history")\n')
     assert playground.url.endswith(f"?mission={mission_id[1]}")
+
+
+def test_every_control_has_a_visible_label_or_name(playground: Page, judge: Judge) -> None:
+    sign_in(playground, judge.token)
+    playground.get_by_role("button", name="Add case").click()
+    unnamed = playground.evaluate(
+        """() => [...document.querySelectorAll("input, select, textarea, button")]
+            .filter((c) => c.offsetParent !== null)
+            .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute("aria-label")
+                           && !c.textContent.trim())
+            .map((c) => c.outerHTML)"""
+    )
+    assert unnamed == []
+    for label in ("Token", "Language", "Source code", "Input", "CPU time (s)", "Memory (MiB)"):
+        expect(playground.get_by_text(label, exact=True).first).to_be_visible()
+
+
+def test_a_draft_survives_a_reload_of_the_tab(playground: Page, judge: Judge) -> None:
+    sign_in(playground, judge.token)
+    write(playground, "python3", "print('draft')\n")
+    playground.get_by_role("button", name="Add case").click()
+    case(playground, 2).get_by_label("Expected output").fill("draft")
+    playground.get_by_label("Memory (MiB)").fill("128")
+    playground.reload()
+    expect(playground.get_by_label("Source code")).to_have_value("print('draft')\n")
+    expect(case(playground, 2).get_by_label("Expected output")).to_have_value("draft")
+    expect(playground.get_by_label("Memory (MiB)")).to_have_value("128")
+    expect(playground.get_by_label("Language")).to_have_value("python3")
+
+
+def submit(judge: Judge, mission: dict[str, object]) -> int:
+    """A mission sent through the API directly, not through the page."""
+    request = urllib.request.Request(
+        f"{judge.url}/api/missions",
+        data=json.dumps({"mission": mission}).encode(),
+        headers={"Authorization": f"Bearer {judge.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return int(json.load(resp)["msg"]["id"])
+
+
+def test_a_mission_the_page_did_not_make_shows_each_execute(playground: Page, judge: Judge) -> None:
+    mission_id = submit(
+        judge,
+        {
+            "prepare": {
+                "execute": [
+                    {"name": "greet", "command": ["echo", "from the API"], "stdout": "out.txt"},
+                    {"name": "fail", "command": ["sh", "-c", "exit 3"]},
+                ]
+            }
+        },
+    )
+    playground.goto(f"/?mission={mission_id}")
+    sign_in(playground, judge.token)
+    expect(playground.get_by_role("status")).to_contain_text("Not made by the playground")
+    greet = playground.get_by_role("listitem").filter(has_text="greet")
+    expect(greet.get_by_role("region", name="Output", exact=True)).to_contain_text("from the API")
+    expect(playground.get_by_role("listitem").filter(has_text="fail")).to_contain_text("RE")
+
+
+def test_the_history_pages_through_older_missions(playground: Page, judge: Judge) -> None:
+    for _ in range(22):
+        submit(judge, {})
+    sign_in(playground, judge.token)
+    history = playground.get_by_role("region", name="History")
+    links = history.get_by_role("link")
+    expect(links).to_have_count(20)
+    more = history.get_by_role("button", name=re.compile(r"Show more \(\d+ older\)"))
+    total = 20 + int(re.findall(r"\d+", more.inner_text())[0])
+    more.click()
+    expect(links).to_have_count(min(total, 40))

@@ -107,8 +107,8 @@ async def test_a_silent_program_is_tle_and_both_are_stopped(runtime: SandboxRunt
         )
     # The program waits for the interactor, which waits for the program: the program's fault.
     assert out.meta.status == "TLE", out.meta
-    assert "real time" in out.meta.message
-    assert 1500 <= out.meta.real_time_ms <= 2500, out.meta
+    assert out.meta.message == "real time limit exceeded (1500 ms)", out.meta
+    assert out.meta.real_time_ms >= 1500, out.meta
     assert out.interactor is not None
     # Once the program is gone the interactor reads EOF and ends on its own.
     assert out.interactor.meta.status == "", out.interactor.meta
@@ -169,8 +169,7 @@ async def test_a_crashing_interactor_is_re_and_the_program_gets_a_broken_pipe(
     assert out.interactor.meta.status == "RE", out.interactor.meta
     assert out.interactor.meta.signal == 6
     assert out.meta.status == "RE", out.meta
-    assert out.meta.signal == 13, out.meta  # SIGPIPE
-    assert out.meta.real_time_ms < 5000
+    assert out.meta.signal == 13, out.meta  # SIGPIPE, not the real-time limit
 
 
 async def test_a_missing_or_linked_private_file_is_se(runtime: SandboxRuntime) -> None:
@@ -256,7 +255,9 @@ async def test_a_programs_leftover_holding_the_pipe_is_killed_so_the_interactor_
     assert out.meta.status == "", out.meta
     assert out.interactor is not None
     assert out.interactor.meta.status == "", out.interactor.meta
-    assert out.interactor.meta.real_time_ms < 3000, out.interactor.meta
+    # Without the kill it would have read EOF only when the program's real-time limit (7.5 s)
+    # ended the sleep.
+    assert out.interactor.meta.real_time_ms < 7500, out.interactor.meta
 
 
 async def test_the_program_cannot_signal_the_interactor(runtime: SandboxRuntime) -> None:

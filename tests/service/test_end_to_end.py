@@ -306,12 +306,17 @@ async def test_many_missions_run_concurrently_within_the_bound(
     n = 9
     t0 = time.perf_counter()
     ids = [(await api.submit(sleeper(receiver.url, 1)))[1]["msg"]["id"] for _ in range(n)]
+    # Count the missions running at once (one query of the store: a snapshot) until all are
+    # done: never more than the bound, and the bound reached (they do run in parallel).
+    most = 0
+    while (counts := await judge.app_store_counts()).get("done", 0) < n:
+        assert counts.get("running", 0) <= 3, counts
+        most = max(most, counts.get("running", 0))
+        await asyncio.sleep(0.02)  # a polling interval, not a synchronisation
     got = [await receiver.next(timeout=60) for _ in range(n)]
-    elapsed = time.perf_counter() - t0
-    print(f"\n{n} one-second missions on 3 workers: {elapsed:.2f} s")
+    print(f"\n{n} one-second missions on 3 workers: {time.perf_counter() - t0:.2f} s")
     assert sorted(int(dict(g.form())["id"]) for g in got) == ids
-    # 3 rounds of 1 s at least (the bound holds), and not 9 s (they do run in parallel).
-    assert 3.0 <= elapsed < 8.0
+    assert most == 3
     assert await judge.app_store_counts() == {"done": n}
 
 
@@ -337,9 +342,9 @@ async def test_cancel_kills_an_executing_sandbox(
     await poll(processes, lambda out: "sleep 30" in out, timeout=20)  # the execute runs
     t0 = time.perf_counter()
     assert (await api.delete(1))[1]["state"] == "cancelling"
+    # Well before the sleep's 30 s: the sandbox was killed, not waited for.
     got = await receiver.next(timeout=20)
-    took = time.perf_counter() - t0
-    assert took < 10
+    print(f"\ncancel of an executing sandbox: callback after {time.perf_counter() - t0:.2f} s")
     result = json.loads(dict(got.form())["mission_result"])
     assert result["prepare"]["file"]["input.txt"]["status"] == 200
     meta = first_execute(result)["meta"]

@@ -8,10 +8,12 @@ import asyncio
 import base64
 import io
 import json
+import logging
 import uuid
 from typing import Any
 
 import docker
+import jsonschema
 import pytest
 
 from orchestrator.languages import expand
@@ -127,6 +129,14 @@ async def test_list_languages_and_run_a_mission_by_language(start_judge: StartJu
     assert python["piston"] == {"language": "python", "runtime": None}
     assert python["version"].count(".") == 2
     assert listed["c"]["image"] == "judge/cpp"  # its own image, not judge/default's copy
+    # The answer is what the OpenAPI document says it is.
+    async with api.session.get(f"{api.url}/api/openapi.json") as resp:
+        doc = await resp.json()
+    schema = doc["paths"]["/api/languages"]["get"]["responses"]["200"]["content"][
+        "application/json"
+    ]["schema"]
+    async with api.session.get(f"{api.url}/api/languages", headers=AUTH) as resp:
+        jsonschema.Draft202012Validator(schema).validate(await resp.json())
 
     # An alias, case-insensitive; the image comes from the registry and is echoed.
     mission = {
@@ -176,13 +186,13 @@ LABEL judge.languages='{languages}' judge.languages.image="{tag}"
 """
 
 
-def build_image(tag: str, lang_id: str) -> None:
+def build_image(tag: str, lang_id: str, version: str = "1.2.3") -> None:
     """A custom image FROM judge/base declaring one language whose "compiler" is cp and whose
     "interpreter" is sh (built through the engine's API: no CLI, no network)."""
     entry = {
         "id": lang_id,
         "name": "Shell, as a test language",
-        "version": "1.2.3",
+        "version": version,
         "aliases": [f"{lang_id}-alias"],
         "piston": {"language": lang_id, "runtime": None},
         "judge0": None,
@@ -248,3 +258,35 @@ async def test_a_custom_image_appears_and_goes_without_a_restart(start_judge: St
 
 async def _get(registry: Any, lang_id: str) -> Any:
     return registry.get(lang_id)
+
+
+async def test_a_custom_image_replaces_a_judge_language_and_the_start_log_says_so(
+    start_judge: StartJudge, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two images declare one language id (a unique one, so other tests on this engine see
+    nothing change): the one outside judge/ wins, the server's start log says which replaced
+    which, missions naming the language run in it; removed, the judge/ image serves again."""
+    suffix = uuid.uuid4().hex[:8]
+    lang_id = f"tsh-{suffix}"
+    shipped, custom = f"judge/test-lang-{suffix}", f"judge-test-custom/tsh-{suffix}"
+    try:
+        await asyncio.to_thread(build_image, shipped, lang_id, "1.0.0")
+        await asyncio.to_thread(build_image, custom, lang_id, "2.0.0")
+        with caplog.at_level(logging.INFO, logger="service.languages"):
+            judge, api = await start_judge(languages_refresh_s=0.2)
+        assert f"language '{lang_id}': {custom} replaces {shipped}" in caplog.text
+        registry = judge.app[LANGUAGES]
+        lang = registry.get(lang_id)
+        assert lang is not None
+        assert (lang.image, lang.version) == (custom, "2.0.0")
+        assert [p.image for p in registry.registry.providers(lang_id)] == [custom, shipped]
+        mission = {"language": lang_id, "prepare": {"execute": [{"command": ["true"]}]}}
+        assert (await run(api, mission))["mission"]["image"] == custom
+        # The shipped one still declares it: naming both is consistent.
+        assert (await run(api, {**mission, "image": shipped}))["mission"]["image"] == shipped
+        await asyncio.to_thread(remove_image, custom)
+        back = await poll(lambda: _get(registry, lang_id), lambda x: x.image == shipped, 10)
+        assert back.version == "1.0.0"
+    finally:
+        await asyncio.to_thread(remove_image, custom)
+        await asyncio.to_thread(remove_image, shipped)

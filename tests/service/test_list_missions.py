@@ -28,6 +28,12 @@ async def test_a_token_lists_its_own_missions_newest_first(start_judge: StartJud
         assert resp.status == 200
         listed = (await resp.json())["missions"]
     assert [m["id"] for m in listed] == [mine[2], mine[1]]
+    async with api.session.get(
+        f"{judge.url}/api/missions?limit=2&offset=2", headers={"Authorization": f"Bearer {ALICE}"}
+    ) as resp:
+        rest = await resp.json()
+    assert [m["id"] for m in rest["missions"]] == [mine[0]]
+    assert rest["total"] == 3
     assert listed[0]["state"] == "done"
     assert listed[0]["kind"] == "mission"
     assert listed[0]["runs"] == 1
@@ -43,17 +49,32 @@ async def test_a_token_lists_its_own_missions_newest_first(start_judge: StartJud
     assert not {m["id"] for m in theirs} & set(mine)
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "x", "-1", "1.5", "٣"])
-async def test_a_bad_limit_is_refused_by_name(start_judge: StartJudge, limit: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("limit", "0"),
+        ("limit", "101"),
+        ("limit", "x"),
+        ("limit", "-1"),
+        ("limit", "1.5"),
+        ("limit", "٣"),
+        ("offset", "-1"),
+        ("offset", "1e3"),
+        ("offset", "99999999999"),
+    ],
+)
+async def test_a_bad_limit_or_offset_is_refused_by_name(
+    start_judge: StartJudge, name: str, value: str
+) -> None:
     judge, api = await start_judge()
     async with api.session.get(
         f"{judge.url}/api/missions",
-        params={"limit": limit},
+        params={name: value},
         headers={"Authorization": f"Bearer {ALICE}"},
     ) as resp:
         assert resp.status == 400
         error = (await resp.json())["error"]
-    assert (error["code"], error["path"]) == ("invalid_limit", "limit")
+    assert (error["code"], error["path"]) == (f"invalid_{name}", name)
 
 
 async def test_the_list_needs_a_token(start_judge: StartJudge) -> None:

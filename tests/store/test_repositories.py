@@ -82,11 +82,9 @@ class RepositoryTests:
         assert listed[1].normalised == NORMALISED
         page = await store.missions.list_missions(alice, 2, offset=1)
         assert [r.id for r in page] == [mine[2], mine[1]]
-        only = await store.missions.list_missions(alice, 10, kind="mission")
-        assert [r.id for r in only] == list(reversed(mine))
+        assert await store.missions.list_missions(alice, 10, offset=4) == []
         assert await store.missions.list_missions("c" * 64, 10) == []
         assert await store.missions.count_missions(alice) == 4
-        assert await store.missions.count_missions(alice, "judge0") == 1
         assert await store.missions.count_missions("c" * 64) == 0
 
     async def test_ids_are_distinct_and_increasing(self, store: Storage) -> None:

@@ -630,6 +630,20 @@ async def test_make_connector_enforces_the_policy_on_host_names() -> None:
         ("fd12:3456::1", True, False),
         ("::ffff:10.0.0.1", True, False),
         ("::ffff:8.8.8.8", True, True),
+        # IPv4-compatible (::a.b.c.d): judged by the IPv4 address, :: and ::1 stay IPv6's own.
+        ("::169.254.169.254", False, False),
+        ("::127.0.0.1", True, False),
+        ("::10.0.0.1", True, False),
+        ("::8.8.8.8", True, True),
+        # 6to4 (2002:aabb:ccdd::/48): the IPv4 address is bits 16-48.
+        ("2002:a9fe:a9fe::1", False, False),
+        ("2002:7f00:1::", True, False),
+        ("2002:c0a8:101::5", True, False),
+        ("2002:808:808::1", True, True),
+        # Teredo (2001::/32): its client address, stored inverted in the last 32 bits.
+        ("2001:0:4136:e378:8000:63bf:5601:5656", False, False),  # client 169.254.169.169
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", True, False),  # client 10.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", True, True),  # client 8.8.8.8
     ],
 )
 def test_address_allowed(address: str, allowed_open: bool, allowed_blocking: bool) -> None:

@@ -65,6 +65,14 @@ def image(
 SHIPPED_IMAGES = sorted(p.parent.name for p in IMAGES.glob("*/languages.json"))
 
 
+def test_every_sandbox_image_but_base_declares_its_languages() -> None:
+    """base declares nothing (an image built FROM it would inherit its labels); server is the
+    judge itself, not a sandbox."""
+    dirs = {p.parent.name for p in IMAGES.glob("*/Dockerfile")} - {"base", "server"}
+    assert dirs
+    assert dirs <= set(SHIPPED_IMAGES)
+
+
 @pytest.mark.parametrize("name", SHIPPED_IMAGES)
 def test_shipped_languages_parse(name: str) -> None:
     languages, problems = parse_label(json.dumps(shipped(name)), f"judge/{name}")

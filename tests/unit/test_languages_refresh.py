@@ -87,6 +87,9 @@ async def test_an_engine_outage_keeps_the_last_registry(caplog: pytest.LogCaptur
     with caplog.at_level(logging.WARNING, logger="service.languages"):
         assert await languages.refresh() is before
         assert await languages.refresh() is before
+        calls = engine.calls
+        assert await languages.refresh(max_age_s=60) is before
+        assert engine.calls == calls  # a failed look counts for max_age_s too
     # Said once per outage, not at every look.
     assert caplog.text.count("cannot list the engine's images") == 1
     engine.down = False

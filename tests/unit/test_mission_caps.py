@@ -239,11 +239,13 @@ def test_whitespace_and_control_characters_in_callback_urls_are_refused(c: str) 
 
 
 def test_other_characters_in_callback_urls_are_accepted() -> None:
-    parse_mission(mission(**{"return": {"url": "http://e.com/\u00e9\x80\u200b~"}}))
+    url = "http://e.com/\u00e9\x80\u200b~"
+    assert parse_mission(mission(**{"return": {"url": url}})).return_.url == url
 
 
 def test_control_characters_in_arguments_stay_allowed() -> None:
-    parse_mission(mission(prepare={"execute": [{"command": ["printf", "a\nb\tc"]}]}))
+    parsed = parse_mission(mission(prepare={"execute": [{"command": ["printf", "a\nb\tc"]}]}))
+    assert parsed.prepare.execute[0].command == ["printf", "a\nb\tc"]
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from orchestrator.paths import check_relative_path, has_control
 from service.frontdoors.archives import (
     MAX_ENTRIES,
     MAX_UNPACKED_BYTES,
@@ -45,7 +46,6 @@ HASH = re.compile(r"[0-9a-f]{40}")
 OBJECT, COMPLEX, SOFT_LINK = "object", "complex", "softLink"
 MAX_METADATA_BYTES = 4 * 1024 * 1024
 _MAX_LINK_DEPTH = 8
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class BlobRefused(ValueError):
@@ -102,10 +102,14 @@ def file_doc(name: str, size: int, content_hash: str) -> dict[str, Any]:
 def _entry_path(name: str) -> str:
     if not name or len(name) > 1024:
         raise BlobRefused(f"content: '{name[:80]}' is not a usable path")
-    if _CONTROL.search(name) or "\\" in name:
+    if has_control(name) or "\\" in name:
         raise BlobRefused(f"content: '{name[:80]}' holds a control character or a backslash")
-    parts = name.split("/")
-    if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    # The one path rule, and stored as given: an artifact names each file one way only.
+    try:
+        canonical = check_relative_path(name)
+    except ValueError:
+        canonical = None
+    if canonical != name:
         raise BlobRefused(f"content: '{name[:80]}' must be a relative path without '.' or '..'")
     return name
 
@@ -128,7 +132,7 @@ def parse_metadata(raw: bytes) -> tuple[dict[str, Any], tuple[BlobRef, ...]]:
             " (upload files with createFile)"
         )
     name = given.get("name")
-    if not isinstance(name, str) or not name or len(name) > 255 or _CONTROL.search(name):
+    if not isinstance(name, str) or not name or len(name) > 255 or has_control(name):
         raise BlobRefused("name: must be a file name")
     size = given.get("size") or 0
     if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 2**53:

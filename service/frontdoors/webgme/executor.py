@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.errors import JudgeError, TransferRefused
 from orchestrator.mission import MissionInvalid, normalise, parse_mission
+from orchestrator.mission.result import MissionState
 from orchestrator.run.runner import MissionIO
 from service.frontdoors.archives import sandbox_files
 from service.frontdoors.door import Core
@@ -421,9 +422,9 @@ class ExecutorDoor:
             await self._end_stream(mission_id, None)
             return
         token, now = job.token_hash, time.time()
-        if state == "cancelled" or result is None:
+        if state == MissionState.CANCELLED or result is None:
             await self._end_stream(mission_id, None)
-            if state == "cancelled":
+            if state == MissionState.CANCELLED:
                 await self._update(token, job.hash, status="CANCELED", finish_time=now)
             else:
                 await self._update(

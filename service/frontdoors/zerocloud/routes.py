@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.mission import MissionInvalid, MissionTooLarge, normalise, parse_mission
+from orchestrator.mission.result import ENDED
 from orchestrator.run.runner import MissionIO
 from service.frontdoors.door import core_of
 from service.frontdoors.zerocloud import execdoor
@@ -73,7 +74,7 @@ async def execute(request: web.Request) -> web.Response:
     mission_id = await _submit(request, token_hash, mission, io)
     row = await core_of(request).wait_finished(mission_id)
     total_s = time.perf_counter() - started
-    if row is not None and row.state in ("queued", "running"):
+    if row is not None and row.state not in ENDED:
         raise ApiError(
             503, "shutting_down", "the server stopped before the program ended; send it again"
         )

@@ -54,8 +54,8 @@ export class Api {
     return this.json(`/api/missions/${encodeURIComponent(id)}`, { method: "DELETE" });
   }
 
-  history(limit) {
-    return this.json(`/api/missions?limit=${limit}`);
+  history(limit, offset = 0) {
+    return this.json(`/api/missions?limit=${limit}&offset=${offset}`);
   }
 
   // Follow a mission's Server-Sent Events until `done` or `signal` aborts; onEvent(type, data)

@@ -8,6 +8,7 @@ import {
   RECORD_CAP,
   VERDICT_NAMES,
   buildMission,
+  fromBase64,
   judgeResult,
   readMission,
   tally,
@@ -17,6 +18,7 @@ import { parseMetrics, statusRows } from "./status.js";
 
 const TOKEN_KEY = "judge.token";
 const LANGUAGE_KEY = "judge.language";
+const DRAFT_KEY = "judge.draft";
 const HISTORY_LIMIT = 20;
 const STATUS_EVERY_MS = 15000;
 const FINAL = new Set(["done", "cancelled", "failed"]);
@@ -504,6 +506,59 @@ function render(id, state, result, error, cases, language) {
   );
 }
 
+// A mission the playground did not make: its state, then each execute with its verdict, its
+// figures and its recorded output.
+function renderOther(body) {
+  const result = body.mission_result || {};
+  const rows = [];
+  const stage = (name, entries, task) =>
+    (entries || []).forEach((e, i) =>
+      rows.push({ where: task === null ? name : `task ${task}`, i, e }),
+    );
+  stage("prepare", (result.prepare || {}).execute, null);
+  (result.task || []).forEach((t, n) => stage("task", t.execute, n));
+  stage("final", (result.final || {}).execute, null);
+  ui.progress.replaceChildren(
+    el(
+      "p",
+      { class: "summary" },
+      el("strong", { text: `Mission ${body.id}` }),
+      el("span", { class: "what", text: `· ${body.state}` }),
+    ),
+    el("p", {
+      class: "muted",
+      text: `Not made by the playground: each execute as GET /api/missions/${body.id} reports it.`,
+    }),
+  );
+  ui.compile.replaceChildren();
+  ui.results.replaceChildren(
+    ...rows.map(({ where, i, e }) => {
+      const meta = e.meta || {};
+      const verdict = meta.status || "OK";
+      const out = fromBase64((e.record || {}).stdout || "");
+      const err = fromBase64((e.record || {}).stderr || "");
+      return el(
+        "li",
+        { class: `case-result v-${verdict}` },
+        el(
+          "div",
+          { class: "head" },
+          el("span", { class: "badge", text: verdict }),
+          el("strong", { text: e.name || `${where} #${i + 1}` }),
+          el("span", { class: "name", text: where }),
+          el("span", {
+            class: "stats",
+            text: `${ms(meta["cpu-time-usage"])} CPU · ${kib(meta["memory-usage"])}`,
+          }),
+        ),
+        meta.message ? el("p", { class: "message", text: meta.message }) : null,
+        outputBlock("Output", out, false),
+        outputBlock("Error output", err, false),
+      );
+    }),
+  );
+}
+
 ui.run.addEventListener("click", run);
 document.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
@@ -563,7 +618,9 @@ async function restoreFromUrl() {
   }
   const made = readMission(body.mission);
   if (!made) {
-    say("error", `Mission ${id} was not made by the playground; GET /api/missions/${id} shows it.`);
+    // Not the playground's (the API's, a front door's): every execute as the judge reports it.
+    current = { id: body.id, cases: [], language: null };
+    renderOther(body);
     return;
   }
   const language = languageOf(made);
@@ -595,11 +652,39 @@ window.addEventListener("popstate", () => {
 
 // ---- history -----------------------------------------------------------------------------------
 
-async function refreshHistory() {
+let historyShown = 0;
+
+function historyItem(m) {
+  const lang = m.language ? languages.find((l) => l.id === m.language) : null;
+  const what = lang ? lang.name : m.language || (m.image || "").replace(/^judge\//, "") || m.kind;
+  const link = el(
+    "a",
+    { href: `?mission=${m.id}`, class: `state-${m.state}` },
+    el("span", { class: "id", text: `#${m.id}` }),
+    el("span", { class: "what", text: what }),
+    el("span", { class: "state", text: m.state }),
+    el("time", {
+      datetime: new Date(m.created_at * 1000).toISOString(),
+      text: ago(m.created_at),
+    }),
+  );
+  link.addEventListener("click", (e) => {
+    if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
+    e.preventDefault();
+    history.pushState({ mission: m.id }, "", `?mission=${m.id}`);
+    restoreFromUrl();
+  });
+  return el("li", {}, link);
+}
+
+// The newest missions (`more`: the next page after those shown), with "Show more" while the
+// token has older ones.
+async function refreshHistory(more = false) {
   if (!ui.token.value.trim()) return;
+  const offset = more === true ? historyShown : 0;
   let body;
   try {
-    ({ body } = await api.history(HISTORY_LIMIT));
+    ({ body } = await api.history(HISTORY_LIMIT, offset));
   } catch (e) {
     ui.history.replaceChildren(
       el("li", { class: "muted", text: `History unavailable: ${e.message}` }),
@@ -609,39 +694,26 @@ async function refreshHistory() {
     return;
   }
   const missions = body.missions || [];
-  if (!missions.length) {
-    ui.history.replaceChildren(el("li", { class: "muted", text: "No runs yet." }));
+  if (!offset) ui.history.replaceChildren();
+  ui.history.querySelector(".more")?.remove();
+  if (!offset && !missions.length) {
+    ui.history.append(el("li", { class: "muted", text: "No runs yet." }));
     return;
   }
-  ui.history.replaceChildren(
-    ...missions.map((m) => {
-      const lang = m.language ? languages.find((l) => l.id === m.language) : null;
-      const what = lang
-        ? lang.name
-        : m.language || (m.image || "").replace(/^judge\//, "") || m.kind;
-      const link = el(
-        "a",
-        { href: `?mission=${m.id}`, class: `state-${m.state}` },
-        el("span", { class: "id", text: `#${m.id}` }),
-        el("span", { class: "what", text: what }),
-        el("span", { class: "state", text: m.state }),
-        el("time", {
-          datetime: new Date(m.created_at * 1000).toISOString(),
-          text: ago(m.created_at),
-        }),
-      );
-      link.addEventListener("click", (e) => {
-        if (e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
-        e.preventDefault();
-        history.pushState({ mission: m.id }, "", `?mission=${m.id}`);
-        restoreFromUrl();
-      });
-      return el("li", {}, link);
-    }),
-  );
+  ui.history.append(...missions.map(historyItem));
+  historyShown = offset + missions.length;
+  if (body.total > historyShown) {
+    const button = el("button", {
+      type: "button",
+      class: "link",
+      text: `Show more (${body.total - historyShown} older)`,
+    });
+    button.addEventListener("click", () => refreshHistory(true));
+    ui.history.append(el("li", { class: "more" }, button));
+  }
 }
 
-ui.historyRefresh.addEventListener("click", refreshHistory);
+ui.historyRefresh.addEventListener("click", () => refreshHistory());
 
 // ---- server status -----------------------------------------------------------------------------
 
@@ -683,7 +755,50 @@ function statusLoop() {
 
 // ---- start -------------------------------------------------------------------------------------
 
-setCases([{ input: "world\n", expected: "" }]);
+// ---- the draft: what is being written survives a reload of this tab ----------------------
+
+function saveDraft() {
+  const draft = {
+    source: ui.source.value,
+    cases: readCases(),
+    cpu: ui.cpu.value,
+    memory: ui.memory.value,
+    scoped: ui.scoped.checked,
+  };
+  try {
+    sessionStorage.setItem(DRAFT_KEY, JSON.stringify(draft));
+  } catch {
+    // Storage full or refused: the draft is a convenience, the page works without it.
+  }
+}
+
+function restoreDraft() {
+  let draft = null;
+  try {
+    draft = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null");
+  } catch {
+    draft = null;
+  }
+  if (!draft || !Array.isArray(draft.cases)) return false;
+  setSource(String(draft.source || ""));
+  setCases(
+    draft.cases.map((c) => ({ input: String(c.input ?? ""), expected: String(c.expected ?? "") })),
+  );
+  ui.cpu.value = String(draft.cpu || ui.cpu.value);
+  ui.memory.value = String(draft.memory || ui.memory.value);
+  ui.scoped.checked = Boolean(draft.scoped);
+  return true;
+}
+
+let draftTimer = 0;
+document.querySelector("main").addEventListener("input", () => {
+  clearTimeout(draftTimer);
+  draftTimer = setTimeout(saveDraft, 300);
+});
+document.querySelector("main").addEventListener("change", saveDraft);
+window.addEventListener("pagehide", saveDraft);
+
+if (!restoreDraft()) setCases([{ input: "world\n", expected: "" }]);
 editor.renumber();
 statusLoop();
 loadLanguages().then(() => {
