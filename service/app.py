@@ -27,7 +27,7 @@ from service.api.events import EVENTS, setup_events
 from service.api.metrics import setup_metrics
 from service.api.missions import setup_routes
 from service.api.ops import SUPERVISOR_LABEL, setup_ops_routes
-from service.frontdoors import webgme, zerocloud
+from service.frontdoors import judge0, webgme, zerocloud
 from service.frontdoors.door import CORE, Core, FrontDoor
 from service.http.errors import error_middleware
 from service.http.ratelimit import LIMITER, RateLimiter
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 DOORS: tuple[Callable[[], FrontDoor], ...] = (
     webgme.door,
     zerocloud.door,
+    judge0.door,
 )
 
 FRONT_DOORS = web.AppKey("front_doors", tuple)

@@ -96,6 +96,19 @@ bool cg_shmem_bytes(int64_t *out)
            find_key(cg.v2 ? "shmem" : "total_shmem", out);
 }
 
+/* Anonymous and shared memory from one read of memory.stat (it is the costliest file of a poll):
+ * false when the anonymous figure cannot be read; *shmem_ok says whether shmem could. */
+bool cg_memory(int64_t *anon, bool *shmem_ok, int64_t *shmem)
+{
+    if (cg.mem_fd < 0 || !read_fd_text(cg.mem_fd) ||
+        !find_key(cg.v2 ? "anon" : "total_rss", anon)) {
+        *shmem_ok = false;
+        return false;
+    }
+    *shmem_ok = find_key(cg.v2 ? "shmem" : "total_shmem", shmem);
+    return true;
+}
+
 static int g_tmpfs_fds[2] = {-1, -1};
 
 void tmpfs_open(void)
@@ -121,10 +134,9 @@ int64_t tmpfs_used_bytes(void)
  * cgroup file is read before the mounts, so a file growing in between is under-counted rather
  * than counted twice; files deleted meanwhile are not credited (those the judge put in were
  * charged to the engine, not to us), so at most what the mounts held before can be hidden. */
-int64_t shared_growth(bool base_ok, int64_t base_shmem, int64_t base_files)
+int64_t shared_growth(bool base_ok, int64_t base_shmem, int64_t shmem, int64_t base_files)
 {
-    int64_t shmem;
-    if (!base_ok || !cg_shmem_bytes(&shmem))
+    if (!base_ok)
         return 0;
     int64_t files = tmpfs_used_bytes() - base_files;
     int64_t grown = shmem - base_shmem - (files > 0 ? files : 0);

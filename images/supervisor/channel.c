@@ -217,6 +217,13 @@ static void ensure_std_fds(void)
 int main(void)
 {
     ensure_std_fds();
+    /* A signal ignored by whoever started us would stay ignored in every command (execve keeps
+     * SIG_IGN): none is, but SIGPIPE, which is ours and which the child resets. */
+    for (int s = 1; s < NSIG; s++) {
+        struct sigaction cur;
+        if (sigaction(s, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN)
+            (void)signal(s, SIG_DFL);
+    }
     signal(SIGPIPE, SIG_IGN);               /* a closed stdout is EPIPE, not death */
 
     if (getpid() != 1) {

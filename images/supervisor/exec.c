@@ -55,15 +55,14 @@ static int set_limit(int resource, int64_t v)
 
 _Noreturn void child_main(const struct exec_req *rq, int rfd)
 {
-    /* Dispositions: SIGPIPE is ignored and SIGTERM handled in the parent; an ignored signal
-     * would stay ignored across execve, so reset all of them.  Then unblock everything. */
+    /* Dispositions: execve resets handled signals (SIGTERM, SIGINT, SIGHUP: see on_terminate
+     * for one that arrives before) but keeps ignored ones, and the supervisor ignores SIGPIPE
+     * alone.  Then unblock everything. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     sigemptyset(&sa.sa_mask);
-    for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP)
-            (void)sigaction(s, &sa, NULL);  /* fails harmlessly for glibc's internal ones */
+    (void)sigaction(SIGPIPE, &sa, NULL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -192,8 +191,7 @@ void take_baseline(struct baseline *b)
     b->cg_cpu_ok = cg_cpu_ns(&b->cg_cpu);
     b->self_cpu = self_cpu_ns();
     b->children_cpu = children_cpu_ns();
-    b->anon_ok = cg_anon_bytes(&b->anon);
-    b->shmem_ok = cg_shmem_bytes(&b->shmem);
+    b->anon_ok = cg_memory(&b->anon, &b->shmem_ok, &b->shmem);
     b->files = tmpfs_used_bytes();
     b->oom_ok = cg_oom_kills(&b->oom);
     b->tasks_ok = cg_tasks(&b->tasks);
@@ -218,9 +216,11 @@ static void measure(const struct baseline *b, bool live, int64_t *cpu, int64_t *
         v = children_cpu_ns() - b->children_cpu + scan_cpu;
     }
     *cpu = v > 0 ? v : 0;
-    if (b->anon_ok && cg_anon_bytes(&v)) {
+    bool shmem_ok;
+    int64_t shmem = 0;
+    if (b->anon_ok && cg_memory(&v, &shmem_ok, &shmem)) {
         v -= b->anon;
-        v += shared_growth(b->shmem_ok, b->shmem, b->files);
+        v += shared_growth(b->shmem_ok && shmem_ok, b->shmem, shmem, b->files);
     } else if (live) {
         if (!scanned) {
             proc_scan(&scan_cpu, &scan_anon, &scan_tasks);

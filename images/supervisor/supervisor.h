@@ -225,11 +225,12 @@ void cg_detect(const char *sys_cgroup, const char *proc_self_cgroup);
 bool cg_cpu_ns(int64_t *out);
 bool cg_anon_bytes(int64_t *out);
 bool cg_shmem_bytes(int64_t *out);
+bool cg_memory(int64_t *anon, bool *shmem_ok, int64_t *shmem);
 bool cg_oom_kills(int64_t *out);
 bool cg_tasks(int64_t *out);
 void tmpfs_open(void);
 int64_t tmpfs_used_bytes(void);
-int64_t shared_growth(bool base_ok, int64_t base_shmem, int64_t base_files);
+int64_t shared_growth(bool base_ok, int64_t base_shmem, int64_t shmem, int64_t base_files);
 
 #define MAX_SIDES 2
 void proc_walk(int (*side_of)(uid_t), int n, int64_t cpu_ns[], int64_t anon[], int64_t tasks[]);

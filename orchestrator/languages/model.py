@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from orchestrator.languages.semver import parse_version
+from orchestrator.paths import check_name, has_control
 
 LABEL = "judge.languages"
 """The label holding an image's languages (JSON list)."""
@@ -23,7 +24,6 @@ LABEL_IMAGE = "judge.languages.image"
 
 MAX_LABEL_BYTES = 256 * 1024
 _ID = re.compile(r"^[a-z0-9][a-z0-9+._-]{0,39}$")
-_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
 _LIMIT_KEY = re.compile(r"^[a-z][a-z_]{0,39}$")
 _MAX_ARGV = 64
 _MAX_ARG_CHARS = 4096
@@ -93,13 +93,20 @@ def expand(template: Iterable[str], file: str) -> list[str]:
 
 
 def valid_file_name(name: str) -> bool:
-    """A plain file name in the sandbox's directory: no path, no control character."""
-    return (
-        0 < len(name) <= 255
-        and name not in (".", "..")
-        and "/" not in name
-        and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in name)
-    )
+    """A plain file name in the sandbox's directory: the judge's path and control-character
+    rules (``orchestrator.paths``), and no directory."""
+    if len(name) > 255 or "/" in name:
+        return False
+    try:
+        check_name(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_name(value: Any) -> bool:
+    """A display name or alias: 1 to 100 characters, none of them a control character."""
+    return isinstance(value, str) and 0 < len(value) <= 100 and not has_control(value)
 
 
 def parse_label(text: str, image: str) -> tuple[list[Language], list[str]]:
@@ -143,8 +150,7 @@ def parse_entry(entry: Any, image: str) -> Language:
     piston = entry.get("piston")
     if piston is not None and not (
         isinstance(piston, dict)
-        and isinstance(piston.get("language"), str)
-        and _NAME.match(piston["language"])
+        and _is_name(piston.get("language"))
         and (piston.get("runtime") is None or isinstance(piston.get("runtime"), str))
     ):
         raise ValueError("'piston' must be null or {language, runtime}")
@@ -157,9 +163,7 @@ def parse_entry(entry: Any, image: str) -> Language:
     ):
         raise ValueError("'judge0' must be null or {ids: [positive integers], name}")
     aliases = entry.get("aliases", [])
-    if not isinstance(aliases, list) or not all(
-        isinstance(a, str) and _NAME.match(a) for a in aliases
-    ):
+    if not isinstance(aliases, list) or not all(_is_name(a) for a in aliases):
         raise ValueError("'aliases' must be a list of names")
     limits = entry.get("compile_limits") or {}
     if not isinstance(limits, dict) or not all(
@@ -172,7 +176,7 @@ def parse_entry(entry: Any, image: str) -> Language:
         raise ValueError("'fallback' must be true or false")
     return Language(
         id=ident,
-        name=_text(entry, "name", _NAME),
+        name=_name(entry),
         version=version,
         image=image,
         source_file=source_file,
@@ -186,6 +190,13 @@ def parse_entry(entry: Any, image: str) -> Language:
         compile_limits=dict(limits),
         fallback=fallback,
     )
+
+
+def _name(entry: dict[str, Any]) -> str:
+    value = entry.get("name")
+    if not _is_name(value):
+        raise ValueError("'name' is missing or not valid")
+    return str(value)
 
 
 def _text(entry: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str:

@@ -17,7 +17,7 @@ import aiohttp
 from orchestrator.mission import Execute, Mission
 from orchestrator.mission import result as result_doc
 from orchestrator.run.fetch import FetchLimits
-from orchestrator.sandbox.model import ExecOutcome, ExecRequest, InteractorRequest, Meta
+from orchestrator.sandbox.execute import ExecOutcome, ExecRequest, InteractorRequest, Meta
 from orchestrator.sandbox.pool import SandboxPool
 from orchestrator.sandbox.sandbox import Sandbox, SandboxRuntime
 from orchestrator.sandbox.tar import build_tar

@@ -37,7 +37,7 @@ from orchestrator.run.plan import (
     _with_failure,
     exec_request,
 )
-from orchestrator.sandbox.model import ExecOutcome, Meta
+from orchestrator.sandbox.execute import ExecOutcome, Meta
 from orchestrator.sandbox.sandbox import Sandbox
 from orchestrator.sandbox.tar import concat_archives
 

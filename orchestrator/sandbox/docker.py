@@ -33,7 +33,7 @@ from orchestrator.errors import (
     SandboxError,
     TransferRefused,
 )
-from orchestrator.sandbox.attached import AttachedStream
+from orchestrator.sandbox.attach import AttachedStream
 from orchestrator.sandbox.tar import read_capped
 
 log = logging.getLogger(__name__)

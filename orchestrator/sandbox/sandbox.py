@@ -17,6 +17,7 @@ import posixpath
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
@@ -34,14 +35,14 @@ from orchestrator.sandbox.channelfiles import (
     tar_to_entries,
 )
 from orchestrator.sandbox.docker import BOX_PATH, ContainerHandle, ContainerSpec, DockerAdapter
-from orchestrator.sandbox.model import (
+from orchestrator.sandbox.execute import (
     ExecOutcome,
     ExecRequest,
     InteractorRequest,
     Meta,
-    SandboxConfig,
-    _outcome,
+    outcome_from_wire,
 )
+from orchestrator.sandbox.seccomp import profile_json
 from orchestrator.sandbox.stream import ExecStream
 from orchestrator.sandbox.tar import build_tar, vet_archive
 
@@ -72,6 +73,45 @@ def _vetted_listing(
     return vet_archive(
         raw_tar(listing, contents), what, max_file_bytes=cap, skip_special=skip_special
     )
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Engine-wide sandbox settings (not per execute)."""
+
+    owner: str = "judge"
+    box_kib: int = 256 * 1024
+    tmp_kib: int = 64 * 1024
+    pids_limit: int = 128
+    cpus: float = 1.0
+    fence_slack_kib: int = 16 * 1024
+    start_timeout_s: float = 30.0
+    runtime: str | None = None
+    # /box as a plain tmpfs mount for images whose supervisor moves files (see PROTOCOL.md).
+    box_tmpfs: bool = True
+    # Runtimes whose containers cannot change their memory limit once started (runsc has no
+    # `update`): their fence is sized once, at creation, for the largest limit to come.
+    fixed_fence_runtimes: tuple[str, ...] = ("runsc",)
+    # Under gVisor the container's pids limit counts gVisor's own threads on the host (its
+    # kernel is one Go process), not the sandbox's processes: 128 starve it under load.
+    runsc_pids_limit: int = 1024
+
+    def pids_for(self, runtime: str | None) -> int:
+        """The container's pids limit under ``runtime``."""
+        if runtime == "runsc":
+            return max(self.pids_limit, self.runsc_pids_limit)
+        return self.pids_limit
+
+    # Our allowlist (sandbox/seccomp.json); None would leave the engine's default profile.
+    seccomp_profile: str | None = field(default_factory=profile_json)
+
+    def fence_bytes(self, memory_kib: int) -> int:
+        """The container's hard memory fence for an execute limited to ``memory_kib``.
+
+        The supervisor enforces ``memory_kib`` on the command's anonymous memory; the cgroup also
+        charges the sandbox's tmpfs files, so the fence leaves room for them.
+        """
+        return (memory_kib + self.box_kib + self.tmp_kib + self.fence_slack_kib) * 1024
 
 
 class Sandbox:
@@ -167,9 +207,11 @@ class Sandbox:
                 container_id=self.container_id,
             )
         try:
-            outcome = _outcome(answer)
+            outcome = outcome_from_wire(answer)
             if req.interactor is not None:
-                outcome = dataclasses.replace(outcome, interactor=_outcome(answer["interactor"]))
+                outcome = dataclasses.replace(
+                    outcome, interactor=outcome_from_wire(answer["interactor"])
+                )
             written = answer.get("meta_file")
             if req.meta_file and written is not None:
                 outcome = dataclasses.replace(outcome, meta_file_error=str(written))
@@ -226,7 +268,6 @@ class Sandbox:
                 self._runtime.adapter,
                 self._handle,
                 {**req.to_wire(), "stream": 1},
-                _outcome,
                 req.answer_within_s + _ANSWER_MARGIN_S,
             )
             try:
@@ -617,7 +658,7 @@ async def copy_path(src: Sandbox, path: str, dst: Sandbox, directory: str) -> No
     await dst.put_archive(directory, data)
 
 
-# The sandbox's data lives in ``orchestrator.sandbox.model``; importable from here as well.
+# The execute's types live in execute.py; callers may take them from here too.
 __all__ = [
     "PROTOCOL_LABEL",
     "ExecOutcome",

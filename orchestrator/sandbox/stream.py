@@ -15,14 +15,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import Any
 
 from orchestrator.errors import SandboxError
 from orchestrator.sandbox.docker import ContainerHandle, DockerAdapter
-
-if TYPE_CHECKING:  # sandbox.py imports this module; the types only are needed here
-    from orchestrator.sandbox.sandbox import ExecOutcome
+from orchestrator.sandbox.execute import ExecOutcome, outcome_from_wire
 
 __all__ = ["STDIN_CHUNK_BYTES", "ExecStream"]
 
@@ -45,13 +43,11 @@ class ExecStream:
         adapter: DockerAdapter,
         handle: ContainerHandle,
         wire: dict[str, Any],
-        parse: Callable[[Mapping[str, Any]], ExecOutcome],
         timeout_s: float,
     ) -> None:
         self._adapter = adapter
         self._handle = handle
         self._wire = wire
-        self._parse = parse
         self._timeout_s = timeout_s
         self._chunks: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
         self._done: asyncio.Future[ExecOutcome] = asyncio.get_running_loop().create_future()
@@ -120,7 +116,8 @@ class ExecStream:
 
     async def finish(self) -> None:
         """Make sure the program is over: if it still runs, kill its process group and wait for
-        the supervisor's answer. Raises ``SandboxError`` when that answer does not come."""
+        the supervisor's answer. Raises ``SandboxError`` when that answer does not come or the
+        sandbox failed on the way."""
         if not self._done.done():
             try:
                 await self._control({"op": "signal", "signal": _SIGKILL})
@@ -132,7 +129,9 @@ class ExecStream:
                 ) from e
         if self._pump_task is not None:
             await self._pump_task
-        self._done.exception()  # retrieved: nobody may ask for it, which is fine
+        failure = self._done.exception()
+        if failure is not None:  # the sandbox failed: its owner must not use the channel again
+            raise failure
 
     async def _control(self, doc: dict[str, Any]) -> bool:
         """Send one control line unless the program has ended; False when it has."""
@@ -190,7 +189,7 @@ class ExecStream:
                 container_id=self._handle.container_id,
             )
         try:
-            outcome = self._parse(doc)
+            outcome = outcome_from_wire(doc)
         except (KeyError, TypeError, ValueError) as e:
             raise SandboxError(
                 f"malformed answer from the supervisor: {e}",

@@ -294,7 +294,12 @@ def test_a_mission_the_page_did_not_make_shows_each_execute(playground: Page, ju
         {
             "prepare": {
                 "execute": [
-                    {"name": "greet", "command": ["echo", "from the API"], "stdout": "out.txt"},
+                    {
+                        # Still running when the page opens it: the page follows, then shows.
+                        "name": "greet",
+                        "command": ["sh", "-c", "sleep 1; echo from the API"],
+                        "stdout": "out.txt",
+                    },
                     {"name": "fail", "command": ["sh", "-c", "exit 3"]},
                 ]
             }
@@ -303,9 +308,10 @@ def test_a_mission_the_page_did_not_make_shows_each_execute(playground: Page, ju
     playground.goto(f"/?mission={mission_id}")
     sign_in(playground, judge.token)
     expect(playground.get_by_role("status")).to_contain_text("Not made by the playground")
-    greet = playground.get_by_role("listitem").filter(has_text="greet")
+    executes = playground.get_by_role("list", name="Cases").get_by_role("listitem")
+    greet = executes.filter(has_text="greet")
     expect(greet.get_by_role("region", name="Output", exact=True)).to_contain_text("from the API")
-    expect(playground.get_by_role("listitem").filter(has_text="fail")).to_contain_text("RE")
+    expect(executes.filter(has_text="fail")).to_contain_text("RE")
 
 
 def test_the_history_pages_through_older_missions(playground: Page, judge: Judge) -> None:

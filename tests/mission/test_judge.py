@@ -92,6 +92,9 @@ def judge_mission(files: FileServer, n_tasks: int) -> dict[str, Any]:
                     "name": "run __TASK_ID__",
                     "command": ["./main"],
                     "time_limit": TIME_LIMIT_MS,
+                    # The spinning test is about CPU time: on a machine busy with other jobs a
+                    # starved loop would reach the default real-time limit (1.5 x) first.
+                    "wall_time_limit": 20 * TIME_LIMIT_MS,
                     "memory_limit": MEMORY_LIMIT_KIB,
                     "stdin": "INPUT",
                     "stdout": "out__TASK_ID__.txt",

@@ -143,6 +143,24 @@ async def test_fork_bomb_is_contained_and_the_sandbox_goes_on(runtime: SandboxRu
     assert after.stdout == b"ok\n"
 
 
+async def test_the_command_starts_with_no_signal_ignored_or_blocked(
+    runtime: SandboxRuntime,
+) -> None:
+    async with runtime.sandbox(DEFAULT_IMAGE) as box:
+        out = await box.run(
+            ExecRequest(argv=("cat", "/proc/self/status"), stdout="s", record_stdout_bytes=4096)
+        )
+    fields = dict(
+        line.split(":\t", 1) for line in out.stdout.decode().splitlines() if ":\t" in line
+    )
+    if "SigIgn" not in fields:
+        pytest.skip("this kernel's /proc/<pid>/status shows no signal masks (gVisor)")
+    # The supervisor ignores SIGPIPE and handles SIGTERM/SIGINT/SIGHUP; the command must not.
+    assert int(fields["SigIgn"], 16) == 0, fields["SigIgn"]
+    assert int(fields["SigBlk"], 16) == 0, fields["SigBlk"]
+    assert int(fields["SigCgt"], 16) == 0, fields["SigCgt"]
+
+
 async def test_orphans_are_killed_before_the_answer(runtime: SandboxRuntime) -> None:
     async with runtime.sandbox(DEFAULT_IMAGE) as box:
         out = await box.run(sh("sleep 100 & echo started", stdout="o.txt", record_stdout_bytes=64))

@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from orchestrator.errors import SandboxError
 from orchestrator.sandbox.sandbox import ExecRequest, SandboxRuntime
 from orchestrator.sandbox.stream import ExecStream
 from tests.conftest import DEFAULT_IMAGE
@@ -187,3 +188,26 @@ async def test_a_streaming_execute_has_no_redirections(runtime: SandboxRuntime) 
             async with box.stream(req("true", stdout="out")):
                 pass
         assert "stream" in box.features
+
+
+async def test_a_sandbox_that_dies_mid_stream_is_a_sandbox_error(runtime: SandboxRuntime) -> None:
+    box = await runtime.create(DEFAULT_IMAGE)
+    try:
+
+        async def stream_while_it_goes() -> ExecStream:
+            async with box.stream(req("sh", "-c", "echo started; sleep 30")) as run:
+                assert await next_chunk(aiter(run)) == ("stdout", b"started\n")
+                # The engine removes the container under the stream.
+                await runtime.adapter.remove_sandbox(box._handle)
+                with pytest.raises(SandboxError):
+                    await run.result()
+                assert [c async for c in run] == []
+            return run
+
+        with pytest.raises(SandboxError):
+            await stream_while_it_goes()
+        assert not box.alive
+        with pytest.raises(SandboxError):
+            await box.run(ExecRequest(argv=("true",)))
+    finally:
+        await box.close()

@@ -128,6 +128,10 @@ def test_bad_labels_and_entries_are_reported_and_left_out() -> None:
         entry("bad-judge0", judge0={"ids": [-1]}),
         entry("bad-limits", compile_limits={"memory_limit": "lots"}),
         entry("bad-argv", compile=["gcc", 3]),
+        entry("ctl-name", name="Shell\x1b[31m"),
+        entry("ctl-alias", aliases=["ok", "new\nline"]),
+        entry("ctl-file", source_file="main\x85"),
+        entry("dot-file", source_file=".."),
         "not an object",
     ]
     languages, problems = parse_label(json.dumps([good, *bad]), "judge/x")

@@ -1,54 +1,16 @@
-"""The sandbox's data: its configuration, what an execute asks (ExecRequest, InteractorRequest)
-and what it reports (Meta, ExecOutcome)."""
+"""What one execute asks of a sandbox and what comes back: the requests (``ExecRequest``, its
+``InteractorRequest``), the verdict and figures (``Meta``) and the outcome with the records
+(``ExecOutcome``), with their wire forms (images/supervisor/PROTOCOL.md). ``sandbox.py`` sends
+them; they are plain data.
+"""
 
 from __future__ import annotations
 
 import base64
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-from orchestrator.sandbox.seccomp import profile_json
-
-
-@dataclass(frozen=True)
-class SandboxConfig:
-    """Engine-wide sandbox settings (not per execute)."""
-
-    owner: str = "judge"
-    box_kib: int = 256 * 1024
-    tmp_kib: int = 64 * 1024
-    pids_limit: int = 128
-    cpus: float = 1.0
-    fence_slack_kib: int = 16 * 1024
-    start_timeout_s: float = 30.0
-    runtime: str | None = None
-    # /box as a plain tmpfs mount for images whose supervisor moves files (see PROTOCOL.md).
-    box_tmpfs: bool = True
-    # Runtimes whose containers cannot change their memory limit once started (runsc has no
-    # `update`): their fence is sized once, at creation, for the largest limit to come.
-    fixed_fence_runtimes: tuple[str, ...] = ("runsc",)
-    # Under gVisor the container's pids limit counts gVisor's own threads on the host (its
-    # kernel is one Go process), not the sandbox's processes: 128 starve it under load.
-    runsc_pids_limit: int = 1024
-
-    def pids_for(self, runtime: str | None) -> int:
-        """The container's pids limit under ``runtime``."""
-        if runtime == "runsc":
-            return max(self.pids_limit, self.runsc_pids_limit)
-        return self.pids_limit
-
-    # Our allowlist (sandbox/seccomp.json); None would leave the engine's default profile.
-    seccomp_profile: str | None = field(default_factory=profile_json)
-
-    def fence_bytes(self, memory_kib: int) -> int:
-        """The container's hard memory fence for an execute limited to ``memory_kib``.
-
-        The supervisor enforces ``memory_kib`` on the command's anonymous memory; the cgroup also
-        charges the sandbox's tmpfs files, so the fence leaves room for them.
-        """
-        return (memory_kib + self.box_kib + self.tmp_kib + self.fence_slack_kib) * 1024
 
 
 @dataclass(frozen=True)
@@ -235,8 +197,11 @@ class ExecOutcome:
         return base64.b64decode(self.stderr_b64)
 
 
-def _outcome(doc: Mapping[str, Any]) -> ExecOutcome:
+def outcome_from_wire(doc: Mapping[str, Any]) -> ExecOutcome:
     """An outcome from the supervisor's ``meta`` and ``record``; raises on malformed ones."""
     meta = Meta.from_wire(doc["meta"])
     record = doc.get("record") or {}
     return ExecOutcome(meta, str(record.get("stdout", "")), str(record.get("stderr", "")))
+
+
+__all__ = ["ExecOutcome", "ExecRequest", "InteractorRequest", "Meta", "outcome_from_wire"]

@@ -1,5 +1,7 @@
-"""The supervisor's stdin/stdout on a Docker attach socket: frames demultiplexed, stdout read as
-lines, the tail of stderr kept for diagnostics. Blocking; used from the adapter's threads."""
+"""The supervisor's stdin/stdout as the engine's attach call hands them over: a socket carrying
+Docker's multiplexed stdout/stderr frames. Blocking; the adapter (docker.py) drives it from its
+threads. What goes over it is the supervisor protocol, sandbox.py's business.
+"""
 
 from __future__ import annotations
 
@@ -115,3 +117,6 @@ class AttachedStream:
                 self._sock.close()
             with contextlib.suppress(Exception):
                 self._holder.close()
+
+
+__all__ = ["MAX_LINE_BYTES", "AttachedStream"]
