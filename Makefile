@@ -7,10 +7,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WEBGME_STAMP := tests/webgme/node_modules/.installed
+PISTON_STAMP := tests/piston/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv install engine engine-stop test-engine images image compose postgres node \
-	format lint typecheck test test-unit bench run clean webgme webgme-deps chromium screenshots
+	format lint typecheck test test-unit bench run clean webgme webgme-deps piston piston-deps \
+	chromium screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,6 +59,16 @@ webgme: node ## webgme-deps when package-lock.json changed
 $(WEBGME_STAMP): tests/webgme/package-lock.json
 	$(MAKE) --no-print-directory webgme-deps
 
+piston-deps: ## npm ci: npm piston-client for the Piston door's client test (tests/piston)
+	npm ci --prefix tests/piston --ignore-scripts --no-audit --no-fund
+	touch $(PISTON_STAMP)
+
+piston: node ## piston-deps when tests/piston/package-lock.json changed
+	@$(MAKE) --no-print-directory $(PISTON_STAMP)
+
+$(PISTON_STAMP): tests/piston/package-lock.json
+	$(MAKE) --no-print-directory piston-deps
+
 format: venv ## ruff format + autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
@@ -78,7 +90,7 @@ screenshots: venv images chromium ## regenerate the playground's screenshots in 
 
 # JUDGE_TEST_NO_SKIPS: a test that skips fails instead, so nothing is left out silently
 # (everything a test needs is installed above).
-test: venv test-engine images compose postgres webgme chromium ## every test, sandbox tests on the real engine; a skip fails
+test: venv test-engine images compose postgres webgme piston chromium ## every test, sandbox tests on the real engine; a skip fails
 	JUDGE_TEST_NO_SKIPS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv postgres ## only the tests that need no Docker engine

@@ -69,6 +69,24 @@ def cases() -> list[tuple[str, str, dict[str, str], Callable[[], bytes]]]:
                 tasks={"task": [{"macro": keys}], "execute": [{"command": ["_" * (7 * MiB)]}]}
             ).replace(URL.encode(), b"http://169.254.169.254/"),
         ),
+        (
+            "10,000 files (the most JUDGE_MAX_FILES admits)",
+            "/api/missions/",
+            json_headers,
+            lambda: mission(prepare={"file": {f"f{i}": "data:,x" for i in range(10_000)}}),
+        ),
+        (
+            "50,000 files (refused from the count)",
+            "/api/missions/",
+            json_headers,
+            lambda: mission(prepare={"file": {f"f{i}": "data:,x" for i in range(50_000)}}),
+        ),
+        (
+            "10,000 executes (the most JUDGE_MAX_EXECUTES admits)",
+            "/api/missions/",
+            json_headers,
+            lambda: mission(prepare={"execute": [{"command": ["true"]}] * 10_000}),
+        ),
         ("bzip2 long-name tar", "/v1/acct", tar_headers, long_name_bomb),
         ("gzip bomb (1 GiB)", "/v1/acct", tar_headers, gzip_bomb),
     ]

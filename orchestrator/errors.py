@@ -10,9 +10,27 @@ from __future__ import annotations
 class JudgeError(Exception):
     """Root of every error the orchestrator raises."""
 
+    infrastructure = False
+    """True for a failure of the engine or of the judge's own sandbox machinery: a mission it
+    interrupts is run again (``MissionInterrupted``), never judged on it."""
+
 
 class EngineUnavailable(JudgeError):
     """The Docker engine cannot be reached or answered with an unexpected server error."""
+
+    infrastructure = True
+
+
+class EngineRefused(JudgeError):
+    """The engine refused a request as malformed (its 4xx answers other than 404/409): the
+    request's mistake, such as an invalid image reference, not a node's failure."""
+
+
+class MissionInterrupted(JudgeError):
+    """A mission could not go on for a failure of the engine or of a sandbox's supervisor
+    (``infrastructure`` errors); nothing of it is a verdict. Run it again from the start."""
+
+    infrastructure = True
 
 
 class ImageNotFound(JudgeError):
@@ -29,6 +47,15 @@ class SandboxError(JudgeError):
     def __init__(self, message: str, *, container_id: str | None = None) -> None:
         super().__init__(message)
         self.container_id = container_id
+
+
+class SandboxLost(SandboxError):
+    """A sandbox's supervisor went away or stopped answering mid-conversation: the engine died
+    or the container was killed. The program cannot signal its supervisor (uid 10001, no
+    capabilities), so this counts as the judge's failure, not a verdict; a program that brings
+    its sandbox down anyway, every time, is stopped by the service's limit on re-runs."""
+
+    infrastructure = True
 
 
 class PathNotFound(JudgeError):

@@ -27,7 +27,7 @@ from service.api.events import EVENTS, setup_events
 from service.api.metrics import setup_metrics
 from service.api.missions import setup_routes
 from service.api.ops import SUPERVISOR_LABEL, setup_ops_routes
-from service.frontdoors import judge0, webgme, zerocloud
+from service.frontdoors import judge0, piston, webgme, zerocloud
 from service.frontdoors.door import CORE, Core, FrontDoor
 from service.http.errors import error_middleware
 from service.http.ratelimit import LIMITER, RateLimiter
@@ -46,6 +46,7 @@ DOORS: tuple[Callable[[], FrontDoor], ...] = (
     webgme.door,
     zerocloud.door,
     judge0.door,
+    piston.door,
 )
 
 FRONT_DOORS = web.AppKey("front_doors", tuple)
@@ -169,6 +170,10 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         owner=s.sandbox_owner,
         lease_s=s.lease_s,
         images=lambda: app[LANGUAGES].images,
+        engine_probe=app[RUNTIME].adapter.version,
+        engine_back=app[RUNTIME].remove_leftovers,
+        max_reruns=s.max_reruns,
+        engine_outage_s=s.engine_outage_s,
     )
     app[WORKERS] = workers
     workers.add_listener(app[EVENTS].publish)

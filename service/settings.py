@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     default_image: str = Field("judge/default", min_length=1)
     max_running: int = Field(2, ge=1, le=256)
     max_queued: int = Field(100, ge=0, le=1_000_000)
+    # A mission interrupted by the engine or a sandbox's supervisor (never a verdict) is run
+    # again from the start, at most this many times, and while the engine's continuous outage
+    # lasts at most engine_outage_s; past either it ends failed, saying why.
+    max_reruns: int = Field(3, ge=0, le=100)
+    engine_outage_s: float = Field(600.0, ge=1, le=86400)
     callback_secret: str = ""
     block_private_urls: bool = False
     # Comma-separated networks and host names private URLs may still reach: "10.1.2.0/24,files.lan"
@@ -97,6 +102,7 @@ class Settings(BaseSettings):
     max_macros_per_task: int = Field(256, ge=1, le=100_000)
     max_macro_value_bytes: int = Field(64 * 1024, ge=16, le=64 * 1024 * 1024)
     max_json_depth: int = Field(32, ge=8, le=512)
+    max_files: int = Field(10_000, ge=1, le=1_000_000)
     # The most bytes of files (downloads, blob: reads, imports) one mission holds in the server.
     mission_files_bytes: int = Field(512 * 1024 * 1024, ge=1024 * 1024, le=1 << 40)
     max_macro_key_bytes: int = Field(32, ge=11, le=4096)
@@ -188,6 +194,7 @@ class Settings(BaseSettings):
             max_macro_value_bytes=self.max_macro_value_bytes,
             max_json_depth=self.max_json_depth,
             max_macro_key_bytes=self.max_macro_key_bytes,
+            max_files=self.max_files,
         )
 
     @property

@@ -209,6 +209,37 @@ def _check_unique_files(files: dict[str, str]) -> dict[str, str]:
     return files
 
 
+# An image reference as the engine parses it (the distribution project's grammar): optional
+# registry host[:port]/, lower-case path components joined by "/", optional :tag, optional
+# @algorithm:hex digest. Checked here so that a malformed one is the request's 400, not an
+# engine error that reads as the node failing.
+_REF_HOST_PART = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_REF_DOMAIN = rf"(?:{_REF_HOST_PART}(?:\.{_REF_HOST_PART})*(?::[0-9]+)?/)"
+_REF_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REFERENCE = re.compile(
+    rf"(?:{_REF_DOMAIN}(?={_REF_COMPONENT}))?{_REF_COMPONENT}(?:/{_REF_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+MAX_IMAGE_REFERENCE = 255 + 1 + 128 + 1 + 7 + 1 + 128  # name, :tag, @sha512-ish:hex
+
+
+def _check_image(value: str) -> str:
+    """An image reference the engine would accept (``judge/cpp``, ``judge/cpp:latest``,
+    ``registry:5000/team/img@sha256:...``); raises ``ValueError`` saying what is wrong."""
+    if len(value) > MAX_IMAGE_REFERENCE or not _IMAGE_REFERENCE.fullmatch(value):
+        raise ValueError(
+            f"{_show(value)} is not an image reference (lower-case name components joined by "
+            "'/', an optional registry host first, an optional :tag and @digest)"
+        )
+    ref = value.split("@", 1)[0]
+    last = ref.rsplit("/", 1)[-1]
+    name = ref[: len(ref) - len(last)] + last.split(":", 1)[0]  # without its tag
+    if len(name) > 255:
+        raise ValueError(f"{_show(value)}: an image name is at most 255 characters")
+    return value
+
+
 Text = Annotated[str, AfterValidator(_check_text)]
 Arg = Annotated[str, AfterValidator(_check_arg)]
 RelativePath = Annotated[str, AfterValidator(_check_relative_path)]
@@ -216,6 +247,7 @@ FileName = Annotated[str, AfterValidator(_check_file_name)]
 OptionalFileName = Annotated[str, AfterValidator(_check_optional_file_name)]
 FileUrl = Annotated[str, AfterValidator(_check_file_url)]
 CallbackUrl = Annotated[str, AfterValidator(_check_callback_url)]
+ImageReference = Annotated[str, AfterValidator(_check_image)]
 MacroKey = Annotated[str, AfterValidator(_check_macro_key)]
 PayloadKey = Annotated[str, AfterValidator(_check_payload_key)]
 Files = Annotated[dict[FileName, FileUrl], AfterValidator(_check_unique_files)]

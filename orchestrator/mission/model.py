@@ -19,6 +19,7 @@ from orchestrator.mission.checks import (
     CallbackUrl,
     FileName,
     Files,
+    ImageReference,
     MacroKey,
     OptionalFileName,
     PayloadKey,
@@ -198,7 +199,7 @@ class Mission(_Model):
     prepare: Stage = Field(default_factory=Stage)
     tasks: Tasks = Field(default_factory=Tasks)
     final: Stage = Field(default_factory=Stage)
-    image: Annotated[Text, Field(min_length=1)] | None = None
+    image: ImageReference | None = None
     # A language of the server's registry (id or alias): the server sets ``image`` from it.
     language: Annotated[Text, Field(min_length=1, max_length=100)] | None = None
     runtime: Annotated[Text, Field(min_length=1)] | None = None

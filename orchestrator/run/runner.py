@@ -18,7 +18,13 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
+from orchestrator.errors import (
+    JudgeError,
+    MissionInterrupted,
+    PathNotFound,
+    SandboxError,
+    TransferRefused,
+)
 from orchestrator.mission import Execute, Mission, normalise
 from orchestrator.mission import result as result_doc
 from orchestrator.run.budget import ByteBudget
@@ -95,7 +101,7 @@ class _MissionRun:
                     with self.times.phase("transfer"):
                         await self.main.put_files(self.io.inputs)
             except (JudgeError, ValueError) as e:
-                self.main_error = str(e)
+                self.main_error = _problem(e)
             prepare, *tasks, final = self.stages
             self.io.sandbox = self.main
             try:
@@ -150,7 +156,7 @@ class _MissionRun:
                 with self.times.phase("transfer"):
                     await main.put_files(files)
             except (JudgeError, ValueError) as e:
-                log.info("task files could not be placed in the sandbox: %s", e)
+                log.info("task files could not be placed in the sandbox: %s", _problem(e))
         for kind, path, data, i in overlay.ops:
             problem = ""
             if kind == "tar":
@@ -160,7 +166,7 @@ class _MissionRun:
                     with self.times.phase("meta"):
                         problem = await main.write_file(path, data)
                 except (JudgeError, ValueError) as e:
-                    problem = str(e)
+                    problem = _problem(e)
                 if problem:
                     problem = f"cannot write meta file '{path}': {problem}"
             if problem and i >= 0:
@@ -179,7 +185,7 @@ class _MissionRun:
             except PathNotFound:
                 self.io.collect_errors[path] = f"'{path}' not found in the sandbox"
             except (JudgeError, ValueError) as e:
-                self.io.collect_errors[path] = str(e)
+                self.io.collect_errors[path] = _problem(e)
 
     async def _create(self, memory_kib: int, *, live_reads: bool = False) -> Sandbox:
         """Start a sandbox; when cancelled meanwhile, remove it before the cancellation goes on.
@@ -255,7 +261,7 @@ class _MissionRun:
                         with self.times.phase("transfer"):
                             await self.main.put_files(batch)
                 except (JudgeError, ValueError) as e:
-                    problems.append(f"files could not be placed in the sandbox: {e}")
+                    problems.append(f"files could not be placed in the sandbox: {_problem(e)}")
                 finally:
                     del batch
                     await budget.release(held)
@@ -306,7 +312,7 @@ class _MissionRun:
                     ask = main.file_ops and ex.interactor is None
                     outcome = await main.run(exec_request(ex, ex.meta if ask else ""))
         except JudgeError as e:
-            return _entry(ex, Meta.system_error(str(e)))
+            return _entry(ex, Meta.system_error(_problem(e)))
         meta = outcome.meta
         # Its bytes equal json.dumps' for printable ASCII messages; others are written here.
         if outcome.meta_file_error is not None and _plain(meta.message):
@@ -334,7 +340,7 @@ class _MissionRun:
             with self.times.phase("meta"):
                 problem = await main.write_file(path, json.dumps(meta.to_dict()).encode())
         except (JudgeError, ValueError) as e:
-            problem = str(e)
+            problem = _problem(e)
         if problem:
             meta = _with_failure(meta, f"cannot write meta file '{path}': {problem}")
         return meta
@@ -444,7 +450,7 @@ class _MissionRun:
         except TransferRefused as e:  # a link on the way into the main sandbox
             return f"export '{path}': into {e}"
         except SandboxError as e:  # e.g. the parent is a file: the engine refuses to unpack
-            return f"export '{path}': {e}"
+            return f"export '{path}': {_problem(e)}"
         return ""
 
     def mark_unfinished(self, message: str) -> None:
@@ -461,6 +467,30 @@ async def _close_when_created(creating: asyncio.Future[Sandbox]) -> None:
     box.close_later()
 
 
+class _Interrupt(Exception):
+    """Unwinds a mission's run at the first infrastructure failure (``_problem``)."""
+
+
+def _problem(e: JudgeError | ValueError) -> str:
+    """What a failure means for the execute or file it hit; an ``infrastructure`` failure (the
+    engine, a supervisor gone) ends the run instead (``_Interrupt``): it is no verdict."""
+    if getattr(e, "infrastructure", False):
+        raise _Interrupt(str(e)) from e
+    return str(e)
+
+
+def _interruption(error: BaseException) -> str | None:
+    """Why a run was interrupted, if ``error`` is (or a task group's error holds) an
+    ``_Interrupt``."""
+    if isinstance(error, _Interrupt):
+        return str(error)
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            if (why := _interruption(inner)) is not None:
+                return why
+    return None
+
+
 async def run_mission(
     mission: Mission,
     deps: MissionDeps,
@@ -473,8 +503,10 @@ async def run_mission(
     """Run ``mission`` and return ``(normalised mission, mission_result)``.
 
     Setting ``cancel`` stops the mission: its sandboxes are killed and every execute that had
-    not finished reports ``SE`` "cancelled"; the result is still complete. Failures of downloads,
-    images or the engine are reported in the result, never raised. If the calling task itself is
+    not finished reports ``SE`` "cancelled"; the result is still complete. Failures of downloads
+    and images are reported in the result. A failure of the engine or of a sandbox's supervisor
+    (an ``infrastructure`` error) is no verdict: the run stops and ``MissionInterrupted`` is
+    raised, for the caller to run the mission again. If the calling task itself is
     cancelled, the sandboxes are removed and ``CancelledError`` propagates. ``on_execute`` is
     called (on the event loop, must not block) each time an execute's entry is final.
     """
@@ -502,6 +534,8 @@ async def run_mission(
     if work.cancelled():
         run.mark_unfinished(CANCELLED)
     elif (error := work.exception()) is not None:
+        if (why := _interruption(error)) is not None:
+            raise MissionInterrupted(why) from error
         log.error("mission failed inside the judge", exc_info=error)
         run.mark_unfinished(f"internal error: {error}")
     return normalised, run.result

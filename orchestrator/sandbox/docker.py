@@ -27,10 +27,12 @@ import docker.types
 import requests.exceptions
 
 from orchestrator.errors import (
+    EngineRefused,
     EngineUnavailable,
     ImageNotFound,
     PathNotFound,
     SandboxError,
+    SandboxLost,
     TransferRefused,
 )
 from orchestrator.sandbox.attach import AttachedStream
@@ -274,7 +276,10 @@ class DockerAdapter:
             raise SandboxError(f"cannot start sandbox: {_explain(e)}") from e
         except docker.errors.APIError as e:
             self._remove(container_id, volume, stream)
-            raise SandboxError(f"cannot start sandbox: {_explain(e)}") from e
+            if _refused(e):
+                raise EngineRefused(f"cannot start sandbox: {_explain(e)}") from e
+            # The engine failed to start it (5xx): the node's failure, run again elsewhere/later.
+            raise EngineUnavailable(f"cannot start sandbox: {_explain(e)}") from e
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             self._remove(container_id, volume, stream)
             raise EngineUnavailable(f"Docker engine unavailable: {e}") from e
@@ -291,14 +296,20 @@ class DockerAdapter:
         )
 
     async def remove_sandbox(self, handle: ContainerHandle) -> None:
-        """Kill and remove the container and its volume; never raises for what is already gone."""
-        await self._call(self._remove, handle.container_id, handle.volume_name, handle.stream)
+        """Kill and remove the container and its volume; never raises for what is already gone.
+        Raises ``EngineUnavailable`` when the engine does not answer (it is still there)."""
+        await self._call(self._remove, handle.container_id, handle.volume_name, handle.stream, True)
 
     def _remove(
-        self, container_id: str | None, volume: str | None, stream: AttachedStream | None
+        self,
+        container_id: str | None,
+        volume: str | None,
+        stream: AttachedStream | None,
+        raise_unavailable: bool = False,
     ) -> None:
         if stream is not None:
             stream.close()
+        unavailable: Exception | None = None
         if container_id is not None:
             try:
                 self._api.remove_container(container_id, force=True, v=True)
@@ -309,6 +320,7 @@ class DockerAdapter:
                     log.warning("cannot remove container %s: %s", container_id[:12], e)
             except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
                 log.warning("cannot remove container %s: %s", container_id[:12], e)
+                unavailable = e
         if volume is not None:
             try:
                 self._api.remove_volume(volume, force=True)
@@ -316,6 +328,9 @@ class DockerAdapter:
                 pass
             except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
                 log.warning("cannot remove volume %s: %s", volume, e)
+                unavailable = unavailable or e
+        if raise_unavailable and unavailable is not None:
+            raise EngineUnavailable(f"Docker engine unavailable: {unavailable}") from unavailable
 
     async def sweep(self, owner: str) -> tuple[int, int]:
         """Remove every container and volume labelled with ``owner``; returns their counts."""
@@ -486,13 +501,13 @@ def _stream_errors(handle: ContainerHandle, timeout_s: float) -> Iterator[None]:
     try:
         yield
     except TimeoutError as e:
-        raise SandboxError(
+        raise SandboxLost(
             f"the sandbox did not answer within {timeout_s:.0f} s",
             container_id=handle.container_id,
         ) from e
     except (OSError, EOFError, ValueError) as e:
         tail = handle.stream.stderr_tail.decode(errors="replace").strip()
-        raise SandboxError(
+        raise SandboxLost(
             f"the sandbox went away ({type(e).__name__}){': ' + tail if tail else ''}",
             container_id=handle.container_id,
         ) from e
@@ -508,11 +523,20 @@ def _guard(fn: Callable[..., T]) -> Callable[..., T]:
         except (docker.errors.NotFound, docker.errors.ImageNotFound) as e:
             raise SandboxError(_explain(e)) from e
         except docker.errors.APIError as e:
+            if _refused(e):
+                raise EngineRefused(f"the Docker engine refused the request: {_explain(e)}") from e
             raise EngineUnavailable(f"Docker engine error: {_explain(e)}") from e
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise EngineUnavailable(f"Docker engine unavailable: {e}") from e
 
     return wrapper
+
+
+def _refused(e: docker.errors.APIError) -> bool:
+    """Whether the engine refused the request itself (a 4xx other than 404 and 409: a malformed
+    image reference, an option it does not know), which a retry would not change."""
+    status = e.status_code
+    return status is not None and 400 <= status < 500 and status not in (404, 409)
 
 
 def _explain(e: docker.errors.APIError | docker.errors.DockerException) -> str:

@@ -20,7 +20,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from orchestrator.errors import JudgeError, PathNotFound, SandboxError, TransferRefused
+from orchestrator.errors import (
+    EngineUnavailable,
+    JudgeError,
+    PathNotFound,
+    SandboxError,
+    TransferRefused,
+)
 from orchestrator.paths import check_relative_path
 from orchestrator.sandbox.channelfiles import (
     MAX_LIST_ENTRIES,
@@ -508,6 +514,10 @@ class Sandbox:
     async def _remove(self) -> None:
         try:
             await self._runtime.adapter.remove_sandbox(self._handle)
+        except EngineUnavailable as e:
+            # Removed when the engine answers again (``remove_leftovers``).
+            log.warning("cannot remove sandbox %s now: %s", self.container_id[:12], e)
+            self._runtime.unremoved[self.container_id] = self._handle
         except JudgeError as e:  # pragma: no cover - the sweep at start catches leftovers
             log.warning("cannot remove sandbox %s: %s", self.container_id[:12], e)
 
@@ -530,18 +540,28 @@ class SandboxRuntime:
         self.adapter = adapter
         self.config = config
         self._background: set[asyncio.Task[None]] = set()
+        # Sandboxes whose removal failed while the engine did not answer.
+        self.unremoved: dict[str, ContainerHandle] = {}
         # image -> (monotonic time looked up, its labels or None when not installed)
         self._labels: dict[str, tuple[float, dict[str, str] | None]] = {}
 
     async def image_labels(self, image: str, max_age_s: float = 2.0) -> dict[str, str] | None:
         """``image``'s labels (None: not installed), looked up at most every ``max_age_s``
-        seconds per image: intake checks every submission's image, the engine need not.
-        Raises ``EngineUnavailable``."""
+        seconds per image: intake checks every submission's image, the engine need not. While
+        the engine does not answer, what it said last about ``image``. Raises
+        ``EngineUnavailable`` when it does not answer and was never asked about ``image``."""
         now = time.monotonic()
         cached = self._labels.get(image)
         if cached is not None and now - cached[0] < max_age_s:
             return cached[1]
-        labels = await self.adapter.image_labels(image)
+        try:
+            labels = await self.adapter.image_labels(image)
+        except EngineUnavailable:
+            if cached is None:
+                raise
+            # What the engine last said: submissions are accepted during an outage, and their
+            # image is looked up again when they run.
+            return cached[1]
         if len(self._labels) > 1000:  # names come from requests: keep the cache bounded
             self._labels.clear()
         self._labels[image] = (now, labels)
@@ -641,6 +661,20 @@ class SandboxRuntime:
             yield box
         finally:
             await box.close()
+
+    async def remove_leftovers(self) -> int:
+        """Remove the sandboxes whose removal failed while the engine did not answer (call it
+        when the engine is back); returns how many are still left."""
+        for container_id, handle in list(self.unremoved.items()):
+            try:
+                await self.adapter.remove_sandbox(handle)
+            except JudgeError as e:
+                log.warning("cannot remove sandbox %s: %s", container_id[:12], e)
+                if not isinstance(e, EngineUnavailable):
+                    del self.unremoved[container_id]  # another error: the next sweep's
+            else:
+                del self.unremoved[container_id]
+        return len(self.unremoved)
 
     async def sweep(self) -> tuple[int, int]:
         """Remove containers and volumes this runtime's owner label left behind."""

@@ -204,6 +204,19 @@ def archive_members(data: bytes) -> list[tuple[str, str, int]]:
     return result
 
 
+def single_file(data: bytes | None) -> bytes:
+    """The content of the first regular file of a (vetted) tar, such as one path read back
+    from a sandbox; b"" when there is none."""
+    if not data:
+        return b""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for member in tar:
+            if member.isreg():
+                fileobj = tar.extractfile(member)
+                return b"" if fileobj is None else fileobj.read()
+    return b""
+
+
 def concat_archives(archives: list[bytes]) -> bytes:
     """Join tars (already vetted) into one, member by member, so they unpack in one call."""
     if len(archives) == 1:

@@ -233,6 +233,10 @@ async def submit_mission(request: web.Request) -> web.Response:
         return web.json_response(msg, headers=limit_headers)
     row = await _wait_finished(request.app, mission_id, wait_s)
     if row is None or row.state not in ENDED:
+        # Not ended within the wait: 202 (poll it), unless the engine is down: then the
+        # mission is cancelled and the answer is 503 with Retry-After (send it again).
+        if not request.app[STOPPING].is_set():
+            await request.app[WORKERS].give_up_if_engine_down(mission_id)
         return web.json_response(msg, status=202, headers=limit_headers)
     return await _json({**mission_body(row), **msg}, headers=limit_headers)
 

@@ -27,6 +27,17 @@ from service.http.openapi import path_param as _path_param
 from service.http.openapi import ref as _ref
 from service.store import MISSION_STATES
 
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "description": "One Server-Sent Event: its `event` name, its `id` (for `Last-Event-ID`) "
+    "and its `data`, a JSON document.",
+    "properties": {
+        "event": {"type": "string", "enum": ["state", "execute", "done"]},
+        "id": {"type": "string"},
+        "data": {"type": "object"},
+    },
+    "required": ["event", "id", "data"],
+}
 OPENAPI_PATH = "/api/openapi.json"
 DOCS_PATH = "/docs"
 # The assets the page loads; nothing else of the bundle is served.
@@ -235,7 +246,7 @@ def _schemas() -> dict[str, Any]:
                         "`malformed`, `unauthorized`, `not_found`, `too_large`, "
                         "`unsupported_media_type`, `queue_full`, `rate_limited`, "
                         "`shutting_down`, `engine_unavailable`, `default_image_missing`, "
-                        "`invalid_wait`, `internal`, ...",
+                        "`engine_refused`, `image_not_found`, `invalid_wait`, `internal`, ...",
                     },
                     "message": {"type": "string"},
                     "path": {"type": ["string", "null"], "description": "The offending field."},
@@ -432,8 +443,8 @@ def _mission_routes() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {
-                        "description": "An event stream.",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        "description": "An event stream; the schema is that of one event.",
+                        "content": {"text/event-stream": {"schema": SSE_EVENT}},
                     },
                     "401": UNAUTHORIZED,
                     "404": NOT_FOUND,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,11 @@ from service.keys import LANGUAGES, POOL, RUNTIME, SETTINGS, STORE, WORKERS
 SUPERVISOR_LABEL = "judge.supervisor"
 
 
+def _iso(epoch_s: float) -> str:
+    """An epoch time as ISO 8601 in UTC, to the second."""
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 async def healthz(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     checks: dict[str, dict[str, Any]] = {}
@@ -21,14 +27,25 @@ async def healthz(request: web.Request) -> web.Response:
     try:
         version = await adapter.version()
         checks["engine"] = {"ok": True, "version": version.get("Version")}
-        labels = await adapter.image_labels(settings.default_image)
+        # Through the runtime's cache: what it holds is what submissions are checked against
+        # while the engine does not answer.
+        labels = await request.app[RUNTIME].image_labels(settings.default_image, max_age_s=0)
         checks["default_image"] = {
             "ok": labels is not None and SUPERVISOR_LABEL in labels,
             "name": settings.default_image,
         }
+        if (gate := request.app[WORKERS].engine) is not None:
+            gate.mark_up()
     except JudgeError as e:
         checks["engine"] = {"ok": False, "error": str(e)}
         checks["default_image"] = {"ok": False, "name": settings.default_image}
+        # Since when (as the workers saw it): they claim nothing meanwhile.
+        if (gate := request.app[WORKERS].engine) is not None:
+            gate.mark_down(str(e))
+            since = gate.down_since
+            if since is not None:
+                checks["engine"]["down_since"] = _iso(since)
+                checks["engine"]["down_s"] = round(gate.outage_s(), 1)
     try:
         store = request.app[STORE]
         await store.missions.counts()

@@ -186,6 +186,12 @@ class Core:
         """The mission's row once it ended (None when the server stops first)."""
         return await self._pipeline.wait_finished(mission_id)
 
+    async def wait_synchronously(self, mission_id: int, outage_wait_s: float) -> MissionRow | None:
+        """For a synchronous request: the mission's row once it ended, waiting as long as it
+        takes while the engine answers; once the engine has been down ``outage_wait_s`` the
+        mission is cancelled and ``EngineUnavailable`` raised (503 with ``Retry-After``)."""
+        return await self._pipeline.wait_synchronously(mission_id, outage_wait_s)
+
     async def mission(self, mission_id: int) -> MissionRow | None:
         return await self.store.missions.get_mission(mission_id)
 

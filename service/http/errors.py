@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from orchestrator.errors import EngineUnavailable, JudgeError
+from orchestrator.errors import EngineRefused, EngineUnavailable, ImageNotFound, JudgeError
 from orchestrator.mission import MissionInvalid, MissionTooLarge
 from service.pipeline.intake import QueueFull, ShuttingDown
+from service.store import StoreFull
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,13 @@ ERROR_TABLE: tuple[tuple[type[BaseException], Mapping], ...] = (
         ShuttingDown,
         Mapping(503, "shutting_down", lambda _: "the server is stopping", _retry_after(5)),
     ),
+    # The engine refused what the request asked for (a malformed image reference that got
+    # past the checks, an image that is not there): the request's mistake, not the node's.
+    (EngineRefused, Mapping(400, "engine_refused")),
+    (ImageNotFound, Mapping(400, "image_not_found")),
     (EngineUnavailable, Mapping(503, "engine_unavailable", headers=_retry_after(10))),
+    # This node cannot store anything now; another node (or this one, later) can.
+    (StoreFull, Mapping(503, "storage_full", headers=_retry_after(30))),
     # Any other failure of the orchestrator seen by a handler is the engine's side failing.
     (JudgeError, Mapping(503, "engine_unavailable", headers=_retry_after(10))),
 )

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from orchestrator.errors import MissionInterrupted
 from orchestrator.mission import Mission, MissionCaps, parse_mission
 from orchestrator.mission import result as result_doc
 from orchestrator.mission.result import MissionState
@@ -33,6 +34,7 @@ from orchestrator.run.runner import (
     run_mission,
 )
 from service.pipeline.delivery import DeliveryCounters, DoorCallback
+from service.pipeline.enginegate import EngineGate
 from service.pipeline.handoff import Handoff
 from service.store import CANCEL_CHANNEL, MISSION_KIND, MissionRow
 
@@ -107,6 +109,9 @@ class MissionRunning:
         run: RunMission = run_mission,
         blob_reader_for: Callable[[str], BlobReader] | None = None,
         doors: dict[str, DoorHooks] | None = None,
+        gate: EngineGate | None = None,
+        max_reruns: int = 3,
+        engine_outage_s: float = 600.0,
     ) -> None:
         self._handoff = handoff
         self._store = handoff.store
@@ -126,6 +131,13 @@ class MissionRunning:
         self.running = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Interrupted missions: while the engine is down workers claim nothing; those this node
+        # queued again wait for it at most ``engine_outage_s`` (``_watch_outage``).
+        self.gate = gate
+        self._max_reruns = max_reruns
+        self._outage_s = engine_outage_s
+        self._interrupted: dict[int, str] = {}  # queued again by this node -> why
+        self._outage_watch: asyncio.Task[None] | None = None
 
     def register(self, kind: str, door: DoorHooks) -> None:
         """Serve missions of ``kind`` through ``door``; call before ``start``."""
@@ -139,6 +151,9 @@ class MissionRunning:
         for n in range(self._max_running):
             task = asyncio.create_task(self._work(), name=f"mission-worker-{n}")
             self._workers.add(task)
+        if self.gate is not None:
+            self.gate.start()
+            self._outage_watch = asyncio.create_task(self._watch_outage(), name="outage-watch")
 
     async def stop(self, grace_s: float) -> None:
         """Take no more missions, give running ones ``grace_s`` to end, cancel the rest: what
@@ -153,6 +168,11 @@ class MissionRunning:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
+        if self._outage_watch is not None:
+            self._outage_watch.cancel()
+            await asyncio.gather(self._outage_watch, return_exceptions=True)
+        if self.gate is not None:
+            await self.gate.stop()
 
     def _cancel_heard(self, payload: str) -> None:
         event = self._cancels.get(int(payload))
@@ -192,8 +212,25 @@ class MissionRunning:
             return result_doc.CANCELLING
         return row.state
 
+    async def _next(self) -> int | None:
+        """The next mission to run, once the engine answers (none is claimed while it does
+        not: on PostgreSQL the other nodes take the work meanwhile)."""
+        while True:
+            if self.gate is not None:
+                await self.gate.wait_up()
+            mission_id = await self._handoff.queue.take()
+            if mission_id is None or self.gate is None or self.gate.up:
+                return mission_id
+            # The engine went down while this worker waited for work.
+            if not self._clustered:
+                await self.gate.wait_up()  # taken from memory, not claimed yet
+                return mission_id
+            # Claimed from the shared table: hand it back for a node whose engine answers.
+            await self._handoff.queue.claim(mission_id)
+            await self._store.missions.requeue(mission_id, self._owner)
+
     async def _work(self) -> None:
-        while (mission_id := await self._handoff.queue.take()) is not None:
+        while (mission_id := await self._next()) is not None:
             self.running += 1
             self._idle.clear()
             try:
@@ -249,14 +286,17 @@ class MissionRunning:
         """Run a claimed mission and store how it ended; an error inside the judge ends it
         ``failed`` with a complete all-``SE`` result, called back like any other."""
         mission_id = row.id
+        self._interrupted.pop(mission_id, None)
         if row.runs > 1:
             log.info("mission %d: run %d (re-run from the start)", mission_id, row.runs)
         started = time.perf_counter()
         times = PhaseTimes()
         io = MissionIO()
+        given: MissionIO | None = None
         try:
             if row.kind != MISSION_KIND:
-                got = await self._door_files(row)
+                given = await self._handoff.files.take(row.id)
+                got = await self._door_files(row, given)
                 if got is None:
                     await self._fail(row, "its front door can no longer run it", None, io)
                     return
@@ -274,9 +314,16 @@ class MissionRunning:
             deps = self._deps
             if self._reader_for is not None:
                 deps = dataclasses.replace(deps, blob_reader=self._reader_for(row.token_hash))
-            _, result = await self._run_mission(
-                mission, deps, cancel=cancel, times=times, io=io, on_execute=executed
-            )
+            try:
+                _, result = await self._run_mission(
+                    mission, deps, cancel=cancel, times=times, io=io, on_execute=executed
+                )
+            except MissionInterrupted as e:
+                if not cancel.is_set():
+                    await self._interrupted_run(row, str(e), io, given)
+                    return
+                # Cancelled meanwhile: nothing to run again; it ends cancelled.
+                result = await asyncio.to_thread(not_run_result, mission, CANCELLED)
         except Exception as e:
             # run_mission reports every failure in the result; this is a bug in the judge.
             log.exception("mission %d: cannot be run", mission_id)
@@ -314,10 +361,63 @@ class MissionRunning:
             return False
         return await asyncio.to_thread(build, row, result) is not None
 
-    async def _door_files(self, row: MissionRow) -> MissionIO | None:
+    async def _door_files(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
         door = self._doors.get(row.kind)
-        given = await self._handoff.files.take(row.id)
         return None if door is None else await door.started(row, given)
+
+    async def _interrupted_run(
+        self, row: MissionRow, why: str, io: MissionIO, given: MissionIO | None
+    ) -> None:
+        """A run the engine or a sandbox's supervisor interrupted is no verdict: queue the
+        mission again (same id and delivery id; its next claim counts a run), unless it was
+        interrupted ``max_reruns`` times already: then it ends ``failed``, saying why."""
+        if self.gate is not None:
+            self.gate.suspect()
+        if row.runs > self._max_reruns:
+            why = f"interrupted on each of its {row.runs} runs (JUDGE_MAX_RERUNS), last: {why}"
+            log.warning("mission %d: %s; giving up", row.id, why)
+            await self._give_up(row, why, io)
+            return
+        if not await self._store.missions.requeue(row.id, self._owner):
+            return  # no longer this node's: its lease went elsewhere
+        if given is not None:
+            self._handoff.files.put(row.id, given)  # a door's inputs, for the next run
+        self._interrupted[row.id] = why
+        self._handoff.queue.push(row.id)
+        self._handoff.progress.emit(
+            row.id, "state", {"state": MissionState.QUEUED, "interrupted": why}
+        )
+        log.warning("mission %d interrupted (%s); queued to run again", row.id, why)
+
+    async def _give_up(self, row: MissionRow, why: str, io: MissionIO) -> None:
+        failed: dict[str, Any] | None = None
+        with contextlib.suppress(Exception):
+            failed = await asyncio.to_thread(_failed_result, row.mission, why)
+        await self._fail(row, why, failed, io)
+
+    async def _watch_outage(self) -> None:
+        """Missions this node queued again after an interruption wait for the engine at most
+        ``engine_outage_s`` of continuous outage; then they end ``failed`` (with their
+        callback). Missions never started wait on: the queue is durable."""
+        assert self.gate is not None
+        while True:
+            await asyncio.sleep(1.0)  # a periodic check, not a synchronisation
+            outage = self.gate.outage_s()
+            if outage <= self._outage_s or not self._interrupted:
+                continue
+            for mission_id, why in list(self._interrupted.items()):
+                self._interrupted.pop(mission_id, None)
+                row = await self._store.missions.claim(mission_id, self._owner, self._lease_s)
+                if row is None:
+                    continue  # another node runs it, or it was cancelled
+                self._handoff.queue.discard(mission_id)
+                self._handoff.files.drop(mission_id)
+                reason = (
+                    f"the Docker engine has not answered for {outage:.0f} s "
+                    f"(JUDGE_ENGINE_OUTAGE_S); interrupted by: {why}"
+                )
+                log.warning("mission %d: %s; giving up", mission_id, reason)
+                await self._give_up(row, reason, MissionIO())
 
     async def _fail(
         self, row: MissionRow, why: str, result: dict[str, Any] | None, io: MissionIO

@@ -22,15 +22,18 @@ resumed the same way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 
 import aiohttp
 
+from orchestrator.errors import EngineUnavailable
 from orchestrator.run.runner import MissionDeps, run_mission
 from service.pipeline.callbacks import CallbackPolicy
 from service.pipeline.delivery import CallbackDelivery
+from service.pipeline.enginegate import EngineGate
 from service.pipeline.handoff import Handoff
 from service.pipeline.intake import Intake
 from service.pipeline.progress import Listener, MissionProgress
@@ -43,7 +46,7 @@ from service.pipeline.running import (
     door_callback,
 )
 from service.pipeline.workqueue import LocalQueue, SharedQueue, WorkQueue
-from service.store import Store
+from service.store import MissionRow, Store
 
 __all__ = ["DoorHooks", "Listener", "Metrics", "MissionWorkers"]
 
@@ -71,6 +74,10 @@ class MissionWorkers:
         poll_s: float = 2.0,
         run: RunMission = run_mission,
         images: Callable[[], Collection[str] | None] = lambda: None,
+        engine_probe: Callable[[], Awaitable[object]] | None = None,
+        engine_back: Callable[[], Awaitable[object]] | None = None,
+        max_reruns: int = 3,
+        engine_outage_s: float = 600.0,
     ) -> None:
         self.metrics = Metrics()
         self._queue: WorkQueue
@@ -105,13 +112,46 @@ class MissionWorkers:
             run=run,
             blob_reader_for=blob_reader_for,
             doors=doors,
+            gate=None if engine_probe is None else EngineGate(engine_probe, on_up=engine_back),
+            max_reruns=max_reruns,
+            engine_outage_s=engine_outage_s,
         )
+        self.engine = self._running.gate  # whether the engine answers (None: not watched)
         # What the routes call is the parts' own: no wrapper to keep in step with them.
         self.submit = self._intake.submit  # stored and queued, or ShuttingDown/QueueFull
         self.cancel = self._running.cancel
         self.wait_finished = self._progress.wait_finished
         self.add_listener = self._progress.add_listener
         self.register = self._running.register  # before start
+
+    async def give_up_if_engine_down(self, mission_id: int) -> None:
+        """For a synchronous request whose own wait ran out: when the engine does not answer,
+        cancel the mission (its requester is gone: nothing runs later for nobody) and raise
+        ``EngineUnavailable`` (503 with ``Retry-After``). Returns when the engine answers."""
+        gate = self.engine
+        if gate is None or gate.up:
+            return
+        await self.cancel(mission_id)
+        since = "" if gate.down_since is None else f" for {gate.outage_s():.0f} s"
+        raise EngineUnavailable(
+            f"the Docker engine has not answered{since}; mission {mission_id} was cancelled, "
+            "send it again"
+        )
+
+    async def wait_synchronously(self, mission_id: int, outage_wait_s: float) -> MissionRow | None:
+        """Wait for a mission to end, as a synchronous request does: as long as it takes while
+        the engine answers; once the engine has been down ``outage_wait_s``, cancel it and raise
+        ``EngineUnavailable`` (``give_up_if_engine_down``). None when the server stops first."""
+        finished = asyncio.ensure_future(self.wait_finished(mission_id))
+        try:
+            while True:
+                done, _ = await asyncio.wait({finished}, timeout=1.0)
+                if done:
+                    return finished.result()
+                if self.engine is not None and self.engine.outage_s() > outage_wait_s:
+                    await self.give_up_if_engine_down(mission_id)
+        finally:
+            finished.cancel()
 
     @property
     def running(self) -> int:

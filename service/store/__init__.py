@@ -19,6 +19,7 @@ from service.store.records import (
     BlobRow,
     JobRow,
     MissionRow,
+    StoreFull,
     SweepResult,
     hash_token,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "SqliteStore",
     "Storage",
     "Store",
+    "StoreFull",
     "SweepResult",
     "hash_token",
     "is_postgres_url",

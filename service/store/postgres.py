@@ -331,6 +331,17 @@ class PgStore(BlobsAndJobs, EveryRepository):
                 await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
             return True
 
+    async def requeue(self, mission_id: int, owner: str) -> bool:
+        """Queued again, and every node told (another one may claim it first)."""
+        async with self._tx() as conn:
+            status = await conn.execute(
+                *sql.REQUEUE_ONE.bind_pg(mission_id=mission_id, owner=owner, now=time.time())
+            )
+            if status != "UPDATE 1":
+                return False
+            await conn.execute("SELECT pg_notify($1, $2)", MISSIONS_CHANNEL, str(mission_id))
+        return True
+
     # -- front doors' own tables (``protocols.DoorSqlRepo``) --------------------------------------
 
     async def execute(self, statement: sql.Statement, /, **values: Any) -> int:

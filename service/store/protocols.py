@@ -127,6 +127,11 @@ class MissionRepo(Protocol):
         one anyway). With ``owner``, only while it holds the lease."""
         ...
 
+    async def requeue(self, mission_id: int, owner: str) -> bool:
+        """Put a mission ``owner`` holds back in the queue (the engine failed under it: it is
+        run again from the start, by any node); False when ``owner`` no longer holds it."""
+        ...
+
     async def requeue_unfinished(self, owner: str | None = None) -> list[int]:
         """At start: missions a crash or a stop interrupted go back to the queue (they are
         re-run from the start, keeping their ids); with ``owner``, only those it held.

@@ -19,6 +19,11 @@ MISSION_STATES = tuple(state.value for state in MissionState)
 CALLBACK_STATES = ("none", "waiting", "pending", "delivered", "failed")
 
 
+class StoreFull(Exception):
+    """The database cannot write: its disk (the data directory) is full. Nothing of the write
+    was stored; the same write succeeds once there is room again."""
+
+
 def hash_token(token: str) -> str:
     """Tokens are stored and compared as SHA-256 hex digests, never in clear."""
     return hashlib.sha256(token.encode()).hexdigest()

@@ -197,6 +197,11 @@ REQUEUE_RUNNING = Statement(
     "UPDATE missions SET state = 'queued', updated_at = :now, lease_owner = '',"
     f" lease_until = 0 WHERE state = 'running' AND {_ANY_OR_OWNER}"
 )
+# One mission this node holds, queued again after an infrastructure failure (its runs count on).
+REQUEUE_ONE = Statement(
+    "UPDATE missions SET state = 'queued', updated_at = :now, lease_owner = '', lease_until = 0"
+    " WHERE id = :mission_id AND state = 'running' AND lease_owner = :owner"
+)
 # Callbacks it was delivering are due again at once, not when their lease expires.
 RELEASE_CALLBACKS_OF = Statement(
     "UPDATE missions SET callback_lease_until = 0"

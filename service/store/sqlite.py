@@ -25,6 +25,7 @@ from service.store.protocols import EveryRepository
 from service.store.records import (
     MISSION_KIND,
     MissionRow,
+    StoreFull,
     hash_token,
     mission_row,
     new_token,
@@ -277,6 +278,10 @@ class Database(BlobsAndJobs):
         )
         return cur.rowcount > 0
 
+    def requeue(self, mission_id: int, owner: str) -> bool:
+        cur = self._run(sql.REQUEUE_ONE, mission_id=mission_id, owner=owner, now=time.time())
+        return cur.rowcount > 0
+
     def requeue_unfinished(self, owner: str | None = None) -> list[int]:
         with self._transaction() as conn:
             self._run(sql.REQUEUE_RUNNING, owner=owner, now=time.time())
@@ -362,6 +367,17 @@ class Database(BlobsAndJobs):
         return self._run(sql.TOKEN_ACTIVE, token_hash=token_hash).fetchone() is not None
 
 
+def _full_disk_told(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``, a full disk raised as ``StoreFull`` (SQLite's own error says
+    only "database or disk is full", which reads as a bug in the judge)."""
+    try:
+        return fn(*args, **kwargs)
+    except sqlite3.OperationalError as e:
+        if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "is full" in str(e):
+            raise StoreFull(f"the data directory is full ({e})") from e
+        raise
+
+
 def _on_store_thread(
     fn: Callable[Concatenate[Database, P], T],
 ) -> Callable[Concatenate[SqliteStore, P], Coroutine[Any, Any, T]]:
@@ -426,7 +442,10 @@ class SqliteStore(EveryRepository):
                 group, self._intake = self._intake, []
                 try:
                     ids = await loop.run_in_executor(
-                        self._executor, self._db.insert_missions, [args for args, _ in group]
+                        self._executor,
+                        _full_disk_told,
+                        self._db.insert_missions,
+                        [args for args, _ in group],
                     )
                 except Exception as e:  # every submission of the group learns it failed
                     for _, future in group:
@@ -459,7 +478,7 @@ class SqliteStore(EveryRepository):
         """
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, functools.partial(fn, self._db, *args, **kwargs)
+            self._executor, functools.partial(_full_disk_told, fn, self._db, *args, **kwargs)
         )
 
     async def close(self) -> None:
@@ -501,6 +520,7 @@ class SqliteStore(EveryRepository):
     finish = _on_store_thread(Database.finish)
     cancel_queued = _on_store_thread(Database.cancel_queued)
     fail = _on_store_thread(Database.fail)
+    requeue = _on_store_thread(Database.requeue)
     requeue_unfinished = _on_store_thread(Database.requeue_unfinished)
     running_by_owner = _on_store_thread(Database.running_by_owner)
     queued_count = _on_store_thread(Database.queued_count)

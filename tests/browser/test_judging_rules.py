@@ -131,3 +131,31 @@ def test_an_interpreted_language_has_no_compile_step(rules: Page) -> None:
     [run] = mission["tasks"]["execute"]
     assert run["command"][-2:] == ["python3", "script.py"]
     assert "scope" not in run
+
+
+def test_the_status_panel_reads_health_and_metrics(rules: Page) -> None:
+    health = {
+        "ok": False,
+        "checks": {
+            "engine": {"ok": False, "error": "engine not reachable", "down_s": 12.4},
+            "database": {"ok": True, "engine": "postgresql"},
+        },
+        "pool": {"images": {"judge/cpp": {"ready": 2, "target": 3}}, "hits": 5, "misses": 1},
+    }
+    text = (
+        "# HELP judge_queue_depth x\njudge_queue_depth 7.0\njudge_running 2.0\n"
+        'judge_callbacks{state="pending"} 3.0\njudge_callbacks{state="failed"} 1.0\n'
+    )
+    rows = rules.evaluate(
+        """([health, text]) => import('/playground/status.js')
+            .then((m) => m.statusRows(health, m.parseMetrics(text)))""",
+        [health, text],
+    )
+    assert {r["label"]: (r["value"], r["ok"]) for r in rows} == {
+        "Engine": ("engine not reachable (down for 12 s)", False),
+        "Database": ("postgresql", True),
+        "Pool": ("2 of 3 warm · 5 hits, 1 misses", None),
+        "Queue depth": ("7", None),
+        "Running": ("2", None),
+        "Callbacks pending": ("3", None),
+    }

@@ -37,6 +37,7 @@ def bomb() -> bytes:
         (make_zip({"../escape": b"x", "run": b"true"}), ".."),
         (make_zip({"run": b"true"}, links={"passwd": "/etc/passwd"}), "symbolic link"),
         (None, "bytes"),
+        (make_zip({".j0/artifact.tar": b"x", "run": b"true"}), "the judge's own"),
     ],
 )
 async def test_bad_additional_files_are_field_errors(

@@ -65,6 +65,8 @@ async def exercise(repo: Judge0Repo) -> None:
     assert (done.status_id, done.stdout, done.finished_at) == (3, b"\x00\xff", 5.0)
     assert done.outcome is not None
     assert done.outcome["memory"] == 100
+    many = await repo.get_many(["t2", "nope", "t1", "t2"])
+    assert sorted(many) == ["t1", "t2"]
     assert await repo.count("alice") == 2
     assert [r.token for r in await repo.page("alice", 0, 1)] == ["t2"]
     assert [r.token for r in await repo.page("alice", 1, 5)] == ["t1"]

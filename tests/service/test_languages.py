@@ -186,7 +186,9 @@ LABEL judge.languages='{languages}' judge.languages.image="{tag}"
 """
 
 
-def build_image(tag: str, lang_id: str, version: str = "1.2.3") -> None:
+def build_image(
+    tag: str, lang_id: str, version: str = "1.2.3", judge0_id: int | None = None
+) -> None:
     """A custom image FROM judge/base declaring one language whose "compiler" is cp and whose
     "interpreter" is sh (built through the engine's API: no CLI, no network)."""
     entry = {
@@ -195,7 +197,7 @@ def build_image(tag: str, lang_id: str, version: str = "1.2.3") -> None:
         "version": version,
         "aliases": [f"{lang_id}-alias"],
         "piston": {"language": lang_id, "runtime": None},
-        "judge0": None,
+        "judge0": None if judge0_id is None else {"ids": [judge0_id], "name": "Test shell"},
         "source_file": "main.tsh",
         "compile": ["cp", "{file}", "{stem}.sh"],
         "run": ["sh", "{stem}.sh"],
@@ -220,14 +222,16 @@ def remove_image(tag: str) -> None:
 
 async def test_a_custom_image_appears_and_goes_without_a_restart(start_judge: StartJudge) -> None:
     """A language image built FROM judge/base while the server runs: the registry finds it on
-    its timer, GET /api/languages lists it, a mission names it; removed, it is gone again."""
+    its timer, GET /api/languages lists it, a mission names it, the Judge0 and Piston doors
+    list it and run a program in it; removed, it is gone again."""
     suffix = uuid.uuid4().hex[:8]
     tag, lang_id = f"judge/test-lang-{suffix}", f"tsh-{suffix}"
+    judge0_id = 100_000 + int(suffix[:4], 16)  # no Judge0 id: nothing else claims it
     judge, api = await start_judge(languages_refresh_s=0.2)
     registry = judge.app[LANGUAGES]
     assert registry.get(lang_id) is None
     try:
-        await asyncio.to_thread(build_image, tag, lang_id)
+        await asyncio.to_thread(build_image, tag, lang_id, "1.2.3", judge0_id)
         # The timer's refresh, not a request, finds it.
         lang = await poll(lambda: _get(registry, lang_id), lambda x: x is not None, 10)
         assert lang is not None
@@ -250,10 +254,46 @@ async def test_a_custom_image_appears_and_goes_without_a_restart(start_judge: St
         body = await run(api, mission)
         assert body["mission"]["image"] == tag
         assert stdout_of(body["mission_result"]["prepare"]["execute"][1]) == "custom says hi\n"
+
+        # The Judge0 door: its language list and a submission, with no server change.
+        judge0 = f"{api.url}/judge0"
+        headers = {"X-Auth-Token": ALICE}
+        async with api.session.get(f"{judge0}/languages", headers=headers) as resp:
+            assert resp.status == 200
+            assert {"id": judge0_id, "name": "Test shell (1.2.3)"} in await resp.json()
+        submission = {"source_code": "echo judge0 says hi\n", "language_id": judge0_id}
+        async with api.session.post(
+            f"{judge0}/submissions?wait=true", json=submission, headers=headers
+        ) as resp:
+            answer = await resp.json()
+            assert resp.status == 201, answer
+        assert (answer["status"]["id"], answer["stdout"]) == (3, "judge0 says hi\n"), answer
+
+        # The Piston door: its runtimes and an execute (the version range as clients send it).
+        async with api.session.get(f"{api.url}/api/v2/runtimes") as resp:
+            runtimes = await resp.json()
+        assert {"language": lang_id, "version": "1.2.3", "aliases": [f"{lang_id}-alias"]} in [
+            {k: r[k] for k in ("language", "version", "aliases")} for r in runtimes
+        ]
+        execute = {"language": lang_id, "version": "1.x", "files": [{"content": "echo piston\n"}]}
+        async with api.session.post(
+            f"{api.url}/api/v2/execute", json=execute, headers=AUTH
+        ) as resp:
+            ran = await resp.json()
+            assert resp.status == 200, ran
+        assert (ran["language"], ran["version"], ran["run"]["stdout"]) == (
+            lang_id,
+            "1.2.3",
+            "piston\n",
+        ), ran
     finally:
         await asyncio.to_thread(remove_image, tag)
     await poll(lambda: _get(registry, lang_id), lambda x: x is None, 10)
     assert lang_id not in await languages(api)
+    async with api.session.get(f"{api.url}/judge0/languages", headers=headers) as resp:
+        assert judge0_id not in {lang["id"] for lang in await resp.json()}
+    async with api.session.get(f"{api.url}/api/v2/runtimes") as resp:
+        assert lang_id not in {r["language"] for r in await resp.json()}
 
 
 async def _get(registry: Any, lang_id: str) -> Any:

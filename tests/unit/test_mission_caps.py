@@ -301,3 +301,33 @@ def test_keys_sharing_long_prefixes_cost_one_pass() -> None:
     doc = mission(tasks={"task": [{"macro": keys}], "execute": [{"command": ["_" * (4 << 20)]}]})
     parsed = parse_mission(doc)
     assert parsed.tasks.execute[0].command[0] == "_" * (4 << 20)
+
+
+def test_too_many_files_are_refused_from_counts_before_any_entry_is_validated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import orchestrator.mission.parse as parse_module
+
+    def never(*_: object, **__: object) -> object:
+        raise AssertionError("an entry was validated before the file count was checked")
+
+    # 50,000 file entries (the mission): refused from the lengths of three dicts, with
+    # the model's validation never reached.
+    doc = mission(
+        prepare={"file": {f"f{i}": "data:,x" for i in range(20_000)}},
+        tasks={"task": [{"file": {f"t{i}": "data:,x" for i in range(30)}}] * 1000},
+    )
+    monkeypatch.setattr(parse_module.Mission, "model_validate", never)
+    with pytest.raises(MissionTooLarge) as got:
+        parse_mission(doc, MissionCaps(max_files=10_000))
+    assert got.value.path == "mission.tasks.task"  # the part naming the most (30,000)
+    assert "names 50000 files" in got.value.message
+    assert "at most 10000" in got.value.message
+
+
+def test_files_at_the_cap_are_accepted() -> None:
+    doc = mission(prepare={"file": {f"f{i}": "data:,x" for i in range(5)}})
+    assert len(parse_mission(doc, MissionCaps(max_files=5)).prepare.file) == 5
+    with pytest.raises(MissionTooLarge) as got:
+        parse_mission(doc, MissionCaps(max_files=4))
+    assert got.value.path == "mission.prepare.file"

@@ -7,6 +7,7 @@ between leaves a mission whose row never comes (it then fails; its token was nev
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -91,6 +92,12 @@ SWEEP_BATCHES = Statement("DELETE FROM judge0_batches WHERE created_at < :cutoff
 CLAIM_BATCH_CALL = Statement("UPDATE judge0_batches SET called = 1 WHERE id = :id AND called = 0")
 
 
+@functools.lru_cache(maxsize=64)
+def _get_many(count: int) -> Statement:
+    names = ", ".join(f":t{i}" for i in range(count))
+    return Statement(f"SELECT {_COLUMNS} FROM judge0_submissions WHERE token IN ({names})")
+
+
 def _row(r: dict[str, Any]) -> SubmissionRow:
     def blob(v: Any) -> bytes | None:
         return None if v is None else bytes(v)
@@ -131,6 +138,15 @@ class Judge0Repo:
     async def get(self, token: str) -> SubmissionRow | None:
         rows = await self._sql.fetch_all(GET, token=token)
         return _row(rows[0]) if rows else None
+
+    async def get_many(self, tokens: list[str]) -> dict[str, SubmissionRow]:
+        """The rows of ``tokens`` (at most a batch's) that exist, by token; one query."""
+        unique = list(dict.fromkeys(tokens))
+        if not unique:
+            return {}
+        values = {f"t{i}": token for i, token in enumerate(unique)}
+        rows = await self._sql.fetch_all(_get_many(len(unique)), **values)
+        return {r["token"]: _row(r) for r in rows}
 
     async def by_mission(self, mission_id: int) -> SubmissionRow | None:
         rows = await self._sql.fetch_all(BY_MISSION, mission_id=mission_id)

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from orchestrator.mission import MissionInvalid, normalise, parse_mission
 from service.frontdoors.archives import ArchiveRefused
-from service.frontdoors.judge0 import wire
+from service.frontdoors.judge0 import plan, wire
 from service.frontdoors.judge0.languages import listing
 from service.frontdoors.judge0.ports import PORTS, Judge0Ports
 from service.frontdoors.judge0.repo import SubmissionRow
@@ -158,7 +158,12 @@ def _validate(
     except ArchiveRefused as e:
         errors["additional_files"] = [str(e)]
     else:
-        if table[got.language_id].is_project and "run" not in files:
+        reserved = sorted(n for n in files if n.split("/", 1)[0] == plan.WORK)
+        if reserved:
+            errors["additional_files"] = [
+                f"'{reserved[0]}': the folder '{plan.WORK}' is the judge's own"
+            ]
+        elif table[got.language_id].is_project and "run" not in files:
             errors["additional_files"] = ["the zip has no 'run' script at its top level"]
     if got.callback_url is not None:
         refusal = ports.callback_refusal(got.callback_url)
@@ -317,7 +322,8 @@ async def show_batch(request: web.Request) -> web.Response:
     if not tokens:
         raise _error(400, "there should be at least one submission in a batch")
     base64_encoded = _flag(request, "base64_encoded")
-    rows = [await ports.submissions.repo.get(token) for token in tokens]
+    found = await ports.submissions.repo.get_many(tokens)
+    rows = [found.get(token) for token in tokens]
     own = [row if row is not None and row.token_hash == token_hash else None for row in rows]
     docs = await _render_many(ports, own, fields, base64_encoded)
     return web.json_response({"submissions": docs})

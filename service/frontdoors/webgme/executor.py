@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import functools
-import io
 import logging
 import os
 import re
@@ -33,6 +32,7 @@ from orchestrator.errors import JudgeError, TransferRefused
 from orchestrator.mission import MissionInvalid, normalise, parse_mission
 from orchestrator.mission.result import MissionState
 from orchestrator.run.runner import MissionIO
+from orchestrator.sandbox.tar import single_file
 from service.frontdoors.archives import sandbox_files
 from service.frontdoors.door import Core
 from service.frontdoors.webgme.blobs import (
@@ -217,12 +217,7 @@ def output_segment(job_hash: str, number: int, output: str) -> dict[str, Any]:
 
 
 def _single_file(tar: bytes) -> bytes:
-    with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as archive:
-        for member in archive:
-            if member.isreg():
-                fileobj = archive.extractfile(member)
-                return b"" if fileobj is None else fileobj.read()
-    return b""
+    return single_file(tar)
 
 
 @dataclass

@@ -38,7 +38,11 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "createMetadata",
                 "Store a WebGME blob metadata document (an artifact); answers its hash",
-                {"200": json_content("`{<hash>: <metadata>}`.", {"type": "object"})},
+                {
+                    "200": json_content("`{<hash>: <metadata>}`.", {"type": "object"}),
+                    "400": error("Not a metadata document (`invalid`)."),
+                    "413": error("Over the token's storage quota or a size cap."),
+                },
                 requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
             ),
         },
@@ -46,7 +50,11 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "createMetadataSlash",
                 "Same as without the slash",
-                {"200": json_content("`{<hash>: <metadata>}`.", {"type": "object"})},
+                {
+                    "200": json_content("`{<hash>: <metadata>}`.", {"type": "object"}),
+                    "400": error("Not a metadata document (`invalid`)."),
+                    "413": error("Over the token's storage quota or a size cap."),
+                },
                 requestBody={"content": {"application/json": {"schema": {"type": "object"}}}},
             ),
         },
@@ -81,7 +89,11 @@ def _paths() -> dict[str, Any]:
         },
         "/rest/blob/download/{hash}": {
             "parameters": [blob_hash],
-            "get": _op("downloadBlob", "A blob's content", {"200": {"description": "Bytes."}}),
+            "get": _op(
+                "downloadBlob",
+                "A blob's content",
+                {"200": {"description": "Bytes."}, "404": NOT_FOUND},
+            ),
         },
         "/rest/blob/download/{hash}/{path}": {
             "parameters": [blob_hash, path_param("path", "A file of the artifact or zip.")],

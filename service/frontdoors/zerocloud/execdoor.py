@@ -8,13 +8,12 @@ since nobody waits for it any more.
 
 from __future__ import annotations
 
-import io
 import json
 import shlex
-import tarfile
 from typing import Any
 
 from orchestrator.run.runner import MissionIO
+from orchestrator.sandbox.tar import single_file
 from service.frontdoors.archives import ArchiveRefused, read_tar
 from service.store import MissionRow
 
@@ -159,14 +158,7 @@ def image_mission(body: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
 
 def read_stdout(collected: bytes | None) -> bytes:
     """The content of a one-file tar read back from the sandbox (b"" when there is none)."""
-    if not collected:
-        return b""
-    with tarfile.open(fileobj=io.BytesIO(collected), mode="r:") as archive:
-        for member in archive:
-            if member.isreg():
-                fileobj = archive.extractfile(member)
-                return b"" if fileobj is None else fileobj.read()
-    return b""
+    return single_file(collected)
 
 
 def _status(meta: dict[str, Any]) -> str:

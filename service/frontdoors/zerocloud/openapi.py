@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.http.openapi import FRONT_SECURITY_SCHEMES, DoorApi, front_op, path_param
+from service.http.openapi import (
+    ENGINE,
+    FRONT_SECURITY_SCHEMES,
+    DoorApi,
+    error,
+    front_op,
+    path_param,
+)
 
 
 def _paths() -> dict[str, Any]:
@@ -14,7 +21,14 @@ def _paths() -> dict[str, Any]:
             "post": front_op(
                 "exec",
                 "Run a Python script or a ZeroVM-style tar and answer its stdout",
-                {"200": {"description": "The program's stdout, with `X-Nexe-*` headers."}},
+                {
+                    "200": {"description": "The program's stdout, with `X-Nexe-*` headers."},
+                    "400": error("A malformed script, tar or request (`invalid`)."),
+                    "413": error("The body or an archive is larger than allowed (`too_large`)."),
+                    "415": error("A content type other than the two below."),
+                    "429": error("Queue full (`queue_full`), with `Retry-After`."),
+                    "503": ENGINE,
+                },
                 "exec",
                 parameters=[
                     {

@@ -43,6 +43,10 @@ async def _submit(
     )
 
 
+EXEC_OUTAGE_WAIT_S = 30.0
+"""How long an exec request waits for an engine that stopped answering before it gives up."""
+
+
 async def execute(request: web.Request) -> web.Response:
     token_hash = await front_token(request)
     if "X-Zerovm-Execute" not in request.headers:
@@ -72,7 +76,9 @@ async def execute(request: web.Request) -> web.Response:
     io = MissionIO(inputs=files, collect=[e["stdout"] for e in executes])
     started = time.perf_counter()
     mission_id = await _submit(request, token_hash, mission, io)
-    row = await core_of(request).wait_finished(mission_id)
+    # A synchronous request: while the engine is down it waits EXEC_OUTAGE_WAIT_S, then its
+    # mission is cancelled and the answer is 503 with Retry-After.
+    row = await core_of(request).wait_synchronously(mission_id, EXEC_OUTAGE_WAIT_S)
     total_s = time.perf_counter() - started
     if row is not None and row.state not in ENDED:
         raise ApiError(

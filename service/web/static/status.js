@@ -22,7 +22,9 @@ export function statusRows(health, metrics) {
     // "20.10.24+dfsg1": the packager's suffix says nothing to a reader of the panel.
     value: engine.ok
       ? `Docker ${String(engine.version || "").split("+")[0]}`.trim()
-      : engine.error || "unreachable",
+      : `${engine.error || "unreachable"}${
+          engine.down_s !== undefined ? ` (down for ${Math.round(engine.down_s)} s)` : ""
+        }`,
     ok: Boolean(engine.ok),
   });
   const db = checks.database || {};

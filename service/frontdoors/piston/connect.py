@@ -1,0 +1,262 @@
+"""Piston's interactive WebSocket, ``/api/v2/connect``: one job, run live.
+
+The client sends ``{"type": "init", ...execute body}`` within a second (else close 4001), then
+may send ``{"type": "data", "stream": "stdin", "data": ...}`` and ``{"type": "signal",
+"signal": "SIGINT"}``. The server answers ``runtime`` (language, version), then per stage
+``stage`` (compile, run), ``data`` (stdout/stderr as the program writes them) and ``exit``
+(code, signal, and our ``status``/``message``), and closes with 4999 when the job is done.
+Mistakes close the socket with Piston's codes: 4000 already initialized, 4002 an error (after an
+``error`` message saying why), 4003 not yet initialized, 4004 only stdin can be written, 4005 an
+invalid signal.
+
+Unlike Piston, a signal really reaches the program (its process group), stdin sent while the
+program is not running yet (during the compile) waits for the run, and the token may come in the
+init message (``"token"``) as well as in the ``Authorization`` header (a browser cannot set
+headers on a WebSocket), never in the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import logging
+from typing import Any, NoReturn
+
+from aiohttp import WSMsgType, web
+
+from orchestrator.errors import JudgeError
+from service.frontdoors.piston.errors import PistonError
+from service.frontdoors.piston.http import ANONYMOUS_TENANT, INLINE_BODY_BYTES, bearer_or_bare
+from service.frontdoors.piston.live import SIGNALS, LiveRun, live_stages
+from service.frontdoors.piston.request import ExecuteJob, parse_execute
+from service.frontdoors.piston.routes import PISTON, PistonState
+from service.frontdoors.piston.stages import verdict
+from service.http.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+INIT_TIMEOUT_S = 1.0  # as Piston: no init within a second closes the socket (4001)
+
+
+class Closed(Exception):
+    """The socket was closed with a code; the session ends."""
+
+
+class Session:
+    """One WebSocket's job: its messages in, the program's output and stages out."""
+
+    def __init__(self, ws: web.WebSocketResponse, state: PistonState, request: web.Request):
+        self.ws = ws
+        self.state = state
+        self.request = request
+        self.job: asyncio.Task[None] | None = None
+        self.run: LiveRun | None = None
+        self.stage = ""
+        self.pending: list[bytes] = []  # stdin sent while no stage reads it yet
+        self.stdin_closed = False
+
+    async def close(self, code: int, reason: str) -> NoReturn:
+        if not self.ws.closed:
+            await self.ws.close(code=code, message=reason.encode())
+        raise Closed()
+
+    async def error(self, message: str) -> NoReturn:
+        """Piston's way to report a problem: an ``error`` message, then close 4002."""
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.send_json({"type": "error", "message": message})
+        await self.close(4002, "Notified Error")
+
+    async def send(self, doc: dict[str, Any]) -> None:
+        if not self.ws.closed:
+            await self.ws.send_json(doc)
+
+    # -- messages from the client --------------------------------------------------------------
+
+    async def handle(self, text: str) -> None:
+        try:
+            msg = json.loads(text)
+        except ValueError as e:
+            await self.error(f"the message is not JSON: {e}")
+        if not isinstance(msg, dict):
+            await self.error("a message must be a JSON object")
+        kind = msg.get("type")
+        if kind == "init":
+            if self.job is not None:
+                await self.close(4000, "Already Initialized")
+            await self.init(msg, len(text))
+        elif kind == "data":
+            if self.job is None:
+                await self.close(4003, "Not yet initialized")
+            if msg.get("stream") != "stdin":
+                await self.close(4004, "Can only write to stdin")
+            data = msg.get("data")
+            if not isinstance(data, str):
+                await self.error("data must be a string")
+            await self.write(data.encode("utf-8", "surrogatepass"))
+        elif kind == "signal":
+            if self.job is None:
+                await self.close(4003, "Not yet initialized")
+            name = msg.get("signal")
+            number = SIGNALS.get(name) if isinstance(name, str) else None
+            if number is None:
+                await self.close(4005, "Invalid signal")
+            if self.run is not None:
+                await self.run.signal(number)
+        # Any other type is ignored, as Piston ignores it.
+
+    async def write(self, data: bytes) -> None:
+        """Stdin for the program: to the run stage; kept while the compile runs."""
+        if self.run is not None and self.stage == "run":
+            await self.run.write_stdin(data)
+        else:
+            self.pending.append(data)
+
+    async def init(self, msg: dict[str, Any], size: int) -> None:
+        """Check the init (``size``: its text's length) and start the job."""
+        state = self.state
+        try:
+            tenant = await self.admit(msg.get("token"))
+            runtimes = await state.core.runtimes()
+            if size > INLINE_BODY_BYTES:
+                job = await asyncio.to_thread(parse_execute, msg, runtimes, state.settings)
+            else:
+                job = parse_execute(msg, runtimes, state.settings)
+        except (PistonError, ApiError) as e:
+            await self.error(e.message)
+        self.job = asyncio.create_task(self.execute(job, tenant), name="piston-connect")
+
+    async def admit(self, token: object) -> str:
+        """The tenant: the init's ``token``, else the ``Authorization`` header, else (when
+        allowed) the anonymous tenant; counted against the rate limits."""
+        state = self.state
+        if token is not None and not isinstance(token, str):
+            raise PistonError(400, "token must be a string")
+        given = token or bearer_or_bare(self.request.headers.get("Authorization", ""))
+        if given:
+            tenant = await state.core.token_hash(given)
+            if tenant is None:
+                raise PistonError(401, "unknown or revoked token")
+            state.core.take(tenant)
+            return tenant
+        if not state.settings.anonymous:
+            raise PistonError(401, "a token is required: send it in init as 'token'")
+        state.anonymous_limiter.take(f"address:{self.request.remote or 'unknown'}")
+        return ANONYMOUS_TENANT
+
+    # -- the job -------------------------------------------------------------------------------
+
+    async def execute(self, job: ExecuteJob, tenant: str) -> None:
+        """Run the job's stages live, then close 4999; an error is reported and closes 4002."""
+        try:
+            try:
+                async with asyncio.timeout(self.state.settings.queue_wait_s):
+                    await self.state.live_slots.acquire()
+            except TimeoutError:
+                await self.error("the judge is busy; retry later")
+            self.state.live_running += 1
+            try:
+                await self.stages(job)
+            finally:
+                self.state.live_running -= 1
+                self.state.live_slots.release()
+            await self.close(4999, "Job Completed")
+        except (Closed, ConnectionError):
+            pass  # closed by us, or the client went away mid-message
+        except (JudgeError, ValueError) as e:
+            log.info("piston connect: the job could not be run: %s", e)
+            with contextlib.suppress(Closed):
+                await self.error(f"the judge could not run the program: {e}")
+
+    async def stages(self, job: ExecuteJob) -> None:
+        state = self.state
+        await self.send(
+            {"type": "runtime", "language": job.runtime.language, "version": job.runtime.version}
+        )
+        stages = live_stages(job, state.settings)
+        memory_kib = max(req.memory_kib for _, req in stages)
+        async with state.core.sandbox(job.runtime.image, memory_kib) as box:
+            await box.put_files({f.name: f.data for f in job.files})
+            if job.stdin:
+                self.pending.append(job.stdin.encode())
+            for name, req in stages:
+                self.stage = name
+                await self.send({"type": "stage", "stage": name})
+                async with box.stream(req) as run:
+                    self.run = run
+                    if name == "run":
+                        pending, self.pending = self.pending, []
+                        for data in pending:
+                            await run.write_stdin(data)
+                    await self.relay(run)
+                    outcome = await run.result()
+                    self.run = None
+                meta = outcome.meta.to_dict()
+                over = meta.get("status") == "OLE"
+                out_over = over and run.stdout_bytes >= run.stderr_bytes
+                status, code, sig, message = verdict(meta, out_over, over and not out_over)
+                await self.send(
+                    {
+                        "type": "exit",
+                        "stage": name,
+                        "code": code,
+                        "signal": sig,
+                        "status": status,
+                        "message": message,
+                    }
+                )
+                if code != 0:
+                    return  # a failed compile: Piston runs nothing more
+
+    async def relay(self, run: LiveRun) -> None:
+        """The program's output to the client as it comes, whole characters per message."""
+        decoders = {
+            s: codecs.getincrementaldecoder("utf-8")("replace") for s in ("stdout", "stderr")
+        }
+        async for stream, chunk in run:
+            text = decoders[stream].decode(chunk)
+            if text:
+                await self.send({"type": "data", "stream": stream, "data": text})
+        for stream, decoder in decoders.items():
+            text = decoder.decode(b"", final=True)
+            if text:
+                await self.send({"type": "data", "stream": stream, "data": text})
+
+
+async def connect(request: web.Request) -> web.WebSocketResponse:
+    """``GET connect``: Piston's interactive protocol over aiohttp's WebSocket."""
+    state = request.app[PISTON]
+    ws = web.WebSocketResponse(max_msg_size=state.core.max_body_bytes)
+    await ws.prepare(request)
+    session = Session(ws, state, request)
+    deadline = asyncio.get_running_loop().time() + INIT_TIMEOUT_S
+    try:
+        while True:
+            # Until a job is initialized, messages must come before the deadline (as Piston's
+            # one-second timer); then the socket stays open as long as the job runs.
+            wait = None
+            if session.job is None:
+                # (aiohttp reads a timeout of 0 as none at all)
+                wait = max(0.001, deadline - asyncio.get_running_loop().time())
+            try:
+                msg = await ws.receive(timeout=wait)
+            except TimeoutError:
+                await session.close(4001, "Initialization Timeout")
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                break
+            text = msg.data if msg.type == WSMsgType.TEXT else msg.data.decode("utf-8", "replace")
+            await session.handle(text)
+    except Closed:
+        pass
+    finally:
+        if session.job is not None and not session.job.done():
+            if ws.closed:
+                session.job.cancel()  # the client went away: the program is killed
+            with contextlib.suppress(asyncio.CancelledError, Closed):
+                await session.job
+    return ws
+
+
+__all__ = ["INIT_TIMEOUT_S", "connect"]
