@@ -30,11 +30,15 @@ from service.store import MISSION_STATES
 SSE_EVENT: dict[str, Any] = {
     "type": "object",
     "description": "One Server-Sent Event: its `event` name, its `id` (for `Last-Event-ID`) "
-    "and its `data`, a JSON document.",
+    "and its `data`, a JSON object written as text.",
     "properties": {
         "event": {"type": "string", "enum": ["state", "execute", "done"]},
         "id": {"type": "string"},
-        "data": {"type": "object"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "A JSON object (the event's fields) as one line of text.",
+        },
     },
     "required": ["event", "id", "data"],
 }
