@@ -104,7 +104,13 @@ async def languages_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
-    pool = SandboxPool(app[RUNTIME], s.pool_sizes, cap=s.pool_max, concurrency=s.pool_concurrency)
+    pool = SandboxPool(
+        app[RUNTIME],
+        s.pool_sizes,
+        cap=s.pool_max,
+        concurrency=s.pool_concurrency,
+        memory_kib=s.pool_memory_kib,
+    )
     app[POOL] = pool
     pool.start()
     try:

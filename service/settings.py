@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     pool: str | None = None
     pool_max: int = Field(8, ge=0, le=64)
     pool_concurrency: int = Field(2, ge=1, le=64)
+    # The execute memory (KiB) a warm sandbox's hard fence is sized for. The supervisor enforces
+    # each execute's own limit; an execute asking more than this costs an engine call to raise
+    # the fence. 512 MiB: what the doors' and the playground's compile steps ask.
+    pool_memory_kib: int = Field(512 * 1024, ge=1024, le=2_097_152)
     # The largest tasks.parallel a mission may ask for (1: tasks always run one by one).
     max_task_parallel: int = Field(4, ge=1, le=64)
     # Work one mission may ask for (see orchestrator.mission.MissionCaps); 413 beyond.

@@ -95,7 +95,7 @@ class SandboxPool:
         *,
         cap: int = 8,
         concurrency: int = 2,
-        memory_kib: int = 262_144,
+        memory_kib: int = 524_288,
     ) -> None:
         """``sizes``: base size per image; ``cap``: most sandboxes one image may hold ready;
         ``concurrency``: creations in flight at once (all images); ``memory_kib``: the execute

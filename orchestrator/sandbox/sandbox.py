@@ -544,6 +544,8 @@ class SandboxRuntime:
         self.unremoved: dict[str, ContainerHandle] = {}
         # image -> (monotonic time looked up, its labels or None when not installed)
         self._labels: dict[str, tuple[float, dict[str, str] | None]] = {}
+        # image -> the engine lookup under way for it (shared by every caller meanwhile)
+        self._label_lookups: dict[str, asyncio.Future[dict[str, str] | None]] = {}
 
     async def image_labels(self, image: str, max_age_s: float = 2.0) -> dict[str, str] | None:
         """``image``'s labels (None: not installed), looked up at most every ``max_age_s``
@@ -554,8 +556,16 @@ class SandboxRuntime:
         cached = self._labels.get(image)
         if cached is not None and now - cached[0] < max_age_s:
             return cached[1]
+        # One lookup per image at a time: when the cached answer expires under load, every
+        # submission arriving during the engine call awaits that call instead of making its own.
+        lookup = self._label_lookups.get(image)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self.adapter.image_labels(image))
+            self._label_lookups[image] = lookup
+            lookup.add_done_callback(functools.partial(self._lookup_done, image))
         try:
-            labels = await self.adapter.image_labels(image)
+            # Shielded: a waiter cancelled does not cancel the others' lookup.
+            labels = await asyncio.shield(lookup)
         except EngineUnavailable:
             if cached is None:
                 raise
@@ -566,6 +576,12 @@ class SandboxRuntime:
             self._labels.clear()
         self._labels[image] = (now, labels)
         return labels
+
+    def _lookup_done(self, image: str, lookup: asyncio.Future[dict[str, str] | None]) -> None:
+        if self._label_lookups.get(image) is lookup:
+            del self._label_lookups[image]
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved here too: every waiter may have been cancelled
 
     async def _moves_files(self, image: str) -> bool:
         """Whether ``image`` says (label ``judge.protocol`` >= 2) that its supervisor moves

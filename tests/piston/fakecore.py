@@ -148,12 +148,15 @@ class FakeRun:
         self.ended = asyncio.Event()
         self.stdout_bytes = 0
         self.stderr_bytes = 0
+        self.deaf = False
         self._line = b""
         if argv[0] == "gcc":
             source = next(iter(files.values()), b"")
             if b"error" in source:
                 self._emit("stderr", b"main.c:1: error: expected ';'\n")
                 self._end(meta(status="RE", **{"exit-code": 1}))
+            elif b"slow" in source:  # a compile that runs until it is killed
+                self._emit("stderr", b"compiling...\n")
             else:
                 self._emit("stderr", "warning: é\n".encode())
                 self._end(meta())
@@ -175,6 +178,9 @@ class FakeRun:
 
     async def write_stdin(self, data: bytes) -> None:
         if self.ended.is_set():
+            return
+        if self.deaf:  # a program that never reads its stdin: the write waits until it ends
+            await self.ended.wait()
             return
         self.stdin.append(data)
         self._line += data
@@ -212,10 +218,11 @@ class FakeRun:
 class FakeBox:
     """A sandbox over memory for the live protocol: files in, ``FakeRun`` streams."""
 
-    def __init__(self) -> None:
+    def __init__(self, deaf: bool = False) -> None:
         self.files: dict[str, bytes] = {}
         self.runs: list[FakeRun] = []
         self.closed = False
+        self.deaf = deaf
 
     async def put_files(self, files: Any) -> None:
         self.files.update(files)
@@ -223,6 +230,7 @@ class FakeBox:
     @contextlib.asynccontextmanager
     async def stream(self, req: Any) -> Any:
         run = FakeRun(req.argv, self.files)
+        run.deaf = self.deaf
         self.runs.append(run)
         try:
             yield run
@@ -233,13 +241,14 @@ class FakeBox:
 class LiveCore(FakeCore):
     """``FakeCore`` whose sandboxes are ``FakeBox`` es (kept in ``boxes``)."""
 
-    def __init__(self, **kw: Any) -> None:
+    def __init__(self, deaf: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
         self.boxes: list[FakeBox] = []
+        self.deaf = deaf
 
     @contextlib.asynccontextmanager
     async def sandbox(self, image: str, memory_kib: int) -> Any:
-        box = FakeBox()
+        box = FakeBox(self.deaf)
         self.boxes.append(box)
         try:
             yield box

@@ -140,6 +140,35 @@ async def test_a_signal_reaches_the_program(aiohttp_client: Any) -> None:
     assert core.boxes[0].runs[0].signals == [2]
 
 
+async def test_a_signal_gets_through_while_the_program_does_not_read(
+    aiohttp_client: Any,
+) -> None:
+    core = LiveCore(deaf=True)
+    client = await client_for(aiohttp_client, core)
+    async with client.ws_connect("/api/v2/connect", headers=AUTH) as ws:
+        await ws.send_json({"type": "init", **body()})
+        for _ in range(3):
+            await next_json(ws)
+        chunk = "x" * 300_000
+        for _ in range(3):  # more than the program reads: the stdin waits in the door
+            await ws.send_json({"type": "data", "stream": "stdin", "data": chunk})
+        await ws.send_json({"type": "signal", "signal": "SIGINT"})
+        got = await messages(ws)
+    assert got[-2]["signal"] == "SIGINT"
+    assert got[-1] == {"close": 4999}
+
+
+async def test_too_much_stdin_before_the_run_is_an_error(aiohttp_client: Any) -> None:
+    client = await client_for(aiohttp_client, LiveCore())
+    c = body(language="c", version="*", files=[{"content": "slow"}])
+    async with client.ws_connect("/api/v2/connect", headers=AUTH) as ws:
+        await ws.send_json({"type": "init", **c, "stdin": "y" * 600_000})
+        await ws.send_json({"type": "data", "stream": "stdin", "data": "z" * 600_000})
+        got = await messages(ws)
+    assert got[-1] == {"close": 4002}
+    assert "bytes of stdin may wait" in got[-2]["message"]
+
+
 async def test_no_init_within_a_second_closes_4001(aiohttp_client: Any) -> None:
     client = await client_for(aiohttp_client, LiveCore())
     async with client.ws_connect("/api/v2/connect", headers=AUTH) as ws:

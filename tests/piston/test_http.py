@@ -46,7 +46,8 @@ async def test_every_route_under_both_prefixes(
     packages = await client.get(f"{prefix}/packages{slash}")
     assert (await packages.json())[0]["installed"] is True
     install = await client.post(f"{prefix}/packages{slash}", json={}, headers=AUTH)
-    assert install.status == 501
+    assert install.status == 405
+    assert install.headers["Allow"] == "GET, HEAD"
     assert "image" in (await install.json())["message"]
 
 

@@ -37,6 +37,11 @@ async def docker_cli(*args: str) -> str:
     return out.decode().strip()
 
 
+async def memory_fence(container_id: str) -> str:
+    """The container's memory limit in bytes, as the engine reports it."""
+    return await docker_cli("inspect", "-f", "{{.HostConfig.Memory}}", container_id)
+
+
 async def wait_ready(pool: SandboxPool, image: str, n: int) -> None:
     """Readiness probe: poll the pool's own figures until ``n`` sandboxes are ready."""
     async with asyncio.timeout(60):
@@ -82,6 +87,37 @@ async def test_taken_sandboxes_are_fresh_and_never_shared(pool: SandboxPool) -> 
     c = await pool.take(DEFAULT_IMAGE)
     c.close_later()
     assert c.container_id not in {a.container_id, b.container_id}
+
+
+@pytest.mark.docker
+async def test_a_compile_sized_execute_keeps_the_pooled_fence_and_limits_stay_exact(
+    pool: SandboxPool, runtime: SandboxRuntime, container_runtime: str
+) -> None:
+    # Pooled sandboxes are fenced for the pool's memory (512 MiB by default, what compile steps
+    # ask), so such an execute needs no engine call; each execute's own limit stays the
+    # supervisor's, so a smaller limit is still an exact MLE in the same sandbox.
+    await wait_ready(pool, DEFAULT_IMAGE, 1)
+    box = await pool.take(DEFAULT_IMAGE)
+    try:
+        fence = str(runtime.config.fence_bytes(pool.memory_kib))
+        assert await memory_fence(box.container_id) == fence
+        touch = "b = b'x' * (300 * 1024 * 1024)"
+        big = await box.run(ExecRequest(argv=("python3", "-c", touch), memory_kib=524_288))
+        assert big.meta.status == "", big.meta
+        assert await memory_fence(box.container_id) == fence
+        small = await box.run(ExecRequest(argv=("python3", "-c", touch), memory_kib=65536))
+        assert small.meta.status == "MLE", small.meta
+        assert small.meta.message == "memory limit exceeded (65536 KiB)"
+        assert 60_000 <= small.meta.memory_kib, small.meta
+        if container_runtime == "runsc":
+            return  # runsc cannot change a running container's fence (fixed at creation)
+        # A limit above the pool's still grows the fence (one engine call), and is honoured.
+        larger = await box.run(ExecRequest(argv=("python3", "-c", touch), memory_kib=1_048_576))
+        assert larger.meta.status == "", larger.meta
+        grown = str(runtime.config.fence_bytes(1_048_576))
+        assert await memory_fence(box.container_id) == grown
+    finally:
+        box.close_later()
 
 
 @pytest.mark.docker

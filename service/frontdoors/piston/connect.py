@@ -38,6 +38,7 @@ from service.http.errors import ApiError
 log = logging.getLogger(__name__)
 
 INIT_TIMEOUT_S = 1.0  # as Piston: no init within a second closes the socket (4001)
+STDIN_BUFFER_BYTES = 1 << 20  # stdin the client may send ahead of what the program read
 
 
 class Closed(Exception):
@@ -54,7 +55,12 @@ class Session:
         self.job: asyncio.Task[None] | None = None
         self.run: LiveRun | None = None
         self.stage = ""
-        self.pending: list[bytes] = []  # stdin sent while no stage reads it yet
+        # Stdin from the client, fed to the run stage by a task of its own (so that a program
+        # that does not read never blocks the socket: a signal still gets through); what comes
+        # before the run waits here. At most STDIN_BUFFER_BYTES wait at once.
+        self.stdin: asyncio.Queue[bytes] = asyncio.Queue()
+        self.queued = 0
+        self.drained = asyncio.Event()
         self.stdin_closed = False
 
     async def close(self, code: int, reason: str) -> NoReturn:
@@ -108,11 +114,26 @@ class Session:
         # Any other type is ignored, as Piston ignores it.
 
     async def write(self, data: bytes) -> None:
-        """Stdin for the program: to the run stage; kept while the compile runs."""
-        if self.run is not None and self.stage == "run":
-            await self.run.write_stdin(data)
-        else:
-            self.pending.append(data)
+        """Stdin for the program, queued for the run stage (kept while the compile runs).
+        Beyond :data:`STDIN_BUFFER_BYTES` waiting, the client waits for the program to read
+        (before the run, it is an error: nothing reads yet)."""
+        while self.queued + len(data) > STDIN_BUFFER_BYTES and self.queued:
+            if self.stage != "run":
+                await self.error(
+                    f"at most {STDIN_BUFFER_BYTES} bytes of stdin may wait for the program"
+                )
+            self.drained.clear()
+            await self.drained.wait()
+        self.queued += len(data)
+        self.stdin.put_nowait(data)
+
+    async def feed(self, run: LiveRun) -> None:
+        """Write the queued stdin to the running program, as it reads it."""
+        while True:
+            data = await self.stdin.get()
+            await run.write_stdin(data)
+            self.queued -= len(data)
+            self.drained.set()
 
     async def init(self, msg: dict[str, Any], size: int) -> None:
         """Check the init (``size``: its text's length) and start the job."""
@@ -180,19 +201,21 @@ class Session:
         async with state.core.sandbox(job.runtime.image, memory_kib) as box:
             await box.put_files({f.name: f.data for f in job.files})
             if job.stdin:
-                self.pending.append(job.stdin.encode())
+                await self.write(job.stdin.encode())
             for name, req in stages:
                 self.stage = name
                 await self.send({"type": "stage", "stage": name})
                 async with box.stream(req) as run:
                     self.run = run
-                    if name == "run":
-                        pending, self.pending = self.pending, []
-                        for data in pending:
-                            await run.write_stdin(data)
-                    await self.relay(run)
-                    outcome = await run.result()
-                    self.run = None
+                    feeder = asyncio.create_task(self.feed(run)) if name == "run" else None
+                    try:
+                        await self.relay(run)
+                        outcome = await run.result()
+                    finally:
+                        self.run = None
+                        if feeder is not None:
+                            feeder.cancel()
+                            await asyncio.gather(feeder, return_exceptions=True)
                 meta = outcome.meta.to_dict()
                 over = meta.get("status") == "OLE"
                 out_over = over and run.stdout_bytes >= run.stderr_bytes

@@ -126,12 +126,12 @@ def _routes() -> dict[str, Any]:
                 "responses": {"200": _json({"type": "array", "items": _PACKAGE}, "packages")},
             },
             "post": {
-                "summary": "Not here: an operator builds an image instead (501 says how)",
-                "responses": {"501": _MESSAGE, "401": _MESSAGE},
+                "summary": "Not here: an operator builds an image instead (405 says how)",
+                "responses": {"405": _MESSAGE, "401": _MESSAGE, "429": _MESSAGE},
             },
             "delete": {
-                "summary": "Not here: an operator removes an image instead (501)",
-                "responses": {"501": _MESSAGE, "401": _MESSAGE},
+                "summary": "Not here: an operator removes an image instead (405)",
+                "responses": {"405": _MESSAGE, "401": _MESSAGE, "429": _MESSAGE},
             },
         },
     }
@@ -139,7 +139,10 @@ def _routes() -> dict[str, Any]:
         "get": {
             "summary": "Piston's interactive WebSocket (init, runtime, stage, data, exit, "
             "error; close codes 4000-4005, 4999): see docs/piston.md",
-            "responses": {"101": {"description": "switching to the WebSocket protocol"}},
+            "responses": {
+                "101": {"description": "switching to the WebSocket protocol"},
+                "400": _MESSAGE,  # not a WebSocket handshake
+            },
         }
     }
     return routes

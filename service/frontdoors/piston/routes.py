@@ -258,7 +258,7 @@ async def packages(request: web.Request) -> web.Response:
 async def install(request: web.Request) -> web.Response:
     """Installing or removing a package through the API: images are built by an operator."""
     await request.app[PISTON].admit(request)
-    raise PistonError(501, BUILD_AN_IMAGE)
+    raise PistonError(405, BUILD_AN_IMAGE, {"Allow": "GET, HEAD"})
 
 
 async def not_found(request: web.Request) -> web.Response:
