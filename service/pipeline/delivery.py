@@ -65,7 +65,7 @@ class CallbackDelivery:
         self._policy = policy
         self.counters = counters
         self._limiter = asyncio.Semaphore(concurrency)
-        self._clustered = store.engine == "postgresql"
+        self._clustered = store.clustered
         self._owner = owner
         self._lease_s = lease_s
         self._poll_s = poll_s

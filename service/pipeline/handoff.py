@@ -66,4 +66,4 @@ class Handoff:
     @property
     def clustered(self) -> bool:
         """Many nodes share the store (PostgreSQL): claims and pins are by ``owner``."""
-        return self.store.engine == "postgresql"
+        return self.store.clustered

@@ -30,7 +30,7 @@ class MissionProgress:
 
     def __init__(self, store: Store, *, poll_s: float = 2.0) -> None:
         self._store = store
-        self._clustered = store.engine == "postgresql"
+        self._clustered = store.clustered
         self._poll_s = poll_s
         self._listeners: list[Listener] = []
         self._waiters: dict[int, set[asyncio.Future[None]]] = defaultdict(set)

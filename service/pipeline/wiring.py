@@ -81,7 +81,7 @@ class MissionWorkers:
     ) -> None:
         self.metrics = Metrics()
         self._queue: WorkQueue
-        if store.engine == "postgresql":
+        if store.clustered:
             # Nodes may have different images: each claims only missions it can run.
             self._queue = SharedQueue(
                 store, owner=owner, lease_s=lease_s, poll_s=poll_s, images=images

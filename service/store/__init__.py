@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeAlias, TypeVar
 
 from service.store.records import (
     CALLBACK_STATES,
@@ -59,6 +59,7 @@ from service.store.postgres import (
 from service.store.protocols import (
     BlobRepo,
     CallbackRepo,
+    ContentRepo,
     DoorSqlRepo,
     JobRepo,
     MissionRepo,
@@ -70,11 +71,8 @@ P = ParamSpec("P")
 
 
 class Storage(Protocol):
-    """What the service holds: either engine, with one repository per aggregate.
-
-    ``call(Database.method, ...)`` is the older way to reach the same methods (by name on
-    PostgreSQL), kept so call sites move to the repositories one at a time.
-    """
+    """What the service holds: either engine, with one repository per aggregate. Callers ask
+    for capabilities (``clustered``, ``blob_contents``), never for the engine by name."""
 
     engine: str
     clustered: bool
@@ -92,10 +90,11 @@ class Storage(Protocol):
     def tokens(self) -> TokenRepo: ...
     @property
     def sql(self) -> DoorSqlRepo: ...
-
-    async def call(
-        self, fn: Callable[Concatenate[Database, P], T], *args: P.args, **kwargs: P.kwargs
-    ) -> T: ...
+    @property
+    def blob_contents(self) -> ContentRepo | None:
+        """Where blob contents live when the store keeps them (PostgreSQL); None: the blob
+        store keeps them on its own disk (SQLite, one node)."""
+        ...
 
     async def subscribe(self, channel: str, callback: Callable[[str], None]) -> None:
         """Hear NOTIFY hints of other nodes on ``channel`` (nothing on SQLite)."""

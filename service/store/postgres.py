@@ -13,27 +13,21 @@ PostgreSQL's own (claims, NOTIFY, blob contents).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection
-from contextlib import asynccontextmanager
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from collections.abc import Callable, Collection
+from typing import Any, ParamSpec, Self, TypeVar
 
 import asyncpg
 
-from service.store import sql
+from service.store import schema, sql
+from service.store.postgres_blobs import BlobsAndJobs, _count
 from service.store.protocols import EveryRepository
 from service.store.records import (
     MISSION_KIND,
-    BlobRef,
-    BlobRow,
-    JobRow,
     MissionRow,
-    SweepResult,
     hash_token,
-    job_row,
     mission_row,
     new_token,
 )
@@ -63,106 +57,8 @@ _CANCEL_QUEUED = sql.CANCEL_QUEUED.returning("callback_state")
 _FAIL_WITH_RESULT = sql.FAIL_WITH_RESULT.returning("callback_state")
 _FAIL_UNDELIVERABLE = sql.FAIL_UNDELIVERABLE.returning("callback_state")
 
-# Each entry moves the schema one version up; never edit one that shipped, append another.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE missions (
-        id BIGSERIAL PRIMARY KEY,
-        token_hash TEXT NOT NULL,
-        state TEXT NOT NULL,
-        mission TEXT NOT NULL,
-        normalised TEXT NOT NULL,
-        result TEXT,
-        error TEXT NOT NULL DEFAULT '',
-        created_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL,
-        runs INTEGER NOT NULL DEFAULT 0,
-        delivery_id TEXT NOT NULL,
-        callback_state TEXT NOT NULL DEFAULT 'waiting',
-        callback_attempts INTEGER NOT NULL DEFAULT 0,
-        callback_error TEXT NOT NULL DEFAULT '',
-        kind TEXT NOT NULL DEFAULT 'mission',
-        lease_owner TEXT NOT NULL DEFAULT '',
-        lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
-        cancel_requested BOOLEAN NOT NULL DEFAULT false,
-        callback_owner TEXT NOT NULL DEFAULT '',
-        callback_lease_until DOUBLE PRECISION NOT NULL DEFAULT 0
-    );
-    CREATE INDEX missions_queued ON missions(id) WHERE state = 'queued';
-    CREATE INDEX missions_running ON missions(lease_until) WHERE state = 'running';
-    CREATE INDEX missions_state ON missions(state);
-    CREATE INDEX missions_callback_due ON missions(id) WHERE callback_state = 'pending';
-    CREATE INDEX missions_callback_state ON missions(callback_state);
-    CREATE TABLE tokens (
-        hash TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        created_at DOUBLE PRECISION NOT NULL,
-        revoked_at DOUBLE PRECISION
-    );
-    CREATE TABLE blobs (
-        hash TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        size BIGINT NOT NULL,
-        mime TEXT NOT NULL,
-        content TEXT NOT NULL,
-        last_modified DOUBLE PRECISION NOT NULL,
-        content_type TEXT NOT NULL DEFAULT 'object',
-        doc TEXT
-    );
-    CREATE INDEX blobs_content ON blobs(content);
-    CREATE TABLE blob_owners (
-        hash TEXT NOT NULL,
-        token_hash TEXT NOT NULL,
-        touched_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (hash, token_hash)
-    );
-    CREATE INDEX blob_owners_token ON blob_owners(token_hash);
-    CREATE TABLE blob_refs (
-        parent TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        child TEXT NOT NULL,
-        PRIMARY KEY (parent, kind, child)
-    );
-    CREATE INDEX blob_refs_child ON blob_refs(child);
-    CREATE TABLE blob_contents (
-        hash TEXT PRIMARY KEY,
-        data BYTEA NOT NULL
-    );
-    CREATE TABLE executor_jobs (
-        token_hash TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        doc_id TEXT NOT NULL,
-        mission_id BIGINT,
-        status TEXT NOT NULL,
-        create_time DOUBLE PRECISION NOT NULL,
-        start_time DOUBLE PRECISION,
-        finish_time DOUBLE PRECISION,
-        worker TEXT,
-        result_hashes TEXT,
-        output TEXT NOT NULL DEFAULT '',
-        error TEXT NOT NULL DEFAULT '',
-        PRIMARY KEY (token_hash, hash)
-    );
-    CREATE INDEX executor_jobs_status ON executor_jobs(status);
-    CREATE TABLE executor_outputs (
-        token_hash TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        number INTEGER NOT NULL,
-        output TEXT NOT NULL,
-        PRIMARY KEY (token_hash, hash, number)
-    );
-    """,
-    # A token's missions, newest first (GET /api/missions and the doors' lists).
-    "CREATE INDEX missions_token ON missions(token_hash, id)",
-    # The image a mission runs in ('' = the nodes' default image): a node claims only missions
-    # whose image it has.
-    "ALTER TABLE missions ADD COLUMN image TEXT NOT NULL DEFAULT ''",
-)
-
-
-def _count(status: str) -> int:
-    """Rows a statement touched, from asyncpg's status string (``DELETE 3``)."""
-    return int(status.rsplit(" ", 1)[-1]) if status[-1:].isdigit() else 0
+# Each file moves the schema one version up (service/store/schema/postgresql/NNN_*.sql).
+MIGRATIONS: tuple[str, ...] = schema.migrations("postgresql")
 
 
 async def migrate(conn: asyncpg.Connection) -> int:
@@ -179,7 +75,7 @@ async def migrate(conn: asyncpg.Connection) -> int:
         return len(MIGRATIONS)
 
 
-class PgStore(EveryRepository):
+class PgStore(BlobsAndJobs, EveryRepository):
     """A pool of connections to PostgreSQL implementing every repository protocol (each method
     does what its protocol promises), and a dedicated connection for ``LISTEN``.
 
@@ -223,18 +119,10 @@ class PgStore(EveryRepository):
             self._listener = None
         await self._pool.close()
 
-    async def call(
-        self, fn: Callable[Concatenate[Any, P], T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        """Run the method of this store named like ``Database`` method ``fn``: call sites
-        written for ``SqliteStore.call`` work on both engines."""
-        method = getattr(self, fn.__name__)
-        return cast(T, await method(*args, **kwargs))
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield conn
+    @property
+    def blob_contents(self) -> Self:
+        """Blob contents are kept here: every node reads every blob, no shared file system."""
+        return self
 
     # -- notifications ----------------------------------------------------------------------------
 
@@ -549,189 +437,6 @@ class PgStore(EveryRepository):
     async def callback_counts(self) -> dict[str, int]:
         rows = await self._pool.fetch(sql.CALLBACK_COUNTS)
         return {r["callback_state"]: r["n"] for r in rows}
-
-    # -- blobs (``protocols.BlobRepo``) -----------------------------------------------------------
-
-    async def put_blob(
-        self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()
-    ) -> BlobRow:
-        async with self._tx() as conn:
-            await conn.execute(*sql.INSERT_BLOB.bind_pg(**dataclasses.asdict(blob)))
-            if refs:
-                await conn.executemany(
-                    sql.INSERT_BLOB_REF.pg_text,
-                    [
-                        sql.INSERT_BLOB_REF.pg_args(
-                            {"parent": blob.hash, "kind": ref.kind, "child": ref.child}
-                        )
-                        for ref in refs
-                    ],
-                )
-            await conn.execute(
-                *sql.OWN_BLOB.bind_pg(hash=blob.hash, token_hash=token_hash, now=time.time())
-            )
-            row = await conn.fetchrow(
-                *sql.GET_OWNED_BLOB.bind_pg(hash=blob.hash, token_hash=token_hash)
-            )
-        assert row is not None
-        return BlobRow(**dict(row))
-
-    async def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
-        if token_hash is None:
-            row = await self._pool.fetchrow(*sql.GET_BLOB.bind_pg(hash=blob_hash))
-        else:
-            row = await self._pool.fetchrow(
-                *sql.GET_OWNED_BLOB.bind_pg(hash=blob_hash, token_hash=token_hash)
-            )
-        return None if row is None else BlobRow(**dict(row))
-
-    async def touch_blob(self, blob_hash: str, token_hash: str) -> None:
-        await self._pool.execute(
-            *sql.TOUCH_BLOB.bind_pg(hash=blob_hash, token_hash=token_hash, now=time.time())
-        )
-
-    async def list_blobs(self, token_hash: str) -> list[BlobRow]:
-        rows = await self._pool.fetch(*sql.LIST_BLOBS.bind_pg(token_hash=token_hash))
-        return [BlobRow(**dict(r)) for r in rows]
-
-    async def owns_content(self, content_hash: str, token_hash: str) -> bool:
-        row = await self._pool.fetchrow(
-            *sql.OWNS_CONTENT.bind_pg(content=content_hash, token_hash=token_hash)
-        )
-        return row is not None
-
-    async def storage_used(self, token_hash: str) -> int:
-        return int(await self._pool.fetchval(*sql.STORAGE_USED.bind_pg(token_hash=token_hash)))
-
-    async def sweep(self, cutoff: float) -> SweepResult:
-        # The same steps as SQLite's sweep (there run synchronously), in one transaction.
-        async with self._tx() as conn:
-            outputs = _count(await conn.execute(*sql.SWEEP_OUTPUTS.bind_pg(cutoff=cutoff)))
-            jobs = _count(await conn.execute(*sql.SWEEP_JOBS.bind_pg(cutoff=cutoff)))
-            missions = _count(await conn.execute(*sql.SWEEP_MISSIONS.bind_pg(cutoff=cutoff)))
-            await conn.execute(*sql.SWEEP_OWNERS.bind_pg(cutoff=cutoff))
-            removed: set[str] = set()
-            candidates: set[str] = set()
-            while True:  # soft links keep their targets: repeat until nothing more goes
-                rows = await conn.fetch(sql.UNOWNED_BLOBS)
-                if not rows:
-                    break
-                for row in rows:
-                    removed.add(row["hash"])
-                    if row["content_type"] == "object":
-                        candidates.add(row["content"])
-                    refs = await conn.fetch(*sql.CONTENT_REFS.bind_pg(hash=row["hash"]))
-                    candidates.update(r["child"] for r in refs)
-                    await conn.execute(*sql.DELETE_BLOB_REFS.bind_pg(hash=row["hash"]))
-                    await conn.execute(*sql.DELETE_BLOB.bind_pg(hash=row["hash"]))
-            contents = []
-            for c in sorted(candidates):
-                if await conn.fetchval(*sql.CONTENT_USED.bind_pg(content=c)) is None:
-                    contents.append(c)
-        return SweepResult(jobs, outputs, missions, len(removed), tuple(contents))
-
-    # -- blob contents (files every node reads) ---------------------------------------------------
-
-    async def put_content(self, content_hash: str, data: bytes) -> None:
-        """Store a file's bytes under its hash (once: the same hash is the same bytes)."""
-        await self._pool.execute(
-            "INSERT INTO blob_contents (hash, data) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            content_hash,
-            data,
-        )
-
-    async def has_content(self, content_hash: str) -> bool:
-        return bool(
-            await self._pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM blob_contents WHERE hash = $1)", content_hash
-            )
-        )
-
-    async def get_content(self, content_hash: str) -> bytes | None:
-        data = await self._pool.fetchval(
-            "SELECT data FROM blob_contents WHERE hash = $1", content_hash
-        )
-        return None if data is None else bytes(data)
-
-    async def delete_contents(self, content_hashes: tuple[str, ...]) -> tuple[int, int]:
-        """Delete files no blob refers to (checked again here: another node may have stored
-        one since the sweep chose them); returns how many went and their bytes."""
-        rows = await self._pool.fetch(
-            "DELETE FROM blob_contents c WHERE hash = ANY($1::text[]) AND NOT EXISTS"
-            " (SELECT 1 FROM blobs b WHERE b.content = c.hash AND b.content_type = 'object')"
-            " AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.kind = 'content'"
-            " AND r.child = c.hash) RETURNING LENGTH(data) AS n",
-            list(content_hashes),
-        )
-        return len(rows), sum(r["n"] for r in rows)
-
-    # -- executor jobs (``protocols.JobRepo``) ----------------------------------------------------
-
-    async def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
-        row = await self._pool.fetchrow(
-            *sql.GET_JOB.bind_pg(token_hash=token_hash, job_hash=job_hash)
-        )
-        return None if row is None else job_row(row)
-
-    async def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
-        rows = await self._pool.fetch(*sql.LIST_JOBS.bind_pg(token_hash=token_hash, status=status))
-        return [job_row(r) for r in rows]
-
-    async def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
-        async with self._tx() as conn:
-            await self._put_job(conn, token_hash, job_hash, doc_id)
-            row = await conn.fetchrow(
-                *sql.GET_JOB.bind_pg(token_hash=token_hash, job_hash=job_hash)
-            )
-        assert row is not None
-        return job_row(row)
-
-    async def _put_job(
-        self, conn: asyncpg.Connection, token_hash: str, job_hash: str, doc_id: str
-    ) -> None:
-        """The job made again, its earlier output dropped (inside the caller's transaction)."""
-        await conn.execute(
-            *sql.PUT_JOB.bind_pg(
-                token_hash=token_hash, job_hash=job_hash, doc_id=doc_id, now=time.time()
-            )
-        )
-        await conn.execute(*sql.CLEAR_OUTPUTS.bind_pg(token_hash=token_hash, job_hash=job_hash))
-
-    async def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
-        statement, values = sql.update_job(changes)
-        await self._pool.execute(
-            *statement.bind_pg(**values, token_hash=token_hash, job_hash=job_hash)
-        )
-
-    async def delete_job(self, token_hash: str, job_hash: str) -> None:
-        await self._pool.execute(*sql.DELETE_JOB.bind_pg(token_hash=token_hash, job_hash=job_hash))
-
-    async def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
-        await self._pool.execute(
-            *sql.ADD_OUTPUT.bind_pg(
-                token_hash=token_hash, job_hash=job_hash, number=number, output=output
-            )
-        )
-
-    async def clear_outputs(self, token_hash: str, job_hash: str) -> None:
-        await self._pool.execute(
-            *sql.CLEAR_OUTPUTS.bind_pg(token_hash=token_hash, job_hash=job_hash)
-        )
-
-    async def get_outputs(
-        self, token_hash: str, job_hash: str, start: int | None, end: int | None
-    ) -> list[tuple[int, str]]:
-        # ``number`` is a 32-bit INTEGER here: asyncpg refuses a larger bound.
-        int_max = (1 << 31) - 1
-        rows = await self._pool.fetch(
-            *sql.GET_OUTPUTS.bind_pg(
-                token_hash=token_hash,
-                job_hash=job_hash,
-                start=0 if start is None else start,
-                end=int_max if end is None else min(end, int_max),
-            )
-        )
-        return [(r["number"], r["output"]) for r in rows]
 
     # -- tokens (``protocols.TokenRepo``) ---------------------------------------------------------
 

@@ -259,6 +259,23 @@ class TokenRepo(Protocol):
     async def token_active(self, token_hash: str) -> bool: ...
 
 
+class ContentRepo(Protocol):
+    """Blob file contents kept in the database (PostgreSQL: every node reads every blob without
+    a shared file system)."""
+
+    async def put_content(self, content_hash: str, data: bytes) -> None:
+        """Store a file's bytes under its hash (once: the same hash is the same bytes)."""
+        ...
+
+    async def has_content(self, content_hash: str) -> bool: ...
+
+    async def get_content(self, content_hash: str) -> bytes | None: ...
+
+    async def delete_contents(self, content_hashes: tuple[str, ...]) -> tuple[int, int]:
+        """Delete files no blob refers to; returns how many went and their bytes."""
+        ...
+
+
 class DoorSqlRepo(Protocol):
     """Front doors' own tables: statements (``service.store.sql.Statement``, one text for both
     engines) run as they are, and the doors' migrations."""

@@ -11,141 +11,38 @@ runs as well are in ``service.store.sql``; the ones written here are SQLite's ow
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Coroutine, Iterator
+from collections.abc import Callable, Collection, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from service.store import sql
+from service.store import schema, sql
 from service.store.protocols import EveryRepository
 from service.store.records import (
     MISSION_KIND,
-    BlobRef,
-    BlobRow,
-    JobRow,
     MissionRow,
     StoreFull,
-    SweepResult,
     hash_token,
-    job_row,
     mission_row,
     new_token,
 )
 from service.store.sql import Statement
+from service.store.sqlite_blobs import BlobsAndJobs
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS missions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    token_hash TEXT NOT NULL,
-    state TEXT NOT NULL,
-    mission TEXT NOT NULL,
-    normalised TEXT NOT NULL,
-    result TEXT,
-    error TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    runs INTEGER NOT NULL DEFAULT 0,
-    delivery_id TEXT NOT NULL,
-    callback_state TEXT NOT NULL DEFAULT 'waiting',
-    callback_attempts INTEGER NOT NULL DEFAULT 0,
-    callback_error TEXT NOT NULL DEFAULT '',
-    kind TEXT NOT NULL DEFAULT 'mission'
-);
-CREATE INDEX IF NOT EXISTS missions_state ON missions(state);
-CREATE INDEX IF NOT EXISTS missions_callback_state ON missions(callback_state);
-CREATE INDEX IF NOT EXISTS missions_token ON missions(token_hash, id);
-CREATE TABLE IF NOT EXISTS tokens (
-    hash TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL,
-    revoked_at REAL
-);
-CREATE TABLE IF NOT EXISTS blobs (
-    hash TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mime TEXT NOT NULL,
-    content TEXT NOT NULL,
-    last_modified REAL NOT NULL,
-    content_type TEXT NOT NULL DEFAULT 'object',
-    doc TEXT
-);
-CREATE TABLE IF NOT EXISTS blob_owners (
-    hash TEXT NOT NULL,
-    token_hash TEXT NOT NULL,
-    touched_at REAL NOT NULL,
-    PRIMARY KEY (hash, token_hash)
-);
-CREATE INDEX IF NOT EXISTS blob_owners_token ON blob_owners(token_hash);
-CREATE TABLE IF NOT EXISTS blob_refs (
-    parent TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    child TEXT NOT NULL,
-    PRIMARY KEY (parent, kind, child)
-);
-CREATE INDEX IF NOT EXISTS blob_refs_child ON blob_refs(child);
-CREATE TABLE IF NOT EXISTS executor_outputs (
-    token_hash TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    output TEXT NOT NULL,
-    PRIMARY KEY (token_hash, hash, number)
-);
-"""
+SCHEMA = schema.read("sqlite", "schema.sql")
 
 # Columns added after the first release: (table, column, definition) for databases made before.
-MIGRATIONS = (
-    ("missions", "kind", "TEXT NOT NULL DEFAULT 'mission'"),
-    ("blobs", "content_type", "TEXT NOT NULL DEFAULT 'object'"),
-    ("blobs", "doc", "TEXT"),
-    # Leases: which node runs a mission until when (one node here, but the same interface as
-    # PostgreSQL), and a cancel asked of whichever node runs it.
-    ("missions", "lease_owner", "TEXT NOT NULL DEFAULT ''"),
-    ("missions", "lease_until", "REAL NOT NULL DEFAULT 0"),
-    ("missions", "cancel_requested", "INTEGER NOT NULL DEFAULT 0"),
-    ("missions", "callback_owner", "TEXT NOT NULL DEFAULT ''"),
-    ("missions", "callback_lease_until", "REAL NOT NULL DEFAULT 0"),
-    # The image a mission runs in ('' = the default image); claims filter on it like
-    # PostgreSQL's, though one node only claims what it accepted.
-    ("missions", "image", "TEXT NOT NULL DEFAULT ''"),
-)
-
-# Jobs belong to the token that created them: two tokens creating a job from the same blob get
-# two jobs. Databases made before held one job per hash (``_migrate_jobs`` rebuilds them).
-JOBS_TABLE = """
-CREATE TABLE IF NOT EXISTS executor_jobs (
-    token_hash TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    mission_id INTEGER,
-    status TEXT NOT NULL,
-    create_time REAL NOT NULL,
-    start_time REAL,
-    finish_time REAL,
-    worker TEXT,
-    result_hashes TEXT,
-    output TEXT NOT NULL DEFAULT '',
-    error TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (token_hash, hash)
-);
-CREATE INDEX IF NOT EXISTS executor_jobs_status ON executor_jobs(status);
-"""
-_JOB_COLUMNS = (
-    "hash, doc_id, mission_id, status, create_time, start_time, finish_time, worker,"
-    " result_hashes, output, error"
-)
+MIGRATIONS = schema.added_columns()
 
 
-class Database:
+class Database(BlobsAndJobs):
     """Synchronous access to the judge database; one connection, one thread at a time.
 
     Each repository method does what its protocol (``service.store.protocols``) promises.
@@ -166,55 +63,8 @@ class Database:
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
         self._migrate_jobs()
 
-    def _migrate_jobs(self) -> None:
-        """Make the jobs table per token; an older one is rebuilt in one transaction.
-
-        Its jobs go to the token of their mission, and their source and result blobs become
-        visible to that token (blobs no job used stay visible to nobody and age out).
-        """
-        columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(executor_jobs)")}
-        if not columns or "token_hash" in columns:
-            self._conn.executescript(JOBS_TABLE)
-            return
-        now = time.time()
-        with self._transaction() as conn:
-            conn.execute("ALTER TABLE executor_jobs RENAME TO executor_jobs_old")
-            conn.execute("DROP INDEX IF EXISTS executor_jobs_status")
-            for statement in JOBS_TABLE.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                f"INSERT INTO executor_jobs (token_hash, {_JOB_COLUMNS}) SELECT COALESCE("
-                "(SELECT token_hash FROM missions WHERE missions.id = mission_id), ''),"
-                f" {_JOB_COLUMNS} FROM executor_jobs_old"
-            )
-            conn.execute("DROP TABLE executor_jobs_old")
-            rows = conn.execute("SELECT token_hash, hash, result_hashes FROM executor_jobs")
-            for row in rows.fetchall():
-                owned = [row["hash"], *json.loads(row["result_hashes"] or "{}").values()]
-                for blob_hash in owned:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO blob_owners (hash, token_hash, touched_at)"
-                        " VALUES (?, ?, ?)",
-                        (blob_hash, row["token_hash"], now),
-                    )
-
     def close(self) -> None:
         self._conn.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-
-    def _run(self, statement: Statement, **values: Any) -> sqlite3.Cursor:
-        """Execute a shared statement (``service.store.sql``) with its named ``values``."""
-        return self._conn.execute(*statement.bind_sqlite(**values))
 
     # -- front doors' own tables (each does what ``protocols.DoorSqlRepo`` promises) -------------
 
@@ -493,125 +343,6 @@ class Database:
     def callback_counts(self) -> dict[str, int]:
         return {r["callback_state"]: r["n"] for r in self._conn.execute(sql.CALLBACK_COUNTS)}
 
-    # -- blobs (``protocols.BlobRepo``) ----------------------------------------------------------
-
-    def put_blob(self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()) -> BlobRow:
-        with self._transaction() as conn:
-            self._run(sql.INSERT_BLOB, **dataclasses.asdict(blob))
-            conn.executemany(
-                sql.INSERT_BLOB_REF.sqlite_text,
-                [
-                    sql.INSERT_BLOB_REF.sqlite_args(
-                        {"parent": blob.hash, "kind": ref.kind, "child": ref.child}
-                    )
-                    for ref in refs
-                ],
-            )
-            self._run(sql.OWN_BLOB, hash=blob.hash, token_hash=token_hash, now=time.time())
-            stored = self.get_blob(blob.hash, token_hash)
-        assert stored is not None
-        return stored
-
-    def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
-        if token_hash is None:
-            row = self._run(sql.GET_BLOB, hash=blob_hash).fetchone()
-        else:
-            row = self._run(sql.GET_OWNED_BLOB, hash=blob_hash, token_hash=token_hash).fetchone()
-        return None if row is None else BlobRow(**dict(row))
-
-    def touch_blob(self, blob_hash: str, token_hash: str) -> None:
-        self._run(sql.TOUCH_BLOB, hash=blob_hash, token_hash=token_hash, now=time.time())
-
-    def list_blobs(self, token_hash: str) -> list[BlobRow]:
-        return [BlobRow(**dict(r)) for r in self._run(sql.LIST_BLOBS, token_hash=token_hash)]
-
-    def owns_content(self, content_hash: str, token_hash: str) -> bool:
-        row = self._run(sql.OWNS_CONTENT, content=content_hash, token_hash=token_hash).fetchone()
-        return row is not None
-
-    def storage_used(self, token_hash: str) -> int:
-        return int(self._run(sql.STORAGE_USED, token_hash=token_hash).fetchone()["n"])
-
-    def sweep(self, cutoff: float) -> SweepResult:
-        # The same steps as PostgreSQL's sweep (there awaited on one connection).
-        with self._transaction():
-            outputs = self._run(sql.SWEEP_OUTPUTS, cutoff=cutoff).rowcount
-            jobs = self._run(sql.SWEEP_JOBS, cutoff=cutoff).rowcount
-            missions = self._run(sql.SWEEP_MISSIONS, cutoff=cutoff).rowcount
-            self._run(sql.SWEEP_OWNERS, cutoff=cutoff)
-            removed: set[str] = set()
-            candidates: set[str] = set()
-            while True:  # soft links keep their targets: repeat until nothing more goes
-                rows = self._conn.execute(sql.UNOWNED_BLOBS).fetchall()
-                if not rows:
-                    break
-                for row in rows:
-                    removed.add(row["hash"])
-                    if row["content_type"] == "object":
-                        candidates.add(row["content"])
-                    refs = self._run(sql.CONTENT_REFS, hash=row["hash"])
-                    candidates.update(r["child"] for r in refs)
-                    self._run(sql.DELETE_BLOB_REFS, hash=row["hash"])
-                    self._run(sql.DELETE_BLOB, hash=row["hash"])
-            contents = tuple(
-                sorted(
-                    c
-                    for c in candidates
-                    if self._run(sql.CONTENT_USED, content=c).fetchone() is None
-                )
-            )
-        return SweepResult(jobs, outputs, missions, len(removed), contents)
-
-    # -- executor jobs (``protocols.JobRepo``) ---------------------------------------------------
-
-    def get_job(self, token_hash: str, job_hash: str) -> JobRow | None:
-        row = self._run(sql.GET_JOB, token_hash=token_hash, job_hash=job_hash).fetchone()
-        return None if row is None else job_row(row)
-
-    def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]:
-        return [job_row(r) for r in self._run(sql.LIST_JOBS, token_hash=token_hash, status=status)]
-
-    def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
-        with self._transaction():
-            self._put_job(token_hash, job_hash, doc_id)
-        row = self.get_job(token_hash, job_hash)
-        assert row is not None
-        return row
-
-    def _put_job(self, token_hash: str, job_hash: str, doc_id: str) -> None:
-        """The job made again, its earlier output dropped (inside the caller's transaction)."""
-        self._run(
-            sql.PUT_JOB, token_hash=token_hash, job_hash=job_hash, doc_id=doc_id, now=time.time()
-        )
-        self._run(sql.CLEAR_OUTPUTS, token_hash=token_hash, job_hash=job_hash)
-
-    def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
-        statement, values = sql.update_job(changes)
-        self._run(statement, **values, token_hash=token_hash, job_hash=job_hash)
-
-    def delete_job(self, token_hash: str, job_hash: str) -> None:
-        self._run(sql.DELETE_JOB, token_hash=token_hash, job_hash=job_hash)
-
-    def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
-        self._run(
-            sql.ADD_OUTPUT, token_hash=token_hash, job_hash=job_hash, number=number, output=output
-        )
-
-    def clear_outputs(self, token_hash: str, job_hash: str) -> None:
-        self._run(sql.CLEAR_OUTPUTS, token_hash=token_hash, job_hash=job_hash)
-
-    def get_outputs(
-        self, token_hash: str, job_hash: str, start: int | None, end: int | None
-    ) -> list[tuple[int, str]]:
-        rows = self._run(
-            sql.GET_OUTPUTS,
-            token_hash=token_hash,
-            job_hash=job_hash,
-            start=0 if start is None else start,
-            end=(1 << 62) if end is None else end,  # SQLite's integers have 64 bits
-        )
-        return [(r["number"], r["output"]) for r in rows]
-
     # -- tokens (``protocols.TokenRepo``) --------------------------------------------------------
 
     def add_token(self, name: str) -> str:
@@ -657,7 +388,7 @@ def _on_store_thread(
     """
 
     async def method(self: SqliteStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self.call(fn, *args, **kwargs)
+        return await self._call(fn, *args, **kwargs)
 
     method.__name__ = fn.__name__
     method.__qualname__ = f"SqliteStore.{fn.__name__}"
@@ -738,7 +469,7 @@ class SqliteStore(EveryRepository):
             raise
         return cls(executor, db)
 
-    async def call(
+    async def _call(
         self, fn: Callable[Concatenate[Database, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Run ``Database`` method ``fn`` (e.g. ``Database.get_mission``) on the store thread.
@@ -760,10 +491,15 @@ class SqliteStore(EveryRepository):
     async def subscribe(self, channel: str, callback: Callable[[str], None]) -> None:
         """No other node to hear from: this node's own queue wakes its workers."""
 
+    @property
+    def blob_contents(self) -> None:
+        """None: one node, the blob store keeps contents on its own disk."""
+        return None
+
     async def ping(self) -> bool:
         """True when the database answers."""
         try:
-            await self.call(Database.queued_count)
+            await self._call(Database.queued_count)
         except sqlite3.Error:
             return False
         return True

@@ -15,6 +15,7 @@ import pytest
 from service.frontdoors.webgme.keys import BLOBS, RETENTION
 from service.keys import STORE
 from service.store import SweepResult, hash_token
+from service.store.sql import Statement
 from tests.frontdoors.conftest import SEED_CONFIG, job_zip
 from tests.service.conftest import StartJudge
 from tests.service.support import ALICE, BOB, Receiver, poll
@@ -201,11 +202,9 @@ async def test_retention_frees_storage_and_counts_it(
     sweeper = judge.app[RETENTION]
     assert await sweeper.sweep() == SweepResult()  # nothing is old enough yet
     # Alice last touched her blobs long ago (white-box: age her rows); Bob's copy is recent.
-    await judge.app[STORE].call(
-        lambda db: db._conn.execute(
-            "UPDATE blob_owners SET touched_at = touched_at - 1000 WHERE token_hash = ?",
-            (hash_token(ALICE),),
-        )
+    await judge.app[STORE].sql.execute(
+        Statement("UPDATE blob_owners SET touched_at = touched_at - 1000 WHERE token_hash = :t"),
+        t=hash_token(ALICE),
     )
     result = await sweeper.sweep()
     assert result.blobs == 2  # her file and her artifact; the shared file stays with Bob

@@ -27,7 +27,6 @@ from aiohttp import web
 from service.app import create_app
 from service.keys import STORE
 from service.settings import Settings
-from service.store import Database
 
 T = TypeVar("T")
 
@@ -263,7 +262,7 @@ class InProcessJudge:
 
     async def app_store_counts(self) -> dict[str, int]:
         """Missions in the database by state."""
-        return await self.app[STORE].call(Database.counts)
+        return await self.app[STORE].missions.counts()
 
 
 _LISTENING = re.compile(r"listening on (http://\S+)")

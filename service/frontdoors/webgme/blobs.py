@@ -38,7 +38,7 @@ from service.frontdoors.archives import (
     zip_member,
 )
 from service.frontdoors.webgme.mimes import mime_type
-from service.store import BlobRef, BlobRow, PgStore, Store, SweepResult
+from service.store import BlobRef, BlobRow, Store, SweepResult
 
 T = TypeVar("T")
 
@@ -249,19 +249,19 @@ class BlobStore:
     # PostgreSQL, so that every node reads every blob without a shared file system.
 
     async def _put_content(self, content_hash: str, data: bytes) -> None:
-        if isinstance(self._store, PgStore):
-            await self._store.put_content(content_hash, data)
+        if (contents := self._store.blob_contents) is not None:
+            await contents.put_content(content_hash, data)
         else:
             await self.run(self._write, content_hash, data)
 
     async def _get_content(self, content_hash: str) -> bytes | None:
-        if isinstance(self._store, PgStore):
-            return await self._store.get_content(content_hash)
+        if (contents := self._store.blob_contents) is not None:
+            return await contents.get_content(content_hash)
         return await self.run(self._read, content_hash)
 
     async def _delete_contents(self, content_hashes: tuple[str, ...]) -> tuple[int, int]:
-        if isinstance(self._store, PgStore):
-            return await self._store.delete_contents(content_hashes)
+        if (contents := self._store.blob_contents) is not None:
+            return await contents.delete_contents(content_hashes)
         return await self.run(self._delete, content_hashes)
 
     def _write(self, content_hash: str, data: bytes) -> None:
@@ -345,11 +345,12 @@ class BlobStore:
         async with self._writing():
             await self._put_content(content_hash, data)
             stored = await self._store.blobs.put_blob(row, token_hash)
-            if isinstance(self._store, PgStore) and not await self._store.has_content(content_hash):
+            contents = self._store.blob_contents
+            if contents is not None and not await contents.has_content(content_hash):
                 # Another node's sweep removed the file between our two statements (the
                 # writers' lock above is per process): the metadata now refers to it, so it
                 # stays once stored again.
-                await self._store.put_content(content_hash, data)
+                await contents.put_content(content_hash, data)
             return stored
 
     async def put_metadata(
