@@ -22,20 +22,18 @@ import argparse
 import asyncio
 import dataclasses
 import statistics
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import docker
 
-from bench.common import engine_info, hello_latency_ms, judge_in_process, machine
+from bench.common import engine_info, machine
+from bench.side_by_side import judge_hello_ms
 from orchestrator.sandbox.docker import DockerAdapter
 from orchestrator.sandbox.execute import ExecRequest
 from orchestrator.sandbox.pool import SandboxPool
 from orchestrator.sandbox.sandbox import SandboxConfig, SandboxRuntime
-from service.settings import Settings
 
 OWNER = "bench-engine-calls"
 
@@ -83,18 +81,7 @@ async def hello_ms(image: str, runs: int, *, delays: bool) -> list[float]:
         SandboxPool.__init__ = no_refill_delay  # type: ignore[method-assign]
         SandboxRuntime.__init__ = no_removal_delay  # type: ignore[method-assign]
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = Settings(
-                port=0,
-                tokens=("bench-token-0123456789",),
-                data_dir=Path(tmp),
-                default_image=image,
-                sandbox_owner=OWNER,
-            )
-            async with judge_in_process(settings) as (api, rx):
-                return await hello_latency_ms(
-                    api, rx, runs, token="bench-token-0123456789", gap_s=0.5, timeout=60
-                )
+        return await judge_hello_ms(image, runs, 0.5)
     finally:
         SandboxPool.__init__ = pool_init  # type: ignore[method-assign]
         SandboxRuntime.__init__ = runtime_init  # type: ignore[method-assign]
