@@ -469,6 +469,26 @@ void op_exec(const struct exec_req *rq)
     answer_exec(rq, &o, NULL);
 }
 
+/* The command's redirected stdout/stderr, read as the uid it ran as (never following its links
+ * as root): sets output_full when one reached the file-size limit, and (unless setup_error)
+ * opens each recorded one into rec_fd with its length.  Shared by plain and interactive
+ * executes. */
+void scan_redirects(const struct exec_req *rq, struct outcome *o, bool setup_error,
+                    int rec_fd[3], int64_t rec_len[3])
+{
+    if (o->fork_errno != 0 || !become_uid(rq->uid, rq->gid))
+        return;
+    for (int i = 1; i <= 2; i++) {
+        struct stat st;
+        if (rq->path[i] && lstat(rq->path[i], &st) == 0 && S_ISREG(st.st_mode) &&
+            st.st_size >= file_size_limit_bytes(rq))
+            o->output_full = true;
+        if (!setup_error)
+            rec_fd[i] = open_record(rq->path[i], rq->record[i], &rec_len[i]);
+    }
+    become_root();
+}
+
 /* The exec answer for an ended command: its verdict, its meta (also into its meta_file), any
  * extra members (JSON text beginning with a comma, or NULL), and its records. */
 void answer_exec(const struct exec_req *rq, struct outcome *o, const char *extra)
@@ -478,17 +498,7 @@ void answer_exec(const struct exec_req *rq, struct outcome *o, const char *extra
     bool setup_error = is_setup_error(o);
     int rec_fd[3] = {-1, -1, -1};
     int64_t rec_len[3] = {0, 0, 0};
-    if (o->fork_errno == 0 && become_user()) {
-        for (int i = 1; i <= 2; i++) {
-            struct stat st;
-            if (rq->path[i] && lstat(rq->path[i], &st) == 0 && S_ISREG(st.st_mode) &&
-                st.st_size >= file_size_limit_bytes(rq))
-                o->output_full = true;
-            if (!setup_error)
-                rec_fd[i] = open_record(rq->path[i], rq->record[i], &rec_len[i]);
-        }
-        become_root();
-    }
+    scan_redirects(rq, o, setup_error, rec_fd, rec_len);
 
     struct sb msg = {0};
     const char *status = verdict(rq, o, &msg);

@@ -479,17 +479,7 @@ static void finish_side(struct side *sd, struct sb *out)
     bool setup_error = is_setup_error(o);
     int rec_fd[3] = {-1, -1, -1};
     int64_t rec_len[3] = {0, 0, 0};
-    if (o->fork_errno == 0 && become_uid(rq->uid, rq->gid)) {
-        for (int i = 1; i <= 2; i++) {
-            struct stat st;
-            if (rq->path[i] && lstat(rq->path[i], &st) == 0 && S_ISREG(st.st_mode) &&
-                st.st_size >= file_size_limit_bytes(rq))
-                o->output_full = true;
-            if (!setup_error)
-                rec_fd[i] = open_record(rq->path[i], rq->record[i], &rec_len[i]);
-        }
-        become_root();
-    }
+    scan_redirects(rq, o, setup_error, rec_fd, rec_len);
     struct sb msg = {0};
     const char *status = verdict(rq, o, &msg);
     if (setup_error)

@@ -317,6 +317,8 @@ void finish_command(struct run *r, const struct baseline *base, int rfd, int64_t
                     struct outcome *o);
 bool parse_exec(const struct jval *req, struct arena *a, struct exec_req *rq);
 void op_exec(const struct exec_req *rq);
+void scan_redirects(const struct exec_req *rq, struct outcome *o, bool setup_error,
+                    int rec_fd[3], int64_t rec_len[3]);
 void answer_exec(const struct exec_req *rq, struct outcome *o, const char *extra);
 
 /* ------------------------------------------------------------------------------------------ */
