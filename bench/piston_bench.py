@@ -27,6 +27,7 @@ import base64
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,13 +181,18 @@ async def main() -> None:
             f"JUDGE_POOL_QUIET_S={settings.pool_quiet_s:g} "
             f"JUDGE_POOL_DEFER_MAX_S={settings.pool_defer_max_s:g}"
         )
-        judge = InProcessJudge(settings)
-        await judge.start()
-        try:
-            async with aiohttp.ClientSession() as session:
-                await measure(Client(session, judge.url), args)
-        finally:
-            await judge.stop()
+        await with_judge(settings, lambda client: measure(client, args))
+
+
+async def with_judge(settings: Settings, work: Callable[[Client], Awaitable[None]]) -> None:
+    """Run ``work`` against a judge in this process with ``settings``, stopped afterwards."""
+    judge = InProcessJudge(settings)
+    await judge.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            await work(Client(session, judge.url))
+    finally:
+        await judge.stop()
 
 
 async def hello_row(client: Client, runs: int) -> None:

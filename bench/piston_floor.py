@@ -23,12 +23,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 import orchestrator.run.runner as runner
 import service.frontdoors.piston.routes as routes
 from bench.common import MAIN_C, cases, engine_info, machine
-from bench.piston_bench import Client, piston_body
+from bench.piston_bench import Client, piston_body, with_judge
 from orchestrator.sandbox.pool import SandboxPool
 from orchestrator.sandbox.sandbox import Sandbox
 from service.frontdoors.door import Core
@@ -37,7 +35,7 @@ from service.pipeline.running import MissionRunning
 from service.pipeline.workqueue import LocalQueue
 from service.settings import Settings
 from service.store.sqlite import SqliteStore
-from tests.service.support import ALICE, InProcessJudge
+from tests.service.support import ALICE
 
 # (owner, attribute, label, depth): depth only indents the printout (what runs inside what).
 STEPS: list[tuple[Any, str, str, int]] = [
@@ -105,13 +103,7 @@ async def main() -> None:
             pool=f"judge/cpp={n + 2}",
             pool_max=n + 2,
         )
-        judge = InProcessJudge(settings)
-        await judge.start()
-        try:
-            async with aiohttp.ClientSession() as session:
-                await measure(Client(session, judge.url), n)
-        finally:
-            await judge.stop()
+        await with_judge(settings, lambda client: measure(client, n))
 
 
 async def measure(client: Client, n: int) -> None:
