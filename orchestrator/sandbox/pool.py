@@ -203,6 +203,7 @@ class SandboxPool:
                 box.close_later()
             pool.missed_at = time.monotonic()
             pool.wake.set()
+            self.runtime.activity.wake()  # refills waiting for quiet go now (``_urgent``)
         self.stats.misses += 1
         return await self.runtime.create(image, memory_kib)
 
@@ -257,13 +258,17 @@ class SandboxPool:
 
     async def _create_one(self, pool: _ImagePool) -> None:
         try:
+            # In a quiet spell, unless takers are missing now (a burst larger than the pool):
+            # the next one would wait for a creation anyway. Waited for before taking a
+            # creation slot, so that under load that never pauses every refill's wait runs out
+            # together and the slots then create at the engine's pace.
+            if not self._urgent(pool):
+                await self.runtime.activity.quiet(
+                    self.refill_delay_s,
+                    self.refill_defer_max_s,
+                    lambda: self._stopped or self._urgent(pool),
+                )
             async with self._slots:
-                # In a quiet spell, unless takers are missing now (a burst larger than the
-                # pool): the next one would wait for a creation anyway.
-                if pool.ready or time.monotonic() - pool.missed_at > _MISSING_S:
-                    await self.runtime.activity.quiet(
-                        self.refill_delay_s, self.refill_defer_max_s, lambda: self._stopped
-                    )
                 if self._stopped:
                     return
                 image_id = pool.image_id
@@ -284,6 +289,11 @@ class SandboxPool:
         pool.ready.append(box)
         if len(pool.ready) >= pool.target:
             pool.demand.full()
+
+    @staticmethod
+    def _urgent(pool: _ImagePool) -> bool:
+        """Whether ``pool`` is empty while takers are missing (a burst larger than it)."""
+        return not pool.ready and time.monotonic() - pool.missed_at <= _MISSING_S
 
     async def _check_image(self, pool: _ImagePool, max_age_s: float) -> None:
         """Drain ``pool`` when its name now stands for another image than its sandboxes'."""

@@ -284,3 +284,28 @@ async def test_a_quiet_window_brings_the_target_back_to_the_base() -> None:
         assert sum(b.closed for b in runtime.created) == 7  # 4 used, 3 extra ready removed
     finally:
         await pool.stop()
+
+
+async def test_refills_waiting_for_quiet_go_once_takers_miss() -> None:
+    runtime = FakeRuntime()
+    pool = SandboxPool(
+        cast(SandboxRuntime, runtime),
+        {IMAGE: 2},
+        cap=2,
+        refill_delay_s=0.005,
+        refill_defer_max_s=30.0,
+    )
+    pool.start()
+    try:
+        await until(lambda: figures(pool)["ready"] == 2)
+        boxes = [await pool.take(IMAGE), await pool.take(IMAGE)]
+        await settles(50)
+        assert figures(pool)["creating"] == 2  # both wait for a quiet spell
+        assert figures(pool)["ready"] == 0
+        boxes.append(await pool.take(IMAGE))  # a miss: the target stays at the cap of 2
+        await until(lambda: figures(pool)["ready"] == 2)  # the waiting refills went
+        assert all(not b.closed for b in boxes)
+        for box in boxes:
+            box.close_later()
+    finally:
+        await pool.stop()
