@@ -16,7 +16,8 @@ itself by demand (the most sandboxes taken between two moments it was full): tha
 where it learns that this workload takes 20 sandboxes of ``judge/cpp`` at once; a server that
 sees such bursts keeps that many ready. Before every series the bench waits until each pooled
 image holds its target and no removal is pending, so each series starts from the same state.
-The pool settings and the targets the pool learned are printed; ratios are medians over ``--repeat`` rounds, each with its goal.
+The pool settings and the targets the pool learned are printed; ratios are medians over
+``--repeat`` rounds, each with its goal.
 """
 
 from __future__ import annotations
