@@ -86,13 +86,15 @@ def fresh_container(client: docker.DockerClient, image: str) -> None:
         c.remove(force=True)
 
 
-def engine_floor(image: str, per_level: int) -> dict[int, float]:
-    """Fresh containers per second at each concurrency."""
+def engine_floor(
+    image: str, per_level: int, levels: tuple[int, ...] = (1, 2, 4, 8)
+) -> dict[int, float]:
+    """Fresh containers per second at each concurrency of ``levels``."""
     client = docker.from_env()
     rates = {}
     try:
         fresh_container(client, image)  # warm
-        for level in (1, 2, 4, 8):
+        for level in levels:
             start = time.perf_counter()
             with ThreadPoolExecutor(level) as ex:
                 list(ex.map(lambda _: fresh_container(client, image), range(per_level)))
