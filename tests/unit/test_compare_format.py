@@ -27,7 +27,8 @@ def problems(data: dict[str, Any]) -> list[tuple[str, str]]:
 def test_a_compare_execute_needs_no_command_and_echoes_none() -> None:
     mission = parse_mission(with_executes(CHECK))
     (check,) = mission.prepare.execute
-    assert check.command is None and check.argv == []
+    assert check.command is None
+    assert check.argv == []
     echoed = normalise(mission)["prepare"]["execute"][0]
     assert "command" not in echoed
     assert echoed["compare"] == {"output": "out.txt", "answer": "ANSWER"}
