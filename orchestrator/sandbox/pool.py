@@ -41,6 +41,7 @@ _RECHECK_S = 2.0
 # Seconds to wait before trying again after a creation failed (engine down, image missing).
 _RETRY_S = 5.0
 
+
 def parse_pool_sizes(text: str) -> dict[str, int]:
     """Parse ``"judge/default=4,judge/cpp=2"`` into ``{image: size}``; ``"none"`` is ``{}``.
 
