@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import pytest
@@ -194,20 +194,18 @@ class FakeRuntime:
         self.activity.lend()
 
 
-Take = Callable[[], Awaitable[Any]]
+def fake_pool(runtime: FakeRuntime, base: int, cap: int, **options: Any) -> SandboxPool:
+    """A started pool of ``IMAGE`` on ``runtime``: quiet spells of 5 ms, waited for long."""
+    options = {"refill_delay_s": 0.005, "refill_defer_max_s": 30.0, **options}
+    pool = SandboxPool(cast(SandboxRuntime, runtime), {IMAGE: base}, cap=cap, **options)
+    pool.start()
+    return pool
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[FakeRuntime, SandboxPool]]:
     runtime = FakeRuntime()
-    pool = SandboxPool(
-        cast(SandboxRuntime, runtime),
-        {IMAGE: 2},
-        cap=8,
-        refill_delay_s=0.005,
-        refill_defer_max_s=30.0,
-    )
-    pool.start()
+    pool = fake_pool(runtime, 2, 8)
     yield runtime, pool
     await pool.stop()
 
@@ -270,12 +268,9 @@ async def test_a_pool_emptied_by_a_burst_refills_at_once(
 
 async def test_a_quiet_window_brings_the_target_back_to_the_base() -> None:
     runtime = FakeRuntime()
-    pool = SandboxPool(
-        cast(SandboxRuntime, runtime), {IMAGE: 1}, cap=6, refill_delay_s=0.0, demand_window_s=60
-    )
+    pool = fake_pool(runtime, 1, 6, refill_delay_s=0.0)
     clock = Clock()
-    pool._pools[IMAGE].demand = Demand(60.0, clock)
-    pool.start()
+    pool._pools[IMAGE].demand = Demand(60.0, clock)  # before any take: the window on a clock
     try:
         await until(lambda: figures(pool)["ready"] == 1)
         for box in [await pool.take(IMAGE) for _ in range(4)]:
@@ -291,14 +286,7 @@ async def test_a_quiet_window_brings_the_target_back_to_the_base() -> None:
 
 async def test_refills_waiting_for_quiet_go_once_the_pool_is_empty() -> None:
     runtime = FakeRuntime()
-    pool = SandboxPool(
-        cast(SandboxRuntime, runtime),
-        {IMAGE: 3},
-        cap=3,
-        refill_delay_s=0.005,
-        refill_defer_max_s=30.0,
-    )
-    pool.start()
+    pool = fake_pool(runtime, 3, 3)
     try:
         await until(lambda: figures(pool)["ready"] == 3)
         boxes = [await pool.take(IMAGE), await pool.take(IMAGE)]
