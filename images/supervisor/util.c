@@ -92,6 +92,10 @@ const char *errstr(int err)
 {
     if (err == ELOOP)
         return "is a symbolic link (refused)";
+    if (err == EFTYPE_NOTREG)
+        return "not a regular file (refused)";
+    if (err == EFTYPE_SAME)
+        return "it is also the stdout or stderr file (refused)";
     return strerror(err);
 }
 
