@@ -33,7 +33,7 @@ from service.frontdoors.piston.errors import PistonError
 from service.frontdoors.piston.http import ANONYMOUS_TENANT, INLINE_BODY_BYTES, bearer_or_bare
 from service.frontdoors.piston.live import SIGNALS, LiveBox, LiveRun, live_stages, pack, unpack
 from service.frontdoors.piston.request import ExecuteJob, parse_execute
-from service.frontdoors.piston.routes import PISTON, PistonState
+from service.frontdoors.piston.routes import PISTON, PistonState, compiled_box
 from service.frontdoors.piston.stages import stage_doc, verdict
 from service.frontdoors.piston.translate import compile_key
 from service.http.errors import ApiError
@@ -281,9 +281,8 @@ class Session:
                     log.info("piston connect: the compiled box could not be kept: %s", e)
                     packed = b""
                 if packed:
-                    cache.put(
-                        key, CompiledBox(ok=True, output=json.dumps(doc).encode(), box=packed)
-                    )
+                    output = json.dumps(doc).encode()
+                    cache.put(key, await asyncio.to_thread(compiled_box, output, packed))
                     kept = True
             elif doc["status"] == "RE":  # a clean failure (not a time limit or the judge's)
                 cache.put(key, CompiledBox(ok=False, output=json.dumps(doc).encode(), box=b""))
@@ -305,7 +304,10 @@ class Session:
         )
         if not cached.ok:
             return False
-        await unpack(box, cached.box)
+        if cached.vetted:  # placed by the supervisor, no execute (see routes.compiled_box)
+            await box.put_archive("", cached.box)
+        else:
+            await unpack(box, cached.box)
         return True
 
     async def relay(self, run: LiveRun, keep: int = 0) -> dict[str, bytes]:
