@@ -29,7 +29,7 @@ static _Noreturn void child_fail(int fd, int stage, int err)
 
 /* Opens a redirection as the (already unprivileged) child.  O_NONBLOCK only guards the open
  * itself, so that a FIFO planted in /box cannot hang the setup; it is cleared right after. */
-static int open_redirect(const char *path, int flags)
+int open_redirect(const char *path, int flags)
 {
     int fd = open(path ? path : "/dev/null",
                   flags | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0644);

@@ -73,23 +73,18 @@ static int merge_pipe(struct merge *m, int stream)
     return 1;
 }
 
-/* Opens one of the request's files as the command's user, with the flags the child would have
- * used (O_NONBLOCK guards the open against a planted FIFO and is cleared after).  The files we
- * write must be regular files.  -1 with errno (EFTYPE_NOTREG) when it cannot be opened. */
+/* Opens one of the request's files as the command's user, as the child would have (exec.c's
+ * open_redirect).  The files we write must be regular files.  -1 with errno (EFTYPE_NOTREG)
+ * when it cannot be opened. */
 static int open_file(const char *path, int flags, bool regular)
 {
-    int fd = open(path, flags | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
+    int fd = open_redirect(path, flags);
     struct stat st;
-    if (regular && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    if (fd >= 0 && regular && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
         close(fd);
         errno = EFTYPE_NOTREG;
         return -1;
     }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0)
-        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     return fd;
 }
 
@@ -136,13 +131,6 @@ static bool open_files(const struct exec_req *rq, struct merge *m, int *in_fd,
     return stage == 0;
 }
 
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
 void op_exec_merged(const struct exec_req *rq0)
 {
     struct exec_req rq = *rq0;
@@ -178,9 +166,7 @@ void op_exec_merged(const struct exec_req *rq0)
         for (int k = 1; k <= pipes; k++) {
             m.pipe_fd[k] = p[k][0];
             p[k][0] = -1;
-            int fl = fcntl(m.pipe_fd[k], F_GETFL);
-            if (fl >= 0)
-                (void)fcntl(m.pipe_fd[k], F_SETFL, fl | O_NONBLOCK);
+            (void)set_nonblock(m.pipe_fd[k], true);
             rq.pipe_fd[k] = p[k][1];
         }
         if (pipes == 1)
@@ -213,23 +199,13 @@ void op_exec_merged(const struct exec_req *rq0)
         for (int k = 1; k <= 2; k++)
             if (m.pipe_fd[k] >= 0)
                 fds[nfds] = (struct pollfd){.fd = m.pipe_fd[k], .events = POLLIN}, at[nfds++] = k;
-        int64_t left = next_check - now_ns();
-        if (left < MIN_POLL_NS)
-            left = MIN_POLL_NS;
-        struct timespec ts = {.tv_sec = (time_t)(left / NS_PER_SEC),
-                              .tv_nsec = (long)(left % NS_PER_SEC)};
-        if (ppoll(fds, (nfds_t)nfds, &ts, NULL) <= 0)
+        if (poll_until(fds, nfds, next_check) <= 0)
             continue;
         for (int i = 0; i < nfds; i++) {
-            if (!fds[i].revents)
-                continue;
-            if (at[i] == 0) {
-                struct signalfd_siginfo si;
-                while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
-                    ;
-            } else {
+            if (fds[i].revents && at[i] == 0)
+                drain_signalfd(sfd);
+            else if (fds[i].revents)
                 (void)merge_pipe(&m, at[i]);
-            }
         }
     }
 

@@ -141,6 +141,11 @@ void become_root(void);
 void signal_name(int sig, char *buf, size_t cap);
 void on_terminate(int sig);
 
+int set_nonblock(int fd, bool on);
+void close_fd(int *fd);
+int poll_until(struct pollfd *fds, int nfds, int64_t deadline_ns);
+void drain_signalfd(int sfd);
+
 /* ------------------------------------------------------------------------------------------ */
 /* json.c: JSON output and parsing, base64, request fields                                     */
 /* ------------------------------------------------------------------------------------------ */
@@ -313,6 +318,7 @@ struct outcome {
 };
 
 _Noreturn void child_main(const struct exec_req *rq, int rfd);
+int open_redirect(const char *path, int flags);
 bool reap(struct run *r);
 void kill_all(struct run *r);
 void take_baseline(struct baseline *b);

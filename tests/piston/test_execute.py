@@ -233,6 +233,10 @@ async def test_output_interleaves_the_streams_in_write_order(execute: Execute) -
     assert run["output"] == "a\n" + "b" * 1024
 
 
+def job(language: str, *files: dict[str, str]) -> dict[str, Any]:
+    return {"language": language, "version": "*", "files": list(files)}
+
+
 async def test_every_c_and_cpp_source_of_a_job_is_compiled(execute: Execute) -> None:
     header = {"name": "util.h", "content": "int twice(int x);\n"}
     c_main = '#include <stdio.h>\n#include "util.h"\nint main(){printf("%d\\n", twice(21));}\n'
@@ -241,38 +245,29 @@ async def test_every_c_and_cpp_source_of_a_job_is_compiled(execute: Execute) -> 
     )
     two_c, entry_anyname, two_cpp = await asyncio.gather(
         execute(
-            {
-                "language": "c",
-                "version": "*",
-                "files": [
-                    {"name": "main.c", "content": c_main},
-                    {"name": "util.c", "content": "int twice(int x) { return 2 * x; }\n"},
-                    header,
-                    {"name": "notes.txt", "content": "not a source"},
-                ],
-            }
+            job(
+                "c",
+                {"name": "main.c", "content": c_main},
+                {"name": "util.c", "content": "int twice(int x) { return 2 * x; }\n"},
+                header,
+                {"name": "notes.txt", "content": "not a source"},
+            )
         ),
         execute(
-            {
-                "language": "c",
-                "version": "*",
-                "files": [
-                    {"content": c_main},  # the entry, whatever its name (file0.code)
-                    {"name": "lib/util.c", "content": "int twice(int x) { return x + x; }\n"},
-                    header,
-                ],
-            }
+            job(
+                "c",
+                {"content": c_main},  # the entry, whatever its name (file0.code)
+                {"name": "lib/util.c", "content": "int twice(int x) { return x + x; }\n"},
+                header,
+            )
         ),
         execute(
-            {
-                "language": "c++",
-                "version": "*",
-                "files": [
-                    {"name": "main.cpp", "content": cpp_main},
-                    {"name": "util.cc", "content": "int twice(int x) { return x * 2; }\n"},
-                    header,
-                ],
-            }
+            job(
+                "c++",
+                {"name": "main.cpp", "content": cpp_main},
+                {"name": "util.cc", "content": "int twice(int x) { return x * 2; }\n"},
+                header,
+            )
         ),
     )
     for status, answer in (two_c, entry_anyname, two_cpp):

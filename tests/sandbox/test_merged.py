@@ -172,7 +172,10 @@ async def test_memory_and_time_are_the_commands_alone(runtime: SandboxRuntime) -
     assert abs(big.meta.memory_kib - big_plain.meta.memory_kib) <= 2048, (big, big_plain)
     assert big.meta.memory_kib >= 64 * 1024
     assert busy.meta.status == busy_plain.meta.status == ""
-    assert busy.meta.cpu_time_ms <= busy_plain.meta.cpu_time_ms + 150, (busy, busy_plain)
+    if runtime.config.runtime != "runsc":
+        # (gVisor charges a program more CPU time for writing into a pipe than into a file: 16
+        # MiB cost it 0.2-0.6 s more here. That is the program's own system time, PROTOCOL.md.)
+        assert busy.meta.cpu_time_ms <= busy_plain.meta.cpu_time_ms + 150, (busy, busy_plain)
 
 
 async def test_files_shared_missing_or_refused(runtime: SandboxRuntime) -> None:

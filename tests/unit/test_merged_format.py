@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -18,16 +17,13 @@ from orchestrator.mission import result as result_doc
 from orchestrator.run.plan import _record
 from orchestrator.run.runner import exec_request
 from orchestrator.sandbox.execute import ExecOutcome, Meta, outcome_from_wire
+from tests.unit import test_execute_limits as limits
 
-HELLO: dict[str, Any] = {
-    "prepare": {"execute": [{"command": ["./main"], "stdout": "out", "stderr": "err"}]},
-}
+HELLO = limits.with_execute(stdout="out", stderr="err")
 
 
 def with_execute(**fields: Any) -> dict[str, Any]:
-    data = copy.deepcopy(HELLO)
-    data["prepare"]["execute"][0].update(fields)
-    return data
+    return limits.with_execute(**{"stdout": "out", "stderr": "err", **fields})
 
 
 def test_absent_it_changes_nothing() -> None:
