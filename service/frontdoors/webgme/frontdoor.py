@@ -11,7 +11,6 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, Metric
-from pydantic_settings import BaseSettings
 
 from orchestrator.run.runner import MissionIO
 from service.frontdoors.door import Callback, Core, DoorApi, door_app
@@ -21,6 +20,7 @@ from service.frontdoors.webgme.keys import BLOBS, EXECUTOR, REPO, RETENTION
 from service.frontdoors.webgme.repo import WebgmeRepo
 from service.frontdoors.webgme.retention import RetentionSweeper
 from service.frontdoors.webgme.routes import setup_webgme_routes
+from service.frontdoors.webgme.settings import WebgmeSettings
 from service.http.errors import error_middleware
 from service.store import MissionRow
 
@@ -35,8 +35,8 @@ class WebgmeDoor:
         self._executor: executor.ExecutorDoor | None = None
         self._retention: RetentionSweeper | None = None
 
-    def settings_model(self) -> type[BaseSettings] | None:
-        return None  # its settings (quota, retention) are JUDGE_* of the server's Settings
+    def settings_model(self) -> type[WebgmeSettings]:
+        return WebgmeSettings  # the storage quota; the retention period is the judge's
 
     @asynccontextmanager
     async def _lifespan(self, core: Core) -> AsyncIterator[None]:
@@ -46,7 +46,7 @@ class WebgmeDoor:
             repo,
             s.data_dir / "blobs",
             contents_in_database=core.store.blob_contents,
-            quota_bytes=s.storage_quota_bytes,
+            quota_bytes=core.door_settings(self.name).storage_quota_bytes,
         )
         # Missions of the mission API read ``blob:`` files from this door's store, as their token.
         core.serve_blob_urls(blobs.reader_for)
