@@ -10,21 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
-from service.settings import ENV_PREFIX, SettingsError, describe
+from service.settings import Settings, SettingsError, describe
 
 
 class WebgmeSettings(BaseSettings):
     """Raises ``SettingsError`` naming the variable when a value is out of range."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        frozen=True,
-        extra="ignore",
-        allow_inf_nan=False,
-        validate_default=True,
-    )
+    model_config = Settings.model_config  # the judge's rules: JUDGE_*, frozen, checked defaults
 
     # Executor blobs per token (files and artifacts it uploaded or its jobs produced).
     storage_quota_bytes: int = Field(1 << 30, ge=1024, le=1 << 50)
