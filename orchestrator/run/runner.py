@@ -97,6 +97,9 @@ class _MissionRun:
                     self.main = await self._create(memory, live_reads=self.io.live_reads)
                 # Removed in the background (the runtime tracks it): the result need not wait.
                 stack.callback(self.main.close_later)
+                if self.io.archive:
+                    with self.times.phase("transfer"):
+                        await self.main.put_archive("", self.io.archive)
                 if self.io.inputs:
                     with self.times.phase("transfer"):
                         await self.main.put_files(self.io.inputs)
