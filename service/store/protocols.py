@@ -239,7 +239,7 @@ class DoorSqlRepo(Protocol):
         """``await fn(tx)`` inside one transaction: committed when it returns (its value is
         returned), rolled back when it raises (and that is raised). ``fn`` awaits only ``tx``:
         on SQLite it runs in one step on the store's thread, and awaiting anything else raises
-        ``service.store.transactions.TransactionSuspended`` (``service.store.transactions``)."""
+        ``TransactionSuspended`` (``service.store.transactions`` says how)."""
         ...
 
     async def migrate_door(self, door: str, scripts: list[str]) -> int:
