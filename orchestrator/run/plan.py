@@ -188,7 +188,7 @@ def exec_request(ex: Execute, meta_file: str = "") -> ExecRequest:
     """The sandbox request of an execute (its limits, files and interactor)."""
     return ExecRequest(
         meta_file=meta_file,
-        argv=tuple(ex.command),
+        argv=tuple(ex.argv),
         cpu_time_ms=ex.time_limit,
         memory_kib=ex.memory_limit,
         output_kib=ex.output_limit,
