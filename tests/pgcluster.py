@@ -71,9 +71,11 @@ class Cluster:
     def _run(self, argv: list[Any], check: bool = True) -> None:
         subprocess.run(argv, user=self.user, check=check, capture_output=True)
 
-    def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    def start(self, fsync: bool = False) -> None:
+        """Start the server and wait until it accepts connections (without fsync unless asked:
+        the tests crash processes, not the machine)."""
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        options += "" if fsync else " -c fsync=off"
         log = self.root / "log"
         self._run(
             [self.bindir / "pg_ctl", "-D", self.data, "-o", options, "-l", log, "-w", "start"]
