@@ -35,7 +35,8 @@ def _bindir() -> Path:
     return Path(initdb).resolve().parent
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free at the moment of asking."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -53,7 +54,7 @@ class Cluster:
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._run(
             [

@@ -114,3 +114,9 @@ def test_a_whsec_secret_must_be_base64(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUDGE_CALLBACK_SECRET", "whsec_%%%")
     with pytest.raises(SettingsError, match="JUDGE_CALLBACK_SECRET"):
         Settings.from_env()
+
+
+def test_sharing_a_port_needs_a_shared_database() -> None:
+    with pytest.raises(SettingsError, match="JUDGE_REUSE_PORT needs JUDGE_DATABASE_URL"):
+        Settings(reuse_port=True)
+    assert Settings(reuse_port=True, database_url="postgresql://db/judge").reuse_port
