@@ -58,7 +58,18 @@ async def serve(settings: Settings) -> None:
     log.info("stopped")
 
 
+def quieter_logging() -> None:
+    """Log records without what our format never shows: the calling frame (a stack walk per
+    record), thread and process names, as the logging HOWTO advises for speed. Every request
+    writes an access-log line: this takes 1-3 us off each (of 10-20 us here)."""
+    logging._srcfile = None  # the HOWTO names this private attribute for this purpose
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def main() -> None:
+    quieter_logging()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
