@@ -3,7 +3,7 @@
     python -m bench.intake_bench [--requests 4000] [--connections 64] [--warmup 500]
                                  [--client ab|aiohttp] [--keepalive] [--idle-workers]
                                  [--database sqlite|postgresql] [--env K=V ...]
-                                 [--tree DIR ...] [--runs 3] [--profile FILE]
+                                 [--tree DIR ...] [--runs 3] [--profile FILE] [--nodes N]
 
 Starts the server as its own process (``python -m service``, a fresh data directory, two workers
 kept busy by the very missions submitted, ``JUDGE_MAX_QUEUED=100000``), sends ``--warmup``
@@ -22,8 +22,9 @@ compare with) whose server is started instead of this one's; the trees take turn
 rounds, and a ratio against the first tree is printed per round, with the load average when each
 measurement began. ``--database postgresql`` starts a throwaway PostgreSQL cluster (fsync on, as
 in production) shared by the runs, a fresh database each. ``--profile FILE`` records the measured
-part with ``py-spy`` (``--format raw``, every thread and process of the server, idle samples left
-out).
+part with ``py-spy`` (``--format raw``, samples holding the GIL, every thread and process of the
+first node). ``--nodes N`` (PostgreSQL) starts N nodes sharing one port (``JUDGE_REUSE_PORT``), the two
+workers and two warm sandboxes split between them.
 """
 
 from __future__ import annotations
@@ -246,20 +247,30 @@ def postgres_server() -> Iterator[str]:
 
 
 async def measure(args: argparse.Namespace, tree: Path, pg_server: str | None) -> Figures:
-    """One server from ``tree``: warm up, then the measured run."""
+    """Servers from ``tree`` (``--nodes``, sharing a port, each with its share of the two
+    workers and warm sandboxes): warm up, then the measured run."""
     with tempfile.TemporaryDirectory() as tmp:
         pg_url = "" if pg_server is None else await pgcluster.fresh_database(pg_server)
-        env = server_env(
-            Path(tmp) / "data",
-            OWNER,
-            JUDGE_DEFAULT_IMAGE=args.image,
-            JUDGE_MAX_QUEUED="100000",
-            JUDGE_SHUTDOWN_GRACE_S="0",
-            JUDGE_POOL=f"{args.image}=2",
-            JUDGE_CALLBACK_ATTEMPTS="1",
-            JUDGE_DATABASE_URL=pg_url,
-            **dict(kv.split("=", 1) for kv in args.env),
-        )
+        share = str(max(1, 2 // args.nodes))
+        shared_port = {} if args.nodes == 1 else {"JUDGE_PORT": str(pgcluster.free_port())}
+        if args.nodes > 1:
+            shared_port["JUDGE_REUSE_PORT"] = "1"
+        servers = []
+        for n in range(args.nodes):
+            env = server_env(
+                Path(tmp) / f"data{n}",
+                f"{OWNER}-{n}",
+                JUDGE_DEFAULT_IMAGE=args.image,
+                JUDGE_MAX_QUEUED="100000",
+                JUDGE_SHUTDOWN_GRACE_S="0",
+                JUDGE_MAX_RUNNING=share,
+                JUDGE_POOL=f"{args.image}={share}",
+                JUDGE_CALLBACK_ATTEMPTS="1",
+                JUDGE_DATABASE_URL=pg_url,
+                **shared_port,
+                **dict(kv.split("=", 1) for kv in args.env),
+            )
+            servers.append(ServerProcess(env, cwd=tree))
         if args.idle_workers:
             body = urllib.parse.urlencode(
                 {"token": ALICE, "mission": json.dumps(sleeper(CALLBACK, 60))}
@@ -268,30 +279,29 @@ async def measure(args: argparse.Namespace, tree: Path, pg_server: str | None) -
             body = form_body()
         body_file = Path(tmp) / "body"
         body_file.write_bytes(body)
-        server = ServerProcess(env, cwd=tree)
-        url = await server.start()
-        assert server.proc is not None
-        pid = server.proc.pid
         profiler = None
         try:
+            url = ""
+            for server in servers:
+                url = await server.start()
+            pids = [server.proc.pid for server in servers if server.proc is not None]
             if args.warmup:
                 await _load(args, url, body, body_file, args.warmup)
             if args.profile:
-                spy = [_py_spy(), "record", "-p", str(pid), "-s", "--gil", "-r", "500", "-d", "600"]
+                spy = [_py_spy(), "record", "-p", str(pids[0]), "-s", "--gil", "-r", "500"]
                 profiler = subprocess.Popen(
-                    [*spy, "--format", "raw", "-o", args.profile],
+                    [*spy, "-d", "600", "--format", "raw", "-o", args.profile],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
                 await asyncio.sleep(1)  # py-spy attaches
             load = load_average()
-            cpu0, engine0, client0 = server_cpu(pid), engine_cpu(), _client_cpu()
+            cpu0, engine0, client0 = sum(map(server_cpu, pids)), engine_cpu(), _client_cpu()
             start = time.perf_counter()
             figures = await _load(args, url, body, body_file, args.requests)
             took = time.perf_counter() - start
-            figures.server_cpu_ms = (
-                (server_cpu(pid) - cpu0) / max(figures.statuses.get(200, 0), 1) * 1000
-            )
+            used = sum(map(server_cpu, pids)) - cpu0
+            figures.server_cpu_ms = used / max(figures.statuses.get(200, 0), 1) * 1000
             figures.engine_cores = (engine_cpu() - engine0) / took
             figures.client_cores = (_client_cpu() - client0) / took
             figures.load = load
@@ -299,8 +309,10 @@ async def measure(args: argparse.Namespace, tree: Path, pg_server: str | None) -
             if profiler is not None:
                 profiler.send_signal(2)  # SIGINT: py-spy writes what it has
                 profiler.wait(60)
-            await server.terminate(timeout=120)
-            await remove_owned(OWNER)
+            for n, server in enumerate(servers):
+                if server.proc is not None:
+                    await server.terminate(timeout=120)
+                await remove_owned(f"{OWNER}-{n}")
     return figures
 
 
@@ -324,9 +336,12 @@ async def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--env", action="append", default=[], help="K=V for the server")
     parser.add_argument("--tree", action="append", type=Path, help="a judge checkout to run")
+    parser.add_argument("--nodes", type=int, default=1, help="nodes sharing the port (PostgreSQL)")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--profile", help="py-spy raw output of the (last) measured run")
     args = parser.parse_args()
+    if args.nodes > 1 and args.database != "postgresql":
+        raise SystemExit("--nodes needs --database postgresql (JUDGE_REUSE_PORT)")
     if args.client == "ab" and shutil.which("ab") is None:
         raise SystemExit("ab not found: apt-get install apache2-utils (or --client aiohttp)")
     trees = [t.resolve() for t in (args.tree or [REPO])]
@@ -334,7 +349,7 @@ async def main() -> None:
     keep = "keep-alive" if args.keepalive or args.client == "aiohttp" else "a connection each"
     print(
         f"{args.requests} hello-world submissions after {args.warmup}, {args.connections} "
-        f"connections ({args.client}, {keep}), {workers}, {args.database}, "
+        f"connections ({args.client}, {keep}), {workers}, {args.database}, {args.nodes} node(s), "
         f"{os.cpu_count()} cpus; goal 2000/s, p99 <= 100 ms"
     )
     with postgres_server() if args.database == "postgresql" else _nothing() as pg:
