@@ -23,8 +23,8 @@ rounds, and a ratio against the first tree is printed per round, with the load a
 measurement began. ``--database postgresql`` starts a throwaway PostgreSQL cluster (fsync on, as
 in production) shared by the runs, a fresh database each. ``--profile FILE`` records the measured
 part with ``py-spy`` (``--format raw``, samples holding the GIL, every thread and process of the
-first node). ``--nodes N`` (PostgreSQL) starts N nodes sharing one port (``JUDGE_REUSE_PORT``), the two
-workers and two warm sandboxes split between them.
+first node). ``--nodes N`` (PostgreSQL) starts N nodes sharing one port (``JUDGE_REUSE_PORT``),
+the two workers and two warm sandboxes split between them.
 """
 
 from __future__ import annotations
