@@ -23,8 +23,8 @@ rounds, and a ratio against the first tree is printed per round, with the load a
 measurement began. ``--database postgresql`` starts a throwaway PostgreSQL cluster (fsync on, as
 in production) shared by the runs, a fresh database each. ``--profile FILE`` records the measured
 part with ``py-spy`` (``--format raw``, samples holding the GIL, every thread and process of the
-first node). ``--nodes N`` (PostgreSQL) starts N nodes sharing one port (``JUDGE_REUSE_PORT``),
-the two workers and two warm sandboxes split between them.
+first node). ``--nodes N`` (PostgreSQL; repeatable, each taking its turn) starts N nodes sharing one
+port (``JUDGE_REUSE_PORT``), the two workers and two warm sandboxes split between them.
 """
 
 from __future__ import annotations
@@ -246,17 +246,19 @@ def postgres_server() -> Iterator[str]:
         own.remove()
 
 
-async def measure(args: argparse.Namespace, tree: Path, pg_server: str | None) -> Figures:
+async def measure(
+    args: argparse.Namespace, tree: Path, nodes: int, pg_server: str | None
+) -> Figures:
     """Servers from ``tree`` (``--nodes``, sharing a port, each with its share of the two
     workers and warm sandboxes): warm up, then the measured run."""
     with tempfile.TemporaryDirectory() as tmp:
         pg_url = "" if pg_server is None else await pgcluster.fresh_database(pg_server)
-        share = str(max(1, 2 // args.nodes))
-        shared_port = {} if args.nodes == 1 else {"JUDGE_PORT": str(pgcluster.free_port())}
-        if args.nodes > 1:
+        share = str(max(1, 2 // nodes))
+        shared_port = {} if nodes == 1 else {"JUDGE_PORT": str(pgcluster.free_port())}
+        if nodes > 1:
             shared_port["JUDGE_REUSE_PORT"] = "1"
         servers = []
-        for n in range(args.nodes):
+        for n in range(nodes):
             env = server_env(
                 Path(tmp) / f"data{n}",
                 f"{OWNER}-{n}",
@@ -336,11 +338,14 @@ async def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--env", action="append", default=[], help="K=V for the server")
     parser.add_argument("--tree", action="append", type=Path, help="a judge checkout to run")
-    parser.add_argument("--nodes", type=int, default=1, help="nodes sharing the port (PostgreSQL)")
+    parser.add_argument(
+        "--nodes", type=int, action="append", help="nodes sharing the port (PostgreSQL)"
+    )
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--profile", help="py-spy raw output of the (last) measured run")
     args = parser.parse_args()
-    if args.nodes > 1 and args.database != "postgresql":
+    args.nodes = args.nodes or [1]
+    if max(args.nodes) > 1 and args.database != "postgresql":
         raise SystemExit("--nodes needs --database postgresql (JUDGE_REUSE_PORT)")
     if args.client == "ab" and shutil.which("ab") is None:
         raise SystemExit("ab not found: apt-get install apache2-utils (or --client aiohttp)")
@@ -349,17 +354,21 @@ async def main() -> None:
     keep = "keep-alive" if args.keepalive or args.client == "aiohttp" else "a connection each"
     print(
         f"{args.requests} hello-world submissions after {args.warmup}, {args.connections} "
-        f"connections ({args.client}, {keep}), {workers}, {args.database}, {args.nodes} node(s), "
+        f"connections ({args.client}, {keep}), {workers}, {args.database}, "
         f"{os.cpu_count()} cpus; goal 2000/s, p99 <= 100 ms"
     )
     with postgres_server() if args.database == "postgresql" else _nothing() as pg:
         for n in range(args.runs):
             first: Figures | None = None
             for tree in trees:
-                figures = await measure(args, tree, pg)
-                ratio = "" if first is None else f"  x{figures.accepted_s / first.accepted_s:.2f}"
-                first = first or figures
-                print(f"run {n + 1} {tree.name:>12}: {figures.line()}{ratio}", flush=True)
+                for nodes in args.nodes:
+                    figures = await measure(args, tree, nodes, pg)
+                    ratio = (
+                        "" if first is None else f"  x{figures.accepted_s / first.accepted_s:.2f}"
+                    )
+                    first = first or figures
+                    name = f"{tree.name} {nodes} node{'s' if nodes > 1 else ''}"
+                    print(f"run {n + 1} {name:>16}: {figures.line()}{ratio}", flush=True)
 
 
 @contextmanager
