@@ -331,11 +331,12 @@ class PgStore(BlobsAndJobs, EveryRepository):
                 await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
             return True
 
-    async def requeue(self, mission_id: int, owner: str) -> bool:
+    async def requeue(self, mission_id: int, owner: str, *, started: bool = True) -> bool:
         """Queued again, and every node told (another one may claim it first)."""
+        statement = sql.REQUEUE_ONE if started else sql.UNCLAIM_ONE
         async with self._tx() as conn:
             status = await conn.execute(
-                *sql.REQUEUE_ONE.bind_pg(mission_id=mission_id, owner=owner, now=time.time())
+                *statement.bind_pg(mission_id=mission_id, owner=owner, now=time.time())
             )
             if status != "UPDATE 1":
                 return False
