@@ -16,7 +16,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, Self, TypeVar
 
 import asyncpg
@@ -27,6 +28,7 @@ from service.store.protocols import EveryRepository
 from service.store.records import (
     MISSION_KIND,
     MissionRow,
+    StoreFull,
     hash_token,
     mission_row,
     new_token,
@@ -75,6 +77,42 @@ async def migrate(conn: asyncpg.Connection) -> int:
         return len(MIGRATIONS)
 
 
+@contextmanager
+def _full_disk_told() -> Iterator[None]:
+    """PostgreSQL's own disk full (SQLSTATE 53100: "could not extend file", "No space left on
+    device") raised as ``StoreFull``, as SQLite's full data directory is: a 503 with
+    ``Retry-After`` (this node cannot store now) rather than a 500 that reads as a bug."""
+    try:
+        yield
+    except asyncpg.DiskFullError as e:
+        raise StoreFull(f"the database's disk is full ({e})") from e
+
+
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """Every connection of the store's pool: each statement (a transaction's COMMIT too, and the
+    pool's own ``execute``/``fetch*``, which run on one of these) tells a full disk."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        with _full_disk_told():
+            return await super().execute(*args, **kwargs)
+
+    async def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        with _full_disk_told():
+            return await super().executemany(*args, **kwargs)
+
+    async def fetch(self, *args: Any, **kwargs: Any) -> Any:
+        with _full_disk_told():
+            return await super().fetch(*args, **kwargs)
+
+    async def fetchrow(self, *args: Any, **kwargs: Any) -> Any:
+        with _full_disk_told():
+            return await super().fetchrow(*args, **kwargs)
+
+    async def fetchval(self, *args: Any, **kwargs: Any) -> Any:
+        with _full_disk_told():
+            return await super().fetchval(*args, **kwargs)
+
+
 class PgStore(BlobsAndJobs, EveryRepository):
     """A pool of connections to PostgreSQL implementing every repository protocol (each method
     does what its protocol promises), and a dedicated connection for ``LISTEN``.
@@ -98,7 +136,9 @@ class PgStore(BlobsAndJobs, EveryRepository):
         deadline = time.monotonic() + connect_s
         while True:
             try:
-                pool = await asyncpg.create_pool(url, min_size=1, max_size=max_connections)
+                pool = await asyncpg.create_pool(
+                    url, min_size=1, max_size=max_connections, connection_class=_Connection
+                )
                 break
             except (OSError, asyncpg.CannotConnectNowError) as e:
                 if time.monotonic() >= deadline:
