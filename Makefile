@@ -11,8 +11,8 @@ PISTON_STAMP := tests/piston/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv install engine engine-stop test-engine images image compose postgres node \
-	format lint typecheck test test-unit bench run clean webgme webgme-deps piston piston-deps \
-	chromium screenshots
+	format lint typecheck test test-unit bench bench-dmoj bench-judgement run clean webgme \
+	webgme-deps piston piston-deps chromium screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -101,9 +101,17 @@ bench: venv images postgres ## benchmarks against raw Docker operations (sandbox
 	$(PY) -m bench.mission_bench
 	$(PY) -m bench.service_bench
 	$(PY) -m bench.intake_bench
-	$(PY) -m bench.side_by_side $(if $(BENCH_VENV),--peers $(BENCH_VENV))
+	$(PY) -m bench.side_by_side $(if $(wildcard $(BENCH_PEERS)/bin/python),--peers $(BENCH_PEERS))
 	$(PY) -m bench.runtime_bench
 	$(PY) -m bench.cluster_bench
+
+BENCH_PEERS ?= build/bench-peers
+
+bench-dmoj: ## the benchmarks' peers (DMOJ judge 4.1, epicbox) in a virtualenv of their own, $(BENCH_PEERS) (never CI)
+	bash bench/dmoj/setup.sh $(BENCH_PEERS)
+
+bench-judgement: venv images bench-dmoj ## the 20-case C judgement against DMOJ and the fresh-container floor, same run
+	$(PY) -m bench.judgement --peers $(BENCH_PEERS)
 
 run: venv images ## start the server (JUDGE_* settings from the environment)
 	$(PY) -m service

@@ -82,6 +82,7 @@ def judgement(
     scoped: bool = True,
     parallel: int = 1,
     count_passes: bool = False,
+    compare: bool = False,
 ) -> dict[str, Any]:
     """A C judgement: compile ``main.c`` once, then per task run the binary on its input and
     ``diff`` its output against the answer.
@@ -89,7 +90,8 @@ def judgement(
     ``url`` gives the URL of a file of :func:`judgement_files` by its name. ``scoped``: each run
     in a fresh sandbox (importing the binary and the input, exporting the output); ``parallel``
     above 1 also scopes each check and sets ``tasks.parallel``; ``count_passes`` adds a final
-    stage whose ``passed`` file holds the number of checks that passed.
+    stage whose ``passed`` file holds the number of checks that passed; ``compare`` checks with
+    the format's ``compare`` (the judge compares the files, no process) instead of ``diff``.
     """
     run: dict[str, Any] = {
         "name": "run",
@@ -131,7 +133,11 @@ def judgement(
                 run,
                 {
                     "name": "check",
-                    "command": ["diff", "out__TASK_ID__.txt", "ANSWER"],
+                    **(
+                        {"compare": {"output": "out__TASK_ID__.txt", "answer": "ANSWER"}}
+                        if compare
+                        else {"command": ["diff", "out__TASK_ID__.txt", "ANSWER"]}
+                    ),
                     "meta": "check__TASK_ID__.meta",
                     **(
                         {"scope": {"enable": True, "import": ["out__TASK_ID__.txt", "ANSWER"]}}

@@ -1,6 +1,8 @@
 """The peers of ``bench/side_by_side.py``, run with a separate virtualenv's Python.
 
-    /work/benchvenv/bin/python bench/peers.py dmoj|epicbox --image IMAGE --tasks 20 --repeat 3
+    build/bench-peers/bin/python bench/peers.py dmoj|epicbox --image IMAGE --tasks 20 --repeat 3
+
+The virtualenv is made by ``bash bench/dmoj/setup.sh`` (``make bench-dmoj``).
 
 Does the same 20-case C judgement as the judge's row (compile A+B once, then per test run the
 binary on its input and compare with the answer) and prints one JSON line:
@@ -8,7 +10,7 @@ binary on its input and compare with the answer) and prints one JSON line:
 
 - ``dmoj``: DMOJ's judge 4.x in-process (``LocalJudge``, as its CLI does), native ptrace sandbox,
   a problem directory with the test cases as files; the time is one ``begin_grading`` (compile +
-  every case + checker), blocking.
+  every case + checker), blocking; every case must come back AC.
 - ``epicbox``: epicbox 1.x; compile in one container with a working-directory volume, then every
   test in a fresh container of IMAGE (which must run commands directly: an image without the
   judge's supervisor as entry point), output compared in Python.
@@ -63,6 +65,11 @@ def run_dmoj(n: int, repeat: int) -> list[float]:
     judge = LocalJudge()
     results: list[float] = []
     failures: list[str] = []
+    verdicts: list[str] = []
+    # The local packet manager drops every verdict; keep them, to check that all cases passed.
+    judge.packet_manager.test_case_status_packet = (  # type: ignore[method-assign]
+        lambda _position, result: verdicts.append(result.readable_codes()[0])
+    )
 
     def report(*args: object) -> None:
         text = " ".join(map(str, args))
@@ -70,6 +77,7 @@ def run_dmoj(n: int, repeat: int) -> list[float]:
             failures.append(text)
 
     for r in range(repeat + 1):
+        verdicts.clear()
         start = time.perf_counter()
         judge.begin_grading(
             Submission(r + 1, "aplusb", "C", MAIN_C, 1.0, 65536, False, {}),
@@ -77,6 +85,8 @@ def run_dmoj(n: int, repeat: int) -> list[float]:
             report=report,
         )
         results.append(time.perf_counter() - start)
+        if verdicts != ["AC"] * n:
+            failures.append(f"verdicts {verdicts}, expected {n} x AC")
     judge.murder()
     if failures:
         raise RuntimeError("; ".join(failures)[:300])

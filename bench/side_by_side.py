@@ -62,10 +62,14 @@ def data_url(content: bytes) -> str:
     return "data:application/octet-stream;base64," + base64.b64encode(content).decode()
 
 
-def data_judgement(n: int, *, scoped: bool, parallel: int = 1) -> dict[str, Any]:
+def data_judgement(
+    n: int, *, scoped: bool, parallel: int = 1, compare: bool = False
+) -> dict[str, Any]:
     """The judgement of ``n`` tasks with every file inline as a ``data:`` URL."""
     files = judgement_files(n)
-    return judgement(n, lambda name: data_url(files[name]), scoped=scoped, parallel=parallel)
+    return judgement(
+        n, lambda name: data_url(files[name]), scoped=scoped, parallel=parallel, compare=compare
+    )
 
 
 # -- raw Docker --------------------------------------------------------------------------------
@@ -82,13 +86,15 @@ def fresh_container(client: docker.DockerClient, image: str) -> None:
         c.remove(force=True)
 
 
-def engine_floor(image: str, per_level: int) -> dict[int, float]:
-    """Fresh containers per second at each concurrency."""
+def engine_floor(
+    image: str, per_level: int, levels: tuple[int, ...] = (1, 2, 4, 8)
+) -> dict[int, float]:
+    """Fresh containers per second at each concurrency of ``levels``."""
     client = docker.from_env()
     rates = {}
     try:
         fresh_container(client, image)  # warm
-        for level in (1, 2, 4, 8):
+        for level in levels:
             start = time.perf_counter()
             with ThreadPoolExecutor(level) as ex:
                 list(ex.map(lambda _: fresh_container(client, image), range(per_level)))
@@ -167,7 +173,7 @@ async def judge_hello_ms(image: str, runs: int, gap_s: float) -> list[float]:
 
 
 async def judge_judgement_s(
-    image: str, n: int, *, scoped: bool, repeat: int, parallel: int = 1
+    image: str, n: int, *, scoped: bool, repeat: int, parallel: int = 1, compare: bool = False
 ) -> list[float]:
     limits = FetchLimits(block_private=False)
     out = []
@@ -181,7 +187,9 @@ async def judge_judgement_s(
             deps = MissionDeps(
                 rt, session, image, fetch_limits=limits, pool=pool, max_task_parallel=parallel
             )
-            mission = parse_mission(data_judgement(n, scoped=scoped, parallel=parallel))
+            mission = parse_mission(
+                data_judgement(n, scoped=scoped, parallel=parallel, compare=compare)
+            )
             for _ in range(repeat + 1):
                 await pool.refresh()
                 while pool.snapshot()["images"][image]["ready"] < 4:  # type: ignore[index]

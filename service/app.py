@@ -98,6 +98,7 @@ async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         box_kib=s.sandbox_box_kib,
         tmp_kib=s.sandbox_tmp_kib,
         pids_limit=s.sandbox_pids,
+        removal_defer_max_s=s.pool_defer_max_s,
     )
     async with open_runtime(config, threads=s.engine_threads, check_engine=False) as runtime:
         # Sandboxes of this owner that exist now were left by a crash: nothing runs yet.
@@ -138,6 +139,9 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
         cap=s.pool_max,
         concurrency=s.pool_concurrency,
         memory_kib=s.pool_memory_kib,
+        refill_delay_s=s.pool_quiet_s,
+        refill_defer_max_s=s.pool_defer_max_s,
+        demand_window_s=s.pool_window_s,
     )
     app[POOL] = pool
     pool.start()

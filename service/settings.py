@@ -94,8 +94,15 @@ class Settings(BaseSettings):
     # Warm sandboxes per image, "IMAGE=N,IMAGE=N"; unset or "": the default image with 2 ready;
     # "none": no pool.
     pool: str | None = None
-    pool_max: int = Field(8, ge=0, le=64)
+    # The most sandboxes one image keeps ready: its target follows demand (the most taken
+    # between two moments the pool was full, over the last pool_window_s) up to this.
+    pool_max: int = Field(24, ge=0, le=64)
+    pool_window_s: float = Field(60.0, ge=1, le=86400)
     pool_concurrency: int = Field(2, ge=1, le=64)
+    # Refills and removals of used sandboxes wait for this long a quiet spell (no sandbox in
+    # use), at most pool_defer_max_s, so that they do not slow the executes running meanwhile.
+    pool_quiet_s: float = Field(0.25, ge=0, le=60)
+    pool_defer_max_s: float = Field(2.0, ge=0, le=600)
     # The execute memory (KiB) a warm sandbox's hard fence is sized for. The supervisor enforces
     # each execute's own limit; an execute asking more than this costs an engine call to raise
     # the fence. 512 MiB: what the doors' and the playground's compile steps ask.

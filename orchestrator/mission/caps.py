@@ -108,6 +108,9 @@ def _execute_strings(execute: object) -> list[str]:
     command = execute.get("command")
     if isinstance(command, list):
         out += command
+    compare = execute.get("compare")
+    if isinstance(compare, dict):
+        out += list(compare.values())
     scope = execute.get("scope")
     if isinstance(scope, dict):
         for key in ("import", "export"):

@@ -112,9 +112,10 @@ def expand_execute(
 ) -> Execute:
     """``execute`` with the macros applied to each of its strings, validated again.
 
-    The strings are the command items, ``name``, ``meta``, ``stdin``, ``stdout``, ``stderr``,
-    the scope's ``import``/``export`` paths and the interactor's command, ``meta``, ``stderr``
-    and ``private`` paths. When no macro occurs, ``execute`` itself is returned.
+    The strings are the command items (or the ``compare`` paths), ``name``, ``meta``, ``stdin``,
+    ``stdout``, ``stderr``, the scope's ``import``/``export`` paths and the interactor's command,
+    ``meta``, ``stderr`` and ``private`` paths. When no macro occurs, ``execute`` itself is
+    returned.
     Raises :class:`MissionInvalid` (paths under ``path``) when an expanded value breaks a rule,
     e.g. a macro value that puts ``..`` into a file name; never for a mission that
     :func:`parse_mission` accepted.
@@ -123,7 +124,10 @@ def expand_execute(
     done = dict(raw)
     for key in ("name", "meta", "stdin", "stdout", "stderr"):
         done[key] = expand(raw[key], macros)
-    done["command"] = [expand(arg, macros) for arg in raw["command"]]
+    if "command" in raw:
+        done["command"] = [expand(arg, macros) for arg in raw["command"]]
+    if "compare" in raw:
+        done["compare"] = {key: expand(value, macros) for key, value in raw["compare"].items()}
     if "interactor" in raw:
         inter = dict(raw["interactor"])
         inter["command"] = [expand(arg, macros) for arg in inter["command"]]

@@ -88,8 +88,8 @@ class _Program(_Model):
 
     @field_validator("command")
     @classmethod
-    def _program_named(cls, value: list[str]) -> list[str]:
-        if not value[0]:
+    def _program_named(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value[0]:
             raise ValueError("the program, command[0], must not be empty")
         return value
 
@@ -111,9 +111,30 @@ class Interactor(_Program):
     private: list[FileName] = Field(default_factory=list, max_length=64)
 
 
-class Execute(_Program, _Named):
-    """One command and its limits (memory KiB, CPU time ms, output KiB), files and options."""
+class Compare(_Model):
+    """A check without a process (an extension of the seed's format): the judge compares the
+    mission sandbox's ``output`` with ``answer`` byte for byte, as ``cmp`` would."""
 
+    output: RelativePath
+    answer: RelativePath
+
+
+def _command_optional_with_compare(schema: dict[str, Any]) -> None:
+    required = schema.get("required")
+    if isinstance(required, list) and "command" in required:
+        required.remove("command")
+        if not required:
+            del schema["required"]
+
+
+class Execute(_Program, _Named):
+    """One command and its limits (memory KiB, CPU time ms, output KiB), files and options;
+    or, with ``compare`` instead of ``command``, a comparison of two files (no process)."""
+
+    model_config = ConfigDict(json_schema_extra=_command_optional_with_compare)
+
+    # Required (a missing one is reported as such) unless ``compare`` is given, then None.
+    command: Annotated[list[Arg], Field(min_length=1)] | None  # type: ignore[assignment]
     meta: FileName = "meta"
     stdin: OptionalFileName = ""
     stdout: OptionalFileName = ""
@@ -128,6 +149,46 @@ class Execute(_Program, _Named):
     process_limit: Annotated[int, Field(ge=1, le=MAX_PROCESSES)] | None = None
     file_size_limit: Annotated[int, Field(ge=0, le=MAX_FILE_SIZE_KIB)] | None = None
     stack_limit: Annotated[int, Field(ge=MIN_STACK_KIB, le=MAX_STACK_KIB)] | None = None
+    # An extension: compare two files instead of running a command (docs/missions.md).
+    compare: Compare | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_command_with_compare(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "compare" in data and "command" not in data:
+            return {**data, "command": None}
+        return data
+
+    @model_validator(mode="after")
+    def _command_or_compare(self) -> Execute:
+        if self.compare is None:
+            if self.command is None:
+                raise ValueError("'command' is required (or 'compare', to compare two files)")
+            return self
+        if self.command is not None:
+            raise ValueError("an execute has either 'command' or 'compare', not both")
+        given = [
+            key
+            for key, value in (
+                ("stdin", self.stdin),
+                ("stdout", self.stdout),
+                ("stderr", self.stderr),
+                ("interactor", self.interactor),
+                ("scope", self.scope.enable or None),
+            )
+            if value
+        ]
+        if given:
+            raise ValueError(
+                f"'compare' runs no process: {', '.join(repr(k) for k in given)} cannot be set "
+                "(a comparison is made in the mission's own sandbox)"
+            )
+        return self
+
+    @property
+    def argv(self) -> list[str]:
+        """The command (empty for a ``compare``)."""
+        return self.command or []
 
     @model_validator(mode="after")
     def _pipes_are_the_interactors(self) -> Execute:

@@ -59,7 +59,10 @@ class MissionDeps:
 class MissionIO:
     """Files a front door hands in and paths it wants back; the mission API uses neither.
 
-    ``inputs`` (relative path -> content) are placed in the main sandbox before prepare.
+    ``inputs`` (relative path -> content) are placed in the main sandbox before prepare, after
+    ``archive``: a tar already vetted (``orchestrator.sandbox.tar.vet_archive``: only regular
+    files and directories, safe names), unpacked into ``/box`` by the supervisor (a front door's
+    compiled box, so that a cached compile costs no execute to unpack).
     After final, each path of ``collect`` ("" = the whole sandbox) is read back as a vetted tar
     (links and devices left out) into ``collected``, or its error into ``collect_errors``.
     ``sandbox`` is the main sandbox while the mission's stages run (None before its inputs are
@@ -71,6 +74,7 @@ class MissionIO:
     """
 
     inputs: dict[str, bytes] = field(default_factory=dict)
+    archive: bytes = b""
     collect: list[str] = field(default_factory=list)
     collected: dict[str, bytes] = field(default_factory=dict)
     collect_errors: dict[str, str] = field(default_factory=dict)
@@ -181,7 +185,7 @@ def exec_request(ex: Execute, meta_file: str = "") -> ExecRequest:
     """The sandbox request of an execute (its limits, files and interactor)."""
     return ExecRequest(
         meta_file=meta_file,
-        argv=tuple(ex.command),
+        argv=tuple(ex.argv),
         cpu_time_ms=ex.time_limit,
         memory_kib=ex.memory_limit,
         output_kib=ex.output_limit,

@@ -97,6 +97,9 @@ class _MissionRun:
                     self.main = await self._create(memory, live_reads=self.io.live_reads)
                 # Removed in the background (the runtime tracks it): the result need not wait.
                 stack.callback(self.main.close_later)
+                if self.io.archive:
+                    with self.times.phase("transfer"):
+                        await self.main.put_archive("", self.io.archive)
                 if self.io.inputs:
                     with self.times.phase("transfer"):
                         await self.main.put_files(self.io.inputs)
@@ -313,7 +316,10 @@ class _MissionRun:
         if main is None:
             return _entry(ex, Meta.system_error(self.main_error or "no sandbox"))
         try:
-            if ex.scope.enable:
+            if ex.compare is not None:
+                with self.times.phase("execute"):
+                    outcome = await _compare(main, ex.compare.output, ex.compare.answer)
+            elif ex.scope.enable:
                 outcome = await self._scoped(ex, main, overlay, index)
             else:
                 # A version 2 supervisor writes the meta file in the same round trip.
@@ -466,6 +472,26 @@ class _MissionRun:
         for stage in self.stages:
             for i in range(stage.done, len(stage.executes)):
                 stage.result["execute"][i] = _entry(stage.executes[i], Meta.system_error(message))
+
+
+async def _compare(main: Sandbox, output: str, answer: str) -> ExecOutcome:
+    """A ``compare`` execute: the outcome a ``cmp output answer`` check would have, without a
+    process: equal is status "" (exit 0); different is RE, exit 1, with the first differing
+    byte; a file that cannot be read (missing, a link, not a regular file) is RE, exit 2."""
+    if not main.file_ops:
+        return ExecOutcome(
+            Meta.system_error(
+                f"image '{main.image}' has a supervisor without file operations, which "
+                "'compare' needs (rebuild it on the current judge/base)"
+            )
+        )
+    got = await main.compare_files(output, answer)
+    if isinstance(got, str):
+        return ExecOutcome(Meta(status="RE", message=f"cannot compare: {got}", exit_code=2))
+    if got >= 0:
+        message = f"'{output}' and '{answer}' differ at byte {got}"
+        return ExecOutcome(Meta(status="RE", message=message, exit_code=1))
+    return ExecOutcome(Meta())
 
 
 async def _close_when_created(creating: asyncio.Future[Sandbox]) -> None:

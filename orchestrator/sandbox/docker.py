@@ -494,6 +494,12 @@ class DockerAdapter:
         Raises ``SandboxError`` when the stream breaks, stays silent for ``timeout_s`` or
         misbehaves; the sandbox is unusable afterwards.
         """
+        # On the event loop when the stream allows: a thread hop each way cost about as much as
+        # the supervisor's own round trip (a ping: 0.42 ms by thread, 0.19 ms on the loop).
+        with _stream_errors(handle, timeout_s):
+            answer = await handle.stream.exchange(line, timeout_s)
+        if answer is not None:
+            return answer
 
         def run() -> bytes:
             with _stream_errors(handle, timeout_s):

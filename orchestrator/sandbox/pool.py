@@ -1,13 +1,24 @@
 """A warm pool of fresh sandboxes per image: started ahead of demand, each used once.
 
-Creating a sandbox is the engine's slowest work (well over 100 ms), so ``SandboxPool`` keeps a few
+Creating a sandbox is the engine's slowest work (well over 100 ms), so ``SandboxPool`` keeps some
 started per configured image and hands one out per ``take``. A pooled sandbox has never run
-anything; whoever takes it owns it and removes it afterwards: it never goes back. The pool
-refills in the background with bounded concurrency, grows its target on misses (up to a cap) and
-shrinks back when demand goes away. It drains when the image behind its name changes (a rebuild
-gives a new image id): the refill loop looks every two seconds, ``refresh`` at once. Pooled
-sandboxes carry the runtime's owner label, so the sweep at start removes what a crash left
-behind, exactly as for every other sandbox.
+anything; whoever takes it owns it and removes it afterwards: it never goes back.
+
+How many it keeps follows demand (``Demand``): the target is one more than the most sandboxes
+taken between two moments the pool was full, over the last ``demand_window_s`` (at least the
+configured base size, at most ``cap``). A burst of twenty executes empties a pool of two and
+raises the target to 21, so the next burst finds enough ready and leaves one; a steady trickle
+that the refills keep up with leaves it at the base size; the target falls back once the window
+holds no such burst.
+
+Refills run in the background with bounded concurrency and, like removals, in quiet spells
+(``quiet.Activity``: no sandbox in use for ``refill_delay_s``, waiting at most
+``refill_defer_max_s``): creating a container on a small machine slows the executes running
+meanwhile. A pool left empty refills at once (its next taker would wait for a creation anyway).
+The pool drains when the image behind its name changes (a rebuild gives a new image id): the
+refill loop looks every two seconds, ``refresh`` at once. Pooled sandboxes carry the runtime's
+owner label, so the sweep at start removes what a crash left behind, exactly as for every other
+sandbox.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from orchestrator.errors import JudgeError
@@ -27,8 +38,6 @@ log = logging.getLogger(__name__)
 
 # Seconds between checks of the image behind a pooled name (a rebuild drains the pool).
 _RECHECK_S = 2.0
-# Seconds without a miss after which a grown target shrinks by one toward its base size.
-_SHRINK_AFTER_S = 30.0
 # Seconds to wait before trying again after a creation failed (engine down, image missing).
 _RETRY_S = 5.0
 
@@ -71,16 +80,43 @@ class PoolStats:
     failures: int = 0
 
 
+class Demand:
+    """Sandboxes one image needed at once lately: the most taken between two moments its pool
+    was full, over the last ``window_s`` seconds (pure; the pool feeds it)."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
+        self._clock = clock
+        self.since_full = 0  # taken since the pool was last full
+        self._peaks: deque[tuple[float, int]] = deque(maxlen=1024)  # (when, taken that cycle)
+
+    def taken(self) -> None:
+        self.since_full += 1
+
+    def full(self) -> None:
+        """The pool holds its target again: the cycle's demand is recorded."""
+        if self.since_full:
+            self._peaks.append((self._clock(), self.since_full))
+            self.since_full = 0
+
+    def need(self) -> int:
+        """The most taken in one cycle within the window (the current one included)."""
+        horizon = self._clock() - self.window_s
+        while self._peaks and self._peaks[0][0] < horizon:
+            self._peaks.popleft()
+        return max([self.since_full, *(n for _, n in self._peaks)])
+
+
 @dataclass
 class _ImagePool:
     image: str
     base: int
     target: int
+    demand: Demand
     ready: deque[Sandbox] = field(default_factory=deque)
     creating: int = 0
     image_id: str | None = None
     checked_at: float = -1e9
-    last_miss: float = 0.0
     retry_at: float = 0.0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -93,22 +129,26 @@ class SandboxPool:
         runtime: SandboxRuntime,
         sizes: Mapping[str, int],
         *,
-        cap: int = 8,
+        cap: int = 24,
         concurrency: int = 2,
         memory_kib: int = 524_288,
         refill_delay_s: float = 0.25,
+        refill_defer_max_s: float = 2.0,
+        demand_window_s: float = 60.0,
     ) -> None:
         """``sizes``: base size per image; ``cap``: most sandboxes one image may hold ready;
         ``concurrency``: creations in flight at once (all images); ``memory_kib``: the execute
         memory the pooled sandboxes' hard fence is sized for (a larger limit grows it);
-        ``refill_delay_s``: how long a hit that leaves sandboxes ready waits to start refilling."""
+        ``refill_delay_s``: the quiet spell (no sandbox in use) a refill waits for, at most
+        ``refill_defer_max_s``; ``demand_window_s``: how long a burst keeps the target up."""
         self.runtime = runtime
         self.cap = cap
         self.memory_kib = memory_kib
         self.refill_delay_s = refill_delay_s
+        self.refill_defer_max_s = refill_defer_max_s
         self.stats = PoolStats()
         self._pools = {
-            image: _ImagePool(image, min(size, cap), min(size, cap))
+            image: _ImagePool(image, min(size, cap), min(size, cap), Demand(demand_window_s))
             for image, size in sizes.items()
             if size > 0
         }
@@ -130,6 +170,7 @@ class SandboxPool:
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        self.runtime.activity.wake()  # creations waiting for quiet see ``_stopped``
         # A creation runs on an engine thread that cannot be interrupted: let it finish, then
         # its sandbox is removed like the others (it sees ``_stopped``).
         while self._creations:
@@ -140,36 +181,27 @@ class SandboxPool:
     async def take(self, image: str, memory_kib: int = 65536) -> Sandbox:
         """A fresh sandbox of ``image`` for the caller alone, who must close it.
 
-        From the pool when one is ready (a hit), else created now (a miss, which also raises the
-        pool's target). Raises what ``SandboxRuntime.create`` raises.
+        From the pool when one is ready (a hit), else created now (a miss). Either way it
+        counts toward the image's demand. Raises what ``SandboxRuntime.create`` raises.
         """
         pool = self._pools.get(image)
         if pool is not None and not self._stopped:
+            pool.demand.taken()
+            self._retarget(pool)
             # No engine call here: the refill loop looks at the image every _RECHECK_S seconds,
             # so a rebuilt image drains its pool within that time, off the mission's path.
             while pool.ready:
                 box = pool.ready.popleft()
                 if box.alive:
                     self.stats.hits += 1
-                    self._refill_soon(pool)
+                    self.runtime.lend(box)
+                    self._taken_from(pool)
                     return box
                 self.stats.discarded += 1
                 box.close_later()
-            pool.last_miss = time.monotonic()
-            pool.target = min(self.cap, pool.target + 1)
-            pool.wake.set()
+            self._taken_from(pool)
         self.stats.misses += 1
         return await self.runtime.create(image, memory_kib)
-
-    def _refill_soon(self, pool: _ImagePool) -> None:
-        """Wake ``pool``'s refill now when it ran dry, else after ``refill_delay_s``: creating a
-        container keeps the engine and both cores of a small machine busy for ~0.2 s, which the
-        mission just handed a sandbox would otherwise share (a hello world's callback came 1.6x
-        later, measured); with sandboxes still ready, nobody waits for that one."""
-        if not pool.ready or self.refill_delay_s <= 0:
-            pool.wake.set()
-        else:
-            asyncio.get_running_loop().call_later(self.refill_delay_s, pool.wake.set)
 
     async def refresh(self) -> None:
         """Check now whether any pooled name stands for a new image, draining those that do."""
@@ -180,25 +212,41 @@ class SandboxPool:
         """Sizes, targets and counters, for health and metrics."""
         return {
             "images": {
-                p.image: {"ready": len(p.ready), "creating": p.creating, "target": p.target}
+                p.image: {
+                    "ready": len(p.ready),
+                    "creating": p.creating,
+                    "target": p.target,
+                    "base": p.base,
+                }
                 for p in self._pools.values()
             },
+            "cap": self.cap,
             "hits": self.stats.hits,
             "misses": self.stats.misses,
             "created": self.stats.created,
             "discarded": self.stats.discarded,
             "failures": self.stats.failures,
+            "removals_pending": self.runtime.removals_pending,
         }
 
     # -- background -----------------------------------------------------------------------------
+
+    def _retarget(self, pool: _ImagePool) -> None:
+        # One more than the demand seen: a burst of exactly that size leaves one ready, so its
+        # last execute does not share the cores with the refill an empty pool starts at once.
+        need = pool.demand.need()
+        pool.target = min(self.cap, max(pool.base, need + 1 if need > pool.base else 0))
+
+    def _taken_from(self, pool: _ImagePool) -> None:
+        pool.wake.set()  # the refill loop starts what the target now asks
+        if not pool.ready:
+            self.runtime.activity.wake()  # refills waiting for quiet go now (``_urgent``)
 
     async def _refill(self, pool: _ImagePool) -> None:
         while not self._stopped:
             pool.wake.clear()
             now = time.monotonic()
-            if pool.target > pool.base and now - pool.last_miss > _SHRINK_AFTER_S:
-                pool.target -= 1
-                pool.last_miss = now  # one step per quiet period
+            self._retarget(pool)
             await self._check_image(pool, max_age_s=_RECHECK_S)
             while len(pool.ready) > pool.target:
                 pool.ready.pop().close_later()
@@ -213,12 +261,22 @@ class SandboxPool:
                     await pool.wake.wait()
 
     async def _create_one(self, pool: _ImagePool) -> None:
-        image_id = pool.image_id
         try:
+            # In a quiet spell, unless the pool is empty: its next taker would wait for a
+            # creation anyway. Waited for before taking a
+            # creation slot, so that under load that never pauses every refill's wait runs out
+            # together and the slots then create at the engine's pace.
+            if not self._urgent(pool):
+                await self.runtime.activity.quiet(
+                    self.refill_delay_s,
+                    self.refill_defer_max_s,
+                    lambda: self._stopped or self._urgent(pool),
+                )
             async with self._slots:
                 if self._stopped:
                     return
-                box = await self.runtime.create(pool.image, self.memory_kib)
+                image_id = pool.image_id
+                box = await self.runtime.create(pool.image, self.memory_kib, lend=False)
         except JudgeError as e:
             self.stats.failures += 1
             pool.retry_at = time.monotonic() + _RETRY_S
@@ -231,8 +289,15 @@ class SandboxPool:
         if self._stopped or image_id != pool.image_id or len(pool.ready) >= pool.target:
             self.stats.discarded += 1
             box.close_later()
-        else:
-            pool.ready.append(box)
+            return
+        pool.ready.append(box)
+        if len(pool.ready) >= pool.target:
+            pool.demand.full()
+
+    @staticmethod
+    def _urgent(pool: _ImagePool) -> bool:
+        """Whether ``pool`` is empty: its next taker would wait for a creation anyway."""
+        return not pool.ready
 
     async def _check_image(self, pool: _ImagePool, max_age_s: float) -> None:
         """Drain ``pool`` when its name now stands for another image than its sandboxes'."""
@@ -256,4 +321,4 @@ class SandboxPool:
             pool.ready.popleft().close_later()
 
 
-__all__ = ["PoolStats", "SandboxPool", "parse_pool_sizes"]
+__all__ = ["Demand", "PoolStats", "SandboxPool", "parse_pool_sizes"]

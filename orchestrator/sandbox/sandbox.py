@@ -14,7 +14,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +32,8 @@ from orchestrator.sandbox.execute import (
     Meta,
     outcome_from_wire,
 )
+from orchestrator.sandbox.quiet import Activity
+from orchestrator.sandbox.removals import Removals
 from orchestrator.sandbox.seccomp import profile_json
 from orchestrator.sandbox.stream import ExecStream
 from orchestrator.sandbox.transfer import INLINE_BYTES, FileTransfers, copy_path, off_loop
@@ -55,8 +57,13 @@ class SandboxConfig:
     pids_limit: int = 128
     cpus: float = 1.0
     fence_slack_kib: int = 16 * 1024
-    # Seconds a background removal (close_later) waits before asking the engine.
+    # Background removals (close_later) wait for this long a quiet spell (no sandbox in use),
+    # at most removal_defer_max_s, and go removal_concurrency at a time; with
+    # removal_max_pending queued the oldest go at once (see removals.py).
     removal_delay_s: float = 0.1
+    removal_defer_max_s: float = 2.0
+    removal_concurrency: int = 2
+    removal_max_pending: int = 32
     start_timeout_s: float = 30.0
     runtime: str | None = None
     # /box as a plain tmpfs mount for images whose supervisor moves files (see PROTOCOL.md).
@@ -110,6 +117,7 @@ class Sandbox(FileTransfers):
         self._broken: str | None = None
         self._channel = asyncio.Lock()
         self._ran = False  # no execute yet: /box holds only what the judge put there
+        self._lent = False  # handed to a mission or an execute (``SandboxRuntime.lend``)
         self.closed = False
 
     @property
@@ -269,6 +277,7 @@ class Sandbox(FileTransfers):
         if self.closed:
             return
         self.closed = True
+        self._runtime.returned(self)
         await self._remove()
 
     async def _remove(self) -> None:
@@ -284,21 +293,17 @@ class Sandbox(FileTransfers):
     def close_later(self) -> None:
         """Refuse further requests now and remove the container in the background.
 
-        The removal is tracked by the runtime (``SandboxRuntime.drain`` awaits it), so nobody
-        waits for the engine's slowest call on a mission's critical path. Idempotent.
+        The removal waits in the runtime's queue for a quiet spell (``removals.py``): a removal
+        keeps the engine and a small machine's cores busy for ~0.1 s, which would otherwise
+        slow the missions running meanwhile. A sandbox that failed mid-conversation (a
+        cancelled execute may still be running in it) goes at once. ``SandboxRuntime.drain``
+        awaits every removal. Idempotent.
         """
         if self.closed:
             return
         self.closed = True
-        self._runtime.track(self._remove_after(self._runtime.config.removal_delay_s))
-
-    async def _remove_after(self, delay_s: float) -> None:
-        # A removal keeps the engine and a small machine's cores busy for ~0.1 s; started at
-        # once it shares them with what the mission does next (its commit and callback: a
-        # hello world's callback came ~20% later, measured). Nothing waits for it meanwhile.
-        if delay_s > 0:
-            await asyncio.sleep(delay_s)
-        await self._remove()
+        self._runtime.returned(self)
+        self._runtime.removals.add(self, now=self._broken is not None)
 
 
 class SandboxRuntime:
@@ -307,7 +312,16 @@ class SandboxRuntime:
     def __init__(self, adapter: DockerAdapter, config: SandboxConfig) -> None:
         self.adapter = adapter
         self.config = config
-        self._background: set[asyncio.Task[None]] = set()
+        # Sandboxes lent out, which background engine work (removals, refills) waits out.
+        self.activity = Activity()
+        self.removals: Removals[Sandbox] = Removals(
+            Sandbox._remove,
+            self.activity,
+            idle_s=config.removal_delay_s,
+            max_defer_s=config.removal_defer_max_s,
+            concurrency=config.removal_concurrency,
+            max_pending=config.removal_max_pending,
+        )
         # Sandboxes whose removal failed while the engine did not answer.
         self.unremoved: dict[str, ContainerHandle] = {}
         # image -> (monotonic time looked up, its labels or None when not installed)
@@ -360,24 +374,27 @@ class SandboxRuntime:
         except ValueError:
             return False
 
-    def track(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` (a removal) in the background until done; ``drain`` awaits it."""
-        task = asyncio.ensure_future(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def lend(self, box: Sandbox) -> None:
+        """``box`` is handed to a mission or an execute: in use until it is closed."""
+        if not box._lent and not box.closed:
+            box._lent = True
+            self.activity.lend()
+
+    def returned(self, box: Sandbox) -> None:
+        """``box`` was closed: no longer in use."""
+        if box._lent:
+            box._lent = False
+            self.activity.give_back()
 
     @property
     def removals_pending(self) -> int:
         """Background removals not finished yet."""
-        return len(self._background)
+        return self.removals.pending
 
     async def drain(self) -> None:
-        """Wait until every background removal has finished (at shutdown, in tests).
-
-        Shielded: cancelling the caller does not cancel a removal half-way.
-        """
-        while self._background:
-            await asyncio.shield(asyncio.gather(*self._background, return_exceptions=True))
+        """Remove every sandbox queued for removal now and wait until done (at shutdown, in
+        tests). Shielded: cancelling the caller does not cancel a removal half-way."""
+        await self.removals.drain()
 
     async def create(
         self,
@@ -386,6 +403,7 @@ class SandboxRuntime:
         runtime: str | None = None,
         *,
         box_volume: bool = False,
+        lend: bool = True,
     ) -> Sandbox:
         """Start a sandbox from ``image`` with its memory fence sized for ``memory_kib``.
 
@@ -394,6 +412,7 @@ class SandboxRuntime:
         container, ``memory_kib`` must be the largest limit any of its executes will have.
         ``box_volume``: keep ``/box`` on a volume even for an image whose supervisor moves
         files, so that ``get_archive`` can read it through the engine while an execute runs.
+        ``lend``: the sandbox is in use from now on (a pool's ready ones are not, until taken).
         Raises ``ImageNotFound``, ``EngineUnavailable`` or ``SandboxError``.
         """
         runtime = runtime or self.config.runtime
@@ -433,6 +452,8 @@ class SandboxRuntime:
                 f"image '{image}' is labelled {PROTOCOL_LABEL}>=2 but its supervisor speaks "
                 f"protocol {sandbox.protocol}: rebuild it"
             )
+        if lend:
+            self.lend(sandbox)
         return sandbox
 
     @asynccontextmanager

@@ -139,7 +139,12 @@ def read_capped(chunks: Iterable[bytes], max_bytes: int, what: str) -> bytes:
 
 
 def vet_archive(
-    data: bytes, what: str, *, max_file_bytes: int, skip_special: bool = False
+    data: bytes,
+    what: str,
+    *,
+    max_file_bytes: int,
+    skip_special: bool = False,
+    skip_root: bool = False,
 ) -> bytes:
     """Re-encode a tar read from a sandbox, keeping only directories and regular files.
 
@@ -148,7 +153,9 @@ def vet_archive(
     Ownership becomes the sandbox user, modes lose setuid/setgid/sticky bits, names must be
     relative without ``..``. Raises ``TransferRefused`` naming the first offending member: a
     symbolic or hard link, a device or FIFO, an unsafe name, or content over ``max_file_bytes``.
-    With ``skip_special`` links, devices and FIFOs are left out instead of refused.
+    With ``skip_special`` links, devices and FIFOs are left out instead of refused; with
+    ``skip_root`` so is a directory member naming the archive's root (``./``, as ``tar -cf x .``
+    writes first), which is otherwise refused.
     """
     out = io.BytesIO()
     total = 0
@@ -167,6 +174,8 @@ def vet_archive(
                 raise TransferRefused(f"{what}: corrupt archive ({e})") from e
             if member is None:
                 break
+            if skip_root and member.isdir() and member.name.strip("/") in ("", "."):
+                continue
             try:
                 name = check_relative_path(member.name)
             except ValueError as e:

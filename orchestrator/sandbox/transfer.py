@@ -42,6 +42,12 @@ INLINE_BYTES = 64 * 1024
 # Per-file work (path checks, request lines) for more files than this runs on a thread: a
 # mission may name 10,000 files of a byte each, far under INLINE_BYTES.
 INLINE_FILES = 256
+# ``compare_files`` reads this much of each file per request (a read answers 512 KiB at most).
+COMPARE_PIECE_BYTES = 256 * 1024
+# A read's failures that say a path cannot be compared (the sandbox's doing, no judge failure).
+_UNREADABLE = frozenset(
+    {"ENOENT", "ENOTDIR", "ELOOP", "EISDIR", "ENOTREG", "EACCES", "EPERM", "EINVAL"}
+)
 
 T = TypeVar("T")
 
@@ -203,6 +209,60 @@ class FileTransfers:
                 raise PathNotFound(directory or paths[int(answer.get("index", 0) or 0)])
             raise SandboxError(f"cannot copy into the sandbox: {error}")
 
+    async def compare_files(self, first: str, second: str) -> int | str:
+        """Compare two regular files of the sandbox byte for byte, reading both over the
+        channel in pieces (at most ``COMPARE_PIECE_BYTES`` of each per request: one round trip
+        for files up to that size), never following a link.
+
+        Returns -1 when they are equal, else the offset of their first difference (the shorter
+        one's size when it is the other's start); or why one cannot be read (missing, a link, a
+        directory, not a regular file): a string starting with the quoted path. Raises
+        ``SandboxError`` when the sandbox failed, or has no file operations (``file_ops``).
+        """
+        paths = (check_relative_path(first), check_relative_path(second))
+        if not self.file_ops:
+            raise SandboxError("comparing files needs a supervisor with file operations")
+        piece = COMPARE_PIECE_BYTES
+        offset = 0
+        while True:
+            answer = await self._request(
+                {
+                    "op": "read",
+                    "files": [{"path": p, "offset": offset, "length": piece} for p in paths],
+                },
+                _TRANSFER_TIMEOUT_S,
+            )
+            if not answer.get("ok"):
+                if answer.get("code") not in _UNREADABLE:
+                    raise SandboxError(f"cannot read in the sandbox: {answer.get('error', '?')}")
+                index = answer.get("index")
+                path = paths[index] if index in (0, 1) else paths[0]
+                error = str(answer.get("error", "cannot read"))
+                # The supervisor says "cannot read 'PATH': why".
+                return error.removeprefix("cannot read ") if "'" in error else f"'{path}': {error}"
+            data = answer.get("data")
+            if (
+                not isinstance(data, list)
+                or len(data) != 2
+                or not all(isinstance(d, str) for d in data)
+            ):
+                self._broken = "the sandbox supervisor answered garbage"
+                raise SandboxError(self._broken, container_id=self.container_id)
+            small = sum(map(len, data)) < INLINE_BYTES
+            a, b = [
+                base64.b64decode(d) if small else await off_loop(base64.b64decode, d) for d in data
+            ]
+            if len(a) > piece or len(b) > piece:
+                self._broken = "the sandbox supervisor answered garbage"
+                raise SandboxError(self._broken, container_id=self.container_id)
+            if a != b:
+                if small:
+                    return offset + _first_difference(a, b)
+                return offset + await off_loop(_first_difference, a, b)
+            if len(a) < piece:  # both ended here
+                return -1
+            offset += piece
+
     async def get_archive(
         self, path: str, *, skip_special: bool = False, max_bytes: int | None = None
     ) -> bytes:
@@ -297,6 +357,19 @@ class FileTransfers:
                     raise TransferRefused(f"{what}: '{listing[i].name}' changed while read")
                 pieces.setdefault(i, []).append(piece)
         return await off_loop(_vetted_listing, listing, pieces, what, cap, skip_special)
+
+
+def _first_difference(a: bytes, b: bytes) -> int:
+    """The index of the first byte where ``a`` and ``b`` differ (the shorter's length when one
+    is the other's start); they must differ. Halving, so each step is one ``memcmp``."""
+    low, high = 0, min(len(a), len(b))  # a[:low] == b[:low]; the difference is below high+1
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[low:mid] == b[low:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 async def copy_path(src: FileTransfers, path: str, dst: FileTransfers, directory: str) -> None:

@@ -41,7 +41,8 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
     },
     "Execute": {
         "name": "A label echoed in the result and the events.",
-        "command": "Program and arguments, run without a shell.",
+        "command": "Program and arguments, run without a shell. Required unless `compare` is "
+        "given.",
         "memory_limit": "KiB of memory; over it: MLE.",
         "time_limit": "ms of CPU time (real time capped at 1.5x unless wall_time_limit); "
         "over it: TLE.",
@@ -63,6 +64,14 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "output_limit; over it: SIGXFSZ, OLE 'file size limit exceeded (N KiB)', signal 25.",
         "stack_limit": "Extension: KiB of stack; absent: memory_limit, at least 8 MiB. A "
         "stack overflow is RE, signal 11 (SIGSEGV).",
+        "compare": "Extension, instead of `command`: compare two files of the mission's "
+        "sandbox byte for byte, no process run. Equal: status ''; different: RE, exit-code 1; "
+        "a file missing, a link or not a regular file: RE, exit-code 2. Not with stdin, "
+        "stdout, stderr, scope or interactor.",
+    },
+    "Compare": {
+        "output": "The file the program wrote (relative path; macros apply).",
+        "answer": "The file it must equal, byte for byte.",
     },
     "Interactor": {
         "command": "Program and arguments of the interactor, run as another user.",

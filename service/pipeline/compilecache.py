@@ -27,12 +27,15 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class CompiledBox:
     """A compile's end: ``ok`` (it succeeded), its ``output``, whether it ran out of time, and
-    the sandbox's files after it as a tar (``box``; empty when it failed)."""
+    the sandbox's files after it as a tar (``box``; empty when it failed). ``vetted``: ``box``
+    went through ``vet_archive`` (regular files and directories only, safe names), so the next
+    sandbox can be handed it as ``MissionIO.archive`` instead of unpacking it with an execute."""
 
     ok: bool
     output: bytes | None
     box: bytes
     timed_out: bool = False
+    vetted: bool = False
 
 
 class CompileCache:

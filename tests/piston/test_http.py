@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
+import tarfile
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from orchestrator.run.runner import MissionIO
+from orchestrator.sandbox.tar import archive_members, build_tar
 from service.frontdoors.piston.frontdoor import PistonDoor
-from tests.piston.fakecore import TOKEN, FakeCore, app_with, entry, meta
+from service.frontdoors.piston.translate import ARTIFACT
+from tests.piston.fakecore import TOKEN, FakeCore, app_with, echo_stdin, entry, meta
 from tests.piston.fixtures import body, settings
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -251,3 +256,52 @@ async def test_the_doors_metrics(aiohttp_client: Any) -> None:
     second = core.missions[1][1]["prepare"]["execute"]
     assert [ex["name"] for ex in second] == ["unpack", "run"]
     assert core.missions[1][2].inputs[".piston/artifact.tar"] == b"compiled box"
+
+
+def _packed(files: dict[str, bytes], link: bool = False) -> bytes:
+    """What ``tar -cf artifact.tar .`` leaves in a sandbox: a root ``./`` member, then files
+    (and a symbolic link when ``link``)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        root = tarfile.TarInfo("./")
+        root.type, root.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(root)
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"./{name}")
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+        if link:
+            sym = tarfile.TarInfo("./passwd")
+            sym.type, sym.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(sym)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("link", [False, True])
+async def test_a_cached_compile_is_placed_without_an_execute_once_vetted(
+    aiohttp_client: Any, link: bool
+) -> None:
+    packed = _packed({"a.out": b"\x7fELF binary"}, link=link)
+
+    def script(mission: dict[str, Any], given: MissionIO) -> dict[str, Any]:
+        result = echo_stdin(mission, given)
+        if ARTIFACT in given.collected:
+            given.collected[ARTIFACT] = build_tar({"artifact.tar": packed})
+        return result
+
+    core = FakeCore(script)
+    client = await aiohttp_client(app_with(core))
+    c = body(language="c", version="*", files=[{"content": "int main(){}"}])
+    for _ in range(2):
+        assert (await client.post("/api/v2/execute", json=c, headers=AUTH)).status == 200
+    second, placed = core.missions[1][1]["prepare"]["execute"], core.missions[1][2]
+    if link:
+        # A box holding a link is not vetted: it is unpacked inside the sandbox, as before.
+        assert [ex["name"] for ex in second] == ["unpack", "run"]
+        assert placed.inputs[ARTIFACT] == packed
+        assert placed.archive == b""
+    else:
+        # Vetted once when kept: the next sandbox is handed its files, and only the run runs.
+        assert [ex["name"] for ex in second] == ["run"]
+        assert ARTIFACT not in placed.inputs
+        assert archive_members(placed.archive) == [("a.out", "file", 11)]

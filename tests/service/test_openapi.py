@@ -138,6 +138,16 @@ async def test_the_server_serves_the_document_and_the_page(start_judge: StartJud
 
 def test_every_field_of_the_mission_schema_has_words() -> None:
     schemas = openapi_document()["components"]["schemas"]
-    for model in ("Mission", "Return", "Stage", "Task", "Tasks", "Execute", "Record", "Scope"):
+    for model in (
+        "Mission",
+        "Return",
+        "Stage",
+        "Task",
+        "Tasks",
+        "Execute",
+        "Record",
+        "Scope",
+        "Compare",
+    ):
         for name, prop in schemas[model]["properties"].items():
             assert prop.get("description"), f"{model}.{name}"

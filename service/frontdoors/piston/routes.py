@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from orchestrator.errors import TransferRefused
 from orchestrator.run.runner import MissionIO
+from orchestrator.sandbox.tar import vet_archive
 from service.frontdoors.piston.core import PistonCore
 from service.frontdoors.piston.errors import PistonError
 from service.frontdoors.piston.http import (
@@ -137,7 +139,7 @@ async def run_job(
     compiled = json.loads(cached.output or b"{}")
     if not cached.ok:
         return answer_of(job, compiled, compiled)
-    plan = mission_plan(job, settings, artifact=cached.box)
+    plan = mission_plan(job, settings, artifact=cached.box, vetted=cached.vetted)
     result, io = await run_mission(state, tenant, plan, gone)
     return await _answer(job, plan, result, io, settings.output_max_size, compiled)
 
@@ -159,7 +161,7 @@ async def _compile_and_keep(
         if stage["code"] == 0:
             box = read_collected(io.collected.get(ARTIFACT))
             if box:
-                state.cache.put(key, CompiledBox(ok=True, output=output, box=box))
+                state.cache.put(key, await asyncio.to_thread(_compiled_box, output, box))
                 kept = True
         elif stage["status"] == "RE":
             state.cache.put(key, CompiledBox(ok=False, output=output, box=b""))
@@ -170,13 +172,26 @@ async def _compile_and_keep(
             state.cache.abandon(key)
 
 
+def _compiled_box(output: bytes, box: bytes) -> CompiledBox:
+    """The cache entry of a compile that succeeded: its box vetted (the next sandboxes are
+    handed it with no execute to unpack it), or as it came when vetting refuses it (a link the
+    compile made: ``tar`` unpacks it inside the sandbox instead, as it did before)."""
+    try:
+        vetted = vet_archive(
+            box, "the compiled box", max_file_bytes=ARTIFACT_MAX_KIB * 1024, skip_root=True
+        )
+    except TransferRefused:
+        return CompiledBox(ok=True, output=output, box=box)
+    return CompiledBox(ok=True, output=output, box=vetted, vetted=True)
+
+
 async def run_mission(
     state: PistonState, tenant: str, plan: MissionPlan, gone: Callable[[], bool] = lambda: False
 ) -> tuple[dict[str, Any], MissionIO]:
     """Submit the plan's mission and wait for its result; raises 503 (and cancels it) when it
     does not end within the plan's limits plus the queue allowance. ``gone`` tells whether the
     client went away (checked every ``CLIENT_CHECK_S``): its mission is cancelled then."""
-    io = MissionIO(inputs=plan.inputs, collect=plan.collect)
+    io = MissionIO(inputs=plan.inputs, collect=plan.collect, archive=plan.archive)
     core = state.core
     mission_id = await core.submit(tenant, plan.mission, io)
     deadline = time.monotonic() + wall_budget_s(plan) + state.settings.queue_wait_s

@@ -53,6 +53,7 @@ class MissionPlan:
     inputs: dict[str, bytes]
     stages: tuple[StagePlan, ...]
     extra_collect: tuple[str, ...] = ()
+    archive: bytes = b""  # a vetted compiled box, placed before the inputs (MissionIO.archive)
 
     @property
     def collect(self) -> list[str]:
@@ -186,6 +187,7 @@ def mission_plan(
     *,
     stdin_newline: bool = True,
     artifact: bytes | None = None,
+    vetted: bool = False,
     pack: bool = False,
 ) -> MissionPlan:
     """The mission that runs ``job``, its input files and its stages.
@@ -193,6 +195,8 @@ def mission_plan(
     ``stdin_newline``: end stdin with a newline when it has none, as Piston does. For a compiled
     language, ``artifact`` (a compiled box from the cache) replaces compiling: the sandbox gets
     it instead of the files and unpacks it before the run (the plan has no compile stage then);
+    when it is ``vetted`` (``vet_archive``) the sandbox gets it as ``MissionIO.archive`` before
+    the run instead, which costs no execute;
     ``pack``: after compiling, pack the sandbox into :data:`ARTIFACT`, read back after the
     mission (``collect``) for the cache.
     """
@@ -202,7 +206,10 @@ def mission_plan(
     if stdin_newline and not stdin.endswith("\n"):
         stdin += "\n"
     compiled = runtime.compile is not None
-    if compiled and artifact is not None:
+    archive = b""
+    if compiled and artifact is not None and vetted:
+        inputs, archive = {}, artifact
+    elif compiled and artifact is not None:
         inputs = {ARTIFACT: artifact}
     else:
         inputs = {f.name: f.data for f in job.files}
@@ -225,7 +232,7 @@ def mission_plan(
         if pack:
             executes.append(_pack())
             extra.append(ARTIFACT)
-    elif compiled:
+    elif compiled and not archive:
         executes.append(_unpack())
     run_command = [*expand(runtime.run, entry), *job.args]
     ex, plan = _execute("run", run_command, job.run, settings, stdin=STDIN)
@@ -234,7 +241,7 @@ def mission_plan(
     stages.append(dataclasses.replace(plan, index=len(executes)))
     executes.append(ex)
     mission = {"image": runtime.image, "prepare": {"execute": executes}}
-    return MissionPlan(mission, inputs, tuple(stages), tuple(extra))
+    return MissionPlan(mission, inputs, tuple(stages), tuple(extra), archive)
 
 
 __all__ = [
