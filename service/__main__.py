@@ -11,17 +11,21 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Mapping
 
 from aiohttp import web
+from pydantic_settings import BaseSettings
 
-from service.app import create_app
+from service.app import create_app, doors_settings
 from service.http.accesslog import RedactingAccessLogger
 from service.settings import Settings, SettingsError
 
 log = logging.getLogger("service")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(
+    settings: Settings, door_settings: Mapping[str, BaseSettings] | None = None
+) -> None:
     """Run the server until SIGTERM or SIGINT; logs ``listening on <url>`` once it is ready."""
     # Work proportional to a request runs in threads; a thread holding the GIL is asked to hand
     # it over after this interval, so a shorter one keeps the event loop's answers prompt while
@@ -35,7 +39,7 @@ async def serve(settings: Settings) -> None:
             settings.host,
         )
     runner = web.AppRunner(
-        create_app(settings),
+        create_app(settings, door_settings),
         shutdown_timeout=settings.shutdown_grace_s,
         access_log_class=RedactingAccessLogger,
     )
@@ -69,9 +73,10 @@ def main() -> None:
     )
     try:
         settings = Settings.from_env()
+        door_settings = doors_settings()  # a door's variable out of range: told the same way
     except SettingsError as e:
         sys.exit(f"judge: {e}")
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, door_settings))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ class SettingsError(ValueError):
     """A setting has a value the service cannot use; the message names the variable."""
 
 
-def _describe(e: ValidationError) -> str:
+def describe(e: ValidationError) -> str:
+    """The problems of ``e`` as one line, each naming its variable (``JUDGE_<FIELD>``)."""
     problems = []
     for err in e.errors():
         field = str(err["loc"][0]) if err["loc"] else "settings"
@@ -119,8 +120,6 @@ class Settings(BaseSettings):
     # The most bytes of files (downloads, blob: reads, imports) one mission holds in the server.
     mission_files_bytes: int = Field(512 * 1024 * 1024, ge=1024 * 1024, le=1 << 40)
     max_macro_key_bytes: int = Field(32, ge=11, le=4096)
-    # Executor blobs per token (files and artifacts it uploaded or its jobs produced).
-    storage_quota_bytes: int = Field(1 << 30, ge=1024, le=1 << 50)
     # Finished jobs and missions, and blobs no token touched, are removed after this long.
     retention_s: float = Field(7 * 86400.0, ge=1, le=10 * 365 * 86400.0)
     retention_sweep_s: float = Field(600.0, ge=0.1, le=86400)
@@ -134,7 +133,7 @@ class Settings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as e:
-            raise SettingsError(_describe(e)) from None
+            raise SettingsError(describe(e)) from None
 
     @field_validator("tokens", "runtimes", "allow_private", mode="before")
     @classmethod

@@ -4,10 +4,9 @@ The same repositories as the SQLite engine (``service.store.protocols``), plus w
 need: missions and callbacks are claimed with ``FOR UPDATE SKIP LOCKED`` under a lease whose
 clock is the database's (nodes' clocks may disagree), an expired lease is claimed again by the
 same query, and ``NOTIFY`` tells the other nodes that work arrived or a cancel was asked for (a
-hint: polling stays the truth). Blob contents live here too (``bytea``), so every node reads
-every blob. The schema is created and migrated at start, versioned in ``judge_schema``.
-Statements SQLite runs as well are in ``service.store.sql``; the ones written here are
-PostgreSQL's own (claims, NOTIFY, blob contents).
+hint: polling stays the truth). The schema is created and migrated at start, versioned in
+``judge_schema``. Statements SQLite runs as well are in ``service.store.sql``; the ones written
+here are PostgreSQL's own (claims, NOTIFY).
 """
 
 from __future__ import annotations
@@ -16,15 +15,14 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
-from typing import Any, ParamSpec, Self, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
 from service.store import schema, sql
-from service.store.postgres_blobs import BlobsAndJobs, _count
-from service.store.protocols import EveryRepository
+from service.store.protocols import EveryRepository, Transaction
 from service.store.records import (
     MISSION_KIND,
     MissionRow,
@@ -33,6 +31,8 @@ from service.store.records import (
     mission_row,
     new_token,
 )
+from service.store.transactions import PgTransaction
+from service.store.transactions import pg_count as _count
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
             return await super().fetchval(*args, **kwargs)
 
 
-class PgStore(BlobsAndJobs, EveryRepository):
+class PgStore(EveryRepository):
     """A pool of connections to PostgreSQL implementing every repository protocol (each method
     does what its protocol promises), and a dedicated connection for ``LISTEN``.
 
@@ -122,6 +122,7 @@ class PgStore(BlobsAndJobs, EveryRepository):
 
     engine = "postgresql"
     clustered = True  # many nodes may share it: claims, leases, NOTIFY
+    blob_contents = True  # every node reads every door's file, no shared file system
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
@@ -159,10 +160,10 @@ class PgStore(BlobsAndJobs, EveryRepository):
             self._listener = None
         await self._pool.close()
 
-    @property
-    def blob_contents(self) -> Self:
-        """Blob contents are kept here: every node reads every blob, no shared file system."""
-        return self
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield conn
 
     # -- notifications ----------------------------------------------------------------------------
 
@@ -216,25 +217,6 @@ class PgStore(BlobsAndJobs, EveryRepository):
         mission_id = await conn.fetchval(*_INSERT_MISSION.bind_pg(**values))
         await conn.execute("SELECT pg_notify($1, $2)", MISSIONS_CHANNEL, str(mission_id))
         return int(mission_id)
-
-    async def insert_job_mission(
-        self,
-        token_hash: str,
-        mission: dict[str, Any],
-        normalised: dict[str, Any],
-        kind: str,
-        job_hash: str,
-        doc_id: str,
-    ) -> int:
-        async with self._tx() as conn:
-            await self._put_job(conn, token_hash, job_hash, doc_id)
-            mission_id = await self._insert_mission(conn, token_hash, mission, normalised, kind)
-            await conn.execute(
-                *sql.SET_JOB_MISSION.bind_pg(
-                    mission_id=mission_id, token_hash=token_hash, job_hash=job_hash
-                )
-            )
-            return mission_id
 
     async def insert_pinned_mission(
         self,
@@ -398,6 +380,10 @@ class PgStore(BlobsAndJobs, EveryRepository):
     async def batch(self, steps: list[tuple[sql.Statement, dict[str, Any]]]) -> list[int]:
         async with self._tx() as conn:
             return [_count(await conn.execute(*s.bind_pg(**values))) for s, values in steps]
+
+    async def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        async with self._tx() as conn:
+            return await fn(PgTransaction(conn, self._insert_mission))
 
     async def migrate_door(self, door: str, scripts: list[str]) -> int:
         async with self._pool.acquire() as conn:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import web
+from pydantic_settings import BaseSettings
 
 from service.app import create_app
 from service.keys import STORE
@@ -245,9 +246,11 @@ async def remove_owned(owner: str) -> None:
 class InProcessJudge:
     """The judge app on a real port in this event loop, from a ``Settings`` built here."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, door_settings: Mapping[str, BaseSettings] | None = None
+    ) -> None:
         self.settings = settings
-        self.app = create_app(settings)
+        self.app = create_app(settings, door_settings)
         self._runner = web.AppRunner(self.app, access_log=None)
         self.url = ""
 

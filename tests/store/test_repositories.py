@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from service.store import BlobRef, BlobRow, PgStore, SqliteStore, Storage, hash_token
+from service.store import PgStore, SqliteStore, Storage, hash_token
 from service.store.postgres import MIGRATIONS
 
 MISSION: dict[str, Any] = {"tasks": {"task": []}}
@@ -254,60 +254,6 @@ class RepositoryTests:
         assert not await store.tokens.revoke_token("alice")
         assert not await store.tokens.token_active(hash_token(token))
 
-    async def test_blobs_are_per_token_and_swept(self, store: Storage) -> None:
-        blob = BlobRow("h1", "a.txt", 5, "text/plain", "c1", 0.0)
-        stored = await store.blobs.put_blob(blob, "tok-a")
-        assert stored.hash == "h1"
-        assert stored.last_modified > 0
-        assert await store.blobs.get_blob("h1", "tok-b") is None
-        assert await store.blobs.get_blob("h1") is not None
-        assert [b.hash for b in await store.blobs.list_blobs("tok-a")] == ["h1"]
-        assert await store.blobs.owns_content("c1", "tok-a")
-        assert not await store.blobs.owns_content("c1", "tok-b")
-        assert await store.blobs.storage_used("tok-a") == 5
-        art = BlobRow("h2", "art", 0, "application/json", '{"a": 1}', 0.0, "complex", '{"d":1}')
-        await store.blobs.put_blob(art, "tok-a", (BlobRef("content", "c1"),))
-        assert await store.blobs.storage_used("tok-a") == 5 + len('{"d":1}')
-        await store.blobs.touch_blob("h1", "tok-a")
-        swept = await store.blobs.sweep(cutoff=1e12)  # everything is older than this
-        assert swept.blobs == 2
-        assert swept.contents == ("c1",)
-        assert await store.blobs.get_blob("h1") is None
-
-    async def test_jobs_and_their_output(self, store: Storage) -> None:
-        job = await store.jobs.put_job("tok", "jh", "doc")
-        assert (job.status, job.mission_id, job.output_number) == ("CREATED", None, None)
-        await store.jobs.update_job("tok", "jh", {"status": "RUNNING", "result_hashes": {"a": "b"}})
-        await store.jobs.add_output("tok", "jh", 0, "zero")
-        await store.jobs.add_output("tok", "jh", 1, "one")
-        await store.jobs.add_output("tok", "jh", 1, "ONE")
-        got = await store.jobs.get_job("tok", "jh")
-        assert got is not None
-        assert (got.status, got.result_hashes, got.output_number) == ("RUNNING", {"a": "b"}, 1)
-        assert await store.jobs.get_outputs("tok", "jh", 1, None) == [(1, "ONE")]
-        assert await store.jobs.get_outputs("tok", "jh", None, 1) == [(0, "zero")]
-        assert [j.hash for j in await store.jobs.list_jobs("tok", "RUNNING")] == ["jh"]
-        assert await store.jobs.list_jobs("tok", "CREATED") == []
-        assert await store.jobs.get_job("other", "jh") is None
-        again = await store.jobs.put_job("tok", "jh", "doc2")
-        assert (again.status, again.result_hashes, again.output_number) == ("CREATED", None, None)
-        await store.jobs.clear_outputs("tok", "jh")
-        await store.jobs.delete_job("tok", "jh")
-        assert await store.jobs.get_job("tok", "jh") is None
-
-    async def test_the_sweep_removes_finished_jobs_with_their_output(self, store: Storage) -> None:
-        await store.jobs.put_job("tok", "done", "doc")
-        await store.jobs.update_job("tok", "done", {"status": "SUCCESS", "finish_time": 1.0})
-        await store.jobs.add_output("tok", "done", 0, "a")
-        await store.jobs.add_output("tok", "done", 1, "b")
-        await store.jobs.put_job("tok", "live", "doc")
-        await store.jobs.add_output("tok", "live", 0, "c")
-        assert [j.hash for j in await store.jobs.list_jobs("tok", None)] == ["done", "live"]
-        swept = await store.blobs.sweep(cutoff=1e12)
-        assert (swept.jobs, swept.outputs) == (1, 2)
-        assert [j.hash for j in await store.jobs.list_jobs("tok", None)] == ["live"]
-        assert await store.jobs.get_outputs("tok", "live", None, None) == [(0, "c")]
-
     async def test_a_pinned_mission_is_claimed_only_by_its_node_while_pinned(
         self, store: Storage
     ) -> None:
@@ -326,37 +272,6 @@ class RepositoryTests:
         row = await store.missions.claim_next("node-b", 60)
         assert row is not None
         assert row.id == lapsed
-
-    async def test_a_job_and_its_mission_are_stored_together(self, store: Storage) -> None:
-        first = await store.missions.insert_job_mission(
-            "tok", MISSION, NORMALISED, "executor", "jh", "doc"
-        )
-        job = await store.jobs.get_job("tok", "jh")
-        assert job is not None
-        assert (job.status, job.mission_id, job.doc_id) == ("CREATED", first, "doc")
-        await store.jobs.add_output("tok", "jh", 0, "old run")
-        await store.jobs.update_job("tok", "jh", {"status": "CANCELED"})
-        again = await store.missions.insert_job_mission(
-            "tok", MISSION, NORMALISED, "executor", "jh", "doc2"
-        )
-        job = await store.jobs.get_job("tok", "jh")
-        assert job is not None
-        assert (job.status, job.mission_id, job.output_number) == ("CREATED", again, None)
-        row = await store.missions.get_mission(again)
-        assert row is not None
-        assert (row.kind, row.state) == ("executor", "queued")
-
-    async def test_a_job_whose_mission_cannot_be_stored_is_not_stored_either(
-        self, store: Storage
-    ) -> None:
-        unstorable = {"tasks": {"task": [object()]}}  # not JSON: the mission's insert fails
-        with pytest.raises(TypeError):
-            await store.missions.insert_job_mission(
-                "tok", unstorable, NORMALISED, "executor", "jh", "doc"
-            )
-        # Both or neither: no job left in CREATED without a mission.
-        assert await store.jobs.get_job("tok", "jh") is None
-        assert await store.jobs.list_jobs("tok", "CREATED") == []
 
     async def test_the_store_answers_a_ping(self, store: Storage) -> None:
         assert await store.ping()
@@ -402,18 +317,3 @@ class TestPostgres(RepositoryTests):
             assert await asyncio.wait_for(heard.get(), 10) == str(mission_id)
         finally:
             await other.close()
-
-    async def test_blob_contents_are_shared(self, store: Storage) -> None:
-        assert isinstance(store, PgStore)
-        await store.put_content("c1", b"\x00bytes")
-        await store.put_content("c1", b"\x00bytes")
-        assert await store.get_content("c1") == b"\x00bytes"
-        assert await store.has_content("c1")
-        # A file a blob refers to is kept, even when a sweep listed it before that blob came.
-        await store.put_blob(BlobRow("h1", "a", 6, "text/plain", "c1", 0.0), "tok")
-        assert await store.delete_contents(("c1",)) == (0, 0)
-        await store.put_blob(BlobRow("h1", "a", 6, "text/plain", "c1", 0.0), "tok")
-        await store.sweep(cutoff=1e12)
-        assert await store.delete_contents(("c1", "c2")) == (1, 6)
-        assert await store.get_content("c1") is None
-        assert not await store.has_content("c1")
