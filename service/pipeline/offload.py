@@ -31,10 +31,16 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+WORKER_NICENESS = 10
+
 
 def _worker_init(server_pid: int) -> None:
     # Ctrl-C reaches the whole process group: the server stops its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Their work waits when the CPU is short, the event loop's answers do not: on a busy
+    # machine a worker at the server's priority took the CPU the loop needed (what the GIL no
+    # longer took from it), and /healthz waited as long as before.
+    os.nice(WORKER_NICENESS)
     # A server that is killed cannot stop them, and its fork server lives as long as they do:
     # each worker ends itself when the server's process does, rather than wait forever on a
     # queue nobody writes to (holding the server's stderr open). Linux 5.3+; elsewhere they
