@@ -50,7 +50,7 @@ async def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=settings.reuse_port)
         await site.start()
         # What exists now lives as long as the server: out of the collector's sight, so that a
         # full collection (which holds the GIL while it walks every tracked object, and comes
@@ -67,7 +67,18 @@ async def serve(
     log.info("stopped")
 
 
+def quieter_logging() -> None:
+    """Log records without what our format never shows: the calling frame (a stack walk per
+    record), thread and process names, as the logging HOWTO advises for speed. Every request
+    writes an access-log line: this takes 1-3 us off each (of 10-20 us here)."""
+    logging._srcfile = None  # the HOWTO names this private attribute for this purpose
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def main() -> None:
+    quieter_logging()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -11,7 +11,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orchestrator.mission import MissionCaps
@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     # Empty: SQLite under data_dir (one node). postgresql://...: shared by every node.
     database_url: str = ""
+    # Several nodes on one host share the port (SO_REUSEPORT: the kernel spreads connections
+    # over them), to use more than one core for HTTP. Only with database_url: a client's next
+    # request may reach another node, which must see its missions.
+    reuse_port: bool = False
     # A node holds a claimed mission or callback this long unless it renews the lease; when a
     # node dies, another re-runs its missions this long after its last renewal.
     lease_s: float = Field(20.0, ge=1, le=3600)
@@ -161,6 +165,15 @@ class Settings(BaseSettings):
     def _allowlist_parses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         AddressPolicy.parse(True, v)  # raises ValueError naming a malformed entry
         return v
+
+    @model_validator(mode="after")
+    def _reuse_port_shares_a_database(self) -> Settings:
+        if self.reuse_port and not self.database_url:
+            raise ValueError(
+                "JUDGE_REUSE_PORT needs JUDGE_DATABASE_URL: nodes sharing a port must share "
+                "their missions (SQLite is one node's own)"
+            )
+        return self
 
     @field_validator("callback_secret")
     @classmethod

@@ -261,18 +261,19 @@ class SandboxPool:
                     await pool.wake.wait()
 
     async def _create_one(self, pool: _ImagePool) -> None:
+        asked_at = time.monotonic()
         try:
-            # In a quiet spell, unless the pool is empty: its next taker would wait for a
-            # creation anyway. Waited for before taking a
-            # creation slot, so that under load that never pauses every refill's wait runs out
-            # together and the slots then create at the engine's pace.
-            if not self._urgent(pool):
-                await self.runtime.activity.quiet(
-                    self.refill_delay_s,
-                    self.refill_defer_max_s,
-                    lambda: self._stopped or self._urgent(pool),
-                )
             async with self._slots:
+                # In a quiet spell, unless a pool is empty (its next taker would wait for a
+                # creation anyway), and at most refill_defer_max_s after the refill was asked
+                # for, wherever its wait began: under load that never pauses, the slots then
+                # create at the engine's pace. Only the slots' holders wait, so a deficit of
+                # twenty is two waiters, not twenty woken at every lend.
+                left = asked_at + self.refill_defer_max_s - time.monotonic()
+                if left > 0 and not self._urgent():
+                    await self.runtime.activity.quiet(
+                        self.refill_delay_s, left, lambda: self._stopped or self._urgent()
+                    )
                 if self._stopped:
                     return
                 image_id = pool.image_id
@@ -294,10 +295,11 @@ class SandboxPool:
         if len(pool.ready) >= pool.target:
             pool.demand.full()
 
-    @staticmethod
-    def _urgent(pool: _ImagePool) -> bool:
-        """Whether ``pool`` is empty: its next taker would wait for a creation anyway."""
-        return not pool.ready
+    def _urgent(self) -> bool:
+        """Whether a pool is empty (and not waiting out a failed creation): its next taker
+        would wait for a creation anyway."""
+        now = time.monotonic()
+        return any(not p.ready and now >= p.retry_at for p in self._pools.values())
 
     async def _check_image(self, pool: _ImagePool, max_age_s: float) -> None:
         """Drain ``pool`` when its name now stands for another image than its sandboxes'."""

@@ -152,7 +152,7 @@ class Intake:
                 self._handoff.files.put(mission_id, io)
         else:
             if rows is None:
-                # On SQLite concurrent submissions share one commit (group commit).
+                # Concurrent submissions share one commit (group commit, both engines).
                 mission_id = await self._handoff.store.missions.insert_mission(
                     token_hash, mission, normalised, kind
                 )

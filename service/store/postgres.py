@@ -22,6 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 import asyncpg
 
 from service.store import schema, sql
+from service.store.groupcommit import GroupCommit
 from service.store.protocols import EveryRepository, Transaction
 from service.store.records import (
     MISSION_KIND,
@@ -58,6 +59,17 @@ _FINISH = sql.FINISH.returning("callback_state")
 _CANCEL_QUEUED = sql.CANCEL_QUEUED.returning("callback_state")
 _FAIL_WITH_RESULT = sql.FAIL_WITH_RESULT.returning("callback_state")
 _FAIL_UNDELIVERABLE = sql.FAIL_UNDELIVERABLE.returning("callback_state")
+
+# Group commit: a group's ids are drawn first, in submission order, then its rows are inserted
+# in one pipelined batch naming them (the shared statement plus the id).
+_NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('missions', 'id')) FROM generate_series(1, $1)"
+_INSERT_NUMBERED = sql.Statement(
+    sql.INSERT_MISSION.text.replace("(token_hash,", "(id, token_hash,", 1).replace(
+        "VALUES (:token_hash,", "VALUES (:mission_id, :token_hash,", 1
+    )
+)
+assert ":mission_id" in _INSERT_NUMBERED.text  # the replacement found its place
+_NOTIFY_EACH = "SELECT pg_notify($1, id::text) FROM unnest($2::bigint[]) AS id"
 
 # Each file moves the schema one version up (service/store/schema/postgresql/NNN_*.sql).
 MIGRATIONS: tuple[str, ...] = schema.migrations("postgresql")
@@ -129,6 +141,8 @@ class PgStore(EveryRepository):
         self._url = url
         self._listener: asyncpg.Connection | None = None
         self._subscribers: dict[str, list[Callable[[str], None]]] = {}
+        # Group commit: concurrent submissions share one transaction (as on SQLite).
+        self._intake = GroupCommit(self._insert_missions, "store-intake")
 
     @classmethod
     async def open(cls, url: str, *, max_connections: int = 10, connect_s: float = 0.0) -> PgStore:
@@ -155,6 +169,7 @@ class PgStore(EveryRepository):
         return cls(pool, url)
 
     async def close(self) -> None:
+        await self._intake.close()
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -201,9 +216,28 @@ class PgStore(EveryRepository):
         normalised: dict[str, Any],
         kind: str = MISSION_KIND,
     ) -> int:
-        """Store a queued mission (committed when this returns), tell the nodes, return its id."""
+        """Store a queued mission (committed when this returns), tell the nodes, return its id.
+
+        Concurrent submissions share one transaction (group commit): while one group commits,
+        the next gathers. A submission whose caller is cancelled is still stored. Raises what
+        the database raised for the whole group (nothing of it is stored then).
+        """
+        return await self._intake.submit((token_hash, mission, normalised, kind))
+
+    async def _insert_missions(
+        self, batch: list[tuple[str, dict[str, Any], dict[str, Any], str]]
+    ) -> list[int]:
+        """Store ``batch`` in one transaction, NOTIFY each id; returns the ids in order."""
+        now = time.time()
         async with self._tx() as conn:
-            return await self._insert_mission(conn, token_hash, mission, normalised, kind)
+            ids = sorted(int(r[0]) for r in await conn.fetch(_NEXT_IDS, len(batch)))
+            rows = [
+                _INSERT_NUMBERED.pg_args({**sql.new_mission(*args, now), "mission_id": mission_id})
+                for args, mission_id in zip(batch, ids, strict=True)
+            ]
+            await conn.executemany(_INSERT_NUMBERED.pg_text, rows)
+            await conn.execute(_NOTIFY_EACH, MISSIONS_CHANNEL, ids)
+        return ids
 
     async def _insert_mission(
         self,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from service.store import schema, sql
+from service.store.groupcommit import GroupCommit
 from service.store.protocols import EveryRepository, Transaction
 from service.store.records import (
     MISSION_KIND,
@@ -414,11 +415,8 @@ class SqliteStore(EveryRepository):
     def __init__(self, executor: ThreadPoolExecutor, db: Database) -> None:
         self._executor = executor
         self._db = db
-        # Group commit: submissions waiting for the next transaction, and the task writing them.
-        self._intake: list[
-            tuple[tuple[str, dict[str, Any], dict[str, Any], str], asyncio.Future[int]]
-        ] = []
-        self._writer: asyncio.Task[None] | None = None
+        # Group commit: concurrent submissions share one transaction on the store's thread.
+        self._intake = GroupCommit(self._insert_missions, "store-intake")
 
     async def insert_mission(
         self,
@@ -434,34 +432,15 @@ class SqliteStore(EveryRepository):
         at once and a busy one commits many per fsync. A submission whose caller is cancelled
         is still stored. Raises what the database raised for the whole group.
         """
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._intake.append(((token_hash, mission, normalised, kind), future))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_groups(), name="store-intake")
-        return await asyncio.shield(future)
+        return await self._intake.submit((token_hash, mission, normalised, kind))
 
-    async def _write_groups(self) -> None:
+    async def _insert_missions(
+        self, batch: list[tuple[str, dict[str, Any], dict[str, Any], str]]
+    ) -> list[int]:
         loop = asyncio.get_running_loop()
-        try:
-            while self._intake:
-                group, self._intake = self._intake, []
-                try:
-                    ids = await loop.run_in_executor(
-                        self._executor,
-                        _full_disk_told,
-                        self._db.insert_missions,
-                        [args for args, _ in group],
-                    )
-                except Exception as e:  # every submission of the group learns it failed
-                    for _, future in group:
-                        if not future.done():
-                            future.set_exception(e)
-                else:
-                    for (_, future), mission_id in zip(group, ids, strict=True):
-                        if not future.done():
-                            future.set_result(mission_id)
-        finally:
-            self._writer = None
+        return await loop.run_in_executor(
+            self._executor, _full_disk_told, self._db.insert_missions, batch
+        )
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -487,8 +466,7 @@ class SqliteStore(EveryRepository):
         )
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
+        await self._intake.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._db.close)
         self._executor.shutdown(wait=True)

@@ -277,8 +277,12 @@ class ServerProcess:
     Its log (stderr) is collected in ``lines``; ``start`` returns once it logs its address.
     """
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], cwd: Path = REPO) -> None:
+        # ``cwd``: the checkout whose server runs (benchmarks compare two side by side).
         self.env = {**os.environ, **env}
+        if cwd != REPO:
+            self.env["PYTHONPATH"] = str(cwd)
+        self.cwd = cwd
         self.lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -294,7 +298,7 @@ class ServerProcess:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             env=self.env,
-            cwd=REPO,
+            cwd=self.cwd,
         )
         self._reader = asyncio.create_task(self._read(self.proc, self._ready))
         try:

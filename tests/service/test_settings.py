@@ -116,6 +116,12 @@ def test_a_whsec_secret_must_be_base64(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings.from_env()
 
 
+def test_sharing_a_port_needs_a_shared_database() -> None:
+    with pytest.raises(SettingsError, match="JUDGE_REUSE_PORT needs JUDGE_DATABASE_URL"):
+        Settings(reuse_port=True)
+    assert Settings(reuse_port=True, database_url="postgresql://db/judge").reuse_port
+
+
 def test_the_webgme_doors_quota_keeps_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     """The storage quota is the WebGME door's own setting now, read from the same variable,
     with the same default and the same refusal (``python -m service`` exits saying which)."""
