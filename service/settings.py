@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     pool_concurrency: int = Field(2, ge=1, le=64)
     # Refills and removals of used sandboxes wait for this long a quiet spell (no sandbox in
     # use), at most pool_defer_max_s, so that they do not slow the executes running meanwhile.
-    pool_quiet_s: float = Field(0.25, ge=0, le=60)
+    pool_quiet_s: float = Field(0.1, ge=0, le=60)
     pool_defer_max_s: float = Field(2.0, ge=0, le=600)
     # The execute memory (KiB) a warm sandbox's hard fence is sized for. The supervisor enforces
     # each execute's own limit; an execute asking more than this costs an engine call to raise

@@ -132,7 +132,7 @@ class SandboxPool:
         cap: int = 24,
         concurrency: int = 2,
         memory_kib: int = 524_288,
-        refill_delay_s: float = 0.25,
+        refill_delay_s: float = 0.1,
         refill_defer_max_s: float = 2.0,
         demand_window_s: float = 60.0,
     ) -> None:
