@@ -11,8 +11,9 @@ Rows:
    playground's compile steps ask) in a warm sandbox fenced for 256 MiB (the old pool: one
    engine call to raise the fence) against one fenced for 512 MiB (the pool's default now);
 3. hello world POST -> callback on a warm pool (submissions 0.5 s apart), the pool's refill and
-   the background removals started at once (as before) against after their short delays (now),
-   two interleaved rounds each: the engine work they cause shares the cores with the mission.
+   the background removals started at once (as before) against deferred to quiet spells (now:
+   no sandbox in use for a moment), two interleaved rounds each: the engine work they cause
+   shares the cores with the mission.
 Benchmarks stay out of CI.
 """
 
@@ -65,17 +66,19 @@ async def first_compile(rt: SandboxRuntime, image: str, fence_kib: int) -> float
 
 
 async def hello_ms(image: str, runs: int, *, delays: bool) -> list[float]:
-    """Hello-world latencies of a judge in this process, with the pool's refill delay and the
-    removal delay as they are (``delays``) or both 0 (how the judge worked before)."""
+    """Hello-world latencies of a judge in this process, with refills and removals deferred to
+    quiet spells as they are (``delays``) or never deferred (how the judge worked before)."""
     pool_init: Any = SandboxPool.__init__
     runtime_init: Any = SandboxRuntime.__init__
 
     def no_refill_delay(self: SandboxPool, *a: Any, **k: Any) -> None:
         pool_init(self, *a, **k)
-        self.refill_delay_s = 0.0
+        self.refill_defer_max_s = 0.0
 
-    def no_removal_delay(self: SandboxRuntime, adapter: DockerAdapter, cfg: SandboxConfig) -> None:
-        runtime_init(self, adapter, dataclasses.replace(cfg, removal_delay_s=0.0))
+    def no_removal_delay(
+        self: SandboxRuntime, adapter: DockerAdapter, config: SandboxConfig
+    ) -> None:
+        runtime_init(self, adapter, dataclasses.replace(config, removal_defer_max_s=0.0))
 
     if not delays:
         SandboxPool.__init__ = no_refill_delay  # type: ignore[method-assign]
@@ -117,9 +120,9 @@ async def main() -> None:
     for name, ms in compiles.items():
         m = statistics.median(ms)
         print(f"   {name:13s} {m:7.1f} ms ({m / base:.2f}x)   {base - m:5.1f} ms saved")
-    hellos: dict[str, list[float]] = {"delayed (now)": [], "at once": []}
+    hellos: dict[str, list[float]] = {"deferred (now)": [], "at once": []}
     for _ in range(2):
-        hellos["delayed (now)"] += await hello_ms(args.image, args.runs, delays=True)
+        hellos["deferred (now)"] += await hello_ms(args.image, args.runs, delays=True)
         hellos["at once"] += await hello_ms(args.image, args.runs, delays=False)
     base = statistics.median(hellos["at once"])
     print("\n3. hello world POST -> callback, warm pool; refill and removals ... (median, p90 ms)")

@@ -114,6 +114,7 @@ async def measure(client: Client, n: int) -> None:
     await client.settled()
     per: dict[str, list[float]] = defaultdict(list)
     totals: list[float] = []
+    cpu = time.process_time()
     for stdin in inputs:
         _LOG.clear()
         start = time.perf_counter()
@@ -135,7 +136,9 @@ async def measure(client: Client, n: int) -> None:
         print(f"  {'  ' * (depth + 1)}{label:{42 - 2 * depth}s} {step_ms:7.2f}")
     rest = statistics.median(totals) - top
     print(f"  {'  the rest (HTTP, loop and thread hand-overs)':44s} {rest:7.2f}")
+    cpu_ms = (time.process_time() - cpu) * 1000 / n
     print(f"  supervisor round trips per execute: {statistics.median(per['calls: executes']):.0f}")
+    print(f"  this process's CPU per execute (server and client): {cpu_ms:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -10,17 +10,21 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Mapping
 
 from aiohttp import web
+from pydantic_settings import BaseSettings
 
-from service.app import create_app
+from service.app import create_app, doors_settings
 from service.http.accesslog import RedactingAccessLogger
 from service.settings import Settings, SettingsError
 
 log = logging.getLogger("service")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(
+    settings: Settings, door_settings: Mapping[str, BaseSettings] | None = None
+) -> None:
     """Run the server until SIGTERM or SIGINT; logs ``listening on <url>`` once it is ready."""
     # Work proportional to a request runs in threads; a thread holding the GIL is asked to hand
     # it over after this interval, so a shorter one keeps the event loop's answers prompt while
@@ -34,7 +38,7 @@ async def serve(settings: Settings) -> None:
             settings.host,
         )
     runner = web.AppRunner(
-        create_app(settings),
+        create_app(settings, door_settings),
         shutdown_timeout=settings.shutdown_grace_s,
         access_log_class=RedactingAccessLogger,
     )
@@ -45,7 +49,7 @@ async def serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=settings.reuse_port)
         await site.start()
         for address in runner.addresses:
             host, port = address[0], address[1]
@@ -58,15 +62,27 @@ async def serve(settings: Settings) -> None:
     log.info("stopped")
 
 
+def quieter_logging() -> None:
+    """Log records without what our format never shows: the calling frame (a stack walk per
+    record), thread and process names, as the logging HOWTO advises for speed. Every request
+    writes an access-log line: this takes 1-3 us off each (of 10-20 us here)."""
+    logging._srcfile = None  # the HOWTO names this private attribute for this purpose
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def main() -> None:
+    quieter_logging()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         settings = Settings.from_env()
+        door_settings = doors_settings()  # a door's variable out of range: told the same way
     except SettingsError as e:
         sys.exit(f"judge: {e}")
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, door_settings))
 
 
 if __name__ == "__main__":

@@ -203,6 +203,19 @@ def openapi_document() -> dict[str, Any]:
     return api_openapi.openapi_document([d for door in DOORS if (d := door().openapi())])
 
 
+def doors_settings(given: Mapping[str, BaseSettings] | None = None) -> dict[str, BaseSettings]:
+    """Every door's settings object by door name: the ``given`` ones (tests), the others read
+    from the environment (``JUDGE_<DOOR>_*``; the WebGME door's keeps its ``JUDGE_*`` name).
+    Raises what a door's settings model raises (``SettingsError`` for the WebGME door's)."""
+    settings = dict(given or {})
+    for make in DOORS:
+        door = make()
+        model = door.settings_model()
+        if model is not None and door.name not in settings:
+            settings[door.name] = model()
+    return settings
+
+
 def create_app(
     settings: Settings, door_settings: Mapping[str, BaseSettings] | None = None
 ) -> web.Application:
@@ -215,12 +228,7 @@ def create_app(
     app[SETTINGS] = settings
     app[LIMITER] = RateLimiter(settings.rate_limit)
     doors = tuple(make() for make in DOORS)
-    given = dict(door_settings or {})
-    for door in doors:
-        model = door.settings_model()
-        if model is not None and door.name not in given:
-            given[door.name] = model()
-    core = Core(app, given)
+    core = Core(app, doors_settings(door_settings))
     app[FRONT_DOORS] = doors
     app[CORE] = core
     setup_events(app)

@@ -11,7 +11,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orchestrator.mission import MissionCaps
@@ -26,7 +26,8 @@ class SettingsError(ValueError):
     """A setting has a value the service cannot use; the message names the variable."""
 
 
-def _describe(e: ValidationError) -> str:
+def describe(e: ValidationError) -> str:
+    """The problems of ``e`` as one line, each naming its variable (``JUDGE_<FIELD>``)."""
     problems = []
     for err in e.errors():
         field = str(err["loc"][0]) if err["loc"] else "settings"
@@ -62,6 +63,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     # Empty: SQLite under data_dir (one node). postgresql://...: shared by every node.
     database_url: str = ""
+    # Several nodes on one host share the port (SO_REUSEPORT: the kernel spreads connections
+    # over them), to use more than one core for HTTP. Only with database_url: a client's next
+    # request may reach another node, which must see its missions.
+    reuse_port: bool = False
     # A node holds a claimed mission or callback this long unless it renews the lease; when a
     # node dies, another re-runs its missions this long after its last renewal.
     lease_s: float = Field(20.0, ge=1, le=3600)
@@ -117,8 +122,6 @@ class Settings(BaseSettings):
     # The most bytes of files (downloads, blob: reads, imports) one mission holds in the server.
     mission_files_bytes: int = Field(512 * 1024 * 1024, ge=1024 * 1024, le=1 << 40)
     max_macro_key_bytes: int = Field(32, ge=11, le=4096)
-    # Executor blobs per token (files and artifacts it uploaded or its jobs produced).
-    storage_quota_bytes: int = Field(1 << 30, ge=1024, le=1 << 50)
     # Finished jobs and missions, and blobs no token touched, are removed after this long.
     retention_s: float = Field(7 * 86400.0, ge=1, le=10 * 365 * 86400.0)
     retention_sweep_s: float = Field(600.0, ge=0.1, le=86400)
@@ -132,7 +135,7 @@ class Settings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as e:
-            raise SettingsError(_describe(e)) from None
+            raise SettingsError(describe(e)) from None
 
     @field_validator("tokens", "runtimes", "allow_private", mode="before")
     @classmethod
@@ -160,6 +163,15 @@ class Settings(BaseSettings):
     def _allowlist_parses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         AddressPolicy.parse(True, v)  # raises ValueError naming a malformed entry
         return v
+
+    @model_validator(mode="after")
+    def _reuse_port_shares_a_database(self) -> Settings:
+        if self.reuse_port and not self.database_url:
+            raise ValueError(
+                "JUDGE_REUSE_PORT needs JUDGE_DATABASE_URL: nodes sharing a port must share "
+                "their missions (SQLite is one node's own)"
+            )
+        return self
 
     @field_validator("callback_secret")
     @classmethod

@@ -35,7 +35,8 @@ def _bindir() -> Path:
     return Path(initdb).resolve().parent
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free at the moment of asking."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -53,7 +54,7 @@ class Cluster:
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._run(
             [
@@ -71,9 +72,11 @@ class Cluster:
     def _run(self, argv: list[Any], check: bool = True) -> None:
         subprocess.run(argv, user=self.user, check=check, capture_output=True)
 
-    def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    def start(self, fsync: bool = False) -> None:
+        """Start the server and wait until it accepts connections (without fsync unless asked:
+        the tests crash processes, not the machine)."""
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        options += "" if fsync else " -c fsync=off"
         log = self.root / "log"
         self._run(
             [self.bindir / "pg_ctl", "-D", self.data, "-o", options, "-l", log, "-w", "start"]

@@ -161,8 +161,17 @@ static void handle_line(const char *line, size_t n)
             } else if (stream && (inter || rq.name[0][0] || rq.name[1][0] || rq.name[2][0])) {
                 respond_error("invalid request: a streaming exec has no interactor, and its "
                               "'stdin', 'stdout' and 'stderr' are the channel and must be empty");
+            } else if (rq.merged_path && (stream || inter)) {
+                respond_error("invalid request: 'merged' is for an exec without 'stream' and "
+                              "without an interactor");
+            } else if (rq.merged_path && (strcmp(rq.merged_name, rq.name[1]) == 0 ||
+                                          strcmp(rq.merged_name, rq.name[2]) == 0)) {
+                respond_error("invalid request: 'merged' must name a file other than 'stdout' "
+                              "and 'stderr'");
             } else if (stream) {
                 op_exec_stream(&rq);
+            } else if (rq.merged_path) {
+                op_exec_merged(&rq);
             } else if (!inter) {
                 op_exec(&rq);
             } else {
@@ -264,7 +273,7 @@ int main(void)
         /* "features" names the optional parts of the protocol this supervisor speaks. */
         sb_printf(&b,
                   "{\"ok\":true,\"op\":\"hello\",\"version\":%d,\"cgroup\":\"%s\","
-                  "\"features\":[\"interactor\",\"limits\",\"stream\"]}\n",
+                  "\"features\":[\"interactor\",\"limits\",\"merged\",\"stream\"]}\n",
                   PROTOCOL_VERSION, cg.version);
         out_sb(&b);
         sb_free(&b);

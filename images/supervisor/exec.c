@@ -29,7 +29,7 @@ static _Noreturn void child_fail(int fd, int stage, int err)
 
 /* Opens a redirection as the (already unprivileged) child.  O_NONBLOCK only guards the open
  * itself, so that a FIFO planted in /box cannot hang the setup; it is cleared right after. */
-static int open_redirect(const char *path, int flags)
+int open_redirect(const char *path, int flags)
 {
     int fd = open(path ? path : "/dev/null",
                   flags | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0644);
@@ -499,6 +499,12 @@ void answer_exec(const struct exec_req *rq, struct outcome *o, const char *extra
     int rec_fd[3] = {-1, -1, -1};
     int64_t rec_len[3] = {0, 0, 0};
     scan_redirects(rq, o, setup_error, rec_fd, rec_len);
+    int merged_fd = -1;
+    int64_t merged_len = 0;
+    if (rq->merged_path && !setup_error && become_uid(rq->uid, rq->gid)) {
+        merged_fd = open_record(rq->merged_path, rq->record_merged, &merged_len);
+        become_root();
+    }
 
     struct sb msg = {0};
     const char *status = verdict(rq, o, &msg);
@@ -526,10 +532,17 @@ void answer_exec(const struct exec_req *rq, struct outcome *o, const char *extra
     out_write("\",\"stderr\":\"", 12);
     if (rec_fd[2] >= 0)
         stream_record(rec_fd[2], rec_len[2]);
+    if (rq->merged_path) {                  /* only then: the plain answer stays as it was */
+        out_write("\",\"merged\":\"", 12);
+        if (merged_fd >= 0)
+            stream_record(merged_fd, merged_len);
+    }
     out_write("\"}}\n", 4);
     for (int i = 1; i <= 2; i++)
         if (rec_fd[i] >= 0)
             close(rec_fd[i]);
+    if (merged_fd >= 0)
+        close(merged_fd);
     sb_free(&b);
     sb_free(&msg);
 }
@@ -574,5 +587,9 @@ bool parse_exec(const struct jval *req, struct arena *a, struct exec_req *rq)
         if (recs[k] && !get_int(req, recs[k], false, 0, 0, LIMIT_MAX, &rq->record[k]))
             return false;
     }
+    if (!get_str(req, "merged", false, &rq->merged_name) ||
+        !get_int(req, "record_merged", false, 0, 0, LIMIT_MAX, &rq->record_merged))
+        return false;
+    rq->merged_path = rq->merged_name[0] ? box_path(a, rq->merged_name) : NULL;
     return get_str(req, "meta_file", false, &rq->meta_file);
 }

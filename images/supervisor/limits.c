@@ -83,6 +83,9 @@ const char *verdict(const struct exec_req *rq, const struct outcome *o, struct s
                 sb_printf(msg, "cannot open %s file '%s': %s", which[rp->stage],
                           rq->name[rp->stage - ST_STDIN], errstr(rp->err));
             break;
+        case ST_MERGED:
+            sb_printf(msg, "cannot open merged file '%s': %s", rq->merged_name, errstr(rp->err));
+            break;
         case ST_RLIMIT:
             sb_printf(msg, "cannot set resource limits: %s", strerror(rp->err));
             break;
@@ -113,7 +116,10 @@ const char *verdict(const struct exec_req *rq, const struct outcome *o, struct s
         sb_printf(msg, "output limit exceeded (%lld KiB)", (long long)rq->out_kib);
         return "OLE";
     }
-    if (o->sig == SIGXFSZ || (o->output_full && (o->exit_code != 0 || o->sig != 0))) {
+    /* KR_FILE: with `merged` the supervisor writes the streams' files and stops a command whose
+     * stream would pass the largest file, where the kernel would have sent it SIGXFSZ. */
+    if (o->reason == KR_FILE || o->sig == SIGXFSZ ||
+        (o->output_full && (o->exit_code != 0 || o->sig != 0))) {
         if (file_size_rules(rq))
             sb_printf(msg, "file size limit exceeded (%lld KiB)", (long long)rq->file_size_kib);
         else

@@ -32,14 +32,6 @@ struct relay {
     pid_t pid;                      /* the command, leader of its own process group */
 };
 
-static int set_nonblock(int fd, bool on)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return -1;
-    return fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
-}
-
 /* Queues one data line for the channel; at most cap bytes in all are relayed. */
 static void relay_data(struct relay *rl, int stream, const unsigned char *p, size_t n)
 {
@@ -171,13 +163,6 @@ static void read_channel(struct relay *rl, bool fill)
             control_line(rl, line, n);
 }
 
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
 /* The command's pipes: [0] stdin (we write), [1] stdout, [2] stderr (we read).  child[k] are
  * the command's ends.  False with errno when a pipe cannot be made. */
 static bool make_pipes(struct relay *rl, int child[3])
@@ -272,20 +257,13 @@ void op_exec_stream(const struct exec_req *rq0)
         for (int k = 1; k <= 2; k++)
             if (rl.out_fd[k] >= 0 && room_out)
                 fds[nfds] = (struct pollfd){.fd = rl.out_fd[k], .events = POLLIN}, at[nfds++] = k;
-        int64_t left = next_check - now_ns();
-        if (left < MIN_POLL_NS)
-            left = MIN_POLL_NS;
-        struct timespec ts = {.tv_sec = (time_t)(left / NS_PER_SEC),
-                              .tv_nsec = (long)(left % NS_PER_SEC)};
-        if (ppoll(fds, (nfds_t)nfds, &ts, NULL) <= 0)
+        if (poll_until(fds, nfds, next_check) <= 0)
             continue;
         for (int i = 0; i < nfds; i++) {
             if (!fds[i].revents)
                 continue;
             if (at[i] == -1) {
-                struct signalfd_siginfo si;
-                while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
-                    ;
+                drain_signalfd(sfd);
             } else if (at[i] == 3) {
                 read_channel(&rl, true);
             } else if (at[i] == 1 || at[i] == 2) {

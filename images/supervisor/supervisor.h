@@ -16,6 +16,8 @@
  *   exec.c         one command: the child's set-up, supervision, the exec answer
  *   interactive.c  an exec with an interactor: two commands wired by pipes
  *   stream.c       a streaming exec: stdin, stdout and stderr relayed over the channel
+ *   merged.c       an exec with `merged`: stdout and stderr through pipes into their files and
+ *                  one file of both in the order they were read
  *   files.c        the file operations write, put, list, read
  *
  * Build: gcc -O2 -Wall -Wextra -Werror -static -o supervisor *.c
@@ -98,6 +100,7 @@
 #define POLL_NS (5 * NS_PER_MS)             /* the limits are checked at least this often */
 #define MIN_POLL_NS (200 * 1000LL)          /* but never busy-loop */
 #define EFTYPE_NOTREG (-1000)               /* our own "errno": not a regular file */
+#define EFTYPE_SAME (-1001)                 /* our own "errno": the merged file is stdout's */
 #define KILL_GIVE_UP_NS (5 * NS_PER_SEC)    /* see kill_all() */
 
 extern sigset_t g_sigchld;                  /* {SIGCHLD}, blocked for our whole life */
@@ -137,6 +140,11 @@ void become_root(void);
 
 void signal_name(int sig, char *buf, size_t cap);
 void on_terminate(int sig);
+
+int set_nonblock(int fd, bool on);
+void close_fd(int *fd);
+int poll_until(struct pollfd *fds, int nfds, int64_t deadline_ns);
+void drain_signalfd(int sfd);
 
 /* ------------------------------------------------------------------------------------------ */
 /* json.c: JSON output and parsing, base64, request fields                                     */
@@ -240,7 +248,9 @@ void proc_scan(int64_t *cpu_ns, int64_t *anon_bytes, int64_t *tasks);
 /* exec.c: one command                                                                         */
 /* ------------------------------------------------------------------------------------------ */
 
-enum stage { ST_PRIV = 1, ST_CHDIR, ST_STDIN, ST_STDOUT, ST_STDERR, ST_RLIMIT, ST_EXEC };
+enum stage {
+    ST_PRIV = 1, ST_CHDIR, ST_STDIN, ST_STDOUT, ST_STDERR, ST_RLIMIT, ST_EXEC, ST_MERGED
+};
 
 /* What the child tells the parent through the close-on-exec pipe when a step fails.  A
  * successful execvp closes the pipe silently.  It is smaller than PIPE_BUF, so atomic. */
@@ -259,6 +269,9 @@ struct exec_req {
     const char *name[3];    /* redirection as given; "" = /dev/null */
     const char *path[3];    /* "/box/<name>", NULL for /dev/null */
     const char *meta_file;  /* protocol 2: write the meta here too ("" = do not) */
+    const char *merged_name; /* feature `merged`: both streams in read order ("" = none) */
+    const char *merged_path; /* "/box/<merged_name>", NULL for none */
+    int64_t record_merged;  /* bytes of the merged file to return */
     uid_t uid;              /* who runs it: SANDBOX_UID, or INTERACTOR_UID for an interactor */
     gid_t gid;
     int pipe_fd[3];         /* pipe ends instead of path[0..2], -1 if none: stdin/stdout for an
@@ -273,9 +286,9 @@ struct run {
     long maxrss_kib;        /* max ru_maxrss over every reaped process */
 };
 
-/* Why the supervisor killed a command: a limit, or (streaming) its output over output_kib or
- * the channel closed. */
-enum reason { KR_NONE, KR_CPU, KR_WALL, KR_MEM, KR_PROC, KR_OUTPUT, KR_GONE };
+/* Why the supervisor killed a command: a limit, (streaming) its output over output_kib or
+ * the channel closed, or (merged) a stream's file over the largest-file limit. */
+enum reason { KR_NONE, KR_CPU, KR_WALL, KR_MEM, KR_PROC, KR_OUTPUT, KR_GONE, KR_FILE };
 
 /* Baselines taken just before fork, so the figures are the command's alone. */
 struct baseline {
@@ -305,6 +318,7 @@ struct outcome {
 };
 
 _Noreturn void child_main(const struct exec_req *rq, int rfd);
+int open_redirect(const char *path, int flags);
 bool reap(struct run *r);
 void kill_all(struct run *r);
 void take_baseline(struct baseline *b);
@@ -348,6 +362,7 @@ struct interactor_req {
 bool parse_interactor(const struct jval *obj, struct arena *a, struct interactor_req *ir);
 void op_exec_interactive(const struct exec_req *rq, const struct interactor_req *ir);
 void op_exec_stream(const struct exec_req *rq);
+void op_exec_merged(const struct exec_req *rq);
 
 int walk_parent(const char *rel, bool mkdirs, char leaf[NAME_MAX + 1]);
 bool write_all(int fd, const unsigned char *p, size_t n);

@@ -4,6 +4,8 @@
  */
 #include "supervisor.h"
 
+#include <sys/signalfd.h>
+
 sigset_t g_sigchld;                         /* {SIGCHLD}, blocked for our whole life */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -92,6 +94,10 @@ const char *errstr(int err)
 {
     if (err == ELOOP)
         return "is a symbolic link (refused)";
+    if (err == EFTYPE_NOTREG)
+        return "not a regular file (refused)";
+    if (err == EFTYPE_SAME)
+        return "it is also the stdout or stderr file (refused)";
     return strerror(err);
 }
 
@@ -229,4 +235,43 @@ void on_terminate(int sig)
         return;
     }
     _exit(0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* File descriptors and waiting on several (the streaming and merged executes)                */
+/* ------------------------------------------------------------------------------------------ */
+
+int set_nonblock(int fd, bool on)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -1;
+    return fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+}
+
+void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* ppoll() on fds until deadline_ns (CLOCK_MONOTONIC), but at least MIN_POLL_NS; > 0 when some
+ * fd is ready. */
+int poll_until(struct pollfd *fds, int nfds, int64_t deadline_ns)
+{
+    int64_t left = deadline_ns - now_ns();
+    if (left < MIN_POLL_NS)
+        left = MIN_POLL_NS;
+    struct timespec ts = {.tv_sec = (time_t)(left / NS_PER_SEC),
+                          .tv_nsec = (long)(left % NS_PER_SEC)};
+    return ppoll(fds, (nfds_t)nfds, &ts, NULL);
+}
+
+/* Empties a non-blocking signalfd (the SIGCHLDs that woke us: reap() does the rest). */
+void drain_signalfd(int sfd)
+{
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+        ;
 }

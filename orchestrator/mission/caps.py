@@ -104,7 +104,9 @@ def _execute_strings(execute: object) -> list[str]:
     (validation reports them)."""
     if not isinstance(execute, dict):
         return []
-    out = [execute[k] for k in ("name", "meta", "stdin", "stdout", "stderr") if k in execute]
+    out = [
+        execute[k] for k in ("name", "meta", "stdin", "stdout", "stderr", "merged") if k in execute
+    ]
     command = execute.get("command")
     if isinstance(command, list):
         out += command

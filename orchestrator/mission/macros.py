@@ -113,9 +113,9 @@ def expand_execute(
     """``execute`` with the macros applied to each of its strings, validated again.
 
     The strings are the command items (or the ``compare`` paths), ``name``, ``meta``, ``stdin``,
-    ``stdout``, ``stderr``, the scope's ``import``/``export`` paths and the interactor's command,
-    ``meta``, ``stderr`` and ``private`` paths. When no macro occurs, ``execute`` itself is
-    returned.
+    ``stdout``, ``stderr``, ``merged``, the scope's ``import``/``export`` paths and the
+    interactor's command, ``meta``, ``stderr`` and ``private`` paths. When no macro occurs,
+    ``execute`` itself is returned.
     Raises :class:`MissionInvalid` (paths under ``path``) when an expanded value breaks a rule,
     e.g. a macro value that puts ``..`` into a file name; never for a mission that
     :func:`parse_mission` accepted.
@@ -124,6 +124,8 @@ def expand_execute(
     done = dict(raw)
     for key in ("name", "meta", "stdin", "stdout", "stderr"):
         done[key] = expand(raw[key], macros)
+    if "merged" in raw:
+        done["merged"] = expand(raw["merged"], macros)
     if "command" in raw:
         done["command"] = [expand(arg, macros) for arg in raw["command"]]
     if "compare" in raw:

@@ -49,11 +49,15 @@ class _Model(BaseModel):
 
 
 class Record(_Model):
-    """Which redirected output to report back: the first ``stdout``/``stderr`` bytes."""
+    """Which redirected output to report back: the first ``stdout``/``stderr`` bytes (and
+    ``merged``: of the merged file)."""
 
     enable: bool = True
     stdout: Annotated[int, Field(ge=0, le=4096)] = 1024
     stderr: Annotated[int, Field(ge=0, le=4096)] = 1024
+    # The merged file's (an execute with ``merged``; absent: 1024). Up to twice a stream's
+    # record, since it holds both.
+    merged: Annotated[int, Field(ge=0, le=2 * 4096)] | None = None
 
 
 class Scope(_Model):
@@ -149,6 +153,30 @@ class Execute(_Program, _Named):
     process_limit: Annotated[int, Field(ge=1, le=MAX_PROCESSES)] | None = None
     file_size_limit: Annotated[int, Field(ge=0, le=MAX_FILE_SIZE_KIB)] | None = None
     stack_limit: Annotated[int, Field(ge=MIN_STACK_KIB, le=MAX_STACK_KIB)] | None = None
+    # Another extension: a file that gets stdout and stderr together, in the order the command
+    # wrote them (each stream still goes to its own file as well). Absent: no such file.
+    merged: FileName | None = None
+
+    @property
+    def merged_record_bytes(self) -> int:
+        """How many bytes of the merged file the result reports (0 without one)."""
+        if self.merged is None or not self.record.enable:
+            return 0
+        return 1024 if self.record.merged is None else self.record.merged
+
+    @model_validator(mode="after")
+    def _merged_is_a_file_of_its_own(self) -> Execute:
+        if self.merged is None:
+            return self
+        if self.interactor is not None:
+            raise ValueError("'merged' cannot be used with an interactor (its stdout is a pipe)")
+        mine = posixpath.normpath(self.merged)
+        for field in ("stdout", "stderr", "meta"):
+            other = getattr(self, field)
+            if other and posixpath.normpath(other) == mine:
+                raise ValueError(f"'merged' must be a file of its own, not the {field} file")
+        return self
+
     # An extension: compare two files instead of running a command (docs/missions.md).
     compare: Compare | None = None
 
@@ -173,6 +201,7 @@ class Execute(_Program, _Named):
                 ("stdin", self.stdin),
                 ("stdout", self.stdout),
                 ("stderr", self.stderr),
+                ("merged", self.merged),
                 ("interactor", self.interactor),
                 ("scope", self.scope.enable or None),
             )

@@ -102,9 +102,15 @@ def system_error(message: str) -> dict[str, Any]:
     }
 
 
-def record(stdout_b64: str = "", stderr_b64: str = "") -> dict[str, str]:
-    """An execute's record: base64 of the first bytes of its redirected stdout and stderr."""
-    return {"stdout": stdout_b64, "stderr": stderr_b64}
+def record(
+    stdout_b64: str = "", stderr_b64: str = "", merged_b64: str | None = None
+) -> dict[str, str]:
+    """An execute's record: base64 of the first bytes of its redirected stdout and stderr, and
+    of its merged file when it has one (``merged_b64`` not None)."""
+    rec = {"stdout": stdout_b64, "stderr": stderr_b64}
+    if merged_b64 is not None:
+        rec["merged"] = merged_b64
+    return rec
 
 
 def file_entry(status: int = 0, head: bytes = b"") -> dict[str, Any]:
@@ -122,7 +128,8 @@ def execute_entry(
     """An execute's entry: ``name``, ``meta``, ``record``. An interactive execute (one with an
     ``interactor``) also gets ``interactor: {meta, record}``, from ``interactor`` (its meta and
     record) or, when its interactor never ran, ``meta`` and an empty record."""
-    entry: dict[str, Any] = {"name": ex.name, "meta": dict(meta), "record": dict(rec or record())}
+    empty = record(merged_b64="" if ex.merged is not None else None)
+    entry: dict[str, Any] = {"name": ex.name, "meta": dict(meta), "record": dict(rec or empty)}
     if ex.interactor is not None:
         imeta, irec = interactor if interactor is not None else (meta, None)
         entry["interactor"] = {"meta": dict(imeta), "record": dict(irec or record())}

@@ -128,9 +128,12 @@ class _Stage:
 
 
 def _record(outcome: ExecOutcome | None, ex: Execute) -> dict[str, str]:
+    merged = "" if ex.merged is not None else None
     if outcome is None or not ex.record.enable:
-        return result_doc.record()
-    return result_doc.record(outcome.stdout_b64, outcome.stderr_b64)
+        return result_doc.record(merged_b64=merged)
+    if merged is not None:
+        merged = outcome.merged_b64
+    return result_doc.record(outcome.stdout_b64, outcome.stderr_b64, merged)
 
 
 def _entry(
@@ -199,6 +202,8 @@ def exec_request(ex: Execute, meta_file: str = "") -> ExecRequest:
         process_limit=ex.process_limit,
         file_size_kib=ex.file_size_limit,
         stack_kib=ex.stack_limit,
+        merged=ex.merged or "",
+        record_merged_bytes=ex.merged_record_bytes,
     )
 
 

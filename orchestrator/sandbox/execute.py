@@ -73,6 +73,10 @@ class ExecRequest:
     process_limit: int | None = None
     file_size_kib: int | None = None
     stack_kib: int | None = None
+    # The supervisor's feature "merged": also a file of stdout and stderr together, in the order
+    # the command wrote them ("" = none), and how many of its first bytes to report.
+    merged: str = ""
+    record_merged_bytes: int = 0
 
     @property
     def wall_time_ms(self) -> int:
@@ -85,6 +89,11 @@ class ExecRequest:
     def needs_limits(self) -> bool:
         """Whether it sets a limit only a supervisor with the feature "limits" enforces."""
         return any(v is not None for v in (self.process_limit, self.file_size_kib, self.stack_kib))
+
+    @property
+    def needs_merged(self) -> bool:
+        """Whether it asks for a merged file (only a supervisor with "merged" writes one)."""
+        return bool(self.merged)
 
     @property
     def fence_memory_kib(self) -> int:
@@ -128,6 +137,11 @@ class ExecRequest:
                 )
                 if value is not None
             },
+            **(
+                {"merged": self.merged, "record_merged": self.record_merged_bytes}
+                if self.merged
+                else {}
+            ),
         }
 
 
@@ -187,6 +201,7 @@ class ExecOutcome:
     # Asked for a meta file: "" written, else why not; None: not written (older supervisor).
     meta_file_error: str | None = None
     interactor: ExecOutcome | None = None
+    merged_b64: str = ""  # the merged file's record (an execute with ``merged``)
 
     @property
     def stdout(self) -> bytes:
@@ -196,12 +211,21 @@ class ExecOutcome:
     def stderr(self) -> bytes:
         return base64.b64decode(self.stderr_b64)
 
+    @property
+    def merged(self) -> bytes:
+        return base64.b64decode(self.merged_b64)
+
 
 def outcome_from_wire(doc: Mapping[str, Any]) -> ExecOutcome:
     """An outcome from the supervisor's ``meta`` and ``record``; raises on malformed ones."""
     meta = Meta.from_wire(doc["meta"])
     record = doc.get("record") or {}
-    return ExecOutcome(meta, str(record.get("stdout", "")), str(record.get("stderr", "")))
+    return ExecOutcome(
+        meta,
+        str(record.get("stdout", "")),
+        str(record.get("stderr", "")),
+        merged_b64=str(record.get("merged", "")),
+    )
 
 
 __all__ = ["ExecOutcome", "ExecRequest", "InteractorRequest", "Meta", "outcome_from_wire"]

@@ -4,11 +4,12 @@ Creating a sandbox is the engine's slowest work (well over 100 ms), so ``Sandbox
 started per configured image and hands one out per ``take``. A pooled sandbox has never run
 anything; whoever takes it owns it and removes it afterwards: it never goes back.
 
-How many it keeps follows demand (``Demand``): the target is the most sandboxes taken between two
-moments the pool was full, over the last ``demand_window_s`` (at least the configured base size,
-at most ``cap``). A burst of twenty executes empties a pool of two and raises the target to
-twenty, so the next burst finds twenty ready; a steady trickle that the refills keep up with
-leaves it at the base size; the target falls back once the window holds no such burst.
+How many it keeps follows demand (``Demand``): the target is one more than the most sandboxes
+taken between two moments the pool was full, over the last ``demand_window_s`` (at least the
+configured base size, at most ``cap``). A burst of twenty executes empties a pool of two and
+raises the target to 21, so the next burst finds enough ready and leaves one; a steady trickle
+that the refills keep up with leaves it at the base size; the target falls back once the window
+holds no such burst.
 
 Refills run in the background with bounded concurrency and, like removals, in quiet spells
 (``quiet.Activity``: no sandbox in use for ``refill_delay_s``, waiting at most
@@ -39,8 +40,6 @@ log = logging.getLogger(__name__)
 _RECHECK_S = 2.0
 # Seconds to wait before trying again after a creation failed (engine down, image missing).
 _RETRY_S = 5.0
-# Seconds after a miss during which an empty pool refills without waiting for a quiet spell.
-_MISSING_S = 1.0
 
 
 def parse_pool_sizes(text: str) -> dict[str, int]:
@@ -119,7 +118,6 @@ class _ImagePool:
     image_id: str | None = None
     checked_at: float = -1e9
     retry_at: float = 0.0
-    missed_at: float = -1e9
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -197,12 +195,11 @@ class SandboxPool:
                 if box.alive:
                     self.stats.hits += 1
                     self.runtime.lend(box)
-                    pool.wake.set()
+                    self._taken_from(pool)
                     return box
                 self.stats.discarded += 1
                 box.close_later()
-            pool.missed_at = time.monotonic()
-            pool.wake.set()
+            self._taken_from(pool)
         self.stats.misses += 1
         return await self.runtime.create(image, memory_kib)
 
@@ -235,7 +232,15 @@ class SandboxPool:
     # -- background -----------------------------------------------------------------------------
 
     def _retarget(self, pool: _ImagePool) -> None:
-        pool.target = min(self.cap, max(pool.base, pool.demand.need()))
+        # One more than the demand seen: a burst of exactly that size leaves one ready, so its
+        # last execute does not share the cores with the refill an empty pool starts at once.
+        need = pool.demand.need()
+        pool.target = min(self.cap, max(pool.base, need + 1 if need > pool.base else 0))
+
+    def _taken_from(self, pool: _ImagePool) -> None:
+        pool.wake.set()  # the refill loop starts what the target now asks
+        if not pool.ready:
+            self.runtime.activity.wake()  # refills waiting for quiet go now (``_urgent``)
 
     async def _refill(self, pool: _ImagePool) -> None:
         while not self._stopped:
@@ -256,13 +261,18 @@ class SandboxPool:
                     await pool.wake.wait()
 
     async def _create_one(self, pool: _ImagePool) -> None:
+        asked_at = time.monotonic()
         try:
             async with self._slots:
-                # In a quiet spell, unless takers are missing now (a burst larger than the
-                # pool): the next one would wait for a creation anyway.
-                if pool.ready or time.monotonic() - pool.missed_at > _MISSING_S:
+                # In a quiet spell, unless a pool is empty (its next taker would wait for a
+                # creation anyway), and at most refill_defer_max_s after the refill was asked
+                # for, wherever its wait began: under load that never pauses, the slots then
+                # create at the engine's pace. Only the slots' holders wait, so a deficit of
+                # twenty is two waiters, not twenty woken at every lend.
+                left = asked_at + self.refill_defer_max_s - time.monotonic()
+                if left > 0 and not self._urgent():
                     await self.runtime.activity.quiet(
-                        self.refill_delay_s, self.refill_defer_max_s, lambda: self._stopped
+                        self.refill_delay_s, left, lambda: self._stopped or self._urgent()
                     )
                 if self._stopped:
                     return
@@ -284,6 +294,12 @@ class SandboxPool:
         pool.ready.append(box)
         if len(pool.ready) >= pool.target:
             pool.demand.full()
+
+    def _urgent(self) -> bool:
+        """Whether a pool is empty (and not waiting out a failed creation): its next taker
+        would wait for a creation anyway."""
+        now = time.monotonic()
+        return any(not p.ready and now >= p.retry_at for p in self._pools.values())
 
     async def _check_image(self, pool: _ImagePool, max_age_s: float) -> None:
         """Drain ``pool`` when its name now stands for another image than its sandboxes'."""

@@ -28,14 +28,15 @@ class Activity:
     def lend(self) -> None:
         """A sandbox was handed to a mission or an execute."""
         self.in_use += 1
-        self._changed.set()
+        if self.in_use == 1:  # a quiet spell ended; other lends change nothing for waiters
+            self._changed.set()
 
     def give_back(self) -> None:
         """A sandbox lent out was closed."""
         self.in_use = max(0, self.in_use - 1)
-        if self.in_use == 0:
+        if self.in_use == 0:  # a quiet spell begins
             self._quiet_since = self._clock()
-        self._changed.set()
+            self._changed.set()
 
     def quiet_for(self) -> float:
         """Seconds since the last sandbox in use was closed (0 while one is in use)."""

@@ -175,6 +175,10 @@ class Sandbox(FileTransfers):
         if req.needs_limits and "limits" not in self.features:
             # An older supervisor would ignore them and run the command without them.
             return ExecOutcome(self._missing("process, file-size and stack limits"))
+        if req.needs_merged and "merged" not in self.features:
+            return ExecOutcome(self._missing("merged output"))
+        if req.needs_merged and req.interactor is not None:
+            raise ValueError("an execute with a merged file has no interactor")
         self._ran = True
         await self._grow_fence(req)
         answer = await self._request(req.to_wire(), req.answer_within_s + _ANSWER_MARGIN_S)
@@ -223,7 +227,7 @@ class Sandbox(FileTransfers):
         still runs. Verdicts are data, as for ``run``; raises ``SandboxError`` (or another
         ``JudgeError``) when the sandbox itself failed, which is then unusable.
         """
-        if req.interactor is not None or req.stdin or req.stdout or req.stderr:
+        if req.interactor is not None or req.stdin or req.stdout or req.stderr or req.merged:
             raise ValueError("a streaming execute has no redirections and no interactor")
         missing = (
             "streaming executes"

@@ -64,6 +64,9 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "output_limit; over it: SIGXFSZ, OLE 'file size limit exceeded (N KiB)', signal 25.",
         "stack_limit": "Extension: KiB of stack; absent: memory_limit, at least 8 MiB. A "
         "stack overflow is RE, signal 11 (SIGSEGV).",
+        "merged": "Extension: a file that gets stdout and stderr together, in the order the "
+        "command wrote them (each still goes to its own file too); not with an interactor. "
+        "Reported as record.merged. See docs/missions.md.",
         "compare": "Extension, instead of `command`: compare two files of the mission's "
         "sandbox byte for byte, no process run. Equal: status ''; different: RE, exit-code 1; "
         "a file missing, a link or not a regular file: RE, exit-code 2. Not with stdin, "
@@ -86,6 +89,8 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "enable": "Report the output at all.",
         "stdout": "Leading bytes of the stdout file to report (base64).",
         "stderr": "Leading bytes of the stderr file to report (base64).",
+        "merged": "Extension: leading bytes of the merged file to report (base64); absent: "
+        "1024. Up to 8192.",
     },
     "Scope": {
         "enable": "Run this execute in a new, empty sandbox.",

@@ -30,6 +30,7 @@ from service.http.ratelimit import LIMITER, RateLimiter
 from service.keys import BLOB_URLS, HTTP, LANGUAGES, RUNTIME, SETTINGS, STORE, WORKERS
 from service.languages import Languages
 from service.pipeline.callbacks import Callback
+from service.pipeline.intake import DoorRows
 from service.pipeline.progress import Listener
 from service.pipeline.running import BlobReader
 from service.pipeline.wiring import MissionWorkers
@@ -124,7 +125,8 @@ class Core:
 
     @property
     def sql(self) -> DoorSqlRepo:
-        """Statements on the door's own tables, on either engine."""
+        """Statements on the door's own tables, on either engine, and transactions spanning
+        them and the store's missions (``run_in_transaction``)."""
         return self.store.sql
 
     @property
@@ -162,20 +164,21 @@ class Core:
         kind: str,
         io: MissionIO | None = None,
         normalised: dict[str, Any] | None = None,
-        job: tuple[str, str] | None = None,
+        rows: DoorRows | None = None,
     ) -> int:
         """Store and queue a mission of door ``kind``; returns its id.
 
         Validates it under the server's caps unless ``normalised`` (its ``normalise``) is
         given: raises ``MissionInvalid``/``MissionTooLarge``. Raises ``QueueFull`` and
-        ``ShuttingDown`` (``service.pipeline.intake``) when it cannot be taken now. ``job``:
-        the WebGME executor's job (hash, document id), stored in the same transaction.
+        ``ShuttingDown`` (``service.pipeline.intake``) when it cannot be taken now. ``rows``:
+        ``rows(tx, mission_id)`` writes the door's own rows of the mission in the transaction
+        that stores it (``service.store.protocols.Transaction``: both or neither).
         """
         if normalised is None:
             caps = self.settings.mission_caps
             normalised = await asyncio.to_thread(lambda: normalise(parse_mission(mission, caps)))
         return await self._pipeline.submit(
-            token_hash, mission, normalised, kind=kind, io=io, job=job
+            token_hash, mission, normalised, kind=kind, io=io, rows=rows
         )
 
     async def cancel(self, mission_id: int) -> str:

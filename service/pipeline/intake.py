@@ -2,8 +2,8 @@
 
 ``Admission`` holds the rules alone (503 while stopping, 429 with ``Retry-After`` when full,
 submissions being stored counted against the bound): no queue, no database. ``Intake`` applies
-them, stores the mission (one transaction per use case: an executor job and its mission commit
-together) and hands it to the work queue. Running missions is ``service.pipeline.running``'s job.
+them, stores the mission (with a door's own rows of it in the same transaction, when the door
+hands them) and hands it to the work queue. Running missions is ``service.pipeline.running``'s job.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,6 +20,11 @@ from orchestrator.run.runner import MissionIO
 from service.pipeline.handoff import Handoff
 from service.pipeline.tracked import TrackedTasks
 from service.store import MISSION_KIND
+from service.store.protocols import Transaction
+
+DoorRows = Callable[[Transaction, int], Awaitable[None]]
+"""A door's own rows of a mission being stored: ``rows(tx, mission_id)`` writes them in the
+transaction that stores the mission (both or neither)."""
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +113,11 @@ class Intake:
         *,
         kind: str = MISSION_KIND,
         io: MissionIO | None = None,
-        job: tuple[str, str] | None = None,
+        rows: DoorRows | None = None,
     ) -> int:
-        """Store the mission durably, then queue it; returns its id. With ``job`` (an
-        executor job's hash and document id) the job is (re)created with it, in the same
-        transaction. ``io``: front-door files held in this process until the mission runs.
+        """Store the mission durably, then queue it; returns its id. With ``rows`` a door's
+        rows of it are written in the same transaction (``DoorRows``). ``io``: front-door
+        files held in this process until the mission runs.
 
         Raises ``ShuttingDown`` or ``QueueFull`` (nothing is stored then). Once storing has
         begun it completes and the mission is queued even if the caller is cancelled.
@@ -120,7 +125,7 @@ class Intake:
         self.admission.check_open()
         depth = await self._handoff.queue.refresh_depth()
         with self.admission.admit(depth):
-            store = self._store_and_queue(token_hash, mission, normalised, kind, io, job)
+            store = self._store_and_queue(token_hash, mission, normalised, kind, io, rows)
             return await asyncio.shield(self._storing.start(store, "store"))
 
     async def _store_and_queue(
@@ -130,9 +135,9 @@ class Intake:
         normalised: dict[str, Any],
         kind: str,
         io: MissionIO | None,
-        job: tuple[str, str] | None,
+        rows: DoorRows | None,
     ) -> int:
-        if job is None and io is not None and self._handoff.clustered:
+        if rows is None and io is not None and self._handoff.clustered:
             # Its files are in this process's memory: no other node can run it, and a worker
             # here that claims it first waits for ``storing`` to end to take them.
             async with self._handoff.files.storing():
@@ -146,14 +151,14 @@ class Intake:
                 )
                 self._handoff.files.put(mission_id, io)
         else:
-            if job is None:
-                # On SQLite concurrent submissions share one commit (group commit).
+            if rows is None:
+                # Concurrent submissions share one commit (group commit, both engines).
                 mission_id = await self._handoff.store.missions.insert_mission(
                     token_hash, mission, normalised, kind
                 )
             else:
-                mission_id = await self._handoff.store.missions.insert_job_mission(
-                    token_hash, mission, normalised, kind, *job
+                mission_id = await self._handoff.store.sql.run_in_transaction(
+                    _with_rows(rows, token_hash, mission, normalised, kind)
                 )
             if io is not None:
                 self._handoff.files.put(mission_id, io)
@@ -166,3 +171,20 @@ class Intake:
         mission cancelled mid-store was either committed, and is queued at the next start, or
         was never acknowledged)."""
         await self._storing.drain(timeout_s)
+
+
+def _with_rows(
+    rows: DoorRows,
+    token_hash: str,
+    mission: dict[str, Any],
+    normalised: dict[str, Any],
+    kind: str,
+) -> Callable[[Transaction], Awaitable[int]]:
+    """A transaction storing the mission, then the door's ``rows`` of it; returns its id."""
+
+    async def store(tx: Transaction) -> int:
+        mission_id = await tx.insert_mission(token_hash, mission, normalised, kind)
+        await rows(tx, mission_id)
+        return mission_id
+
+    return store

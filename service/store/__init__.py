@@ -15,12 +15,8 @@ from service.store.records import (
     CALLBACK_STATES,
     MISSION_KIND,
     MISSION_STATES,
-    BlobRef,
-    BlobRow,
-    JobRow,
     MissionRow,
     StoreFull,
-    SweepResult,
     hash_token,
 )
 from service.store.sqlite import Database, SqliteStore
@@ -33,17 +29,13 @@ __all__ = [
     "MISSIONS_CHANNEL",
     "MISSION_KIND",
     "MISSION_STATES",
-    "BlobRef",
-    "BlobRow",
     "Database",
-    "JobRow",
     "MissionRow",
     "PgStore",
     "SqliteStore",
     "Storage",
     "Store",
     "StoreFull",
-    "SweepResult",
     "hash_token",
     "is_postgres_url",
     "open_store",
@@ -57,11 +49,8 @@ from service.store.postgres import (
     PgStore,
 )
 from service.store.protocols import (
-    BlobRepo,
     CallbackRepo,
-    ContentRepo,
     DoorSqlRepo,
-    JobRepo,
     MissionRepo,
     TokenRepo,
 )
@@ -77,24 +66,18 @@ class Storage(Protocol):
     engine: str
     clustered: bool
     """Many nodes may share this store (PostgreSQL): work is claimed under leases."""
+    blob_contents: bool
+    """Files a door stores (WebGME's blobs) belong in the database, where every node reads
+    them (PostgreSQL: no shared file system); False: on the node's own disk (SQLite)."""
 
     @property
     def missions(self) -> MissionRepo: ...
     @property
     def callbacks(self) -> CallbackRepo: ...
     @property
-    def jobs(self) -> JobRepo: ...
-    @property
-    def blobs(self) -> BlobRepo: ...
-    @property
     def tokens(self) -> TokenRepo: ...
     @property
     def sql(self) -> DoorSqlRepo: ...
-    @property
-    def blob_contents(self) -> ContentRepo | None:
-        """Where blob contents live when the store keeps them (PostgreSQL); None: the blob
-        store keeps them on its own disk (SQLite, one node)."""
-        ...
 
     async def subscribe(self, channel: str, callback: Callable[[str], None]) -> None:
         """Hear NOTIFY hints of other nodes on ``channel`` (nothing on SQLite)."""
@@ -133,8 +116,6 @@ if TYPE_CHECKING:
         for store in (sqlite, pg):
             missions: MissionRepo = store.missions
             callbacks: CallbackRepo = store.callbacks
-            jobs: JobRepo = store.jobs
-            blobs: BlobRepo = store.blobs
             tokens: TokenRepo = store.tokens
             door_sql: DoorSqlRepo = store.sql
-            del missions, callbacks, jobs, blobs, tokens, door_sql
+            del missions, callbacks, tokens, door_sql

@@ -4,10 +4,9 @@ The same repositories as the SQLite engine (``service.store.protocols``), plus w
 need: missions and callbacks are claimed with ``FOR UPDATE SKIP LOCKED`` under a lease whose
 clock is the database's (nodes' clocks may disagree), an expired lease is claimed again by the
 same query, and ``NOTIFY`` tells the other nodes that work arrived or a cancel was asked for (a
-hint: polling stays the truth). Blob contents live here too (``bytea``), so every node reads
-every blob. The schema is created and migrated at start, versioned in ``judge_schema``.
-Statements SQLite runs as well are in ``service.store.sql``; the ones written here are
-PostgreSQL's own (claims, NOTIFY, blob contents).
+hint: polling stays the truth). The schema is created and migrated at start, versioned in
+``judge_schema``. Statements SQLite runs as well are in ``service.store.sql``; the ones written
+here are PostgreSQL's own (claims, NOTIFY).
 """
 
 from __future__ import annotations
@@ -16,14 +15,15 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Collection
-from typing import Any, ParamSpec, Self, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
 from service.store import schema, sql
-from service.store.postgres_blobs import BlobsAndJobs, _count
-from service.store.protocols import EveryRepository
+from service.store.groupcommit import GroupCommit
+from service.store.protocols import EveryRepository, Transaction
 from service.store.records import (
     MISSION_KIND,
     MissionRow,
@@ -31,6 +31,8 @@ from service.store.records import (
     mission_row,
     new_token,
 )
+from service.store.transactions import PgTransaction
+from service.store.transactions import pg_count as _count
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,17 @@ _CANCEL_QUEUED = sql.CANCEL_QUEUED.returning("callback_state")
 _FAIL_WITH_RESULT = sql.FAIL_WITH_RESULT.returning("callback_state")
 _FAIL_UNDELIVERABLE = sql.FAIL_UNDELIVERABLE.returning("callback_state")
 
+# Group commit: a group's ids are drawn first, in submission order, then its rows are inserted
+# in one pipelined batch naming them (the shared statement plus the id).
+_NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('missions', 'id')) FROM generate_series(1, $1)"
+_INSERT_NUMBERED = sql.Statement(
+    sql.INSERT_MISSION.text.replace("(token_hash,", "(id, token_hash,", 1).replace(
+        "VALUES (:token_hash,", "VALUES (:mission_id, :token_hash,", 1
+    )
+)
+assert ":mission_id" in _INSERT_NUMBERED.text  # the replacement found its place
+_NOTIFY_EACH = "SELECT pg_notify($1, id::text) FROM unnest($2::bigint[]) AS id"
+
 # Each file moves the schema one version up (service/store/schema/postgresql/NNN_*.sql).
 MIGRATIONS: tuple[str, ...] = schema.migrations("postgresql")
 
@@ -75,7 +88,7 @@ async def migrate(conn: asyncpg.Connection) -> int:
         return len(MIGRATIONS)
 
 
-class PgStore(BlobsAndJobs, EveryRepository):
+class PgStore(EveryRepository):
     """A pool of connections to PostgreSQL implementing every repository protocol (each method
     does what its protocol promises), and a dedicated connection for ``LISTEN``.
 
@@ -84,12 +97,15 @@ class PgStore(BlobsAndJobs, EveryRepository):
 
     engine = "postgresql"
     clustered = True  # many nodes may share it: claims, leases, NOTIFY
+    blob_contents = True  # every node reads every door's file, no shared file system
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
         self._url = url
         self._listener: asyncpg.Connection | None = None
         self._subscribers: dict[str, list[Callable[[str], None]]] = {}
+        # Group commit: concurrent submissions share one transaction (as on SQLite).
+        self._intake = GroupCommit(self._insert_missions, "store-intake")
 
     @classmethod
     async def open(cls, url: str, *, max_connections: int = 10, connect_s: float = 0.0) -> PgStore:
@@ -114,15 +130,16 @@ class PgStore(BlobsAndJobs, EveryRepository):
         return cls(pool, url)
 
     async def close(self) -> None:
+        await self._intake.close()
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
         await self._pool.close()
 
-    @property
-    def blob_contents(self) -> Self:
-        """Blob contents are kept here: every node reads every blob, no shared file system."""
-        return self
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield conn
 
     # -- notifications ----------------------------------------------------------------------------
 
@@ -160,9 +177,28 @@ class PgStore(BlobsAndJobs, EveryRepository):
         normalised: dict[str, Any],
         kind: str = MISSION_KIND,
     ) -> int:
-        """Store a queued mission (committed when this returns), tell the nodes, return its id."""
+        """Store a queued mission (committed when this returns), tell the nodes, return its id.
+
+        Concurrent submissions share one transaction (group commit): while one group commits,
+        the next gathers. A submission whose caller is cancelled is still stored. Raises what
+        the database raised for the whole group (nothing of it is stored then).
+        """
+        return await self._intake.submit((token_hash, mission, normalised, kind))
+
+    async def _insert_missions(
+        self, batch: list[tuple[str, dict[str, Any], dict[str, Any], str]]
+    ) -> list[int]:
+        """Store ``batch`` in one transaction, NOTIFY each id; returns the ids in order."""
+        now = time.time()
         async with self._tx() as conn:
-            return await self._insert_mission(conn, token_hash, mission, normalised, kind)
+            ids = sorted(int(r[0]) for r in await conn.fetch(_NEXT_IDS, len(batch)))
+            rows = [
+                _INSERT_NUMBERED.pg_args({**sql.new_mission(*args, now), "mission_id": mission_id})
+                for args, mission_id in zip(batch, ids, strict=True)
+            ]
+            await conn.executemany(_INSERT_NUMBERED.pg_text, rows)
+            await conn.execute(_NOTIFY_EACH, MISSIONS_CHANNEL, ids)
+        return ids
 
     async def _insert_mission(
         self,
@@ -176,25 +212,6 @@ class PgStore(BlobsAndJobs, EveryRepository):
         mission_id = await conn.fetchval(*_INSERT_MISSION.bind_pg(**values))
         await conn.execute("SELECT pg_notify($1, $2)", MISSIONS_CHANNEL, str(mission_id))
         return int(mission_id)
-
-    async def insert_job_mission(
-        self,
-        token_hash: str,
-        mission: dict[str, Any],
-        normalised: dict[str, Any],
-        kind: str,
-        job_hash: str,
-        doc_id: str,
-    ) -> int:
-        async with self._tx() as conn:
-            await self._put_job(conn, token_hash, job_hash, doc_id)
-            mission_id = await self._insert_mission(conn, token_hash, mission, normalised, kind)
-            await conn.execute(
-                *sql.SET_JOB_MISSION.bind_pg(
-                    mission_id=mission_id, token_hash=token_hash, job_hash=job_hash
-                )
-            )
-            return mission_id
 
     async def insert_pinned_mission(
         self,
@@ -357,6 +374,10 @@ class PgStore(BlobsAndJobs, EveryRepository):
     async def batch(self, steps: list[tuple[sql.Statement, dict[str, Any]]]) -> list[int]:
         async with self._tx() as conn:
             return [_count(await conn.execute(*s.bind_pg(**values))) for s, values in steps]
+
+    async def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        async with self._tx() as conn:
+            return await fn(PgTransaction(conn, self._insert_mission))
 
     async def migrate_door(self, door: str, scripts: list[str]) -> int:
         async with self._pool.acquire() as conn:

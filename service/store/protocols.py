@@ -8,11 +8,13 @@ lease.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any, Protocol, Self
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, Protocol, Self, TypeVar
 
-from service.store.records import MISSION_KIND, BlobRef, BlobRow, JobRow, MissionRow, SweepResult
+from service.store.records import MISSION_KIND, MissionRow
 from service.store.sql import Statement
+
+T = TypeVar("T")
 
 
 class MissionRepo(Protocol):
@@ -26,19 +28,6 @@ class MissionRepo(Protocol):
         kind: str = MISSION_KIND,
     ) -> int:
         """Store a queued mission (committed when this returns) and return its id."""
-        ...
-
-    async def insert_job_mission(
-        self,
-        token_hash: str,
-        mission: dict[str, Any],
-        normalised: dict[str, Any],
-        kind: str,
-        job_hash: str,
-        doc_id: str,
-    ) -> int:
-        """Create (or re-create) a token's executor job and its queued mission in one
-        transaction (a crash leaves both or neither); returns the mission id."""
         ...
 
     async def insert_pinned_mission(
@@ -174,75 +163,6 @@ class CallbackRepo(Protocol):
     async def callback_counts(self) -> dict[str, int]: ...
 
 
-class JobRepo(Protocol):
-    """Executor jobs and their streamed output segments."""
-
-    async def get_job(self, token_hash: str, job_hash: str) -> JobRow | None: ...
-
-    async def list_jobs(self, token_hash: str, status: str | None) -> list[JobRow]: ...
-
-    async def put_job(self, token_hash: str, job_hash: str, doc_id: str) -> JobRow:
-        """Create (or re-create) a token's job of ``job_hash`` as CREATED, without a mission
-        yet; the output of an earlier run is dropped."""
-        ...
-
-    async def update_job(self, token_hash: str, job_hash: str, changes: dict[str, Any]) -> None:
-        """Set columns of a job (``result_hashes`` as a dict)."""
-        ...
-
-    async def delete_job(self, token_hash: str, job_hash: str) -> None: ...
-
-    async def add_output(self, token_hash: str, job_hash: str, number: int, output: str) -> None:
-        """Store output segment ``number`` of a job (replacing one of that number)."""
-        ...
-
-    async def clear_outputs(self, token_hash: str, job_hash: str) -> None: ...
-
-    async def get_outputs(
-        self, token_hash: str, job_hash: str, start: int | None, end: int | None
-    ) -> list[tuple[int, str]]:
-        """Segments ``start`` <= number < ``end`` of a job, in order."""
-        ...
-
-
-class BlobRepo(Protocol):
-    """Blob metadata, who may see it, and the retention sweep."""
-
-    async def put_blob(
-        self, blob: BlobRow, token_hash: str, refs: tuple[BlobRef, ...] = ()
-    ) -> BlobRow:
-        """Record a blob's metadata (a blob with the same hash keeps its first record) and make
-        it visible to ``token_hash``; returns the stored record."""
-        ...
-
-    async def get_blob(self, blob_hash: str, token_hash: str | None = None) -> BlobRow | None:
-        """A blob's metadata; with ``token_hash``, None unless that token may see it, and its
-        ``last_modified`` is when that token last stored it (never another token's time, which
-        would tell it someone else holds the same file)."""
-        ...
-
-    async def touch_blob(self, blob_hash: str, token_hash: str) -> None:
-        """The token used its blob now: the retention period starts again."""
-        ...
-
-    async def list_blobs(self, token_hash: str) -> list[BlobRow]: ...
-
-    async def owns_content(self, content_hash: str, token_hash: str) -> bool:
-        """True when ``token_hash`` sees a file blob with this content."""
-        ...
-
-    async def storage_used(self, token_hash: str) -> int:
-        """Bytes the blobs visible to a token hold (files by size, artifacts by document)."""
-        ...
-
-    async def sweep(self, cutoff: float) -> SweepResult:
-        """Remove what ended before ``cutoff``: finished jobs (and their output), finished
-        missions whose callback is settled, blobs no token touched since (unless a live job or
-        a kept artifact needs them). Returns what went, with the file hashes no blob refers to
-        any more (the caller deletes those files)."""
-        ...
-
-
 class TokenRepo(Protocol):
     """API tokens, stored as hashes."""
 
@@ -259,26 +179,44 @@ class TokenRepo(Protocol):
     async def token_active(self, token_hash: str) -> bool: ...
 
 
-class ContentRepo(Protocol):
-    """Blob file contents kept in the database (PostgreSQL: every node reads every blob without
-    a shared file system)."""
+class Transaction(Protocol):
+    """One open transaction (``DoorSqlRepo.run_in_transaction``): a door's statements on its
+    own tables and the store's own writes it offers here commit together or not at all."""
 
-    async def put_content(self, content_hash: str, data: bytes) -> None:
-        """Store a file's bytes under its hash (once: the same hash is the same bytes)."""
+    async def execute(self, statement: Statement, /, **values: Any) -> int:
+        """Run one statement; returns the rows it touched."""
         ...
 
-    async def has_content(self, content_hash: str) -> bool: ...
+    async def fetch_one(self, statement: Statement, /, **values: Any) -> dict[str, Any] | None:
+        """The first row of a query as a dict, or None."""
+        ...
 
-    async def get_content(self, content_hash: str) -> bytes | None: ...
+    async def fetch_all(self, statement: Statement, /, **values: Any) -> list[dict[str, Any]]:
+        """Every row of a query, as dicts."""
+        ...
 
-    async def delete_contents(self, content_hashes: tuple[str, ...]) -> tuple[int, int]:
-        """Delete files no blob refers to; returns how many went and their bytes."""
+    async def insert_mission(
+        self,
+        token_hash: str,
+        mission: dict[str, Any],
+        normalised: dict[str, Any],
+        kind: str = MISSION_KIND,
+    ) -> int:
+        """Store a queued mission as ``MissionRepo.insert_mission`` does (the nodes hear of it
+        at the commit) and return its id."""
+        ...
+
+    async def delete_ended_missions(self, cutoff: float, kept: Statement) -> int:
+        """Retention: delete the missions that ended before ``cutoff`` and whose callback is
+        settled, except the ids ``kept`` selects (a query of one column, no parameters: the
+        missions a door's rows still refer to). Returns how many went."""
         ...
 
 
 class DoorSqlRepo(Protocol):
     """Front doors' own tables: statements (``service.store.sql.Statement``, one text for both
-    engines) run as they are, and the doors' migrations."""
+    engines) run as they are, transactions spanning them and the store's missions, and the
+    doors' migrations."""
 
     async def execute(self, statement: Statement, /, **values: Any) -> int:
         """Run one statement; returns the rows it touched."""
@@ -297,9 +235,18 @@ class DoorSqlRepo(Protocol):
         touched."""
         ...
 
+    async def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        """``await fn(tx)`` inside one transaction: committed when it returns (its value is
+        returned), rolled back when it raises (and that is raised). ``fn`` awaits only ``tx``:
+        on SQLite it runs in one step on the store's thread, and awaiting anything else raises
+        ``TransactionSuspended`` (``service.store.transactions`` says how)."""
+        ...
+
     async def migrate_door(self, door: str, scripts: list[str]) -> int:
         """Apply the door's migration scripts not applied yet (by position, from 1), each in
-        its own transaction; returns the door's schema version."""
+        its own transaction; returns the door's schema version. A script may say
+        ``ALTER TABLE t ADD COLUMN IF NOT EXISTS c ...`` on both engines (SQLite, which lacks
+        it, skips the statement when ``t`` has ``c`` at that point of the script)."""
         ...
 
 
@@ -312,14 +259,6 @@ class EveryRepository:
 
     @property
     def callbacks(self) -> Self:
-        return self
-
-    @property
-    def jobs(self) -> Self:
-        return self
-
-    @property
-    def blobs(self) -> Self:
         return self
 
     @property

@@ -56,59 +56,6 @@ class MissionRow:
     kind: str = MISSION_KIND
 
 
-@dataclass(frozen=True)
-class BlobRow:
-    """A blob's metadata. ``content`` is the SHA-1 of the file for an ``object``, the JSON of
-    the file map for a ``complex`` artifact; ``doc`` is the metadata document its hash was
-    computed from (None for blobs stored before documents were kept)."""
-
-    hash: str
-    name: str
-    size: int
-    mime: str
-    content: str
-    last_modified: float
-    content_type: str = "object"
-    doc: str | None = None
-
-
-@dataclass(frozen=True)
-class BlobRef:
-    """What a complex artifact points at: a file's content (``content``) or another blob's
-    metadata (``meta``, a soft link)."""
-
-    kind: str
-    child: str
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    """What one retention sweep removed; ``contents`` are file hashes nothing refers to now."""
-
-    jobs: int = 0
-    outputs: int = 0
-    missions: int = 0
-    blobs: int = 0
-    contents: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class JobRow:
-    hash: str
-    doc_id: str
-    mission_id: int | None
-    status: str
-    create_time: float
-    start_time: float | None
-    finish_time: float | None
-    worker: str | None
-    result_hashes: dict[str, str] | None
-    output: str
-    error: str
-    token_hash: str = ""
-    output_number: int | None = None  # the last streamed output segment, None for none
-
-
 def mission_row(row: Any) -> MissionRow:
     """A mission record from a row of either engine (JSON columns as text)."""
     return MissionRow(
@@ -127,23 +74,4 @@ def mission_row(row: Any) -> MissionRow:
         callback_attempts=row["callback_attempts"],
         callback_error=row["callback_error"],
         kind=row["kind"],
-    )
-
-
-def job_row(row: Any) -> JobRow:
-    hashes = row["result_hashes"]
-    return JobRow(
-        hash=row["hash"],
-        doc_id=row["doc_id"],
-        mission_id=row["mission_id"],
-        status=row["status"],
-        create_time=row["create_time"],
-        start_time=row["start_time"],
-        finish_time=row["finish_time"],
-        worker=row["worker"],
-        result_hashes=None if hashes is None else json.loads(hashes),
-        output=row["output"],
-        error=row["error"],
-        token_hash=row["token_hash"],
-        output_number=row["output_number"],
     )

@@ -15,13 +15,15 @@ import functools
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from service.store import schema, sql
-from service.store.protocols import EveryRepository
+from service.store.groupcommit import GroupCommit
+from service.store.protocols import EveryRepository, Transaction
 from service.store.records import (
     MISSION_KIND,
     MissionRow,
@@ -31,7 +33,7 @@ from service.store.records import (
     new_token,
 )
 from service.store.sql import Statement
-from service.store.sqlite_blobs import BlobsAndJobs
+from service.store.transactions import SqliteTransaction, drive
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -42,11 +44,13 @@ SCHEMA = schema.read("sqlite", "schema.sql")
 MIGRATIONS = schema.added_columns()
 
 
-class Database(BlobsAndJobs):
+class Database:
     """Synchronous access to the judge database; one connection, one thread at a time.
 
     Each repository method does what its protocol (``service.store.protocols``) promises.
     """
+
+    _conn: sqlite3.Connection
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,10 +65,23 @@ class Database(BlobsAndJobs):
             columns = {r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")}
             if column not in columns:
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-        self._migrate_jobs()
 
     def close(self) -> None:
         self._conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _run(self, statement: Statement, **values: Any) -> sqlite3.Cursor:
+        """Execute a shared statement (``service.store.sql``) with its named ``values``."""
+        return self._conn.execute(*statement.bind_sqlite(**values))
 
     # -- front doors' own tables (each does what ``protocols.DoorSqlRepo`` promises) -------------
 
@@ -82,22 +99,26 @@ class Database(BlobsAndJobs):
         with self._transaction():
             return [self._run(statement, **values).rowcount for statement, values in steps]
 
+    def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        with self._transaction():
+            return drive(fn(SqliteTransaction(self._conn)))
+
     def migrate_door(self, door: str, scripts: list[str]) -> int:
         self._conn.execute(sql.DOOR_SCHEMA)
         version = self._run(sql.DOOR_VERSION, door=door).fetchone()
         done = 0 if version is None else int(version[0])
         for n, script in enumerate(scripts[done:], start=done + 1):
-            # executescript commits first and runs the script's statements as they are: the
-            # script's own BEGIN..COMMIT keeps it and its version one transaction.
-            try:
-                self._conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n;")
+            with self._transaction():
+                for statement in schema.statements(script):
+                    # None: an ADD COLUMN IF NOT EXISTS (which SQLite lacks) of a present column
+                    if (text := schema.sqlite_statement(statement, self._columns)) is not None:
+                        self._conn.execute(text)
                 self._run(sql.SET_DOOR_VERSION, door=door, version=n)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
         return max(done, len(scripts))
+
+    def _columns(self, table: str) -> set[str]:
+        rows = self._conn.execute("SELECT name FROM pragma_table_info(?)", (table,))
+        return {r["name"] for r in rows}
 
     # -- missions (each does what ``protocols.MissionRepo`` promises) ----------------------------
 
@@ -112,23 +133,6 @@ class Database(BlobsAndJobs):
         cur = self._run(sql.INSERT_MISSION, **values)
         assert cur.lastrowid is not None
         return cur.lastrowid
-
-    def insert_job_mission(
-        self,
-        token_hash: str,
-        mission: dict[str, Any],
-        normalised: dict[str, Any],
-        kind: str,
-        job_hash: str,
-        doc_id: str,
-    ) -> int:
-        with self._transaction():
-            self._put_job(token_hash, job_hash, doc_id)
-            mission_id = self.insert_mission(token_hash, mission, normalised, kind)
-            self._run(
-                sql.SET_JOB_MISSION, mission_id=mission_id, token_hash=token_hash, job_hash=job_hash
-            )
-        return mission_id
 
     def insert_pinned_mission(
         self,
@@ -405,15 +409,13 @@ class SqliteStore(EveryRepository):
 
     engine = "sqlite"
     clustered = False  # one node
+    blob_contents = False  # files a door stores stay on this node's disk
 
     def __init__(self, executor: ThreadPoolExecutor, db: Database) -> None:
         self._executor = executor
         self._db = db
-        # Group commit: submissions waiting for the next transaction, and the task writing them.
-        self._intake: list[
-            tuple[tuple[str, dict[str, Any], dict[str, Any], str], asyncio.Future[int]]
-        ] = []
-        self._writer: asyncio.Task[None] | None = None
+        # Group commit: concurrent submissions share one transaction on the store's thread.
+        self._intake = GroupCommit(self._insert_missions, "store-intake")
 
     async def insert_mission(
         self,
@@ -429,34 +431,15 @@ class SqliteStore(EveryRepository):
         at once and a busy one commits many per fsync. A submission whose caller is cancelled
         is still stored. Raises what the database raised for the whole group.
         """
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._intake.append(((token_hash, mission, normalised, kind), future))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_groups(), name="store-intake")
-        return await asyncio.shield(future)
+        return await self._intake.submit((token_hash, mission, normalised, kind))
 
-    async def _write_groups(self) -> None:
+    async def _insert_missions(
+        self, batch: list[tuple[str, dict[str, Any], dict[str, Any], str]]
+    ) -> list[int]:
         loop = asyncio.get_running_loop()
-        try:
-            while self._intake:
-                group, self._intake = self._intake, []
-                try:
-                    ids = await loop.run_in_executor(
-                        self._executor,
-                        _full_disk_told,
-                        self._db.insert_missions,
-                        [args for args, _ in group],
-                    )
-                except Exception as e:  # every submission of the group learns it failed
-                    for _, future in group:
-                        if not future.done():
-                            future.set_exception(e)
-                else:
-                    for (_, future), mission_id in zip(group, ids, strict=True):
-                        if not future.done():
-                            future.set_result(mission_id)
-        finally:
-            self._writer = None
+        return await loop.run_in_executor(
+            self._executor, _full_disk_told, self._db.insert_missions, batch
+        )
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -482,19 +465,13 @@ class SqliteStore(EveryRepository):
         )
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await asyncio.shield(self._writer)
+        await self._intake.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._db.close)
         self._executor.shutdown(wait=True)
 
     async def subscribe(self, channel: str, callback: Callable[[str], None]) -> None:
         """No other node to hear from: this node's own queue wakes its workers."""
-
-    @property
-    def blob_contents(self) -> None:
-        """None: one node, the blob store keeps contents on its own disk."""
-        return None
 
     async def ping(self) -> bool:
         """True when the database answers."""
@@ -507,7 +484,6 @@ class SqliteStore(EveryRepository):
     # -- the repository protocols: each runs its ``Database`` method on the store thread -------
     # (insert_mission, above, is the one that does more: group commit).
 
-    insert_job_mission = _on_store_thread(Database.insert_job_mission)
     insert_pinned_mission = _on_store_thread(Database.insert_pinned_mission)
     renew_pins = _on_store_thread(Database.renew_pins)
     get_mission = _on_store_thread(Database.get_mission)
@@ -533,28 +509,15 @@ class SqliteStore(EveryRepository):
     set_callback = _on_store_thread(Database.set_callback)
     callback_counts = _on_store_thread(Database.callback_counts)
 
-    get_job = _on_store_thread(Database.get_job)
-    list_jobs = _on_store_thread(Database.list_jobs)
-    put_job = _on_store_thread(Database.put_job)
-    update_job = _on_store_thread(Database.update_job)
-    delete_job = _on_store_thread(Database.delete_job)
-    add_output = _on_store_thread(Database.add_output)
-    clear_outputs = _on_store_thread(Database.clear_outputs)
-    get_outputs = _on_store_thread(Database.get_outputs)
-
-    put_blob = _on_store_thread(Database.put_blob)
-    get_blob = _on_store_thread(Database.get_blob)
-    touch_blob = _on_store_thread(Database.touch_blob)
-    list_blobs = _on_store_thread(Database.list_blobs)
-    owns_content = _on_store_thread(Database.owns_content)
-    storage_used = _on_store_thread(Database.storage_used)
-    sweep = _on_store_thread(Database.sweep)
-
     execute = _on_store_thread(Database.execute)
     fetch_one = _on_store_thread(Database.fetch_one)
     fetch_all = _on_store_thread(Database.fetch_all)
     batch = _on_store_thread(Database.batch)
     migrate_door = _on_store_thread(Database.migrate_door)
+
+    async def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        """On the store's thread, in one step (``service.store.transactions``)."""
+        return await self._call(Database.run_in_transaction, fn)
 
     add_token = _on_store_thread(Database.add_token)
     list_tokens = _on_store_thread(Database.list_tokens)

@@ -13,8 +13,9 @@ import aiohttp
 import pytest
 
 from service.frontdoors.webgme.keys import BLOBS, RETENTION
+from service.frontdoors.webgme.tables import SweepResult
 from service.keys import STORE
-from service.store import SweepResult, hash_token
+from service.store import hash_token
 from service.store.sql import Statement
 from tests.frontdoors.conftest import SEED_CONFIG, job_zip
 from tests.service.conftest import StartJudge

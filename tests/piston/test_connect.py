@@ -117,6 +117,38 @@ async def test_a_failed_compile_runs_nothing(aiohttp_client: Any) -> None:
     assert len(core.boxes[0].runs) == 1
 
 
+async def test_the_same_source_compiles_once_through_the_cache(aiohttp_client: Any) -> None:
+    core = LiveCore()
+    client = await client_for(aiohttp_client, core)
+    good = {"type": "init", **body(language="c", version="*")}
+    bad = {"type": "init", **body(language="c", version="*", files=[{"content": "error"}])}
+    sessions = []
+    for init in (good, good, bad, bad):
+        async with client.ws_connect("/api/v2/connect", headers=AUTH) as ws:
+            await ws.send_json(init)
+            await ws.send_json({"type": "data", "stream": "stdin", "data": "quit\n"})
+            sessions.append(await messages(ws))
+    # The second job replays the first one's compile stage and unpacks its box.
+    assert sessions[1] == sessions[0]
+    assert sessions[3] == sessions[2]
+    assert [run.argv[0] for run in core.boxes[0].runs] == ["gcc", "./a.out"]
+    assert [run.argv[0] for run in core.boxes[1].runs] == ["./a.out"]
+    assert core.boxes[0].ran[-1][:2] == ("tar", "-cf")
+    assert core.boxes[1].ran == [("tar", "-xf", ".piston/artifact.tar")]
+    assert core.boxes[1].files["main.py"] == core.boxes[0].files["main.py"]
+    # A clean compile failure is kept too: answered without compiling again.
+    assert [run.argv[0] for run in core.boxes[3].runs] == []
+    assert [m.get("type") for m in sessions[3]] == ["runtime", "stage", "data", "exit", None]
+    # The REST execute shares the cache: the same source compiled by a WebSocket is a hit.
+    answer = await client.post(
+        "/api/v2/execute", json=body(language="c", version="*"), headers=AUTH
+    )
+    assert answer.status == 200
+    [(_, mission, io)] = core.missions
+    assert [ex["name"] for ex in mission["prepare"]["execute"]] == ["unpack", "run"]
+    assert ".piston/artifact.tar" in io.inputs
+
+
 async def test_a_signal_reaches_the_program(aiohttp_client: Any) -> None:
     core = LiveCore()
     client = await client_for(aiohttp_client, core)

@@ -104,3 +104,35 @@ async def test_a_compiled_program_and_sigkill(piston: str, session: aiohttp.Clie
         "message": "Caught fatal signal 9",
     }
     assert end[-1] == {"close": 4999}
+
+
+async def test_a_compile_is_shared_with_execute_through_the_cache(
+    piston: str, session: aiohttp.ClientSession
+) -> None:
+    source = '#include <stdio.h>\nint main(){int a; scanf("%d", &a); printf("%d\\n", a + 1);}\n'
+    files = [{"content": source}]
+    async with session.post(
+        f"{piston}/execute",
+        json={"language": "c", "version": "*", "files": files, "stdin": "1"},
+        headers=AUTH,
+    ) as resp:
+        assert resp.status == 200
+        answer = await resp.json()
+    assert answer["run"]["stdout"] == "2\n"
+    init = {"type": "init", "language": "c", "version": "*", "files": files}
+    async with session.ws_connect(f"{piston}/connect", headers=AUTH) as ws:
+        await ws.send_json(init)
+        await ws.send_json({"type": "data", "stream": "stdin", "data": "41\n"})
+        got = await rest(ws)
+    assert got[1:3] == [{"type": "stage", "stage": "compile"}, exited("compile")]
+    assert {"type": "data", "stream": "stdout", "data": "42\n"} in got
+    assert got[-2:] == [exited("run"), {"close": 4999}]
+    async with session.get(piston.replace("/api/v2", "") + "/metrics") as resp:
+        text = await resp.text()
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("judge_piston_compile_cache")
+    }
+    assert values["judge_piston_compile_cache_hits_total"] == 1, values
+    assert values["judge_piston_compile_cache_misses_total"] == 1, values

@@ -53,7 +53,8 @@ async def test_python_stdin_args_and_files(execute: Execute) -> None:
     run = answer["run"]
     assert run["stdout"] == "hello ['1', 'two words']\n00ff hi\n"
     assert run["stderr"] == "oops\n"
-    assert run["output"] == run["stdout"] + run["stderr"]
+    # Write order: Python buffers a piped stdout until it exits, stderr is written at once.
+    assert run["output"] == run["stderr"] + run["stdout"]
     assert (run["code"], run["signal"], run["status"], run["message"]) == (0, None, None, None)
     assert run["memory"] > 1024 * 1024
     assert run["wall_time"] >= run["cpu_time"] >= 0
@@ -201,3 +202,77 @@ async def test_every_listed_runtime_runs(piston: str, execute: Execute) -> None:
     for lang, (status, answer) in zip(languages, answers, strict=True):
         assert status == 200, (lang, answer)
         assert answer["run"]["stdout"] == "hi bob\n", (lang, answer)
+
+
+# Turns between stdout and stderr; before switching streams it waits until the judge has read
+# what it wrote (FIONREAD on its end of the pipe): writes at distinct moments, whatever the load.
+TURNS_PY = """
+import fcntl, struct, sys, termios, time
+for i in range(8):
+    stream = (sys.stdout, sys.stderr)[i % 2]
+    print(('out', 'err')[i % 2], i, file=stream, flush=True)
+    while struct.unpack('i', fcntl.ioctl(stream.fileno(), termios.FIONREAD, b'0000'))[0]:
+        time.sleep(0.0005)
+"""
+
+
+async def test_output_interleaves_the_streams_in_write_order(execute: Execute) -> None:
+    (status, answer), (_, over) = await asyncio.gather(
+        execute(py(TURNS_PY)),
+        execute(py("import sys\nprint('a', flush=True)\nsys.stderr.write('b' * 2000)")),
+    )
+    assert status == 200, answer
+    run = answer["run"]
+    lines = [f"{('out', 'err')[i % 2]} {i}\n" for i in range(8)]
+    assert run["output"] == "".join(lines)
+    assert run["stdout"] == "".join(lines[0::2])
+    assert run["stderr"] == "".join(lines[1::2])
+    # A stream over its cap: output holds as many characters as stdout and stderr together.
+    run = over["run"]
+    assert run["status"] == "EL"
+    assert run["output"] == "a\n" + "b" * 1024
+
+
+def job(language: str, *files: dict[str, str]) -> dict[str, Any]:
+    return {"language": language, "version": "*", "files": list(files)}
+
+
+async def test_every_c_and_cpp_source_of_a_job_is_compiled(execute: Execute) -> None:
+    header = {"name": "util.h", "content": "int twice(int x);\n"}
+    c_main = '#include <stdio.h>\n#include "util.h"\nint main(){printf("%d\\n", twice(21));}\n'
+    cpp_main = (
+        '#include <iostream>\n#include "util.h"\nint main(){std::cout << twice(4) << "\\n";}\n'
+    )
+    two_c, entry_anyname, two_cpp = await asyncio.gather(
+        execute(
+            job(
+                "c",
+                {"name": "main.c", "content": c_main},
+                {"name": "util.c", "content": "int twice(int x) { return 2 * x; }\n"},
+                header,
+                {"name": "notes.txt", "content": "not a source"},
+            )
+        ),
+        execute(
+            job(
+                "c",
+                {"content": c_main},  # the entry, whatever its name (file0.code)
+                {"name": "lib/util.c", "content": "int twice(int x) { return x + x; }\n"},
+                header,
+            )
+        ),
+        execute(
+            job(
+                "c++",
+                {"name": "main.cpp", "content": cpp_main},
+                {"name": "util.cc", "content": "int twice(int x) { return x * 2; }\n"},
+                header,
+            )
+        ),
+    )
+    for status, answer in (two_c, entry_anyname, two_cpp):
+        assert status == 200, answer
+        assert answer["compile"]["code"] == 0, answer["compile"]
+    assert two_c[1]["run"]["stdout"] == "42\n"
+    assert entry_anyname[1]["run"]["stdout"] == "42\n"
+    assert two_cpp[1]["run"]["stdout"] == "8\n"

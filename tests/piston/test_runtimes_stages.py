@@ -92,7 +92,7 @@ def test_records_or_collected_files_by_the_cap() -> None:
     assert record_bytes(1024) == 4096
     assert record_bytes(1025) == 0
     plan = mission_plan(parse_execute(body(), RUNTIMES, settings()), settings(output_max_size=5000))
-    assert plan.collect == [".piston/run.out", ".piston/run.err"]
+    assert plan.collect == [".piston/run.out", ".piston/run.err", ".piston/run.output"]
     assert plan.mission["prepare"]["execute"][0]["record"]["enable"] is False
 
 

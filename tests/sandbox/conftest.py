@@ -15,7 +15,9 @@ _OFFERED: set[str] | None = None
 # The modules whose claims hold under runsc too (the verdict suite). Shared-memory accounting
 # (memfd, /dev/shm) reads the cgroup, which gVisor does not expose, and the seccomp profile is
 # the host kernel's business, not gVisor's: those suites are runc's for now.
-RUNSC_MODULES = frozenset({"test_sandbox", "test_interactive", "test_limits", "test_streaming"})
+RUNSC_MODULES = frozenset(
+    {"test_sandbox", "test_interactive", "test_limits", "test_streaming", "test_merged"}
+)
 
 
 async def _engine_runtimes() -> set[str]:

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from service.frontdoors.webgme.settings import WebgmeSettings
 from service.settings import Settings
 from tests.conftest import DEFAULT_IMAGE
 from tests.service.support import (
@@ -63,7 +64,12 @@ async def start_judge(
     started: list[InProcessJudge] = []
 
     async def start(**changes: Any) -> tuple[InProcessJudge, Api]:
-        judge = InProcessJudge(Settings(**{**settings.model_dump(), **changes}))
+        # The WebGME door's own settings (its storage quota) go to its settings model.
+        webgme = {k: changes.pop(k) for k in list(changes) if k in WebgmeSettings.model_fields}
+        judge = InProcessJudge(
+            Settings(**{**settings.model_dump(), **changes}),
+            {"executor": WebgmeSettings(**webgme)} if webgme else None,
+        )
         await judge.start()
         started.append(judge)
         return judge, Api(session, judge.url)

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import web
+from pydantic_settings import BaseSettings
 
 from service.app import create_app
 from service.keys import STORE
@@ -245,9 +246,11 @@ async def remove_owned(owner: str) -> None:
 class InProcessJudge:
     """The judge app on a real port in this event loop, from a ``Settings`` built here."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, door_settings: Mapping[str, BaseSettings] | None = None
+    ) -> None:
         self.settings = settings
-        self.app = create_app(settings)
+        self.app = create_app(settings, door_settings)
         self._runner = web.AppRunner(self.app, access_log=None)
         self.url = ""
 
@@ -274,8 +277,12 @@ class ServerProcess:
     Its log (stderr) is collected in ``lines``; ``start`` returns once it logs its address.
     """
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], cwd: Path = REPO) -> None:
+        # ``cwd``: the checkout whose server runs (benchmarks compare two side by side).
         self.env = {**os.environ, **env}
+        if cwd != REPO:
+            self.env["PYTHONPATH"] = str(cwd)
+        self.cwd = cwd
         self.lines: list[str] = []
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -291,7 +298,7 @@ class ServerProcess:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             env=self.env,
-            cwd=REPO,
+            cwd=self.cwd,
         )
         self._reader = asyncio.create_task(self._read(self.proc, self._ready))
         try:

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from service.pipeline.callbacks import DELIVERY_HEADER
+from tests.pgcluster import free_port
 from tests.service.support import (
     Api,
     Receiver,
@@ -163,3 +164,40 @@ async def test_a_killed_node_loses_no_mission(
         for server in servers:
             await server.terminate()
         await remove_owned(survivor)
+
+
+async def test_nodes_sharing_a_port_each_serve_and_see_every_mission(
+    servers: list[ServerProcess],
+    tmp_path: Path,
+    owner: str,
+    pg_url: str,
+) -> None:
+    # JUDGE_REUSE_PORT: the kernel spreads connections over both nodes; whichever answers a
+    # later request sees the mission the other stored.
+    port = str(free_port())
+    other = f"{owner}-b"
+    try:
+        nodes = []
+        for data_dir, label in ((tmp_path / "a", owner), (tmp_path / "b", other)):
+            env = server_env(
+                data_dir, label, JUDGE_DATABASE_URL=pg_url, JUDGE_PORT=port, JUDGE_REUSE_PORT="1"
+            )
+            server = ServerProcess(env)
+            servers.append(server)
+            nodes.append(server)
+            url = await server.start()
+        # A connection per request, so that each may reach either node.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as fresh:
+            api = Api(fresh, url)
+            ids = [await submit(api, hello_world("http://127.0.0.1:9/")) for _ in range(24)]
+            for mission_id in ids:
+                status, _ = await api.get(mission_id)
+                assert status == 200
+        served = [sum("POST /api/missions/" in line for line in n.lines) for n in nodes]
+        assert sum(served) == 24
+        assert all(served), served  # both answered (all 24 on one: 1 in 2**23)
+        for server in nodes:
+            assert await server.terminate() == 0
+    finally:
+        await remove_owned(other)

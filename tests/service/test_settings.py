@@ -114,3 +114,26 @@ def test_a_whsec_secret_must_be_base64(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JUDGE_CALLBACK_SECRET", "whsec_%%%")
     with pytest.raises(SettingsError, match="JUDGE_CALLBACK_SECRET"):
         Settings.from_env()
+
+
+def test_sharing_a_port_needs_a_shared_database() -> None:
+    with pytest.raises(SettingsError, match="JUDGE_REUSE_PORT needs JUDGE_DATABASE_URL"):
+        Settings(reuse_port=True)
+    assert Settings(reuse_port=True, database_url="postgresql://db/judge").reuse_port
+
+
+def test_the_webgme_doors_quota_keeps_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage quota is the WebGME door's own setting now, read from the same variable,
+    with the same default and the same refusal (``python -m service`` exits saying which)."""
+    from service import __main__ as server
+    from service.frontdoors.webgme.settings import WebgmeSettings
+
+    monkeypatch.delenv("JUDGE_STORAGE_QUOTA_BYTES", raising=False)
+    assert WebgmeSettings().storage_quota_bytes == 1 << 30
+    monkeypatch.setenv("JUDGE_STORAGE_QUOTA_BYTES", "4096")
+    assert WebgmeSettings().storage_quota_bytes == 4096
+    monkeypatch.setenv("JUDGE_STORAGE_QUOTA_BYTES", "5")
+    with pytest.raises(SettingsError, match="JUDGE_STORAGE_QUOTA_BYTES"):
+        WebgmeSettings()
+    with pytest.raises(SystemExit, match=r"^judge: JUDGE_STORAGE_QUOTA_BYTES \(storage_quota"):
+        server.main()

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from service.store import BlobRef, BlobRow, PgStore, SqliteStore, Storage, hash_token
+from service.pipeline.workqueue import COUNT_MAX_AGE_S, SharedQueue
+from service.store import PgStore, SqliteStore, Storage, hash_token
 from service.store.postgres import MIGRATIONS
 
 MISSION: dict[str, Any] = {"tasks": {"task": []}}
@@ -237,60 +238,6 @@ class RepositoryTests:
         assert not await store.tokens.revoke_token("alice")
         assert not await store.tokens.token_active(hash_token(token))
 
-    async def test_blobs_are_per_token_and_swept(self, store: Storage) -> None:
-        blob = BlobRow("h1", "a.txt", 5, "text/plain", "c1", 0.0)
-        stored = await store.blobs.put_blob(blob, "tok-a")
-        assert stored.hash == "h1"
-        assert stored.last_modified > 0
-        assert await store.blobs.get_blob("h1", "tok-b") is None
-        assert await store.blobs.get_blob("h1") is not None
-        assert [b.hash for b in await store.blobs.list_blobs("tok-a")] == ["h1"]
-        assert await store.blobs.owns_content("c1", "tok-a")
-        assert not await store.blobs.owns_content("c1", "tok-b")
-        assert await store.blobs.storage_used("tok-a") == 5
-        art = BlobRow("h2", "art", 0, "application/json", '{"a": 1}', 0.0, "complex", '{"d":1}')
-        await store.blobs.put_blob(art, "tok-a", (BlobRef("content", "c1"),))
-        assert await store.blobs.storage_used("tok-a") == 5 + len('{"d":1}')
-        await store.blobs.touch_blob("h1", "tok-a")
-        swept = await store.blobs.sweep(cutoff=1e12)  # everything is older than this
-        assert swept.blobs == 2
-        assert swept.contents == ("c1",)
-        assert await store.blobs.get_blob("h1") is None
-
-    async def test_jobs_and_their_output(self, store: Storage) -> None:
-        job = await store.jobs.put_job("tok", "jh", "doc")
-        assert (job.status, job.mission_id, job.output_number) == ("CREATED", None, None)
-        await store.jobs.update_job("tok", "jh", {"status": "RUNNING", "result_hashes": {"a": "b"}})
-        await store.jobs.add_output("tok", "jh", 0, "zero")
-        await store.jobs.add_output("tok", "jh", 1, "one")
-        await store.jobs.add_output("tok", "jh", 1, "ONE")
-        got = await store.jobs.get_job("tok", "jh")
-        assert got is not None
-        assert (got.status, got.result_hashes, got.output_number) == ("RUNNING", {"a": "b"}, 1)
-        assert await store.jobs.get_outputs("tok", "jh", 1, None) == [(1, "ONE")]
-        assert await store.jobs.get_outputs("tok", "jh", None, 1) == [(0, "zero")]
-        assert [j.hash for j in await store.jobs.list_jobs("tok", "RUNNING")] == ["jh"]
-        assert await store.jobs.list_jobs("tok", "CREATED") == []
-        assert await store.jobs.get_job("other", "jh") is None
-        again = await store.jobs.put_job("tok", "jh", "doc2")
-        assert (again.status, again.result_hashes, again.output_number) == ("CREATED", None, None)
-        await store.jobs.clear_outputs("tok", "jh")
-        await store.jobs.delete_job("tok", "jh")
-        assert await store.jobs.get_job("tok", "jh") is None
-
-    async def test_the_sweep_removes_finished_jobs_with_their_output(self, store: Storage) -> None:
-        await store.jobs.put_job("tok", "done", "doc")
-        await store.jobs.update_job("tok", "done", {"status": "SUCCESS", "finish_time": 1.0})
-        await store.jobs.add_output("tok", "done", 0, "a")
-        await store.jobs.add_output("tok", "done", 1, "b")
-        await store.jobs.put_job("tok", "live", "doc")
-        await store.jobs.add_output("tok", "live", 0, "c")
-        assert [j.hash for j in await store.jobs.list_jobs("tok", None)] == ["done", "live"]
-        swept = await store.blobs.sweep(cutoff=1e12)
-        assert (swept.jobs, swept.outputs) == (1, 2)
-        assert [j.hash for j in await store.jobs.list_jobs("tok", None)] == ["live"]
-        assert await store.jobs.get_outputs("tok", "live", None, None) == [(0, "c")]
-
     async def test_a_pinned_mission_is_claimed_only_by_its_node_while_pinned(
         self, store: Storage
     ) -> None:
@@ -310,39 +257,47 @@ class RepositoryTests:
         assert row is not None
         assert row.id == lapsed
 
-    async def test_a_job_and_its_mission_are_stored_together(self, store: Storage) -> None:
-        first = await store.missions.insert_job_mission(
-            "tok", MISSION, NORMALISED, "executor", "jh", "doc"
-        )
-        job = await store.jobs.get_job("tok", "jh")
-        assert job is not None
-        assert (job.status, job.mission_id, job.doc_id) == ("CREATED", first, "doc")
-        await store.jobs.add_output("tok", "jh", 0, "old run")
-        await store.jobs.update_job("tok", "jh", {"status": "CANCELED"})
-        again = await store.missions.insert_job_mission(
-            "tok", MISSION, NORMALISED, "executor", "jh", "doc2"
-        )
-        job = await store.jobs.get_job("tok", "jh")
-        assert job is not None
-        assert (job.status, job.mission_id, job.output_number) == ("CREATED", again, None)
-        row = await store.missions.get_mission(again)
-        assert row is not None
-        assert (row.kind, row.state) == ("executor", "queued")
-
-    async def test_a_job_whose_mission_cannot_be_stored_is_not_stored_either(
-        self, store: Storage
-    ) -> None:
-        unstorable = {"tasks": {"task": [object()]}}  # not JSON: the mission's insert fails
-        with pytest.raises(TypeError):
-            await store.missions.insert_job_mission(
-                "tok", unstorable, NORMALISED, "executor", "jh", "doc"
-            )
-        # Both or neither: no job left in CREATED without a mission.
-        assert await store.jobs.get_job("tok", "jh") is None
-        assert await store.jobs.list_jobs("tok", "CREATED") == []
-
     async def test_the_store_answers_a_ping(self, store: Storage) -> None:
         assert await store.ping()
+
+    async def test_concurrent_submissions_share_transactions_in_order(self, store: Storage) -> None:
+        intake = store._intake  # type: ignore[attr-defined]  # group commit, both engines
+        groups: list[int] = []
+        write = intake._write
+
+        async def counted(batch: list[Any]) -> list[int]:
+            groups.append(len(batch))
+            return list(await write(batch))
+
+        intake._write = counted
+        missions = [{"return": {"url": f"http://127.0.0.1:9/{i}"}} for i in range(40)]
+        ids = await asyncio.gather(
+            *(store.missions.insert_mission("t" * 64, m, m) for m in missions)
+        )
+        assert sorted(ids) == ids
+        assert len(set(ids)) == 40
+        assert sum(groups) == 40
+        assert len(groups) < 40
+        for mission_id, m in zip(ids, missions, strict=True):
+            row = await store.missions.get_mission(mission_id)
+            assert row is not None
+            assert row.mission == m
+            assert row.state == "queued"
+        # The next one, alone, comes after them.
+        [after] = await queue(store)
+        assert after > ids[-1]
+
+    async def test_a_group_that_fails_stores_none_of_it(self, store: Storage) -> None:
+        unstorable: dict[str, Any] = {"x": {1, 2}}  # not JSON: fails inside the transaction
+        got = await asyncio.gather(
+            *(store.missions.insert_mission("t" * 64, MISSION, NORMALISED) for _ in range(4)),
+            store.missions.insert_mission("t" * 64, unstorable, NORMALISED),
+            return_exceptions=True,
+        )
+        assert all(isinstance(g, TypeError) for g in got), got
+        assert await store.missions.counts() == {}
+        [mission_id] = await queue(store)  # the store goes on
+        assert await store.missions.get_mission(mission_id) is not None
 
 
 class TestSqlite(RepositoryTests):
@@ -386,17 +341,25 @@ class TestPostgres(RepositoryTests):
         finally:
             await other.close()
 
-    async def test_blob_contents_are_shared(self, store: Storage) -> None:
-        assert isinstance(store, PgStore)
-        await store.put_content("c1", b"\x00bytes")
-        await store.put_content("c1", b"\x00bytes")
-        assert await store.get_content("c1") == b"\x00bytes"
-        assert await store.has_content("c1")
-        # A file a blob refers to is kept, even when a sweep listed it before that blob came.
-        await store.put_blob(BlobRow("h1", "a", 6, "text/plain", "c1", 0.0), "tok")
-        assert await store.delete_contents(("c1",)) == (0, 0)
-        await store.put_blob(BlobRow("h1", "a", 6, "text/plain", "c1", 0.0), "tok")
-        await store.sweep(cutoff=1e12)
-        assert await store.delete_contents(("c1", "c2")) == (1, 6)
-        assert await store.get_content("c1") is None
-        assert not await store.has_content("c1")
+    async def test_every_mission_of_a_group_is_notified(self, pg_url: str, store: Storage) -> None:
+        other = await PgStore.open(pg_url)
+        try:
+            heard: asyncio.Queue[str] = asyncio.Queue()
+            await other.subscribe("judge_missions", heard.put_nowait)
+            ids = await asyncio.gather(*(queue(store) for _ in range(20)))
+            got = [await asyncio.wait_for(heard.get(), 10) for _ in range(20)]
+            assert sorted(got) == sorted(str(i) for [i] in ids)
+        finally:
+            await other.close()
+
+    async def test_the_shared_queue_count_sees_other_nodes(self, store: Storage) -> None:
+        # Admission reads the count at most once per COUNT_MAX_AGE_S and adds this node's own
+        # submissions meanwhile; another node's show at the next count.
+        here = SharedQueue(store, owner="a", lease_s=5, poll_s=1)
+        await queue(store, 2)
+        assert await here.refresh_depth() == 2
+        here.push(99)  # this node stored one: counted at once
+        await queue(store, 3)  # another node's
+        assert await here.refresh_depth() == 3
+        here._counted_at -= COUNT_MAX_AGE_S  # a second later
+        assert await here.refresh_depth() == 5

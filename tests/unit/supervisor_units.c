@@ -92,6 +92,7 @@ static int run_exec(void)
 {
     static const struct { const char *name; enum reason r; } reasons[] = {
         {"cpu", KR_CPU}, {"wall", KR_WALL}, {"mem", KR_MEM}, {"proc", KR_PROC},
+        {"file", KR_FILE},
     };
     char *line = NULL;
     size_t cap = 0, n;
@@ -120,7 +121,7 @@ static int run_exec(void)
                 o.report.stage = (int)num(oc, "stage");
                 o.report.err = (int)num(oc, "err");
                 const struct jval *r = member(oc, "reason");
-                for (size_t i = 0; r && r->type == J_STR && i < 4; i++)
+                for (size_t i = 0; r && r->type == J_STR && i < sizeof reasons / sizeof reasons[0]; i++)
                     if (strcmp(r->s, reasons[i].name) == 0)
                         o.reason = reasons[i].r;
                 o.oom = num(oc, "oom") != 0;

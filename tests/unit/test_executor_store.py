@@ -1,6 +1,6 @@
-"""The executor's tables in the store: an older data directory still opens (jobs go to their
-mission's token), blobs and jobs are per token, and a retention sweep removes exactly what is
-old and unused."""
+"""The executor's tables (the WebGME door's, made by its migrations): an older data directory
+still opens (jobs go to their mission's token), blobs and jobs are per token, and a retention
+sweep removes exactly what is old and unused."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ import hashlib
 import json
 import sqlite3
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from service.frontdoors.webgme.blobs import file_doc, metadata_hash, parse_metadata
 from service.frontdoors.webgme.mimes import mime_type
-from service.store import BlobRow, Database, hash_token
+from service.frontdoors.webgme.repo import WebgmeRepo
+from service.frontdoors.webgme.tables import BlobRow
+from service.store import SqliteStore, hash_token
+from service.store.sql import Statement
+from tests.frontdoors.test_webgme_repo import webgme_repo
 
 ALICE, BOB = hash_token("alice"), hash_token("bob")
 
@@ -68,6 +74,17 @@ CREATE INDEX IF NOT EXISTS executor_jobs_status ON executor_jobs(status);
 """
 
 
+@asynccontextmanager
+async def opened(path: Path) -> AsyncIterator[WebgmeRepo]:
+    """The data directory's database opened as the server opens it: the store, then the
+    door's migrations."""
+    store = await SqliteStore.open(path)
+    try:
+        yield await webgme_repo(store)
+    finally:
+        await store.close()
+
+
 def _file(name: str, content: str, size: int = 3) -> BlobRow:
     doc = file_doc(name, size, content)
     return BlobRow(
@@ -75,7 +92,7 @@ def _file(name: str, content: str, size: int = 3) -> BlobRow:
     )
 
 
-def test_an_older_database_opens_and_its_jobs_keep_their_token(tmp_path: Path) -> None:
+async def test_an_older_database_opens_and_its_jobs_keep_their_token(tmp_path: Path) -> None:
     path = tmp_path / "judge.sqlite3"
     conn = sqlite3.connect(path)
     conn.executescript(OLD_SCHEMA)
@@ -101,49 +118,45 @@ def test_an_older_database_opens_and_its_jobs_keep_their_token(tmp_path: Path) -
     conn.commit()
     conn.close()
 
-    db = Database(path)
-    try:
-        job = db.get_job(ALICE, "a" * 40)
+    async with opened(path) as db:
+        job = await db.get_job(ALICE, "a" * 40)
         assert job is not None
         assert (job.status, job.result_hashes, job.output_number) == (
             "SUCCESS",
             {"all": "b" * 40},
             None,
         )
-        assert db.get_job(BOB, "a" * 40) is None
+        assert await db.get_job(BOB, "a" * 40) is None
         for blob in ("a" * 40, "b" * 40):
-            row = db.get_blob(blob, ALICE)
+            row = await db.get_blob(blob, ALICE)
             assert row is not None
             assert (row.content_type, row.doc) == ("object", None)
-            assert db.get_blob(blob, BOB) is None
-    finally:
-        db.close()
-    Database(path).close()  # opening it again changes nothing
+            assert await db.get_blob(blob, BOB) is None
+    async with opened(path):
+        pass  # opening it again changes nothing
 
 
-def test_jobs_and_outputs_are_per_token(tmp_path: Path) -> None:
-    db = Database(tmp_path / "db")
-    try:
-        db.put_job(ALICE, "h" * 40, "a")
-        db.put_job(BOB, "h" * 40, "b")
-        db.add_output(ALICE, "h" * 40, 0, "one ")
-        db.add_output(ALICE, "h" * 40, 1, "two")
-        alice_job = db.get_job(ALICE, "h" * 40)
-        bob_job = db.get_job(BOB, "h" * 40)
+async def test_jobs_and_outputs_are_per_token(tmp_path: Path) -> None:
+    async with opened(tmp_path / "db") as db:
+        await db.put_job(ALICE, "h" * 40, "a")
+        await db.put_job(BOB, "h" * 40, "b")
+        await db.add_output(ALICE, "h" * 40, 0, "one ")
+        await db.add_output(ALICE, "h" * 40, 1, "two")
+        alice_job = await db.get_job(ALICE, "h" * 40)
+        bob_job = await db.get_job(BOB, "h" * 40)
         assert alice_job is not None
         assert bob_job is not None
         assert (alice_job.output_number, bob_job.output_number) == (1, None)
-        assert db.get_outputs(ALICE, "h" * 40, 1, None) == [(1, "two")]
-        assert db.get_outputs(BOB, "h" * 40, None, None) == []
-        assert [j.hash for j in db.list_jobs(BOB, "CREATED")] == ["h" * 40]
-        db.put_job(ALICE, "h" * 40, "c")  # created anew: the old output goes
-        assert db.get_outputs(ALICE, "h" * 40, None, None) == []
-    finally:
-        db.close()
+        assert await db.get_outputs(ALICE, "h" * 40, 1, None) == [(1, "two")]
+        assert await db.get_outputs(BOB, "h" * 40, None, None) == []
+        assert [j.hash for j in await db.list_jobs(BOB, "CREATED")] == ["h" * 40]
+        await db.put_job(ALICE, "h" * 40, "c")  # created anew: the old output goes
+        assert await db.get_outputs(ALICE, "h" * 40, None, None) == []
 
 
-def test_a_sweep_removes_what_is_old_and_unused(tmp_path: Path) -> None:
-    db = Database(tmp_path / "db")
+async def test_a_sweep_removes_what_is_old_and_unused(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "db")
+    db = await webgme_repo(store)
     try:
         old, live, linked, shared = (
             _file("old.txt", "1" * 40),
@@ -152,8 +165,8 @@ def test_a_sweep_removes_what_is_old_and_unused(tmp_path: Path) -> None:
             _file("shared.txt", "4" * 40),
         )
         for row in (old, live, linked, shared):
-            db.put_blob(row, ALICE)
-        db.put_blob(shared, BOB)
+            await db.put_blob(row, ALICE)
+        await db.put_blob(shared, BOB)
         doc, refs = parse_metadata(
             json.dumps(
                 {
@@ -173,27 +186,28 @@ def test_a_sweep_removes_what_is_old_and_unused(tmp_path: Path) -> None:
             "complex",
             json.dumps(doc),
         )
-        db.put_blob(art, BOB, refs)
-        db.put_job(ALICE, live.hash, "live")
-        db.put_job(ALICE, old.hash, "done")
-        db.update_job(ALICE, old.hash, {"status": "SUCCESS", "finish_time": time.time()})
+        await db.put_blob(art, BOB, refs)
+        await db.put_job(ALICE, live.hash, "live")
+        await db.put_job(ALICE, old.hash, "done")
+        await db.update_job(ALICE, old.hash, {"status": "SUCCESS", "finish_time": time.time()})
         # Everything is older than the cutoff except Bob's touches, which come later.
         cutoff = time.time() + 1
-        db._conn.execute(
-            "UPDATE blob_owners SET touched_at = touched_at + 10 WHERE token_hash = ?", (BOB,)
+        await store.sql.execute(
+            Statement("UPDATE blob_owners SET touched_at = touched_at + 10 WHERE token_hash = :t"),
+            t=BOB,
         )
-        result = db.sweep(cutoff)
+        result = await db.sweep(cutoff)
         assert result.jobs == 1  # the finished job; the live one stays
-        assert db.get_job(ALICE, live.hash) is not None
-        assert db.get_blob(live.hash, ALICE) is not None  # a live job's source
-        assert db.get_blob(old.hash) is None
-        assert db.get_blob(shared.hash, BOB) is not None
-        assert db.get_blob(linked.hash) is not None  # Bob's artifact links to it
-        assert db.get_blob(linked.hash, ALICE) is None
+        assert await db.get_job(ALICE, live.hash) is not None
+        assert await db.get_blob(live.hash, ALICE) is not None  # a live job's source
+        assert await db.get_blob(old.hash) is None
+        assert await db.get_blob(shared.hash, BOB) is not None
+        assert await db.get_blob(linked.hash) is not None  # Bob's artifact links to it
+        assert await db.get_blob(linked.hash, ALICE) is None
         assert result.contents == ("1" * 40,)
-        assert db.storage_used(BOB) == shared.size + len(art.doc or "")
+        assert await db.storage_used(BOB) == shared.size + len(art.doc or "")
     finally:
-        db.close()
+        await store.close()
 
 
 def test_mime_types_follow_webgme() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import pytest
@@ -194,20 +194,18 @@ class FakeRuntime:
         self.activity.lend()
 
 
-Take = Callable[[], Awaitable[Any]]
+def fake_pool(runtime: FakeRuntime, base: int, cap: int, **options: Any) -> SandboxPool:
+    """A started pool of ``IMAGE`` on ``runtime``: quiet spells of 5 ms, waited for long."""
+    options = {"refill_delay_s": 0.005, "refill_defer_max_s": 30.0, **options}
+    pool = SandboxPool(cast(SandboxRuntime, runtime), {IMAGE: base}, cap=cap, **options)
+    pool.start()
+    return pool
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[FakeRuntime, SandboxPool]]:
     runtime = FakeRuntime()
-    pool = SandboxPool(
-        cast(SandboxRuntime, runtime),
-        {IMAGE: 2},
-        cap=6,
-        refill_delay_s=0.005,
-        refill_defer_max_s=30.0,
-    )
-    pool.start()
+    pool = fake_pool(runtime, 2, 8)
     yield runtime, pool
     await pool.stop()
 
@@ -223,16 +221,19 @@ async def test_a_burst_raises_the_target_to_its_size_up_to_the_cap(
     _runtime, pool = fake
     await until(lambda: figures(pool)["ready"] == 2)
     boxes = [await pool.take(IMAGE) for _ in range(5)]
-    assert (pool.stats.hits, pool.stats.misses) == (2, 3)
-    assert figures(pool)["target"] == 5
+    assert pool.stats.hits == 2
+    assert pool.stats.misses == 3
+    # One more than the burst: the next burst of 5 leaves one ready.
+    assert figures(pool)["target"] == 6
     for box in boxes:
         box.close_later()
-    await until(lambda: figures(pool)["ready"] == 5)  # the next burst of 5 finds 5 ready
+    await until(lambda: figures(pool)["ready"] == 6)
     again = [await pool.take(IMAGE) for _ in range(5)]
     assert pool.stats.hits == 7
     assert pool.stats.misses == 3
+    assert figures(pool)["ready"] == 1
     more = [await pool.take(IMAGE) for _ in range(4)]
-    assert figures(pool)["target"] == 6  # the cap
+    assert figures(pool)["target"] == 8  # the cap
     for box in again + more:
         box.close_later()
 
@@ -252,7 +253,7 @@ async def test_refills_wait_until_no_sandbox_is_in_use(
     assert len(runtime.created) == made + 1
 
 
-async def test_a_pool_emptied_by_misses_refills_at_once(
+async def test_a_pool_emptied_by_a_burst_refills_at_once(
     fake: tuple[FakeRuntime, SandboxPool],
 ) -> None:
     _runtime, pool = fake
@@ -267,20 +268,35 @@ async def test_a_pool_emptied_by_misses_refills_at_once(
 
 async def test_a_quiet_window_brings_the_target_back_to_the_base() -> None:
     runtime = FakeRuntime()
-    pool = SandboxPool(
-        cast(SandboxRuntime, runtime), {IMAGE: 1}, cap=6, refill_delay_s=0.0, demand_window_s=60
-    )
+    pool = fake_pool(runtime, 1, 6, refill_delay_s=0.0)
     clock = Clock()
-    pool._pools[IMAGE].demand = Demand(60.0, clock)
-    pool.start()
+    pool._pools[IMAGE].demand = Demand(60.0, clock)  # before any take: the window on a clock
     try:
         await until(lambda: figures(pool)["ready"] == 1)
         for box in [await pool.take(IMAGE) for _ in range(4)]:
             box.close_later()
-        await until(lambda: figures(pool)["ready"] == 4)
+        await until(lambda: figures(pool)["ready"] == 5)
         clock.now += 61
         pool._pools[IMAGE].wake.set()
         await until(lambda: figures(pool)["target"] == 1 and figures(pool)["ready"] == 1)
-        assert sum(b.closed for b in runtime.created) == 7  # 4 used, 3 extra ready removed
+        assert sum(b.closed for b in runtime.created) == 8  # 4 used, 4 extra ready removed
+    finally:
+        await pool.stop()
+
+
+async def test_refills_waiting_for_quiet_go_once_the_pool_is_empty() -> None:
+    runtime = FakeRuntime()
+    pool = fake_pool(runtime, 3, 3)
+    try:
+        await until(lambda: figures(pool)["ready"] == 3)
+        boxes = [await pool.take(IMAGE), await pool.take(IMAGE)]
+        await settles(50)
+        assert figures(pool)["creating"] == 2  # both wait for a quiet spell
+        assert figures(pool)["ready"] == 1
+        boxes.append(await pool.take(IMAGE))  # the last one: the pool is empty
+        await until(lambda: figures(pool)["ready"] >= 2)  # the waiting refills went
+        assert all(not b.closed for b in boxes)
+        for box in boxes:
+            box.close_later()
     finally:
         await pool.stop()

@@ -323,6 +323,8 @@ def test_process_and_file_size_limits_have_their_own_messages(units: Path) -> No
         {"reason": "proc", "sig": 9, "output_full": 1},  # before OLE
         {"sig": 25},
         {"output_full": 1, "exit_code": 1},
+        {"reason": "file", "sig": 9},  # merged: the supervisor stopped a stream at the limit
+        {"reason": "file", "sig": 9, "mem_kib": 10**6},  # MLE first
     ]
     got = _verdicts(units, outcomes, process_limit=4, file_size_kib=100)
     assert got == [
@@ -331,6 +333,8 @@ def test_process_and_file_size_limits_have_their_own_messages(units: Path) -> No
         ("RE", "process limit exceeded (4)"),
         ("OLE", "file size limit exceeded (100 KiB)"),
         ("OLE", "file size limit exceeded (100 KiB)"),
+        ("OLE", "file size limit exceeded (100 KiB)"),
+        ("MLE", "memory limit exceeded (65536 KiB)"),
     ]
     # A file-size limit at or above the output limit changes nothing.
     assert _verdicts(units, [{"sig": 25}], file_size_kib=1024) == [
@@ -339,13 +343,20 @@ def test_process_and_file_size_limits_have_their_own_messages(units: Path) -> No
 
 
 def test_setup_errors_name_the_redirection(units: Path) -> None:
-    outcomes = [{"stage": s, "err": 40} for s in (3, 4, 5)] + [{"stage": 1, "err": 1}]
-    got = _verdicts(units, outcomes, stdin="i", stdout="o", stderr="e")
+    outcomes = [{"stage": s, "err": 40} for s in (3, 4, 5, 8)] + [
+        {"stage": 1, "err": 1},
+        {"stage": 8, "err": -1000},
+        {"stage": 8, "err": -1001},
+    ]
+    got = _verdicts(units, outcomes, stdin="i", stdout="o", stderr="e", merged="m")
     assert got == [
         ("SE", "cannot open stdin file 'i': is a symbolic link (refused)"),
         ("SE", "cannot open stdout file 'o': is a symbolic link (refused)"),
         ("SE", "cannot open stderr file 'e': is a symbolic link (refused)"),
+        ("SE", "cannot open merged file 'm': is a symbolic link (refused)"),
         ("SE", "cannot drop privileges: Operation not permitted"),
+        ("SE", "cannot open merged file 'm': not a regular file (refused)"),
+        ("SE", "cannot open merged file 'm': it is also the stdout or stderr file (refused)"),
     ]
 
 

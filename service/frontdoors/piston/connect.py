@@ -12,7 +12,8 @@ invalid signal.
 Unlike Piston, a signal really reaches the program (its process group), stdin sent while the
 program is not running yet (during the compile) waits for the run, and the token may come in the
 init message (``"token"``) as well as in the ``Authorization`` header (a browser cannot set
-headers on a WebSocket), never in the URL.
+headers on a WebSocket), never in the URL. A compile goes through the compile cache that
+``execute`` uses: the same tenant's same files compile once.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ from typing import Any, NoReturn
 from aiohttp import WSMsgType, web
 
 from orchestrator.errors import JudgeError
+from orchestrator.sandbox.execute import ExecRequest
 from service.frontdoors.piston.errors import PistonError
 from service.frontdoors.piston.http import ANONYMOUS_TENANT, INLINE_BODY_BYTES, bearer_or_bare
-from service.frontdoors.piston.live import SIGNALS, LiveRun, live_stages
+from service.frontdoors.piston.live import SIGNALS, LiveBox, LiveRun, live_stages, pack, unpack
 from service.frontdoors.piston.request import ExecuteJob, parse_execute
-from service.frontdoors.piston.routes import PISTON, PistonState
-from service.frontdoors.piston.stages import verdict
+from service.frontdoors.piston.routes import PISTON, PistonState, compiled_box
+from service.frontdoors.piston.stages import stage_doc, verdict
+from service.frontdoors.piston.translate import compile_key
 from service.http.errors import ApiError
+from service.pipeline.compilecache import CompileCache, CompiledBox
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +183,7 @@ class Session:
                 await self.error("the judge is busy; retry later")
             self.state.live_running += 1
             try:
-                await self.stages(job)
+                await self.stages(job, tenant)
             finally:
                 self.state.live_running -= 1
                 self.state.live_slots.release()
@@ -191,7 +195,7 @@ class Session:
             with contextlib.suppress(Closed):
                 await self.error(f"the judge could not run the program: {e}")
 
-    async def stages(self, job: ExecuteJob) -> None:
+    async def stages(self, job: ExecuteJob, tenant: str) -> None:
         state = self.state
         await self.send(
             {"type": "runtime", "language": job.runtime.language, "version": job.runtime.version}
@@ -204,41 +208,118 @@ class Session:
                 await self.write(job.stdin.encode())
             for name, req in stages:
                 self.stage = name
-                await self.send({"type": "stage", "stage": name})
-                async with box.stream(req) as run:
-                    self.run = run
-                    feeder = asyncio.create_task(self.feed(run)) if name == "run" else None
-                    try:
-                        await self.relay(run)
-                        outcome = await run.result()
-                    finally:
-                        self.run = None
-                        if feeder is not None:
-                            feeder.cancel()
-                            await asyncio.gather(feeder, return_exceptions=True)
-                meta = outcome.meta.to_dict()
-                over = meta.get("status") == "OLE"
-                out_over = over and run.stdout_bytes >= run.stderr_bytes
-                status, code, sig, message = verdict(meta, out_over, over and not out_over)
-                await self.send(
-                    {
-                        "type": "exit",
-                        "stage": name,
-                        "code": code,
-                        "signal": sig,
-                        "status": status,
-                        "message": message,
-                    }
-                )
-                if code != 0:
-                    return  # a failed compile: Piston runs nothing more
+                if name == "compile":
+                    if not await self.compile(box, job, req, tenant):
+                        return  # a failed compile: Piston runs nothing more
+                    continue
+                await self.live(box, name, req)
 
-    async def relay(self, run: LiveRun) -> None:
-        """The program's output to the client as it comes, whole characters per message."""
+    async def live(
+        self, box: LiveBox, name: str, req: ExecRequest, keep: int = 0
+    ) -> tuple[dict[str, Any], bytes, bytes]:
+        """Run one stage live: ``stage``, its output as ``data``, then ``exit``. Returns the
+        stage's meta and the first ``keep`` bytes of its stdout and stderr."""
+        await self.send({"type": "stage", "stage": name})
+        async with box.stream(req) as run:
+            self.run = run
+            feeder = asyncio.create_task(self.feed(run)) if name == "run" else None
+            try:
+                kept = await self.relay(run, keep)
+                outcome = await run.result()
+            finally:
+                self.run = None
+                if feeder is not None:
+                    feeder.cancel()
+                    await asyncio.gather(feeder, return_exceptions=True)
+        meta = outcome.meta.to_dict()
+        over = meta.get("status") == "OLE"
+        out_over = over and run.stdout_bytes >= run.stderr_bytes
+        status, code, sig, message = verdict(meta, out_over, over and not out_over)
+        await self.exited(name, code, sig, status, message)
+        return meta, kept["stdout"], kept["stderr"]
+
+    async def exited(
+        self, stage: str, code: int | None, sig: str | None, status: str | None, message: str | None
+    ) -> None:
+        await self.send(
+            {
+                "type": "exit",
+                "stage": stage,
+                "code": code,
+                "signal": sig,
+                "status": status,
+                "message": message,
+            }
+        )
+
+    async def compile(self, box: LiveBox, job: ExecuteJob, req: ExecRequest, tenant: str) -> bool:
+        """The compile stage through the compile cache shared with ``execute`` (and Judge0's):
+        the same tenant's same files compile once. A hit replays the compile's stage (its
+        output as Piston's answer keeps it, capped at ``output_max_size`` characters per
+        stream) and unpacks the compiled box; a miss compiles live, then packs the box for the
+        next ones. Whether the compile succeeded."""
+        state = self.state
+        cache = state.cache
+        parts = compile_key(job)
+        if cache is None or not parts:
+            meta, _, _ = await self.live(box, "compile", req)
+            return verdict(meta, False, False)[1] == 0
+        key = CompileCache.key(tenant, *parts)
+        cached = await cache.claim(key, req.answer_within_s + state.settings.queue_wait_s)
+        if cached is not None:
+            return await self.replay(box, cached)
+        cap = state.settings.output_max_size
+        keep = (cap + 1) * 4  # enough bytes to tell whether a stream has more than cap
+        kept = False
+        try:
+            meta, out, err = await self.live(box, "compile", req, keep)
+            doc = stage_doc({"meta": meta}, out, err, cap, keep)
+            if doc["code"] == 0:
+                try:
+                    packed = await pack(box)
+                except (JudgeError, ValueError) as e:  # the job goes on, uncached
+                    log.info("piston connect: the compiled box could not be kept: %s", e)
+                    packed = b""
+                if packed:
+                    output = json.dumps(doc).encode()
+                    cache.put(key, await asyncio.to_thread(compiled_box, output, packed))
+                    kept = True
+            elif doc["status"] == "RE":  # a clean failure (not a time limit or the judge's)
+                cache.put(key, CompiledBox(ok=False, output=json.dumps(doc).encode(), box=b""))
+                kept = True
+            return bool(doc["code"] == 0)
+        finally:
+            if not kept:
+                cache.abandon(key)
+
+    async def replay(self, box: LiveBox, cached: CompiledBox) -> bool:
+        """A cached compile as its stage (stdout, then stderr), then its box unpacked."""
+        doc = json.loads(cached.output or b"{}")
+        await self.send({"type": "stage", "stage": "compile"})
+        for stream in ("stdout", "stderr"):
+            if doc.get(stream):
+                await self.send({"type": "data", "stream": stream, "data": doc[stream]})
+        await self.exited(
+            "compile", doc.get("code"), doc.get("signal"), doc.get("status"), doc.get("message")
+        )
+        if not cached.ok:
+            return False
+        if cached.vetted:  # placed by the supervisor, no execute (see routes.compiled_box)
+            await box.put_archive("", cached.box)
+        else:
+            await unpack(box, cached.box)
+        return True
+
+    async def relay(self, run: LiveRun, keep: int = 0) -> dict[str, bytes]:
+        """The program's output to the client as it comes, whole characters per message; the
+        first ``keep`` bytes of each stream."""
         decoders = {
             s: codecs.getincrementaldecoder("utf-8")("replace") for s in ("stdout", "stderr")
         }
+        kept = {"stdout": bytearray(), "stderr": bytearray()}
         async for stream, chunk in run:
+            if len(kept[stream]) < keep:
+                kept[stream] += chunk[: keep - len(kept[stream])]
             text = decoders[stream].decode(chunk)
             if text:
                 await self.send({"type": "data", "stream": stream, "data": text})
@@ -246,6 +327,7 @@ class Session:
             text = decoder.decode(b"", final=True)
             if text:
                 await self.send({"type": "data", "stream": stream, "data": text})
+        return {stream: bytes(data) for stream, data in kept.items()}
 
 
 async def connect(request: web.Request) -> web.WebSocketResponse:

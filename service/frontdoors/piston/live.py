@@ -13,11 +13,20 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from orchestrator.errors import SandboxError
 from orchestrator.languages.model import expand
 from orchestrator.sandbox.sandbox import ExecOutcome, ExecRequest
 from service.frontdoors.piston.request import ExecuteJob, StageLimits
 from service.frontdoors.piston.settings import PistonSettings
-from service.frontdoors.piston.translate import file_size_kib
+from service.frontdoors.piston.stages import read_collected
+from service.frontdoors.piston.translate import (
+    ARTIFACT,
+    ARTIFACT_MAX_KIB,
+    PACK_ARGV,
+    UNPACK_ARGV,
+    compile_command,
+    file_size_kib,
+)
 
 # Piston's signal names (its globals.SIGNALS): 1-31 and the real-time ones, 34-64.
 SIGNALS: dict[str, int] = {
@@ -88,6 +97,38 @@ class LiveBox(Protocol):
 
     def stream(self, req: ExecRequest) -> AbstractAsyncContextManager[LiveRun]: ...
 
+    async def run(self, req: ExecRequest) -> ExecOutcome: ...
+
+    async def put_archive(self, directory: str, data: bytes) -> None: ...
+
+    async def get_archive(
+        self, path: str, *, skip_special: bool = False, max_bytes: int | None = None
+    ) -> bytes: ...
+
+
+def _tar(argv: tuple[str, ...]) -> ExecRequest:
+    return ExecRequest(argv=argv, cpu_time_ms=5000, memory_kib=65536, output_kib=ARTIFACT_MAX_KIB)
+
+
+async def pack(box: LiveBox) -> bytes:
+    """The sandbox's files after a compile as a tar made in the sandbox (the compile cache's
+    box), or b"" when it could not be made. Raises the engine's errors."""
+    await box.put_files({ARTIFACT: b""})  # its directory
+    packed = await box.run(_tar(PACK_ARGV))
+    if packed.meta.status:
+        return b""
+    archive = await box.get_archive(ARTIFACT, max_bytes=ARTIFACT_MAX_KIB * 1024)
+    return read_collected(archive)
+
+
+async def unpack(box: LiveBox, artifact: bytes) -> None:
+    """A compiled box from the cache unpacked in the sandbox. Raises ``JudgeError`` when it
+    cannot be (the job is then reported as the judge's failure)."""
+    await box.put_files({ARTIFACT: artifact})
+    unpacked = await box.run(_tar(UNPACK_ARGV))
+    if unpacked.meta.status:
+        raise SandboxError(f"the compiled program could not be unpacked: {unpacked.meta.message}")
+
 
 def stage_request(
     argv: list[str],
@@ -120,8 +161,8 @@ def live_stages(job: ExecuteJob, settings: PistonSettings) -> list[tuple[str, Ex
     runtime = job.runtime
     entry = job.entry.name
     stages: list[tuple[str, ExecRequest]] = []
-    if runtime.compile is not None:
-        argv = expand(runtime.compile, entry)
+    argv = compile_command(job)
+    if argv is not None:
         stages.append(
             ("compile", stage_request(argv, job.compile, settings, runtime.compile_limits))
         )
@@ -130,4 +171,4 @@ def live_stages(job: ExecuteJob, settings: PistonSettings) -> list[tuple[str, Ex
     return stages
 
 
-__all__ = ["SIGNALS", "LiveBox", "LiveRun", "live_stages", "stage_request"]
+__all__ = ["SIGNALS", "LiveBox", "LiveRun", "live_stages", "pack", "stage_request", "unpack"]

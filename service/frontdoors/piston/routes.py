@@ -161,7 +161,7 @@ async def _compile_and_keep(
         if stage["code"] == 0:
             box = read_collected(io.collected.get(ARTIFACT))
             if box:
-                state.cache.put(key, await asyncio.to_thread(_compiled_box, output, box))
+                state.cache.put(key, await asyncio.to_thread(compiled_box, output, box))
                 kept = True
         elif stage["status"] == "RE":
             state.cache.put(key, CompiledBox(ok=False, output=output, box=b""))
@@ -172,7 +172,7 @@ async def _compile_and_keep(
             state.cache.abandon(key)
 
 
-def _compiled_box(output: bytes, box: bytes) -> CompiledBox:
+def compiled_box(output: bytes, box: bytes) -> CompiledBox:
     """The cache entry of a compile that succeeded: its box vetted (the next sandboxes are
     handed it with no execute to unpack it), or as it came when vetting refuses it (a link the
     compile made: ``tar`` unpacks it inside the sandbox instead, as it did before)."""

@@ -7,9 +7,9 @@ gives them: ``RE`` a non-zero exit, ``SG`` killed by a signal (a memory-limit ki
 the configured number of characters, ``XX`` the judge could not run it, ``null`` all went well.
 
 Unlike Piston, a stream over the cap is cut to the cap rather than dropped at the chunk that
-crossed it, and output written before a time limit is kept. ``output`` is stdout followed by
-stderr: the sandbox writes the two streams to separate files and keeps no order of the writes
-across them.
+crossed it, and output written before a time limit is kept. ``output`` is both streams in the
+order the program wrote them (the execute's merged file), as many characters as ``stdout`` and
+``stderr`` hold together.
 """
 
 from __future__ import annotations
@@ -93,10 +93,28 @@ def verdict(
     return None, code, None, None
 
 
+def interleaved(merged: bytes | None, out: str, err: str) -> str:
+    """Piston's ``output``: the merged bytes (both streams in write order) cut to as many
+    characters as the capped ``out`` and ``err`` hold together; ``out + err`` without them.
+    (When a stream went over its cap the cut may keep some of its characters past the cap in
+    place of later ones of the other stream: the merged file does not say which byte came from
+    which stream.)"""
+    if merged is None:
+        return out + err
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    return decoder.decode(merged, final=False)[: len(out) + len(err)]
+
+
 def stage_doc(
-    entry: Mapping[str, Any], stdout: bytes, stderr: bytes, cap: int, record_bytes: int
+    entry: Mapping[str, Any],
+    stdout: bytes,
+    stderr: bytes,
+    cap: int,
+    record_bytes: int,
+    merged: bytes | None = None,
 ) -> dict[str, Any]:
-    """One Piston stage from a mission result entry and the stage's stdout/stderr bytes."""
+    """One Piston stage from a mission result entry, the stage's stdout/stderr bytes and its
+    merged bytes (both in write order; None: ``output`` is stdout then stderr)."""
     meta: Mapping[str, Any] = entry.get("meta") or {}
     out, out_over = cap_text(stdout, cap, record_bytes)
     err, err_over = cap_text(stderr, cap, record_bytes)
@@ -106,7 +124,7 @@ def stage_doc(
         "stderr": err,
         "code": code,
         "signal": sig,
-        "output": out + err,
+        "output": interleaved(merged, out, err),
         "memory": int(meta.get("memory-usage", 0) or 0) * 1024,
         "message": message,
         "status": status,
@@ -117,14 +135,21 @@ def stage_doc(
 
 def _streams(
     plan: StagePlan, entry: Mapping[str, Any], collected: Mapping[str, bytes]
-) -> tuple[bytes, bytes]:
+) -> tuple[bytes, bytes, bytes | None]:
+    """A stage's stdout, stderr and merged bytes (None when the plan has no merged file)."""
     if plan.record_bytes:
         record = entry.get("record") or {}
+        merged = record.get("merged")
         return (
             base64.b64decode(str(record.get("stdout", ""))),
             base64.b64decode(str(record.get("stderr", ""))),
+            base64.b64decode(str(merged)) if plan.merged and merged is not None else None,
         )
-    return read_collected(collected.get(plan.stdout)), read_collected(collected.get(plan.stderr))
+    return (
+        read_collected(collected.get(plan.stdout)),
+        read_collected(collected.get(plan.stderr)),
+        read_collected(collected.get(plan.merged)) if plan.merged else None,
+    )
 
 
 def answer_of(
@@ -157,14 +182,15 @@ def piston_answer(
     stages: dict[str, dict[str, Any]] = {}
     for stage in plan.stages:
         entry = entries[stage.index]
-        stdout, stderr = _streams(stage, entry, collected)
-        stages[stage.name] = stage_doc(entry, stdout, stderr, cap, stage.record_bytes)
+        stdout, stderr, merged = _streams(stage, entry, collected)
+        stages[stage.name] = stage_doc(entry, stdout, stderr, cap, stage.record_bytes, merged)
     return answer_of(job, stages["run"], stages.get("compile", compiled))
 
 
 __all__ = [
     "answer_of",
     "cap_text",
+    "interleaved",
     "piston_answer",
     "read_collected",
     "signal_name",

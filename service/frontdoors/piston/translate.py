@@ -3,9 +3,10 @@ compiled language, then the run.
 
 The entry file is the first (see ``request``); the compile and run commands are the language's
 templates with ``{file}``/``{stem}`` filled in, the request's ``args`` appended to the run.
-Each stage writes its stdout and stderr to files of the door's own directory (``.piston``),
-reported back as records (the first bytes of each) or, when the configured cap needs more than a
-record holds, read back after the mission.
+Each stage writes its stdout and stderr to files of the door's own directory (``.piston``), and
+both in write order to a third (the execute's ``merged`` file: Piston's ``output``), reported
+back as records (the first bytes of each) or, when the configured cap needs more than a record
+holds, read back after the mission.
 """
 
 from __future__ import annotations
@@ -39,10 +40,13 @@ class StagePlan:
     stdout: str
     stderr: str
     record_bytes: int  # 0: read the files back instead (``collect``)
+    merged: str = ""  # both streams in write order (the execute's ``merged`` file)
 
     @property
     def collect(self) -> list[str]:
-        return [] if self.record_bytes else [self.stdout, self.stderr]
+        if self.record_bytes:
+            return []
+        return [self.stdout, self.stderr, *([self.merged] if self.merged else [])]
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ def _execute(
         stdout=f"{RESERVED_DIR}/{stage}.out",
         stderr=f"{RESERVED_DIR}/{stage}.err",
         record_bytes=rec,
+        merged=f"{RESERVED_DIR}/{stage}.output",
     )
     execute = {
         "name": stage,
@@ -135,8 +140,10 @@ def _execute(
         "stdin": stdin,
         "stdout": plan.stdout,
         "stderr": plan.stderr,
+        # Piston's ``output``: both streams in the order the program wrote them.
+        "merged": plan.merged,
         "meta": f"{RESERVED_DIR}/{stage}.meta",
-        "record": {"enable": rec > 0, "stdout": rec, "stderr": rec},
+        "record": {"enable": rec > 0, "stdout": rec, "stderr": rec, "merged": 2 * rec},
     }
     return execute, plan
 
@@ -161,10 +168,41 @@ def compile_key(job: ExecuteJob) -> tuple[str | bytes, ...]:
     return tuple(parts)
 
 
+# Piston's gcc runtime compiles every file of a job (its compile script appends ``.c`` or
+# ``.cpp`` to every name and runs ``gcc *.c``). Here the entry file, whatever its name, and every
+# other file whose name says it is a source of the language: headers stay headers (an
+# ``#include`` finds them) and data files stay data.
+_SOURCES_BY_LANGUAGE: dict[str, tuple[str, ...]] = {
+    "c": (".c",),
+    "c++": (".cpp", ".cc", ".cxx", ".c++", ".C"),
+}
+
+
+def compile_command(job: ExecuteJob) -> list[str] | None:
+    """The compile command of ``job`` (None for an interpreted language): the language's
+    template on the entry file, with the job's other source files right after it for the
+    languages Piston compiles as a whole (C and C++)."""
+    runtime = job.runtime
+    if runtime.compile is None:
+        return None
+    entry = job.entry.name
+    argv = expand(runtime.compile, entry)
+    suffixes = _SOURCES_BY_LANGUAGE.get(runtime.language)
+    if not suffixes or "{file}" not in runtime.compile:
+        return argv
+    others = [f.name for f in job.files[1:] if f.name.endswith(suffixes) and f.name != entry]
+    at = runtime.compile.index("{file}") + 1
+    return [*argv[:at], *others, *argv[at:]]
+
+
+PACK_ARGV = ("tar", "-cf", ARTIFACT, f"--exclude=./{RESERVED_DIR}", ".")
+UNPACK_ARGV = ("tar", "-xf", ARTIFACT)
+
+
 def _pack() -> dict[str, Any]:
     return {
         "name": "pack",
-        "command": ["tar", "-cf", ARTIFACT, f"--exclude=./{RESERVED_DIR}", "."],
+        "command": list(PACK_ARGV),
         **_TAR_LIMITS,
         "output_limit": ARTIFACT_MAX_KIB,
         "meta": f"{RESERVED_DIR}/pack.meta",
@@ -174,7 +212,7 @@ def _pack() -> dict[str, Any]:
 def _unpack() -> dict[str, Any]:
     return {
         "name": "unpack",
-        "command": ["tar", "-xf", ARTIFACT],
+        "command": list(UNPACK_ARGV),
         **_TAR_LIMITS,
         "output_limit": ARTIFACT_MAX_KIB,
         "meta": f"{RESERVED_DIR}/unpack.meta",
@@ -217,8 +255,8 @@ def mission_plan(
     executes: list[dict[str, Any]] = []
     stages: list[StagePlan] = []
     extra: list[str] = []
-    if runtime.compile is not None and artifact is None:
-        compile_ = expand(runtime.compile, entry)
+    compile_ = compile_command(job)
+    if compile_ is not None and artifact is None:
         ex, plan = _execute(
             "compile",
             compile_,
@@ -246,10 +284,14 @@ def mission_plan(
 
 __all__ = [
     "ARTIFACT",
+    "ARTIFACT_MAX_KIB",
     "KIND",
+    "PACK_ARGV",
     "STDIN",
+    "UNPACK_ARGV",
     "MissionPlan",
     "StagePlan",
+    "compile_command",
     "compile_key",
     "mission_plan",
     "record_bytes",

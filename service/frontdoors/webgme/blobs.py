@@ -1,5 +1,6 @@
 """A content-addressed blob store as WebGME's blob server keeps one: files under
-``<data dir>/blobs`` named by the SHA-1 of their content, metadata in SQLite.
+``<data dir>/blobs`` named by the SHA-1 of their content (in the database when the store keeps
+files: many nodes), metadata in this door's tables (``repo``).
 
 A blob is known by its metadata hash: the SHA-1 of its metadata document serialised the way
 WebGME serialises it (``BlobMetadata.serialize`` then ``JSON.stringify``), so the same file or
@@ -38,7 +39,8 @@ from service.frontdoors.archives import (
     zip_member,
 )
 from service.frontdoors.webgme.mimes import mime_type
-from service.store import BlobRef, BlobRow, Store, SweepResult
+from service.frontdoors.webgme.repo import WebgmeRepo
+from service.frontdoors.webgme.tables import BlobRef, BlobRow, SweepResult
 
 T = TypeVar("T")
 
@@ -209,8 +211,19 @@ class BlobFile:
 
 
 class BlobStore:
-    def __init__(self, store: Store, root: Path, *, quota_bytes: int | None = None) -> None:
-        self._store = store
+    """Blobs of the tokens: metadata through ``repo``; file contents under ``root``, or in the
+    database with ``contents_in_database`` (``Storage.blob_contents``: many nodes)."""
+
+    def __init__(
+        self,
+        repo: WebgmeRepo,
+        root: Path,
+        *,
+        contents_in_database: bool = False,
+        quota_bytes: int | None = None,
+    ) -> None:
+        self._repo = repo
+        self._contents = repo if contents_in_database else None
         self._root = root
         self._quota = quota_bytes
         self._executor = ThreadPoolExecutor(4, thread_name_prefix="blobs")
@@ -249,18 +262,18 @@ class BlobStore:
     # PostgreSQL, so that every node reads every blob without a shared file system.
 
     async def _put_content(self, content_hash: str, data: bytes) -> None:
-        if (contents := self._store.blob_contents) is not None:
+        if (contents := self._contents) is not None:
             await contents.put_content(content_hash, data)
         else:
             await self.run(self._write, content_hash, data)
 
     async def _get_content(self, content_hash: str) -> bytes | None:
-        if (contents := self._store.blob_contents) is not None:
+        if (contents := self._contents) is not None:
             return await contents.get_content(content_hash)
         return await self.run(self._read, content_hash)
 
     async def _delete_contents(self, content_hashes: tuple[str, ...]) -> tuple[int, int]:
-        if (contents := self._store.blob_contents) is not None:
+        if (contents := self._contents) is not None:
             return await contents.delete_contents(content_hashes)
         return await self.run(self._delete, content_hashes)
 
@@ -303,7 +316,7 @@ class BlobStore:
         """Raises ``QuotaExceeded`` when ``adding`` more bytes would not fit the quota."""
         if self._quota is None:
             return
-        used = await self._store.blobs.storage_used(token_hash)
+        used = await self._repo.storage_used(token_hash)
         if used + adding > self._quota:
             raise QuotaExceeded(
                 f"storing {adding} bytes would exceed this token's storage quota"
@@ -323,7 +336,7 @@ class BlobStore:
         meta_hash = metadata_hash(doc)
         if charge:
             async with self.quota_lock(token_hash):
-                if await self._store.blobs.get_blob(meta_hash, token_hash) is None:
+                if await self._repo.get_blob(meta_hash, token_hash) is None:
                     await self.check_quota(token_hash, len(data))
                 return await self._put_file(token_hash, data, doc, meta_hash)
         return await self._put_file(token_hash, data, doc, meta_hash)
@@ -344,8 +357,8 @@ class BlobStore:
         )
         async with self._writing():
             await self._put_content(content_hash, data)
-            stored = await self._store.blobs.put_blob(row, token_hash)
-            contents = self._store.blob_contents
+            stored = await self._repo.put_blob(row, token_hash)
+            contents = self._contents
             if contents is not None and not await contents.has_content(content_hash):
                 # Another node's sweep removed the file between our two statements (the
                 # writers' lock above is per process): the metadata now refers to it, so it
@@ -368,9 +381,9 @@ class BlobStore:
         """
         for ref in refs:
             if ref.kind == "content":
-                ok = await self._store.blobs.owns_content(ref.child, token_hash)
+                ok = await self._repo.owns_content(ref.child, token_hash)
             else:
-                ok = await self._store.blobs.get_blob(ref.child, token_hash) is not None
+                ok = await self._repo.get_blob(ref.child, token_hash) is not None
             if not ok:
                 what = "file content" if ref.kind == "content" else "blob"
                 raise BlobRefused(f"content: no {what} '{ref.child}' (upload it first)")
@@ -378,7 +391,7 @@ class BlobStore:
         meta_hash = metadata_hash(doc)
         if charge:
             async with self.quota_lock(token_hash):
-                if await self._store.blobs.get_blob(meta_hash, token_hash) is None:
+                if await self._repo.get_blob(meta_hash, token_hash) is None:
                     await self.check_quota(token_hash, len(text))
                 return await self._put_doc(token_hash, doc, refs, text, meta_hash)
         return await self._put_doc(token_hash, doc, refs, text, meta_hash)
@@ -402,7 +415,7 @@ class BlobStore:
             text,
         )
         async with self._writing():
-            return await self._store.blobs.put_blob(row, token_hash, refs)
+            return await self._repo.put_blob(row, token_hash, refs)
 
     async def put_artifact(
         self, token_hash: str, doc: dict[str, Any], *, charge: bool = True
@@ -419,11 +432,11 @@ class BlobStore:
         """A blob's metadata, None when unknown or not visible to the token."""
         if not HASH.fullmatch(blob_hash):
             return None
-        return await self._store.blobs.get_blob(blob_hash, token_hash)
+        return await self._repo.get_blob(blob_hash, token_hash)
 
     async def listing(self, token_hash: str) -> bytes:
         """The JSON of every blob the token sees, keyed by hash (built off the loop)."""
-        rows = await self._store.blobs.list_blobs(token_hash)
+        rows = await self._repo.list_blobs(token_hash)
         return await self.run(lambda: json.dumps({r.hash: blob_doc(r) for r in rows}).encode())
 
     async def _object_bytes(self, row: BlobRow, depth: int = 0) -> bytes | None:
@@ -431,7 +444,7 @@ class BlobStore:
         if row.content_type == OBJECT:
             return await self._get_content(row.content)
         if row.content_type == SOFT_LINK and depth < _MAX_LINK_DEPTH:
-            target = await self._store.blobs.get_blob(row.content)
+            target = await self._repo.get_blob(row.content)
             return None if target is None else await self._object_bytes(target, depth + 1)
         return None
 
@@ -439,7 +452,7 @@ class BlobStore:
         if entry["contentType"] == OBJECT:
             data = await self._get_content(entry["content"])
         else:
-            target = await self._store.blobs.get_blob(entry["content"])
+            target = await self._repo.get_blob(entry["content"])
             data = None if target is None else await self._object_bytes(target)
         if data is None:
             raise LookupError(f"the content of '{path}' is gone")
@@ -546,7 +559,7 @@ class BlobStore:
             self._sweeping = True
             await self._changed.wait_for(lambda: self._writers == 0)
         try:
-            result = await self._store.blobs.sweep(cutoff)
+            result = await self._repo.sweep(cutoff)
             files, size = await self._delete_contents(result.contents)
             self.files_freed += files
             self.bytes_freed += size

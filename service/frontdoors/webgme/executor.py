@@ -6,9 +6,9 @@ go into the sandbox, the command's stdout and stderr are redirected to ``job_std
 ``job_stderr.txt``. When ``outputInterval``/``outputSegmentSize`` ask for it, the output of the
 running command is read from the sandbox and stored as numbered segments. After the run, the
 sandbox's files become file blobs and each result artifact a complex artifact of soft links to
-them, as WebGME's worker makes them. Jobs are rows in SQLite, one per token and hash; the mission
-behind a job carries the job's hash in its payload and the token as its owner, so a restart
-re-runs it from the blob.
+them, as WebGME's worker makes them. Jobs are rows of this door's tables (``repo``), one per
+token and hash; the mission behind a job carries the job's hash in its payload and the token as
+its owner, so a restart re-runs it from the blob.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ from service.frontdoors.webgme.blobs import (
     QuotaExceeded,
     iso_time,
 )
-from service.store import JobRow, MissionRow, Store
+from service.frontdoors.webgme.repo import WebgmeRepo
+from service.frontdoors.webgme.tables import JobRow
+from service.store import MissionRow
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +268,8 @@ class ExecutorDoor:
     """Creates jobs and keeps their rows in step with their missions (the WebGME door's
     hooks)."""
 
-    def __init__(self, store: Store, blobs: BlobStore, core: Core) -> None:
-        self._store = store
+    def __init__(self, repo: WebgmeRepo, blobs: BlobStore, core: Core) -> None:
+        self._repo = repo
         self._blobs = blobs
         self._core = core
         # Held while a job is created and its mission submitted, and by ``started``: a worker
@@ -295,7 +297,7 @@ class ExecutorDoor:
         a new one, queued. Returns (job, created). Raises ``LookupError`` (the token sees no
         such blob), ``JobRefused``, and ``QueueFull``/``ShuttingDown`` from the workers."""
         async with self._lock:
-            existing = await self._store.jobs.get_job(token_hash, job_hash)
+            existing = await self._repo.get_job(token_hash, job_hash)
             if existing is not None and existing.status != "CANCELED":
                 return existing, False
             files = await self._files(token_hash, job_hash)
@@ -303,7 +305,7 @@ class ExecutorDoor:
                 raise LookupError(job_hash)
             # A config may list arguments by the thousand: parsed off the event loop.
             config = await asyncio.to_thread(parse_job, files)
-            await self._store.blobs.touch_blob(job_hash, token_hash)
+            await self._repo.touch_blob(job_hash, token_hash)
             mission = job_mission(job_hash, config)
             try:
                 normalised = await asyncio.to_thread(lambda: normalise(parse_mission(mission)))
@@ -313,28 +315,32 @@ class ExecutorDoor:
             # The job and its mission are stored in one transaction: a crash never leaves a
             # CREATED job without a mission (which create would then return forever).
             await self._core.submit(
-                token_hash, mission, kind=KIND, normalised=normalised, job=(job_hash, doc_id)
+                token_hash,
+                mission,
+                kind=KIND,
+                normalised=normalised,
+                rows=self._repo.job_rows(token_hash, job_hash, doc_id),
             )
-            job = await self._store.jobs.get_job(token_hash, job_hash)
+            job = await self._repo.get_job(token_hash, job_hash)
             assert job is not None
             return job, True
 
     async def _update(self, token_hash: str, job_hash: str, **changes: Any) -> None:
-        await self._store.jobs.update_job(token_hash, job_hash, changes)
+        await self._repo.update_job(token_hash, job_hash, changes)
 
     async def cancel(self, job: JobRow) -> JobRow:
         if job.mission_id is not None and job.status in ("CREATED", "RUNNING"):
             await self._core.cancel(job.mission_id)
-        now = await self._store.jobs.get_job(job.token_hash, job.hash)
+        now = await self._repo.get_job(job.token_hash, job.hash)
         return now or job
 
     async def _job_of(self, mission_id: int, row: MissionRow | None = None) -> JobRow | None:
         if row is None:
-            row = await self._store.missions.get_mission(mission_id)
+            row = await self._core.mission(mission_id)
         if row is None:
             return None
         job_hash = row.normalised["return"]["payload"].get("job")
-        job = await self._store.jobs.get_job(row.token_hash, str(job_hash))
+        job = await self._repo.get_job(row.token_hash, str(job_hash))
         return job if job is not None and job.mission_id == mission_id else None
 
     async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
@@ -342,7 +348,7 @@ class ExecutorDoor:
             job = await self._job_of(row.id, row)
         if job is None:
             return None
-        await self._store.jobs.clear_outputs(job.token_hash, job.hash)
+        await self._repo.clear_outputs(job.token_hash, job.hash)
         await self._update(
             job.token_hash,
             job.hash,
@@ -370,7 +376,7 @@ class ExecutorDoor:
     async def _post(self, stream: OutputStream, text: str) -> None:
         number = stream.number
         stream.number += 1
-        await self._store.jobs.add_output(stream.token_hash, stream.job_hash, number, text)
+        await self._repo.add_output(stream.token_hash, stream.job_hash, number, text)
 
     async def _pump(self, stream: OutputStream, mission_io: MissionIO) -> None:
         """Read the running command's stdout from the sandbox and store due segments, until
@@ -512,7 +518,7 @@ class ExecutorDoor:
         """Segments ``start`` <= n < ``end`` of a job's output (WebGME's ``getOutput``). A job
         that streamed nothing has its whole stdout as segment 0 once it is finished."""
         if job.output_number is not None:
-            got = await self._store.jobs.get_outputs(job.token_hash, job.hash, start, end)
+            got = await self._repo.get_outputs(job.token_hash, job.hash, start, end)
             return [output_segment(job.hash, n, text) for n, text in got]
         if not job.output or (start is not None and start > 0) or (end is not None and end < 1):
             return []

@@ -11,15 +11,16 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, Metric
-from pydantic_settings import BaseSettings
 
 from orchestrator.run.runner import MissionIO
 from service.frontdoors.door import Callback, Core, DoorApi, door_app
 from service.frontdoors.webgme import executor, openapi
 from service.frontdoors.webgme.blobs import BlobStore
-from service.frontdoors.webgme.keys import BLOBS, EXECUTOR, RETENTION
+from service.frontdoors.webgme.keys import BLOBS, EXECUTOR, REPO, RETENTION
+from service.frontdoors.webgme.repo import WebgmeRepo
 from service.frontdoors.webgme.retention import RetentionSweeper
 from service.frontdoors.webgme.routes import setup_webgme_routes
+from service.frontdoors.webgme.settings import WebgmeSettings
 from service.http.errors import error_middleware
 from service.store import MissionRow
 
@@ -28,23 +29,30 @@ class WebgmeDoor:
     """Blobs and the executor API; its missions (kind ``executor``) are its jobs'."""
 
     name = executor.KIND
-    migrations: Path | None = None  # its tables are still the store's own (jobs, blobs)
+    migrations: Path | None = Path(__file__).parent / "sql"  # blobs, jobs and their output
 
     def __init__(self) -> None:
         self._executor: executor.ExecutorDoor | None = None
         self._retention: RetentionSweeper | None = None
 
-    def settings_model(self) -> type[BaseSettings] | None:
-        return None  # its settings (quota, retention) are JUDGE_* of the server's Settings
+    def settings_model(self) -> type[WebgmeSettings]:
+        return WebgmeSettings  # the storage quota; the retention period is the judge's
 
     @asynccontextmanager
     async def _lifespan(self, core: Core) -> AsyncIterator[None]:
         s = core.settings
-        blobs = BlobStore(core.store, s.data_dir / "blobs", quota_bytes=s.storage_quota_bytes)
+        repo = WebgmeRepo(core.sql)
+        blobs = BlobStore(
+            repo,
+            s.data_dir / "blobs",
+            contents_in_database=core.store.blob_contents,
+            quota_bytes=core.door_settings(self.name).storage_quota_bytes,
+        )
         # Missions of the mission API read ``blob:`` files from this door's store, as their token.
         core.serve_blob_urls(blobs.reader_for)
-        self._executor = executor.ExecutorDoor(core.store, blobs, core)
+        self._executor = executor.ExecutorDoor(repo, blobs, core)
         self._retention = RetentionSweeper(blobs, s.retention_s)
+        core.put(REPO, repo)
         core.put(BLOBS, blobs)
         core.put(EXECUTOR, self._executor)
         core.put(RETENTION, self._retention)

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 
 from service.frontdoors.webgme.blobs import BlobStore
-from service.store import SweepResult
+from service.frontdoors.webgme.tables import SweepResult
 
 log = logging.getLogger(__name__)
 

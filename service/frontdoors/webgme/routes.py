@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from service.frontdoors.door import core_of
 from service.frontdoors.webgme import executor
 from service.frontdoors.webgme.blobs import (
     BlobRefused,
@@ -21,11 +20,11 @@ from service.frontdoors.webgme.blobs import (
     blob_doc,
     parse_metadata,
 )
-from service.frontdoors.webgme.keys import BLOBS, EXECUTOR
+from service.frontdoors.webgme.keys import BLOBS, EXECUTOR, REPO
 from service.frontdoors.webgme.mimes import mime_type
+from service.frontdoors.webgme.tables import JobRow
 from service.http.auth import front_token
 from service.http.errors import ApiError
-from service.store import JobRow
 
 # -- blobs ---------------------------------------------------------------------------------------
 
@@ -119,7 +118,7 @@ async def blob_view(request: web.Request) -> web.Response:
 
 async def _job(request: web.Request, token_hash: str) -> JobRow:
     """The token's job named in the path; 404 for any job of another token."""
-    job = await core_of(request).store.jobs.get_job(token_hash, request.match_info["hash"])
+    job = await request.config_dict[REPO].get_job(token_hash, request.match_info["hash"])
     if job is None:
         raise ApiError(404, "not_found", "no such job", "hash")
     return job
@@ -175,7 +174,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     if status is not None and status not in executor.WEBGME_STATUSES:
         known = ", ".join(executor.WEBGME_STATUSES)
         raise ApiError(400, "invalid", f"unknown status '{status}' (known: {known})", "status")
-    jobs = await core_of(request).store.jobs.list_jobs(token_hash, status)
+    jobs = await request.config_dict[REPO].list_jobs(token_hash, status)
     return web.json_response({job.hash: executor.job_doc(job, with_id=False) for job in jobs})
 
 

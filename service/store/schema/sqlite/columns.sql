@@ -3,8 +3,6 @@
 -- Leases (lease_*, cancel_requested, callback_*): which node runs a mission until when (one node
 -- here, the same interface as PostgreSQL). image: the image a mission runs in ('' = default).
 ALTER TABLE missions ADD COLUMN kind TEXT NOT NULL DEFAULT 'mission';
-ALTER TABLE blobs ADD COLUMN content_type TEXT NOT NULL DEFAULT 'object';
-ALTER TABLE blobs ADD COLUMN doc TEXT;
 ALTER TABLE missions ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE missions ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
 ALTER TABLE missions ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;

@@ -25,34 +25,3 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at REAL NOT NULL,
     revoked_at REAL
 );
-CREATE TABLE IF NOT EXISTS blobs (
-    hash TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mime TEXT NOT NULL,
-    content TEXT NOT NULL,
-    last_modified REAL NOT NULL,
-    content_type TEXT NOT NULL DEFAULT 'object',
-    doc TEXT
-);
-CREATE TABLE IF NOT EXISTS blob_owners (
-    hash TEXT NOT NULL,
-    token_hash TEXT NOT NULL,
-    touched_at REAL NOT NULL,
-    PRIMARY KEY (hash, token_hash)
-);
-CREATE INDEX IF NOT EXISTS blob_owners_token ON blob_owners(token_hash);
-CREATE TABLE IF NOT EXISTS blob_refs (
-    parent TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    child TEXT NOT NULL,
-    PRIMARY KEY (parent, kind, child)
-);
-CREATE INDEX IF NOT EXISTS blob_refs_child ON blob_refs(child);
-CREATE TABLE IF NOT EXISTS executor_outputs (
-    token_hash TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    output TEXT NOT NULL,
-    PRIMARY KEY (token_hash, hash, number)
-);
