@@ -35,7 +35,9 @@ class GroupCommit(Generic[A, R]):
         self._waiting.append((item, future))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_groups(), name=self._name)
-        return await asyncio.shield(future)
+        # No shield needed: a cancelled caller cancels only its own future, and its item,
+        # already in the group, is written all the same.
+        return await future
 
     async def _write_groups(self) -> None:
         try:
