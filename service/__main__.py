@@ -7,6 +7,7 @@ SIGTERM or SIGINT stops it gracefully: no new connections or missions, running m
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -51,6 +52,10 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=settings.reuse_port)
         await site.start()
+        # What exists now lives as long as the server: out of the collector's sight, so that a
+        # full collection (which holds the GIL while it walks every tracked object, and comes
+        # while a big document is decoded) walks only what requests made since.
+        gc.freeze()
         for address in runner.addresses:
             host, port = address[0], address[1]
             shown = f"[{host}]" if ":" in host else host

@@ -31,9 +31,20 @@ from service.frontdoors import judge0, piston, webgme, zerocloud
 from service.frontdoors.door import CORE, Core, FrontDoor
 from service.http.errors import error_middleware
 from service.http.ratelimit import LIMITER, RateLimiter
-from service.keys import BLOB_URLS, HTTP, LANGUAGES, POOL, RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import (
+    BLOB_URLS,
+    HTTP,
+    LANGUAGES,
+    OFFLOAD,
+    POOL,
+    RUNTIME,
+    SETTINGS,
+    STORE,
+    WORKERS,
+)
 from service.languages import Languages, image_infos
 from service.pipeline.callbacks import CallbackPolicy
+from service.pipeline.offload import Offload
 from service.pipeline.wiring import MissionWorkers
 from service.settings import Settings
 from service.store import Store, open_store
@@ -51,6 +62,23 @@ DOORS: tuple[Callable[[], FrontDoor], ...] = (
 
 FRONT_DOORS = web.AppKey("front_doors", tuple)
 """This app's door instances, in ``DOORS`` order."""
+
+
+# Imported once by the offload processes' fork server: the modules of the functions they run
+# (imported by a worker at its first call instead, they cost that request over a second).
+OFFLOAD_PRELOAD = ("service.http.body", "service.api.prepare")
+
+
+async def offload_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Worker processes for large requests' decoding and validation: started and warmed before
+    the server answers, stopped (work under way finished) after everything else."""
+    offload = Offload(app[SETTINGS].offload_processes, OFFLOAD_PRELOAD)
+    await offload.start()
+    app[OFFLOAD] = offload
+    try:
+        yield
+    finally:
+        await offload.stop()
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -234,7 +262,16 @@ def create_app(
     setup_events(app)
     setup_metrics(app, [door.metrics for door in doors])
     app.cleanup_ctx.extend(
-        [store_ctx, runtime_ctx, languages_ctx, pool_ctx, http_ctx, doors_ctx, workers_ctx]
+        [
+            offload_ctx,
+            store_ctx,
+            runtime_ctx,
+            languages_ctx,
+            pool_ctx,
+            http_ctx,
+            doors_ctx,
+            workers_ctx,
+        ]
     )
     setup_routes(app)
     setup_ops_routes(app)

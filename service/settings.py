@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     sandbox_tmp_kib: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     sandbox_pids: int = Field(128, ge=16, le=1_000_000)
     docker_threads: int = Field(64, ge=4, le=4096)
+    # Worker processes that decode and validate large submissions, off the event loop's GIL.
+    offload_processes: int = Field(2, ge=1, le=64)
     # Warm sandboxes per image, "IMAGE=N,IMAGE=N"; unset or "": the default image with 2 ready;
     # "none": no pool.
     pool: str | None = None

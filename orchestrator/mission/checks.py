@@ -65,6 +65,11 @@ class MissionInvalid(JudgeError):
             else [{"path": path, "message": message}]
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in a worker process (the service validates big missions there): rebuilt from
+        # its parts, not from ``args``.
+        return type(self), (self.path, self.message, self.errors)
+
     @classmethod
     def from_errors(cls, errors: Sequence[Mapping[str, str]]) -> MissionInvalid:
         """Build the exception from a non-empty list of ``{"path", "message"}`` problems."""

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 _TRANSFER_TIMEOUT_S = 30.0
 # Data below this size is encoded or parsed on the event loop; above, on a thread.
 INLINE_BYTES = 64 * 1024
+# Per-file work (path checks, request lines) for more files than this runs on a thread: a
+# mission may name 10,000 files of a byte each, far under INLINE_BYTES.
+INLINE_FILES = 256
 # ``compare_files`` reads this much of each file per request (a read answers 512 KiB at most).
 COMPARE_PIECE_BYTES = 256 * 1024
 # A read's failures that say a path cannot be compared (the sandbox's doing, no judge failure).
@@ -47,6 +50,12 @@ _UNREADABLE = frozenset(
 )
 
 T = TypeVar("T")
+
+
+def _parents(files: Mapping[str, bytes]) -> set[str]:
+    """The directories holding ``files``' names (not the top); raises ``ValueError`` for an
+    unsafe name."""
+    return {posixpath.dirname(check_relative_path(n)) for n in files} - {""}
 
 
 async def off_loop(fn: Callable[..., T], *args: Any) -> T:
@@ -104,10 +113,17 @@ class FileTransfers:
         if not files:
             return
         # Nested names land in directories that an earlier execute may have made links.
-        parents = {posixpath.dirname(check_relative_path(n)) for n in files} - {""}
+        if len(files) <= INLINE_FILES:
+            parents = _parents(files)
+        else:
+            parents = await off_loop(_parents, files)
         await self.refuse_links(sorted(parents), last=True)
         if self.file_ops:
-            await self._put(files_to_entries(files), parents=True, directory="")
+            if len(files) <= INLINE_FILES:
+                entries = files_to_entries(files)
+            else:
+                entries = await off_loop(files_to_entries, files)
+            await self._put(entries, parents=True, directory="")
         else:
             # Building is proportional to the files: off the event loop.
             await self.put_archive("", await asyncio.to_thread(build_tar, files))
@@ -179,8 +195,8 @@ class FileTransfers:
     async def _put(self, entries: list[PutEntry], *, parents: bool, directory: str) -> None:
         """Place ``entries`` with ``put`` requests, in order; raises ``PathNotFound`` (a missing
         directory) or ``SandboxError`` naming the entry that could not be written."""
-        total = sum(len(e.data or b"") + len(e.path) for e in entries)
-        if total < INLINE_BYTES:
+        few = len(entries) <= INLINE_FILES
+        if few and sum(len(e.data or b"") + len(e.path) for e in entries) < INLINE_BYTES:
             lines = put_lines(entries, parents=parents)
         else:
             lines = await off_loop(functools.partial(put_lines, entries, parents=parents))

@@ -11,22 +11,16 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.languages import short_tag
-from orchestrator.mission import (
-    Mission,
-    MissionCaps,
-    load_json,
-    normalise,
-    parse_mission,
-    plans_little,
-)
+from orchestrator.mission import Mission, MissionCaps, load_json, plans_little
 from orchestrator.mission.result import CANCELLING, ENDED
 from service.api.events import stream_events
 from service.api.ops import SUPERVISOR_LABEL
+from service.api.prepare import Prepared, prepare_mission, prepare_mission_head
 from service.http.auth import authenticate
 from service.http.body import body_fields
 from service.http.errors import INVALID_MISSION, ApiError
 from service.http.ratelimit import LIMITER
-from service.keys import LANGUAGES, RUNTIME, SETTINGS, STORE, WORKERS
+from service.keys import LANGUAGES, OFFLOAD, RUNTIME, SETTINGS, STORE, WORKERS
 from service.pipeline.callbacks import url_refusal
 from service.store import MissionRow
 
@@ -132,32 +126,20 @@ async def _apply_language(
     )
 
 
-def prepare_mission(
-    raw: object, caps: MissionCaps
-) -> tuple[Mission, dict[str, Any], dict[str, Any]]:
-    """``(mission, its normalised echo, the document as submitted)`` of a submitted mission.
-
-    Raises ``MissionInvalid``/``MissionTooLarge``. Proportional to the mission: run it in a
-    thread, never on the event loop.
-    """
-    doc = load_json(raw) if isinstance(raw, str | bytes | bytearray) else raw
-    mission = parse_mission(doc, caps)
-    assert isinstance(doc, dict)  # parse_mission accepted it as an object
-    return mission, normalise(mission), doc
-
-
 async def _prepare(
-    raw: object, caps: MissionCaps, small_body: bool
-) -> tuple[Mission, dict[str, Any], dict[str, Any]]:
+    request: web.Request, raw: object, caps: MissionCaps, small_body: bool
+) -> Prepared:
     """``prepare_mission`` on the loop for a mission of a small body (``INLINE_BODY_BYTES``)
-    that plans little (``INLINE_EXECUTES``, no tasks), else in a thread."""
-    if not small_body:
-        return await asyncio.to_thread(prepare_mission, raw, caps)
-    # The body is small: decoding the mission's JSON on the loop is bounded too.
-    doc = load_json(raw) if isinstance(raw, str | bytes | bytearray) else raw
-    if plans_little(doc, INLINE_EXECUTES):
-        return prepare_mission(doc, caps)
-    return await asyncio.to_thread(prepare_mission, doc, caps)
+    that plans little (``INLINE_EXECUTES``, no tasks), else in a worker process (where the
+    ``Mission`` answered is its head: ``prepare_mission_head``). A thread would not do: the
+    validation holds the GIL, the loop's too, for the whole mission."""
+    if small_body:
+        # The body is small: decoding the mission's JSON on the loop is bounded too.
+        doc = load_json(raw) if isinstance(raw, str | bytes | bytearray) else raw
+        if plans_little(doc, INLINE_EXECUTES):
+            return prepare_mission(doc, caps)
+        raw = doc
+    return await request.app[OFFLOAD].run(prepare_mission_head, raw, caps)
 
 
 def _wait_seconds(request: web.Request) -> float | None:
@@ -213,7 +195,7 @@ async def submit_mission(request: web.Request) -> web.Response:
     if "mission" not in fields:
         raise ApiError(400, INVALID_MISSION, "the field 'mission' is required", "mission")
     caps = request.app[SETTINGS].mission_caps
-    mission, normalised, stored = await _prepare(fields["mission"], caps, small_body)
+    mission, normalised, stored = await _prepare(request, fields["mission"], caps, small_body)
     most = request.app[SETTINGS].max_task_parallel
     if mission.tasks.parallel > most:
         raise ApiError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -41,6 +42,10 @@ class ApiError(Exception):
         self.message = message
         self.path = path
         self.headers = headers or {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in a worker process (service.pipeline.offload): rebuilt here from its parts.
+        return type(self), (self.status, self.code, self.message, self.path, self.headers)
 
 
 def _no_headers(_: BaseException) -> dict[str, str]:

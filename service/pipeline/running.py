@@ -225,9 +225,10 @@ class MissionRunning:
             if not self._clustered:
                 await self.gate.wait_up()  # taken from memory, not claimed yet
                 return mission_id
-            # Claimed from the shared table: hand it back for a node whose engine answers.
+            # Claimed from the shared table: hand it back for a node whose engine answers. Its
+            # claim counted a run that never started: uncounted.
             await self._handoff.queue.claim(mission_id)
-            await self._store.missions.requeue(mission_id, self._owner)
+            await self._store.missions.requeue(mission_id, self._owner, started=False)
 
     async def _work(self) -> None:
         while (mission_id := await self._next()) is not None:

@@ -15,8 +15,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
@@ -27,6 +27,7 @@ from service.store.protocols import EveryRepository, Transaction
 from service.store.records import (
     MISSION_KIND,
     MissionRow,
+    StoreFull,
     hash_token,
     mission_row,
     new_token,
@@ -88,6 +89,42 @@ async def migrate(conn: asyncpg.Connection) -> int:
         return len(MIGRATIONS)
 
 
+@contextmanager
+def _full_disk_told() -> Iterator[None]:
+    """PostgreSQL's own disk full (SQLSTATE 53100: "could not extend file", "No space left on
+    device") raised as ``StoreFull``, as SQLite's full data directory is: a 503 with
+    ``Retry-After`` (this node cannot store now) rather than a 500 that reads as a bug."""
+    try:
+        yield
+    except asyncpg.DiskFullError as e:
+        raise StoreFull(f"the database's disk is full ({e})") from e
+
+
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """Every connection of the store's pool: each statement (a transaction's COMMIT too, and the
+    pool's own ``execute``/``fetch*``, which run on one of these) tells a full disk."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        with _full_disk_told():
+            return await super().execute(*args, **kwargs)
+
+    async def executemany(self, *args: Any, **kwargs: Any) -> Any:
+        with _full_disk_told():
+            return await super().executemany(*args, **kwargs)
+
+    async def fetch(self, *args: Any, **kwargs: Any) -> Any:
+        with _full_disk_told():
+            return await super().fetch(*args, **kwargs)
+
+    async def fetchrow(self, *args: Any, **kwargs: Any) -> Any:
+        with _full_disk_told():
+            return await super().fetchrow(*args, **kwargs)
+
+    async def fetchval(self, *args: Any, **kwargs: Any) -> Any:
+        with _full_disk_told():
+            return await super().fetchval(*args, **kwargs)
+
+
 class PgStore(EveryRepository):
     """A pool of connections to PostgreSQL implementing every repository protocol (each method
     does what its protocol promises), and a dedicated connection for ``LISTEN``.
@@ -114,7 +151,9 @@ class PgStore(EveryRepository):
         deadline = time.monotonic() + connect_s
         while True:
             try:
-                pool = await asyncpg.create_pool(url, min_size=1, max_size=max_connections)
+                pool = await asyncpg.create_pool(
+                    url, min_size=1, max_size=max_connections, connection_class=_Connection
+                )
                 break
             except (OSError, asyncpg.CannotConnectNowError) as e:
                 if time.monotonic() >= deadline:
@@ -348,11 +387,12 @@ class PgStore(EveryRepository):
                 await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
             return True
 
-    async def requeue(self, mission_id: int, owner: str) -> bool:
+    async def requeue(self, mission_id: int, owner: str, *, started: bool = True) -> bool:
         """Queued again, and every node told (another one may claim it first)."""
+        statement = sql.REQUEUE_ONE if started else sql.UNCLAIM_ONE
         async with self._tx() as conn:
             status = await conn.execute(
-                *sql.REQUEUE_ONE.bind_pg(mission_id=mission_id, owner=owner, now=time.time())
+                *statement.bind_pg(mission_id=mission_id, owner=owner, now=time.time())
             )
             if status != "UPDATE 1":
                 return False

@@ -116,9 +116,11 @@ class MissionRepo(Protocol):
         one anyway). With ``owner``, only while it holds the lease."""
         ...
 
-    async def requeue(self, mission_id: int, owner: str) -> bool:
+    async def requeue(self, mission_id: int, owner: str, *, started: bool = True) -> bool:
         """Put a mission ``owner`` holds back in the queue (the engine failed under it: it is
-        run again from the start, by any node); False when ``owner`` no longer holds it."""
+        run again from the start, by any node); False when ``owner`` no longer holds it.
+        ``started`` False: it was claimed but never started, so its claim's run is uncounted
+        (``runs`` counts only runs that started)."""
         ...
 
     async def requeue_unfinished(self, owner: str | None = None) -> list[int]:

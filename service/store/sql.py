@@ -199,6 +199,12 @@ REQUEUE_ONE = Statement(
     "UPDATE missions SET state = 'queued', updated_at = :now, lease_owner = '', lease_until = 0"
     " WHERE id = :mission_id AND state = 'running' AND lease_owner = :owner"
 )
+# The same for a mission claimed but never started (the engine went down between): the run its
+# claim counted did not happen.
+UNCLAIM_ONE = Statement(
+    "UPDATE missions SET state = 'queued', updated_at = :now, lease_owner = '', lease_until = 0,"
+    " runs = runs - 1 WHERE id = :mission_id AND state = 'running' AND lease_owner = :owner"
+)
 # Callbacks it was delivering are due again at once, not when their lease expires.
 RELEASE_CALLBACKS_OF = Statement(
     "UPDATE missions SET callback_lease_until = 0"

@@ -282,8 +282,9 @@ class Database:
         )
         return cur.rowcount > 0
 
-    def requeue(self, mission_id: int, owner: str) -> bool:
-        cur = self._run(sql.REQUEUE_ONE, mission_id=mission_id, owner=owner, now=time.time())
+    def requeue(self, mission_id: int, owner: str, *, started: bool = True) -> bool:
+        statement = sql.REQUEUE_ONE if started else sql.UNCLAIM_ONE
+        cur = self._run(statement, mission_id=mission_id, owner=owner, now=time.time())
         return cur.rowcount > 0
 
     def requeue_unfinished(self, owner: str | None = None) -> list[int]:

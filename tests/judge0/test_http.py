@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import re
 import zipfile
 from typing import Any
 
 import pytest
 
+from orchestrator.errors import EngineUnavailable
 from service.frontdoors.judge0 import wire
+from service.keys import WORKERS
 from tests.judge0.conftest import AUTH, BOB_AUTH, Judge0Http
 from tests.service.support import ALICE
 
@@ -94,6 +97,45 @@ async def test_wait_true_answers_the_whole_submission(j0: Any) -> None:
     assert body["source_code"] == HELLO["source_code"]
     assert body["created_at"].endswith("Z")
     assert body["finished_at"].endswith("Z")
+
+
+async def test_wait_true_during_an_engine_outage_answers_503_and_cancels_its_run(
+    start_judge: Any, session: Any, monkeypatch: Any
+) -> None:
+    """``wait=true`` waits through the judge's shared synchronous wait: once the engine has not
+    answered for JUDGE_JUDGE0_WAIT_OUTAGE_S the run is cancelled and the answer is 503 with
+    Retry-After. The outage here is what the server sees of the engine (its probe fails); a
+    real engine killed under the same wait: tests/faults/test_sync_requests.py."""
+    monkeypatch.setenv("JUDGE_JUDGE0_WAIT_OUTAGE_S", "0.5")
+    judge, missions = await start_judge()
+    api = Judge0Http(session, judge.url + "/judge0")
+    gate = judge.app[WORKERS].engine
+    assert gate is not None
+
+    async def engine_down() -> None:
+        raise EngineUnavailable("connection refused")
+
+    await gate.stop()  # no probe of the real engine under way or to come
+    monkeypatch.setattr(gate, "_probe", engine_down)
+    assert not await gate.check()
+    async with asyncio.timeout(30):  # a wait that ignores the outage would wait forever
+        status, body, headers = await api.call(
+            "POST", "/submissions", params={"wait": "true"}, json=HELLO
+        )
+    assert status == 503, body
+    assert int(headers["Retry-After"]) > 0
+    found = re.fullmatch(
+        r"the Docker engine has not answered for \d+ s; mission (\d+) was cancelled, send it "
+        r"again; submission ([0-9a-f-]{36})",
+        body["error"],
+    )
+    assert found, body
+    status, row = await missions.get(int(found.group(1)))
+    assert status == 200
+    assert row["state"] == "cancelled"
+    status, sub, _ = await api.call("GET", f"/submissions/{found.group(2)}")
+    assert status == 200
+    assert sub["status"]["id"] not in (1, 2), sub  # ended, never to run
 
 
 async def test_base64_in_and_out_exactly_as_judge0(j0: Any) -> None:

@@ -45,6 +45,23 @@ class RepositoryTests:
         assert await store.missions.queued_count() == 1
         assert await store.missions.counts() == {"queued": 1}
 
+    async def test_a_requeue_counts_a_run_only_when_it_started(self, store: Storage) -> None:
+        [mission_id] = await queue(store)
+        missions = store.missions
+        claimed = await missions.claim_next("node", 60)
+        assert claimed is not None
+        assert claimed.runs == 1
+        assert not await missions.requeue(mission_id, "other-node", started=False)
+        assert await missions.requeue(mission_id, "node", started=False)  # never started
+        row = await missions.get_mission(mission_id)
+        assert row is not None
+        assert (row.state, row.runs) == ("queued", 0)
+        assert await missions.claim_next("node", 60) is not None
+        assert await missions.requeue(mission_id, "node")  # it started: interrupted
+        row = await missions.get_mission(mission_id)
+        assert row is not None
+        assert (row.state, row.runs) == ("queued", 1)
+
     async def test_claim_next_takes_only_missions_whose_image_the_node_has(
         self, store: Storage
     ) -> None:

@@ -19,7 +19,7 @@ from orchestrator.errors import EngineUnavailable, MissionInterrupted
 from orchestrator.run.runner import MissionDeps
 from service.pipeline.callbacks import CallbackPolicy
 from service.pipeline.wiring import MissionWorkers
-from service.store import MissionRow, SqliteStore
+from service.store import MissionRow, PgStore, SqliteStore, Storage
 from tests.service.support import Receiver, poll
 
 RESULT: dict[str, Any] = {"prepare": {}, "task": [], "final": {}, "fake": True}
@@ -157,3 +157,61 @@ async def test_an_interrupted_mission_fails_once_the_outage_outlasts_its_limit(
     engine.up = True
     row = await poll(lambda: row_of(store, waiting), lambda r: r.state == "done", 30)
     assert row.runs == 1
+
+
+async def test_a_mission_claimed_as_the_engine_goes_down_counts_no_run_on_postgresql(
+    pg_url: str, receiver: Receiver
+) -> None:
+    """On PostgreSQL a waiting worker claims a mission the moment it arrives (the shared queue's
+    ``take``); when the engine went down while it waited, it hands the mission back unstarted.
+    That claim counted a run that never happened: ``runs`` must count only runs that started."""
+    engine = Engine()
+    store = await PgStore.open(pg_url)
+    try:
+        async with aiohttp.ClientSession() as session:
+            workers = MissionWorkers(
+                store,
+                cast(MissionDeps, None),
+                session,
+                max_running=1,
+                max_queued=100,
+                callback_policy=CallbackPolicy(attempts=3, initial_wait_s=0.01, max_wait_s=0.05),
+                run=engine.run,
+                engine_probe=engine.probe,
+                owner="node-a",
+                lease_s=30,
+            )
+            await workers.start()
+            try:
+                gate = workers.engine
+                assert gate is not None
+                # The worker waits in the queue's take, past its check of the engine; the
+                # engine goes down before any mission arrives.
+                engine.up = False
+                gate.mark_down("connection refused")
+                mission_id = await workers.submit(
+                    "tok", mission(receiver.url), {"return": {"url": receiver.url}}
+                )
+                # Claimed and handed back (queued again, updated since it was stored), unstarted.
+                await poll(
+                    lambda: row_of_any(store, mission_id),
+                    lambda r: r.state == "queued" and r.updated_at > r.created_at,
+                    10,
+                )
+                assert (await row_of_any(store, mission_id)).runs == 0
+                assert engine.runs == 0
+                engine.up = True
+                row = await poll(
+                    lambda: row_of_any(store, mission_id), lambda r: r.state == "done", 30
+                )
+                assert row.runs == 1
+            finally:
+                await workers.stop(0)
+    finally:
+        await store.close()
+
+
+async def row_of_any(store: Storage, mission_id: int) -> MissionRow:
+    row = await store.missions.get_mission(mission_id)
+    assert row is not None
+    return row

@@ -219,7 +219,7 @@ class Judge0Door:
             submit=submit,
             single_node=lambda: not core.store.clustered,
             mission=core.mission,
-            wait_finished=core.wait_finished,
+            wait_synchronously=core.wait_synchronously,
             callback_refusal=lambda url: _callback_refusal(url, core.settings.address_policy),
             mission_caps=lambda: core.settings.mission_caps,
             languages=self.languages,

@@ -31,7 +31,7 @@ class Judge0Ports:
     submit: Callable[[str, dict[str, Any], dict[str, Any], str, MissionIO | None], Awaitable[int]]
     single_node: Callable[[], bool]
     mission: Callable[[int], Awaitable[MissionRow | None]]
-    wait_finished: Callable[[int], Awaitable[MissionRow | None]]
+    wait_synchronously: Callable[[int, float], Awaitable[MissionRow | None]]
     callback_refusal: Callable[[str], str | None]
     mission_caps: Callable[[], MissionCaps]
     languages: Callable[[], dict[int, Judge0Language]]
@@ -46,8 +46,10 @@ class Judge0Ports:
         return self.submissions_of()
 
     async def wait_for(self, token: str, mission_id: int) -> Any:
-        """Wait until a submission ended; its row (None when the server stopped first)."""
-        await self.wait_finished(mission_id)
+        """Wait until a submission ended; its row (None when the server stopped first). Once
+        the engine has not answered for ``wait_outage_s`` the mission is cancelled and
+        ``EngineUnavailable`` raised: the judge's shared synchronous wait."""
+        await self.wait_synchronously(mission_id, self.settings().wait_outage_s)
         row = await self.submissions.repo.get(token)
         return row if row is not None and row.finished_at is not None else None
 

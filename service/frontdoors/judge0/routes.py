@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from orchestrator.errors import EngineUnavailable
 from orchestrator.mission import MissionInvalid, normalise, parse_mission
 from service.frontdoors.archives import ArchiveRefused
 from service.frontdoors.judge0 import plan, wire
@@ -221,7 +222,10 @@ async def create(request: web.Request) -> web.Response:
     token, mission_id = await _create_one(ports, token_hash, req, big=big)
     if not _flag(request, "wait"):
         return web.json_response({"token": token}, status=201, headers=headers)
-    row = await ports.wait_for(token, mission_id)
+    try:
+        row = await ports.wait_for(token, mission_id)
+    except EngineUnavailable as e:  # the mission is cancelled: nothing runs for nobody
+        raise _error(503, f"{e}; submission {token}", {"Retry-After": "10"}) from None
     if row is None:
         raise _error(503, "the server stopped before the submission ended; read it later")
     status_id = await ports.submissions.live_status(row)

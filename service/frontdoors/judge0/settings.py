@@ -34,6 +34,9 @@ class Judge0Settings(BaseSettings):
     # The compile cache: bytes of compiled boxes kept, and for how long.
     compile_cache_bytes: Annotated[int, Field(ge=0)] = 256 * 1024 * 1024
     compile_cache_ttl_s: Annotated[float, Field(ge=0)] = 600.0
+    # A ``wait=true`` submission waits as long as its run takes while the engine answers; once
+    # the engine has not answered for this long it is cancelled and the answer is 503.
+    wait_outage_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
 
     def config(
         self, *, max_queue_size: int, callbacks_max_tries: int, callbacks_timeout: float
