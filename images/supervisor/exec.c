@@ -292,9 +292,24 @@ int open_record(const char *path, int64_t want, int64_t *size)
     return fd;
 }
 
-/* Streams up to n bytes of fd as base64 straight to stdout, so a large record never needs a
- * large buffer in the supervisor.  Chunks are multiples of 3 bytes: padding only at the end. */
-static void stream_record(int fd, int64_t n)
+/* Text of the answer: appended to *into when given, else written to stdout at once. */
+static void put_text(struct sb *into, const char *text)
+{
+    if (into)
+        sb_puts(into, text);
+    else
+        out_write(text, strlen(text));
+}
+
+/* Records up to this many bytes in all are sent inside the answer's one write: each write is a
+ * frame the engine relays and the orchestrator wakes up for (a mission's records are at most
+ * 4096 bytes each). */
+#define ONE_WRITE_RECORD_BYTES (64 * 1024)
+
+/* Up to n bytes of fd as base64: appended to *into when given, else streamed straight to stdout,
+ * so a large record never needs a large buffer in the supervisor.  Chunks are multiples of 3
+ * bytes: padding only at the end. */
+static void stream_record(int fd, int64_t n, struct sb *into)
 {
     enum { CHUNK = 3 * 16384 };
     unsigned char *buf = xmalloc(CHUNK);
@@ -313,9 +328,13 @@ static void stream_record(int fd, int64_t n)
             }
             fill += (size_t)r;
         }
-        enc.n = 0;
-        base64_encode(&enc, buf, fill);
-        out_write(enc.p, enc.n);
+        if (into) {
+            base64_encode(into, buf, fill);
+        } else {
+            enc.n = 0;
+            base64_encode(&enc, buf, fill);
+            out_write(enc.p, enc.n);
+        }
         done += (int64_t)fill;
     }
     sb_free(&enc);
@@ -526,18 +545,24 @@ void answer_exec(const struct exec_req *rq, struct outcome *o, const char *extra
     if (extra)
         sb_puts(&b, extra);
     sb_puts(&b, ",\"record\":{\"stdout\":\"");
-    out_sb(&b);
+    /* Small records (every mission's) go out with the answer in one write: each write is a
+     * frame the engine relays and the orchestrator wakes up for.  Large ones are streamed. */
+    struct sb *into = rec_len[1] + rec_len[2] + merged_len <= ONE_WRITE_RECORD_BYTES ? &b : NULL;
+    if (!into)
+        out_sb(&b);
     if (rec_fd[1] >= 0)
-        stream_record(rec_fd[1], rec_len[1]);
-    out_write("\",\"stderr\":\"", 12);
+        stream_record(rec_fd[1], rec_len[1], into);
+    put_text(into, "\",\"stderr\":\"");
     if (rec_fd[2] >= 0)
-        stream_record(rec_fd[2], rec_len[2]);
+        stream_record(rec_fd[2], rec_len[2], into);
     if (rq->merged_path) {                  /* only then: the plain answer stays as it was */
-        out_write("\",\"merged\":\"", 12);
+        put_text(into, "\",\"merged\":\"");
         if (merged_fd >= 0)
-            stream_record(merged_fd, merged_len);
+            stream_record(merged_fd, merged_len, into);
     }
-    out_write("\"}}\n", 4);
+    put_text(into, "\"}}\n");
+    if (into)
+        out_sb(&b);
     for (int i = 1; i <= 2; i++)
         if (rec_fd[i] >= 0)
             close(rec_fd[i]);

@@ -276,3 +276,20 @@ async def test_every_c_and_cpp_source_of_a_job_is_compiled(execute: Execute) -> 
     assert two_c[1]["run"]["stdout"] == "42\n"
     assert entry_anyname[1]["run"]["stdout"] == "42\n"
     assert two_cpp[1]["run"]["stdout"] == "8\n"
+
+
+async def test_every_go_file_of_a_job_is_built(execute: Execute) -> None:
+    status, answer = await execute(
+        job(
+            "go",
+            {"content": 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println(twice(21)) }\n'},
+            {
+                "name": "util.go",
+                "content": "package main\n\nfunc twice(x int) int { return 2 * x }\n",
+            },
+            {"name": "data.txt", "content": "not a source"},
+        )
+    )
+    assert status == 200, answer
+    assert answer["compile"]["code"] == 0, answer["compile"]
+    assert answer["run"]["stdout"] == "42\n"
