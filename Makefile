@@ -11,7 +11,7 @@ PISTON_STAMP := tests/piston/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv install engine engine-stop test-engine images image compose postgres node \
-	format lint typecheck test test-unit bench bench-dmoj bench-judgement run clean webgme \
+	format lint typecheck test test-unit ab bench bench-dmoj bench-judgement run clean webgme \
 	webgme-deps piston piston-deps chromium screenshots
 
 help: ## list the targets
@@ -96,7 +96,10 @@ test: venv test-engine images compose postgres webgme piston chromium ## every t
 test-unit: venv postgres ## only the tests that need no Docker engine
 	$(PY) -m pytest -m "not docker" $(PYTEST_ARGS)
 
-bench: venv images postgres ## benchmarks against raw Docker operations (sandbox, mission, service, intake, peers, runc vs runsc, nodes)
+ab: ## install ApacheBench when missing (bench.intake_bench drives the server with it; never CI)
+	bash scripts/ensure-ab.sh
+
+bench: venv images postgres ab ## benchmarks against raw Docker operations (sandbox, mission, service, intake, peers, runc vs runsc, nodes)
 	$(PY) -m bench.sandbox_overhead
 	$(PY) -m bench.mission_bench
 	$(PY) -m bench.service_bench

@@ -134,12 +134,13 @@ async def main() -> None:
                     runs[f"{image} execute"] = []
                     runs[f"{image} by thread"] = []
                     runs[f"{image} fork+exec"] = []
-                for _ in range(args.rounds):
+                for r in range(args.rounds):
                     for image, box in zip(images, boxes, strict=True):
-                        runs[f"{image} execute"] += await executes(box, args.per_round)
-                        runs[f"{image} by thread"] += await executes(
-                            box, args.per_round, by_thread=True
-                        )
+                        # Which way goes first alternates: the first after the fork+exec series
+                        # may find the machine in another state.
+                        for by_thread in (False, True) if r % 2 else (True, False):
+                            key = f"{image} by thread" if by_thread else f"{image} execute"
+                            runs[key] += await executes(box, args.per_round, by_thread=by_thread)
                         runs[f"{image} fork+exec"] += await in_sandbox(box, args.per_round)
                     if host is not None:
                         done = subprocess.run(

@@ -6,7 +6,9 @@ The virtualenv is made by ``bash bench/dmoj/setup.sh`` (``make bench-dmoj``).
 
 Does the same 20-case C judgement as the judge's row (compile A+B once, then per test run the
 binary on its input and compare with the answer) and prints one JSON line:
-``{"seconds": [...]}`` (one per repeat, after a warm-up run) or ``{"error": "..."}``.
+``{"seconds": [...]}`` (one per repeat, after a warm-up run) or ``{"error": "..."}``. With
+``dmoj --serve`` it grades once per line read from stdin instead, answering each with a JSON
+line, so that a caller can interleave DMOJ's judgements with its own one by one.
 
 - ``dmoj``: DMOJ's judge 4.x in-process (``LocalJudge``, as its CLI does), native ptrace sandbox,
   a problem directory with the test cases as files; the time is one ``begin_grading`` (compile +
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 MAIN_C = """#include <stdio.h>
@@ -42,6 +45,28 @@ def cases(n: int) -> list[tuple[str, str]]:
 
 
 def run_dmoj(n: int, repeat: int) -> list[float]:
+    grade = dmoj_grader(n)
+    grade()  # warm-up
+    return [grade() for _ in range(repeat)]
+
+
+def serve_dmoj(n: int) -> None:
+    """One judgement per line read from stdin, each answered with one JSON line on stdout
+    (``{"seconds": s}`` or ``{"error": "..."}``): the caller interleaves them with its own."""
+    grade = dmoj_grader(n)
+    grade()  # warm-up
+    print(json.dumps({"ready": True}), flush=True)
+    for _ in sys.stdin:
+        try:
+            print(json.dumps({"seconds": grade()}), flush=True)
+        except Exception as e:
+            print(json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
+
+
+def dmoj_grader(n: int) -> Callable[[], float]:
+    """DMOJ's judge set up for the A+B problem of ``n`` cases; returns a function that grades
+    ``MAIN_C`` once, blocking, and returns the seconds it took (raises unless every case
+    is AC)."""
     root = Path(tempfile.mkdtemp(prefix="dmoj-bench-"))
     problem = root / "problems" / "aplusb"
     problem.mkdir(parents=True)
@@ -63,7 +88,6 @@ def run_dmoj(n: int, repeat: int) -> list[float]:
     judgeenv.load_env(cli=True)
     executors.load_executors()
     judge = LocalJudge()
-    results: list[float] = []
     failures: list[str] = []
     verdicts: list[str] = []
     # The local packet manager drops every verdict; keep them, to check that all cases passed.
@@ -76,21 +100,25 @@ def run_dmoj(n: int, repeat: int) -> list[float]:
         if "Failed" in text or "error" in text.lower():
             failures.append(text)
 
-    for r in range(repeat + 1):
+    ids = iter(range(1, 1 << 30))
+
+    def grade() -> float:
         verdicts.clear()
+        failures.clear()
         start = time.perf_counter()
         judge.begin_grading(
-            Submission(r + 1, "aplusb", "C", MAIN_C, 1.0, 65536, False, {}),
+            Submission(next(ids), "aplusb", "C", MAIN_C, 1.0, 65536, False, {}),
             blocking=True,
             report=report,
         )
-        results.append(time.perf_counter() - start)
+        seconds = time.perf_counter() - start
         if verdicts != ["AC"] * n:
             failures.append(f"verdicts {verdicts}, expected {n} x AC")
-    judge.murder()
-    if failures:
-        raise RuntimeError("; ".join(failures)[:300])
-    return results[1:]
+        if failures:
+            raise RuntimeError("; ".join(failures)[:300])
+        return seconds
+
+    return grade
 
 
 def run_epicbox(image: str, n: int, repeat: int) -> list[float]:
@@ -130,8 +158,12 @@ def main() -> None:
     parser.add_argument("--image", default="judge/default")
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--serve", action="store_true", help="dmoj: one judgement per stdin line")
     args = parser.parse_args()
     try:
+        if args.peer == "dmoj" and args.serve:
+            serve_dmoj(args.tasks)
+            return
         if args.peer == "dmoj":
             seconds = run_dmoj(args.tasks, args.repeat)
         else:

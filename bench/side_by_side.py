@@ -29,7 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,7 @@ from bench.common import (
     judgement_files,
     machine,
 )
-from orchestrator.mission import parse_mission
+from orchestrator.mission import Mission, parse_mission
 from orchestrator.netpolicy import make_connector
 from orchestrator.run.fetch import FetchLimits
 from orchestrator.run.runner import MissionDeps, PhaseTimes, run_mission
@@ -172,42 +174,49 @@ async def judge_hello_ms(image: str, runs: int, gap_s: float) -> list[float]:
             )
 
 
-async def judge_judgement_s(
-    image: str, n: int, *, scoped: bool, repeat: int, parallel: int = 1, compare: bool = False
-) -> list[float]:
+@asynccontextmanager
+async def judging(
+    image: str, parallel: int = 1
+) -> AsyncIterator[Callable[[Mission], Awaitable[float]]]:
+    """A runtime with a warm pool of 4 sandboxes of ``image``; yields ``once(mission)``, which
+    runs the mission with a full pool and returns its seconds (every execute must pass)."""
     limits = FetchLimits(block_private=False)
-    out = []
     async with (
         open_runtime(SandboxConfig(owner=OWNER)) as rt,
         aiohttp.ClientSession(connector=make_connector(False)) as session,
     ):
         pool = SandboxPool(rt, {image: 4}, cap=8, concurrency=4)
         pool.start()
+        deps = MissionDeps(
+            rt, session, image, fetch_limits=limits, pool=pool, max_task_parallel=parallel
+        )
+
+        async def once(mission: Mission) -> float:
+            await pool.refresh()
+            while pool.snapshot()["images"][image]["ready"] < 4:  # type: ignore[index]
+                await asyncio.sleep(0.05)  # start each run with a full pool
+            start = time.perf_counter()
+            _, result = await run_mission(mission, deps, times=PhaseTimes())
+            seconds = time.perf_counter() - start
+            bad = [
+                e["meta"] for t in result["task"] for e in t["execute"] if e["meta"]["status"] != ""
+            ]
+            assert not bad, bad[:3]
+            await rt.drain()
+            return seconds
+
         try:
-            deps = MissionDeps(
-                rt, session, image, fetch_limits=limits, pool=pool, max_task_parallel=parallel
-            )
-            mission = parse_mission(
-                data_judgement(n, scoped=scoped, parallel=parallel, compare=compare)
-            )
-            for _ in range(repeat + 1):
-                await pool.refresh()
-                while pool.snapshot()["images"][image]["ready"] < 4:  # type: ignore[index]
-                    await asyncio.sleep(0.05)  # start each run with a full pool
-                times = PhaseTimes()
-                start = time.perf_counter()
-                _, result = await run_mission(mission, deps, times=times)
-                out.append(time.perf_counter() - start)
-                bad = [
-                    e["meta"]
-                    for t in result["task"]
-                    for e in t["execute"]
-                    if e["meta"]["status"] != ""
-                ]
-                assert not bad, bad[:3]
-                await rt.drain()
+            yield once
         finally:
             await pool.stop()
+
+
+async def judge_judgement_s(
+    image: str, n: int, *, scoped: bool, repeat: int, parallel: int = 1, compare: bool = False
+) -> list[float]:
+    mission = parse_mission(data_judgement(n, scoped=scoped, parallel=parallel, compare=compare))
+    async with judging(image, parallel) as once:
+        out = [await once(mission) for _ in range(repeat + 1)]
     return out[1:]  # the first run warms caches
 
 

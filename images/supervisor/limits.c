@@ -116,8 +116,8 @@ const char *verdict(const struct exec_req *rq, const struct outcome *o, struct s
         sb_printf(msg, "output limit exceeded (%lld KiB)", (long long)rq->out_kib);
         return "OLE";
     }
-    /* KR_FILE: with `merged` the supervisor writes the streams' files and stops a command whose
-     * stream would pass the largest file, where the kernel would have sent it SIGXFSZ. */
+    /* KR_FILE: with `merged` the supervisor writes the streams' files and judges a stream past
+     * the largest file itself (its SIGXFSZ may have been ignored, or come too late). */
     if (o->reason == KR_FILE || o->sig == SIGXFSZ ||
         (o->output_full && (o->exit_code != 0 || o->sig != 0))) {
         if (file_size_rules(rq))

@@ -7,8 +7,8 @@
  *
  * The kernel no longer limits the stream files (we write them, not the command), so we do what
  * RLIMIT_FSIZE did: a stream's file never grows past the largest-file limit, and a command that
- * writes more is stopped with OLE.  The merged file holds at most as much (it is cut there,
- * with no verdict of its own).
+ * writes more gets SIGXFSZ and OLE.  The merged file
+ * holds at most as much (it is cut there, with no verdict of its own).
  */
 #include "supervisor.h"
 
@@ -29,6 +29,7 @@ struct merge {
     int sink_of[3];                 /* stream -> its file: 1, 2 (stderr into stdout's: 1) */
     int64_t cap;                    /* the largest file, bytes */
     bool over;                      /* a stream would have passed cap */
+    bool signalled;                 /* ... and the command was sent SIGXFSZ for it */
 };
 
 /* The buffer is touched before the baselines are taken, so its pages are never counted as the
@@ -188,8 +189,15 @@ void op_exec_merged(const struct exec_req *rq0)
         int64_t now = now_ns();
         if (now >= next_check)
             next_check = now + check_limits(&rq, &base, &r, &peak_anon, &o);
-        if (o.reason == KR_NONE && m.over)
-            o.reason = KR_FILE;
+        if (m.over && !m.signalled) {
+            /* What the kernel does to a writer past RLIMIT_FSIZE: SIGXFSZ (here to the command's
+             * process group: which of its processes wrote is not known).  It dies of it (signal
+             * 25, as in a plain exec), or ignores it and goes on with the rest of its output
+             * dropped (its writes cannot fail as they would have: the verdict is OLE anyway). */
+            if (kill(-r.pid, SIGXFSZ) != 0)
+                (void)kill(r.pid, SIGXFSZ);
+            m.signalled = true;
+        }
         if (o.reason != KR_NONE)
             break;
         struct pollfd fds[3];
@@ -216,6 +224,8 @@ void op_exec_merged(const struct exec_req *rq0)
     for (int k = 1; k <= 2; k++)
         while (m.pipe_fd[k] >= 0 && merge_pipe(&m, k) > 0)
             ;
+    /* Over the limit: OLE, also when it survived the signal or ended before we read the bytes
+     * (it could not be sent SIGXFSZ then). */
     if (m.over && o.reason == KR_NONE)
         o.reason = KR_FILE;
     for (int k = 0; k < 3; k++) {

@@ -287,7 +287,8 @@ struct run {
 };
 
 /* Why the supervisor killed a command: a limit, (streaming) its output over output_kib or
- * the channel closed, or (merged) a stream's file over the largest-file limit. */
+ * the channel closed; or (merged, KR_FILE, no kill) a stream went over the largest-file limit
+ * (the command got SIGXFSZ as the kernel would have sent it). */
 enum reason { KR_NONE, KR_CPU, KR_WALL, KR_MEM, KR_PROC, KR_OUTPUT, KR_GONE, KR_FILE };
 
 /* Baselines taken just before fork, so the figures are the command's alone. */

@@ -103,15 +103,25 @@ async def test_exporting_sixty_thousand_files_leaves_the_event_loop_free(
             ]
         }
     )
+    # Each tick records the wall time and the loop thread's own CPU time since the last one. A
+    # loaded machine stretches the wall time without the loop doing anything, so the claim (the
+    # loop thread does not do the export's work) is checked on its CPU time; the wall bound only
+    # catches a stall of seconds (another thread holding the GIL for the whole export).
     gaps: list[float] = []
+    loop_cpu: list[float] = []
     running = asyncio.ensure_future(run(deps, data))
     while not running.done():
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         await asyncio.sleep(0.01)
         gaps.append(time.perf_counter() - start)
+        loop_cpu.append(time.thread_time() - start_cpu)
     _, result = await running
     export, count = result["prepare"]["execute"]
     assert meta(export) == ("", ""), export
     assert stdout_of(count) == "60000\n"
-    print(f"longest event-loop gap during the export: {max(gaps) * 1000:.0f} ms")
-    assert max(gaps) < 0.5
+    print(
+        f"longest event-loop gap during the export: {max(gaps) * 1000:.0f} ms, "
+        f"most loop-thread CPU in one gap: {max(loop_cpu) * 1000:.0f} ms"
+    )
+    assert max(loop_cpu) < 0.25
+    assert max(gaps) < 2.0

@@ -100,19 +100,22 @@ async def test_fast_turns_lose_nothing_and_keep_each_streams_order(
 
 async def test_output_over_the_largest_file_is_ole_as_without_it(runtime: SandboxRuntime) -> None:
     async with runtime.sandbox(DEFAULT_IMAGE) as box:
-        # yes writes without end: the kernel's SIGXFSZ (plain), the supervisor's kill (merged).
+        # yes writes without end: SIGXFSZ from the kernel (plain) or the supervisor (merged).
         flood_plain, flood = await both(box, "yes", output_kib=64)
         small_plain, small = await both(box, "yes", output_kib=1024, file_size_kib=16)
+        err_plain, err = await both(box, "sh", "-c", "yes >&2", file_size_kib=16)
         # Exactly the limit is allowed; the stderr file has its own.
         exact_plain, exact = await both(
             box, "sh", "-c", "head -c 16384 /dev/zero; head -c 100 /dev/zero >&2", file_size_kib=16
         )
-        err_plain, err = await both(box, "sh", "-c", "yes >&2", file_size_kib=16)
+        # Python ignores SIGXFSZ: its write fails (plain: an exception, exit 1) or cannot fail
+        # (merged: a pipe); OLE either way. Over and gone before the supervisor read it: OLE.
+        py_plain, py = await both(box, "python3", "-c", "print('x' * 40000)", file_size_kib=16)
+        gone_plain, gone = await both(box, "head", "-c", "20000", "/dev/zero", file_size_kib=16)
     for plain, merged in ((flood_plain, flood), (small_plain, small), (err_plain, err)):
         assert merged.meta.status == plain.meta.status == "OLE"
         assert merged.meta.message == plain.meta.message
-        assert merged.meta.signal == 9
-        assert plain.meta.signal == 25
+        assert merged.meta.signal == plain.meta.signal == 25
     assert flood.meta.message == "output limit exceeded (64 KiB)"
     assert flood.stdout == flood_plain.stdout == b"y\n" * (32 * 1024)
     assert flood.merged == flood.stdout  # nothing beyond what the stream's file got
@@ -122,6 +125,13 @@ async def test_output_over_the_largest_file_is_ole_as_without_it(runtime: Sandbo
     assert err.stdout == b""
     assert exact.meta.status == exact_plain.meta.status == ""
     assert (len(exact.stdout), len(exact.stderr), len(exact.merged)) == (16384, 100, 16384)
+    for plain, merged in ((py_plain, py), (gone_plain, gone)):
+        assert (merged.meta.status, merged.meta.message) == (
+            plain.meta.status,
+            plain.meta.message,
+        ), (plain, merged)
+        assert merged.meta.status == "OLE"
+        assert len(merged.stdout) == 16 * 1024
 
 
 async def test_verdicts_signals_and_codes_are_the_plain_executes(runtime: SandboxRuntime) -> None:
@@ -131,7 +141,11 @@ async def test_verdicts_signals_and_codes_are_the_plain_executes(runtime: Sandbo
         # (A real-time limit well beyond: a loop starved on a busy machine must hit CPU time.)
         (("sh", "-c", "while :; do :; done"), {"cpu_time_ms": 300, "wall_time_limit_ms": 6000}),
         (("sleep", "5"), {"wall_time_limit_ms": 300}),
-        (("python3", "-c", "b = bytearray(200 << 20); print(len(b))"), {"memory_kib": 65536}),
+        # (Growing a MiB at a time: the supervisor's poll, not the sandbox's fence, stops it.)
+        (
+            ("python3", "-c", "b = [bytearray(1 << 20) for _ in range(200)]; print(len(b))"),
+            {"memory_kib": 65536},
+        ),
         (("sh", "-c", "for i in $(seq 12); do sleep 1 & done; wait"), {"process_limit": 5}),
         (("no-such-command",), {}),
     ]
