@@ -173,3 +173,33 @@ async def test_the_pool_drains_when_its_image_changes(runtime: SandboxRuntime) -
 
 def test_none_is_no_pool() -> None:
     assert parse_pool_sizes("none") == {}
+
+
+@pytest.mark.docker
+async def test_used_sandboxes_are_removed_in_the_quiet_after_a_burst_and_the_pool_learns_it(
+    runtime: SandboxRuntime, owner: str
+) -> None:
+    pool = SandboxPool(runtime, {DEFAULT_IMAGE: 1}, cap=4, refill_delay_s=0.05)
+    pool.start()
+    try:
+        await wait_ready(pool, DEFAULT_IMAGE, 1)
+        burst = [await pool.take(DEFAULT_IMAGE) for _ in range(3)]  # one hit, two misses
+        assert runtime.activity.in_use == 3
+        burst[0].close_later()
+        burst[1].close_later()
+        # One still in use: their removals wait (for at most JUDGE_POOL_DEFER_MAX_S, 2 s).
+        assert runtime.removals_pending == 2
+        assert (await runtime.adapter.count_owned(owner))[0] >= 3
+        burst[2].close_later()
+        assert runtime.activity.in_use == 0
+        # The quiet after the burst: the three used containers go, and the pool holds one
+        # more than the burst it saw (3 + 1, the cap), all new.
+        await wait_ready(pool, DEFAULT_IMAGE, 4)
+        async with asyncio.timeout(60):  # readiness probe: the engine's own count
+            while (await runtime.adapter.count_owned(owner))[0] != 4:
+                await asyncio.sleep(0.05)
+        assert runtime.removals_pending == 0
+        ready = {box.container_id for box in pool._pools[DEFAULT_IMAGE].ready}
+        assert not ready & {box.container_id for box in burst}
+    finally:
+        await pool.stop()
