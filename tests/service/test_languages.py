@@ -68,10 +68,15 @@ async def run(api: Api, mission: dict[str, Any]) -> dict[str, Any]:
 def hello_mission(lang: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """One mission compiling and running the language's hello world three times in one sandbox,
     the entry file named ``main``, ``file0.code`` (Piston's default) and the language's own
-    source file name; and the names in order."""
+    source file name; and the names in order.
+
+    Each name exists only while it is compiled and run: a template may build every source of the
+    job (Go's builds every ``.go`` file, as Piston does), and three copies of one program would
+    then declare ``main`` three times."""
     names = list(dict.fromkeys(["main", "file0.code", lang["source_file"]]))
-    executes = []
+    executes: list[dict[str, Any]] = []
     for name in names:
+        executes.append({"name": f"place {name}", "command": ["cp", "hello.src", name]})
         if lang["compile"] is not None:
             executes.append(
                 {
@@ -90,7 +95,8 @@ def hello_mission(lang: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
                 "stderr": f"{name}.err",
             }
         )
-    files = {name: data_url(HELLO[lang["id"]]) for name in names}
+        executes.append({"name": f"remove {name}", "command": ["rm", "--", name]})
+    files = {"hello.src": data_url(HELLO[lang["id"]])}
     return {"language": lang["id"], "prepare": {"file": files, "execute": executes}}, names
 
 
