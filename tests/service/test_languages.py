@@ -124,6 +124,57 @@ async def test_every_shipped_language_compiles_and_runs_under_any_file_name(
         assert [stdout_of(e) for e in runs] == ["hello world\n"] * len(names), report
 
 
+async def test_go_builds_only_the_sources_the_sandbox_holds_now(start_judge: StartJudge) -> None:
+    """Go's template builds every ``.go`` file of the job from a copy in /tmp: a second build in
+    the same sandbox must not see the first build's copies (here a second ``helper``)."""
+    _, api = await start_judge()
+    go = (await languages(api))["go"]
+    first = 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println(helper()) }\n'
+    extra = 'package main\n\nfunc helper() string { return "first" }\n'
+    second = (
+        'package main\n\nimport "fmt"\n\nfunc helper() string { return "second" }\n\n'
+        "func main() { fmt.Println(helper()) }\n"
+    )
+
+    def build_and_run(entry: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": f"compile {entry}",
+                "command": expand(go["compile"], entry),
+                **go["compile_limits"],
+                "stdout": "compile.txt",
+                "stderr": "compile.txt",
+            },
+            {"name": f"run {entry}", "command": expand(go["run"], entry), "stdout": f"{entry}.out"},
+        ]
+
+    mission = {
+        "language": "go",
+        "prepare": {
+            "file": {
+                "main.go": data_url(first),
+                "extra.go": data_url(extra),
+                "second.txt": data_url(second),
+            },
+            "execute": [
+                *build_and_run("main.go"),
+                # The first job's files go; the second job's one source comes.
+                {"name": "clear", "command": ["rm", "main.go", "extra.go"]},
+                {"name": "place", "command": ["mv", "second.txt", "second.go"]},
+                *build_and_run("second.go"),
+            ],
+        },
+    }
+    body = await run(api, mission)
+    done = body["mission_result"]["prepare"]["execute"]
+    report = json.dumps([(e["name"], e["meta"], stdout_of(e)[:500]) for e in done])
+    assert all(e["meta"]["status"] == "" for e in done), report
+    assert [stdout_of(e) for e in done if e["name"].startswith("run ")] == [
+        "first\n",
+        "second\n",
+    ], report
+
+
 async def test_list_languages_and_run_a_mission_by_language(start_judge: StartJudge) -> None:
     _, api = await start_judge()
     async with api.session.get(f"{api.url}/api/languages") as resp:
