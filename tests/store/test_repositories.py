@@ -7,6 +7,7 @@ behaviour one engine has and the other lacks fails here.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -323,6 +324,21 @@ class TestSqlite(RepositoryTests):
         store = await SqliteStore.open(tmp_path / "judge.sqlite3")
         yield store
         await store.close()
+
+    async def test_counts_answer_while_the_writer_is_busy(self, tmp_path: Path) -> None:
+        """/healthz and /metrics count missions beside the writer: a long write (a large result
+        being encoded and stored) does not hold them up."""
+        store = await SqliteStore.open(tmp_path / "judge.sqlite3")
+        release = threading.Event()
+        try:
+            await store.missions.insert_mission("t" * 64, MISSION, NORMALISED)
+            # The store's one writer thread is held until the counts have answered.
+            held = asyncio.ensure_future(store._call(lambda _db: release.wait(30)))
+            assert await asyncio.wait_for(store.missions.counts(), 10) == {"queued": 1}
+            assert not held.done()
+        finally:
+            release.set()
+            await store.close()
 
 
 @pytest.mark.postgres
