@@ -101,7 +101,7 @@ class Database:
 
     def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
         with self._transaction():
-            return drive(fn(SqliteTransaction(self._conn)))
+            return drive(fn(SqliteTransaction(self)))
 
     def migrate_door(self, door: str, scripts: list[str]) -> int:
         self._conn.execute(sql.DOOR_SCHEMA)

@@ -16,16 +16,17 @@ So ``fn`` awaits only ``tx``, and is engine-blind: the same statements
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
 from service.store import sql
 from service.store.records import MISSION_KIND
 from service.store.sql import Statement
+
+if TYPE_CHECKING:
+    from service.store.sqlite import Database
 
 T = TypeVar("T")
 
@@ -61,23 +62,20 @@ def drive(awaitable: Awaitable[T]) -> T:
 
 
 class SqliteTransaction:
-    """``protocols.Transaction`` on SQLite's connection, inside the caller's ``BEGIN``."""
+    """``protocols.Transaction`` on SQLite's ``Database``, inside the caller's ``BEGIN``: each
+    method is the ``Database`` method of the same name (none of them opens a transaction)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def _run(self, statement: Statement, values: dict[str, Any]) -> sqlite3.Cursor:
-        return self._conn.execute(*statement.bind_sqlite(**values))
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def execute(self, statement: Statement, /, **values: Any) -> int:
-        return self._run(statement, values).rowcount
+        return self._db.execute(statement, **values)
 
     async def fetch_one(self, statement: Statement, /, **values: Any) -> dict[str, Any] | None:
-        row = self._run(statement, values).fetchone()
-        return None if row is None else dict(row)
+        return self._db.fetch_one(statement, **values)
 
     async def fetch_all(self, statement: Statement, /, **values: Any) -> list[dict[str, Any]]:
-        return [dict(row) for row in self._run(statement, values).fetchall()]
+        return self._db.fetch_all(statement, **values)
 
     async def insert_mission(
         self,
@@ -86,13 +84,10 @@ class SqliteTransaction:
         normalised: dict[str, Any],
         kind: str = MISSION_KIND,
     ) -> int:
-        values = sql.new_mission(token_hash, mission, normalised, kind, time.time())
-        mission_id = self._run(sql.INSERT_MISSION, values).lastrowid
-        assert mission_id is not None
-        return mission_id
+        return self._db.insert_mission(token_hash, mission, normalised, kind)
 
     async def delete_ended_missions(self, cutoff: float, kept: Statement) -> int:
-        return self._run(sql.delete_ended_missions(kept), {"cutoff": cutoff}).rowcount
+        return self._db.execute(sql.delete_ended_missions(kept), cutoff=cutoff)
 
 
 class PgTransaction:
