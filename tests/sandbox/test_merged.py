@@ -66,6 +66,14 @@ async def both(box: Sandbox, *argv: str, **kw: object) -> tuple[ExecOutcome, Exe
     return await box.run(req(*argv, merged="", **kw)), await box.run(req(*argv, **kw))
 
 
+async def least_of_three(box: Sandbox, *argv: str) -> tuple[ExecOutcome, ExecOutcome]:
+    """`both` three times: the plain and the merged outcome with the least memory of each."""
+    runs = [await both(box, *argv) for _ in range(3)]
+    plain = min((pair[0] for pair in runs), key=lambda outcome: outcome.meta.memory_kib)
+    merged = min((pair[1] for pair in runs), key=lambda outcome: outcome.meta.memory_kib)
+    return plain, merged
+
+
 async def test_the_merged_file_holds_both_streams_in_write_order(
     runtime: SandboxRuntime,
 ) -> None:
@@ -170,8 +178,10 @@ async def test_memory_and_time_are_the_commands_alone(runtime: SandboxRuntime) -
     figures match the plain execute's (within the noise of two runs)."""
     alloc = "b = bytearray(64 << 20); b[::4096] = b'x' * len(b[::4096]); print('ok')"
     async with runtime.sandbox(DEFAULT_IMAGE) as box:
-        small_plain, small = await both(box, "true")
-        big_plain, big = await both(box, "python3", "-c", alloc)
+        # (gVisor's figure for one tiny program varies by 1-2 MiB from run to run; the least of
+        # three runs of each is steady, and a supervisor counted in would raise all three.)
+        small_plain, small = await least_of_three(box, "true")
+        big_plain, big = await least_of_three(box, "python3", "-c", alloc)
         # Much output through the pipes, little CPU time of the program's own.
         busy_plain, busy = await both(
             box,
@@ -182,7 +192,6 @@ async def test_memory_and_time_are_the_commands_alone(runtime: SandboxRuntime) -
             record_stdout_bytes=0,
             record_merged_bytes=0,
         )
-    # (gVisor's figures for a tiny program vary by about a MiB from run to run.)
     assert abs(small.meta.memory_kib - small_plain.meta.memory_kib) <= 1536, (small, small_plain)
     assert abs(big.meta.memory_kib - big_plain.meta.memory_kib) <= 2048, (big, big_plain)
     assert big.meta.memory_kib >= 64 * 1024
