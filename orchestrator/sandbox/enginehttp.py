@@ -1,0 +1,81 @@
+"""Small GET requests to a local engine's Unix socket, made from the event loop itself.
+
+The SDK's calls run on threads, and a thread needs the GIL at every step of a request (tens of
+times for one call). While the loop's thread is busy with a large mission, each of those steps
+waits for it: a ``/version`` that answers in 2 ms on an idle server took 40-140 ms while a
+10,000-file mission was being fetched. The small, frequent look-ups (the engine's version, an
+image's labels: what ``/healthz`` and intake ask) are made here instead, on the loop, where they
+cost the engine's own time and a few loop steps. Only the adapter (docker.py) uses this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from orchestrator.errors import EngineUnavailable
+
+MAX_ANSWER_BYTES = 4 << 20  # an inspect document is a few KiB; anything near this is not one
+
+
+async def get_json(socket_path: str, path: str, *, timeout_s: float) -> tuple[int, Any]:
+    """``GET path`` on the engine listening on ``socket_path``; returns the HTTP status and the
+    decoded JSON body (None when the body is empty or not JSON: an error's text, say).
+
+    HTTP/1.0, one connection per request: the engine answers without chunking and closes the
+    connection, so the answer is simply everything read. Raises ``EngineUnavailable`` when the
+    socket cannot be reached, nothing comes back within ``timeout_s``, or the answer is not HTTP
+    or larger than ``MAX_ANSWER_BYTES``.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            reader, writer = await asyncio.open_unix_connection(socket_path)
+            try:
+                writer.write(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+                raw = bytearray()
+                while chunk := await reader.read(64 * 1024):
+                    raw += chunk
+                    if len(raw) > MAX_ANSWER_BYTES:
+                        raise EngineUnavailable(
+                            f"Docker engine error: an answer to GET {path} over "
+                            f"{MAX_ANSWER_BYTES} bytes"
+                        )
+            finally:
+                writer.close()
+    except TimeoutError as e:
+        raise EngineUnavailable(
+            f"Docker engine unavailable: no answer to GET {path} within {timeout_s:g} s"
+        ) from e
+    except OSError as e:
+        raise EngineUnavailable(f"Docker engine unavailable: {e}") from e
+    return _parse(bytes(raw), path)
+
+
+def _parse(raw: bytes, path: str) -> tuple[int, Any]:
+    """The status and JSON body of a whole HTTP answer; raises ``EngineUnavailable``."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    if not sep or len(status_line) < 2 or not status_line[0].startswith(b"HTTP/"):
+        raise EngineUnavailable(f"Docker engine error: the answer to GET {path} is not HTTP")
+    try:
+        status = int(status_line[1])
+    except ValueError as e:
+        raise EngineUnavailable(
+            f"Docker engine error: the answer to GET {path} has no status"
+        ) from e
+    try:
+        doc = json.loads(body) if body.strip() else None
+    except ValueError:
+        doc = None
+    return status, doc
+
+
+def message(status: int, doc: Any) -> str:
+    """What the engine said was wrong (its ``message`` field), else the status."""
+    if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+        return str(doc["message"])
+    return f"HTTP {status}"
+
+
+__all__ = ["MAX_ANSWER_BYTES", "get_json", "message"]
