@@ -220,6 +220,7 @@ _OWN = "FROM missions WHERE token_hash = :token_hash"
 LIST_MISSIONS = Statement(f"SELECT * {_OWN} ORDER BY id DESC LIMIT :limit OFFSET :offset")
 COUNT_MISSIONS = Statement(f"SELECT COUNT(*) AS n {_OWN}")
 QUEUED_COUNT = "SELECT COUNT(*) AS n FROM missions WHERE state = 'queued'"
+PROBE = "SELECT id FROM missions LIMIT 1"  # the database answers (/healthz), whatever its size
 COUNTS = "SELECT state, COUNT(*) AS n FROM missions GROUP BY state"
 
 # -- callbacks ------------------------------------------------------------------------------------

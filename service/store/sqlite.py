@@ -380,6 +380,10 @@ def _open_reader(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _probe(conn: sqlite3.Connection) -> None:
+    conn.execute(sql.PROBE).fetchall()
+
+
 def _counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {r["state"]: r["n"] for r in conn.execute(sql.COUNTS)}
 
@@ -509,9 +513,15 @@ class SqliteStore(EveryRepository):
         """No other node to hear from: this node's own queue wakes its workers."""
 
     async def ping(self) -> bool:
-        """True when the database answers."""
+        """True when the database answers: one row read on the reader's connection and thread
+        (never queued behind a write; one step of SQLite, so few waits for the GIL while the
+        loop's thread is busy)."""
         try:
-            await self._call(Database.queued_count)
+            if self._reader is None or self._reader_executor is None:
+                await self._call(Database.queued_count)
+            else:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._reader_executor, _probe, self._reader)
         except sqlite3.Error:
             return False
         return True
