@@ -66,7 +66,7 @@ FRONT_DOORS = web.AppKey("front_doors", tuple)
 
 # Imported once by the offload processes' fork server: the modules of the functions they run
 # (imported by a worker at its first call instead, they cost that request over a second).
-OFFLOAD_PRELOAD = ("service.http.body", "service.api.prepare")
+OFFLOAD_PRELOAD = ("service.http.body", "service.api.prepare", "service.pipeline.callbacks")
 
 
 async def offload_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -212,6 +212,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         engine_back=app[RUNTIME].remove_leftovers,
         max_reruns=s.max_reruns,
         engine_outage_s=s.engine_outage_s,
+        heavy=app[OFFLOAD],
     )
     app[WORKERS] = workers
     workers.add_listener(app[EVENTS].publish)

@@ -30,7 +30,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 from tenacity import (
@@ -44,6 +43,7 @@ from tenacity import (
 from yarl import URL
 
 from orchestrator.netpolicy import AddressNotAllowed, AddressPolicy, address_allowed
+from service.pipeline.formencode import urlencode
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import aiohttp
 from orchestrator.errors import EngineUnavailable
 from orchestrator.run.runner import MissionDeps, run_mission
 from service.pipeline.callbacks import CallbackPolicy
-from service.pipeline.delivery import CallbackDelivery
+from service.pipeline.delivery import CallbackDelivery, HeavyWork
 from service.pipeline.enginegate import EngineGate
 from service.pipeline.handoff import Handoff
 from service.pipeline.intake import Intake
@@ -78,7 +78,9 @@ class MissionWorkers:
         engine_back: Callable[[], Awaitable[object]] | None = None,
         max_reruns: int = 3,
         engine_outage_s: float = 600.0,
+        heavy: HeavyWork | None = None,
     ) -> None:
+        """``heavy``: the offload pool, where large callback bodies are encoded (None: threads)."""
         self.metrics = Metrics()
         self._queue: WorkQueue
         if store.clustered:
@@ -102,6 +104,7 @@ class MissionWorkers:
             lease_s=lease_s,
             poll_s=poll_s,
             door_callback=lambda kind: door_callback(doors.get(kind)),
+            heavy=heavy,
         )
         self._running = MissionRunning(
             handoff,

@@ -20,6 +20,8 @@ import pytest
 
 import service.api.prepare as prepare_module
 import service.http.body as body_module
+import service.pipeline.callbacks as callbacks_module
+import service.pipeline.delivery as delivery_module
 from orchestrator.mission import (
     MissionCaps,
     MissionInvalid,
@@ -34,7 +36,7 @@ from service.http.errors import ApiError
 from service.keys import OFFLOAD
 from service.pipeline.offload import Offload, worker_pid
 from tests.service.conftest import StartJudge
-from tests.service.support import ALICE
+from tests.service.support import ALICE, Receiver
 
 URL = "http://127.0.0.1:9/callback"
 
@@ -174,3 +176,45 @@ async def test_a_large_submission_is_decoded_and_validated_outside_the_servers_p
         json={"token": ALICE, "mission": {"return": {"url": URL}}},
     ) as resp:
         assert resp.status == 500
+
+
+@pytest.mark.docker
+async def test_a_large_missions_callback_is_encoded_outside_the_servers_process(
+    start_judge: StartJudge, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    judge, api = await start_judge()
+    ran: list[str] = []
+    run = judge.app[OFFLOAD].run
+
+    async def spy(fn: Any, *args: Any) -> Any:
+        ran.append(fn.__name__)
+        return await run(fn, *args)
+
+    monkeypatch.setattr(judge.app[OFFLOAD], "run", spy)
+
+    # A small mission's body is encoded here, on a thread: no process hop.
+    small = {"return": {"url": receiver.url}, "prepare": {"execute": [{"command": ["true"]}]}}
+    status, body, _ = await api.submit(small)
+    assert status == 200, body
+    form = dict((await receiver.next(timeout=60)).form())
+    assert len(json.loads(form["mission_result"])["prepare"]["execute"]) == 1
+    assert ran == []
+
+    def not_here(*_: object, **__: object) -> Any:
+        raise AssertionError("encoded in the server's own process")
+
+    # The worker is another process: this patch reaches only this one.
+    monkeypatch.setattr(callbacks_module, "urlencode", not_here)
+    n = delivery_module.LARGE_CALLBACK_ENTRIES + 1
+    large = {
+        "return": {"url": receiver.url, "payload": {"tag": "a b&c"}},
+        "prepare": {"execute": [{"command": ["true"]}] * n},
+    }
+    status, body, _ = await api.submit(large)
+    assert status == 200, body
+    form = dict((await receiver.next(timeout=120)).form())
+    assert ran == ["prepare_mission_head", "callback_body"]  # (a large submission, too)
+    assert form["id"] == str(body["msg"]["id"])
+    assert form["tag"] == "a b&c"
+    executes = json.loads(form["mission_result"])["prepare"]["execute"]
+    assert [e["meta"]["status"] for e in executes] == [""] * n
