@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import service.store.sqlite as sqlite_store
 from service.pipeline.workqueue import COUNT_MAX_AGE_S, SharedQueue
 from service.store import PgStore, SqliteStore, Storage, hash_token
 from service.store.postgres import MIGRATIONS
@@ -336,6 +337,34 @@ class TestSqlite(RepositoryTests):
             held = asyncio.ensure_future(store._call(lambda _db: release.wait(30)))
             assert await asyncio.wait_for(store.missions.counts(), 10) == {"queued": 1}
             assert not held.done()
+        finally:
+            release.set()
+            await store.close()
+
+    async def test_ping_asks_no_thread_right_after_a_statement_succeeded(
+        self, tmp_path: Path
+    ) -> None:
+        """/healthz's database check: a statement that just succeeded is its answer; only after
+        ``ANSWERED_RECENTLY_S`` without one does it read a row (on the reader's thread)."""
+        store = await SqliteStore.open(tmp_path / "judge.sqlite3")
+        release = threading.Event()
+        try:
+            await store.missions.insert_mission("t" * 64, MISSION, NORMALISED)
+            # Both of the store's threads are held: a ping that needed one could not answer.
+            assert store._reader_executor is not None
+            loop = asyncio.get_running_loop()
+            held = [
+                asyncio.ensure_future(store._call(lambda _db: release.wait(30))),
+                loop.run_in_executor(store._reader_executor, release.wait, 30),
+            ]
+            assert await asyncio.wait_for(store.ping(), 10)
+            store._answered_at -= sqlite_store.ANSWERED_RECENTLY_S  # as if long ago
+            asking = asyncio.ensure_future(store.ping())
+            await asyncio.sleep(0)
+            assert not asking.done()  # it waits for the reader's thread
+            release.set()
+            assert await asyncio.wait_for(asking, 10)
+            await asyncio.gather(*held)
         finally:
             release.set()
             await store.close()
