@@ -369,6 +369,35 @@ class TestSqlite(RepositoryTests):
             release.set()
             await store.close()
 
+    async def test_only_claims_commit_without_their_own_sync(self, tmp_path: Path) -> None:
+        """An accepted mission and a result are synced at their commit (they survive a power
+        cut); a claim is not (losing one only leaves the mission queued): its commit runs under
+        ``synchronous=NORMAL``, and the connection is back to FULL right after."""
+        store = await SqliteStore.open(tmp_path / "judge.sqlite3")
+        said: list[str] = []
+        try:
+            store._db._conn.set_trace_callback(said.append)
+            [mission_id] = await queue(store)
+            insert = list(said)
+            said.clear()
+            row = await store.missions.claim(mission_id, "node", 30.0)
+            assert row is not None
+            claim = list(said)
+            said.clear()
+            assert await store.missions.finish(mission_id, "done", {"prepare": {}})
+            finish = list(said)
+            store._db._conn.set_trace_callback(None)
+            level = store._db._conn.execute("PRAGMA synchronous").fetchone()[0]
+        finally:
+            await store.close()
+        assert "COMMIT" in insert
+        assert any(s.startswith("UPDATE missions") for s in finish)  # (autocommit: one statement)
+        assert not any("synchronous" in s for s in insert + finish)
+        assert claim[0] == "PRAGMA synchronous=NORMAL"
+        assert claim[-1] == "PRAGMA synchronous=FULL"
+        assert "COMMIT" in claim
+        assert level == 2  # FULL
+
 
 @pytest.mark.postgres
 class TestPostgres(RepositoryTests):
