@@ -526,6 +526,21 @@ def _interruption(error: BaseException) -> str | None:
     return None
 
 
+_INLINE_EXECUTES = 16
+_INLINE_FILES = 16
+
+
+def _plans_little(mission: Mission) -> bool:
+    """Whether planning ``mission`` is cheap enough for the event loop: no tasks, at most
+    ``_INLINE_EXECUTES`` executes and ``_INLINE_FILES`` files (as intake decides for a
+    submission)."""
+    return (
+        not mission.tasks.task
+        and result_doc.count_executes(mission) <= _INLINE_EXECUTES
+        and len(mission.prepare.file) + len(mission.final.file) <= _INLINE_FILES
+    )
+
+
 async def run_mission(
     mission: Mission,
     deps: MissionDeps,
@@ -545,11 +560,15 @@ async def run_mission(
     cancelled, the sandboxes are removed and ``CancelledError`` propagates. ``on_execute`` is
     called (on the event loop, must not block) each time an execute's entry is final.
     """
-    # Both are proportional to the mission (thousands of executes): off the event loop.
-    normalised = await asyncio.to_thread(normalise, mission)
-    run = await asyncio.to_thread(
-        _MissionRun, mission, deps, times or PhaseTimes(), io or MissionIO(), on_execute
-    )
+    plan_args = (mission, deps, times or PhaseTimes(), io or MissionIO(), on_execute)
+    if _plans_little(mission):
+        # Two thread hops would cost more than the work (a hello world: ~0.05 ms).
+        normalised = normalise(mission)
+        run = _MissionRun(*plan_args)
+    else:
+        # Both are proportional to the mission (thousands of executes): off the event loop.
+        normalised = await asyncio.to_thread(normalise, mission)
+        run = await asyncio.to_thread(_MissionRun, *plan_args)
     work = asyncio.create_task(run.run(), name="mission")
     waiters: set[asyncio.Future[Any]] = {work}
     stopper: asyncio.Task[bool] | None = None
