@@ -526,21 +526,6 @@ def _interruption(error: BaseException) -> str | None:
     return None
 
 
-_INLINE_EXECUTES = 16
-_INLINE_FILES = 16
-
-
-def _plans_little(mission: Mission) -> bool:
-    """Whether planning ``mission`` is cheap enough for the event loop: no tasks, at most
-    ``_INLINE_EXECUTES`` executes and ``_INLINE_FILES`` files (as intake decides for a
-    submission)."""
-    return (
-        not mission.tasks.task
-        and result_doc.count_executes(mission) <= _INLINE_EXECUTES
-        and len(mission.prepare.file) + len(mission.final.file) <= _INLINE_FILES
-    )
-
-
 async def run_mission(
     mission: Mission,
     deps: MissionDeps,
@@ -549,6 +534,7 @@ async def run_mission(
     times: PhaseTimes | None = None,
     io: MissionIO | None = None,
     on_execute: OnExecute | None = None,
+    inline: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run ``mission`` and return ``(normalised mission, mission_result)``.
 
@@ -559,9 +545,11 @@ async def run_mission(
     raised, for the caller to run the mission again. If the calling task itself is
     cancelled, the sandboxes are removed and ``CancelledError`` propagates. ``on_execute`` is
     called (on the event loop, must not block) each time an execute's entry is final.
+    ``inline``: the caller knows the mission is small (no tasks, a few executes, a small
+    document): it is echoed and planned on the event loop, not on threads.
     """
     plan_args = (mission, deps, times or PhaseTimes(), io or MissionIO(), on_execute)
-    if _plans_little(mission):
+    if inline:
         # Two thread hops would cost more than the work (a hello world: ~0.05 ms).
         normalised = normalise(mission)
         run = _MissionRun(*plan_args)

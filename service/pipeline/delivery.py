@@ -22,6 +22,7 @@ import aiohttp
 
 from orchestrator.mission import result as result_doc
 from service.pipeline.callbacks import Callback, CallbackPolicy, Delivery, callback_body, deliver
+from service.pipeline.inline import callback_small
 from service.pipeline.tracked import TrackedTasks
 from service.store import CALLBACKS_CHANNEL, MISSION_KIND, MissionRow, Store
 
@@ -42,9 +43,6 @@ class HeavyWork(Protocol):
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 64
-INLINE_CALLBACK_ENTRIES = 16
-"""Executes and files up to which a callback body is encoded on the loop (a hello world's in
-~0.03 ms, against ~0.2 ms for the hop to a thread and back)."""
 LARGE_CALLBACK_ENTRIES = 256
 """Executes and files beyond which a callback body is encoded in the offload pool: ~0.8 ms of
 process hop, against ~0.2 s of GIL-holding encoding for a 10,000-execute mission on a thread."""
@@ -214,15 +212,13 @@ class CallbackDelivery:
             await self._store.callbacks.release_callback(mission_id, self._owner)
 
     async def _encode(
-        self, args: tuple[int, Mapping[str, Any], Mapping[str, Any], str]
+        self, args: tuple[int, Mapping[str, Any], Mapping[str, Any], str], *, small: bool
     ) -> tuple[bytes, str]:
-        """``callback_body(*args)``: on the loop for a small mission, in the offload pool for a
-        large one (its executes and files), else on a thread."""
-        normalised = args[1]
-        entries = _entries(normalised)
-        if entries <= INLINE_CALLBACK_ENTRIES:
-            return callback_body(*args)  # a few entries: cheaper than a thread hop
-        if self._heavy is not None and entries > LARGE_CALLBACK_ENTRIES:
+        """``callback_body(*args)``: on the loop when ``small`` (``inline.callback_small``), in
+        the offload pool for a large mission (its executes and files), else on a thread."""
+        if small:
+            return callback_body(*args)  # bounded, and cheaper than a hop to a thread
+        if self._heavy is not None and _entries(args[1]) > LARGE_CALLBACK_ENTRIES:
             try:
                 encoded: tuple[bytes, str] = await self._heavy.run(callback_body, *args)
                 return encoded
@@ -238,7 +234,7 @@ class CallbackDelivery:
                 return None  # polled only; never 'pending', but be sure
             ret = row.normalised["return"]
             args = (row.id, row.normalised, row.result, ret.get("format", "form"))
-            body, ctype = await self._encode(args)
+            body, ctype = await self._encode(args, small=callback_small(row, row.result))
             return Delivery(ret["url"], body, ctype, row.delivery_id)
         build = self._door_callback(row.kind)
         callback = None if build is None else await asyncio.to_thread(build, row, row.result)

@@ -24,7 +24,6 @@ from typing import Any, Protocol
 from orchestrator.errors import MissionInterrupted
 from orchestrator.mission import Mission, MissionCaps, parse_mission
 from orchestrator.mission import result as result_doc
-from orchestrator.mission.caps import plans_little
 from orchestrator.mission.result import MissionState
 from orchestrator.run.runner import (
     CANCELLED,
@@ -37,33 +36,23 @@ from orchestrator.run.runner import (
 from service.pipeline.delivery import DeliveryCounters, DoorCallback
 from service.pipeline.enginegate import EngineGate
 from service.pipeline.handoff import Handoff
+from service.pipeline.inline import stored_small
 from service.store import CANCEL_CHANNEL, MISSION_KIND, MissionRow
 
 log = logging.getLogger(__name__)
 
-# A stored mission this small is validated on the loop, as intake validates a small submission:
-# the thread hop costs more than the validation (0.3-0.4 ms against ~0.1 ms for a hello world).
-INLINE_EXECUTES = 16
-INLINE_FILES = 16
 
-
-async def _parse_stored(doc: dict[str, Any]) -> Mission:
+async def _parse_stored(row: MissionRow, small: bool) -> Mission:
     """The stored document, validated again (accepted under the caps of its day): on the loop
-    when it plans few executes and files and no tasks, else on a thread (it may be large)."""
-    files = sum(len(stage.get("file") or {}) for stage in _stages(doc))
-    if files <= INLINE_FILES and plans_little(doc, INLINE_EXECUTES):
-        return parse_mission(doc, MissionCaps.unlimited())
-    return await asyncio.to_thread(parse_mission, doc, MissionCaps.unlimited())
-
-
-def _stages(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    stages = [doc.get(name) for name in ("prepare", "final")]
-    return [stage for stage in stages if isinstance(stage, dict)]
+    when it is ``small`` (``inline.stored_small``), else on a thread (it may be large)."""
+    if small:
+        return parse_mission(row.mission, MissionCaps.unlimited())
+    return await asyncio.to_thread(parse_mission, row.mission, MissionCaps.unlimited())
 
 
 BlobReader = Callable[[str], Awaitable[bytes | None]]
 RunMission = Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
-"""``run_mission``'s shape: ``(mission, deps, *, cancel, times, io, on_execute)`` to
+"""``run_mission``'s shape: ``(mission, deps, *, cancel, times, io, on_execute, inline)`` to
 ``(echo, result)``."""
 CallbackDue = Callable[[int], None]
 
@@ -323,7 +312,8 @@ class MissionRunning:
                     await self._fail(row, "its front door can no longer run it", None, io)
                     return
                 io = got
-            mission = await _parse_stored(row.mission)
+            small = stored_small(row)  # read again, echoed and planned on the loop
+            mission = await _parse_stored(row, small)
             executes = result_doc.count_executes(mission)
             running = {"state": MissionState.RUNNING, "executes": executes}
             self._handoff.progress.emit(mission_id, "state", running)
@@ -337,7 +327,13 @@ class MissionRunning:
                 deps = dataclasses.replace(deps, blob_reader=self._reader_for(row.token_hash))
             try:
                 _, result = await self._run_mission(
-                    mission, deps, cancel=cancel, times=times, io=io, on_execute=executed
+                    mission,
+                    deps,
+                    cancel=cancel,
+                    times=times,
+                    io=io,
+                    on_execute=executed,
+                    inline=small,
                 )
             except MissionInterrupted as e:
                 if not cancel.is_set():

@@ -54,6 +54,9 @@ class MissionRow:
     callback_attempts: int
     callback_error: str
     kind: str = MISSION_KIND
+    mission_bytes: int = 0
+    """The stored mission document's JSON text, in characters (0: not known). What decides
+    whether reading it again is cheap enough for the event loop."""
 
 
 def mission_row(row: Any) -> MissionRow:
@@ -74,4 +77,5 @@ def mission_row(row: Any) -> MissionRow:
         callback_attempts=row["callback_attempts"],
         callback_error=row["callback_error"],
         kind=row["kind"],
+        mission_bytes=len(row["mission"]),
     )
