@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.faults.harness import PrivateEngine
@@ -68,6 +69,12 @@ def fault_env(engine: PrivateEngine, data_dir: Path, owner: str, **extra: str) -
         **server_env(data_dir, owner, JUDGE_DEFAULT_IMAGE=FAULT_IMAGE, **extra),
         "DOCKER_HOST": engine.host,
     }
+
+
+async def healthz_status(client: aiohttp.ClientSession, url: str) -> int:
+    """The status of the server's ``/healthz`` (as a load balancer asks)."""
+    async with client.get(f"{url}/healthz") as resp:
+        return resp.status
 
 
 async def until(check: object, timeout: float, what: str) -> None:

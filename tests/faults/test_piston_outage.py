@@ -13,7 +13,7 @@ import aiohttp
 import docker
 import pytest
 
-from tests.faults.conftest import FAULT_IMAGE, fault_env
+from tests.faults.conftest import FAULT_IMAGE, fault_env, healthz_status
 from tests.faults.harness import PrivateEngine
 from tests.service.support import ALICE, ServerProcess, poll
 
@@ -57,11 +57,6 @@ async def missions(session: aiohttp.ClientSession, url: str) -> list[dict[str, A
         assert resp.status == 200
         listed: list[dict[str, Any]] = (await resp.json())["missions"]
         return listed
-
-
-async def healthz_status(session: aiohttp.ClientSession, url: str) -> int:
-    async with session.get(f"{url}/healthz") as resp:
-        return resp.status
 
 
 async def test_a_piston_execute_gives_up_with_503_and_cancels_its_mission(

@@ -14,18 +14,13 @@ import aiohttp
 import pytest
 
 from service.frontdoors.zerocloud.routes import EXEC_OUTAGE_WAIT_S
-from tests.faults.conftest import fault_env
+from tests.faults.conftest import fault_env, healthz_status
 from tests.faults.harness import PrivateEngine
 from tests.service.support import ALICE, Api, ServerProcess, hello_world, poll
 
 pytestmark = pytest.mark.docker
 
 SCRIPT = b"#!file://python2.7:python\nprint('hello')\n"
-
-
-async def healthz_status(session: aiohttp.ClientSession, url: str) -> int:
-    async with session.get(f"{url}/healthz") as resp:
-        return resp.status
 
 
 async def exec_request(session: aiohttp.ClientSession, url: str) -> tuple[int, Any, Any]:

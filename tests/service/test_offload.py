@@ -55,6 +55,19 @@ async def offload() -> AsyncIterator[Offload]:
         await pool.stop()
 
 
+def spy_on_offload(offload: Offload, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the functions ``offload`` runs from now on, in order."""
+    ran: list[str] = []
+    run = offload.run
+
+    async def spy(fn: Any, *args: Any) -> Any:
+        ran.append(fn.__name__)
+        return await run(fn, *args)
+
+    monkeypatch.setattr(offload, "run", spy)
+    return ran
+
+
 def invalid_mission(executes: int) -> dict[str, Any]:
     """``executes`` executes, two of them wrong in different ways (every error is reported)."""
     execs: list[dict[str, Any]] = [{"command": ["true"]} for _ in range(executes)]
@@ -142,14 +155,7 @@ async def test_a_large_submission_is_decoded_and_validated_outside_the_servers_p
     # Workers are other processes: these patches reach only this one.
     monkeypatch.setattr(prepare_module, "parse_mission", not_here)
     monkeypatch.setattr(body_module, "_json_fields", not_here)
-    ran: list[str] = []
-    run = judge.app[OFFLOAD].run
-
-    async def spy(fn: Any, *args: Any) -> Any:
-        ran.append(fn.__name__)
-        return await run(fn, *args)
-
-    monkeypatch.setattr(judge.app[OFFLOAD], "run", spy)
+    ran = spy_on_offload(judge.app[OFFLOAD], monkeypatch)
 
     for how in ("json", "form"):
         status, body, _ = await api.submit(bad, how=how)
@@ -183,14 +189,7 @@ async def test_a_large_missions_callback_is_encoded_outside_the_servers_process(
     start_judge: StartJudge, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     judge, api = await start_judge()
-    ran: list[str] = []
-    run = judge.app[OFFLOAD].run
-
-    async def spy(fn: Any, *args: Any) -> Any:
-        ran.append(fn.__name__)
-        return await run(fn, *args)
-
-    monkeypatch.setattr(judge.app[OFFLOAD], "run", spy)
+    ran = spy_on_offload(judge.app[OFFLOAD], monkeypatch)
 
     # A small mission's body is encoded here, on a thread: no process hop.
     small = {"return": {"url": receiver.url}, "prepare": {"execute": [{"command": ["true"]}]}}
