@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import docker
 import docker.errors
@@ -128,8 +127,7 @@ class DockerAdapter:
         self._client = client
         self._api = client.api
         self._executor = executor
-        self._socket_path: str | None = None  # a local engine's socket: look-ups on the loop
-        self._timeout_s = float(getattr(self._api, "timeout", 60) or 60)
+        self._local: enginehttp.LocalEngine | None = None  # look-ups from the loop (unix://)
         if self._api.base_url == _UNIX_SOCKET_URL:
             # requests reads the environment's proxies and ~/.netrc at every call (a third of
             # a call's CPU, measured); neither applies to the engine's Unix socket, which
@@ -137,14 +135,17 @@ class DockerAdapter:
             self._api.trust_env = False
             unix = getattr(self._api, "_custom_adapter", None)
             if isinstance(unix, docker.transport.UnixHTTPAdapter):
-                self._socket_path = unix.socket_path
-            if one_pool and isinstance(unix, docker.transport.UnixHTTPAdapter):
-                # As many connections as threads may call at once (the executor's workers).
-                size = max(10, getattr(executor, "_max_workers", 0) or 0)
-                shared = _OnePoolUnixAdapter(unix.socket_path, unix.timeout, size)
-                unix.close()
-                self._api._custom_adapter = shared
-                self._api.mount("http+docker://", shared)
+                timeout_s = float(unix.timeout or 60)
+                self._local = enginehttp.LocalEngine(
+                    unix.socket_path, self._api._version, timeout_s
+                )
+                if one_pool:
+                    # As many connections as threads may call at once (the executor's workers).
+                    size = max(10, getattr(executor, "_max_workers", 0) or 0)
+                    shared = _OnePoolUnixAdapter(unix.socket_path, unix.timeout, size)
+                    unix.close()
+                    self._api._custom_adapter = shared
+                    self._api.mount("http+docker://", shared)
 
     @classmethod
     def from_env(cls, executor: Executor, timeout_s: int = 60) -> DockerAdapter:
@@ -173,19 +174,9 @@ class DockerAdapter:
 
     async def version(self) -> dict[str, Any]:
         """Return the engine's version document; raises ``EngineUnavailable``."""
-        if self._socket_path is not None:
-            status, doc = await self._get_on_loop("/version")
-            if status != 200 or not isinstance(doc, dict):
-                raise EngineUnavailable(f"Docker engine error: {enginehttp.message(status, doc)}")
-            return doc
+        if self._local is not None:  # on the loop: no thread waiting for the GIL
+            return await self._local.version()
         return await self._call(_guard(self._api.version))
-
-    async def _get_on_loop(self, path: str) -> tuple[int, Any]:
-        """``GET`` an API path (of the pinned version) on the local socket, from the loop."""
-        assert self._socket_path is not None
-        return await enginehttp.get_json(
-            self._socket_path, f"/v{self._api._version}{path}", timeout_s=self._timeout_s
-        )
 
     async def info(self) -> dict[str, Any]:
         """Return ``docker info``; raises ``EngineUnavailable``."""
@@ -200,22 +191,9 @@ class DockerAdapter:
         return sorted((info.get("Runtimes") or {}).keys())
 
     async def image_labels(self, image: str) -> dict[str, str] | None:
-        """Return the labels of ``image`` ({} when it has none) or None when it is not there.
-
-        Raises ``EngineRefused`` for a reference the engine rejects, ``EngineUnavailable`` when
-        it does not answer."""
-        if self._socket_path is not None:
-            status, doc = await self._get_on_loop(f"/images/{quote(image, safe='/:')}/json")
-            if status == 404:
-                return None
-            if status == 200 and isinstance(doc, dict):
-                return dict((doc.get("Config") or {}).get("Labels") or {})
-            said = enginehttp.message(status, doc)
-            # (A 3xx: the engine cleaned the path of a reference with "..", which is no valid
-            # reference; the SDK would have followed it to another image.)
-            if 300 <= status < 500 and status != 409:
-                raise EngineRefused(f"the Docker engine refused the request: {said}")
-            raise EngineUnavailable(f"Docker engine error: {said}")
+        """Return the labels of ``image`` ({} when it has none) or None when it is not there."""
+        if self._local is not None:
+            return await self._local.image_labels(image)
 
         def inspect() -> dict[str, str] | None:
             try:

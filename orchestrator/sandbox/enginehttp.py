@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import quote
 
-from orchestrator.errors import EngineUnavailable
+from orchestrator.errors import EngineRefused, EngineUnavailable
 
 MAX_ANSWER_BYTES = 4 << 20  # an inspect document is a few KiB; anything near this is not one
 
@@ -71,6 +72,49 @@ def _parse(raw: bytes, path: str) -> tuple[int, Any]:
     return status, doc
 
 
+async def version(socket_path: str, api: str, *, timeout_s: float) -> dict[str, Any]:
+    """The engine's version document (API version ``api``); raises ``EngineUnavailable``."""
+    status, doc = await get_json(socket_path, f"/v{api}/version", timeout_s=timeout_s)
+    if status != 200 or not isinstance(doc, dict):
+        raise EngineUnavailable(f"Docker engine error: {message(status, doc)}")
+    return doc
+
+
+async def image_labels(
+    socket_path: str, api: str, image: str, *, timeout_s: float
+) -> dict[str, str] | None:
+    """``image``'s labels ({} when it has none), None when it is not there. Raises
+    ``EngineRefused`` for a reference the engine rejects, ``EngineUnavailable`` when it does
+    not answer (the errors the adapter's SDK path raises)."""
+    path = f"/v{api}/images/{quote(image, safe='/:')}/json"
+    status, doc = await get_json(socket_path, path, timeout_s=timeout_s)
+    if status == 404:
+        return None
+    if status == 200 and isinstance(doc, dict):
+        return dict((doc.get("Config") or {}).get("Labels") or {})
+    said = message(status, doc)
+    # (A 3xx: the engine cleaned the path of a reference with "..", which is no valid reference;
+    # the SDK would have followed it to another image.)
+    if 300 <= status < 500 and status != 409:
+        raise EngineRefused(f"the Docker engine refused the request: {said}")
+    raise EngineUnavailable(f"Docker engine error: {said}")
+
+
+class LocalEngine:
+    """The look-ups above for one engine: its socket, the API version, the timeout."""
+
+    def __init__(self, socket_path: str, api: str, timeout_s: float) -> None:
+        self.socket_path = socket_path
+        self._api = api
+        self._timeout_s = timeout_s
+
+    async def version(self) -> dict[str, Any]:
+        return await version(self.socket_path, self._api, timeout_s=self._timeout_s)
+
+    async def image_labels(self, image: str) -> dict[str, str] | None:
+        return await image_labels(self.socket_path, self._api, image, timeout_s=self._timeout_s)
+
+
 def message(status: int, doc: Any) -> str:
     """What the engine said was wrong (its ``message`` field), else the status."""
     if isinstance(doc, dict) and isinstance(doc.get("message"), str):
@@ -78,4 +122,4 @@ def message(status: int, doc: Any) -> str:
     return f"HTTP {status}"
 
 
-__all__ = ["MAX_ANSWER_BYTES", "get_json", "message"]
+__all__ = ["MAX_ANSWER_BYTES", "LocalEngine", "get_json", "image_labels", "message", "version"]
