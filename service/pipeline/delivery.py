@@ -22,7 +22,7 @@ import aiohttp
 
 from orchestrator.mission import result as result_doc
 from service.pipeline.callbacks import Callback, CallbackPolicy, Delivery, callback_body, deliver
-from service.pipeline.inline import callback_small
+from service.pipeline.inline import callback_small, count_files
 from service.pipeline.tracked import TrackedTasks
 from service.store import CALLBACKS_CHANNEL, MISSION_KIND, MissionRow, Store
 
@@ -50,10 +50,7 @@ process hop, against ~0.2 s of GIL-holding encoding for a 10,000-execute mission
 
 def _entries(normalised: Mapping[str, Any]) -> int:
     """The executes and files a mission's result lists (from its echo, not parsed again)."""
-    stages = [normalised.get("prepare") or {}, normalised.get("final") or {}]
-    stages += (normalised.get("tasks") or {}).get("task") or []
-    files = sum(len(stage.get("file") or {}) for stage in stages)
-    return result_doc.count_in_echo(normalised) + files
+    return result_doc.count_in_echo(normalised) + count_files(normalised)
 
 
 @dataclass

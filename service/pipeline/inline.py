@@ -20,6 +20,13 @@ INLINE_EXECUTES = 16
 INLINE_FILES = 16
 
 
+def count_files(doc: Mapping[str, Any]) -> int:
+    """The files a mission document lists (its stages' and tasks'): a submission as stored or
+    its normalised echo, which have the same shape."""
+    stages = [doc.get("prepare"), doc.get("final"), *((doc.get("tasks") or {}).get("task") or [])]
+    return sum(len(stage.get("file") or {}) for stage in stages if isinstance(stage, Mapping))
+
+
 def stored_small(row: MissionRow) -> bool:
     """Whether ``row``'s stored mission may be read again on the loop: a document of at most
     ``INLINE_BYTES`` characters planning no tasks, at most ``INLINE_EXECUTES`` executes and
@@ -27,9 +34,7 @@ def stored_small(row: MissionRow) -> bool:
     if not 0 < row.mission_bytes <= INLINE_BYTES:
         return False
     doc = row.mission
-    stages = [doc.get(name) for name in ("prepare", "final")]
-    files = sum(len(stage.get("file") or {}) for stage in stages if isinstance(stage, dict))
-    return files <= INLINE_FILES and plans_little(doc, INLINE_EXECUTES)
+    return plans_little(doc, INLINE_EXECUTES) and count_files(doc) <= INLINE_FILES
 
 
 def callback_small(row: MissionRow, result: Mapping[str, Any]) -> bool:
@@ -47,4 +52,11 @@ def callback_small(row: MissionRow, result: Mapping[str, Any]) -> bool:
     return True
 
 
-__all__ = ["INLINE_BYTES", "INLINE_EXECUTES", "INLINE_FILES", "callback_small", "stored_small"]
+__all__ = [
+    "INLINE_BYTES",
+    "INLINE_EXECUTES",
+    "INLINE_FILES",
+    "callback_small",
+    "count_files",
+    "stored_small",
+]

@@ -79,8 +79,8 @@ class Database:
         ``durable=False``: the commit is not synced to disk by itself (``synchronous=NORMAL``
         for it): a power cut may take it back, a process crash cannot, and the next durable
         commit syncs it with its own (the WAL is written in order). For what losing costs
-        nothing but a re-run: a claim or a lease renewal that vanishes leaves the mission queued
-        or its lease expiring, which is where a crash leaves it anyway."""
+        nothing but a re-run: a claim that vanishes leaves the mission queued, which is where a
+        crash leaves it anyway."""
         if not durable:
             self._conn.execute("PRAGMA synchronous=NORMAL")
         try:
@@ -448,8 +448,8 @@ class SqliteStore(EveryRepository):
         self,
         executor: ThreadPoolExecutor,
         db: Database,
-        reader: sqlite3.Connection | None = None,
-        reader_executor: ThreadPoolExecutor | None = None,
+        reader: sqlite3.Connection,
+        reader_executor: ThreadPoolExecutor,
     ) -> None:
         self._executor = executor
         self._db = db
@@ -524,9 +524,8 @@ class SqliteStore(EveryRepository):
     async def close(self) -> None:
         await self._intake.close()
         loop = asyncio.get_running_loop()
-        if self._reader is not None and self._reader_executor is not None:
-            await loop.run_in_executor(self._reader_executor, self._reader.close)
-            self._reader_executor.shutdown(wait=True)
+        await loop.run_in_executor(self._reader_executor, self._reader.close)
+        self._reader_executor.shutdown(wait=True)
         await loop.run_in_executor(self._executor, self._db.close)
         self._executor.shutdown(wait=True)
 
@@ -543,14 +542,17 @@ class SqliteStore(EveryRepository):
         if time.monotonic() - self._answered_at < ANSWERED_RECENTLY_S:
             return True
         try:
-            if self._reader is None or self._reader_executor is None:
-                await self._call(Database.queued_count)
-            else:
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self._reader_executor, _probe, self._reader)
-        except sqlite3.Error:
+            await self._read(_probe)
+        except (sqlite3.Error, StoreFull):
             return False
         return True
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(reader)`` on the reader's connection and thread, beside the writer (WAL)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._reader_executor, functools.partial(_full_disk_told, fn, self._reader)
+        )
 
     # -- the repository protocols: each runs its ``Database`` method on the store thread -------
     # (insert_mission, above, is the one that does more: group commit).
@@ -574,13 +576,7 @@ class SqliteStore(EveryRepository):
 
     async def counts(self) -> dict[str, int]:
         """Missions per state, read beside the writer (never queued behind a write)."""
-        if self._reader is None or self._reader_executor is None:
-            return await self._call(Database.counts)
-        reader = self._reader
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._reader_executor, functools.partial(_full_disk_told, _counts, reader)
-        )
+        return await self._read(_counts)
 
     pending_callbacks = _on_store_thread(Database.pending_callbacks)
     claim_callbacks = _on_store_thread(Database.claim_callbacks)
