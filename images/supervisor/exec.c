@@ -173,6 +173,10 @@ bool reap(struct run *r)
  * in the kernel could make this endless; after KILL_GIVE_UP_NS we answer anyway. */
 void kill_all(struct run *r)
 {
+    /* Usually the command is done and nothing is left: then no kill(-1), which walks every task
+     * of the namespace (we are its subreaper, so no child left means nothing left). */
+    if (reap(r))
+        return;
     int64_t deadline = now_ns() + KILL_GIVE_UP_NS;
     for (;;) {
         (void)kill(-1, SIGKILL);
@@ -413,14 +417,17 @@ static void supervise(const struct exec_req *rq, struct outcome *o)
     int rfd;
     if (!start_command(rq, &r, &base, &rfd, o))
         return;
+    /* The first poll comes after a first wait: measured at once, the command has used nothing
+     * yet, and a short command (most are) ends before it, saving a round of cgroup reads. */
+    int64_t wait = next_poll_ns(rq->cpu_ms * NS_PER_MS, rq->wall_ms * NS_PER_MS);
     for (;;) {
+        sleep_for_sigchld(wait);
         reap(&r);
         if (r.main_done)
             break;
-        int64_t wait = check_limits(rq, &base, &r, &peak_anon, o);
+        wait = check_limits(rq, &base, &r, &peak_anon, o);
         if (o->reason != KR_NONE)
             break;
-        sleep_for_sigchld(wait);
     }
     finish_command(&r, &base, rfd, peak_anon, o);
 }
