@@ -268,6 +268,7 @@ int main(void)
 
     cg_detect("/sys/fs/cgroup", "/proc/self/cgroup");
     tmpfs_open();
+    spawn_setup();
     {
         struct sb b = {0};
         /* "features" names the optional parts of the protocol this supervisor speaks. */

@@ -68,6 +68,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -319,6 +320,7 @@ struct outcome {
 };
 
 _Noreturn void child_main(const struct exec_req *rq, int rfd);
+void spawn_setup(void);                  /* once, at start */
 int open_redirect(const char *path, int flags);
 bool reap(struct run *r);
 void kill_all(struct run *r);

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,40 @@ async def test_the_command_starts_with_no_signal_ignored_or_blocked(
     assert int(fields["SigIgn"], 16) == 0, fields["SigIgn"]
     assert int(fields["SigBlk"], 16) == 0, fields["SigBlk"]
     assert int(fields["SigCgt"], 16) == 0, fields["SigCgt"]
+
+
+async def test_the_command_not_the_supervisor_is_the_oom_killers_first_choice(
+    runtime: SandboxRuntime,
+) -> None:
+    # The command is started from the supervisor's own memory (vfork): raising the command's
+    # oom_score_adj must not raise the supervisor's, which shares that memory until the exec.
+    script = "cat /proc/self/oom_score_adj /proc/1/oom_score_adj"
+    async with runtime.sandbox(DEFAULT_IMAGE) as box:
+        for _ in range(2):
+            out = await box.run(sh(script, stdout="o", record_stdout_bytes=64))
+            assert out.stdout.split() == [b"1000", b"0"], out
+
+
+@pytest.mark.runc_only(
+    "gVisor has no clear_refs, so commands are forked there (nothing to reset), and its figure "
+    "for one tiny program varies by 1-2 MiB from run to run, over this test's tolerance"
+)
+async def test_a_commands_memory_leaves_out_the_supervisors_peak(runtime: SandboxRuntime) -> None:
+    # A command's peak memory starts from the peak of the process it was started from. A large
+    # request raises the supervisor's peak (its line buffer grows to hold the request): the
+    # commands after it must still report their own memory, not that peak.
+    async def least_for_true() -> int:
+        runs = [await box.run(ExecRequest(argv=("true",))) for _ in range(3)]
+        assert all(run.meta.status == "" for run in runs), runs
+        return min(run.meta.memory_kib for run in runs)
+
+    async with runtime.sandbox(DEFAULT_IMAGE) as box:
+        before = await least_for_true()
+        assert await box.write_file("big", os.urandom(700 * 1024)) == ""
+        after = await least_for_true()
+    # Without the reset of the supervisor's peak, `true` reported about 3,400 KiB after the
+    # request against about 1,000 before.
+    assert after - before <= 512, (before, after)
 
 
 async def test_orphans_are_killed_before_the_answer(runtime: SandboxRuntime) -> None:
