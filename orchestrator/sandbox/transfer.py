@@ -273,8 +273,6 @@ class FileTransfers:
         (a link or device unless ``skip_special``, too large) or ``SandboxError``.
         """
         rel = check_relative_path(path) if path else ""
-        # The last component may be a link: the archive then holds it as a link, refused below.
-        await self.refuse_links([rel], last=False)
         cap = self._runtime.config.box_kib * 1024
         if max_bytes is not None:
             cap = min(cap, max_bytes)
@@ -282,9 +280,17 @@ class FileTransfers:
         # instead (a front door reading a running command's output); a tmpfs one waits.
         busy = self._channel.locked() and self._handle.volume_name is not None
         if self.file_ops and not busy:
-            got = await self._get_over_channel(rel, cap, skip_special)
+            # The supervisor follows no link: a link in the path fails the listing itself, so
+            # the check that names it (one round trip per component) runs only then.
+            try:
+                got = await self._get_over_channel(rel, cap, skip_special)
+            except TransferRefused:
+                await self.refuse_links([rel], last=False)
+                raise
             if got is not None:
                 return got
+        # The last component may be a link: the archive then holds it as a link, refused below.
+        await self.refuse_links([rel], last=False)
         # The raw tar carries 512-byte headers and padding beyond the files' own bytes.
         raw = await self._runtime.adapter.get_archive(
             self.container_id,
@@ -331,7 +337,10 @@ class FileTransfers:
             raise SandboxError(f"cannot copy out of the sandbox: {answer.get('error', '?')}")
         raw_entries += answer.get("entries") or []
         try:
-            listing = await off_loop(parse_listing, raw_entries)
+            if len(raw_entries) <= INLINE_FILES:
+                listing = parse_listing(raw_entries)
+            else:
+                listing = await off_loop(parse_listing, raw_entries)
         except ValueError as e:
             self._broken = "the sandbox supervisor answered garbage"
             raise SandboxError(self._broken, container_id=self.container_id) from e
@@ -356,6 +365,9 @@ class FileTransfers:
                 if len(piece) != n:  # nothing runs between executes: a file cannot change
                     raise TransferRefused(f"{what}: '{listing[i].name}' changed while read")
                 pieces.setdefault(i, []).append(piece)
+        read = sum(len(p) for parts in pieces.values() for p in parts)
+        if len(listing) <= INLINE_FILES and read < INLINE_BYTES:
+            return _vetted_listing(listing, pieces, what, cap, skip_special)
         return await off_loop(_vetted_listing, listing, pieces, what, cap, skip_special)
 
 
