@@ -28,6 +28,7 @@ from service.frontdoors.judge0.settings import Judge0Settings
 from service.frontdoors.judge0.submissions import BATCH_CALLBACK, KIND, Submissions
 from service.pipeline.callbacks import url_refusal
 from service.pipeline.compilecache import CompileCache
+from service.pipeline.intake import DoorRows
 from service.store import MissionRow
 from service.store.records import hash_token
 
@@ -202,8 +203,11 @@ class Judge0Door:
             normalised: dict[str, Any],
             kind: str,
             io: MissionIO | None,
+            rows: DoorRows,
         ) -> int:
-            return await core.submit(token_hash, mission, kind=kind, io=io, normalised=normalised)
+            return await core.submit(
+                token_hash, mission, kind=kind, io=io, normalised=normalised, rows=rows
+            )
 
         async def queued() -> int:
             return await core.store.missions.queued_count()

@@ -17,6 +17,7 @@ from service.frontdoors.judge0.languages import Judge0Language
 from service.frontdoors.judge0.request import Judge0Config
 from service.frontdoors.judge0.settings import Judge0Settings
 from service.frontdoors.judge0.submissions import Submissions
+from service.pipeline.intake import DoorRows
 from service.store import MissionRow
 
 
@@ -28,7 +29,9 @@ class Judge0Ports:
     anonymous_tenant: str
     authenticate: Callable[[str], Awaitable[str | None]]
     rate_limit: Callable[[str], dict[str, str]]
-    submit: Callable[[str, dict[str, Any], dict[str, Any], str, MissionIO | None], Awaitable[int]]
+    submit: Callable[
+        [str, dict[str, Any], dict[str, Any], str, MissionIO | None, DoorRows], Awaitable[int]
+    ]
     single_node: Callable[[], bool]
     mission: Callable[[int], Awaitable[MissionRow | None]]
     wait_synchronously: Callable[[int, float], Awaitable[MissionRow | None]]

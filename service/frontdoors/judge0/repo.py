@@ -1,8 +1,8 @@
 """The Judge0 door's rows: submissions (inputs and outcome) and batches with a callback.
 
 Statements are written once (``service.store.sql.Statement``) and run on either engine through
-``SqlRunner``. A submission row is written right after its mission, with its id: a crash in
-between leaves a mission whose row never comes (it then fails; its token was never answered).
+``SqlRunner``. A submission row is written in the transaction that stores its mission, with its
+id: both are stored or neither, in one commit.
 """
 
 from __future__ import annotations
@@ -129,11 +129,12 @@ class Judge0Repo:
     def __init__(self, sql: SqlRunner) -> None:
         self._sql = sql
 
-    async def insert(self, row: SubmissionRow) -> None:
+    async def insert(self, row: SubmissionRow, runner: SqlRunner | None = None) -> None:
+        """Store a new row, on ``runner`` when given (the transaction storing its mission)."""
         values = dict(row.__dict__)
         values["params"] = json.dumps(row.params)
         values["outcome"] = json.dumps(row.outcome) if row.outcome is not None else None
-        await self._sql.execute(INSERT, **values)
+        await (runner or self._sql).execute(INSERT, **values)
 
     async def get(self, token: str) -> SubmissionRow | None:
         rows = await self._sql.fetch_all(GET, token=token)

@@ -30,6 +30,7 @@ from service.frontdoors.judge0.submissions import KIND, Judge0IO, additional_fil
 from service.http.body import INLINE_BODY_BYTES
 from service.http.errors import ApiError
 from service.pipeline.intake import QueueFull, ShuttingDown
+from service.store.protocols import Transaction
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
@@ -176,13 +177,13 @@ def _validate(
 async def _create_one(
     ports: Judge0Ports, token_hash: str, req: SubmissionRequest, *, big: bool, batch: str = ""
 ) -> tuple[str, int]:
-    """Queue a valid submission's mission, then store its row; returns its token and its
-    mission's id. Raises 503 when the queue is full (nothing is stored then).
+    """Queue a valid submission's mission with its row; returns its token and its mission's id.
+    Raises 503 when the queue is full (nothing is stored then).
 
-    The mission goes first so that the row is written once, with its mission's id; the
-    mission's hooks wait for the row while it is being written. The files go along with the
-    mission on one node (no read back when it starts); in a cluster any node may run it and
-    reads them from the row."""
+    The row is written in the transaction that stores the mission, once its id is known: one
+    commit for both, and never one without the other. The files go along with the mission on
+    one node (no read back when it starts); in a cluster any node may run it and reads them
+    from the row."""
     subs = ports.submissions
     row = subs.new_row(token_hash, req, batch=batch)
     single_node = ports.single_node()
@@ -196,16 +197,19 @@ async def _create_one(
             raise _error(400, f"this submission cannot be run here: {e}") from None
         return built.mission, normalised, io if single_node else None
 
+    async def write_row(tx: Transaction, mission_id: int) -> None:
+        row.mission_id = mission_id
+        await subs.repo.insert(row, tx)
+
     mission, normalised, io = await _maybe_off_loop(big, build)
     try:
-        row.mission_id = await ports.submit(token_hash, mission, normalised, KIND, io)
+        row.mission_id = await ports.submit(token_hash, mission, normalised, KIND, io, write_row)
     except QueueFull as e:
         raise _error(503, "queue is full", {"Retry-After": str(e.retry_after_s)}) from None
     except ShuttingDown:
         raise _error(
             503, "the server is shutting down; retry later", {"Retry-After": "5"}
         ) from None
-    await subs.repo.insert(row)
     return row.token, row.mission_id
 
 
