@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.frontdoors.judge0.repo import Judge0Repo, SubmissionRow
+from service.frontdoors.judge0.repo import Judge0Repo, SubmissionRow, ended_row
 from service.store.postgres import PgStore
 from service.store.sqlite import SqliteStore
 from tests.judge0.conftest import judge0_sql
@@ -65,6 +65,8 @@ async def exercise(repo: Judge0Repo) -> None:
     assert (done.status_id, done.stdout, done.finished_at) == (3, b"\x00\xff", 5.0)
     assert done.outcome is not None
     assert done.outcome["memory"] == 100
+    # What a synchronous request is handed without reading the row back is what a read gives.
+    assert ended_row(first, outcome, 5.0) == done
     many = await repo.get_many(["t2", "nope", "t1", "t2"])
     assert sorted(many) == ["t1", "t2"]
     assert await repo.count("alice") == 2

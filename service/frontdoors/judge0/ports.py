@@ -52,8 +52,10 @@ class Judge0Ports:
         """Wait until a submission ended; its row (None when the server stopped first). Once
         the engine has not answered for ``wait_outage_s`` the mission is cancelled and
         ``EngineUnavailable`` raised: the judge's shared synchronous wait."""
-        await self.wait_synchronously(mission_id, self.settings().wait_outage_s)
-        row = await self.submissions.repo.get(token)
+        with self.submissions.awaited(token) as ended:
+            await self.wait_synchronously(mission_id, self.settings().wait_outage_s)
+            row = ended()
+        row = row or await self.submissions.repo.get(token)
         return row if row is not None and row.finished_at is not None else None
 
 

@@ -7,6 +7,7 @@ id: both are stored or neither, in one commit.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass
@@ -123,6 +124,28 @@ def _row(r: dict[str, Any]) -> SubmissionRow:
     )
 
 
+_OUTPUTS = ("stdout", "stderr", "compile_output")
+
+
+def _outcome_fields(outcome: dict[str, Any]) -> dict[str, Any]:
+    """What of an outcome goes into the ``outcome`` column (the outputs have columns)."""
+    return {k: v for k, v in outcome.items() if k not in _OUTPUTS}
+
+
+def ended_row(row: SubmissionRow, outcome: dict[str, Any], finished_at: float) -> SubmissionRow:
+    """``row`` as ``Judge0Repo.finish(row.token, outcome, finished_at)`` leaves it stored, as
+    ``get`` would read it (the column's JSON decoded)."""
+    return dataclasses.replace(
+        row,
+        status_id=outcome["status_id"],
+        outcome=json.loads(json.dumps(_outcome_fields(outcome))),
+        stdout=outcome.get("stdout"),
+        stderr=outcome.get("stderr"),
+        compile_output=outcome.get("compile_output"),
+        finished_at=finished_at,
+    )
+
+
 class Judge0Repo:
     """The door's statements, each one round trip to the store."""
 
@@ -164,14 +187,11 @@ class Judge0Repo:
     async def finish(self, token: str, outcome: dict[str, Any], finished_at: float) -> bool:
         """Store how a submission ended (once: a second end of the same submission, e.g. the
         re-run of a mission another node finished, is ignored). True when stored."""
-        fields = {
-            k: v for k, v in outcome.items() if k not in ("stdout", "stderr", "compile_output")
-        }
         touched = await self._sql.execute(
             FINISH,
             token=token,
             status_id=outcome["status_id"],
-            outcome=json.dumps(fields),
+            outcome=json.dumps(_outcome_fields(outcome)),
             stdout=outcome.get("stdout"),
             stderr=outcome.get("stderr"),
             compile_output=outcome.get("compile_output"),

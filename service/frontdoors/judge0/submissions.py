@@ -16,7 +16,8 @@ import json
 import logging
 import tarfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from orchestrator.run.runner import MissionIO
 from service.frontdoors.archives import ArchiveRefused, read_tar, read_zip
 from service.frontdoors.judge0 import plan, verdict, wire
 from service.frontdoors.judge0.languages import Judge0Language
-from service.frontdoors.judge0.repo import Judge0Repo, SubmissionRow
+from service.frontdoors.judge0.repo import Judge0Repo, SubmissionRow, ended_row
 from service.frontdoors.judge0.request import Judge0Config, SubmissionRequest
 from service.pipeline.compilecache import CompileCache, CompiledBox
 from service.store import MissionRow
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 
 KIND = "judge0"
 LOST_AFTER_S = 60.0
-ROW_WAIT_S = 5.0
+# Outputs and an expected output up to this size are judged on the loop: a thread's hand-overs
+# cost more than the work there.
+INLINE_JUDGE_BYTES = 64 * 1024
 BATCH_CALLBACK = "batch_callback"  # payload key of the mission that calls a batch back
 LOST = "the server stopped while storing this submission's outcome; submit it again"
 _TEXT_PARAMS = ("source_code", "stdin", "expected_output", "additional_files")
@@ -80,9 +83,11 @@ def _empty_tar() -> bytes:
 
 @dataclass
 class Judge0IO(MissionIO):
-    """A submission's files, and the compile-cache key of its compile (None: no compile)."""
+    """A submission's files, the compile-cache key of its compile (None: no compile), and its
+    row as it was stored with the mission (its end is judged from it without reading it back)."""
 
     compile_key: str | None = None
+    row: SubmissionRow | None = None
 
 
 @dataclass
@@ -110,6 +115,8 @@ class Submissions:
         self._mission_state = mission_state
         self._on_end = on_end
         self._compiling: dict[int, _Compiling] = {}
+        # Tokens a synchronous request waits for -> the row as it ended (None until then).
+        self._awaited: dict[str, SubmissionRow | None] = {}
         self._empty_tar = _empty_tar()
 
     # -- creating --------------------------------------------------------------------------------
@@ -167,15 +174,18 @@ class Submissions:
                 req.source_code or b"",
                 req.additional_files or b"",
             )
-        return built, Judge0IO(inputs=built.inputs, collect=[plan.OUT_DIR], compile_key=key)
+        io = Judge0IO(inputs=built.inputs, collect=[plan.OUT_DIR], compile_key=key, row=row)
+        return built, io
 
-    async def _row_of(self, get: Callable[[], Awaitable[SubmissionRow | None]]) -> Any:
-        """A row that may be being written right now (it follows its mission into the store):
-        asked again for a short while before it counts as gone."""
-        deadline = time.monotonic() + ROW_WAIT_S
-        while (row := await get()) is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        return row
+    @contextmanager
+    def awaited(self, token: str) -> Iterator[Callable[[], SubmissionRow | None]]:
+        """While the caller waits for ``token`` to end: yields what returns its row as it ended
+        here (None when it ended elsewhere or not yet: read it then)."""
+        self._awaited[token] = None
+        try:
+            yield lambda: self._awaited.get(token)
+        finally:
+            self._awaited.pop(token, None)
 
     async def started(self, mission: MissionRow, given: MissionIO | None) -> MissionIO | None:
         """The files of a starting mission: those prepared when it was submitted (in this
@@ -189,7 +199,7 @@ class Submissions:
         if isinstance(given, Judge0IO):
             io = given
         else:
-            row = await self._row_of(lambda: self.repo.get(token))
+            row = await self.repo.get(token)  # stored with its mission
             if row is None:
                 return None
             try:
@@ -203,7 +213,7 @@ class Submissions:
             self._compiling[mission.id] = _Compiling(io.compile_key, cached)
             if cached is not None:
                 inputs = plan.cached_inputs(io.inputs, cached.box or self._empty_tar)
-                return Judge0IO(inputs=inputs, collect=[plan.OUT_DIR])
+                return Judge0IO(inputs=inputs, collect=[plan.OUT_DIR], row=io.row)
         return io
 
     async def finished(
@@ -211,14 +221,21 @@ class Submissions:
     ) -> None:
         """Judge an ended mission and store its outcome (once), then report the end."""
         compiling = self._compiling.pop(mission_id, None)
-        row = await self._row_of(lambda: self.repo.by_mission(mission_id))
+        row = mio.row if isinstance(mio, Judge0IO) and mio.row is not None else None
+        if row is None:
+            row = await self.repo.by_mission(mission_id)
         if row is None:
             if compiling is not None and compiling.cached is None:
                 self.cache.abandon(compiling.key)
             return
         keep: CompiledBox | None = None
+        collected = mio.collected.get(plan.OUT_DIR) or b""
         try:
-            outcome, keep = await asyncio.to_thread(self._judge, row, state, result, mio, compiling)
+            if len(collected) + len(row.expected_output or b"") <= INLINE_JUDGE_BYTES:
+                outcome, keep = self._judge(row, state, result, mio, compiling)
+            else:
+                args = (row, state, result, mio, compiling)
+                outcome, keep = await asyncio.to_thread(self._judge, *args)
         except Exception as e:  # a bug here must still end the submission
             log.exception("judge0 submission %s cannot be judged", row.token)
             outcome = verdict.Outcome(wire.INTERNAL_ERROR, message=f"internal error: {e}")
@@ -227,7 +244,10 @@ class Submissions:
                 self.cache.put(compiling.key, keep)
             else:
                 self.cache.abandon(compiling.key)
-        stored = await self.repo.finish(row.token, outcome.columns(), time.time())
+        finished_at = time.time()
+        stored = await self.repo.finish(row.token, outcome.columns(), finished_at)
+        if stored and row.token in self._awaited:
+            self._awaited[row.token] = ended_row(row, outcome.columns(), finished_at)
         if stored and row.batch and self._on_end is not None:
             # Only a batch's end needs telling (its callback); the others save the read.
             ended = await self.repo.get(row.token)
