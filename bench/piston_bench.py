@@ -28,7 +28,7 @@ import base64
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +59,12 @@ def hello_mission() -> dict[str, Any]:
     }
 
 
-def judgement_mission(n: int) -> dict[str, Any]:
+def judgement_mission(n: int, *, scoped: bool = False, parallel: int = 1) -> dict[str, Any]:
     """Compile once, then run each case's input, its output recorded (the Piston executes'
-    work, without the checks a judge adds)."""
-    return {
+    work, without the checks a judge adds). ``scoped``: each run in a fresh sandbox of its own
+    (importing the binary and the input, exporting the output), the isolation a Piston execute
+    has; ``parallel`` above 1 runs that many cases at once (``tasks.parallel``)."""
+    mission: dict[str, Any] = {
         "image": "judge/cpp",
         "prepare": {
             "file": {"main.c": data_url(MAIN_C)},
@@ -93,6 +95,15 @@ def judgement_mission(n: int) -> dict[str, Any]:
             ],
         },
     }
+    if scoped:
+        mission["tasks"]["execute"][0]["scope"] = {
+            "enable": True,
+            "import": ["a.out", "INPUT"],
+            "export": ["out__TASK_ID__.txt", "err__TASK_ID__.txt"],
+        }
+    if parallel > 1:
+        mission["tasks"]["parallel"] = parallel
+    return mission
 
 
 def piston_body(language: str, source: bytes, stdin: str = "") -> dict[str, Any]:
@@ -215,9 +226,12 @@ async def hello_row(client: Client, runs: int) -> None:
     print(f"  ratio door/mission        {d / m:8.3f}   (goal <= {GOAL})")
 
 
-async def judgement_round(client: Client, n: int, tag: str) -> tuple[float, float, float]:
-    """One round: (at once, in turn, mission) in ms, each from a settled pool, each series with
-    a source of its own (it compiles once)."""
+async def judgement_round(
+    client: Client, n: int, tag: str, workers: int
+) -> tuple[float, float, float, float, float]:
+    """One round: (at once, in turn, mission, scoped mission in turn, scoped mission
+    ``workers`` at once) in ms, each from a settled pool, each series with a source of its own
+    (it compiles once)."""
     inputs = [inp.decode() for inp, _ in cases(n)]
     answers = [ans.decode() for _, ans in cases(n)]
     together = MAIN_C + f"/* at once {tag} */\n".encode()
@@ -235,28 +249,50 @@ async def judgement_round(client: Client, n: int, tag: str) -> tuple[float, floa
         one_by_one_ms += ms
     await client.settled()
     mission_ms, _ = await timed(client.mission(judgement_mission(n)))
-    return together_ms, one_by_one_ms, mission_ms
+    await client.settled()
+    scoped_ms, _ = await timed(client.mission(judgement_mission(n, scoped=True)))
+    await client.settled()
+    scoped_parallel_ms, _ = await timed(
+        client.mission(judgement_mission(n, scoped=True, parallel=workers))
+    )
+    return together_ms, one_by_one_ms, mission_ms, scoped_ms, scoped_parallel_ms
+
+
+def ratio_rows(rounds: Sequence[tuple[float, ...]], rows: tuple[tuple[str, int, int], ...]) -> None:
+    """Per row (name, door series, mission series): the median of the rounds' own ratios."""
+    for name, k, base in rows:
+        each = [r[k] / r[base] for r in rounds]
+        listed = " / ".join(f"{x:.2f}" for x in each)
+        print(
+            f"    ratio {name:24s} median {statistics.median(each):6.2f}  ({listed})"
+            f"   goal <= {GOAL}"
+        )
 
 
 async def measure(client: Client, args: argparse.Namespace) -> None:
     await hello_row(client, args.runs)
     n = args.cases
-    await judgement_round(client, n, "warm-up")  # unmeasured: the pool learns the burst
+    w = args.workers
+    await judgement_round(client, n, "warm-up", w)  # unmeasured: the pool learns the burst
     pool = await client.pool()
     targets = ", ".join(f"{image} {p['target']}" for image, p in pool["images"].items())
-    rounds = [await judgement_round(client, n, f"round {r}") for r in range(args.repeat)]
+    rounds = [await judgement_round(client, n, f"round {r}", w) for r in range(args.repeat)]
     print(f"\n{n}-case judgement of one C source ({args.workers} workers)")
     print(f"  pool targets after the warm-up round: {targets}")
     for name, k in ((f"{n} Piston executes at once", 0), (f"{n} Piston executes in turn", 1)):
         figures = " / ".join(f"{r[k]:.0f}" for r in rounds)
         print(f"  {name:28s} {figures} ms")
-    print(f"  {'one mission, compile once':28s} {' / '.join(f'{r[2]:.0f}' for r in rounds)} ms")
-    for name, k in (("at once/mission", 0), ("in turn/mission", 1)):
-        ratios = sorted(r[k] / r[2] for r in rounds)
-        each = " / ".join(f"{x:.2f}" for x in (r[k] / r[2] for r in rounds))
-        print(
-            f"  ratio {name:18s} median {statistics.median(ratios):6.2f}  ({each})   goal <= {GOAL}"
-        )
+    missions = (
+        ("one mission, compile once", 2),
+        ("the same, runs scoped", 3),
+        (f"the same, scoped, {w} at once", 4),
+    )
+    for name, k in missions:
+        print(f"  {name:28s} {' / '.join(f'{r[k]:.0f}' for r in rounds)} ms")
+    print("  against the mission whose runs share its sandbox (a Piston execute cannot):")
+    ratio_rows(rounds, (("at once/mission", 0, 2), ("in turn/mission", 1, 2)))
+    print("  against the same isolation (each run in a fresh sandbox, as each execute is):")
+    ratio_rows(rounds, (("at once/scoped at once", 0, 4), ("in turn/scoped", 1, 3)))
     after = await client.pool()
     print(f"  pool: hits {after['hits']}, misses {after['misses']} (warm-up round included)")
 
