@@ -3,12 +3,14 @@
     python -m bench.piston_bench [--runs 20] [--cases 20] [--repeat 3] [--workers 2]
                                  [--pool judge/python3=2,judge/cpp=2] [--pool-max 24]
 
-- hello world: ``POST /api/v2/execute`` of a Python ``print`` (sequential, median latency)
-  against ``POST /api/missions/?wait=`` of a mission running the same program;
+- hello world: ``POST /api/v2/execute`` of a Python ``print`` (sequential, each from a settled
+  pool, median latency) against ``POST /api/missions/?wait=`` of a mission running the same
+  program;
 - a 20-case judgement: one C source (A+B) sent as 20 executes with different stdin (all at once,
   as a grader or a bot does, and one after another) against one mission that compiles once and
-  runs the 20 inputs. Every series sends a source of its own, so each compiles once, as the
-  mission does.
+  runs the 20 inputs: in its own sandbox, and with each run in a fresh sandbox (scoped, the
+  isolation an execute has; in turn, and as many at once as there are workers). Every series
+  sends a source of its own, so each compiles once, as the mission does.
 
 Warm-up, stated: before the measured series the bench sends one unmeasured round of each kind
 (the hello-world series; 20 executes at once, 20 in turn, the mission). The warm pool sizes
@@ -211,13 +213,16 @@ async def hello_row(client: Client, runs: int) -> None:
     hello = piston_body("python", HELLO.encode())
     door: list[float] = []
     api: list[float] = []
-    # The first round is the warm-up (unmeasured): back-to-back requests leave the pool no
-    # quiet spell to refill in, so it learns to keep as many ready as such a series takes.
+    # The first round is the warm-up (unmeasured). Each request starts from a settled pool (as
+    # judge0_bench's do): back to back, a request would share the cores with the engine making
+    # the sandbox the one before used, which measures the engine more than the door.
     for _ in range(2):
         door.clear()
         api.clear()
         for _ in range(runs):
+            await client.settled()
             door.append((await timed(client.execute(hello)))[0])
+            await client.settled()
             api.append((await timed(client.mission(hello_mission())))[0])
     d, m = statistics.median(door), statistics.median(api)
     print(f"\nhello world ({runs} sequential, median, the two interleaved)")
