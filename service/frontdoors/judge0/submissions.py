@@ -244,15 +244,14 @@ class Submissions:
                 self.cache.put(compiling.key, keep)
             else:
                 self.cache.abandon(compiling.key)
-        finished_at = time.time()
-        stored = await self.repo.finish(row.token, outcome.columns(), finished_at)
-        if stored and row.token in self._awaited:
-            self._awaited[row.token] = ended_row(row, outcome.columns(), finished_at)
-        if stored and row.batch and self._on_end is not None:
-            # Only a batch's end needs telling (its callback); the others save the read.
-            ended = await self.repo.get(row.token)
-            if ended is not None:
-                await self._on_end(ended)
+        columns, finished_at = outcome.columns(), time.time()
+        if not await self.repo.finish(row.token, columns, finished_at):
+            return
+        ended = ended_row(row, columns, finished_at)  # as a read would give it
+        if row.token in self._awaited:
+            self._awaited[row.token] = ended
+        if row.batch and self._on_end is not None:  # only a batch's end needs telling
+            await self._on_end(ended)
 
     def _judge(
         self,
