@@ -13,7 +13,8 @@
  *   util.c         string builder, time, diagnostics, acting as the sandbox user, signal names
  *   cgroup.c       the measurements: cgroup v1/v2 counters and the /proc walk
  *   limits.c       limit arithmetic and the verdict (pure: unit-tested on the host)
- *   exec.c         one command: the child's set-up, supervision, the exec answer
+ *   spawn.c        a command's process: the child's set-up between vfork/fork and execvp
+ *   exec.c         one command: supervision under the limits, the exec answer
  *   interactive.c  an exec with an interactor: two commands wired by pipes
  *   stream.c       a streaming exec: stdin, stdout and stderr relayed over the channel
  *   merged.c       an exec with `merged`: stdout and stderr through pipes into their files and
@@ -42,8 +43,9 @@
  *    not memory of the command: they are bounded by the sizes of those mounts.
  *  - No stdio on stdout: responses are assembled in memory (or streamed, for records) and written
  *    with a loop that survives EINTR, partial writes and a non-blocking pipe.
- *  - The supervisor keeps its resident memory small, because a forked child starts with a copy
- *    of our page tables and that RSS would show up in the child's ru_maxrss.
+ *  - The supervisor keeps its resident memory small, because a command's ru_maxrss starts at
+ *    what it came from: a forked child's copy of our page tables, or (vfork, see spawn.c) our
+ *    current memory once our peak is reset.
  */
 #ifndef JUDGE_SUPERVISOR_H
 #define JUDGE_SUPERVISOR_H
@@ -321,6 +323,7 @@ struct outcome {
 
 _Noreturn void child_main(const struct exec_req *rq, int rfd);
 void spawn_setup(void);                  /* once, at start */
+pid_t spawn_command(const struct exec_req *rq, const int pfd[2]);
 int open_redirect(const char *path, int flags);
 bool reap(struct run *r);
 void kill_all(struct run *r);
