@@ -71,6 +71,9 @@ class MissionIO:
     ``live_reads``: the front door will read while commands run, so the main sandbox keeps
     ``/box`` on a volume the engine can read from outside (the supervisor's channel is busy
     during an execute); such a sandbox is created for the mission, not taken from the pool.
+    ``wants_collect`` is asked once, with the result, before collecting: a door that finds what
+    it needs in the executes' records says False and nothing is read back (each path costs
+    round trips to the sandbox).
     """
 
     inputs: dict[str, bytes] = field(default_factory=dict)
@@ -80,6 +83,11 @@ class MissionIO:
     collect_errors: dict[str, str] = field(default_factory=dict)
     sandbox: Sandbox | None = None
     live_reads: bool = False
+
+    def wants_collect(self, result: dict[str, Any]) -> bool:
+        """Whether ``collect`` is still needed once the mission's stages ended with ``result``
+        (always, unless a door says otherwise)."""
+        return True
 
 
 @dataclass

@@ -178,6 +178,8 @@ class _MissionRun:
                 entry["meta"] = meta.to_dict()
 
     async def _collect(self) -> None:
+        if not self.io.collect or not self.io.wants_collect(self.result):
+            return
         for path in self.io.collect:
             if self.main is None:
                 self.io.collect_errors[path] = self.main_error or "no sandbox"

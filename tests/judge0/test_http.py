@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import EngineUnavailable
-from service.frontdoors.judge0 import wire
+from service.frontdoors.judge0 import JUDGE0_DOOR, plan, wire
 from service.keys import WORKERS
 from tests.judge0.conftest import AUTH, BOB_AUTH, Judge0Http
 from tests.service.support import ALICE
@@ -435,3 +435,54 @@ async def test_the_compile_cache_on_metrics(j0: Any, session: Any) -> None:
     assert values["judge_judge0_compile_cache_misses_total"] == 1
     assert values["judge_judge0_compile_cache_hits_total"] == 2
     assert values["judge_judge0_compile_cache_entries"] == 1
+
+
+@pytest.mark.parametrize(
+    ("out_bytes", "err_bytes", "redirect", "read_back"),
+    [
+        (4095, 10, False, False),  # both whole in their records
+        (4096, 0, False, True),  # stdout filled its record: it may be longer
+        (3, 5000, False, True),
+        (100_000, 0, False, True),
+        (4000, 200, True, True),  # stdout and stderr in one file, over a record
+        (3000, 200, True, False),
+    ],
+)
+async def test_outputs_are_whole_from_the_records_or_read_back(
+    j0: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    out_bytes: int,
+    err_bytes: int,
+    redirect: bool,
+    read_back: bool,
+) -> None:
+    judge, api = j0
+    submissions = judge.app[JUDGE0_DOOR].submissions
+    seen: list[tuple[bool, bool]] = []
+    judged = submissions.finished
+
+    async def spy(mission_id: int, state: str, result: Any, mio: Any) -> None:
+        seen.append((mio.recorded is not None, plan.OUT_DIR in mio.collected))
+        await judged(mission_id, state, result, mio)
+
+    monkeypatch.setattr(submissions, "finished", spy)
+    source = (
+        "import sys\n"
+        f"sys.stdout.write('o' * {out_bytes - 1} + '\\n'); sys.stdout.flush()\n"
+        f"sys.stderr.write('e' * {err_bytes})\n"
+    )
+    status, body, _ = await api.call(
+        "POST",
+        "/submissions",
+        params={"wait": "true"},
+        json={"source_code": source, "language_id": 71, "redirect_stderr_to_stdout": redirect},
+    )
+    assert status == 201, body
+    out = "o" * (out_bytes - 1) + "\n"
+    err = "e" * err_bytes
+    if redirect:
+        assert (body["stdout"], body["stderr"]) == (out + err, None)
+    else:
+        assert (body["stdout"], body["stderr"]) == (out, err or None)
+    assert body["status"]["id"] == 3
+    assert seen == [(not read_back, read_back)]

@@ -14,7 +14,9 @@ One mission per submission, in the language's image, one sandbox:
   the submission's CPU time (plus its extra time), real time, memory, process count, file size
   and stack limits.
 
-The door collects ``.j0/o`` in one read after the mission and judges it (``verdict``).
+The door judges the outputs (``verdict``) from the runs' records when each is shorter than
+``RECORD_BYTES`` (it is whole there) and no compile is to be kept; else from ``.j0/o``, read back
+after the mission.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ ARTIFACT_IN = f"{WORK}/artifact.tar"
 ARTIFACT_OUT = f"{OUT_DIR}/artifact.tar"
 COMPILE_OUT = f"{OUT_DIR}/compile"
 COMPILE_OUTPUT_KIB = 64 * 1024  # the compile step writes its output and the packed box
+# A run's stdout and stderr are also recorded in its result up to this many bytes (the most an
+# execute's record holds): an output shorter than that is whole there, and a submission whose
+# outputs all are needs nothing read back from the sandbox after its run.
+RECORD_BYTES = 4096
 NO_CALLBACK = "http://judge0.invalid/"
 
 # Judge0 strips these from compiler options and program arguments before its bash sees them.
@@ -165,6 +171,11 @@ def build(
             stdout=out_name(i),
             stderr=err_name(i, req.redirect_stderr_to_stdout),
             meta=f"{WORK}/run{i}.meta",
+            record={
+                "stdout": RECORD_BYTES,
+                # Redirected, stderr is the stdout file: its record would be the same bytes.
+                "stderr": 0 if req.redirect_stderr_to_stdout else RECORD_BYTES,
+            },
         )
         executes.append(ex)
     # The payload says which submission this is, and whether it (or its batch) is called back.
