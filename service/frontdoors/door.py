@@ -89,7 +89,9 @@ class FrontDoor(Protocol):
 
     def callback(self, row: MissionRow, result: dict[str, Any] | None) -> Callback | None:
         """The mission's callback or None; a pure function of the row and the result, called
-        in a thread when it ends and again when it is delivered (maybe on another node)."""
+        when it ends (on the loop when the mission and its result are small,
+        ``service.pipeline.inline.callback_small``, else in a thread) and again, in a thread,
+        when it is delivered (maybe on another node). It must not block on the loop."""
         ...
 
     async def metrics(self) -> Iterable[Metric]:

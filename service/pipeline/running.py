@@ -36,7 +36,7 @@ from orchestrator.run.runner import (
 from service.pipeline.delivery import DeliveryCounters, DoorCallback
 from service.pipeline.enginegate import EngineGate
 from service.pipeline.handoff import Handoff
-from service.pipeline.inline import stored_small
+from service.pipeline.inline import callback_small, stored_small
 from service.store import CANCEL_CHANNEL, MISSION_KIND, MissionRow
 
 log = logging.getLogger(__name__)
@@ -372,10 +372,13 @@ class MissionRunning:
 
     async def _door_due(self, row: MissionRow, result: dict[str, Any] | None) -> bool:
         """Whether a front door's mission ending with ``result`` has a callback (its door
-        builds it, off the loop: it may be proportional to the result)."""
+        builds it: on the loop for a small mission and result, ``inline.callback_small``,
+        else on a thread, since it may be proportional to the result)."""
         build = door_callback(self._doors.get(row.kind))
         if row.kind == MISSION_KIND or build is None:
             return False
+        if result is None or callback_small(row, result):
+            return build(row, result) is not None
         return await asyncio.to_thread(build, row, result) is not None
 
     async def _door_files(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
