@@ -38,6 +38,7 @@ from service.pipeline.enginegate import EngineGate
 from service.pipeline.handoff import Handoff
 from service.pipeline.inline import callback_small, stored_small
 from service.store import CANCEL_CHANNEL, MISSION_KIND, MissionRow
+from service.store.protocols import Transaction
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,24 @@ class DoorHooks(Protocol):
         ...
 
 
+EndRows = Callable[[Transaction], Awaitable[None]]
+"""A door's rows of a mission's end, written in the transaction that stores the end."""
+DoorEnding = Callable[[MissionRow, str, dict[str, Any], MissionIO], Awaitable[EndRows | None]]
+"""A door's optional ``ending(row, state, result, io)``: asked when one of its missions ran to
+its end (``done`` or ``cancelled``), before that end is stored; the rows it returns are written
+in the same transaction (the end and the door's record of it commit together, in one commit).
+``finished`` still follows once the end is stored; a mission that ends another way (failed,
+cancelled while queued) is told to ``finished`` alone."""
+
+
 def door_callback(door: DoorHooks | None) -> DoorCallback | None:
     """The door's ``callback``, when it has one."""
     return getattr(door, "callback", None)
+
+
+def door_ending(door: DoorHooks | None) -> DoorEnding | None:
+    """The door's ``ending``, when it has one."""
+    return getattr(door, "ending", None)
 
 
 @dataclass
@@ -352,9 +368,7 @@ class MissionRunning:
             return
         state = MissionState.CANCELLED if cancel.is_set() else MissionState.DONE
         due = await self._door_due(row, result)
-        stored = await self._store.missions.finish(
-            mission_id, state, result, self._owner, door_due=due
-        )
+        stored = await self._finish(row, state, result, io, door_due=due)
         if not stored:
             # Its lease went to another node (this one was presumed dead), which runs it
             # again: that run's result is the one stored and called back.
@@ -369,6 +383,27 @@ class MissionRunning:
             m.phase_counts[phase] += times.counts[phase]
         log.info("mission %d %s in %.3f s", mission_id, state, elapsed)
         await self._ended(row, state, result, io, door_due=due)
+
+    async def _finish(
+        self, row: MissionRow, state: str, result: dict[str, Any], io: MissionIO, *, door_due: bool
+    ) -> bool:
+        """Store the end of a mission this node ran, with its door's rows of it when the door
+        has an ``ending``; False (nothing written) when this node no longer holds it."""
+        ending = None if row.kind == MISSION_KIND else door_ending(self._doors.get(row.kind))
+        rows = None if ending is None else await ending(row, state, result, io)
+        if rows is None:
+            return await self._store.missions.finish(
+                row.id, state, result, self._owner, door_due=door_due
+            )
+        owner = self._owner
+
+        async def end(tx: Transaction) -> bool:
+            if not await tx.finish_mission(row.id, state, result, owner, door_due):
+                return False
+            await rows(tx)
+            return True
+
+        return await self._store.sql.run_in_transaction(end)
 
     async def _door_due(self, row: MissionRow, result: dict[str, Any] | None) -> bool:
         """Whether a front door's mission ending with ``result`` has a callback (its door

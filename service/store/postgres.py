@@ -55,6 +55,21 @@ _NOW = sql.PG_CLOCK
 _INSERT_MISSION = sql.INSERT_MISSION.returning("id")
 _CLAIM = sql.CLAIM.returning("*")
 _RENEW_LEASE = sql.RENEW_LEASE.returning("cancel_requested")
+
+
+async def _end_on(
+    conn: asyncpg.Connection, statement: sql.Statement, *, mission_id: int, **values: Any
+) -> bool:
+    """``PostgresStore._end`` on ``conn``, inside the caller's transaction."""
+    row = await conn.fetchrow(*statement.bind_pg(mission_id=mission_id, now=time.time(), **values))
+    if row is None:
+        return False
+    await conn.execute("SELECT pg_notify($1, $2)", ENDED_CHANNEL, str(mission_id))
+    if row["callback_state"] == "pending":
+        await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
+    return True
+
+
 _FINISH = sql.FINISH.returning("callback_state")
 _CANCEL_QUEUED = sql.CANCEL_QUEUED.returning("callback_state")
 _FAIL_WITH_RESULT = sql.FAIL_WITH_RESULT.returning("callback_state")
@@ -377,15 +392,7 @@ class PgStore(EveryRepository):
         """Run ``statement`` (one ending a mission, returning its callback state) and, when it
         ended one, tell the nodes (and the callback deliverers when its callback is due)."""
         async with self._tx() as conn:
-            row = await conn.fetchrow(
-                *statement.bind_pg(mission_id=mission_id, now=time.time(), **values)
-            )
-            if row is None:
-                return False
-            await conn.execute("SELECT pg_notify($1, $2)", ENDED_CHANNEL, str(mission_id))
-            if row["callback_state"] == "pending":
-                await conn.execute("SELECT pg_notify($1, $2)", CALLBACKS_CHANNEL, str(mission_id))
-            return True
+            return await _end_on(conn, statement, mission_id=mission_id, **values)
 
     async def requeue(self, mission_id: int, owner: str, *, started: bool = True) -> bool:
         """Queued again, and every node told (another one may claim it first)."""
@@ -417,7 +424,7 @@ class PgStore(EveryRepository):
 
     async def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
         async with self._tx() as conn:
-            return await fn(PgTransaction(conn, self._insert_mission))
+            return await fn(PgTransaction(conn, self._insert_mission, _end_on, _FINISH))
 
     async def migrate_door(self, door: str, scripts: list[str]) -> int:
         async with self._pool.acquire() as conn:

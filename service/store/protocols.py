@@ -214,6 +214,18 @@ class Transaction(Protocol):
         missions a door's rows still refer to). Returns how many went."""
         ...
 
+    async def finish_mission(
+        self,
+        mission_id: int,
+        state: str,
+        result: dict[str, Any],
+        owner: str | None = None,
+        door_due: bool = False,
+    ) -> bool:
+        """End a running mission as ``MissionRepo.finish`` does (the nodes hear of it at the
+        commit); False, touching nothing, when ``owner`` no longer holds it."""
+        ...
+
 
 class DoorSqlRepo(Protocol):
     """Front doors' own tables: statements (``service.store.sql.Statement``, one text for both

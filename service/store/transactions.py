@@ -16,6 +16,7 @@ So ``fn`` awaits only ``tx``, and is engine-blind: the same statements
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -57,7 +58,7 @@ def drive(awaitable: Awaitable[T]) -> T:
     coroutine.close()
     raise TransactionSuspended(
         "a transaction's function may await only its transaction (tx.execute, tx.fetch_one,"
-        " tx.fetch_all, tx.insert_mission, tx.delete_ended_missions)"
+        " tx.fetch_all, tx.insert_mission, tx.delete_ended_missions, tx.finish_mission)"
     )
 
 
@@ -89,6 +90,21 @@ class SqliteTransaction:
     async def delete_ended_missions(self, cutoff: float, kept: Statement) -> int:
         return self._db.execute(sql.delete_ended_missions(kept), cutoff=cutoff)
 
+    async def finish_mission(
+        self,
+        mission_id: int,
+        state: str,
+        result: dict[str, Any],
+        owner: str | None = None,
+        door_due: bool = False,
+    ) -> bool:
+        return self._db.finish(mission_id, state, result, owner, door_due)
+
+
+EndMission = Callable[..., Awaitable[bool]]
+"""The PostgreSQL store's end of a mission on a connection in a transaction:
+``(conn, statement, *, mission_id, **values) -> ended``."""
+
 
 class PgTransaction:
     """``protocols.Transaction`` on one PostgreSQL connection inside ``conn.transaction()``."""
@@ -99,9 +115,13 @@ class PgTransaction:
         insert_mission: Callable[
             [asyncpg.Connection, str, dict[str, Any], dict[str, Any], str], Awaitable[int]
         ],
+        end_mission: EndMission,
+        finish_statement: Statement,
     ) -> None:
         self._conn = conn
         self._insert_mission = insert_mission
+        self._end_mission = end_mission
+        self._finish = finish_statement
 
     async def execute(self, statement: Statement, /, **values: Any) -> int:
         return pg_count(await self._conn.execute(*statement.bind_pg(**values)))
@@ -126,3 +146,22 @@ class PgTransaction:
     async def delete_ended_missions(self, cutoff: float, kept: Statement) -> int:
         statement = sql.delete_ended_missions(kept)
         return pg_count(await self._conn.execute(*statement.bind_pg(cutoff=cutoff)))
+
+    async def finish_mission(
+        self,
+        mission_id: int,
+        state: str,
+        result: dict[str, Any],
+        owner: str | None = None,
+        door_due: bool = False,
+    ) -> bool:
+        """The nodes hear of its end when the transaction commits (NOTIFY is transactional)."""
+        return await self._end_mission(
+            self._conn,
+            self._finish,
+            mission_id=mission_id,
+            state=state,
+            result=json.dumps(result),
+            owner=owner,
+            door_due=int(door_due),
+        )

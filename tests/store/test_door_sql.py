@@ -115,6 +115,38 @@ class DoorSqlTests:
         assert await store.missions.queued_count() == before
         assert await store.sql.fetch_all(ALL) == []
 
+    async def test_a_mission_ends_with_its_door_rows_or_not_at_all(self, store: Storage) -> None:
+        await store.sql.migrate_door("things", [V1, V2])
+        ids = [await store.missions.insert_mission("tok", MISSION, {}, "things") for _ in "abc"]
+        for mission_id in ids:
+            assert await store.missions.claim(mission_id, "me", 60.0) is not None
+
+        def ends(mission_id: int, owner: str, fail: bool = False) -> Any:
+            async def end(tx: Transaction) -> bool:
+                if not await tx.finish_mission(mission_id, "done", {"n": 1}, owner, True):
+                    return False
+                await tx.execute(PUT, id=mission_id, name="ended", now=0.0, size=0)
+                if fail:
+                    raise LookupError("the door's write failed")
+                return True
+
+            return end
+
+        assert await store.sql.run_in_transaction(ends(ids[0], "me"))
+        row = await store.missions.get_mission(ids[0])
+        assert row is not None
+        assert (row.state, row.result, row.callback_state) == ("done", {"n": 1}, "pending")
+        # Not this node's mission: nothing is written.
+        assert not await store.sql.run_in_transaction(ends(ids[1], "another node"))
+        # The door's write fails: the mission's end is rolled back with it.
+        with pytest.raises(LookupError):
+            await store.sql.run_in_transaction(ends(ids[2], "me", fail=True))
+        for mission_id in ids[1:]:
+            row = await store.missions.get_mission(mission_id)
+            assert row is not None
+            assert row.state == "running"
+        assert await store.sql.fetch_all(NAMES) == [{"name": "ended"}]
+
     async def test_retention_keeps_the_missions_a_door_refers_to(self, store: Storage) -> None:
         await store.sql.migrate_door("things", [V1, V2])
         ids = [await store.missions.insert_mission("tok", MISSION, {}, "things") for _ in "ab"]

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from service.pipeline.callbacks import url_refusal
 from service.pipeline.compilecache import CompileCache
 from service.pipeline.intake import DoorRows
 from service.store import MissionRow
+from service.store.protocols import Transaction
 from service.store.records import hash_token
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,12 @@ class Judge0Door:
 
     async def started(self, row: MissionRow, given: MissionIO | None) -> MissionIO | None:
         return await self.submissions.started(row, given)
+
+    async def ending(
+        self, row: MissionRow, state: str, result: dict[str, Any], io: MissionIO
+    ) -> Callable[[Transaction], Awaitable[None]] | None:
+        """A submission's outcome is written in the transaction storing its mission's end."""
+        return await self.submissions.ending(row.id, state, result, io)
 
     async def finished(
         self, mission_id: int, state: str, result: dict[str, Any] | None, io: MissionIO

@@ -184,10 +184,17 @@ class Judge0Repo:
         rows = await self._sql.fetch_all(COUNT, token_hash=token_hash)
         return int(rows[0]["n"])
 
-    async def finish(self, token: str, outcome: dict[str, Any], finished_at: float) -> bool:
+    async def finish(
+        self,
+        token: str,
+        outcome: dict[str, Any],
+        finished_at: float,
+        runner: SqlRunner | None = None,
+    ) -> bool:
         """Store how a submission ended (once: a second end of the same submission, e.g. the
-        re-run of a mission another node finished, is ignored). True when stored."""
-        touched = await self._sql.execute(
+        re-run of a mission another node finished, is ignored), on ``runner`` when given (the
+        transaction storing its mission's end). True when stored."""
+        touched = await (runner or self._sql).execute(
             FINISH,
             token=token,
             status_id=outcome["status_id"],

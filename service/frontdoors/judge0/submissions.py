@@ -27,7 +27,7 @@ from orchestrator.run.runner import MissionIO
 from service.frontdoors.archives import ArchiveRefused, read_tar, read_zip
 from service.frontdoors.judge0 import plan, verdict, wire
 from service.frontdoors.judge0.languages import Judge0Language
-from service.frontdoors.judge0.repo import Judge0Repo, SubmissionRow, ended_row
+from service.frontdoors.judge0.repo import Judge0Repo, SqlRunner, SubmissionRow, ended_row
 from service.frontdoors.judge0.request import Judge0Config, SubmissionRequest
 from service.pipeline.compilecache import CompileCache, CompiledBox
 from service.store import MissionRow
@@ -94,6 +94,10 @@ class Judge0IO(MissionIO):
     compile_key: str | None = None
     row: SubmissionRow | None = None
     recorded: dict[str, bytes] | None = None
+    # Set by ``Submissions.ending``: judged, its outcome written with the mission's end (and
+    # the row as it then ended, None when the submission had ended already).
+    judged: bool = False
+    ended: SubmissionRow | None = None
 
     def wants_collect(self, result: dict[str, Any]) -> bool:
         if self.compile_key is not None or self.row is None:
@@ -254,22 +258,68 @@ class Submissions:
                 return Judge0IO(inputs=inputs, collect=[plan.OUT_DIR], row=io.row)
         return io
 
+    async def ending(
+        self, mission_id: int, state: str, result: dict[str, Any], mio: MissionIO
+    ) -> Callable[[SqlRunner], Awaitable[None]] | None:
+        """Judge a mission that ran to its end, before its end is stored: returns what writes
+        the outcome in the transaction storing it (None: no row in hand, ``finished`` judges)."""
+        if not isinstance(mio, Judge0IO) or mio.row is None:
+            return None
+        row = mio.row
+        columns, finished_at = await self._judged(mission_id, row, state, result, mio)
+        mio.judged = True
+
+        async def write(tx: SqlRunner) -> None:
+            if await self.repo.finish(row.token, columns, finished_at, runner=tx):
+                mio.ended = ended_row(row, columns, finished_at)  # as a read would give it
+
+        return write
+
     async def finished(
         self, mission_id: int, state: str, result: dict[str, Any] | None, mio: MissionIO
     ) -> None:
-        """Judge an ended mission and store its outcome (once), then report the end."""
-        compiling = self._compiling.pop(mission_id, None)
+        """Judge an ended mission and store its outcome (once), unless ``ending`` did with the
+        mission's end; then report the end."""
+        if isinstance(mio, Judge0IO) and mio.judged:
+            if mio.ended is not None:
+                await self._report(mio.ended)
+            return
         row = mio.row if isinstance(mio, Judge0IO) and mio.row is not None else None
         if row is None:
             row = await self.repo.by_mission(mission_id)
         if row is None:
+            compiling = self._compiling.pop(mission_id, None)
             if compiling is not None and compiling.cached is None:
                 self.cache.abandon(compiling.key)
             return
+        columns, finished_at = await self._judged(mission_id, row, state, result, mio)
+        if await self.repo.finish(row.token, columns, finished_at):
+            await self._report(ended_row(row, columns, finished_at))  # as a read would give it
+
+    async def _report(self, ended: SubmissionRow) -> None:
+        """A submission ended as ``ended``: to a request waiting for it, and a batch's end."""
+        if ended.token in self._awaited:
+            self._awaited[ended.token] = ended
+        if ended.batch and self._on_end is not None:  # only a batch's end needs telling
+            await self._on_end(ended)
+
+    async def _judged(
+        self,
+        mission_id: int,
+        row: SubmissionRow,
+        state: str,
+        result: dict[str, Any] | None,
+        mio: MissionIO,
+    ) -> tuple[dict[str, Any], float]:
+        """The outcome's columns of an ended mission and when it ended; the compile it made
+        goes to the cache (or its claim is let go)."""
+        compiling = self._compiling.pop(mission_id, None)
         keep: CompiledBox | None = None
-        collected = mio.collected.get(plan.OUT_DIR) or b""
+        size = len(mio.collected.get(plan.OUT_DIR) or b"") + len(row.expected_output or b"")
+        if isinstance(mio, Judge0IO) and mio.recorded is not None:
+            size += sum(len(data) for data in mio.recorded.values())
         try:
-            if len(collected) + len(row.expected_output or b"") <= INLINE_JUDGE_BYTES:
+            if size <= INLINE_JUDGE_BYTES:
                 outcome, keep = self._judge(row, state, result, mio, compiling)
             else:
                 args = (row, state, result, mio, compiling)
@@ -282,14 +332,7 @@ class Submissions:
                 self.cache.put(compiling.key, keep)
             else:
                 self.cache.abandon(compiling.key)
-        columns, finished_at = outcome.columns(), time.time()
-        if not await self.repo.finish(row.token, columns, finished_at):
-            return
-        ended = ended_row(row, columns, finished_at)  # as a read would give it
-        if row.token in self._awaited:
-            self._awaited[row.token] = ended
-        if row.batch and self._on_end is not None:  # only a batch's end needs telling
-            await self._on_end(ended)
+        return outcome.columns(), time.time()
 
     def _judge(
         self,
