@@ -119,12 +119,14 @@ class CallbackDelivery:
             self._spawn(mission_id)
         return len(pending)
 
-    def due(self, mission_id: int) -> None:
-        """A mission this node finished has a callback due (already stored as pending)."""
+    def due(self, mission_id: int, ended: MissionRow | None = None) -> None:
+        """A mission this node finished has a callback due (already stored as pending).
+        ``ended``: its row as that end stored it, when the caller has it (one read of the
+        store fewer before the first attempt)."""
         if self._clustered:
             self._due.set()  # claimed like any other node's callback, by one node only
         else:
-            self._spawn(mission_id)
+            self._spawn(mission_id, ended)
 
     async def stop(self, linger_s: float) -> None:
         """Give deliveries in flight up to ``linger_s`` (most are one quick POST), then cancel
@@ -136,11 +138,11 @@ class CallbackDelivery:
             await asyncio.gather(self._claimer, return_exceptions=True)
             self._claimer = None
 
-    def _spawn(self, mission_id: int) -> None:
+    def _spawn(self, mission_id: int, ended: MissionRow | None = None) -> None:
         if mission_id in self._delivering or self._stopping:
             return
         self._delivering.add(mission_id)
-        task = self._tasks.start(self._deliver(mission_id), f"callback-{mission_id}")
+        task = self._tasks.start(self._deliver(mission_id, ended), f"callback-{mission_id}")
         task.add_done_callback(lambda _: self._delivering.discard(mission_id))
 
     async def _claim_loop(self) -> None:
@@ -169,8 +171,8 @@ class CallbackDelivery:
             except TimeoutError:
                 pass
 
-    async def _deliver(self, mission_id: int) -> None:
-        row = await self._store.missions.get_mission(mission_id)
+    async def _deliver(self, mission_id: int, ended: MissionRow | None = None) -> None:
+        row = ended or await self._store.missions.get_mission(mission_id)
         if row is None or row.callback_state != "pending":
             return
         delivery = await self._delivery_of(row)

@@ -55,7 +55,22 @@ BlobReader = Callable[[str], Awaitable[bytes | None]]
 RunMission = Callable[..., Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
 """``run_mission``'s shape: ``(mission, deps, *, cancel, times, io, on_execute, inline)`` to
 ``(echo, result)``."""
-CallbackDue = Callable[[int], None]
+CallbackDue = Callable[[int, MissionRow | None], None]
+"""A mission's callback is due: its id, and its row as its end stored it (None: read it)."""
+
+
+def _pending_row(
+    row: MissionRow, state: str, result: dict[str, Any] | None, error: str, door_due: bool
+) -> MissionRow | None:
+    """``row`` (as claimed) as its end was just stored, when that left a callback pending and
+    nothing attempted (the delivery then needs no read); None when it did not, or may not."""
+    if result is None or row.callback_attempts or row.callback_state == "none":
+        return None
+    if not (door_due if row.kind != MISSION_KIND else "return" in row.normalised):
+        return None
+    return dataclasses.replace(
+        row, state=state, result=result, error=error, callback_state="pending"
+    )
 
 
 class DoorHooks(Protocol):
@@ -501,11 +516,11 @@ class MissionRunning:
         try:
             door = self._doors.get(row.kind)
             if row.kind == MISSION_KIND:
-                self._callback_due(row.id)
+                self._callback_due(row.id, _pending_row(row, state, result, error, door_due))
             elif door is not None:
                 await door.finished(row.id, state, result, io)
                 if door_due:
-                    self._callback_due(row.id)
+                    self._callback_due(row.id, _pending_row(row, state, result, error, door_due))
         finally:
             self._handoff.files.drop(row.id)
             self._handoff.progress.wake(row.id)

@@ -11,6 +11,7 @@ import pytest
 
 from service.pipeline.callbacks import DELIVERY_HEADER, CallbackPolicy
 from service.pipeline.delivery import CallbackDelivery, DeliveryCounters
+from service.pipeline.running import _pending_row
 from service.store import PgStore, SqliteStore, Storage
 from tests.service.support import Receiver
 
@@ -92,3 +93,41 @@ async def test_two_nodes_deliver_each_callback_once(pg_url: str, receiver: Recei
     finally:
         for s in stores:
             await s.close()
+
+
+@pytest.mark.parametrize("kind", ["mission", "door"])
+@pytest.mark.parametrize("with_return", [True, False])
+@pytest.mark.parametrize("door_due", [True, False])
+@pytest.mark.parametrize("how", ["finish", "fail with a result", "fail without one"])
+async def test_the_ended_row_handed_to_the_delivery_is_what_the_store_holds(
+    tmp_path: Path, kind: str, with_return: bool, door_due: bool, how: str
+) -> None:
+    """Running hands the delivery the row its end stored, instead of a read, only when that
+    end left the callback pending; then it agrees with the store on what the delivery uses."""
+    store = await SqliteStore.open(tmp_path / "db")
+    try:
+        normalised: dict[str, Any] = {"return": {"url": "http://x/"}} if with_return else {}
+        mission_id = await store.missions.insert_mission("t", {}, normalised, kind)
+        claimed = await store.missions.claim(mission_id, "node", 60)
+        assert claimed is not None
+        result = None if how == "fail without one" else RESULT
+        if how == "finish":
+            assert await store.missions.finish(mission_id, "done", RESULT, "node", door_due)
+            state, error = "done", ""
+        else:
+            assert await store.missions.fail(mission_id, "why", result, "node", door_due)
+            state, error = "failed", "why"
+        stored = await store.missions.get_mission(mission_id)
+        assert stored is not None
+        ended = _pending_row(claimed, state, result, error, door_due)
+        if stored.callback_state != "pending":
+            assert ended is None
+        elif result is None:
+            assert ended is None  # not worth mirroring: the delivery reads it
+        else:
+            assert ended is not None
+            fields = ("id", "state", "result", "normalised", "kind", "delivery_id")
+            fields += ("callback_state", "callback_attempts", "created_at")
+            assert {f: getattr(ended, f) for f in fields} == {f: getattr(stored, f) for f in fields}
+    finally:
+        await store.close()
