@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from aiohttp import web
 from pydantic_settings import BaseSettings
 
-from service import logs
 from service.app import create_app, doors_settings
 from service.http.accesslog import RedactingAccessLogger
 from service.settings import Settings, SettingsError
@@ -68,26 +67,27 @@ async def serve(
     log.info("stopped")
 
 
-async def serve_logging(
-    settings: Settings, door_settings: Mapping[str, BaseSettings], logs_to: logging.Handler
-) -> None:
-    """``serve``, with ``logs_to`` flushed every ``logs.FLUSH_S`` meanwhile."""
-    flusher = asyncio.create_task(logs.flush_every(logs_to), name="log-flush")
-    try:
-        await serve(settings, door_settings)
-    finally:
-        flusher.cancel()
-        await asyncio.gather(flusher, return_exceptions=True)
+def quieter_logging() -> None:
+    """Log records without what our format never shows: the calling frame (a stack walk per
+    record), thread and process names, as the logging HOWTO advises for speed. Every request
+    writes an access-log line: this takes 1-3 us off each (of 10-20 us here)."""
+    logging._srcfile = None  # the HOWTO names this private attribute for this purpose
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def main() -> None:
-    handler = logs.configure()
+    quieter_logging()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = Settings.from_env()
         door_settings = doors_settings()  # a door's variable out of range: told the same way
     except SettingsError as e:
         sys.exit(f"judge: {e}")
-    asyncio.run(serve_logging(settings, door_settings, handler))
+    asyncio.run(serve(settings, door_settings))
 
 
 if __name__ == "__main__":
