@@ -196,7 +196,7 @@ async def test_nodes_sharing_a_port_each_serve_and_see_every_mission(
                 assert status == 200
         for server in nodes:
             assert await server.terminate() == 0
-        # Counted once they stopped: a server writes its access log in batches.
+        # Counted once they stopped: every line a node logged is read by then.
         served = [sum("POST /api/missions/" in line for line in n.lines) for n in nodes]
         assert sum(served) == 24
         assert all(served), served  # both answered (all 24 on one: 1 in 2**23)
