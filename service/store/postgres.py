@@ -70,6 +70,26 @@ async def _end_on(
     return True
 
 
+async def _finish_on(
+    conn: asyncpg.Connection,
+    mission_id: int,
+    state: str,
+    result: dict[str, Any],
+    owner: str | None,
+    door_due: bool,
+) -> bool:
+    """``MissionRepo.finish`` on ``conn``, inside the caller's transaction."""
+    return await _end_on(
+        conn,
+        _FINISH,
+        mission_id=mission_id,
+        state=state,
+        result=json.dumps(result),
+        owner=owner,
+        door_due=int(door_due),
+    )
+
+
 _FINISH = sql.FINISH.returning("callback_state")
 _CANCEL_QUEUED = sql.CANCEL_QUEUED.returning("callback_state")
 _FAIL_WITH_RESULT = sql.FAIL_WITH_RESULT.returning("callback_state")
@@ -352,14 +372,8 @@ class PgStore(EveryRepository):
         owner: str | None = None,
         door_due: bool = False,
     ) -> bool:
-        return await self._end(
-            _FINISH,
-            mission_id=mission_id,
-            state=state,
-            result=json.dumps(result),
-            owner=owner,
-            door_due=int(door_due),
-        )
+        async with self._tx() as conn:
+            return await _finish_on(conn, mission_id, state, result, owner, door_due)
 
     async def cancel_queued(
         self, mission_id: int, result: dict[str, Any], door_due: bool = False
@@ -424,7 +438,7 @@ class PgStore(EveryRepository):
 
     async def run_in_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
         async with self._tx() as conn:
-            return await fn(PgTransaction(conn, self._insert_mission, _end_on, _FINISH))
+            return await fn(PgTransaction(conn, self._insert_mission, _finish_on))
 
     async def migrate_door(self, door: str, scripts: list[str]) -> int:
         async with self._pool.acquire() as conn:

@@ -16,7 +16,6 @@ So ``fn`` awaits only ``tx``, and is engine-blind: the same statements
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -101,9 +100,11 @@ class SqliteTransaction:
         return self._db.finish(mission_id, state, result, owner, door_due)
 
 
-EndMission = Callable[..., Awaitable[bool]]
-"""The PostgreSQL store's end of a mission on a connection in a transaction:
-``(conn, statement, *, mission_id, **values) -> ended``."""
+FinishMission = Callable[
+    [asyncpg.Connection, int, str, dict[str, Any], str | None, bool], Awaitable[bool]
+]
+"""The PostgreSQL store's ``finish`` on a connection in a transaction:
+``(conn, mission_id, state, result, owner, door_due) -> ended``."""
 
 
 class PgTransaction:
@@ -115,13 +116,11 @@ class PgTransaction:
         insert_mission: Callable[
             [asyncpg.Connection, str, dict[str, Any], dict[str, Any], str], Awaitable[int]
         ],
-        end_mission: EndMission,
-        finish_statement: Statement,
+        finish_mission: FinishMission,
     ) -> None:
         self._conn = conn
         self._insert_mission = insert_mission
-        self._end_mission = end_mission
-        self._finish = finish_statement
+        self._finish_mission = finish_mission
 
     async def execute(self, statement: Statement, /, **values: Any) -> int:
         return pg_count(await self._conn.execute(*statement.bind_pg(**values)))
@@ -156,12 +155,4 @@ class PgTransaction:
         door_due: bool = False,
     ) -> bool:
         """The nodes hear of its end when the transaction commits (NOTIFY is transactional)."""
-        return await self._end_mission(
-            self._conn,
-            self._finish,
-            mission_id=mission_id,
-            state=state,
-            result=json.dumps(result),
-            owner=owner,
-            door_due=int(door_due),
-        )
+        return await self._finish_mission(self._conn, mission_id, state, result, owner, door_due)
