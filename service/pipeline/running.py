@@ -515,12 +515,13 @@ class MissionRunning:
         self._handoff.progress.emit(row.id, "end", end)
         try:
             door = self._doors.get(row.kind)
+            pending = _pending_row(row, state, result, error, door_due)
             if row.kind == MISSION_KIND:
-                self._callback_due(row.id, _pending_row(row, state, result, error, door_due))
+                self._callback_due(row.id, pending)
             elif door is not None:
                 await door.finished(row.id, state, result, io)
                 if door_due:
-                    self._callback_due(row.id, _pending_row(row, state, result, error, door_due))
+                    self._callback_due(row.id, pending)
         finally:
             self._handoff.files.drop(row.id)
             self._handoff.progress.wake(row.id)

@@ -55,12 +55,16 @@ _NOW = sql.PG_CLOCK
 _INSERT_MISSION = sql.INSERT_MISSION.returning("id")
 _CLAIM = sql.CLAIM.returning("*")
 _RENEW_LEASE = sql.RENEW_LEASE.returning("cancel_requested")
+_FINISH = sql.FINISH.returning("callback_state")
+_CANCEL_QUEUED = sql.CANCEL_QUEUED.returning("callback_state")
+_FAIL_WITH_RESULT = sql.FAIL_WITH_RESULT.returning("callback_state")
+_FAIL_UNDELIVERABLE = sql.FAIL_UNDELIVERABLE.returning("callback_state")
 
 
 async def _end_on(
     conn: asyncpg.Connection, statement: sql.Statement, *, mission_id: int, **values: Any
 ) -> bool:
-    """``PostgresStore._end`` on ``conn``, inside the caller's transaction."""
+    """``PgStore._end`` on ``conn``, inside the caller's transaction."""
     row = await conn.fetchrow(*statement.bind_pg(mission_id=mission_id, now=time.time(), **values))
     if row is None:
         return False
@@ -89,11 +93,6 @@ async def _finish_on(
         door_due=int(door_due),
     )
 
-
-_FINISH = sql.FINISH.returning("callback_state")
-_CANCEL_QUEUED = sql.CANCEL_QUEUED.returning("callback_state")
-_FAIL_WITH_RESULT = sql.FAIL_WITH_RESULT.returning("callback_state")
-_FAIL_UNDELIVERABLE = sql.FAIL_UNDELIVERABLE.returning("callback_state")
 
 # Group commit: a group's ids are drawn first, in submission order, then its rows are inserted
 # in one pipelined batch naming them (the shared statement plus the id).

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ from service.frontdoors.judge0.submissions import BATCH_CALLBACK, KIND, Submissi
 from service.pipeline.callbacks import url_refusal
 from service.pipeline.compilecache import CompileCache
 from service.pipeline.intake import DoorRows
+from service.pipeline.running import EndRows
 from service.store import MissionRow
-from service.store.protocols import Transaction
 from service.store.records import hash_token
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class Judge0Door:
 
     async def ending(
         self, row: MissionRow, state: str, result: dict[str, Any], io: MissionIO
-    ) -> Callable[[Transaction], Awaitable[None]] | None:
+    ) -> EndRows | None:
         """A submission's outcome is written in the transaction storing its mission's end."""
         return await self.submissions.ending(row.id, state, result, io)
 
