@@ -47,6 +47,17 @@ ANSWERED_RECENTLY_S = 1.0
 """A statement that succeeded this recently answers ``ping`` (``/healthz``) without asking again."""
 
 
+INSERT_ROWS_MAX = 200
+"""The most missions one ``INSERT`` stores (9 parameters a row; SQLite takes 32,766 a statement)."""
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_rows_text(rows: int) -> str:
+    """``sql.INSERT_MISSION`` for SQLite with ``rows`` rows of values."""
+    head, values = sql.INSERT_MISSION.sqlite_text.split(" VALUES ")
+    return f"{head} VALUES {', '.join([values] * rows)}"
+
+
 class Database:
     """Synchronous access to the judge database; one connection, one thread at a time.
 
@@ -177,12 +188,37 @@ class Database:
         self, batch: list[tuple[str, dict[str, Any], dict[str, Any], str]]
     ) -> list[int]:
         """Store queued missions ``(token_hash, mission, normalised, kind)`` in one transaction
-        (one commit, one fsync) and return their ids in order; all or none are stored."""
-        ids = []
+        (one commit, one fsync) and return their ids in order; all or none are stored.
+
+        A group of up to ``INSERT_ROWS_MAX`` missions is one ``INSERT`` of that many rows, a
+        transaction by itself: ``sqlite3`` lets go of the GIL around every statement it steps
+        and must take it back after, and on a busy server each taking back waits for the event
+        loop's thread to hand it over (about three context switches). One statement per group
+        instead of one per mission plus ``BEGIN`` and ``COMMIT`` took the server's CPU per
+        submission down by about a tenth under ``bench.intake_bench``.
+        """
+        now = time.time()
+        rows = [sql.new_mission(*item, now) for item in batch]
+        if not rows:
+            return []
+        if len(rows) <= INSERT_ROWS_MAX:
+            return self._insert_rows(rows)
+        ids: list[int] = []
         with self._transaction():
-            for token_hash, mission, normalised, kind in batch:
-                ids.append(self.insert_mission(token_hash, mission, normalised, kind))
+            for start in range(0, len(rows), INSERT_ROWS_MAX):
+                ids += self._insert_rows(rows[start : start + INSERT_ROWS_MAX])
         return ids
+
+    def _insert_rows(self, rows: list[dict[str, Any]]) -> list[int]:
+        """One ``INSERT`` of ``rows`` (``sql.new_mission`` values); their ids in order."""
+        args: list[Any] = []
+        for values in rows:
+            args += sql.INSERT_MISSION.sqlite_args(values)
+        last = self._conn.execute(_insert_rows_text(len(rows)), args).lastrowid
+        assert last is not None
+        # One statement's rows take consecutive ids (AUTOINCREMENT: one more than the largest
+        # ever used, row after row), so the last one's id gives every id.
+        return list(range(last - len(rows) + 1, last + 1))
 
     def get_mission(self, mission_id: int) -> MissionRow | None:
         row = self._run(sql.GET_MISSION, mission_id=mission_id).fetchone()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from service.store import Database, SqliteStore
+from service.store.sqlite import INSERT_ROWS_MAX
 
 
 def mission(i: int) -> dict[str, Any]:
@@ -75,6 +76,41 @@ def test_a_group_is_all_or_nothing(tmp_path: Path) -> None:
     try:
         with pytest.raises(TypeError):
             db.insert_missions([("t", mission(0), mission(0), "mission"), ("t", {1, 2}, {}, "x")])  # type: ignore[list-item]
+        assert db.counts() == {}
+    finally:
+        db.close()
+
+
+def test_a_group_larger_than_one_insert_keeps_ids_in_order(tmp_path: Path) -> None:
+    """A group is stored as few multi-row INSERTs; every id handed back is its own row's,
+    across statements, and after ids that were used and deleted."""
+    db = Database(tmp_path / "db.sqlite3")
+    try:
+        first = db.insert_missions([("t", mission(-1), mission(-1), "mission")])
+        db._conn.execute("DELETE FROM missions")  # AUTOINCREMENT never hands out id 1 again
+        n = 2 * INSERT_ROWS_MAX + 7
+        ids = db.insert_missions([("t", mission(i), mission(i), "mission") for i in range(n)])
+        assert ids == list(range(first[0] + 1, first[0] + 1 + n))
+        for i in (0, INSERT_ROWS_MAX - 1, INSERT_ROWS_MAX, n - 1):
+            row = db.get_mission(ids[i])
+            assert row is not None
+            assert row.mission == mission(i)
+    finally:
+        db.close()
+
+
+def test_a_group_of_several_inserts_is_all_or_nothing(tmp_path: Path) -> None:
+    """A refusal in the last INSERT of a group takes back the ones before it."""
+    db = Database(tmp_path / "db.sqlite3")
+    try:
+        db._conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON missions WHEN NEW.token_hash = 'bad'"
+            " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        batch = [("t", mission(i), mission(i), "mission") for i in range(2 * INSERT_ROWS_MAX)]
+        batch.append(("bad", mission(0), mission(0), "mission"))
+        with pytest.raises(sqlite3.IntegrityError, match="refused"):
+            db.insert_missions(batch)
         assert db.counts() == {}
     finally:
         db.close()
