@@ -9,6 +9,7 @@ hands them) and hands it to the work queue. Running missions is ``service.pipeli
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterator
@@ -125,8 +126,23 @@ class Intake:
         self.admission.check_open()
         depth = await self._handoff.queue.refresh_depth()
         with self.admission.admit(depth):
+            if rows is None and (io is None or not self._handoff.clustered):
+                # The store's group commit writes it and queues it (``then``) even if this
+                # caller is cancelled meanwhile: no task of its own (a task and a shield were
+                # a twentieth of a submission's CPU).
+                return await self._handoff.store.missions.insert_mission(
+                    token_hash, mission, normalised, kind, then=functools.partial(self._queued, io)
+                )
             store = self._store_and_queue(token_hash, mission, normalised, kind, io, rows)
             return await asyncio.shield(self._storing.start(store, "store"))
+
+    def _queued(self, io: MissionIO | None, mission_id: int) -> None:
+        """A stored mission is handed to running: its files kept, its id queued, and its
+        ``queued`` state told to listeners."""
+        if io is not None:
+            self._handoff.files.put(mission_id, io)
+        self._handoff.queue.push(mission_id)
+        self._handoff.progress.emit(mission_id, "state", {"state": MissionState.QUEUED})
 
     async def _store_and_queue(
         self,
@@ -137,7 +153,10 @@ class Intake:
         io: MissionIO | None,
         rows: DoorRows | None,
     ) -> int:
-        if rows is None and io is not None and self._handoff.clustered:
+        """A mission ``submit`` does not hand to the group commit: with a door's ``rows`` (one
+        transaction of its own), or with files on a clustered store (pinned to this node)."""
+        if rows is None:
+            assert io is not None
             # Its files are in this process's memory: no other node can run it, and a worker
             # here that claims it first waits for ``storing`` to end to take them.
             async with self._handoff.files.storing():
@@ -150,26 +169,19 @@ class Intake:
                     self._handoff.lease_s,
                 )
                 self._handoff.files.put(mission_id, io)
+            io = None
         else:
-            if rows is None:
-                # Concurrent submissions share one commit (group commit, both engines).
-                mission_id = await self._handoff.store.missions.insert_mission(
-                    token_hash, mission, normalised, kind
-                )
-            else:
-                mission_id = await self._handoff.store.sql.run_in_transaction(
-                    _with_rows(rows, token_hash, mission, normalised, kind)
-                )
-            if io is not None:
-                self._handoff.files.put(mission_id, io)
-        self._handoff.queue.push(mission_id)
-        self._handoff.progress.emit(mission_id, "state", {"state": MissionState.QUEUED})
+            mission_id = await self._handoff.store.sql.run_in_transaction(
+                _with_rows(rows, token_hash, mission, normalised, kind)
+            )
+        self._queued(io, mission_id)
         return mission_id
 
     async def drain(self, timeout_s: float) -> None:
-        """Let submissions being stored finish within ``timeout_s``; cancel the rest (a
-        mission cancelled mid-store was either committed, and is queued at the next start, or
-        was never acknowledged)."""
+        """Let submissions being stored in a transaction of their own finish within
+        ``timeout_s``; cancel the rest (a mission cancelled mid-store was either committed, and
+        is queued at the next start, or was never acknowledged). Those in the store's group
+        commit need nothing here: the store's ``close`` waits for the group being written."""
         await self._storing.drain(timeout_s)
 
 

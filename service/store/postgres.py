@@ -249,6 +249,7 @@ class PgStore(EveryRepository):
         mission: dict[str, Any],
         normalised: dict[str, Any],
         kind: str = MISSION_KIND,
+        then: Callable[[int], None] | None = None,
     ) -> int:
         """Store a queued mission (committed when this returns), tell the nodes, return its id.
 
@@ -256,7 +257,7 @@ class PgStore(EveryRepository):
         the next gathers. A submission whose caller is cancelled is still stored. Raises what
         the database raised for the whole group (nothing of it is stored then).
         """
-        return await self._intake.submit((token_hash, mission, normalised, kind))
+        return await self._intake.submit((token_hash, mission, normalised, kind), then)
 
     async def _insert_missions(
         self, batch: list[tuple[str, dict[str, Any], dict[str, Any], str]]

@@ -26,8 +26,12 @@ class MissionRepo(Protocol):
         mission: dict[str, Any],
         normalised: dict[str, Any],
         kind: str = MISSION_KIND,
+        then: Callable[[int], None] | None = None,
     ) -> int:
-        """Store a queued mission (committed when this returns) and return its id."""
+        """Store a queued mission (committed when this returns) and return its id.
+
+        ``then(id)`` is called on the loop once it is committed, before this returns, even when
+        the caller was cancelled meanwhile (it must not block)."""
         ...
 
     async def insert_pinned_mission(

@@ -504,6 +504,7 @@ class SqliteStore(EveryRepository):
         mission: dict[str, Any],
         normalised: dict[str, Any],
         kind: str = MISSION_KIND,
+        then: Callable[[int], None] | None = None,
     ) -> int:
         """Store a queued mission and return its id once it is committed.
 
@@ -512,7 +513,7 @@ class SqliteStore(EveryRepository):
         at once and a busy one commits many per fsync. A submission whose caller is cancelled
         is still stored. Raises what the database raised for the whole group.
         """
-        return await self._intake.submit((token_hash, mission, normalised, kind))
+        return await self._intake.submit((token_hash, mission, normalised, kind), then)
 
     async def _insert_missions(
         self, batch: list[tuple[str, dict[str, Any], dict[str, Any], str]]

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from service.pipeline.handoff import Handoff
+from service.pipeline.intake import Intake
+from service.pipeline.progress import MissionProgress
+from service.pipeline.workqueue import LocalQueue
 from service.store import Database, SqliteStore
 from service.store.sqlite import INSERT_ROWS_MAX
 
@@ -112,5 +117,49 @@ def test_a_group_of_several_inserts_is_all_or_nothing(tmp_path: Path) -> None:
         with pytest.raises(sqlite3.IntegrityError, match="refused"):
             db.insert_missions(batch)
         assert db.counts() == {}
+    finally:
+        db.close()
+
+
+async def test_a_submission_whose_caller_is_cancelled_is_stored_and_queued(
+    tmp_path: Path,
+) -> None:
+    """Intake hands a plain submission to the group commit without a task of its own: the
+    mission is still stored, queued and told as queued when its caller goes away mid-commit."""
+    store = await SqliteStore.open(tmp_path / "db.sqlite3")
+    queue = LocalQueue(store, owner="judge", lease_s=20.0)
+    progress = MissionProgress(store)
+    heard: list[tuple[int, str, dict[str, Any]]] = []
+    progress.add_listener(lambda *told: heard.append(told))
+    intake = Intake(Handoff(store, queue, progress), max_queued=10, max_running=1)
+    intake.open()
+    entered, leave = threading.Event(), threading.Event()
+    real = store._db.insert_missions
+
+    def held(batch: list[Any]) -> list[int]:
+        entered.set()
+        leave.wait(10)
+        return real(batch)
+
+    store._db.insert_missions = held  # type: ignore[method-assign]
+    try:
+        caller = asyncio.ensure_future(intake.submit("t", mission(1), mission(1)))
+        await asyncio.to_thread(entered.wait, 10)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        assert queue.depth == 0  # not queued before it is committed
+        leave.set()
+    finally:
+        leave.set()
+        await store.close()  # waits for the group being written
+    assert queue.depth == 1
+    assert await queue.take() == 1
+    assert heard == [(1, "state", {"state": "queued"})]
+    db = Database(tmp_path / "db.sqlite3")
+    try:
+        row = db.get_mission(1)
+        assert row is not None
+        assert row.mission == mission(1)
     finally:
         db.close()

@@ -67,3 +67,51 @@ async def test_a_failure_reaches_the_whole_group_only() -> None:
     )
     assert all(isinstance(g, ValueError) for g in got)
     assert await commit.submit(3) == 30
+
+
+async def test_then_is_called_once_committed_even_for_a_cancelled_caller() -> None:
+    writer = Writer()
+    writer.release.clear()
+    commit = GroupCommit(writer.write, "test")
+    told: list[int] = []
+    caller = asyncio.ensure_future(commit.submit(7, told.append))
+    while not writer.groups:
+        await asyncio.sleep(0)
+    caller.cancel()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert told == []  # not before the write returned
+    writer.release.set()
+    await commit.close()
+    assert told == [70]
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+
+
+async def test_then_comes_before_the_answer() -> None:
+    commit = GroupCommit(Writer().write, "test")
+    told: list[int] = []
+    assert await commit.submit(2, told.append) == 20
+    assert told == [20]
+
+
+async def test_then_is_not_called_for_a_failed_group_and_a_failing_then_spares_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    commit = GroupCommit(Writer().write, "test")
+    told: list[int] = []
+
+    def broken(result: int) -> None:
+        raise RuntimeError("listener broke")
+
+    got = await asyncio.gather(
+        commit.submit(1, told.append), commit.submit(-1, told.append), return_exceptions=True
+    )
+    assert all(isinstance(g, ValueError) for g in got)
+    assert told == []
+    assert await asyncio.gather(commit.submit(3, broken), commit.submit(4, told.append)) == [
+        30,
+        40,
+    ]
+    assert told == [40]
+    assert "follow-up failed" in caplog.text
