@@ -18,6 +18,7 @@ from orchestrator.mission import MissionCaps
 from orchestrator.netpolicy import AddressPolicy
 from orchestrator.sandbox.pool import parse_pool_sizes
 from service.pipeline.callbacks import signing_key
+from service.store.records import hash_token
 
 ENV_PREFIX = "JUDGE_"
 
@@ -209,9 +210,10 @@ class Settings(BaseSettings):
         except ValueError:
             return True  # a host name: assume it resolves to a reachable address
 
-    @property
+    @functools.cached_property
     def mission_caps(self) -> MissionCaps:
-        """The caps every submitted mission is checked against."""
+        """The caps every submitted mission is checked against (made once: every submission
+        asks)."""
         return MissionCaps(
             max_executes=self.max_executes,
             max_expanded_bytes=self.max_expanded_bytes,
@@ -221,6 +223,12 @@ class Settings(BaseSettings):
             max_macro_key_bytes=self.max_macro_key_bytes,
             max_files=self.max_files,
         )
+
+    @functools.cached_property
+    def token_hashes(self) -> tuple[str, ...]:
+        """The hashes of ``tokens`` (``service.store.records.hash_token``), hashed once rather
+        than at every request."""
+        return tuple(hash_token(token) for token in self.tokens)
 
     @property
     def db_path(self) -> Path:

@@ -19,8 +19,8 @@ async def token_hash_of(settings: Settings, store: Store, token: str) -> str | N
     None otherwise."""
     digest = hash_token(token)
     allowed = False
-    for configured in settings.tokens:
-        allowed |= hmac.compare_digest(hash_token(configured), digest)
+    for configured in settings.token_hashes:
+        allowed |= hmac.compare_digest(configured, digest)
     if allowed or await store.tokens.token_active(digest):
         return digest
     return None
