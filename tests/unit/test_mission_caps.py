@@ -24,6 +24,7 @@ from orchestrator.mission import (
     normalise,
     parse_mission,
 )
+from orchestrator.mission.caps import _check_depth
 from orchestrator.mission.caps import _expanded_bytes as expanded_bytes
 
 URL = "http://example.com/cb"
@@ -331,3 +332,17 @@ def test_files_at_the_cap_are_accepted() -> None:
     with pytest.raises(MissionTooLarge) as got:
         parse_mission(doc, MissionCaps(max_files=4))
     assert got.value.path == "mission.prepare.file"
+
+
+def test_nesting_up_to_the_limit_is_accepted_and_one_more_refused() -> None:
+    def nested(depth: int) -> dict[str, Any]:
+        """The mission object at level 0, then lists down to level ``depth``."""
+        node: list[Any] = []
+        for _ in range(depth - 1):
+            node = [node]
+        return {"a": node}
+
+    _check_depth(nested(4), 5)
+    with pytest.raises(MissionInvalid, match="nested more than 5 levels") as got:
+        _check_depth(nested(5), 5)
+    assert got.value.path == "mission.a[0][0][0][0]"
