@@ -149,6 +149,7 @@ async def test_a_submission_whose_caller_is_cancelled_is_stored_and_queued(
         with pytest.raises(asyncio.CancelledError):
             await caller
         assert queue.depth == 0  # not queued before it is committed
+        assert intake.admission.reserved == 0  # its place is given back with the caller
         leave.set()
     finally:
         leave.set()
