@@ -13,7 +13,10 @@ Ids are ``<epoch>-<n>``: ``epoch`` names one log, ``n`` counts from 1. A reconne
 ``Last-Event-ID`` of the same log resumes after that event. A finished mission without a log in
 memory (finished long ago, or before a restart) gets one built from the database, the same at
 every read: its final ``state``, one ``execute`` per entry of its result, ``done``. A queued or
-running mission without one (resumed after a restart) starts a live log at its current state.
+running mission without one starts a live log at its current state: a queued mission has none
+until a stream asks for it or it starts running (nobody can follow it before its id is
+answered, and a full queue would hold a log per mission), and one resumed after a restart has
+none either.
 A ``Last-Event-ID`` of another log (another process, say) replays the current log from its
 start, so a client never misses the final result; live logs are per process: a restart re-runs
 unfinished missions from the start, and their events start again too.
@@ -120,7 +123,9 @@ class EventHub:
 
     def publish(self, mission_id: int, kind: str, data: dict[str, Any]) -> None:
         """A workers' listener (``service.pipeline.progress.Listener``); never blocks."""
-        if kind == "state":
+        if kind == "state" and data["state"] == MissionState.QUEUED:
+            self._queued(mission_id, data)
+        elif kind == "state":
             log = self._log(mission_id)
             if data["state"] == MissionState.RUNNING:
                 log.executes = int(data.get("executes", 0))
@@ -138,6 +143,21 @@ class EventHub:
             log.append("done", _done_data(mission_id, data["state"], None, data["error"]))
             self._finished[mission_id] = None
             self._forget_old()
+
+    def _queued(self, mission_id: int, data: dict[str, Any]) -> None:
+        """A mission was stored as queued. Nobody follows it yet (its id is answered only now),
+        so no log is started: a stream that asks while it waits starts one at this same
+        ``queued`` state (``log_for``), and its first run starts one otherwise. A log per queued
+        mission cost 1.5 KB each (a full queue of a million: 1.5 GB) and 1-2 % of a
+        submission's CPU. A finished log of the mission (it is run again) goes."""
+        log = self._logs.get(mission_id)
+        if log is None:
+            return
+        if log.finished:
+            del self._logs[mission_id]
+            self._finished.pop(mission_id, None)
+            return
+        log.append("state", {"id": mission_id, **data})
 
     def _forget_old(self) -> None:
         while len(self._finished) > self._keep:

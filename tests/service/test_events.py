@@ -187,7 +187,9 @@ def test_a_finished_mission_run_again_is_live_and_not_forgotten() -> None:
     hub = EventHub(keep_finished=1)
     hub.publish(1, "state", {"state": "queued"})
     hub.publish(1, "end", {"state": "done", "result": {}, "error": ""})
-    hub.publish(1, "state", {"state": "queued"})  # run again (after a restart): a fresh log
+    hub.publish(1, "state", {"state": "queued"})  # run again (after a restart): the old log goes
+    assert hub.current(1) is None
+    hub.publish(1, "state", {"state": "running", "executes": 1})  # and its run starts a fresh one
     for mission_id in (2, 3):
         hub.publish(mission_id, "state", {"state": "queued"})
         hub.publish(mission_id, "end", {"state": "done", "result": {}, "error": ""})
@@ -196,3 +198,20 @@ def test_a_finished_mission_run_again_is_live_and_not_forgotten() -> None:
     assert not live.finished
     assert hub.current(2) is None
     assert hub.current(3) is not None
+
+
+def test_a_queued_mission_has_no_log_until_a_stream_asks_and_then_the_same_events() -> None:
+    hub = EventHub()
+    for mission_id in range(1, 1001):
+        hub.publish(mission_id, "state", {"state": "queued"})
+    assert all(hub.current(m) is None for m in range(1, 1001))  # a queue holds no logs
+    log = hub.log_for(row(7, "queued", None, {}))  # a stream asks while it waits
+    hub.publish(7, "state", {"state": "running", "executes": 2})
+    assert [(e.id.rsplit("-", 1)[1], e.type, e.data) for e in log.events] == [
+        ("1", "state", {"id": 7, "state": "queued"}),
+        ("2", "state", {"id": 7, "state": "running", "executes": 2}),
+    ]
+    hub.publish(8, "state", {"state": "running", "executes": 1})  # nobody asked: starts running
+    started = hub.current(8)
+    assert started is not None
+    assert [e.data["state"] for e in started.events] == ["running"]
