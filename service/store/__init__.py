@@ -19,7 +19,8 @@ from service.store.records import (
     StoreFull,
     hash_token,
 )
-from service.store.sqlite import Database, SqliteStore
+from service.store.sqlite import SqliteStore
+from service.store.sqlitedb import Database
 
 __all__ = [
     "CALLBACKS_CHANNEL",

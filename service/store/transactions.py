@@ -26,7 +26,7 @@ from service.store.records import MISSION_KIND
 from service.store.sql import Statement
 
 if TYPE_CHECKING:
-    from service.store.sqlite import Database
+    from service.store.sqlitedb import Database
 
 T = TypeVar("T")
 

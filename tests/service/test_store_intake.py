@@ -16,7 +16,7 @@ from service.pipeline.intake import Intake
 from service.pipeline.progress import MissionProgress
 from service.pipeline.workqueue import LocalQueue
 from service.store import Database, SqliteStore
-from service.store.sqlite import INSERT_ROWS_MAX
+from service.store.sqlitedb import INSERT_ROWS_MAX
 
 
 def mission(i: int) -> dict[str, Any]:
