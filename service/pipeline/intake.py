@@ -167,26 +167,21 @@ class Intake:
     ) -> int:
         """A mission ``submit`` does not hand to the group commit: with a door's ``rows`` (one
         transaction of its own), or with files on a clustered store (pinned to this node)."""
-        if rows is None:
-            assert io is not None
-            # Its files are in this process's memory: no other node can run it, and a worker
-            # here that claims it first waits for ``storing`` to end to take them.
-            async with self._handoff.files.storing():
-                mission_id = await self._handoff.store.missions.insert_pinned_mission(
-                    token_hash,
-                    mission,
-                    normalised,
-                    kind,
-                    self._handoff.owner,
-                    self._handoff.lease_s,
-                )
-                self._handoff.files.put(mission_id, io)
-            io = None
-        else:
+        if rows is not None:
             mission_id = await self._handoff.store.sql.run_in_transaction(
                 _with_rows(rows, token_hash, mission, normalised, kind)
             )
-        self._queued(io, mission_id)
+            self._queued(io, mission_id)
+            return mission_id
+        assert io is not None
+        # Its files are in this process's memory: no other node can run it, and a worker here
+        # that claims it first waits for ``storing`` to end to take them.
+        async with self._handoff.files.storing():
+            mission_id = await self._handoff.store.missions.insert_pinned_mission(
+                token_hash, mission, normalised, kind, self._handoff.owner, self._handoff.lease_s
+            )
+            self._handoff.files.put(mission_id, io)
+        self._queued(None, mission_id)  # its files are already kept
         return mission_id
 
     async def drain(self, timeout_s: float) -> None:

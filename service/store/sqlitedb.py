@@ -153,9 +153,7 @@ class Database:
         kind: str = MISSION_KIND,
     ) -> int:
         values = sql.new_mission(token_hash, mission, normalised, kind, time.time())
-        cur = self._run(sql.INSERT_MISSION, **values)
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        return self._insert_rows([values])[0]
 
     def insert_pinned_mission(
         self,
